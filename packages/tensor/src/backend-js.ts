@@ -1,0 +1,231 @@
+import { roundHalfEven } from "./dtype.js";
+import type { Kernels, Side, Uplo } from "./kernels.js";
+
+// The reference backend: plain loops written for clarity and exactness, portable to browsers. It is the spec the
+// native kernels are tested against, and the fallback when the addon is unavailable.
+
+type F = Float32Array | Float64Array;
+
+const gemm = <A extends F>(
+  m: number,
+  n: number,
+  k: number,
+  a: A,
+  transA: boolean,
+  b: A,
+  transB: boolean,
+  c: A,
+  alpha: number,
+  beta: number,
+): void => {
+  const isF32 = a instanceof Float32Array;
+  // Accumulate a whole output row in a buffer of the operand precision (f32 accumulation for f32).
+  const acc = isF32 ? new Float32Array(n) : new Float64Array(n);
+  // B rows as contiguous k-vectors: when transB, B is n×k and row j of Bᵀ is strided; pack Bᵀ once.
+  let bk: F = b;
+  if (transB) {
+    bk = isF32 ? new Float32Array(k * n) : new Float64Array(k * n);
+    for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) bk[p * n + j] = b[j * k + p]!;
+  }
+  for (let i = 0; i < m; i++) {
+    acc.fill(0);
+    for (let p = 0; p < k; p++) {
+      const aip = transA ? a[p * m + i]! : a[i * k + p]!;
+      if (aip === 0) continue;
+      const off = p * n;
+      for (let j = 0; j < n; j++) acc[j]! += aip * bk[off + j]!;
+    }
+    const row = i * n;
+    if (beta === 0) for (let j = 0; j < n; j++) c[row + j] = alpha * acc[j]!;
+    else for (let j = 0; j < n; j++) c[row + j] = alpha * acc[j]! + beta * c[row + j]!;
+  }
+};
+
+const syrk = <A extends F>(m: number, n: number, x: A, h: A, alpha: number): void => {
+  const isF32 = x instanceof Float32Array;
+  const acc = isF32 ? new Float32Array(n) : new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    acc.fill(0);
+    for (let r = 0; r < m; r++) {
+      const xi = x[r * n + i]!;
+      if (xi === 0) continue;
+      const off = r * n;
+      for (let j = 0; j <= i; j++) acc[j]! += xi * x[off + j]!;
+    }
+    for (let j = 0; j <= i; j++) {
+      const v = h[i * n + j]! + alpha * acc[j]!;
+      h[i * n + j] = v;
+      if (j !== i) h[j * n + i] = v;
+    }
+  }
+};
+
+const potrf = <A extends F>(a: A, n: number): number => {
+  for (let j = 0; j < n; j++) {
+    let d = a[j * n + j]!;
+    for (let p = 0; p < j; p++) d -= a[j * n + p]! * a[j * n + p]!;
+    if (!(d > 0)) return j;
+    const ljj = Math.sqrt(d);
+    a[j * n + j] = ljj;
+    for (let i = j + 1; i < n; i++) {
+      let s = a[i * n + j]!;
+      for (let p = 0; p < j; p++) s -= a[i * n + p]! * a[j * n + p]!;
+      a[i * n + j] = s / ljj;
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[i * n + j] = 0;
+  return -1;
+};
+
+const potri = <A extends F>(l: A, n: number): void => {
+  // inv(A) = inv(L)ᵀ inv(L). First invert L in place (lower triangular), then form the product.
+  const isF32 = l instanceof Float32Array;
+  const inv = isF32 ? new Float64Array(n * n) : new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    inv[j * n + j] = 1 / l[j * n + j]!;
+    for (let i = j + 1; i < n; i++) {
+      let s = 0;
+      for (let p = j; p < i; p++) s -= l[i * n + p]! * inv[p * n + j]!;
+      inv[i * n + j] = s / l[i * n + i]!;
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let p = i; p < n; p++) s += inv[p * n + i]! * inv[p * n + j]!;
+      l[i * n + j] = s;
+      l[j * n + i] = s;
+    }
+  }
+};
+
+const trsm = <A extends F>(side: Side, uplo: Uplo, transT: boolean, unitDiag: boolean, m: number, n: number, t: A, b: A): void => {
+  const dim = side === "left" ? m : n;
+  // Effective lower/upper after transposition.
+  const lowerEff = (uplo === "lower") !== transT;
+  const T = (i: number, j: number): number => (transT ? t[j * dim + i]! : t[i * dim + j]!);
+  if (side === "left") {
+    // op(T) X = B, column by column of B (all columns at once, row-wise updates).
+    const order = lowerEff ? range(0, m) : range(m - 1, -1);
+    for (const i of order) {
+      const rowI = i * n;
+      const others = lowerEff ? range(0, i) : range(m - 1, i);
+      for (const p of others) {
+        const tip = T(i, p);
+        if (tip === 0) continue;
+        const rowP = p * n;
+        for (let j = 0; j < n; j++) b[rowI + j]! -= tip * b[rowP + j]!;
+      }
+      if (!unitDiag) {
+        const d = T(i, i);
+        for (let j = 0; j < n; j++) b[rowI + j]! /= d;
+      }
+    }
+  } else {
+    // X op(T) = B ⇔ op(T)ᵀ Xᵀ = Bᵀ: row r of X solves x op(T) = b_r.
+    const upperEff = !lowerEff; // x T with T upper: forward over columns
+    for (let r = 0; r < m; r++) {
+      const row = r * n;
+      const order = upperEff ? range(0, n) : range(n - 1, -1);
+      for (const j of order) {
+        let s = b[row + j]!;
+        const others = upperEff ? range(0, j) : range(n - 1, j);
+        for (const p of others) s -= b[row + p]! * T(p, j);
+        b[row + j] = unitDiag ? s : s / T(j, j);
+      }
+    }
+  }
+};
+
+/** Integers from `from` toward `to` (exclusive), stepping by ±1. */
+const range = (from: number, to: number): number[] => {
+  const out: number[] = [];
+  if (from <= to) for (let i = from; i < to; i++) out.push(i);
+  else for (let i = from; i > to; i--) out.push(i);
+  return out;
+};
+
+const fwht = (x: Float32Array, rows: number, n: number): void => {
+  for (let r = 0; r < rows; r++) {
+    const o = r * n;
+    for (let h = 1; h < n; h *= 2) {
+      for (let i = 0; i < n; i += 2 * h) {
+        for (let j = i; j < i + h; j++) {
+          const u = x[o + j]!;
+          const v = x[o + j + h]!;
+          x[o + j] = u + v;
+          x[o + j + h] = u - v;
+        }
+      }
+    }
+  }
+};
+
+const groupMinMax = (x: Float32Array, rows: number, cols: number, groupSize: number, outMin: Float32Array, outMax: Float32Array): void => {
+  const g = cols / groupSize;
+  for (let r = 0; r < rows; r++) {
+    for (let q = 0; q < g; q++) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      let nan = false;
+      const base = r * cols + q * groupSize;
+      for (let j = 0; j < groupSize; j++) {
+        const v = x[base + j]!;
+        if (v !== v) nan = true;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      outMin[r * g + q] = nan ? Number.NaN : lo;
+      outMax[r * g + q] = nan ? Number.NaN : hi;
+    }
+  }
+};
+
+const fr = Math.fround;
+
+const quantizeGroups = (
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  groupSize: number,
+  scale: Float32Array,
+  zp: Float32Array | null,
+  qmin: number,
+  qmax: number,
+  fake: boolean,
+  out: Float32Array,
+): void => {
+  const g = cols / groupSize;
+  for (let r = 0; r < rows; r++) {
+    for (let q = 0; q < g; q++) {
+      const s = scale[r * g + q]!;
+      const z = zp ? zp[r * g + q]! : 0;
+      const base = r * cols + q * groupSize;
+      for (let j = 0; j < groupSize; j++) {
+        let y = fr(x[base + j]! / s);
+        if (zp) y = fr(y + z);
+        // torch.clamp propagates NaN; Math.min/max do too.
+        y = Math.min(Math.max(y, qmin), qmax);
+        y = roundHalfEven(y);
+        out[base + j] = fake ? (zp ? fr(fr(y - z) * s) : fr(y * s)) : y;
+      }
+    }
+  }
+};
+
+/** The reference kernel table. */
+export const jsKernels: Kernels = {
+  sgemm: gemm,
+  dgemm: gemm,
+  ssyrk: syrk,
+  dsyrk: syrk,
+  spotrf: potrf,
+  dpotrf: potrf,
+  spotri: potri,
+  dpotri: potri,
+  strsm: trsm,
+  dtrsm: trsm,
+  fwht,
+  groupMinMax,
+  quantizeGroups,
+};

@@ -1,0 +1,87 @@
+// ----- model -----
+
+/**
+ * The hot kernels, on raw row-major typed arrays. Every backend implements this table; the `js` one is the
+ * executable spec, `native` must agree with it within the tolerance the conformance suite states per kernel.
+ * Kernels trust their arguments (sizes are checked by the Tensor-level ops and, for `native`, again at the N-API
+ * boundary); they never allocate their outputs.
+ */
+export interface KernelSignatures {
+  /**
+   * C[m×n] = alpha · op(A) · op(B) + beta · C. A is m×k (k×m when transA), B is k×n (n×k when transB).
+   * beta = 0 overwrites C (NaN in C does not leak).
+   */
+  readonly sgemm: (
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    transA: boolean,
+    b: Float32Array,
+    transB: boolean,
+    c: Float32Array,
+    alpha: number,
+    beta: number,
+  ) => void;
+  readonly dgemm: (
+    m: number,
+    n: number,
+    k: number,
+    a: Float64Array,
+    transA: boolean,
+    b: Float64Array,
+    transB: boolean,
+    c: Float64Array,
+    alpha: number,
+    beta: number,
+  ) => void;
+  /** H[n×n] += alpha · Xᵀ X for X of m×n, without forming Xᵀ; the full symmetric H is updated. */
+  readonly ssyrk: (m: number, n: number, x: Float32Array, h: Float32Array, alpha: number) => void;
+  readonly dsyrk: (m: number, n: number, x: Float64Array, h: Float64Array, alpha: number) => void;
+  /**
+   * In-place lower Cholesky A = L Lᵀ of an n×n SPD matrix: the lower triangle becomes L, the strict upper triangle
+   * is zeroed. Returns -1 on success or the index of the first pivot that is not > 0 (A is then partly overwritten).
+   */
+  readonly spotrf: (a: Float32Array, n: number) => number;
+  readonly dpotrf: (a: Float64Array, n: number) => number;
+  /** Given the lower Cholesky factor L of A (in place), writes the full symmetric A⁻¹ over it. */
+  readonly spotri: (l: Float32Array, n: number) => void;
+  readonly dpotri: (l: Float64Array, n: number) => void;
+  /**
+   * Triangular solve, B (m×n) overwritten in place: side "left" solves op(T) X = B (T is m×m),
+   * side "right" solves X op(T) = B (T is n×n). T's other triangle is ignored.
+   */
+  readonly strsm: (side: Side, uplo: Uplo, transT: boolean, unitDiag: boolean, m: number, n: number, t: Float32Array, b: Float32Array) => void;
+  readonly dtrsm: (side: Side, uplo: Uplo, transT: boolean, unitDiag: boolean, m: number, n: number, t: Float64Array, b: Float64Array) => void;
+  /** In-place unnormalised fast Walsh–Hadamard transform (Sylvester order) of each of `rows` rows of length n = 2^p. */
+  readonly fwht: (x: Float32Array, rows: number, n: number) => void;
+  /**
+   * Per-group min and max along the last axis: x is rows×cols, groups of `groupSize` consecutive columns
+   * (groupSize = cols for per-row). Outputs are rows×(cols/groupSize). NaN propagates like torch.amin/amax.
+   */
+  readonly groupMinMax: (x: Float32Array, rows: number, cols: number, groupSize: number, outMin: Float32Array, outMax: Float32Array) => void;
+  /**
+   * Integer (or integer-grid) quantization in f32 arithmetic exactly as compressed-tensors orders it:
+   * q = round_half_even(clamp(x / s + zp, qmin, qmax)); `fake` writes (q − zp) · s, otherwise q.
+   * x is rows×cols; scale and zp are rows×(cols/groupSize); zp may be null (symmetric).
+   * Every intermediate is rounded to f32, so the result is bit-identical to torch on f32 tensors.
+   */
+  readonly quantizeGroups: (
+    x: Float32Array,
+    rows: number,
+    cols: number,
+    groupSize: number,
+    scale: Float32Array,
+    zp: Float32Array | null,
+    qmin: number,
+    qmax: number,
+    fake: boolean,
+    out: Float32Array,
+  ) => void;
+}
+
+export type Side = "left" | "right";
+export type Uplo = "lower" | "upper";
+export type KernelName = keyof KernelSignatures;
+export type BackendName = "js" | "native";
+export type Kernels = KernelSignatures;
