@@ -1,0 +1,363 @@
+import * as E from "fp-ts/lib/Either.js";
+import { type DType, Tensor, castFromNumbers, kernels, roundHalfEven, roundToDType, toFloat64 } from "@llmq/tensor";
+import {
+  type GptqError,
+  groupSizeMismatch,
+  invalidOption,
+  nonFiniteHessian,
+  nonFiniteWeight,
+  qparamsFailed,
+  shapeMismatch,
+  unsupportedArgs,
+} from "./errors.js";
+import { factorizeHessianInPlace } from "./factorize-hessian.js";
+
+// The GPTQ math of llm-compressor 0.14 (`modifiers/gptq/gptq_quantize.py quantize_weight` + `helpers.py`), for one
+// module on the CPU. Every elementwise step is an f32 operation in the same order as LC's eager torch path, so the
+// only differences from torch come from the summation order inside the BLAS/LAPACK-shaped kernels (Cholesky,
+// inverse, the trailing block GEMM); the fixtures measure how often that flips a code.
+
+// ----- model -----
+
+/** The compressed-tensors `QuantizationArgs` fields GPTQ reads (wire names; the schemes type is assignable). */
+export interface GptqArgs {
+  readonly num_bits: number;
+  readonly type: "int" | "float";
+  readonly symmetric: boolean;
+  readonly group_size: number | null;
+  readonly strategy: string;
+  readonly block_structure: readonly [number, number] | null;
+  readonly actorder: string | null;
+}
+
+/** Float dtypes a weight scale may have (LC keeps scales in the model dtype). */
+export type ScaleDType = "f32" | "bf16" | "f16";
+
+/**
+ * Weight qparams as the observer produced them (LC: `weight_observer.get_qparams()` on the ORIGINAL weight, before
+ * any GPTQ update). Shapes: tensor [1]; channel [rows, 1]; group / tensor_group [rows, cols / group_size];
+ * block [⌈rows / bh⌉, ⌈cols / bw⌉]. `zeroPoint` is ignored for symmetric args.
+ */
+export interface WeightQParams {
+  readonly scale: Tensor<ScaleDType>;
+  readonly zeroPoint: Tensor | null;
+  /** tensor_group (NVFP4) only: the f32 global scale [1]; the effective scale is scale / globalScale. */
+  readonly globalScale?: Tensor<"f32"> | null;
+}
+
+/** Computes qparams for a weight (an observer). Returns a message on failure. */
+export type ObserveWeight = (weight: Tensor<"f32">, args: GptqArgs) => E.Either<string, WeightQParams>;
+
+/** "weight" ≡ "static"; "group" ≡ "dynamic" (removed in compressed-tensors 0.20; kept here as an extension). */
+export type ResolvedActorder = "weight" | "group" | null;
+
+export interface QuantizeWeightOptions {
+  /** Columns per lazy-update block (LC `block_size`, default 128). */
+  readonly blockSize?: number;
+  /** Damping as a fraction of the mean Hessian diagonal (LC `dampening_frac`, default 0.01). */
+  readonly dampeningFrac?: number;
+  /** Overrides `args.actorder` when present (the modifier-level value, already resolved by the caller). */
+  readonly actorder?: string | null;
+  /** Precomputed qparams of the original weight. Required unless `observe` is given. */
+  readonly qparams?: WeightQParams;
+  /** Observer used when `qparams` is absent, and for actorder "group" (which observes the permuted weight). */
+  readonly observe?: ObserveWeight;
+  /** Module name for errors and warnings. */
+  readonly module?: string;
+}
+
+export type CodeDType = "i8" | "i16" | "i32" | "f8_e4m3fn" | "f4_e2m1";
+
+export interface GptqResult {
+  /** The integer (or fp8/fp4) codes, [rows, cols] in original column order; CT `quantize(fakeQuantized, scale, zp)`. */
+  readonly quantized: Tensor<CodeDType>;
+  readonly scale: Tensor<ScaleDType>;
+  readonly zeroPoint: Tensor | null;
+  readonly globalScale: Tensor<"f32"> | null;
+  /** Column → group index, only for actorder "group" (`weight_g_idx`, int32 [cols]). */
+  readonly gIdx: Tensor<"i32"> | null;
+  /** LC's reported loss: Σ over all weights of ((w − q) / Hinv[i,i])² / 2. */
+  readonly loss: number;
+  /** The GPTQ-updated, fake-quantized weight (what LC writes back into the module), f32 [rows, cols]. */
+  readonly fakeQuantized: Tensor<"f32">;
+  readonly actorder: ResolvedActorder;
+  readonly usedRtnFallback: boolean;
+  readonly deadColumns: number;
+  readonly warnings: ReadonlyArray<string>;
+}
+
+// ----- validation -----
+
+const STRATEGIES = ["tensor", "channel", "group", "tensor_group", "block"] as const;
+type WeightStrategy = (typeof STRATEGIES)[number];
+
+interface Layout {
+  readonly strategy: WeightStrategy;
+  /** Expected scale shape. */
+  readonly scaleShape: readonly [number] | readonly [number, number];
+  /** Divisor mapping a column to its scale column (group size / block cols), 0 for tensor/channel. */
+  readonly colDiv: number;
+  /** Rows per scale row: 0 → one scale row (tensor), 1 → per row, bh → per block row. */
+  readonly rowDiv: number;
+}
+
+const resolveActorder = (module: string, a: string | null | undefined, strategy: WeightStrategy): E.Either<GptqError, ResolvedActorder> => {
+  if (a == null) return E.right(null);
+  switch (a.toLowerCase()) {
+    case "weight":
+    case "static":
+      return E.right("weight");
+    case "group":
+    case "dynamic":
+      return strategy === "group" || strategy === "tensor_group"
+        ? E.right("group")
+        : E.left(unsupportedArgs(module, "actorder (with strategy " + strategy + ")", a, ["weight", "static", "null"]));
+    default:
+      return E.left(unsupportedArgs(module, "actorder", a, ["weight", "static", "group", "dynamic", "null"]));
+  }
+};
+
+const layoutOf = (module: string, args: GptqArgs, rows: number, cols: number): E.Either<GptqError, Layout> => {
+  const strategy = args.strategy as WeightStrategy;
+  if (!STRATEGIES.includes(strategy)) return E.left(unsupportedArgs(module, "weights.strategy", String(args.strategy), STRATEGIES));
+  switch (strategy) {
+    case "tensor":
+      return E.right({ strategy, scaleShape: [1], colDiv: 0, rowDiv: 0 });
+    case "channel":
+      return E.right({ strategy, scaleShape: [rows, 1], colDiv: 0, rowDiv: 1 });
+    case "group":
+    case "tensor_group": {
+      const gs = args.group_size ?? 0;
+      if (!(gs > 0) || cols % gs !== 0) return E.left(groupSizeMismatch(module, "weights.group_size", cols, gs));
+      return E.right({ strategy, scaleShape: [rows, cols / gs], colDiv: gs, rowDiv: 1 });
+    }
+    case "block": {
+      const bs = args.block_structure;
+      if (!bs || !(bs[0] > 0) || !(bs[1] > 0)) return E.left(invalidOption(module, "weights.block_structure", "block strategy needs [rows, cols] of positive ints"));
+      return E.right({ strategy, scaleShape: [Math.ceil(rows / bs[0]), Math.ceil(cols / bs[1])], colDiv: bs[1], rowDiv: bs[0] });
+    }
+  }
+};
+
+interface Grid {
+  readonly qmin: number;
+  readonly qmax: number;
+  readonly round: (y: number) => number;
+  readonly codeDType: CodeDType;
+}
+
+const gridOf = (module: string, args: GptqArgs): E.Either<GptqError, Grid> => {
+  const b = args.num_bits;
+  if (args.type === "int") {
+    if (!Number.isInteger(b) || b < 2 || b > 32) return E.left(unsupportedArgs(module, "weights.num_bits", String(b), ["2..32 for int"]));
+    return E.right({ qmin: -(2 ** (b - 1)), qmax: 2 ** (b - 1) - 1, round: roundHalfEven, codeDType: b <= 8 ? "i8" : b <= 16 ? "i16" : "i32" });
+  }
+  if (args.type === "float" && b === 8) return E.right({ qmin: -448, qmax: 448, round: (y) => roundToDType("f8_e4m3fn", y), codeDType: "f8_e4m3fn" });
+  if (args.type === "float" && b === 4) return E.right({ qmin: -6, qmax: 6, round: (y) => roundToDType("f4_e2m1", y), codeDType: "f4_e2m1" });
+  return E.left(unsupportedArgs(module, "weights (type, num_bits)", `(${args.type}, ${b})`, ["(int, 2..32)", "(float, 8)", "(float, 4)"]));
+};
+
+const sameShape = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+
+const roundScaleDType = (d: DType): ((x: number) => number) =>
+  d === "bf16" ? (x) => roundToDType("bf16", x) : d === "f16" ? (x) => roundToDType("f16", x) : Math.fround;
+
+const firstNonFinite = (a: Float32Array): number => {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return i;
+  return -1;
+};
+
+// ----- the algorithm -----
+
+const fr = Math.fround;
+
+/**
+ * GPTQ-quantizes one weight W [rows, cols] against its normalised Hessian H [cols, cols] (LC 0.14 `quantize_weight`
+ * for a batch of one). Neither input is modified. Errors are values: shapes, group size, NaN/Inf, unsupported args.
+ * A Cholesky failure is not an error: like LC the module falls back to round-to-nearest (`usedRtnFallback`, with
+ * a warning naming the module).
+ */
+export const quantizeWeight = (
+  W: Tensor<"f32">,
+  H: Tensor<"f32">,
+  args: GptqArgs,
+  opts: QuantizeWeightOptions = {},
+): E.Either<GptqError, GptqResult> => {
+  const module = opts.module ?? "<module>";
+  if (W.shape.length !== 2) return E.left(shapeMismatch(module, "weight", [-1, -1], W.shape));
+  const rows = W.shape[0]!;
+  const cols = W.shape[1]!;
+  if (!sameShape(H.shape, [cols, cols])) return E.left(shapeMismatch(module, "hessian", [cols, cols], H.shape));
+  const blockSize = opts.blockSize ?? 128;
+  if (!Number.isInteger(blockSize) || blockSize < 1) return E.left(invalidOption(module, "block_size", `must be a positive integer, got ${blockSize}`));
+  const dampeningFrac = opts.dampeningFrac ?? 0.01;
+  if (!Number.isFinite(dampeningFrac) || dampeningFrac < 0) return E.left(invalidOption(module, "dampening_frac", `must be finite and ≥ 0, got ${dampeningFrac}`));
+  const badH = firstNonFinite(H.data);
+  if (badH >= 0) return E.left(nonFiniteHessian(module, Math.floor(badH / cols), badH % cols, H.data[badH]!));
+  const badW = firstNonFinite(W.data);
+  if (badW >= 0) return E.left(nonFiniteWeight(module, Math.floor(badW / cols), badW % cols, W.data[badW]!));
+
+  const layoutE = layoutOf(module, args, rows, cols);
+  if (E.isLeft(layoutE)) return layoutE;
+  const layout = layoutE.right;
+  const gridE = gridOf(module, args);
+  if (E.isLeft(gridE)) return gridE;
+  const grid = gridE.right;
+  const actE = resolveActorder(module, opts.actorder === undefined ? args.actorder : opts.actorder, layout.strategy);
+  if (E.isLeft(actE)) return actE;
+  const actorder = actE.right;
+
+  // Working copies: LC casts to f32 (a copy) and permutes in place.
+  const w = Float32Array.from(W.data);
+  const h = Float32Array.from(H.data);
+
+  // perm[k] = original column at permuted position k (argsort of diag(H), descending). torch's argsort is not
+  // stable; ties (e.g. dead columns) keep index order here.
+  let perm: Int32Array | null = null;
+  if (actorder !== null) {
+    const idx = Array.from({ length: cols }, (_, i) => i);
+    idx.sort((a, b) => h[b * cols + b]! - h[a * cols + a]! || a - b);
+    perm = Int32Array.from(idx);
+    const hp = new Float32Array(cols * cols);
+    for (let i = 0; i < cols; i++) {
+      const src = perm[i]! * cols;
+      for (let j = 0; j < cols; j++) hp[i * cols + j] = h[src + perm[j]!]!;
+    }
+    h.set(hp);
+    const wp = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) wp[r * cols + j] = w[r * cols + perm[j]!]!;
+    w.set(wp);
+  }
+
+  // Qparams: of the original weight (LC observes before GPTQ), or of the permuted weight for actorder "group".
+  let qp: WeightQParams;
+  if (actorder === "group") {
+    if (!opts.observe) return E.left(invalidOption(module, "observe", 'actorder "group" observes the permuted weight; pass an observer'));
+    const r = opts.observe(new Tensor("f32", [rows, cols], Float32Array.from(w)), args);
+    if (E.isLeft(r)) return E.left(qparamsFailed(module, r.left));
+    qp = r.right;
+  } else if (opts.qparams) {
+    qp = opts.qparams;
+  } else if (opts.observe) {
+    const r = opts.observe(W, args);
+    if (E.isLeft(r)) return E.left(qparamsFailed(module, r.left));
+    qp = r.right;
+  } else {
+    return E.left(invalidOption(module, "qparams", "pass the weight qparams or an observer"));
+  }
+  if (!sameShape(qp.scale.shape, layout.scaleShape)) return E.left(shapeMismatch(module, "weight_scale", layout.scaleShape, qp.scale.shape));
+  const useZp = !args.symmetric;
+  if (useZp && (!qp.zeroPoint || !sameShape(qp.zeroPoint.shape, layout.scaleShape)))
+    return E.left(shapeMismatch(module, "weight_zero_point", layout.scaleShape, qp.zeroPoint?.shape ?? []));
+  const globalScale = layout.strategy === "tensor_group" ? (qp.globalScale ?? null) : null;
+  if (layout.strategy === "tensor_group" && globalScale === null) return E.left(invalidOption(module, "weight_global_scale", "tensor_group needs a global scale"));
+
+  // Effective scales (÷ global scale in f32 when present) and the dtype the dequantization rounds to.
+  const sRaw = toFloat64(qp.scale).data;
+  const gs = globalScale ? globalScale.data[0]! : 1;
+  const scales = new Float64Array(sRaw.length);
+  for (let i = 0; i < sRaw.length; i++) scales[i] = globalScale ? fr(sRaw[i]! / gs) : sRaw[i]!;
+  const rs = globalScale ? Math.fround : roundScaleDType(qp.scale.dtype);
+  // column_scale_window casts zero points to f32.
+  const zps = useZp && qp.zeroPoint ? Float64Array.from(toFloat64(qp.zeroPoint).data, fr) : null;
+  const zpsDq = zps ? Float64Array.from(zps, rs) : null;
+
+  // Column → scale column, in permuted order. weight actorder keeps original-order groups (g_idx[perm]); group
+  // actorder uses the identity grouping of the permuted, re-observed weight.
+  const sCols = layout.scaleShape.length === 2 ? layout.scaleShape[1] : 1;
+  const colSel = new Int32Array(cols);
+  if (layout.colDiv > 0) for (let k = 0; k < cols; k++) colSel[k] = Math.floor((actorder === "weight" && perm ? perm[k]! : k) / layout.colDiv);
+  const rowSel = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) rowSel[r] = layout.rowDiv === 0 ? 0 : Math.floor(r / layout.rowDiv);
+
+  const factor = factorizeHessianInPlace(h, w, rows, cols, dampeningFrac);
+  const hinv = factor.hinv;
+  const warnings: string[] = [];
+  if (factor.usedRtnFallback)
+    warnings.push(
+      `gptq ${module}: Hessian ${factor.failedStep} failed (not positive definite after damping ${factor.damp}); ` +
+        "quantized with round-to-nearest instead. Consider a larger dampening_frac or more calibration samples.",
+    );
+
+  const { qmin, qmax, round } = grid;
+  const codes = new Float32Array(rows * cols);
+  let loss = 0;
+  const k = kernels();
+  for (let i1 = 0; i1 < cols; i1 += blockSize) {
+    const i2 = Math.min(i1 + blockSize, cols);
+    const bw = i2 - i1;
+    const w1 = new Float32Array(rows * bw);
+    const err1 = new Float32Array(rows * bw);
+    for (let r = 0; r < rows; r++) w1.set(w.subarray(r * cols + i1, r * cols + i2), r * bw);
+    for (let r = 0; r < rows; r++) {
+      // Rows are independent inside a block, so row-major traversal performs exactly torch's per-element ops.
+      const o = r * bw;
+      const sBase = rowSel[r]! * sCols;
+      let rowLoss = 0;
+      for (let i = 0; i < bw; i++) {
+        const c = i1 + i;
+        const si = sBase + colSel[c]!;
+        const s = scales[si]!;
+        const x = w1[o + i]!;
+        let y = fr(x / s);
+        if (zps) y = fr(y + zps[si]!);
+        y = round(Math.min(Math.max(y, qmin), qmax));
+        const q = zpsDq ? rs(rs(rs(y) - zpsDq[si]!) * s) : rs(rs(y) * s);
+        codes[r * cols + c] = y;
+        const e = fr(fr(x - q) / hinv[c * cols + c]!);
+        err1[o + i] = e;
+        rowLoss += fr(e * e);
+        const hrow = c * cols + i1;
+        for (let j = i; j < bw; j++) w1[o + j] = w1[o + j]! - fr(e * hinv[hrow + j]!);
+        w1[o + i] = q;
+      }
+      loss += rowLoss / 2;
+      w.set(w1.subarray(o, o + bw), r * cols + i1);
+    }
+    const rest = cols - i2;
+    if (rest > 0) {
+      const hsub = new Float32Array(bw * rest);
+      for (let i = 0; i < bw; i++) hsub.set(hinv.subarray((i1 + i) * cols + i2, (i1 + i + 1) * cols), i * rest);
+      const upd = new Float32Array(rows * rest);
+      k.sgemm(rows, rest, bw, err1, false, hsub, false, upd, 1, 0);
+      for (let r = 0; r < rows; r++) {
+        const wo = r * cols + i2;
+        const uo = r * rest;
+        for (let j = 0; j < rest; j++) w[wo + j] = w[wo + j]! - upd[uo + j]!;
+      }
+    }
+  }
+
+  // Undo the permutation.
+  let outW = w;
+  let outCodes = codes;
+  if (perm) {
+    outW = new Float32Array(rows * cols);
+    outCodes = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < cols; j++) {
+        outW[r * cols + perm[j]!] = w[r * cols + j]!;
+        outCodes[r * cols + perm[j]!] = codes[r * cols + j]!;
+      }
+    }
+  }
+  let gIdx: Tensor<"i32"> | null = null;
+  if (actorder === "group" && perm) {
+    const g = new Int32Array(cols);
+    for (let j = 0; j < cols; j++) g[perm[j]!] = Math.floor(j / layout.colDiv);
+    gIdx = new Tensor("i32", [cols], g);
+  }
+  return E.right({
+    quantized: castFromNumbers(grid.codeDType, outCodes, [rows, cols]),
+    scale: qp.scale,
+    zeroPoint: useZp ? qp.zeroPoint : null,
+    globalScale,
+    gIdx,
+    loss,
+    fakeQuantized: new Tensor("f32", [rows, cols], outW),
+    actorder,
+    usedRtnFallback: factor.usedRtnFallback,
+    deadColumns: factor.deadColumns,
+    warnings,
+  });
+};
