@@ -1,0 +1,9 @@
+export * from "./errors.js";
+export * from "./llama-config.js";
+export { ropeInvFreq, ropeCosSin, applyRopeInPlace } from "./rope.js";
+export { type LayerWeights, type HeadWeights, type LayerHooks, layerLinears, linear, rmsNorm, decoderLayerForward, embed, headForward } from "./llama-forward.js";
+export { type WeightSource, memoryWeightSource } from "./weight-source.js";
+export { type LinearModule, type ModelHandle, modelFromSource, forwardLogits } from "./model-handle.js";
+export { type Llama2cHeader, type ConvertedModel, parseLlama2cHeader, interleavedToRotateHalf, llama2cConfigJson, llama2cTensors, convertLlama2c } from "./llama2c.js";
+export { type Llama2cVocab, parseLlama2cTokenizer, llama2cEncode, llama2cMerges, llama2cTokenizerFiles } from "./llama2c-tokenizer.js";
+export { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
