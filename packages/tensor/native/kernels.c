@@ -1,0 +1,258 @@
+/* Native kernels: ISA dispatch, threaded BLAS-3 drivers and blocked LAPACK-style routines.
+ * The translation unit is compiled for baseline x86-64; each SIMD level's kernels are compiled inside a
+ * `#pragma GCC target` region (isa.inc), and one of them is picked at run time from CPUID (or LLMQ_ISA). */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+typedef struct {
+  long m, n, k;
+  float alpha;
+  const float* a;
+  long rsa, csa;
+  const float* b;
+  long rsb, csb;
+  float* c;
+  long ldc;
+  int c_lower, a_tri;
+} sgemm_args;
+
+typedef struct {
+  long m, n, k;
+  double alpha;
+  const double* a;
+  long rsa, csa;
+  const double* b;
+  long rsb, csb;
+  double* c;
+  long ldc;
+  int c_lower, a_tri;
+} dgemm_args;
+
+typedef struct {
+  void (*sgemm_part)(const sgemm_args*, long, long, long, long, float*, float*);
+  void (*dgemm_part)(const dgemm_args*, long, long, long, long, double*, double*);
+  void (*fwht_rows)(float*, long, long, long);
+  void (*minmax_groups)(const float*, long, long, long, float*, float*);
+  void (*quant_groups)(const float*, long, long, long, const float*, const float*, float, float, int, float*);
+  long (*potf2_d)(double*, long, double*);
+  void (*trtri_d)(const double*, double*, long, int);
+} isa_ops;
+
+/* Pack-buffer capacity covers every level: MC ≤ 240, KC = 256, NC·KC ≤ 4096·256 (f32) / 2048·256 (f64). */
+#define PACK_A_ELEMS (240 * 256)
+#define PACK_B_BYTES (4096 * 256 * 4)
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
+#define ISA_LEVEL 2
+#define SFX avx512
+#include "isa.inc"
+#undef ISA_LEVEL
+#undef SFX
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define ISA_LEVEL 1
+#define SFX avx2
+#include "isa.inc"
+#undef ISA_LEVEL
+#undef SFX
+#pragma GCC pop_options
+
+#define ISA_LEVEL 0
+#define SFX base
+#include "isa.inc"
+#undef ISA_LEVEL
+#undef SFX
+
+/* ---- dispatch ---- */
+
+static int supported_level = -1;
+static int active_level = -1;
+static const isa_ops* ops;
+
+static int detect_level(void) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))
+    return 2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+  return 0;
+}
+
+static void apply_level(int level) {
+  active_level = level;
+  ops = level == 2 ? &ops_avx512 : level == 1 ? &ops_avx2 : &ops_base;
+}
+
+static void ensure_init(void) {
+  if (ops) return;
+  supported_level = detect_level();
+  int level = supported_level;
+  const char* env = getenv("LLMQ_ISA");
+  if (env) {
+    int want = strcmp(env, "avx512") == 0 ? 2 : strcmp(env, "avx2") == 0 ? 1 : strcmp(env, "scalar") == 0 ? 0 : 3;
+    if (want < level) level = want;
+  }
+  apply_level(level);
+}
+
+int llmq_isa_supported(void) {
+  ensure_init();
+  return supported_level;
+}
+
+int llmq_isa(void) {
+  ensure_init();
+  return active_level;
+}
+
+int llmq_set_isa(int level) {
+  ensure_init();
+  if (level > supported_level) level = supported_level;
+  if (level < 0) level = 0;
+  apply_level(level);
+  return active_level;
+}
+
+int llmq_threads(void) { return llmq_pool_size(); }
+void llmq_set_threads(int n) { llmq_pool_resize(n); }
+
+/* Per-thread pack buffers, allocated once per OS thread (pool threads live as long as the process). */
+static __thread void* tl_pack_a;
+static __thread void* tl_pack_b;
+
+static int pack_buffers(void** pa, void** pb) {
+  if (!tl_pack_a) {
+    if (posix_memalign(&tl_pack_a, 64, PACK_A_ELEMS * sizeof(double)) != 0) tl_pack_a = NULL;
+    if (posix_memalign(&tl_pack_b, 64, PACK_B_BYTES) != 0) tl_pack_b = NULL;
+  }
+  *pa = tl_pack_a;
+  *pb = tl_pack_b;
+  return tl_pack_a && tl_pack_b;
+}
+
+static void* xmalloc(size_t bytes) {
+  void* p = NULL;
+  if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) abort();
+  return p;
+}
+
+#define GEMM_PAR_FLOPS 4.0e6 /* below this a GEMM runs on the calling thread */
+
+/* ---- per-type BLAS-3 drivers and LAPACK-style routines ---- */
+#define T float
+#define P(x) s##x
+#define ARGS sgemm_args
+#define PART sgemm_part
+#include "level3.inc"
+#undef T
+#undef P
+#undef ARGS
+#undef PART
+
+#define T double
+#define P(x) d##x
+#define ARGS dgemm_args
+#define PART dgemm_part
+#include "level3.inc"
+#undef T
+#undef P
+#undef ARGS
+#undef PART
+
+/* ---- memory-bound kernels, threaded over rows / groups ---- */
+
+#define PAR_ELEMS (1L << 16)
+
+static int want_threads(double elems) { return elems >= (double)PAR_ELEMS ? llmq_pool_size() : 1; }
+
+static void range_of(long total, int tid, int nthr, long* b, long* e) {
+  *b = total * tid / nthr;
+  *e = total * (tid + 1) / nthr;
+}
+
+typedef struct {
+  float* x;
+  long rows, n;
+} fwht_ctx;
+
+static void fwht_task(void* v, int tid, int nthr) {
+  fwht_ctx* c = (fwht_ctx*)v;
+  long b, e;
+  range_of(c->rows, tid, nthr, &b, &e);
+  if (e > b) ops->fwht_rows(c->x, b, e, c->n);
+}
+
+void llmq_fwht(float* x, long rows, long n) {
+  ensure_init();
+  if (rows <= 0 || n <= 1) return;
+  fwht_ctx c = {x, rows, n};
+  int nt = rows >= 2 ? want_threads((double)rows * (double)n) : 1;
+  llmq_parallel(nt, fwht_task, &c);
+}
+
+typedef struct {
+  const float* x;
+  long gs, groups;
+  float *mn, *mx;
+  const float *scale, *zp;
+  float qmin, qmax;
+  int fake;
+  float* out;
+} group_ctx;
+
+static void minmax_task(void* v, int tid, int nthr) {
+  group_ctx* c = (group_ctx*)v;
+  long b, e;
+  range_of(c->groups, tid, nthr, &b, &e);
+  if (e > b) ops->minmax_groups(c->x, c->gs, b, e, c->mn, c->mx);
+}
+
+void llmq_group_minmax(const float* x, long rows, long cols, long groupSize, float* mn, float* mx) {
+  ensure_init();
+  if (rows <= 0 || cols <= 0) return;
+  group_ctx c = {x, groupSize, rows * (cols / groupSize), mn, mx, NULL, NULL, 0, 0, 0, NULL};
+  llmq_parallel(want_threads((double)rows * (double)cols), minmax_task, &c);
+}
+
+static void quant_task(void* v, int tid, int nthr) {
+  group_ctx* c = (group_ctx*)v;
+  long b, e;
+  range_of(c->groups, tid, nthr, &b, &e);
+  if (e > b) ops->quant_groups(c->x, c->gs, b, e, c->scale, c->zp, c->qmin, c->qmax, c->fake, c->out);
+}
+
+void llmq_quantize_groups(const float* x, long rows, long cols, long groupSize, const float* scale, const float* zp, float qmin, float qmax,
+                          int fake, float* out) {
+  ensure_init();
+  if (rows <= 0 || cols <= 0) return;
+  group_ctx c = {x, groupSize, rows * (cols / groupSize), NULL, NULL, scale, zp, qmin, qmax, fake, out};
+  llmq_parallel(want_threads((double)rows * (double)cols), quant_task, &c);
+}
+
+/* ---- public entry points ---- */
+void llmq_sgemm(long m, long n, long k, const float* a, int transA, const float* b, int transB, float* c, float alpha, float beta) {
+  spub_gemm(m, n, k, a, transA, b, transB, c, alpha, beta);
+}
+void llmq_dgemm(long m, long n, long k, const double* a, int transA, const double* b, int transB, double* c, double alpha, double beta) {
+  dpub_gemm(m, n, k, a, transA, b, transB, c, alpha, beta);
+}
+void llmq_ssyrk(long m, long n, const float* x, float* h, float alpha) { spub_syrk(m, n, x, h, alpha); }
+void llmq_dsyrk(long m, long n, const double* x, double* h, double alpha) { dpub_syrk(m, n, x, h, alpha); }
+long llmq_spotrf(float* a, long n) { return spub_potrf(a, n); }
+long llmq_dpotrf(double* a, long n) { return dpub_potrf(a, n); }
+void llmq_spotri(float* l, long n) { spub_potri(l, n); }
+void llmq_dpotri(double* l, long n) { dpub_potri(l, n); }
+void llmq_strsm(int right, int lower, int transT, int unitDiag, long m, long n, const float* t, float* b) {
+  spub_trsm(right, lower, transT, unitDiag, m, n, t, b);
+}
+void llmq_dtrsm(int right, int lower, int transT, int unitDiag, long m, long n, const double* t, double* b) {
+  dpub_trsm(right, lower, transT, unitDiag, m, n, t, b);
+}

@@ -1,0 +1,44 @@
+/* C kernels of the native tensor backend. All matrices are dense row-major; sizes are trusted (the N-API layer
+ * checks them). */
+#ifndef LLMQ_KERNELS_H
+#define LLMQ_KERNELS_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* SIMD levels: 2 = AVX-512 (F/DQ/BW/VL + FMA), 1 = AVX2 + FMA, 0 = baseline x86-64 (SSE2, no AVX). */
+int llmq_isa_supported(void);
+int llmq_isa(void);
+/* Selects a level ≤ the supported one; returns the level in effect. */
+int llmq_set_isa(int level);
+
+int llmq_threads(void);
+void llmq_set_threads(int n);
+
+void llmq_sgemm(long m, long n, long k, const float* a, int transA, const float* b, int transB, float* c, float alpha, float beta);
+void llmq_dgemm(long m, long n, long k, const double* a, int transA, const double* b, int transB, double* c, double alpha, double beta);
+void llmq_ssyrk(long m, long n, const float* x, float* h, float alpha);
+void llmq_dsyrk(long m, long n, const double* x, double* h, double alpha);
+long llmq_spotrf(float* a, long n);
+long llmq_dpotrf(double* a, long n);
+void llmq_spotri(float* l, long n);
+void llmq_dpotri(double* l, long n);
+/* side: 0 left, 1 right; lower: 1 lower, 0 upper. */
+void llmq_strsm(int right, int lower, int transT, int unitDiag, long m, long n, const float* t, float* b);
+void llmq_dtrsm(int right, int lower, int transT, int unitDiag, long m, long n, const double* t, double* b);
+void llmq_fwht(float* x, long rows, long n);
+void llmq_group_minmax(const float* x, long rows, long cols, long groupSize, float* mn, float* mx);
+void llmq_quantize_groups(const float* x, long rows, long cols, long groupSize, const float* scale, const float* zp, float qmin, float qmax,
+                          int fake, float* out);
+
+/* Thread pool (pool.c): runs fn(ctx, tid, nthr) for tid in [0, nthr) and waits. Nested or concurrent calls run
+ * serially on the caller (nthr = 1). */
+typedef void (*llmq_task)(void* ctx, int tid, int nthr);
+void llmq_parallel(int nthr, llmq_task fn, void* ctx);
+int llmq_pool_size(void);
+void llmq_pool_resize(int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
