@@ -1,0 +1,43 @@
+import { randomBytes } from "node:crypto";
+import { type FileHandle, open, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+// ----- temporary siblings -----
+// Files are written under a hidden temporary name in the destination directory (same filesystem, so the final
+// rename is atomic), fsynced, then renamed; the directory is fsynced after the renames.
+
+/** `.name.llmq-tmp-<pid>-<random>` next to `path`. */
+export const tempSibling = (path: string, tag = ""): string =>
+  join(dirname(path), `.${basename(path)}${tag}.llmq-tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
+
+/** True for names made by `tempSibling` (used to check that nothing is left behind). */
+export const isTempName = (name: string): boolean => /\.llmq-tmp-\d+-[0-9a-f]{12}$/.test(name);
+
+/** fsync a directory so that renames in it are durable (a no-op where directories cannot be opened, e.g. Windows). */
+export const fsyncDir = async (dir: string): Promise<void> => {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, "r");
+    await fh.sync();
+  } catch {
+    // Directory fsync is best effort: some platforms refuse to open or sync directories.
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+};
+
+/** Removes a file if it exists, ignoring every error (cleanup paths only). */
+export const removeQuietly = (path: string): Promise<void> => rm(path, { force: true }).catch(() => undefined);
+
+/** Writes all of `bytes` at the current position, in pieces below Node's 2 GiB single-write limit. */
+export const writeAll = async (fh: FileHandle, bytes: Uint8Array): Promise<void> => {
+  const CHUNK = 1 << 30;
+  for (let off = 0; off < bytes.length; off += CHUNK) {
+    const part = bytes.subarray(off, Math.min(bytes.length, off + CHUNK));
+    let done = 0;
+    while (done < part.length) {
+      const { bytesWritten } = await fh.write(part, done, part.length - done);
+      done += bytesWritten;
+    }
+  }
+};
