@@ -12,7 +12,9 @@ export type ModelError =
   | { readonly _tag: "InvalidCheckpoint"; readonly path: string; readonly detail: string }
   | { readonly _tag: "InvalidInput"; readonly arg: string; readonly detail: string }
   | { readonly _tag: "IoError"; readonly path: string; readonly detail: string }
-  | { readonly _tag: "TokenizerError"; readonly path: string; readonly detail: string };
+  | { readonly _tag: "TokenizerError"; readonly path: string; readonly detail: string }
+  | { readonly _tag: "OutputExists"; readonly path: string }
+  | { readonly _tag: "CheckpointError"; readonly path: string; readonly tensor: string | null; readonly detail: string };
 
 // ----- constructors -----
 
@@ -42,6 +44,9 @@ export const invalidCheckpoint = (path: string, detail: string): ModelError => (
 export const invalidInput = (arg: string, detail: string): ModelError => ({ _tag: "InvalidInput", arg, detail });
 export const ioError = (path: string, detail: string): ModelError => ({ _tag: "IoError", path, detail });
 export const tokenizerError = (path: string, detail: string): ModelError => ({ _tag: "TokenizerError", path, detail });
+export const outputExists = (path: string): ModelError => ({ _tag: "OutputExists", path });
+/** A safetensors read/write failure from @llmq/serialization, with its message. */
+export const checkpointError = (path: string, tensor: string | null, detail: string): ModelError => ({ _tag: "CheckpointError", path, tensor, detail });
 
 // ----- destructors -----
 
@@ -72,5 +77,9 @@ export const formatModelError = (e: ModelError): string => {
       return `${e.path}: ${e.detail}`;
     case "TokenizerError":
       return `${e.path}: tokenizer: ${e.detail}`;
+    case "OutputExists":
+      return `${e.path}: output directory exists and is not empty (pass overwrite to replace it)`;
+    case "CheckpointError":
+      return e.detail;
   }
 };

@@ -7,3 +7,5 @@ export { type LinearModule, type ModelHandle, modelFromSource, forwardLogits } f
 export { type Llama2cHeader, type ConvertedModel, parseLlama2cHeader, interleavedToRotateHalf, llama2cConfigJson, llama2cTensors, convertLlama2c } from "./llama2c.js";
 export { type Llama2cVocab, parseLlama2cTokenizer, llama2cEncode, llama2cMerges, llama2cTokenizerFiles } from "./llama2c-tokenizer.js";
 export { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
+export { openModel, readConfigJson } from "./open-model.js";
+export { type HfDirectoryContents, writeHfDirectory } from "./hf-directory.js";

@@ -30,6 +30,8 @@ export interface ModelHandle {
   readonly loadHead: () => TE.TaskEither<ModelError, HeadWeights>;
   readonly tensorNames: () => ReadonlyArray<string>;
   readonly readTensor: (name: string) => TE.TaskEither<ModelError, Tensor>;
+  /** Releases open files (a no-op for in-memory sources). */
+  readonly close: () => Promise<void>;
 }
 
 const FLOAT_DTYPES: ReadonlyArray<string> = ["f32", "f16", "bf16", "f64"];
@@ -40,7 +42,13 @@ const FLOAT_DTYPES: ReadonlyArray<string> = ["f32", "f16", "bf16", "f64"];
  * A ModelHandle over any WeightSource. `rawConfig` is the parsed config.json; `where` names the checkpoint in
  * error messages. Fails on an invalid or unsupported config.
  */
-export const modelFromSource = (dir: string, rawConfig: unknown, source: WeightSource, where = dir): E.Either<ModelError, ModelHandle> =>
+export const modelFromSource = (
+  dir: string,
+  rawConfig: unknown,
+  source: WeightSource,
+  where = dir,
+  close: () => Promise<void> = () => Promise.resolve(),
+): E.Either<ModelError, ModelHandle> =>
   pipe(
     decodeLlamaConfig(`${where}/config.json`, rawConfig),
     E.map((config) => {
@@ -112,6 +120,7 @@ export const modelFromSource = (dir: string, rawConfig: unknown, source: WeightS
           ),
         tensorNames: () => source.names(),
         readTensor: (name) => source.read(name),
+        close,
       };
       return handle;
     }),
