@@ -1,0 +1,25 @@
+export type { ObserverError } from "./errors.js";
+export {
+  formatObserverError,
+  invalidObserverKwarg,
+  noObservations,
+  nonFiniteTensor,
+  observedShape,
+  qparamsError,
+  unknownObserver,
+  unsupportedStrategy,
+} from "./errors.js";
+export type { CalibrationRows, ObservedKind } from "./flatten-for-calibration.js";
+export { flattenForCalibration } from "./flatten-for-calibration.js";
+export type { MinMaxStatistics } from "./statistics.js";
+export { checkFinite, lerpStatistics, rowMinMax, widen } from "./statistics.js";
+export type { Observer, ObserverFactory, ObserverOptions, ObserverSpec, ObserverState } from "./observer.js";
+export { makeObserver } from "./observer.js";
+export type { QParams } from "./qparams-from-statistics.js";
+export { fusedGlobalScale, generateGParam, qparamsFromStatistics } from "./qparams-from-statistics.js";
+export { memorylessMinMax, movingAverageMinMax, staticMinMax } from "./min-max.js";
+export type { MseSettings } from "./mse.js";
+export { MSE_DEFAULTS, NVFP4_EXPANDED_MSE_DEFAULTS, gridSearchMse, memorylessMse, movingAverageMse, nvfp4ExpandedMse, rowErrors } from "./mse.js";
+export type { ObserverName } from "./registry.js";
+export { OBSERVERS, OBSERVER_NAMES, createObserver, resolveObserverName } from "./registry.js";
+export { observe, observeStates } from "./observe.js";
