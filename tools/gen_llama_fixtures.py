@@ -11,6 +11,7 @@ f32 by loading the saved directory back with torch_dtype=float32).
 
 - tiny-llama3: LlamaForCausalLM, untied embeddings, GQA (4 heads, 2 kv heads), llama3 rope scaling, bf16 on disk.
 - tiny-qwen2: Qwen2ForCausalLM, tied embeddings, q/k/v biases, f32 on disk, sharded (model.safetensors.index.json).
+- tiny-mistral: MistralForCausalLM, sliding_window 8 (< the 24 tokens, so the window masks), f16 on disk.
 Weights are drawn with a larger spread than the default init and norms/biases are randomised too, so that every
 term of the forward pass moves the logits.
 """
@@ -20,7 +21,7 @@ import shutil
 
 import torch
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "packages", "models", "fixtures")
 
@@ -93,6 +94,19 @@ def main() -> None:
         dtype=torch.float32,
         tokens=tokens,
         max_shard_size="150KB",
+    )
+    make(
+        "tiny-mistral",
+        MistralForCausalLM,
+        MistralConfig(
+            vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=1, head_dim=16, max_position_embeddings=256, rms_norm_eps=1e-5, sliding_window=8,
+            tie_word_embeddings=False, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            bos_token_id=1, eos_token_id=2,
+        ),
+        seed=3,
+        dtype=torch.float16,
+        tokens=tokens,
     )
 
 

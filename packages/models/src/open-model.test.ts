@@ -40,7 +40,7 @@ const relErr = (got: Float32Array, want: number[][]): number => {
   return maxDiff / maxAbs;
 };
 
-describe.each(["tiny-llama3", "tiny-qwen2"])("%s matches transformers", (name) => {
+describe.each(["tiny-llama3", "tiny-qwen2", "tiny-mistral"])("%s matches transformers", (name) => {
   const dir = join(FIX, name);
   const expected = JSON.parse(readFileSync(join(dir, "expected.json"), "utf8")) as Expected;
 
@@ -59,6 +59,25 @@ describe.each(["tiny-llama3", "tiny-qwen2"])("%s matches transformers", (name) =
     for (let i = 0; i < h.numLayers; i++) x = decoderLayerForward(h.config, await right(h.loadLayer(i)), x, undefined);
     const logits = headForward(h.config, await right(h.loadHead()), x);
     expect(relErr(logits.data, expected.logits)).toBeLessThan(1e-4);
+    await h.close();
+  });
+});
+
+describe("the fixtures are sensitive to what they test", () => {
+  // Same weights, one feature switched off in config.json: the logits must move far beyond the 1e-4 tolerance.
+  it.each([
+    ["tiny-llama3", { rope_parameters: { rope_type: "default", rope_theta: 500000 } }],
+    ["tiny-mistral", { sliding_window: null }],
+  ])("%s without its feature misses transformers' logits", async (name, patch) => {
+    const src = join(FIX, name);
+    const tmp = mkdtempSync(join(tmpdir(), "llmq-sens-"));
+    const cfg = JSON.parse(readFileSync(join(src, "config.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(tmp, "config.json"), JSON.stringify({ ...cfg, ...patch }));
+    copyFileSync(join(src, "model.safetensors"), join(tmp, "model.safetensors"));
+    const expected = JSON.parse(readFileSync(join(src, "expected.json"), "utf8")) as Expected;
+    const h = await open(tmp);
+    const logits = await right(forwardLogits(h, Int32Array.from(expected.tokens)));
+    expect(relErr(logits.data, expected.logits)).toBeGreaterThan(1e-2);
     await h.close();
   });
 });
