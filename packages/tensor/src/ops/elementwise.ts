@@ -43,7 +43,7 @@ const UNARY = {
     const inner = r(r(GELU_BETA) * r(x + r(r(GELU_KAPPA) * x3)));
     return r(r(0.5 * x) * r(1 + r(Math.tanh(inner))));
   },
-  relu: (x) => (x > 0 ? x : x !== x ? x : 0),
+  relu: (x) => (x > 0 ? x : Number.isNaN(x) ? x : 0),
   round: (x) => roundHalfEven(x),
 } satisfies Record<string, Unary>;
 

@@ -13,7 +13,7 @@ const erfcTail = (x: number): number => {
 
 /** The error function. */
 export const erf = (x: number): number => {
-  if (x !== x) return x;
+  if (Number.isNaN(x)) return x;
   const a = Math.abs(x);
   if (a >= 6) return x > 0 ? 1 : -1; // erfc(6) ≈ 2e-17 < ulp(1)/2
   if (a >= 3) {

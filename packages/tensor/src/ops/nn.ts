@@ -29,8 +29,8 @@ const softmaxImpl =
         let m = -Infinity;
         for (let j = 0; j < len; j++) {
           const a = v[base + j * inner]!;
-          if (a > m || a !== a) m = a;
-          if (a !== a) break;
+          if (a > m || Number.isNaN(a)) m = a;
+          if (Number.isNaN(a)) break;
         }
         // x − max and exp round to the dtype like torch's kernels (x − max in f32 decides exp's argument); the sum
         // stays in f64: rounding it to f32 before the log would cost up to ~500 ulps of log_softmax near the max.
@@ -227,7 +227,9 @@ export const embedding = <D extends DType>(table: Tensor<D>, ids: ReadonlyArray<
   } else {
     // biome-ignore lint/suspicious/noExplicitAny: same-typed storages
     const src = table.data as any;
-    idv.right.forEach((id, k) => (out as Float64Array).set(src.subarray(id * dim, (id + 1) * dim), k * dim));
+    idv.right.forEach((id, k) => {
+      (out as Float64Array).set(src.subarray(id * dim, (id + 1) * dim), k * dim);
+    });
   }
   return E.right(new Tensor(table.dtype, [...idShape, dim], out));
 };

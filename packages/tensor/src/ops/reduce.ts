@@ -62,7 +62,7 @@ const maxRun = (v: ArrayLike<number>, s: number, st: number, n: number): number 
   let m = -Infinity;
   for (let j = 0; j < n; j++) {
     const e = v[s + j * st]!;
-    if (e !== e) return e;
+    if (Number.isNaN(e)) return e;
     if (e > m) m = e;
   }
   return m;
@@ -72,7 +72,7 @@ const minRun = (v: ArrayLike<number>, s: number, st: number, n: number): number 
   let m = Infinity;
   for (let j = 0; j < n; j++) {
     const e = v[s + j * st]!;
-    if (e !== e) return e;
+    if (Number.isNaN(e)) return e;
     if (e < m) m = e;
   }
   return m;
@@ -83,10 +83,10 @@ const argRun =
   (v: ArrayLike<number>, s: number, st: number, n: number): number => {
     let best = 0;
     let bv = v[s]!;
-    if (bv !== bv) return 0;
+    if (Number.isNaN(bv)) return 0;
     for (let j = 1; j < n; j++) {
       const e = v[s + j * st]!;
-      if (e !== e) return j;
+      if (Number.isNaN(e)) return j;
       if (better(e, bv)) {
         bv = e;
         best = j;
