@@ -5,3 +5,13 @@ export type { KernelSignatures, KernelName, BackendName, Kernels, Side, Uplo } f
 export { jsKernels } from "./backend-js.js";
 export { activeBackend, kernels, kernelsFor, nativeAddon, nativeError, setBackend } from "./backend.js";
 export type { NativeAddon } from "./backend.js";
+export * from "./ops/shape.js";
+export * from "./ops/elementwise.js";
+export * from "./ops/reduce.js";
+export * from "./ops/nn.js";
+export * from "./ops/linalg.js";
+export * from "./ops/hadamard.js";
+export * from "./ops/quantize.js";
+export { erf } from "./ops/erf.js";
+export type { FloatDType } from "./ops/check.js";
+export * from "./rng.js";
