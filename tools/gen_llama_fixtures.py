@@ -12,6 +12,8 @@ f32 by loading the saved directory back with torch_dtype=float32).
 - tiny-llama3: LlamaForCausalLM, untied embeddings, GQA (4 heads, 2 kv heads), llama3 rope scaling, bf16 on disk.
 - tiny-qwen2: Qwen2ForCausalLM, tied embeddings, q/k/v biases, f32 on disk, sharded (model.safetensors.index.json).
 - tiny-mistral: MistralForCausalLM, sliding_window 8 (< the 24 tokens, so the window masks), f16 on disk.
+- tiny-llama-bias: LlamaForCausalLM with attention_bias and mlp_bias (q/k/v/o and MLP biases), head_dim 8 decoupled
+  from hidden_size / heads (q_proj is 32×64), linear rope scaling (factor 2), tied embeddings, f32 on disk.
 Weights are drawn with a larger spread than the default init and norms/biases are randomised too, so that every
 term of the forward pass moves the logits.
 """
@@ -106,6 +108,20 @@ def main() -> None:
         ),
         seed=3,
         dtype=torch.float16,
+        tokens=tokens,
+    )
+    make(
+        "tiny-llama-bias",
+        LlamaForCausalLM,
+        LlamaConfig(
+            vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=256, rms_norm_eps=1e-6, attention_bias=True,
+            mlp_bias=True, tie_word_embeddings=True,
+            rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0},
+            bos_token_id=1, eos_token_id=2,
+        ),
+        seed=4,
+        dtype=torch.float32,
         tokens=tokens,
     )
 

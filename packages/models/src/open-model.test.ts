@@ -40,7 +40,7 @@ const relErr = (got: Float32Array, want: number[][]): number => {
   return maxDiff / maxAbs;
 };
 
-describe.each(["tiny-llama3", "tiny-qwen2", "tiny-mistral"])("%s matches transformers", (name) => {
+describe.each(["tiny-llama3", "tiny-qwen2", "tiny-mistral", "tiny-llama-bias"])("%s matches transformers", (name) => {
   const dir = join(FIX, name);
   const expected = JSON.parse(readFileSync(join(dir, "expected.json"), "utf8")) as Expected;
 
@@ -68,6 +68,7 @@ describe("the fixtures are sensitive to what they test", () => {
   it.each([
     ["tiny-llama3", { rope_parameters: { rope_type: "default", rope_theta: 500000 } }],
     ["tiny-mistral", { sliding_window: null }],
+    ["tiny-llama-bias", { rope_parameters: { rope_type: "default", rope_theta: 10000 } }],
   ])("%s without its feature misses transformers' logits", async (name, patch) => {
     const src = join(FIX, name);
     const tmp = mkdtempSync(join(tmpdir(), "llmq-sens-"));
@@ -128,6 +129,17 @@ describe("openModel", () => {
     expect(layer.has("self_attn.o_proj.bias")).toBe(false);
     const head = await right(h.loadHead());
     expect(head.lmHead.data).toEqual((await right(h.loadEmbedding())).data);
+    await h.close();
+  });
+
+  it("Llama attention_bias/mlp_bias and a decoupled head_dim: every bias loaded, q_proj is [heads·head_dim, hidden]", async () => {
+    const h = await open(join(FIX, "tiny-llama-bias"));
+    expect(h.config).toMatchObject({ head_dim: 8, attention_bias: true, mlp_bias: true, rope_scaling: { rope_type: "linear", factor: 2 } });
+    const layer = await right(h.loadLayer(1));
+    for (const m of ["q_proj", "k_proj", "v_proj", "o_proj"]) expect(layer.has(`self_attn.${m}.bias`)).toBe(true);
+    for (const m of ["gate_proj", "up_proj", "down_proj"]) expect(layer.has(`mlp.${m}.bias`)).toBe(true);
+    expect(layer.get("self_attn.q_proj.weight")!.shape).toEqual([32, 64]);
+    expect(h.linearModules().find((m) => m.name === "model.layers.0.self_attn.o_proj")).toMatchObject({ inFeatures: 32, outFeatures: 64 });
     await h.close();
   });
 
