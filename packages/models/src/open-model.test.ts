@@ -7,6 +7,7 @@ import { decoderLayerForward, embed, headForward } from "./llama-forward.js";
 import { forwardLogits } from "./model-handle.js";
 import type { ModelHandle } from "./model-handle.js";
 import { openModel } from "./open-model.js";
+import { formatModelError } from "./errors.js";
 
 const FIX = new URL("../fixtures/", import.meta.url).pathname;
 
@@ -179,6 +180,15 @@ describe("openModel", () => {
     copyFileSync(join(FIX, "tiny-llama3", "config.json"), join(tmp, "config.json"));
     const noWeights = await openModel(tmp)();
     expect(E.isLeft(noWeights) && noWeights.left._tag === "FileNotFound" && noWeights.left.path === join(tmp, "model.safetensors")).toBe(true);
+  });
+
+  it("a corrupt weights file gives a CheckpointError naming it", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "llmq-open-"));
+    copyFileSync(join(FIX, "tiny-llama3", "config.json"), join(tmp, "config.json"));
+    writeFileSync(join(tmp, "model.safetensors"), readFileSync(join(FIX, "tiny-llama3", "model.safetensors")).subarray(0, 1000));
+    const r = await openModel(tmp)();
+    expect(E.isLeft(r) && r.left._tag === "CheckpointError" && r.left.path === join(tmp, "model.safetensors")).toBe(true);
+    expect(E.isLeft(r) && formatModelError(r.left)).toContain(join(tmp, "model.safetensors"));
   });
 
   it("rejects an unsupported architecture and names a missing tensor", async () => {
