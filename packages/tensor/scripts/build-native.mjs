@@ -3,13 +3,14 @@
 // script. A failed build is not fatal (the pure-TypeScript backend takes over) unless LLMQ_REQUIRE_NATIVE=1, which
 // CI sets so that a broken addon fails the run instead of silently falling back.
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 const verbose = process.argv.includes("--verbose");
+const force = process.argv.includes("--force");
 const required = process.env.LLMQ_REQUIRE_NATIVE === "1";
 
 // node-gyp is bundled with both npm and pnpm; the package managers say where through npm_config_node_gyp.
@@ -39,6 +40,15 @@ const fail = (why) => {
 };
 
 if (process.env.LLMQ_SKIP_NATIVE === "1" && !required) fail("LLMQ_SKIP_NATIVE=1");
+
+// `pnpm install` runs this script on every install; rebuilding an up-to-date addon would delete it for a moment
+// under any process that is using it, so skip when the binary is newer than every source.
+const binary = join(pkgDir, "build", "Release", "llmq_tensor.node");
+const sources = [join(pkgDir, "binding.gyp"), fileURLToPath(import.meta.url), ...readdirSync(join(pkgDir, "native")).map((f) => join(pkgDir, "native", f))];
+if (!force && existsSync(binary) && sources.every((s) => statSync(s).mtimeMs < statSync(binary).mtimeMs)) {
+  if (verbose) console.log("llmq: build/Release/llmq_tensor.node is up to date (--force rebuilds)");
+  process.exit(0);
+}
 const gyp = findNodeGyp();
 if (!gyp) fail("node-gyp not found");
 const args = [gyp, "rebuild", "--release"];
@@ -53,5 +63,5 @@ if (r.status !== 0) {
   if (!verbose && out.length > 0 && required) console.error(out.slice(-40).join("\n"));
   fail(`node-gyp exited with ${r.status ?? r.signal}: ${firstError}`);
 }
-if (!existsSync(join(pkgDir, "build", "Release", "llmq_tensor.node"))) fail("build/Release/llmq_tensor.node missing after node-gyp");
+if (!existsSync(binary)) fail("build/Release/llmq_tensor.node missing after node-gyp");
 if (verbose) console.log("llmq: built build/Release/llmq_tensor.node");

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { jsKernels } from "./backend-js.js";
+import { type NativeIsa, wrapNativeAddon } from "./backend-native.js";
 import type { BackendName, Kernels } from "./kernels.js";
 
 // ----- native loading -----
@@ -7,10 +8,15 @@ import type { BackendName, Kernels } from "./kernels.js";
 /** What the native addon exports: a partial kernel table plus build facts. */
 export interface NativeAddon {
   readonly kernels: Partial<Kernels>;
-  /** The SIMD level picked at runtime: "avx512" | "avx2" | "scalar". */
+  /** The SIMD level in effect: "avx512" | "avx2" | "scalar" (the best the CPU has, lowered by LLMQ_ISA / setIsa). */
   readonly isa: string;
+  /** The best level this CPU supports. */
+  readonly supportedIsa: NativeIsa;
+  /** Worker threads of the native pool (default: online CPUs, or LLMQ_THREADS). */
   readonly threads: number;
   readonly setThreads: (n: number) => void;
+  /** Forces a SIMD level ≤ supportedIsa for the whole process (tests use it to run every code path). */
+  readonly setIsa: (isa: NativeIsa) => NativeIsa;
 }
 
 let nativeState: { addon: NativeAddon | null; error: string | null } | undefined;
@@ -41,9 +47,9 @@ const loadNative = (): NativeAddon | null => {
   return null;
 };
 
-/** Hook for the native module wrapper (filled by backend-native.ts). */
+/** Hook for the native module wrapper (backend-native.ts checks every kernel's arguments before the addon runs). */
 // biome-ignore lint/suspicious/noExplicitAny: raw addon object
-let wrapAddon: (raw: any) => NativeAddon = (raw) => raw as NativeAddon;
+let wrapAddon: (raw: any) => NativeAddon = wrapNativeAddon;
 
 /** Installs the function that turns the raw addon into a checked kernel table. */
 // biome-ignore lint/suspicious/noExplicitAny: raw addon object

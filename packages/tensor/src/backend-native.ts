@@ -1,0 +1,164 @@
+import type { NativeAddon } from "./backend.js";
+import type { Kernels, Side, Uplo } from "./kernels.js";
+
+// Turns the raw N-API module into the checked kernel table used by backend.ts. Sizes and dtypes are checked here
+// (clear JS errors naming the kernel and argument) and again in C++ before any native code touches memory.
+
+/** SIMD levels of the native addon, best first. */
+export type NativeIsa = "avx512" | "avx2" | "scalar";
+
+export const NATIVE_ISAS: readonly NativeIsa[] = ["avx512", "avx2", "scalar"];
+
+/** The shape of build/Release/llmq_tensor.node (native/addon.cc). */
+interface RawAddon {
+  readonly kernels: Record<keyof Kernels, (...args: never[]) => unknown>;
+  readonly getIsa: () => string;
+  readonly supportedIsa: () => string;
+  readonly setIsa: (isa: string) => string;
+  readonly getThreads: () => number;
+  readonly setThreads: (n: number) => number;
+}
+
+const KERNEL_NAMES: readonly (keyof Kernels)[] = [
+  "sgemm",
+  "dgemm",
+  "ssyrk",
+  "dsyrk",
+  "spotrf",
+  "dpotrf",
+  "spotri",
+  "dpotri",
+  "strsm",
+  "dtrsm",
+  "fwht",
+  "groupMinMax",
+  "quantizeGroups",
+];
+
+type FArr = Float32Array | Float64Array;
+
+const dim = (kernel: string, name: string, v: number): void => {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${kernel}: ${name} must be a non-negative integer, got ${v}`);
+};
+
+const arr = (kernel: string, name: string, a: unknown, ctor: typeof Float32Array | typeof Float64Array, need: number): void => {
+  if (!(a instanceof ctor)) throw new TypeError(`${kernel}: ${name} must be a ${ctor.name}`);
+  if (a.length < need) throw new RangeError(`${kernel}: ${name} has ${a.length} elements, needs at least ${need}`);
+};
+
+const side = (kernel: string, s: Side, u: Uplo): void => {
+  if (s !== "left" && s !== "right") throw new RangeError(`${kernel}: side must be "left" or "right", got ${String(s)}`);
+  if (u !== "lower" && u !== "upper") throw new RangeError(`${kernel}: uplo must be "lower" or "upper", got ${String(u)}`);
+};
+
+const groups = (kernel: string, rows: number, cols: number, groupSize: number): number => {
+  dim(kernel, "rows", rows);
+  dim(kernel, "cols", cols);
+  dim(kernel, "groupSize", groupSize);
+  if (groupSize < 1 || cols % groupSize !== 0) throw new RangeError(`${kernel}: groupSize ${groupSize} must be ≥ 1 and divide cols ${cols}`);
+  return rows * (cols / groupSize);
+};
+
+const checkedKernels = (raw: RawAddon): Kernels => {
+  // biome-ignore lint/suspicious/noExplicitAny: the raw functions are typed by the checks in front of them
+  const k = raw.kernels as any;
+  const F32 = Float32Array;
+  const F64 = Float64Array;
+  const gemm =
+    (name: "sgemm" | "dgemm", ctor: typeof F32 | typeof F64) =>
+    (m: number, n: number, kk: number, a: FArr, transA: boolean, b: FArr, transB: boolean, c: FArr, alpha: number, beta: number): void => {
+      dim(name, "m", m);
+      dim(name, "n", n);
+      dim(name, "k", kk);
+      arr(name, "a", a, ctor, m * kk);
+      arr(name, "b", b, ctor, kk * n);
+      arr(name, "c", c, ctor, m * n);
+      k[name](m, n, kk, a, transA, b, transB, c, alpha, beta);
+    };
+  const syrk =
+    (name: "ssyrk" | "dsyrk", ctor: typeof F32 | typeof F64) =>
+    (m: number, n: number, x: FArr, h: FArr, alpha: number): void => {
+      dim(name, "m", m);
+      dim(name, "n", n);
+      arr(name, "x", x, ctor, m * n);
+      arr(name, "h", h, ctor, n * n);
+      k[name](m, n, x, h, alpha);
+    };
+  const square =
+    (name: "spotrf" | "dpotrf" | "spotri" | "dpotri", ctor: typeof F32 | typeof F64) =>
+    (a: FArr, n: number): number => {
+      dim(name, "n", n);
+      arr(name, name.endsWith("trf") ? "a" : "l", a, ctor, n * n);
+      return k[name](a, n) as number;
+    };
+  const trsm =
+    (name: "strsm" | "dtrsm", ctor: typeof F32 | typeof F64) =>
+    (s: Side, u: Uplo, transT: boolean, unitDiag: boolean, m: number, n: number, t: FArr, b: FArr): void => {
+      side(name, s, u);
+      dim(name, "m", m);
+      dim(name, "n", n);
+      const d = s === "left" ? m : n;
+      arr(name, "t", t, ctor, d * d);
+      arr(name, "b", b, ctor, m * n);
+      k[name](s, u, transT, unitDiag, m, n, t, b);
+    };
+  return {
+    sgemm: gemm("sgemm", F32),
+    dgemm: gemm("dgemm", F64),
+    ssyrk: syrk("ssyrk", F32),
+    dsyrk: syrk("dsyrk", F64),
+    spotrf: square("spotrf", F32),
+    dpotrf: square("dpotrf", F64),
+    spotri: square("spotri", F32),
+    dpotri: square("dpotri", F64),
+    strsm: trsm("strsm", F32),
+    dtrsm: trsm("dtrsm", F64),
+    fwht: (x, rows, n) => {
+      dim("fwht", "rows", rows);
+      dim("fwht", "n", n);
+      if (n < 1 || (n & (n - 1)) !== 0) throw new RangeError(`fwht: n must be a power of two, got ${n}`);
+      arr("fwht", "x", x, F32, rows * n);
+      k.fwht(x, rows, n);
+    },
+    groupMinMax: (x, rows, cols, groupSize, outMin, outMax) => {
+      const g = groups("groupMinMax", rows, cols, groupSize);
+      arr("groupMinMax", "x", x, F32, rows * cols);
+      arr("groupMinMax", "outMin", outMin, F32, g);
+      arr("groupMinMax", "outMax", outMax, F32, g);
+      k.groupMinMax(x, rows, cols, groupSize, outMin, outMax);
+    },
+    quantizeGroups: (x, rows, cols, groupSize, scale, zp, qmin, qmax, fake, out) => {
+      const g = groups("quantizeGroups", rows, cols, groupSize);
+      arr("quantizeGroups", "x", x, F32, rows * cols);
+      arr("quantizeGroups", "scale", scale, F32, g);
+      if (zp !== null) arr("quantizeGroups", "zp", zp, F32, g);
+      arr("quantizeGroups", "out", out, F32, rows * cols);
+      k.quantizeGroups(x, rows, cols, groupSize, scale, zp, qmin, qmax, fake, out);
+    },
+  };
+};
+
+/** Wraps the raw addon: checked kernels plus the ISA / thread controls. Throws if the module is not ours. */
+// biome-ignore lint/suspicious/noExplicitAny: raw addon object, its shape is checked here
+export const wrapNativeAddon = (raw: any): NativeAddon => {
+  const r = raw as RawAddon;
+  if (!r || typeof r !== "object" || typeof r.kernels !== "object" || typeof r.getIsa !== "function" || typeof r.setThreads !== "function")
+    throw new Error("llmq_tensor.node does not export the expected kernel table (stale build? run `pnpm --filter @llmq/tensor build:native`)");
+  for (const name of KERNEL_NAMES)
+    if (typeof r.kernels[name] !== "function") throw new Error(`llmq_tensor.node lacks kernel ${name} (stale build?)`);
+  const kernels = checkedKernels(r);
+  return {
+    kernels,
+    get isa() {
+      return r.getIsa();
+    },
+    get threads() {
+      return r.getThreads();
+    },
+    supportedIsa: r.supportedIsa() as NativeIsa,
+    setThreads: (n: number) => {
+      r.setThreads(n);
+    },
+    setIsa: (isa: NativeIsa) => r.setIsa(isa) as NativeIsa,
+  };
+};
