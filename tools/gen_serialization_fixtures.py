@@ -340,6 +340,23 @@ def gen_config():
         manifest[name] = json.loads(qc.model_dump_json())
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
+    # Python float repr and json string escaping, for the JSON writer
+    import random
+    import struct
+
+    r = random.Random(5)
+    floats = [0.0, -0.0, 1.0, 0.1, 1e-05, 0.0001, 1e16, 1e15, 1234567890123456.0, 12345678901234567.0, 5e-324,
+              1.7976931348623157e308, 2.0**-1074 * 3, 100.0, -2.5, 1.5e-07, 0.3, 2 / 3, 1e22, 1e21, 123.456]
+    floats += [struct.unpack("<d", struct.pack("<Q", r.getrandbits(64)))[0] for _ in range(300)]
+    floats += [r.uniform(-1e6, 1e6) for _ in range(100)] + [r.random() * 10.0 ** r.randint(-30, 30) for _ in range(100)]
+    floats = [x for x in floats if x == x and abs(x) != float("inf")]
+    strings = ["plain", "q\"uote", "back\\slash", "nl\n tab\t cr\r bs\b ff\f", "\x00\x1f\x7f", "caf\u00e9 \u65e5\u672c \U0001F600",
+               "\ud800", "/slash"]
+    with open(os.path.join(out, "python-json.json"), "w") as f:
+        json.dump({
+            "floats": [[struct.pack("<d", x).hex(), repr(x), json.dumps(x)] for x in floats],
+            "strings": [[s.encode("utf-16-le", "surrogatepass").hex(), json.dumps(s)] for s in strings],
+        }, f, indent=0)
 
 
 if __name__ == "__main__":

@@ -19,3 +19,27 @@ export { createShardedWriter, parseShardSize, shardFileName, withShardedWriter }
 export type { ShardedSaveResult, ShardedWriter, ShardedWriterOptions } from "./sharded-writer.js";
 export { PyFloat, dumpPythonJson, parsePythonJson, pyFloatRepr, pyJsonString, toPlainJson } from "./python-json.js";
 export type { PyDumpOptions, PyJson, PyJsonObject } from "./python-json.js";
+export {
+  COMPRESSIBLE_MODULE_TYPES,
+  FORMAT_PRIORITY,
+  FP6_E2M3_MAGNITUDES,
+  canCompress,
+  compressModule,
+  decompressModule,
+  inferFormat,
+  inferModelFormat,
+  mxScaleFromFloat,
+  mxScaleToBf16,
+} from "./compressors.js";
+export type { CompressionFormat, CompressorArgs, CompressorContext, CompressorScheme, ModelFormat, ModuleState } from "./compressors.js";
+export { packColsToInt32, packRowsToInt32, packedWords, unpackColsFromInt32, unpackRowsFromInt32 } from "./pack-int32.js";
+export {
+  COMPRESSED_TENSORS_VERSION,
+  CONFIG_NAME,
+  QUANTIZATION_METHOD,
+  checkQuantizationConfigShape,
+  encodeQuantizationConfigJson,
+  readModelConfig,
+  updateConfigJson,
+} from "./quantization-config-json.js";
+export type { ModelConfig, QuantizationConfigJsonOptions } from "./quantization-config-json.js";
