@@ -84,6 +84,8 @@ export interface GptqResult {
   readonly usedRtnFallback: boolean;
   readonly deadColumns: number;
   readonly warnings: ReadonlyArray<string>;
+  /** Wall seconds per phase (for the bench report): factorization, in-block column loop, trailing GEMM updates. */
+  readonly timings: { readonly factorize: number; readonly columns: number; readonly trailing: number };
 }
 
 // ----- validation -----
@@ -170,6 +172,73 @@ const firstNonFinite = (a: Float32Array): number => {
 // ----- the algorithm -----
 
 const fr = Math.fround;
+
+/**
+ * The column loop of one block (LC `gptq_block_update`, eager path) on a rows × bw panel, in place. Rows are
+ * independent inside a block, so walking row by row (four at a time, sharing the Hinv loads) performs exactly
+ * torch's per-element f32 operations: q = fakeq(w); e = (w − q) / Hinv[c,c]; W1[:, j] −= fl(e · Hinv[c, j]) for j > i.
+ * Writes the codes (permuted column order), Err1 (rows × bw) and the per-row loss Σ e² / 2.
+ */
+const columnLoop = (
+  panel: Float32Array,
+  rows: number,
+  bw: number,
+  i1: number,
+  n: number,
+  hinv: Float32Array,
+  rowSel: Int32Array,
+  sCols: number,
+  colSel: Int32Array,
+  code: (x: number, si: number) => number,
+  dequant: (y: number, si: number) => number,
+  codes: Float32Array,
+  err1: Float32Array,
+  rowLoss: Float64Array,
+): void => {
+  const step = (r: number, i: number): number => {
+    const o = r * bw;
+    const c = i1 + i;
+    const si = rowSel[r]! * sCols + colSel[c]!;
+    const x = panel[o + i]!;
+    const y = code(x, si);
+    const q = dequant(y, si);
+    codes[r * n + c] = y;
+    const e = fr(fr(x - q) / hinv[c * n + c]!);
+    err1[o + i] = e;
+    rowLoss[r] = rowLoss[r]! + fr(e * e) / 2;
+    panel[o + i] = q;
+    return e;
+  };
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const o0 = r * bw;
+    const o1 = o0 + bw;
+    const o2 = o1 + bw;
+    const o3 = o2 + bw;
+    for (let i = 0; i < bw; i++) {
+      const e0 = step(r, i);
+      const e1 = step(r + 1, i);
+      const e2 = step(r + 2, i);
+      const e3 = step(r + 3, i);
+      const h = (i1 + i) * n + i1;
+      for (let j = i + 1; j < bw; j++) {
+        const hv = hinv[h + j]!;
+        panel[o0 + j] = panel[o0 + j]! - fr(e0 * hv);
+        panel[o1 + j] = panel[o1 + j]! - fr(e1 * hv);
+        panel[o2 + j] = panel[o2 + j]! - fr(e2 * hv);
+        panel[o3 + j] = panel[o3 + j]! - fr(e3 * hv);
+      }
+    }
+  }
+  for (; r < rows; r++) {
+    const o = r * bw;
+    for (let i = 0; i < bw; i++) {
+      const e = step(r, i);
+      const h = (i1 + i) * n + i1;
+      for (let j = i + 1; j < bw; j++) panel[o + j] = panel[o + j]! - fr(e * hinv[h + j]!);
+    }
+  }
+};
 
 /**
  * GPTQ-quantizes one weight W [rows, cols] against its normalised Hessian H [cols, cols] (LC 0.14 `quantize_weight`
@@ -270,8 +339,10 @@ export const quantizeWeight = (
   const rowSel = new Int32Array(rows);
   for (let r = 0; r < rows; r++) rowSel[r] = layout.rowDiv === 0 ? 0 : Math.floor(r / layout.rowDiv);
 
+  let tf = performance.now();
   const factor = factorizeHessianInPlace(h, w, rows, cols, dampeningFrac);
   const hinv = factor.hinv;
+  const timings = { factorize: (performance.now() - tf) / 1000, columns: 0, trailing: 0 };
   const warnings: string[] = [];
   if (factor.usedRtnFallback)
     warnings.push(
@@ -280,64 +351,55 @@ export const quantizeWeight = (
     );
 
   const { qmin, qmax, round } = grid;
+  // Code of x in column c / scale index si, and its dequantized value, in CT's fake_quantize order.
+  const code = zps
+    ? (x: number, si: number): number => round(Math.min(Math.max(fr(fr(x / scales[si]!) + zps[si]!), qmin), qmax))
+    : (x: number, si: number): number => round(Math.min(Math.max(fr(x / scales[si]!), qmin), qmax));
+  const dequant = zpsDq ? (y: number, si: number): number => rs(rs(rs(y) - zpsDq[si]!) * scales[si]!) : (y: number, si: number): number => rs(rs(y) * scales[si]!);
+
+  // Column-panel layout: panel k holds columns [i1, i2) of every row contiguously (rows × bw), so a block's column
+  // loop runs in place and the trailing update W[:, i2:] −= Err1·Hinv[i1:i2, i2:] is one GEMM per later panel
+  // writing straight into it (C = C − A·B: one rounding of C − fl(A·B), as torch's bmm then in-place subtract).
+  const panels = new Float32Array(rows * cols);
+  for (let i1 = 0; i1 < cols; i1 += blockSize) {
+    const bw = Math.min(blockSize, cols - i1);
+    const base = rows * i1;
+    for (let r = 0; r < rows; r++) panels.set(w.subarray(r * cols + i1, r * cols + i1 + bw), base + r * bw);
+  }
   const codes = new Float32Array(rows * cols);
-  let loss = 0;
+  const rowLoss = new Float64Array(rows);
   const k = kernels();
+  const err1 = new Float32Array(rows * Math.min(blockSize, cols));
+  const hsub = new Float32Array(Math.min(blockSize, cols) * Math.min(blockSize, cols));
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
     const i2 = Math.min(i1 + blockSize, cols);
     const bw = i2 - i1;
-    const w1 = new Float32Array(rows * bw);
-    const err1 = new Float32Array(rows * bw);
-    for (let r = 0; r < rows; r++) w1.set(w.subarray(r * cols + i1, r * cols + i2), r * bw);
-    for (let r = 0; r < rows; r++) {
-      // Rows are independent inside a block, so row-major traversal performs exactly torch's per-element ops.
-      const o = r * bw;
-      const sBase = rowSel[r]! * sCols;
-      let rowLoss = 0;
-      for (let i = 0; i < bw; i++) {
-        const c = i1 + i;
-        const si = sBase + colSel[c]!;
-        const s = scales[si]!;
-        const x = w1[o + i]!;
-        let y = fr(x / s);
-        if (zps) y = fr(y + zps[si]!);
-        y = round(Math.min(Math.max(y, qmin), qmax));
-        const q = zpsDq ? rs(rs(rs(y) - zpsDq[si]!) * s) : rs(rs(y) * s);
-        codes[r * cols + c] = y;
-        const e = fr(fr(x - q) / hinv[c * cols + c]!);
-        err1[o + i] = e;
-        rowLoss += fr(e * e);
-        const hrow = c * cols + i1;
-        for (let j = i; j < bw; j++) w1[o + j] = w1[o + j]! - fr(e * hinv[hrow + j]!);
-        w1[o + i] = q;
-      }
-      loss += rowLoss / 2;
-      w.set(w1.subarray(o, o + bw), r * cols + i1);
+    tf = performance.now();
+    const panel = panels.subarray(rows * i1, rows * i2);
+    columnLoop(panel, rows, bw, i1, cols, hinv, rowSel, sCols, colSel, code, dequant, codes, err1, rowLoss);
+    const t1 = performance.now();
+    timings.columns += (t1 - tf) / 1000;
+    for (let p1 = i2; p1 < cols; p1 += blockSize) {
+      const pw = Math.min(blockSize, cols - p1);
+      for (let i = 0; i < bw; i++) hsub.set(hinv.subarray((i1 + i) * cols + p1, (i1 + i) * cols + p1 + pw), i * pw);
+      k.sgemm(rows, pw, bw, err1, false, hsub, false, panels.subarray(rows * p1, rows * (p1 + pw)), -1, 1);
     }
-    const rest = cols - i2;
-    if (rest > 0) {
-      const hsub = new Float32Array(bw * rest);
-      for (let i = 0; i < bw; i++) hsub.set(hinv.subarray((i1 + i) * cols + i2, (i1 + i + 1) * cols), i * rest);
-      const upd = new Float32Array(rows * rest);
-      k.sgemm(rows, rest, bw, err1, false, hsub, false, upd, 1, 0);
-      for (let r = 0; r < rows; r++) {
-        const wo = r * cols + i2;
-        const uo = r * rest;
-        for (let j = 0; j < rest; j++) w[wo + j] = w[wo + j]! - upd[uo + j]!;
-      }
-    }
+    timings.trailing += (performance.now() - t1) / 1000;
   }
+  let loss = 0;
+  for (let r = 0; r < rows; r++) loss += rowLoss[r]!;
 
-  // Undo the permutation.
-  let outW = w;
-  let outCodes = codes;
-  if (perm) {
-    outW = new Float32Array(rows * cols);
-    outCodes = new Float32Array(rows * cols);
+  // Back to row-major, undoing the permutation.
+  const outW = new Float32Array(rows * cols);
+  const outCodes = new Float32Array(rows * cols);
+  for (let i1 = 0; i1 < cols; i1 += blockSize) {
+    const bw = Math.min(blockSize, cols - i1);
+    const base = rows * i1;
     for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < cols; j++) {
-        outW[r * cols + perm[j]!] = w[r * cols + j]!;
-        outCodes[r * cols + perm[j]!] = codes[r * cols + j]!;
+      for (let i = 0; i < bw; i++) {
+        const dst = r * cols + (perm ? perm[i1 + i]! : i1 + i);
+        outW[dst] = panels[base + r * bw + i]!;
+        outCodes[dst] = codes[r * cols + i1 + i]!;
       }
     }
   }
@@ -359,5 +421,6 @@ export const quantizeWeight = (
     usedRtnFallback: factor.usedRtnFallback,
     deadColumns: factor.deadColumns,
     warnings,
+    timings,
   });
 };
