@@ -3,6 +3,7 @@ import { kernels } from "../backend.js";
 import { type TensorError, invalidArgument, shapeMismatch } from "../errors.js";
 import type { Kernels } from "../kernels.js";
 import { Tensor, toFloat32 } from "../tensor.js";
+import type { DType } from "../dtype.js";
 import { fmtShape, requireDType } from "./check.js";
 
 // Group quantization helpers over a rows×cols view of x (leading axes flattened into rows, the last axis is cols),
@@ -98,4 +99,51 @@ export const quantizePerGroup = (
       out,
     );
   return E.right(new Tensor("f32", x.shape, out));
+};
+
+const fr = Math.fround;
+
+/**
+ * x = (q − zp) · s per group in f32, the compressed-tensors dequantize order (q of any integer or float dtype is
+ * decoded to f32 first). Bit-identical to `quantizePerGroup(…, { fake: true })` applied to the same grid values.
+ */
+export const dequantizePerGroup = (
+  q: Tensor,
+  scale: Tensor,
+  zeroPoint: Tensor | null,
+  opts: { readonly groupSize: number },
+): E.Either<TensorError, Tensor<"f32">> => {
+  const op = "dequantizePerGroup";
+  const allowed: ReadonlyArray<DType> = ["f32", "f64", "f16", "bf16", "f8_e4m3fn", "f8_e5m2", "f4_e2m1", "i32", "i16", "i8", "u8", "i4", "u4"];
+  const t = requireDType(op, q, allowed);
+  if (E.isLeft(t)) return t;
+  const cols0 = q.shape[q.rank - 1];
+  if (cols0 === undefined) return E.left(invalidArgument(op, "q", `needs rank ≥ 1, got shape ${fmtShape(q.shape)}`));
+  let rows = cols0 === 0 ? 0 : q.size / cols0;
+  let cols = cols0;
+  let groupSize = opts.groupSize;
+  if (scale.size === 1 && rows * cols > 0) {
+    cols = rows * cols;
+    rows = 1;
+    groupSize = cols;
+  }
+  const g = checkGroup(op, cols, groupSize, q.shape);
+  if (E.isLeft(g)) return g;
+  const groups = rows * g.right;
+  if (scale.size !== groups)
+    return E.left(shapeMismatch(op, [q.shape, scale.shape], `scale needs ${groups} values (${rows} rows × ${g.right} groups of ${groupSize})`));
+  if (zeroPoint && zeroPoint.size !== groups)
+    return E.left(shapeMismatch(op, [q.shape, zeroPoint.shape], `zeroPoint needs ${groups} values, like scale`));
+  const qv = toFloat32(q).data;
+  const s = toFloat32(scale).data;
+  const z = zeroPoint ? toFloat32(zeroPoint).data : null;
+  const out = new Float32Array(qv.length);
+  for (let r = 0; r < rows; r++)
+    for (let gi = 0; gi < g.right; gi++) {
+      const sc = s[r * g.right + gi]!;
+      const zp = z ? z[r * g.right + gi]! : 0;
+      const base = r * cols + gi * groupSize;
+      for (let j = 0; j < groupSize; j++) out[base + j] = z ? fr(fr(qv[base + j]! - zp) * sc) : fr(qv[base + j]! * sc);
+    }
+  return E.right(new Tensor("f32", q.shape, out));
 };
