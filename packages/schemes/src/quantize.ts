@@ -1,0 +1,243 @@
+import { type DType, FP8_E4M3FN_VALUES, type Tensor, castFromNumbers, fp8e4m3FromNumber, kernels, roundHalfEven, sizeOf, toFloat64 } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { calculateRange } from "./calculate-range.js";
+import { type SchemeError, unsupported } from "./errors.js";
+import { castToFp4, castToFp6 } from "./minifloat-rounding.js";
+import type { QuantizationArgs } from "./quantization-args.js";
+import { type FloatDType, isFloatDType, promote, rounder } from "./working-dtype.js";
+
+export interface QuantizeOptions {
+  /** TENSOR_GROUP (NVFP4) global scale, f32 [1]; the effective scale is scale / globalScale. */
+  readonly globalScale?: Tensor;
+  /** Output dtype (torch's `dtype=` argument), e.g. "i8" or "f8_e4m3fn" for storage. */
+  readonly dtype?: DType;
+}
+
+// ----- layout: which scale element each x element uses -----
+
+type Layout = { readonly kind: "rows"; readonly cols: number; readonly groupSize: number } | { readonly kind: "index"; readonly index: (e: number) => number };
+
+const layoutOf = (op: string, x: Tensor, scale: Tensor, args: QuantizationArgs): E.Either<SchemeError, Layout> => {
+  const shape = x.shape;
+  const rank = shape.length;
+  const cols = rank === 0 ? 1 : shape[rank - 1]!;
+  const bad = (why: string) => E.left(unsupported(op, `${args.strategy} scale of shape [${scale.shape}] does not fit x of shape [${shape}]: ${why}`));
+  if (args.strategy === "group" || args.strategy === "tensor_group") {
+    const gs = args.group_size ?? 0;
+    if (gs <= 0) return E.left(unsupported(op, `strategy ${args.strategy} needs a positive group_size`));
+    // compressed-tensors 0.20.0 forward_helpers._process_group
+    if (cols % gs !== 0) return E.left(unsupported(op, `tensor column shape must be divisible by the given group_size ${gs} but got ${cols}`));
+    const rows = sizeOf(shape) / cols;
+    if (scale.size !== rows * (cols / gs)) return bad(`expected ${rows * (cols / gs)} scales (rows × cols/group_size)`);
+    return E.right({ kind: "rows", cols, groupSize: gs });
+  }
+  if (args.strategy === "block") {
+    const bs = args.block_structure;
+    if (bs === null || rank !== 2) return bad("block quantization needs a 2-D x and block_structure");
+    const [bh, bw] = bs;
+    const R = shape[0]!;
+    const C = shape[1]!;
+    const nrb = Math.ceil(R / bh);
+    const ncb = Math.ceil(C / bw);
+    if (scale.size !== nrb * ncb) return bad(`expected [${nrb}, ${ncb}] (zero padding to whole blocks)`);
+    // Padding rows/cols are quantized and cropped again by CT; they never influence kept elements.
+    return E.right({ kind: "index", index: (e) => Math.floor(Math.floor(e / C) / bh) * ncb + Math.floor((e % C) / bw) });
+  }
+  // tensor / channel / token / attn_head: plain right-aligned broadcasting, as torch does.
+  const ss = scale.shape.length === 0 ? [1] : scale.shape;
+  if (ss.length > Math.max(rank, 1)) return bad("scale has more dimensions than x");
+  if (rank === 0) return scale.size === 1 ? E.right({ kind: "index", index: () => 0 }) : bad("scalar x needs one scale");
+  const xStrides: number[] = [];
+  const mult: number[] = [];
+  let acc = 1;
+  for (let d = rank - 1; d >= 0; d--) {
+    xStrides[d] = acc;
+    acc *= shape[d]!;
+  }
+  let sAcc = 1;
+  const dims: number[] = [];
+  for (let k = 1; k <= rank; k++) {
+    const d = rank - k;
+    const sd = k <= ss.length ? ss[ss.length - k]! : 1;
+    if (sd !== 1 && sd !== shape[d]) return bad(`dimension ${d}: ${sd} vs ${shape[d]}`);
+    mult[d] = sd === 1 ? 0 : sAcc;
+    sAcc *= sd;
+    if (sd !== 1) dims.push(d);
+  }
+  const n = sizeOf(shape);
+  if (dims.length === 0) return E.right(n > 0 ? { kind: "rows", cols: n, groupSize: n } : { kind: "index", index: () => 0 });
+  if (rank === 2 && dims.length === 1 && dims[0] === 0)
+    return E.right({ kind: "rows", cols, groupSize: cols });
+  return E.right({
+    kind: "index",
+    index: (e) => {
+      let i = 0;
+      for (const d of dims) i += (Math.floor(e / xStrides[d]!) % shape[d]!) * mult[d]!;
+      return i;
+    },
+  });
+};
+
+// ----- element rounding -----
+
+const roundElement = (args: QuantizationArgs): ((y: number) => number) => {
+  if (args.type === "int") return roundHalfEven;
+  if (args.num_bits === 8) return (y) => (Number.isNaN(y) ? y : FP8_E4M3FN_VALUES[fp8e4m3FromNumber(y)]!);
+  if (args.num_bits === 6) return castToFp6;
+  return castToFp4;
+};
+
+interface Prepared {
+  readonly X: FloatDType;
+  readonly S: FloatDType;
+  readonly Seff: FloatDType;
+  readonly seff: Float64Array;
+  readonly zp: Float64Array | null;
+  readonly layout: Layout;
+  readonly qMin: number;
+  readonly qMax: number;
+}
+
+const prepare = (
+  op: string,
+  x: Tensor,
+  xDType: FloatDType,
+  scale: Tensor,
+  zeroPoint: Tensor | null,
+  args: QuantizationArgs,
+  globalScale: Tensor | undefined,
+): E.Either<SchemeError, Prepared> => {
+  if (!isFloatDType(scale.dtype)) return E.left(unsupported(op, `scale must be a float tensor, got ${scale.dtype}`));
+  const S = scale.dtype;
+  const range = calculateRange(args);
+  if (E.isLeft(range)) return range;
+  const layout = layoutOf(op, x, scale, args);
+  if (E.isLeft(layout)) return layout;
+  if (zeroPoint !== null && zeroPoint.size !== scale.size)
+    return E.left(unsupported(op, `zero point shape [${zeroPoint.shape}] must match scale shape [${scale.shape}]`));
+  let Seff: FloatDType = S;
+  const s = toFloat64(scale).data;
+  let seff = s;
+  if (globalScale !== undefined) {
+    if (!isFloatDType(globalScale.dtype) || globalScale.size !== 1) return E.left(unsupported(op, "global scale must be a single float value"));
+    Seff = promote(S, globalScale.dtype);
+    const r = rounder(Seff);
+    const g = toFloat64(globalScale).data[0]!;
+    seff = s.map((v) => r(v / g));
+  }
+  return E.right({
+    X: xDType,
+    S,
+    Seff,
+    seff,
+    zp: zeroPoint === null ? null : toFloat64(zeroPoint).data,
+    layout: layout.right,
+    qMin: range.right.qMin,
+    qMax: range.right.qMax,
+  });
+};
+
+const scaleIndex = (layout: Layout): ((e: number) => number) => {
+  if (layout.kind === "index") return layout.index;
+  const { cols, groupSize } = layout;
+  const ng = cols / groupSize;
+  return (e) => Math.floor(e / cols) * ng + Math.floor((e % cols) / groupSize);
+};
+
+const isGroup = (args: QuantizationArgs) => args.strategy === "group" || args.strategy === "tensor_group";
+
+/** The f32 × int hot path, on the active kernel backend. */
+const tryKernel = (x: Tensor, p: Prepared, args: QuantizationArgs, fake: boolean): Float32Array | null => {
+  if (x.dtype !== "f32" || p.Seff !== "f32" || args.type !== "int" || p.layout.kind !== "rows") return null;
+  const n = x.size;
+  const { cols, groupSize } = p.layout;
+  const out = new Float32Array(n);
+  const zp = p.zp === null ? null : Float32Array.from(p.zp);
+  kernels().quantizeGroups(x.data as Float32Array, n / cols, cols, groupSize, Float32Array.from(p.seff), zp, p.qMin, p.qMax, fake, out);
+  return out;
+};
+
+const run = (op: string, x: Tensor, scale: Tensor, zeroPoint: Tensor | null, args: QuantizationArgs, opts: QuantizeOptions, fake: boolean) => {
+  if (!isFloatDType(x.dtype)) return E.left<SchemeError, Tensor>(unsupported(op, `x must be a float tensor (f64, f32, bf16, f16), got ${x.dtype}`));
+  const pr = prepare(op, x, x.dtype, scale, zeroPoint, args, opts.globalScale);
+  if (E.isLeft(pr)) return pr;
+  const p = pr.right;
+  const R = promote(p.X, p.Seff);
+  const outDType: DType = fake ? (isGroup(args) ? p.X : p.Seff) : (opts.dtype ?? (isGroup(args) ? p.X : R));
+  const fast = tryKernel(x, p, args, fake);
+  if (fast !== null) return E.right<SchemeError, Tensor>(castFromNumbers(outDType, fast, x.shape));
+  const rR = rounder(R);
+  const rX = rounder(p.X);
+  const rE = rounder(p.Seff);
+  const rnd = roundElement(args);
+  const idx = scaleIndex(p.layout);
+  const xv = toFloat64(x).data;
+  const n = xv.length;
+  const out = new Float64Array(n);
+  const { seff, zp, qMin, qMax } = p;
+  for (let e = 0; e < n; e++) {
+    const i = idx(e);
+    const s = seff[i]!;
+    let y = rR(xv[e]! / s);
+    if (zp !== null) y = rR(y + rX(zp[i]!));
+    y = Number.isNaN(y) ? y : rR(Math.min(Math.max(y, qMin), qMax));
+    let q = rR(rnd(y));
+    if (fake) {
+      q = rE(q);
+      if (zp !== null) q = rE(q - rE(zp[i]!));
+      q = rE(q * s);
+    }
+    out[e] = q;
+  }
+  return E.right<SchemeError, Tensor>(castFromNumbers(outDType, out, x.shape));
+};
+
+/**
+ * compressed-tensors 0.20.0 `quantize`: y = x / s (s / global_scale with a global scale), + zp, clamp to the range,
+ * then round (int: half to even; fp8: RNE cast; fp4/fp6: CT's grid rounding). Output is in torch's result dtype
+ * (x's dtype for group strategies) unless `opts.dtype` asks for a storage dtype.
+ */
+export const quantize = (
+  x: Tensor,
+  scale: Tensor,
+  zeroPoint: Tensor | null,
+  args: QuantizationArgs,
+  opts: QuantizeOptions = {},
+): E.Either<SchemeError, Tensor> => run("quantize", x, scale, zeroPoint, args, opts, false);
+
+/** compressed-tensors 0.20.0 `fake_quantize` (the fused quantize-dequantize: no integer intermediate). */
+export const fakeQuantize = (
+  x: Tensor,
+  scale: Tensor,
+  zeroPoint: Tensor | null,
+  args: QuantizationArgs,
+  opts: { readonly globalScale?: Tensor } = {},
+): E.Either<SchemeError, Tensor> => run("fakeQuantize", x, scale, zeroPoint, args, opts, true);
+
+/**
+ * compressed-tensors 0.20.0 `dequantize`: (q − zp) · s in the (effective) scale's dtype, cast to `opts.dtype`, by
+ * default the scale's dtype. q may be any dtype (int codes, fp8/fp4 codes, floats).
+ */
+export const dequantize = (
+  q: Tensor,
+  scale: Tensor,
+  zeroPoint: Tensor | null,
+  args: QuantizationArgs,
+  opts: QuantizeOptions = {},
+): E.Either<SchemeError, Tensor> => {
+  const op = "dequantize";
+  const pr = prepare(op, q, "f32", scale, zeroPoint, args, opts.globalScale);
+  if (E.isLeft(pr)) return pr;
+  const p = pr.right;
+  const rE = rounder(p.Seff);
+  const idx = scaleIndex(p.layout);
+  const qv = toFloat64(q).data;
+  const out = new Float64Array(qv.length);
+  for (let e = 0; e < qv.length; e++) {
+    const i = idx(e);
+    let d = rE(qv[e]!);
+    if (p.zp !== null) d = rE(d - rE(p.zp[i]!));
+    out[e] = rE(d * p.seff[i]!);
+  }
+  return E.right(castFromNumbers(opts.dtype ?? p.S, out, q.shape));
+};

@@ -1,0 +1,158 @@
+import { type DType, type Tensor, castFromNumbers, kernels, toFloat32, toFloat64 } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { calculateQParams, generateGlobalScale } from "./calculate-qparams.js";
+import { type SchemeError, nonFinite, unsupported } from "./errors.js";
+import type { QuantizationArgs } from "./quantization-args.js";
+import { quantize } from "./quantize.js";
+import { type FloatDType, isFloatDType } from "./working-dtype.js";
+
+export interface RtnResult {
+  /** Storage codes: i8/i16/i32 for int, f8_e4m3fn for fp8, f4_e2m1 for fp4 (sign of -0 kept), float values for fp6. */
+  readonly quantized: Tensor;
+  /** The module parameter `weight_scale`: the weight's dtype (NVFP4: fp8 values; MX: powers of two). */
+  readonly scale: Tensor;
+  /** `weight_zero_point` in args.zp_dtype (zeros when symmetric; compressors drop it then). */
+  readonly zeroPoint: Tensor;
+  /** `weight_global_scale` f32 [1] for tensor_group. */
+  readonly globalScale?: Tensor<"f32">;
+}
+
+/** Per-scale-cell min and max of a 2-D weight for the weight strategies (the memoryless min-max observer). */
+export const weightMinMax = (
+  weight: Tensor,
+  args: QuantizationArgs,
+): E.Either<SchemeError, { readonly min: Tensor; readonly max: Tensor }> => {
+  const op = "weightMinMax";
+  if (!isFloatDType(weight.dtype)) return E.left(unsupported(op, `weight must be f64/f32/bf16/f16, got ${weight.dtype}`));
+  const W: FloatDType = weight.dtype;
+  if (weight.rank !== 2) return E.left(unsupported(op, `weight must be 2-D [out, in], got shape [${weight.shape}]`));
+  const rows = weight.shape[0]!;
+  const cols = weight.shape[1]!;
+  // min/max only select elements, so the f32 view is exact for bf16/f16 weights (f64 goes through f64).
+  const x = W === "f64" ? null : toFloat32(weight).data;
+  const xd = W === "f64" ? toFloat64(weight).data : null;
+  const at = (i: number) => (x !== null ? x[i]! : xd![i]!);
+  const build = (lo: ArrayLike<number>, hi: ArrayLike<number>, shape: number[]) =>
+    E.right({ min: castFromNumbers(W, lo, shape), max: castFromNumbers(W, hi, shape) });
+  const grouped = (gs: number, shape: number[]) => {
+    const ng = cols / gs;
+    const lo = new Float32Array(rows * ng);
+    const hi = new Float32Array(rows * ng);
+    if (x !== null) kernels().groupMinMax(x, rows, cols, gs, lo, hi);
+    else {
+      for (let r = 0; r < rows; r++)
+        for (let g = 0; g < ng; g++) {
+          let a = Infinity;
+          let b = -Infinity;
+          for (let j = 0; j < gs; j++) {
+            const v = at(r * cols + g * gs + j);
+            a = Math.min(a, v);
+            b = Math.max(b, v);
+          }
+          lo[r * ng + g] = a;
+          hi[r * ng + g] = b;
+        }
+    }
+    return build(lo, hi, shape);
+  };
+  switch (args.strategy) {
+    case "tensor":
+      return rows * cols === 0 ? E.left(unsupported(op, "empty weight")) : reduceAll(W, at, rows * cols);
+    case "channel":
+      return grouped(cols, [rows, 1]);
+    case "group":
+    case "tensor_group": {
+      const gs = args.group_size ?? 0;
+      if (gs <= 0 || cols % gs !== 0)
+        return E.left(unsupported(op, `tensor column shape must be divisible by the given group_size ${gs} but got ${cols}`));
+      return grouped(gs, [rows, cols / gs]);
+    }
+    case "block": {
+      const [bh, bw] = args.block_structure ?? [0, 0];
+      if (bh <= 0 || bw <= 0) return E.left(unsupported(op, "block strategy needs block_structure"));
+      const nrb = Math.ceil(rows / bh);
+      const ncb = Math.ceil(cols / bw);
+      // Zero padding to whole blocks never changes the statistics that matter: 0 is forced into every range.
+      const lo = new Float64Array(nrb * ncb).fill(Infinity);
+      const hi = new Float64Array(nrb * ncb).fill(-Infinity);
+      for (let r = 0; r < rows; r++)
+        for (let c = 0; c < cols; c++) {
+          const k = Math.floor(r / bh) * ncb + Math.floor(c / bw);
+          const v = at(r * cols + c);
+          lo[k] = Math.min(lo[k]!, v);
+          hi[k] = Math.max(hi[k]!, v);
+        }
+      const padded = rows % bh !== 0 || cols % bw !== 0;
+      if (padded)
+        for (let k = 0; k < lo.length; k++) {
+          const br = Math.floor(k / ncb);
+          const bc = k % ncb;
+          if ((br + 1) * bh > rows || (bc + 1) * bw > cols) {
+            lo[k] = Math.min(lo[k]!, 0);
+            hi[k] = Math.max(hi[k]!, 0);
+          }
+        }
+      return build(lo, hi, [nrb, ncb]);
+    }
+    default:
+      return E.left(unsupported(op, `strategy "${args.strategy}" is an activation strategy; weights use tensor, channel, group, tensor_group or block`));
+  }
+};
+
+const reduceAll = (W: FloatDType, at: (i: number) => number, n: number): E.Right<{ readonly min: Tensor; readonly max: Tensor }> => {
+  let a = Infinity;
+  let b = -Infinity;
+  for (let i = 0; i < n; i++) {
+    a = Math.min(a, at(i));
+    b = Math.max(b, at(i));
+  }
+  return { _tag: "Right", right: { min: castFromNumbers(W, [a], [1]), max: castFromNumbers(W, [b], [1]) } };
+};
+
+const storageDType = (args: QuantizationArgs): DType | undefined => {
+  if (args.type === "int") return args.num_bits <= 8 ? "i8" : args.num_bits <= 16 ? "i16" : "i32";
+  if (args.num_bits === 8) return "f8_e4m3fn";
+  if (args.num_bits === 4) return "f4_e2m1";
+  return undefined;
+};
+
+/**
+ * Round-to-nearest quantization of a 2-D weight [out, in] for any weight args: memoryless min-max statistics per
+ * scale cell, the global scale for tensor_group (from this weight alone unless `opts.globalScale` gives the fused
+ * one), `calculateQParams`, then `quantize` to storage codes — the same numbers llm-compressor's QuantizationModifier
+ * and compressed-tensors' compressors produce. NaN/Inf in the weight is an error naming `opts.name`.
+ */
+export const rtnQuantizeWeight = (
+  weight: Tensor,
+  args: QuantizationArgs,
+  opts: { readonly name?: string; readonly globalScale?: Tensor<"f32"> } = {},
+): E.Either<SchemeError, RtnResult> => {
+  const name = opts.name ?? "weight";
+  if (!isFloatDType(weight.dtype)) return E.left(unsupported("rtnQuantizeWeight", `${name} must be f64/f32/bf16/f16, got ${weight.dtype}`));
+  const W: FloatDType = weight.dtype;
+  const v = weight.dtype === "f64" ? (weight.data as Float64Array) : toFloat32(weight).data;
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) return E.left(nonFinite(name, i, v[i]!));
+  const mm = weightMinMax(weight, args);
+  if (E.isLeft(mm)) return mm;
+  let globalScale: Tensor<"f32"> | undefined;
+  if (args.strategy === "tensor_group") {
+    if (opts.globalScale !== undefined) globalScale = opts.globalScale;
+    else {
+      const all = reduceAll(W, (i) => v[i]!, v.length);
+      const g = generateGlobalScale(all.right.min, all.right.max);
+      if (E.isLeft(g)) return g;
+      globalScale = g.right;
+    }
+  }
+  const qp = calculateQParams(mm.right.min, mm.right.max, args, globalScale !== undefined ? { globalScale } : {});
+  if (E.isLeft(qp)) return qp;
+  // The module parameter keeps the weight's dtype (`copy_` into weight_scale); exact for fp8 / power-of-two scales.
+  const scale = castFromNumbers(W, toFloat64(qp.right.scale).data, qp.right.scale.shape);
+  const sd = storageDType(args);
+  const q = quantize(weight, scale, qp.right.zeroPoint, args, {
+    ...(globalScale !== undefined ? { globalScale } : {}),
+    ...(sd !== undefined ? { dtype: sd } : {}),
+  });
+  if (E.isLeft(q)) return q;
+  return E.right({ quantized: q.right, scale, zeroPoint: qp.right.zeroPoint, ...(globalScale !== undefined ? { globalScale } : {}) });
+};

@@ -1,0 +1,368 @@
+#!/usr/bin/env python
+"""Test vectors for @llmq/schemes from the real compressed-tensors 0.20.0 (+ llm-compressor 0.14 observers).
+
+Command that produced packages/schemes/fixtures/*.json (run from the repo root):
+
+    /work/pyenv/bin/pip install --no-deps --target /work/ct020 compressed-tensors==0.20.0   # once
+    PYTHONPATH=/work/ct020 /work/pyenv/bin/python tools/gen_scheme_fixtures.py
+
+(/work/pyenv pins compressed-tensors 0.19.0 for llmcompressor 0.14.0.1, so 0.20.0 is put first on the path; the
+script refuses to run against any other version.) torch 2.13 CPU. Deterministic: fixed seeds, no timestamps.
+
+Outputs (tensors as {"dtype", "shape", "b64"} = base64 of raw little-endian bytes, bf16 as its 16-bit pattern):
+  fixtures/numerics.json  weight RTN cases (observer → calculate_qparams → quantize / fake_quantize / dequantize)
+                          and activation cases (given min/max → calculate_qparams → quantize / fake_quantize)
+  fixtures/args.json      model_dump() of every preset and of decoded args/configs, plus invalid args/schemes/configs
+                          with CT's exception class and message
+"""
+import base64
+import copy
+import json
+import os
+import sys
+
+import compressed_tensors
+import torch
+
+assert compressed_tensors.__version__ == "0.20.0", f"need compressed-tensors 0.20.0, got {compressed_tensors.__version__}"
+
+from compressed_tensors.quantization import QuantizationArgs, QuantizationConfig, QuantizationScheme  # noqa: E402
+from compressed_tensors.quantization.lifecycle.forward import dequantize, fake_quantize, quantize  # noqa: E402
+from compressed_tensors.quantization.quant_scheme import PRESET_SCHEMES, preset_name_to_scheme  # noqa: E402
+from compressed_tensors.quantization.utils import calculate_qparams, generate_gparam  # noqa: E402
+from llmcompressor.observers import Observer  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "packages", "schemes", "fixtures")
+
+DT = {
+    torch.float32: "f32",
+    torch.bfloat16: "bf16",
+    torch.float16: "f16",
+    torch.int8: "i8",
+    torch.int16: "i16",
+    torch.int32: "i32",
+    torch.uint8: "u8",
+    torch.float8_e4m3fn: "f8_e4m3fn",
+}
+VIEW = {torch.bfloat16: torch.int16, torch.float16: torch.int16, torch.float8_e4m3fn: torch.uint8}
+
+
+def enc(t: torch.Tensor) -> dict:
+    t = t.detach().contiguous().cpu()
+    raw = t.view(VIEW[t.dtype]) if t.dtype in VIEW else t
+    return {"dtype": DT[t.dtype], "shape": list(t.shape), "b64": base64.b64encode(raw.numpy().tobytes()).decode()}
+
+
+def dump(obj) -> object:
+    return json.loads(json.dumps(obj.model_dump()))
+
+
+# ----------------------------------------------------------------------------------------------- weights (RTN)
+
+def storage_dtype(args: QuantizationArgs):
+    if args.type == "int" or args.num_bits == 8:
+        return args.pytorch_dtype()
+    return None  # fp4 / fp6 stay float (the nvfp4/mx compressors pack the float values themselves)
+
+
+def weight_case(name: str, kw: dict, dtype, shape, seed: int, zero_rows=(), mul=1.0):
+    args = QuantizationArgs(**kw)
+    g = torch.Generator().manual_seed(seed)
+    w = (torch.randn(shape, generator=g) * mul).to(dtype)
+    for r in zero_rows:
+        w[r] = 0
+    obs = Observer.load_from_registry("memoryless_minmax", base_name="weight", args=copy.deepcopy(args))
+    obs(w)
+    qp = obs.get_qparams()
+    # llm-compressor copies the observer output into the module parameters (weight dtype / zp_dtype / f32 global)
+    scale = qp["scale"].to(dtype)
+    zp = qp["zero_point"]
+    gs = qp["global_scale"]
+    q = quantize(x=w, scale=scale, zero_point=zp, args=args, dtype=storage_dtype(args), global_scale=gs)
+    fq = fake_quantize(x=w, scale=scale, zero_point=zp, args=args, global_scale=gs)
+    dq = dequantize(x_q=q, scale=scale, zero_point=zp, args=args, global_scale=gs)
+    case = {
+        "name": name,
+        "kind": "weight",
+        "args": dump(args),
+        "kwargs": kw,
+        "x": enc(w),
+        "scale": enc(scale),
+        "raw_scale": enc(qp["scale"]),
+        "zero_point": enc(zp),
+        "q": enc(q if q.dtype != w.dtype or True else q),
+        "fq": enc(fq),
+        "dq": enc(dq),
+    }
+    if gs is not None:
+        case["global_scale"] = enc(gs)
+    return case
+
+
+def activation_case(name: str, kw: dict, dtype, shape, seed: int, reduce_dims, group=None, mul=1.0, local_global=False):
+    """min/max reduced over `reduce_dims` (keepdim) or per group of the last dim; qparams + quantize + fake_quantize."""
+    args = QuantizationArgs(**kw)
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(shape, generator=g) * mul).to(dtype)
+    if group is not None:
+        xv = x.unflatten(-1, (shape[-1] // group, group))
+        mn, mx = torch.amin(xv, dim=-1), torch.amax(xv, dim=-1)
+    elif reduce_dims is None:
+        mn, mx = torch.aminmax(x)
+    else:
+        mn, mx = torch.amin(x, dim=reduce_dims, keepdim=True), torch.amax(x, dim=reduce_dims, keepdim=True)
+    gs = generate_gparam(torch.aminmax(x)[0].reshape(1), torch.aminmax(x)[1].reshape(1)) if local_global else None
+    scale, zp = calculate_qparams(mn, mx, args, global_scale=gs)
+    q = quantize(x=x, scale=scale, zero_point=zp, args=args, global_scale=gs)
+    fq = fake_quantize(x=x, scale=scale, zero_point=zp, args=args, global_scale=gs)
+    case = {
+        "name": name,
+        "kind": "activation",
+        "args": dump(args),
+        "kwargs": kw,
+        "x": enc(x),
+        "min": enc(mn.reshape(1) if mn.ndim == 0 else mn),
+        "max": enc(mx.reshape(1) if mx.ndim == 0 else mx),
+        "scale": enc(scale),
+        "zero_point": enc(zp),
+        "q": enc(q),
+        "fq": enc(fq),
+    }
+    if gs is not None:
+        case["global_scale"] = enc(gs)
+    return case
+
+
+def numerics():
+    cases = []
+    seed = 1000
+    for dtype in (torch.float32, torch.bfloat16):
+        dn = DT[dtype]
+
+        def W(name, kw, shape=(8, 64), zero_rows=(), mul=1.0):
+            nonlocal seed
+            seed += 1
+            cases.append(weight_case(f"{dn}/{name}", kw, dtype, shape, seed, zero_rows, mul))
+
+        for bits in range(2, 9):
+            for sym in (True, False):
+                W(f"int{bits}-group32-{'sym' if sym else 'asym'}", dict(num_bits=bits, group_size=32, symmetric=sym), zero_rows=(3,))
+        for sym in (True, False):
+            s = "sym" if sym else "asym"
+            W(f"int8-channel-{s}", dict(num_bits=8, strategy="channel", symmetric=sym), zero_rows=(2,))
+            W(f"int4-channel-{s}", dict(num_bits=4, strategy="channel", symmetric=sym))
+            W(f"int4-tensor-{s}", dict(num_bits=4, strategy="tensor", symmetric=sym))
+            W(f"int8-tensor-{s}", dict(num_bits=8, symmetric=sym), mul=0.01)
+            W(f"int4-block4x8-pad-{s}", dict(num_bits=4, strategy="block", block_structure=[4, 8], symmetric=sym), shape=(10, 20))
+            W(f"int3-group16-{s}-scaled", dict(num_bits=3, group_size=16, symmetric=sym), mul=37.0)
+        W("int16-channel-sym", dict(num_bits=16, strategy="channel"), mul=3.0)
+        W("int16-tensor-asym", dict(num_bits=16, symmetric=False))
+        W("fp8-tensor", dict(num_bits=8, type="float"))
+        W("fp8-channel", dict(num_bits=8, type="float", strategy="channel"), zero_rows=(1,))
+        W("fp8-channel-asym", dict(num_bits=8, type="float", strategy="channel", symmetric=False))
+        W("fp8-group16", dict(num_bits=8, type="float", group_size=16), mul=1e-3)
+        W("fp8-block4x8-pad", dict(num_bits=8, type="float", strategy="block", block_structure=[4, 8]), shape=(10, 20))
+        W("fp8-block128-pad", dict(num_bits=8, type="float", strategy="block", block_structure=[128, 128]), shape=(6, 130))
+        W("fp8-tensor-bf16scale", dict(num_bits=8, type="float", scale_dtype="torch.bfloat16"), mul=3.3)
+        # every preset's weight args (NVFP4 tensor_group, MX group 32 with E8M0 exponents, int presets, FP8 variants)
+        seen = set()
+        for pname, p in PRESET_SCHEMES.items():
+            wa = p.get("weights")
+            if wa is None:
+                continue
+            key = json.dumps(dump(wa), sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            fields = {k: getattr(wa, k) for k in wa.model_fields_set}
+            fields = {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in fields.items()}
+            W(f"preset-{pname}", fields, shape=(8, 128), zero_rows=(5,))
+        nv = dict(PRESET_SCHEMES["NVFP4A16"]["weights"].model_dump())
+        nv = {k: v for k, v in nv.items()}
+        W("nvfp4-small-values", dict(num_bits=4, type="float", strategy="tensor_group", group_size=16, scale_dtype="torch.float8_e4m3fn"), mul=1e-4)
+        W("nvfp4-large-values", dict(num_bits=4, type="float", strategy="tensor_group", group_size=16, scale_dtype="torch.float8_e4m3fn"), mul=300.0)
+        W("mxfp4-large", dict(num_bits=4, type="float", group_size=32, scale_dtype="torch.uint8"), mul=1000.0)
+        W("mxfp8-small", dict(num_bits=8, type="float", group_size=32, scale_dtype="torch.uint8"), mul=1e-3)
+        W("mxfp6-wide", dict(num_bits=6, type="float", group_size=32, scale_dtype="torch.uint8"), mul=50.0)
+
+        def A(name, kw, shape, reduce_dims, group=None, mul=1.0, local_global=False):
+            nonlocal seed
+            seed += 1
+            cases.append(activation_case(f"{dn}/{name}", kw, dtype, shape, seed, reduce_dims, group, mul, local_global))
+
+        A("token-int8-dynamic", dict(num_bits=8, strategy="token", dynamic=True), (2, 3, 64), (2,))
+        A("token-int8-dynamic-asym", dict(num_bits=8, strategy="token", dynamic=True, symmetric=False), (2, 3, 64), (2,))
+        A("token-fp8-dynamic", dict(num_bits=8, type="float", strategy="token", dynamic=True), (2, 3, 64), (2,), mul=20.0)
+        A("token-int4-dynamic", dict(num_bits=4, strategy="token", dynamic=True), (2, 3, 64), (2,))
+        A("tensor-fp8-static", dict(num_bits=8, type="float", observer="static_minmax"), (4, 64), None)
+        A("tensor-int8-asym-static", dict(num_bits=8, symmetric=False), (4, 64), None)
+        A("group128-fp8-dynamic", dict(num_bits=8, type="float", group_size=128, dynamic=True), (2, 3, 256), None, group=128)
+        A("group32-mxfp4-dynamic", dict(num_bits=4, type="float", group_size=32, dynamic=True, scale_dtype="torch.uint8"), (2, 3, 64), None, group=32)
+        A("group32-mxfp8-dynamic", dict(num_bits=8, type="float", group_size=32, dynamic=True, scale_dtype="torch.uint8"), (2, 3, 64), None, group=32)
+        A(
+            "tensor_group-nvfp4-local",
+            dict(num_bits=4, type="float", strategy="tensor_group", group_size=16, dynamic="local", scale_dtype="torch.float8_e4m3fn"),
+            (2, 3, 64),
+            None,
+            group=16,
+            local_global=True,
+        )
+        A("attn_head-int8", dict(num_bits=8, strategy="attn_head"), (1, 4, 5, 16), (0, 2, 3))
+        A("attn_head-fp8", dict(num_bits=8, type="float", strategy="attn_head"), (2, 4, 3, 8), (0, 2, 3), mul=5.0)
+    return cases
+
+
+# ----------------------------------------------------------------------------------------------- args / configs
+
+def err(fn):
+    try:
+        fn()
+    except ValidationError as e:
+        first = e.errors()[0]
+        # keep field names only (drop pydantic's union-branch / validator segments)
+        loc = [str(x) for x in first["loc"] if not any(c in str(x) for c in "[(")]
+        return {"error": "ValidationError", "loc": ".".join(loc), "message": first["msg"]}
+    except Exception as e:  # noqa: BLE001 - we record whatever CT raises
+        msg = str(e)
+        return {"error": type(e).__name__, "loc": "", "message": msg.splitlines()[0] if msg else ""}
+    return None
+
+
+def args_fixtures():
+    presets = {name: dump(preset_name_to_scheme(name, ["Linear"])) for name in PRESET_SCHEMES}
+    valid_args = [
+        {},
+        {"num_bits": 4, "group_size": 128},
+        {"num_bits": 4, "group_size": 128, "symmetric": False},
+        {"num_bits": 4, "group_size": 128, "symmetric": False, "zp_dtype": "torch.int8"},
+        {"num_bits": 8, "type": "FLOAT", "strategy": "TOKEN", "dynamic": True},
+        {"num_bits": 8, "type": "float", "strategy": "token", "dynamic": True, "observer": "memoryless"},
+        {"num_bits": 8, "strategy": "block", "block_structure": "128x64", "type": "float"},
+        {"num_bits": 8, "strategy": "block", "block_structure": [64, 32]},
+        {"num_bits": 4, "group_size": -1},
+        {"num_bits": 4, "group_size": 128, "actorder": "weight"},
+        {"num_bits": 4, "group_size": 128, "actorder": "static"},
+        {"num_bits": 4, "group_size": 128, "actorder": False},
+        {"num_bits": 4, "group_size": 128, "actorder": None},
+        {"num_bits": 16},
+        {"num_bits": 12, "symmetric": False},
+        {"num_bits": 32, "strategy": "channel"},
+        {"num_bits": 4, "type": "float", "strategy": "tensor_group", "group_size": 16, "dynamic": "LOCAL", "observer": "static_minmax"},
+        {"num_bits": 8, "observer": "minmax", "observer_kwargs": {"averaging_constant": 0.1}},
+        {"num_bits": 8, "observer_kwargs": {}},
+        {"num_bits": 8, "scale_dtype": "float16", "zp_dtype": "torch.int"},
+        {"num_bits": 8, "scale_dtype": "torch.float", "observer": None},
+        {"num_bits": 6, "type": "float", "group_size": 32, "scale_dtype": "torch.uint8"},
+        {"num_bits": 4, "strategy": "channel", "group_size": 0},
+        {"num_bits": "4", "symmetric": "yes", "group_size": 64},
+        {"num_bits": 8, "strategy": "attn_head"},
+        {"num_bits": 8, "dynamic": True},
+    ]
+    args = [{"input": a, "dump": dump(QuantizationArgs(**a))} for a in valid_args]
+    invalid_args = [
+        {"num_bits": 4, "group_size": 0},
+        {"num_bits": 4, "group_size": -2},
+        {"num_bits": 8, "strategy": "token"},
+        {"num_bits": 4, "strategy": "group"},
+        {"num_bits": 4, "strategy": "tensor_group", "type": "float"},
+        {"num_bits": 4, "strategy": "channel", "group_size": 128},
+        {"num_bits": 8, "strategy": "block"},
+        {"num_bits": 8, "block_structure": [128, 128]},
+        {"num_bits": 8, "strategy": "block", "block_structure": [128]},
+        {"num_bits": 8, "strategy": "block", "block_structure": [128, 0]},
+        {"num_bits": 8, "strategy": "block", "block_structure": "128by128"},
+        {"num_bits": 8, "strategy": "channel", "dynamic": True},
+        {"num_bits": 8, "strategy": "block", "block_structure": [2, 2], "dynamic": True},
+        {"num_bits": 8, "dynamic": "local"},
+        {"num_bits": 8, "dynamic": "sometimes"},
+        {"num_bits": 4, "group_size": 128, "actorder": True},
+        {"num_bits": 4, "group_size": 128, "actorder": "group"},
+        {"num_bits": 4, "group_size": 128, "actorder": "DYNAMIC"},
+        {"num_bits": 4, "group_size": 128, "actorder": "WEIGHT"},
+        {"num_bits": 16, "type": "float"},
+        {"num_bits": 5, "type": "float"},
+        {"num_bits": 8, "type": "uint"},
+        {"num_bits": 8, "strategy": "row"},
+        {"num_bits": 8, "scale_dtype": "torch.float128"},
+        {"num_bits": 8, "zp_dtype": 8},
+        {"num_bits": 8, "bits": 4},
+        {"num_bits": 4.5},
+        {"num_bits": None},
+        {"num_bits": 8, "symmetric": "maybe"},
+        {"num_bits": 8, "observer_kwargs": []},
+        {"num_bits": 4, "group_size": "64"},
+    ]
+    bad_args = [{"input": a, **err(lambda a=a: QuantizationArgs(**a))} for a in invalid_args]
+    for b in bad_args:
+        assert "error" in b, b
+    w4 = {"num_bits": 4, "group_size": 128}
+    invalid_schemes = [
+        {"targets": ["Linear"], "input_activations": {"num_bits": 8, "strategy": "channel"}},
+        {"targets": ["Linear"], "input_activations": {"num_bits": 8, "strategy": "block", "block_structure": [2, 2]}},
+        {"targets": ["Linear"], "input_activations": {"num_bits": 8, "group_size": 128, "actorder": "weight"}},
+        {"targets": ["Linear"], "output_activations": {"num_bits": 8, "group_size": 128, "actorder": "static"}},
+        {"targets": ["Linear"], "weights": w4, "format": "mixed-precision"},
+        {"targets": ["Linear"], "weights": w4, "format": "gguf"},
+        {"targets": "Linear", "weights": w4},
+        {"weights": w4},
+        {"targets": ["Linear"], "weights": w4, "kv_cache_scheme": None},
+        {"targets": ["Linear"], "weights": {"num_bits": 8, "strategy": "token"}},
+    ]
+    bad_schemes = [{"input": s, **err(lambda s=s: QuantizationScheme(**s))} for s in invalid_schemes]
+    for b in bad_schemes:
+        assert "error" in b, b
+    configs_valid = [
+        {"config_groups": {"W4A16": ["Linear"]}},
+        {"config_groups": {"w8a8": ["Linear"], "group_1": {"targets": ["re:.*lm_head"], "weights": {"num_bits": 8}}}, "ignore": ["model.embed"]},
+        {
+            "config_groups": {"group_0": {"targets": ["Linear"], "weights": w4, "format": "pack-quantized"}},
+            "format": "pack-quantized",
+            "quantization_status": "compressed",
+            "version": "0.20.0",
+            "sparsity_config": {},
+            "transform_config": {},
+            "quant_method": "compressed-tensors",
+            "kv_cache_scheme": {"num_bits": 8, "type": "float", "strategy": "tensor", "dynamic": False, "symmetric": True, "observer": "static_minmax"},
+        },
+        {"config_groups": {"NVFP4": ["Linear"]}, "global_compression_ratio": 1.5, "moe_sparsity_config": None},
+    ]
+    configs = [{"input": c, "dump": dump(QuantizationConfig(**c))} for c in configs_valid]
+    invalid_configs = [
+        {"config_groups": {"W4A17": ["Linear"]}},
+        {"config_groups": {"group_0": {"targets": ["Linear"], "weights": {"num_bits": 8, "strategy": "token"}}}},
+        {"config_groups": {"group_0": {"targets": ["Linear"], "weights": w4, "extra": 1}}},
+        {"ignore": ["lm_head"]},
+        {"config_groups": {"W4A16": ["Linear"]}, "quantization_status": "done"},
+        {"config_groups": {"W4A16": ["Linear"]}, "kv_cache_scheme": {"num_bits": 8, "strategy": "token"}},
+        {"config_groups": {"W4A16": ["Linear"]}, "ignore": "lm_head"},
+    ]
+    bad_configs = [{"input": c, **err(lambda c=c: QuantizationConfig(**c))} for c in invalid_configs]
+    for b in bad_configs:
+        assert "error" in b, b
+    return {
+        "presets": presets,
+        "args": args,
+        "invalid_args": bad_args,
+        "invalid_schemes": bad_schemes,
+        "configs": configs,
+        "invalid_configs": bad_configs,
+    }
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    meta = {"compressed_tensors": compressed_tensors.__version__, "torch": torch.__version__.split("+")[0]}
+    with open(os.path.join(OUT, "args.json"), "w") as f:
+        json.dump({"meta": meta, **args_fixtures()}, f, indent=1, sort_keys=False)
+        f.write("\n")
+    with open(os.path.join(OUT, "numerics.json"), "w") as f:
+        json.dump({"meta": meta, "cases": numerics()}, f, separators=(",", ":"))
+        f.write("\n")
+    for n in ("args.json", "numerics.json"):
+        print(n, os.path.getsize(os.path.join(OUT, n)), "bytes", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
