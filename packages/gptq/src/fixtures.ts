@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
+import { type QuantizationArgs, decodeQuantizationArgs } from "@llmq/schemes";
 import { Tensor } from "@llmq/tensor";
-import type { GptqArgs } from "./quantize-weight.js";
+import * as E from "fp-ts/lib/Either.js";
 
 // Test-only loader for packages/gptq/fixtures (written by tools/gen_gptq_fixtures.py). A minimal safetensors reader
 // (header length, JSON header, raw LE data) so the tests do not depend on @llmq/serialization (not a dependency).
@@ -8,7 +9,8 @@ import type { GptqArgs } from "./quantize-weight.js";
 export interface FixtureCase {
   readonly name: string;
   readonly problem: string;
-  readonly args: GptqArgs & { readonly observer: string };
+  /** Decoded by @llmq/schemes from compressed-tensors' own `model_dump_json`. */
+  readonly args: QuantizationArgs;
   readonly observer: string;
   readonly block_size: number;
   readonly dampening_frac: number;
@@ -59,20 +61,9 @@ export const loadFixtures = (dir = new URL("../fixtures/", import.meta.url)): Fi
     return new Tensor(dtype, h.shape, data as never);
   };
   const cases = (meta.cases as Array<Record<string, unknown>>).map((c) => {
-    const a = c.args as Record<string, unknown>;
-    return {
-      ...c,
-      args: {
-        num_bits: a.num_bits,
-        type: a.type,
-        symmetric: a.symmetric,
-        group_size: a.group_size ?? null,
-        strategy: a.strategy,
-        block_structure: a.block_structure ?? null,
-        actorder: a.actorder ?? null,
-        observer: a.observer,
-      },
-    } as unknown as FixtureCase;
+    const args = decodeQuantizationArgs(c.args, `${String(c.name)}.args`);
+    if (E.isLeft(args)) throw new Error(`fixture args: ${JSON.stringify(args.left)}`);
+    return { ...c, args: args.right } as unknown as FixtureCase;
   });
   return {
     cases,

@@ -14,3 +14,5 @@ export type {
   ScaleDType,
   WeightQParams,
 } from "./quantize-weight.js";
+export { gptqQuantizeModule, observeWeightWith, weightObserverName } from "./gptq-quantize-module.js";
+export type { GptqModuleOptions } from "./gptq-quantize-module.js";

@@ -52,7 +52,7 @@ describe("quantizeWeight errors are values naming the module", () => {
     expect(tagOf(quantizeWeight(W, eye(4), args({ strategy: "token" }), { qparams }))).toBe("UnsupportedArgs");
     expect(tagOf(quantizeWeight(W, eye(4), args({ type: "float", num_bits: 6 }), { qparams }))).toBe("UnsupportedArgs");
     expect(tagOf(quantizeWeight(W, eye(4), args({ actorder: "group" }), { qparams }))).toBe("UnsupportedArgs");
-    expect(tagOf(quantizeWeight(W, eye(4), args({ actorder: "sideways" }), { qparams }))).toBe("UnsupportedArgs");
+    expect(tagOf(quantizeWeight(W, eye(4), args({ actorder: "sideways" as never }), { qparams }))).toBe("UnsupportedArgs");
   });
   it("bad options and missing qparams", () => {
     expect(tagOf(quantizeWeight(W, eye(4), args(), { qparams, blockSize: 0 }))).toBe("InvalidOption");

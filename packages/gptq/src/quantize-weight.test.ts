@@ -42,7 +42,7 @@ describe("quantizeWeight vs llm-compressor 0.14 quantize_weight", () => {
       expect(r.right.usedRtnFallback).toBe(c.used_rtn_fallback);
       // Per case at most 0.5% of codes may flip (float-order ties); measured: 0 on every case.
       expect(mismatched / want.length).toBeLessThanOrEqual(0.005);
-      expect(Math.abs(r.right.loss - c.loss) / Math.max(c.loss, 1e-12)).toBeLessThan(1e-5);
+      expect(Math.abs(r.right.loss - c.loss) / Math.max(c.loss, 1e-12)).toBeLessThan(1e-4);
     });
   }
   it("total code mismatch", () => {

@@ -1,3 +1,4 @@
+import type { QuantizationArgs } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { type DType, Tensor, castFromNumbers, kernels, roundHalfEven, roundToDType, toFloat64 } from "@llmq/tensor";
 import {
@@ -19,16 +20,8 @@ import { factorizeHessianInPlace } from "./factorize-hessian.js";
 
 // ----- model -----
 
-/** The compressed-tensors `QuantizationArgs` fields GPTQ reads (wire names; the schemes type is assignable). */
-export interface GptqArgs {
-  readonly num_bits: number;
-  readonly type: "int" | "float";
-  readonly symmetric: boolean;
-  readonly group_size: number | null;
-  readonly strategy: string;
-  readonly block_structure: readonly [number, number] | null;
-  readonly actorder: string | null;
-}
+/** The compressed-tensors `QuantizationArgs` fields GPTQ reads (wire names). A full `QuantizationArgs` fits. */
+export type GptqArgs = Pick<QuantizationArgs, "num_bits" | "type" | "symmetric" | "group_size" | "strategy" | "block_structure" | "actorder">;
 
 /** Float dtypes a weight scale may have (LC keeps scales in the model dtype). */
 export type ScaleDType = "f32" | "bf16" | "f16";
@@ -46,7 +39,7 @@ export interface WeightQParams {
 }
 
 /** Computes qparams for a weight (an observer). Returns a message on failure. */
-export type ObserveWeight = (weight: Tensor<"f32">, args: GptqArgs) => E.Either<string, WeightQParams>;
+export type ObserveWeight = (weight: Tensor<"f32">) => E.Either<string, WeightQParams>;
 
 /** "weight" ≡ "static"; "group" ≡ "dynamic" (removed in compressed-tensors 0.20; kept here as an extension). */
 export type ResolvedActorder = "weight" | "group" | null;
@@ -302,13 +295,13 @@ export const quantizeWeight = (
   let qp: WeightQParams;
   if (actorder === "group") {
     if (!opts.observe) return E.left(invalidOption(module, "observe", 'actorder "group" observes the permuted weight; pass an observer'));
-    const r = opts.observe(new Tensor("f32", [rows, cols], Float32Array.from(w)), args);
+    const r = opts.observe(new Tensor("f32", [rows, cols], Float32Array.from(w)));
     if (E.isLeft(r)) return E.left(qparamsFailed(module, r.left));
     qp = r.right;
   } else if (opts.qparams) {
     qp = opts.qparams;
   } else if (opts.observe) {
-    const r = opts.observe(W, args);
+    const r = opts.observe(W);
     if (E.isLeft(r)) return E.left(qparamsFailed(module, r.left));
     qp = r.right;
   } else {
