@@ -110,6 +110,15 @@ const BINARY = {
   pow: (a, b, r) => r(a ** b),
 } satisfies Record<string, Binary>;
 
+/** True when `shape`, without leading 1s, equals the trailing dimensions of `target`. */
+const isSuffix = (shape: ReadonlyArray<number>, target: ReadonlyArray<number>): boolean => {
+  let i = 0;
+  while (i < shape.length && shape[i] === 1) i++;
+  const rest = shape.slice(i);
+  const off = target.length - rest.length;
+  return rest.every((d, j) => d === target[off + j]);
+};
+
 /** Calls f(outIndex, aIndex, bIndex) over the broadcast shape, odometer style. */
 export const forEachBroadcast = (
   shape: ReadonlyArray<number>,
@@ -157,6 +166,10 @@ const mapBinary =
     } else if (xb.length === 1 && xa.length === out.length) {
       const s = xb[0]!;
       for (let i = 0; i < out.length; i++) out[i] = f(xa[i]!, s, r);
+    } else if (xa.length === out.length && xb.length > 0 && isSuffix(bt.shape, shape.right)) {
+      // b repeats along the leading axes (a bias or a norm weight): walk it in blocks.
+      const m = xb.length;
+      for (let o = 0; o < out.length; o += m) for (let j = 0; j < m; j++) out[o + j] = f(xa[o + j]!, xb[j]!, r);
     } else {
       forEachBroadcast(shape.right, broadcastStrides(a.shape, shape.right), broadcastStrides(bt.shape, shape.right), (i, ia, ib) => {
         out[i] = f(xa[ia]!, xb[ib]!, r);
