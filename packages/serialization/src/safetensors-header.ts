@@ -204,6 +204,12 @@ export const parseHeader = (file: string, headerBytes: Uint8Array, fileSize: num
   });
 };
 
+/** Header of a safetensors file held in memory (the same checks as openSafetensors). */
+export const parseSafetensorsBuffer = (file: string, bytes: Uint8Array): E.Either<SerializationError, SafetensorsHeader> => {
+  const n = parseHeaderLength(file, bytes.subarray(0, 8), bytes.length);
+  return E.isLeft(n) ? n : parseHeader(file, bytes.subarray(8, 8 + n.right), bytes.length);
+};
+
 // ----- writing -----
 
 const utf8Encoder = new TextEncoder();

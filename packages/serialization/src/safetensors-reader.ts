@@ -14,7 +14,7 @@ import {
   unsupportedDType,
 } from "./errors.js";
 import { SUPPORTED_SAFETENSORS_DTYPES, llmqDTypeOf } from "./safetensors-dtype.js";
-import { type SafetensorsHeader, type TensorInfo, parseHeader, parseHeaderLength } from "./safetensors-header.js";
+import { type SafetensorsHeader, type TensorInfo, parseHeader, parseHeaderLength, parseSafetensorsBuffer } from "./safetensors-header.js";
 
 // ----- model -----
 
@@ -158,6 +158,26 @@ const makeFile = (path: string, fh: FileHandle, header: SafetensorsHeader): Safe
 /** A Tensor over bytes that start at offset 0 of their own buffer (always aligned, so no copy). */
 export const tensorFromBytes = (dtype: DType, shape: ReadonlyArray<number>, buf: Uint8Array): Tensor =>
   new Tensor(dtype, shape, storageFromBytes(dtype, buf.buffer, buf.byteOffset, buf.byteLength));
+
+/**
+ * All tensors of a safetensors file held in memory (e.g. fetched in a browser). Tensors view `bytes` where the
+ * offset is aligned and copy otherwise.
+ */
+export const deserializeSafetensors = (
+  file: string,
+  bytes: Uint8Array,
+): E.Either<SerializationError, { readonly metadata: Readonly<Record<string, string>> | null; readonly tensors: ReadonlyMap<string, Tensor> }> => {
+  const h = parseSafetensorsBuffer(file, bytes);
+  if (E.isLeft(h)) return h;
+  const tensors = new Map<string, Tensor>();
+  for (const t of h.right.tensors) {
+    const dtype = llmqDTypeOf(t.dtype);
+    if (dtype === undefined) return E.left(unsupportedDType(file, t.name, t.dtype, SUPPORTED_SAFETENSORS_DTYPES));
+    const [b, e] = t.dataOffsets;
+    tensors.set(t.name, new Tensor(dtype, t.shape, storageFromBytes(dtype, bytes.buffer, bytes.byteOffset + h.right.dataOffset + b, e - b)));
+  }
+  return E.right({ metadata: h.right.metadata, tensors });
+};
 
 // ----- checkpoints -----
 
