@@ -124,6 +124,17 @@ describe("binary broadcasting vs torch", () => {
       }),
     );
   });
+  it("every op rejects non-float dtypes and bad broadcasts naming itself", () => {
+    const i32 = new Tensor("i32", [2], new Int32Array(2));
+    const unary = { exp, log, sqrt, rsqrt, neg, abs, tanh, sigmoid, silu, relu, round, gelu };
+    for (const [name, f] of Object.entries(unary)) err(f(i32), "UnsupportedDType", name, "i32");
+    const binary = { add, sub, mul, div, maximum, minimum, pow };
+    for (const [name, f] of Object.entries(binary)) {
+      err(f(f32([1, 2, 3]), f32([1, 2])), "ShapeMismatch", name, "[3]", "[2]");
+      err(f(f32([1]), f64([1])), "DTypeMismatch", name, "argument b");
+      err(f(i32, f32([1])), "UnsupportedDType", name, "i32");
+    }
+  });
   it("errors name the op, shapes and argument", () => {
     err(add(f32([1, 2, 3], [3]), f32([1, 2], [2])), "ShapeMismatch", "add", "[3]", "[2]");
     err(mul(f32([1]), f64([1])), "DTypeMismatch", "mul", "argument b", "f32", "f64");

@@ -55,6 +55,14 @@ describe("hand-checked", () => {
     expect(vals(ok(sum(e, { axis: 1 })))).toEqual([0, 0]);
     err(amax(e, { axis: 1 }), "ShapeMismatch", "amax", "[2, 0]", "empty");
   });
+  it("every reduction rejects bad axes, group sizes and dtypes naming itself", () => {
+    const i8 = new Tensor("i8", [2], new Int8Array(2));
+    for (const [name, f] of Object.entries({ sum, mean, amax, amin, argmax, argmin, min, max })) {
+      err(f(t, { axis: 3 }), "AxisOutOfRange", name, "axis 3", "rank 2");
+      err(f(t, { groupSize: 4 }), "InvalidArgument", name, "groupSize", "[2, 3]");
+      err(f(i8, { axis: 0 }), "UnsupportedDType", name, "i8");
+    }
+  });
   it("errors name the op and argument", () => {
     err(sum(t, { axis: 2 }), "AxisOutOfRange", "sum", "axis 2", "rank 2");
     err(mean(t, { groupSize: 2 }), "InvalidArgument", "mean", "groupSize", "[2, 3]");
