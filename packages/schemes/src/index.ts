@@ -18,3 +18,27 @@ export { rtnQuantizeWeight, weightMinMax } from "./rtn-quantize-weight.js";
 export type { RtnResult } from "./rtn-quantize-weight.js";
 export { isIgnored, matchClass, matchName, matchTargets, matchesTarget, pythonRegex, resolveSchemeForModule } from "./match-target.js";
 export type { ResolvedScheme } from "./match-target.js";
+// llm-compressor recipes (recipe*.ts)
+export type { RecipeError } from "./recipe-errors.js";
+export { formatRecipeError, invalidRecipe, recipeSyntax, unknownModifier, unsupportedModifier } from "./recipe-errors.js";
+export type {
+  AWQMapping,
+  AWQModifierConfig,
+  BaseModifierFields,
+  GPTQModifierConfig,
+  ModifierConfig,
+  ModifierType,
+  ObserverOverrides,
+  QuantizationMixinFields,
+  QuantizationModifierConfig,
+  QuIPModifierConfig,
+  SmoothQuantMapping,
+  SmoothQuantModifierConfig,
+  SpinQuantModifierConfig,
+  TransformType,
+} from "./recipe-modifiers.js";
+export { LLM_COMPRESSOR_MODIFIERS, MODIFIER_TYPES, decodeModifier } from "./recipe-modifiers.js";
+export type { Recipe, RecipeModifier } from "./recipe.js";
+export { checkHasQuantizationConfig, decodeRecipe, parseRecipe, quantizationModifiers, recipeFromModifiers } from "./recipe.js";
+export { hasQuantizationConfig, needsCalibrationData, resolveQuantizationConfig } from "./recipe-resolve.js";
+export { encodeModifierArgs, encodeRecipe, encodeRecipeYaml } from "./recipe-yaml.js";
