@@ -31,6 +31,14 @@ describe.each(backends())("linear algebra on the %s backend", (_name, k) => {
     expect(folded.shape).toEqual([2, 1, 3, 5]);
     expect(arr(folded)).toEqual(arr(looped));
   });
+  it("batched transposeA/transposeB equal the product of explicitly permuted operands", () => {
+    const a = f64(Array.from({ length: 24 }, (_, i) => (i % 5) - 2), [2, 4, 3]); // [2, k=4, m=3]
+    const b = f64(Array.from({ length: 40 }, (_, i) => (i % 7) - 3), [2, 1, 5, 4]); // [2, 1, n=5, k=4]
+    const got = ok(matmul(a, b, { transposeA: true, transposeB: true }, k));
+    const want = ok(matmul(ok(permute(a, [0, 2, 1])), ok(permute(b, [0, 1, 3, 2])), {}, k));
+    expect(got.shape).toEqual([2, 2, 3, 5]);
+    expect(arr(got)).toEqual(arr(want));
+  });
   it("(AB)ᵀ = BᵀAᵀ on small integer matrices, exactly (property)", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.nat(), (m, n, kk, seed) => {

@@ -39,6 +39,11 @@ describe("rmsnorm vs HF LlamaRMSNorm", () => {
   it("within 2 ulps (variance summed in f64 vs torch's f32 mean, then 3 roundings; torch.rsqrt is ≤ 1 ulp off)", () => {
     expectUlps(vals(ok(rmsnorm(tensorOf(N.x), tensorOf(N.weight), { eps: N.eps }))), N.y.data, 2);
   });
+  it("f64 input is normalised in f32 like HF (cast down, back up) and then scaled in f64", () => {
+    const y = ok(rmsnorm(f64([3, 4]), f64([0.1, 1]), { eps: 0 }));
+    expect(y.dtype).toBe("f64");
+    expect(Array.from(y.data)).toEqual([0.1 * Math.fround(3 * Math.fround(1 / Math.sqrt(12.5))), Math.fround(4 * Math.fround(1 / Math.sqrt(12.5)))]);
+  });
   it("hand-checked: x = [3, 4], w = 1, eps = 0 → x / sqrt(12.5)", () => {
     expect(vals(ok(rmsnorm(f32([3, 4]), f32([1, 1]), { eps: 0 })))).toEqual([Math.fround(3 * Math.fround(1 / Math.sqrt(12.5))), Math.fround(4 * Math.fround(1 / Math.sqrt(12.5)))]);
   });
@@ -79,6 +84,14 @@ describe("rope vs transformers (LlamaRotaryEmbedding + apply_rotary_pos_emb; GPT
     const a = ok(rope(seqFirst, c.positions, { theta: c.theta, layout: "interleaved", seqAxis: 0 }));
     const b = ok(rope(x, c.positions, { theta: c.theta, layout: "interleaved" }));
     expect(vals(ok(permute(a, [2, 1, 0, 3])))).toEqual(vals(b));
+  });
+  it("f64 inputs use the same f32 cos/sin and combine in f64", () => {
+    const c = fx.rope[1];
+    const x64 = f64(c.x.data, c.x.shape);
+    const opts = { theta: c.theta, layout: "rotate-half" as const, scaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } };
+    const y = ok(rope(x64, c.positions, opts));
+    expect(y.dtype).toBe("f64");
+    expectClose(Array.from(y.data), c.rotate_half.data, 2.4e-7, 2.4e-7);
   });
   it("position 0 is the identity", () => {
     const x = f32([1, 2, 3, 4], [1, 4]);
