@@ -52,7 +52,7 @@ export const stderrProgress = (): { readonly sink: ProgressSink; readonly stop: 
       case "tick":
         if (bar) bar.update(e.done, { label: e.label ?? "" });
         else if (!tty && (Date.now() - lastLine > 2000 || e.done === e.total)) {
-          process.stderr.write(`${e.stage}: ${e.done}/${e.total}${e.label ? ` ${e.label}` : ""}\n`);
+          process.stderr.write(`${e.stage}: ${Math.floor(e.done)}/${e.total}${e.label ? ` ${e.label}` : ""}\n`);
           lastLine = Date.now();
         }
         break;

@@ -1,0 +1,148 @@
+// `pnpm -s bench e2e [--json] [--method rtn|gptq] [--layers N] [--samples N] [--seq-len L]`: quantizes a synthetic
+// 1B-shaped Llama (hidden 2048, 22 layers, intermediate 5632, 32 heads / 4 kv heads, vocab 32000; random f32
+// weights written to a temp dir) with W4A16 and 128×512-token calibration, in a child process so that its peak RSS is
+// the pipeline's own. Prints wall time and peak RSS (the f32 model alone is 4.4 GB).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createShardedWriter } from "@llmq/serialization";
+import { Tensor, randn } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+
+const argv = process.argv.slice(2);
+const flag = (name: string, def: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : def;
+};
+const json = argv.includes("--json");
+const method = flag("method", "rtn");
+const layers = Number(flag("layers", "22"));
+const samples = Number(flag("samples", "128"));
+const seqLen = Number(flag("seq-len", "512"));
+const hidden = 2048;
+const inter = 5632;
+const heads = 32;
+const kvHeads = 4;
+const vocab = 32000;
+
+const dir = mkdtempSync(join(tmpdir(), "llmq-e2e-"));
+const model = join(dir, "model");
+const out = join(dir, "out");
+const log = (s: string): void => {
+  if (!json) process.stderr.write(`${s}\n`);
+};
+
+const main = async (): Promise<void> => {
+  const t0 = performance.now();
+  const w = await createShardedWriter(model, { maxShardSize: "2GB" })();
+  if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
+  let seed = 1;
+  const add = async (name: string, shape: number[], std: number, ones = false): Promise<void> => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    let t: Tensor<"f32">;
+    if (ones) t = new Tensor("f32", shape, new Float32Array(n).fill(1));
+    else {
+      t = randn(shape, seed++) as Tensor<"f32">;
+      for (let i = 0; i < n; i++) t.data[i]! *= std;
+    }
+    const r = await w.right.add(name, t)();
+    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+  };
+  await add("model.embed_tokens.weight", [vocab, hidden], 0.02);
+  const hd = hidden / heads;
+  for (let i = 0; i < layers; i++) {
+    const p = `model.layers.${i}.`;
+    await add(`${p}input_layernorm.weight`, [hidden], 0, true);
+    await add(`${p}self_attn.q_proj.weight`, [heads * hd, hidden], 0.02);
+    await add(`${p}self_attn.k_proj.weight`, [kvHeads * hd, hidden], 0.02);
+    await add(`${p}self_attn.v_proj.weight`, [kvHeads * hd, hidden], 0.02);
+    await add(`${p}self_attn.o_proj.weight`, [hidden, heads * hd], 0.02);
+    await add(`${p}post_attention_layernorm.weight`, [hidden], 0, true);
+    await add(`${p}mlp.gate_proj.weight`, [inter, hidden], 0.02);
+    await add(`${p}mlp.up_proj.weight`, [inter, hidden], 0.02);
+    await add(`${p}mlp.down_proj.weight`, [hidden, inter], 0.02);
+  }
+  await add("model.norm.weight", [hidden], 0, true);
+  await add("lm_head.weight", [vocab, hidden], 0.02);
+  const c = await w.right.close()();
+  if (E.isLeft(c)) throw new Error(JSON.stringify(c.left));
+  writeFileSync(
+    join(model, "config.json"),
+    JSON.stringify({
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      hidden_size: hidden,
+      intermediate_size: inter,
+      num_hidden_layers: layers,
+      num_attention_heads: heads,
+      num_key_value_heads: kvHeads,
+      vocab_size: vocab,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      max_position_embeddings: 2048,
+      tie_word_embeddings: false,
+      hidden_act: "silu",
+      torch_dtype: "float32",
+      bos_token_id: 1,
+      eos_token_id: 2,
+    }),
+  );
+  // Token-id calibration data (the model has no tokenizer): deterministic pseudo-random ids.
+  let s = 12345;
+  const ids = Array.from({ length: samples }, () =>
+    Array.from({ length: seqLen }, () => {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      return s % vocab;
+    }),
+  );
+  writeFileSync(join(dir, "calib.json"), JSON.stringify(ids));
+  log(`synthetic model written in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${dir}`);
+
+  const cli = new URL("../src/cli.ts", import.meta.url).pathname;
+  const tsx = new URL("../../../node_modules/.bin/tsx", import.meta.url).pathname;
+  const args = [
+    "-f",
+    "%e %M",
+    tsx,
+    "--conditions=@llmq/source",
+    cli,
+    "quantize",
+    "--model",
+    model,
+    "--output",
+    out,
+    "--scheme",
+    "W4A16",
+    "--method",
+    method,
+    "--dataset",
+    join(dir, "calib.json"),
+    "--num-samples",
+    String(samples),
+    "--seq-len",
+    String(seqLen),
+    "--json",
+    "--quiet",
+  ];
+  const t1 = performance.now();
+  const r = spawnSync("/usr/bin/time", args, { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "pipe"] });
+  const wall = (performance.now() - t1) / 1000;
+  if (r.status !== 0) throw new Error(`quantize failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  const res = JSON.parse(r.stdout.trim().split("\n").pop()!) as { peak_rss_mb: number; backend: string; modules: number };
+  const timeLine = r.stderr.trim().split("\n").pop()!.split(" ");
+  const maxRssMb = Math.round(Number(timeLine[1]) / 1024);
+  const shape = [layers, hidden, inter, samples, seqLen];
+  const lines = [
+    { bench: "e2e", op: `quantize-${method}-W4A16`, shape, dtype: "f32", backend: res.backend, value: Number(wall.toFixed(2)), unit: "s" },
+    { bench: "e2e", op: `quantize-${method}-W4A16-peak-rss`, shape, dtype: "f32", backend: res.backend, value: maxRssMb, unit: "MB" },
+  ];
+  for (const l of lines) process.stdout.write(json ? `${JSON.stringify(l)}\n` : `${l.op.padEnd(32)} ${l.value} ${l.unit}\n`);
+};
+
+main()
+  .catch((e) => {
+    process.stderr.write(`${(e as Error).stack ?? e}\n`);
+    process.exitCode = 2;
+  })
+  .finally(() => rmSync(dir, { recursive: true, force: true }));

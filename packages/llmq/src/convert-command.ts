@@ -1,0 +1,55 @@
+import { convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
+import * as TE from "fp-ts/lib/TaskEither.js";
+import { pipe } from "fp-ts/lib/function.js";
+import { type LlmqError, modelError } from "./errors.js";
+
+export interface ConvertOptions {
+  readonly from: "llama2c";
+  readonly model: string;
+  readonly tokenizer?: string | undefined;
+  readonly output: string;
+  readonly overwrite: boolean;
+}
+
+export interface ConvertResult {
+  readonly output: string;
+  readonly from: "llama2c";
+  readonly tensors: number;
+  readonly parameters: number;
+  readonly tokenizer: boolean;
+  readonly files: ReadonlyArray<string>;
+}
+
+/** `llmq convert --from llama2c`: a llama2.c checkpoint (+ tokenizer.bin) → an HF Llama directory. */
+export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
+  pipe(
+    convertLlama2c(o.model, o.tokenizer !== undefined ? { tokenizerBinPath: o.tokenizer } : {}),
+    TE.chain((m) =>
+      pipe(
+        writeHfDirectory(
+          o.output,
+          {
+            configJson: m.configJson,
+            generationConfigJson: m.generationConfigJson,
+            tensors: m.tensors,
+            ...(m.tokenizerFiles !== undefined ? { tokenizerFiles: m.tokenizerFiles } : {}),
+          },
+          { overwrite: o.overwrite },
+        ),
+        TE.map(
+          (w): ConvertResult => ({
+            output: w.dir,
+            from: o.from,
+            tensors: m.tensors.size,
+            parameters: [...m.tensors.values()].reduce((a, t) => a + t.size, 0),
+            tokenizer: m.tokenizerFiles !== undefined,
+            files: w.files,
+          }),
+        ),
+      ),
+    ),
+    TE.mapLeft((e): LlmqError => (e._tag === "OutputExists" ? { _tag: "OutputExists", path: e.path } : modelError(formatModelError(e)))),
+  );
+
+export const formatConvert = (r: ConvertResult): string =>
+  `converted ${r.from} → ${r.output}: ${r.tensors} tensors, ${r.parameters.toLocaleString("en-US")} parameters${r.tokenizer ? ", tokenizer.json" : ""}`;

@@ -1,0 +1,97 @@
+import { type ModelHandle, decoderLayerForward, embed, formatModelError, headForward } from "@llmq/models";
+import type { Tensor } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import * as TE from "fp-ts/lib/TaskEither.js";
+import { pipe } from "fp-ts/lib/function.js";
+import type { Dataset } from "./dataset.js";
+import { type LlmqError, aborted, datasetError, modelError } from "./errors.js";
+import { type EvalSummary, type PositionStats, scoreWindow, summarize } from "./metrics.js";
+import { type ProgressSink, noProgress } from "./progress.js";
+
+// Perplexity, and against a reference model KL(reference ‖ model) and top-1 agreement, with llama.cpp's protocol.
+// Both models are run layer by layer over all windows (one layer's weights in memory at a time), then scored window by
+// window, so the logits of only one window of each model exist at any time.
+
+export interface EvaluateOptions {
+  readonly scoreSecondHalf?: boolean;
+  readonly signal?: AbortSignal;
+  readonly progress?: ProgressSink;
+}
+
+export interface EvaluateResult extends EvalSummary {
+  readonly model: string;
+  readonly reference: string | null;
+  /** Per-position KL values (for the report's histogram); empty without a reference. */
+  readonly kldValues: ReadonlyArray<number>;
+  /** Perplexity per window (for the report). */
+  readonly windowPerplexity: ReadonlyArray<number>;
+}
+
+const lift = <A>(te: TE.TaskEither<import("@llmq/models").ModelError, A>): TE.TaskEither<LlmqError, A> =>
+  pipe(te, TE.mapLeft((e) => modelError(formatModelError(e))));
+
+/** Final hidden states [T, hidden] of every window, computed layer by layer. */
+export const finalHiddenStates = (
+  h: ModelHandle,
+  windows: ReadonlyArray<Int32Array>,
+  label: string,
+  progress: ProgressSink,
+  signal?: AbortSignal,
+): TE.TaskEither<LlmqError, Tensor<"f32">[]> => async () => {
+  const emb = await lift(h.loadEmbedding())();
+  if (E.isLeft(emb)) return emb;
+  const vocab = h.config.vocab_size;
+  for (const w of windows) {
+    const bad = w.findIndex((t) => t >= vocab);
+    if (bad >= 0) return E.left(datasetError("", `token id ${w[bad]} is outside the vocabulary of ${vocab} of ${h.dir}`));
+  }
+  let hidden = windows.map((w) => embed(emb.right, w));
+  progress({ kind: "stage", stage: label, total: h.numLayers });
+  for (let i = 0; i < h.numLayers; i++) {
+    if (signal?.aborted) return E.left(aborted("interrupted"));
+    const lw = await lift(h.loadLayer(i))();
+    if (E.isLeft(lw)) return lw;
+    hidden = hidden.map((x) => decoderLayerForward(h.config, lw.right, x));
+    progress({ kind: "tick", stage: label, done: i + 1, total: h.numLayers, label: `layer ${i}` });
+  }
+  return E.right(hidden);
+};
+
+export const evaluate = (model: ModelHandle, reference: ModelHandle | null, dataset: Dataset, opts: EvaluateOptions = {}): TE.TaskEither<LlmqError, EvaluateResult> => async () => {
+  const progress = opts.progress ?? noProgress;
+  if (reference !== null && reference.config.vocab_size !== model.config.vocab_size)
+    return E.left(modelError(`the reference has a vocabulary of ${reference.config.vocab_size}, the model ${model.config.vocab_size}: they cannot be compared`));
+  const hm = await finalHiddenStates(model, dataset.windows, "model", progress, opts.signal)();
+  if (E.isLeft(hm)) return hm;
+  let hr: Tensor<"f32">[] | null = null;
+  if (reference !== null) {
+    const r = await finalHiddenStates(reference, dataset.windows, "reference", progress, opts.signal)();
+    if (E.isLeft(r)) return r;
+    hr = r.right;
+  }
+  const headM = await lift(model.loadHead())();
+  if (E.isLeft(headM)) return headM;
+  const headR = reference !== null ? await lift(reference.loadHead())() : null;
+  if (headR !== null && E.isLeft(headR)) return headR;
+  const vocab = model.config.vocab_size;
+  const all: PositionStats[] = [];
+  const windowPerplexity: number[] = [];
+  progress({ kind: "stage", stage: "scoring", total: dataset.windows.length });
+  dataset.windows.forEach((tokens, i) => {
+    const lm = headForward(model.config, headM.right, hm.right[i]!);
+    const lr = hr !== null && headR !== null && E.isRight(headR) ? headForward(reference!.config, headR.right, hr[i]!) : null;
+    const from = opts.scoreSecondHalf === true ? Math.floor(tokens.length / 2) : 0;
+    const s = scoreWindow(tokens, lm.data, vocab, lr?.data ?? null, from);
+    all.push(...s);
+    windowPerplexity.push(Math.exp(s.reduce((a, p) => a + p.nll, 0) / Math.max(1, s.length)));
+    progress({ kind: "tick", stage: "scoring", done: i + 1, total: dataset.windows.length });
+  });
+  if (all.length === 0) return E.left(datasetError(dataset.path, "no position to score (windows need at least 2 tokens)"));
+  return E.right({
+    ...summarize(all),
+    model: model.dir,
+    reference: reference?.dir ?? null,
+    kldValues: all.flatMap((p) => (p.kld !== undefined ? [p.kld] : [])),
+    windowPerplexity,
+  });
+};

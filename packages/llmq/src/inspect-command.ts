@@ -1,0 +1,100 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { formatSerializationError, openCheckpoint } from "@llmq/serialization";
+import * as E from "fp-ts/lib/Either.js";
+import type * as TE from "fp-ts/lib/TaskEither.js";
+import { type LlmqError, ioError, modelError } from "./errors.js";
+
+/** The stable `--json` shape of `llmq inspect` (DESIGN.md §5). */
+export interface InspectResult {
+  readonly dir: string;
+  readonly format: string;
+  readonly quantization_config: Record<string, unknown> | null;
+  readonly tensors: ReadonlyArray<{ readonly name: string; readonly dtype: string; readonly shape: ReadonlyArray<number>; readonly bytes: number }>;
+  readonly total_bytes: number;
+  readonly files: number;
+  /** Bytes of the tensors that replace quantized weights vs the f32/bf16 weights they stand for (null when dense). */
+  readonly compression_ratio: number | null;
+}
+
+const DTYPE_BYTES: Readonly<Record<string, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
+
+/** `llmq inspect <dir>`: scheme, format and every tensor's dtype/shape/bytes, read from headers only. */
+export const inspectCommand = (dir: string): TE.TaskEither<LlmqError, InspectResult> => async () => {
+  let raw: Record<string, unknown>;
+  const cfgPath = join(dir, "config.json");
+  try {
+    raw = JSON.parse(await readFile(cfgPath, "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return E.left(ioError(cfgPath, code === "ENOENT" ? "not found (is this a model directory?)" : `invalid: ${(e as Error).message}`));
+  }
+  const ck = await openCheckpoint(dir)();
+  if (E.isLeft(ck)) return E.left(modelError(formatSerializationError(ck.left)));
+  try {
+    const tensors = ck.right.names.map((name) => {
+      const i = ck.right.info(name)!.info;
+      return { name, dtype: i.dtype, shape: i.shape, bytes: i.dataOffsets[1] - i.dataOffsets[0] };
+    });
+    const qc = typeof raw.quantization_config === "object" && raw.quantization_config !== null ? (raw.quantization_config as Record<string, unknown>) : null;
+    const total = tensors.reduce((a, t) => a + t.bytes, 0);
+    let ratio: number | null = null;
+    if (qc !== null) {
+      // Each compressed module's tensors vs its dense weight at the dtype of the model's unquantized float tensors.
+      const dense = tensors.find((t) => t.name.endsWith("norm.weight"));
+      const elemBytes = dense ? (DTYPE_BYTES[dense.dtype] ?? 4) : 4;
+      const byName = new Map(tensors.map((t) => [t.name, t]));
+      let compressed = 0;
+      let original = 0;
+      for (const t of tensors) {
+        if (!t.name.endsWith(".weight_scale")) continue;
+        const base = t.name.slice(0, -".weight_scale".length);
+        let elems: number | null = null;
+        const shapeT = byName.get(`${base}.weight_shape`);
+        if (shapeT !== undefined) {
+          const v = await ck.right.read(shapeT.name)();
+          if (E.isRight(v)) elems = Array.from(v.right.data as BigInt64Array, Number).reduce((a, b) => a * b, 1);
+        } else {
+          const w = byName.get(`${base}.weight`);
+          if (w !== undefined) elems = w.shape.reduce((a, b) => a * b, 1);
+        }
+        if (elems === null) continue;
+        original += elems * elemBytes;
+        for (const [n, u] of byName) if (n === `${base}.weight` || n.startsWith(`${base}.weight_`)) compressed += u.bytes;
+      }
+      ratio = compressed > 0 ? original / compressed : null;
+    }
+    return E.right({
+      dir,
+      format: qc !== null && typeof qc.format === "string" ? qc.format : "dense",
+      quantization_config: qc,
+      tensors,
+      total_bytes: total,
+      files: ck.right.files.length,
+      compression_ratio: ratio,
+    });
+  } finally {
+    await ck.right.close();
+  }
+};
+
+const human = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
+
+export const formatInspect = (r: InspectResult): string => {
+  const groups = r.quantization_config?.config_groups as Record<string, { targets?: string[]; weights?: Record<string, unknown> | null }> | undefined;
+  const lines = [
+    `${r.dir}: format ${r.format}, ${r.tensors.length} tensors in ${r.files} file(s), ${human(r.total_bytes)}` +
+      (r.compression_ratio !== null ? `, quantized weights ${r.compression_ratio.toFixed(2)}× smaller` : ""),
+  ];
+  for (const [g, s] of Object.entries(groups ?? {})) {
+    const w = s.weights;
+    lines.push(
+      `  ${g}: targets ${JSON.stringify(s.targets ?? [])}` +
+        (w ? ` weights ${w.type}${w.num_bits} ${w.strategy}${w.group_size ? ` ${w.group_size}` : ""}${w.symmetric ? " sym" : " asym"}${w.actorder ? ` actorder=${w.actorder}` : ""}` : ""),
+    );
+  }
+  if (r.quantization_config && Array.isArray(r.quantization_config.ignore)) lines.push(`  ignore: ${JSON.stringify(r.quantization_config.ignore)}`);
+  const w = Math.max(...r.tensors.map((t) => t.name.length));
+  for (const t of r.tensors) lines.push(`  ${t.name.padEnd(w)}  ${t.dtype.padEnd(7)} [${t.shape.join(", ")}]  ${t.bytes}`);
+  return lines.join("\n");
+};

@@ -1,0 +1,348 @@
+import { copyFile, readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type HessianState, accumulateHessianInPlace, emptyHessian, formatGptqError } from "@llmq/gptq";
+import { type LayerWeights, type ModelHandle, decoderLayerForward, embed } from "@llmq/models";
+import { type ShardedWriter, createShardedWriter, formatSerializationError } from "@llmq/serialization";
+import { type Tensor, activeBackend, nativeAddon } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import * as TE from "fp-ts/lib/TaskEither.js";
+import { pipe } from "fp-ts/lib/function.js";
+import { concatMap, defer, lastValueFrom, range, reduce } from "rxjs";
+import { type CompressedModule, compressModule, quantizationConfigJson } from "./checkpoint-format.js";
+import type { Dataset } from "./dataset.js";
+import { type LlmqError, aborted, internal, ioError, quantizationError } from "./errors.js";
+import { type LifecycleState, created, transition } from "./lifecycle.js";
+import { openModelDir } from "./open-model.js";
+import { type PlannedModule, planQuantization } from "./plan.js";
+import { type ProgressSink, noProgress } from "./progress.js";
+import { type QuantizedWeight, gptqModule, rtnModule } from "./quantize-module.js";
+import type { Recipe } from "./recipe.js";
+import { type StagedDir, stageOutputDir } from "./output-dir.js";
+
+// The sequential pipeline of llm-compressor, layer by layer: capture the inputs of layer i on every calibration
+// batch (Hessians for GPTQ), quantize its modules (sequential_epoch_end), push the batches through the quantized layer
+// to produce the inputs of layer i+1, and stream the compressed layer to disk. Only one layer's f32 weights and the
+// layer-boundary activations are alive at a time.
+
+// ----- model -----
+
+export interface OneshotOptions {
+  readonly model: string;
+  readonly output: string;
+  readonly recipe: Recipe;
+  /** Calibration windows; required by GPTQ, optional for RTN (data-free when absent). */
+  readonly dataset?: Dataset | null;
+  readonly overwrite?: boolean;
+  readonly maxShardSize?: string | number;
+  readonly signal?: AbortSignal;
+  readonly progress?: ProgressSink;
+}
+
+export interface ModuleReport {
+  readonly name: string;
+  readonly method: "rtn" | "gptq";
+  readonly loss: number;
+  readonly seconds: number;
+}
+
+export interface LayerReport {
+  readonly name: string;
+  readonly layer: number;
+  /** Sum of the module losses of this layer (GPTQ's objective, or ½‖W − Q‖² for RTN). */
+  readonly loss: number;
+  /** ‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the calibration batches (null data-free). */
+  readonly output_rel_error: number | null;
+  readonly modules: ReadonlyArray<ModuleReport>;
+}
+
+export interface OneshotResult {
+  readonly output: string;
+  readonly scheme: string;
+  readonly format: string;
+  readonly modules: number;
+  readonly seconds: number;
+  readonly peak_rss_mb: number;
+  readonly backend: string;
+  readonly calibration: { readonly samples: number; readonly tokens: number } | null;
+  readonly layers: ReadonlyArray<LayerReport>;
+  readonly warnings: ReadonlyArray<string>;
+}
+
+// ----- helpers -----
+
+const run = <A>(te: TE.TaskEither<LlmqError, A>): Promise<A> =>
+  te().then((r) => {
+    if (E.isLeft(r)) throw new PipelineFailure(r.left);
+    return r.right;
+  });
+
+/** Carries a typed error through the RxJS plumbing; unwrapped back into a Left at the edge. */
+class PipelineFailure extends Error {
+  constructor(readonly error: LlmqError) {
+    super(error._tag);
+  }
+}
+
+const unwrapE = <A>(e: E.Either<LlmqError, A>): A => {
+  if (E.isLeft(e)) throw new PipelineFailure(e.left);
+  return e.right;
+};
+
+const checkAbort = (signal: AbortSignal | undefined): void => {
+  if (signal?.aborted) throw new PipelineFailure(aborted(String((signal.reason as Error)?.message ?? "interrupted")));
+};
+
+let peakRss = 0;
+const sampleRss = (): void => {
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+};
+
+const relErr = (a: Tensor<"f32">, b: Tensor<"f32">): { num: number; den: number } => {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.data.length; i++) {
+    const d = a.data[i]! - b.data[i]!;
+    num += d * d;
+    den += b.data[i]! * b.data[i]!;
+  }
+  return { num, den };
+};
+
+const lifecycleStep = (name: string, s: LifecycleState, a: Parameters<ReturnType<typeof transition>>[1]): LifecycleState =>
+  unwrapE(
+    pipe(
+      transition(name)(s, a),
+      E.mapLeft((e) => internal(`modifier ${e.modifier}: ${e.action} while ${e.state}`)),
+    ),
+  );
+
+// ----- the pipeline -----
+
+/** llm-compressor's `oneshot`: calibrate, quantize and save a compressed-tensors checkpoint. */
+export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotResult> => async () => {
+  const t0 = performance.now();
+  peakRss = 0;
+  sampleRss();
+  const progress = opts.progress ?? noProgress;
+  const recipe = opts.recipe;
+  let staged: StagedDir | null = null;
+  let writer: ShardedWriter | null = null;
+  let handle: ModelHandle | null = null;
+  try {
+    handle = await run(openModelDir(opts.model));
+    const h = handle;
+    const plan = unwrapE(planQuantization(recipe.config, h.linearModules()));
+    const dataset = opts.dataset ?? null;
+    if (recipe.method === "gptq" && dataset === null)
+      throw new PipelineFailure(quantizationError("GPTQModifier", "GPTQ needs calibration data: pass --dataset (text, JSONL or token ids)"));
+    checkAbort(opts.signal);
+    staged = await run(stageOutputDir(opts.output, opts.overwrite === true));
+    const stagedDir = staged;
+    writer = await run(
+      pipe(
+        createShardedWriter(stagedDir.staging, { maxShardSize: opts.maxShardSize ?? "5GB" }),
+        TE.mapLeft((e) => ioError(opts.output, formatSerializationError(e))),
+      ),
+    );
+    const w = writer;
+    const add = (name: string, t: Tensor): Promise<void> =>
+      run(
+        pipe(
+          w.add(name, t),
+          TE.mapLeft((e) => ioError(opts.output, formatSerializationError(e))),
+        ),
+      );
+    const warnings: string[] = [];
+
+    // Modifier lifecycle: initialize (plan resolved) → start → events per layer → end → finalize.
+    let life = lifecycleStep(recipe.modifierName, created, "initialize");
+    life = lifecycleStep(recipe.modifierName, life, "start");
+
+    // Tensors outside the decoder layers are copied through in their stored dtype.
+    const names = h.tensorNames();
+    const layerOf = (n: string): number | null => {
+      const m = /^model\.layers\.(\d+)\./.exec(n);
+      return m ? Number(m[1]) : null;
+    };
+    const written = new Set<string>();
+    const passThrough = async (name: string): Promise<void> => {
+      const t = await run(
+        pipe(
+          h.readTensor(name),
+          TE.mapLeft((e) => ioError(name, `cannot read: ${e._tag}`)),
+        ),
+      );
+      await add(name, t);
+      written.add(name);
+    };
+
+    // Layer-boundary activations, one [T, hidden] tensor per calibration window.
+    let hidden: Tensor<"f32">[] | null = null;
+    if (dataset !== null) {
+      const emb = await run(pipe(h.loadEmbedding(), TE.mapLeft((e) => ioError(h.dir, `embedding: ${e._tag}`))));
+      hidden = dataset.windows.map((tokens) => embed(emb, tokens));
+    }
+    for (const n of names) if (layerOf(n) === null && !isHeadTensor(n)) await passThrough(n);
+    sampleRss();
+
+    const L = h.numLayers;
+    const N = dataset?.windows.length ?? 0;
+    progress({ kind: "stage", stage: "quantize", total: L });
+
+    const layerReports = await lastValueFrom(
+      range(0, L).pipe(
+        concatMap((i) =>
+          defer(async (): Promise<LayerReport> => {
+            checkAbort(opts.signal);
+            const weights = await run(pipe(h.loadLayer(i), TE.mapLeft((e) => ioError(h.dir, `layer ${i}: ${e._tag}`))));
+            const prefix = `model.layers.${i}.`;
+            const planned = [...plan.modules.values()].filter((p) => p.module.layer === i);
+
+            // Calibration pass (quantization disabled, as in llm-compressor ≥ 0.11): Hessians + fp outputs.
+            const hess = new Map<string, HessianState>();
+            if (recipe.method === "gptq") for (const p of planned) hess.set(p.module.name.slice(prefix.length), emptyHessian(p.module.inFeatures));
+            const fpOut: Tensor<"f32">[] = [];
+            if (hidden !== null) {
+              for (let b = 0; b < N; b++) {
+                checkAbort(opts.signal);
+                const hooks =
+                  hess.size > 0
+                    ? {
+                        onLinearInput: (local: string, x: Tensor<"f32">) => {
+                          const st = hess.get(local);
+                          if (st === undefined) return;
+                          const r = accumulateHessianInPlace(st.h, st.nSamples, x, prefix + local);
+                          if (E.isLeft(r)) throw new PipelineFailure(quantizationError(prefix + local, formatGptqError(r.left)));
+                          hess.set(local, { h: st.h, nSamples: r.right });
+                        },
+                      }
+                    : undefined;
+                fpOut.push(decoderLayerForward(h.config, weights, hidden[b]!, undefined, hooks));
+                progress({ kind: "tick", stage: "quantize", done: i + (b + 1) / (2 * N), total: L, label: `layer ${i} · calibrating ${b + 1}/${N}` });
+              }
+            }
+            sampleRss();
+
+            // sequential_epoch_end: quantize every planned module of this layer.
+            life = lifecycleStep(recipe.modifierName, life, "event");
+            const results: Array<{ planned: PlannedModule; q: QuantizedWeight; seconds: number }> = [];
+            for (const p of planned) {
+              checkAbort(opts.signal);
+              const local = p.module.name.slice(prefix.length);
+              const raw = await run(pipe(h.readTensor(`${p.module.name}.weight`), TE.mapLeft((e) => ioError(p.module.name, `weight: ${e._tag}`))));
+              const args = p.scheme.weights;
+              if (args === null) continue;
+              const ts = performance.now();
+              const q = unwrapE(
+                recipe.method === "gptq"
+                  ? gptqModule(p.module.name, raw, hess.get(local)!, args, recipe.gptq)
+                  : rtnModule(p.module.name, raw, args),
+              );
+              hess.delete(local); // release the Hessian as soon as it is used (offload_hessians in spirit)
+              warnings.push(...q.warnings);
+              results.push({ planned: p, q, seconds: (performance.now() - ts) / 1000 });
+              progress({ kind: "tick", stage: "quantize", done: i + 0.5, total: L, label: `layer ${i} · ${local} loss ${q.loss.toExponential(2)}` });
+            }
+            sampleRss();
+
+            // Propagation pass: the quantized layer produces the next layer's inputs.
+            let relNum = 0;
+            let relDen = 0;
+            if (hidden !== null) {
+              const qWeights: LayerWeights = new Map([
+                ...weights,
+                ...results.map(({ planned, q }) => [`${planned.module.name.slice(prefix.length)}.weight`, q.fakeQuantized] as const),
+              ]);
+              for (let b = 0; b < N; b++) {
+                checkAbort(opts.signal);
+                const out = decoderLayerForward(h.config, qWeights, hidden[b]!);
+                const r = relErr(out, fpOut[b]!);
+                relNum += r.num;
+                relDen += r.den;
+                hidden[b] = out;
+                progress({ kind: "tick", stage: "quantize", done: i + 0.5 + (b + 1) / (2 * N), total: L, label: `layer ${i} · propagating ${b + 1}/${N}` });
+              }
+            }
+
+            // Stream the layer to disk: compressed modules, everything else of the layer as stored.
+            const quantizedNames = new Set(results.map((r) => `${r.planned.module.name}.weight`));
+            for (const n of names) {
+              if (layerOf(n) !== i || quantizedNames.has(n)) continue;
+              await passThrough(n);
+            }
+            for (const { planned, q } of results) {
+              const c: CompressedModule = unwrapE(compressModule(planned, q));
+              for (const [n, t] of c.tensors) {
+                await add(n, t);
+                written.add(n);
+              }
+            }
+            sampleRss();
+            progress({ kind: "tick", stage: "quantize", done: i + 1, total: L, label: `layer ${i} done` });
+            const loss = results.reduce((a, r) => a + r.q.loss, 0);
+            return {
+              name: `model.layers.${i}`,
+              layer: i,
+              loss,
+              output_rel_error: hidden !== null && relDen > 0 ? relNum / relDen : null,
+              modules: results.map((r) => ({ name: r.planned.module.name, method: r.q.method, loss: r.q.loss, seconds: r.seconds })),
+            };
+          }),
+        ),
+        reduce((acc: LayerReport[], r) => [...acc, r], []),
+      ),
+    );
+
+    // Head: lm_head is written as stored unless a config group targets it (then quantized like any Linear).
+    const headPlan = plan.modules.get("lm_head");
+    for (const n of names) {
+      if (!isHeadTensor(n)) continue;
+      if (headPlan && n === "lm_head.weight" && headPlan.scheme.weights) {
+        const raw = await run(pipe(h.readTensor(n), TE.mapLeft((e) => ioError(n, e._tag))));
+        const q = unwrapE(rtnModule("lm_head", raw, headPlan.scheme.weights));
+        for (const [cn, t] of unwrapE(compressModule(headPlan, q)).tensors) await add(cn, t);
+      } else await passThrough(n);
+    }
+    life = lifecycleStep(recipe.modifierName, life, "end");
+
+    const saved = await run(pipe(w.close(), TE.mapLeft((e) => ioError(opts.output, formatSerializationError(e)))));
+    writer = null;
+    void saved;
+    const cfgJson = unwrapE(quantizationConfigJson(h.rawConfig, plan));
+    await writeFile(join(stagedDir.staging, "config.json"), cfgJson.text);
+    await writeFile(join(stagedDir.staging, "recipe.yaml"), recipe.yaml);
+    await copyModelExtras(h.dir, stagedDir.staging);
+    life = lifecycleStep(recipe.modifierName, life, "finalize");
+    checkAbort(opts.signal);
+    const outDir = await run(stagedDir.commit());
+    staged = null;
+    sampleRss();
+    return E.right({
+      output: outDir,
+      scheme: recipe.schemeName,
+      format: cfgJson.format,
+      modules: plan.modules.size,
+      seconds: (performance.now() - t0) / 1000,
+      peak_rss_mb: Math.round(peakRss / 2 ** 20),
+      backend: activeBackend() === "native" ? `native (${nativeAddon()?.isa ?? "?"})` : "js",
+      calibration: dataset ? { samples: dataset.windows.length, tokens: dataset.tokens } : null,
+      layers: layerReports,
+      warnings,
+    });
+  } catch (e) {
+    if (e instanceof PipelineFailure) return E.left(e.error);
+    return E.left(internal((e as Error)?.stack ?? String(e)));
+  } finally {
+    if (writer) await writer.abort();
+    if (staged) await staged.discard();
+    if (handle) await handle.close();
+  }
+};
+
+const isHeadTensor = (n: string): boolean => n === "model.norm.weight" || n.startsWith("lm_head.");
+
+/** Copies tokenizer and generation files, as llm-compressor's save does (weights and config are written anew). */
+const copyModelExtras = async (from: string, to: string): Promise<void> => {
+  const keep = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|.*\.tiktoken|vocab\.json|merges\.txt|chat_template\.(jinja|json)|README\.md|LICENSE.*)$/;
+  for (const f of await readdir(from)) if (keep.test(f)) await copyFile(join(from, f), join(to, f));
+};

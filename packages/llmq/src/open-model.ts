@@ -1,0 +1,154 @@
+import {
+  type ModelError,
+  type ModelHandle,
+  type WeightSource,
+  checkpointError,
+  formatModelError,
+  loadTokenizer,
+  modelFromSource,
+  openModel,
+  readConfigJson,
+} from "@llmq/models";
+import { type QuantizationConfig, decodeQuantizationConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
+import {
+  type Checkpoint,
+  type CompressionFormat,
+  decompressModule,
+  formatSerializationError,
+  inferFormat,
+  openCheckpoint,
+} from "@llmq/serialization";
+import type { Tensor } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import * as TE from "fp-ts/lib/TaskEither.js";
+import { pipe } from "fp-ts/lib/function.js";
+import { access } from "node:fs/promises";
+import { join } from "node:path";
+import type { DatasetTokenizer } from "./dataset.js";
+import { type LlmqError, modelError } from "./errors.js";
+
+// Opens any model directory llmq can run: a dense HF checkpoint, or a compressed-tensors one, whose quantized modules
+// are decompressed on read exactly as compressed-tensors' decompressors do (so `eval` measures what vLLM/transformers
+// would load).
+
+const lift = (e: ModelError): LlmqError => modelError(formatModelError(e));
+
+/** Parameter names compressed-tensors stores beside (or instead of) a module's weight. */
+const PARAM_SUFFIXES = ["weight_packed", "weight_scale", "weight_zero_point", "weight_shape", "weight_g_idx", "weight_global_scale"] as const;
+
+interface CompressedEntry {
+  readonly base: string;
+  readonly format: CompressionFormat;
+  readonly scheme: QuantizationConfig["config_groups"][string];
+  readonly shape: ReadonlyArray<number>;
+  readonly parts: ReadonlyArray<string>;
+}
+
+const compressedSource = (dir: string, ck: Checkpoint, config: QuantizationConfig): TE.TaskEither<LlmqError, WeightSource> => async () => {
+  const names = ck.names;
+  const present = new Set(names);
+  const entries = new Map<string, CompressedEntry>();
+  for (const n of names) {
+    if (!n.endsWith(".weight_scale")) continue;
+    const base = n.slice(0, -".weight_scale".length);
+    const r = resolveSchemeForModule(config, base, ["Linear"]);
+    if (E.isLeft(r)) return E.left(modelError(formatSchemeError(r.left)));
+    if (r.right === null) continue; // a scale without a scheme: e.g. a kv-cache or activation scale, passed through
+    const scheme = r.right.scheme;
+    const format = (scheme.format as CompressionFormat | null) ?? (config.format !== "mixed-precision" ? (config.format as CompressionFormat) : inferFormat(scheme));
+    let shape: ReadonlyArray<number> | undefined;
+    if (present.has(`${base}.weight_shape`)) {
+      const t = await ck.read(`${base}.weight_shape`)();
+      if (E.isLeft(t)) return E.left(modelError(formatSerializationError(t.left)));
+      shape = Array.from(t.right.data as BigInt64Array, Number);
+    } else if (present.has(`${base}.weight`)) shape = ck.info(`${base}.weight`)!.info.shape;
+    else if (present.has(`${base}.weight_packed`)) {
+      // nvfp4 / mxfp4: two fp4 codes per byte along the input dim.
+      const s = ck.info(`${base}.weight_packed`)!.info.shape;
+      shape = [...s.slice(0, -1), s[s.length - 1]! * 2];
+    }
+    if (shape === undefined) return E.left(modelError(`${dir}: ${base} has a weight_scale but no weight, weight_packed or weight_shape`));
+    const parts = ["weight", ...PARAM_SUFFIXES].map((p) => `${base}.${p}`).filter((p) => present.has(p));
+    entries.set(`${base}.weight`, { base, format, scheme, shape, parts });
+  }
+  const hidden = new Set([...entries.values()].flatMap((e) => e.parts));
+  const visible = [...names.filter((n) => !hidden.has(n)), ...entries.keys()];
+  const readRaw = (name: string): TE.TaskEither<ModelError, Tensor> =>
+    pipe(
+      ck.read(name),
+      TE.mapLeft((e) => checkpointError(e.file, e.tensor, formatSerializationError(e))),
+    );
+  return E.right({
+    names: () => visible,
+    shape: (name) => entries.get(name)?.shape ?? (hidden.has(name) ? undefined : ck.info(name)?.info.shape),
+    read: (name) => {
+      const e = entries.get(name);
+      if (e === undefined) return readRaw(name);
+      return pipe(
+        e.parts,
+        TE.traverseSeqArray((p) =>
+          pipe(
+            readRaw(p),
+            TE.map((t) => [p.slice(e.base.length + 1), t] as const),
+          ),
+        ),
+        TE.chainEitherK((state) =>
+          pipe(
+            decompressModule(e.format, e.scheme, new Map(state), { module: e.base, file: dir }),
+            E.mapLeft((err) => checkpointError(dir, name, formatSerializationError(err))),
+            E.chain((m) => {
+              const w = m.get("weight");
+              return w === undefined ? E.left(checkpointError(dir, name, "decompression produced no weight")) : E.right(w);
+            }),
+          ),
+        ),
+      );
+    },
+  });
+};
+
+/** Opens a dense or compressed-tensors model directory for running (calibration, evaluation). */
+export const openModelDir = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    readConfigJson(dir),
+    TE.mapLeft(lift),
+    TE.chain((raw) => {
+      const qc = raw.quantization_config;
+      if (qc === undefined || qc === null) return pipe(openModel(dir), TE.mapLeft(lift));
+      return pipe(
+        TE.fromEither(pipe(decodeQuantizationConfig(qc, "quantization_config"), E.mapLeft((e) => modelError(`${join(dir, "config.json")}: ${formatSchemeError(e)}`)))),
+        TE.chain((config) =>
+          pipe(
+            openCheckpoint(dir),
+            TE.mapLeft((e) => modelError(formatSerializationError(e))),
+            TE.chain((ck) =>
+              pipe(
+                compressedSource(dir, ck, config),
+                TE.chainEitherK((src) => pipe(modelFromSource(dir, raw, src, dir, () => ck.close()), E.mapLeft(lift))),
+                TE.orElse((e) => pipe(TE.fromTask(() => ck.close()), TE.chain(() => TE.left(e)))),
+              ),
+            ),
+          ),
+        ),
+      );
+    }),
+  );
+
+/**
+ * The tokenizer of the first of `dirs` that has a tokenizer.json, or null (such models take token-id datasets).
+ */
+export const optionalTokenizer = (...dirs: ReadonlyArray<string | undefined>): TE.TaskEither<LlmqError, DatasetTokenizer | null> => async () => {
+  for (const d of dirs) {
+    if (d === undefined) continue;
+    const has = await access(join(d, "tokenizer.json")).then(
+      () => true,
+      () => false,
+    );
+    if (!has) continue;
+    const t = await loadTokenizer(d)();
+    if (E.isLeft(t)) return E.left(lift(t.left));
+    const tok = t.right;
+    return E.right({ encode: (text, o) => tok.encode(text, { bos: o.bos }), bosId: tok.bosId });
+  }
+  return E.right(null);
+};

@@ -1,0 +1,130 @@
+import { readFile, writeFile } from "node:fs/promises";
+import * as E from "fp-ts/lib/Either.js";
+import type * as TE from "fp-ts/lib/TaskEither.js";
+import { type Dataset, loadDataset } from "./dataset.js";
+import { type LlmqError, ioError, recipeError } from "./errors.js";
+import { type OneshotResult, oneshot } from "./oneshot.js";
+import { openModelDir, optionalTokenizer } from "./open-model.js";
+import type { ProgressSink } from "./progress.js";
+import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
+import { barChartSvg, renderReport } from "./report.js";
+
+export interface QuantizeCommandOptions {
+  readonly model: string;
+  readonly output: string;
+  readonly scheme?: string | undefined;
+  readonly method: string;
+  readonly recipe?: string | undefined;
+  readonly dataset?: string | undefined;
+  readonly numSamples: number;
+  readonly seqLen: number;
+  readonly ignore?: ReadonlyArray<string> | undefined;
+  readonly targets?: ReadonlyArray<string> | undefined;
+  readonly seed: number;
+  readonly report?: string | undefined;
+  readonly overwrite: boolean;
+  readonly signal?: AbortSignal;
+  readonly progress?: ProgressSink;
+}
+
+const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, Recipe>> => {
+  if (o.recipe !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(o.recipe, "utf8");
+    } catch (e) {
+      return E.left(ioError(o.recipe, `cannot read the recipe: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`));
+    }
+    return recipeFromYaml(text, { ignore: o.ignore, targets: o.targets });
+  }
+  if (o.method !== "rtn" && o.method !== "gptq") return E.left(recipeError(`--method must be rtn or gptq, got "${o.method}" (other methods are given with --recipe)`));
+  return recipeFromScheme({ scheme: o.scheme ?? "W4A16", method: o.method, targets: o.targets, ignore: o.ignore });
+};
+
+/** `llmq quantize`: recipe from flags or YAML, optional calibration data, then oneshot. */
+export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqError, OneshotResult> => async () => {
+  const recipe = await resolveRecipe(o);
+  if (E.isLeft(recipe)) return recipe;
+  let dataset: Dataset | null = null;
+  if (o.dataset !== undefined) {
+    const h = await openModelDir(o.model)();
+    if (E.isLeft(h)) return h;
+    const vocab = h.right.config.vocab_size;
+    await h.right.close();
+    const tok = await optionalTokenizer(o.model)();
+    if (E.isLeft(tok)) return tok;
+    const ds = await loadDataset(o.dataset, tok.right, { numSamples: o.numSamples, seqLen: o.seqLen, seed: o.seed, sampling: "shuffle", vocabSize: vocab })();
+    if (E.isLeft(ds)) return ds;
+    dataset = ds.right;
+  }
+  const r = await oneshot({
+    model: o.model,
+    output: o.output,
+    recipe: recipe.right,
+    dataset,
+    overwrite: o.overwrite,
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.progress ? { progress: o.progress } : {}),
+  })();
+  if (E.isLeft(r) || o.report === undefined) return r;
+  const v = r.right;
+  const modules = v.layers.flatMap((l) => l.modules);
+  const html = renderReport(
+    `llmq quantize: ${v.output}`,
+    {
+      model: o.model,
+      output: v.output,
+      scheme: v.scheme,
+      format: v.format,
+      method: recipe.right.method,
+      modules: v.modules,
+      "calibration samples": v.calibration?.samples ?? null,
+      "calibration tokens": v.calibration?.tokens ?? null,
+      seconds: v.seconds,
+      "peak RSS (MB)": v.peak_rss_mb,
+      backend: v.backend,
+    },
+    [
+      ...(v.layers.some((l) => l.output_rel_error !== null)
+        ? [
+            {
+              title: "Per-layer output error",
+              note: "‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the calibration batches (same inputs)",
+              svg: barChartSvg(
+                v.layers.map((l) => ({ label: l.name, value: l.output_rel_error ?? 0 })),
+                { log: true },
+              ),
+            },
+          ]
+        : []),
+      {
+        title: "Per-module loss",
+        note: recipe.right.method === "gptq" ? "GPTQ loss Σ((w − q)/d)²/2" : "½‖W − Q‖²",
+        svg: barChartSvg(
+          modules.map((m) => ({ label: m.name, value: m.loss })),
+          { log: true },
+        ),
+      },
+      { title: "Modules", table: { head: ["module", "method", "loss", "seconds"], rows: modules.map((m) => [m.name, m.method, m.loss, m.seconds]) } },
+    ],
+  );
+  try {
+    await writeFile(o.report, html);
+  } catch (e) {
+    return E.left(ioError(o.report, `cannot write the report: ${(e as Error).message}`));
+  }
+  return r;
+};
+
+export const formatQuantize = (r: OneshotResult): string => {
+  const worst = [...r.layers].sort((a, b) => (b.output_rel_error ?? b.loss) - (a.output_rel_error ?? a.loss))[0];
+  return [
+    `quantized ${r.modules} modules (${r.scheme}, ${r.format}) → ${r.output}`,
+    `time ${r.seconds.toFixed(2)} s, peak RSS ${r.peak_rss_mb} MB, backend ${r.backend}` +
+      (r.calibration ? `, calibration ${r.calibration.samples} samples / ${r.calibration.tokens} tokens` : ", data-free"),
+    ...(worst
+      ? [`largest layer error: ${worst.name} (${worst.output_rel_error !== null ? `relative output error ${worst.output_rel_error.toExponential(3)}` : `loss ${worst.loss.toExponential(3)}`})`]
+      : []),
+    ...r.warnings.map((w) => `warning: ${w}`),
+  ].join("\n");
+};
