@@ -214,9 +214,7 @@ type ComputeDType = "f64" | "f32" | "f16" | "bf16";
 /** Rounds an f64 result the way a torch op in `d` does on CPU: computed in f32 (opmath), then rounded to `d`. */
 const rnd = (d: ComputeDType, x: number): number => (d === "f64" ? x : d === "f32" ? Math.fround(x) : roundToDType(d, Math.fround(x)));
 
-interface QParamIndex {
-  (r: number, c: number): number;
-}
+type QParamIndex = (r: number, c: number) => number;
 
 /** Where element (r, c) finds its scale/zero point for the strategy (tensor, channel, group, tensor_group, block). */
 const qparamIndex = (

@@ -30,6 +30,15 @@ export interface PyDumpOptions {
 
 // ----- parsing -----
 
+const LITERALS: ReadonlyArray<readonly [string, PyJson]> = [
+  ["true", true],
+  ["false", false],
+  ["null", null],
+  ["NaN", new PyFloat(Number.NaN)],
+  ["Infinity", new PyFloat(Number.POSITIVE_INFINITY)],
+  ["-Infinity", new PyFloat(Number.NEGATIVE_INFINITY)],
+];
+
 /** json.loads with int/float kept apart (NaN, Infinity and -Infinity accepted as Python does). */
 export const parsePythonJson = (text: string): E.Either<string, PyJson> => {
   let i = 0;
@@ -97,12 +106,12 @@ export const parsePythonJson = (text: string): E.Either<string, PyJson> => {
       }
     }
     if (c === '"') return str();
-    if (text.startsWith("true", i)) return (i += 4), true;
-    if (text.startsWith("false", i)) return (i += 5), false;
-    if (text.startsWith("null", i)) return (i += 4), null;
-    if (text.startsWith("NaN", i)) return (i += 3), new PyFloat(Number.NaN);
-    if (text.startsWith("Infinity", i)) return (i += 8), new PyFloat(Number.POSITIVE_INFINITY);
-    if (text.startsWith("-Infinity", i)) return (i += 9), new PyFloat(Number.NEGATIVE_INFINITY);
+    for (const [word, v] of LITERALS) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return v instanceof PyFloat ? new PyFloat(v.value) : v;
+      }
+    }
     const m = /^-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
     if (m === null) return err("unexpected character");
     i += m[0].length;

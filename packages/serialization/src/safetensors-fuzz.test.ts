@@ -64,7 +64,7 @@ const CORPUS: ReadonlyArray<BrokenCase> = [
   { name: "offsets-three", bytes: fileOf('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}}', 4), tag: "InvalidHeader", tensor: "w" },
   { name: "offsets-reversed", bytes: fileOf(`{"w":${ENTRY("F32", [1], 4, 0)}}`, 4), tag: "InvalidHeader", tensor: "w" },
   { name: "offsets-out-of-range", bytes: fileOf(`{"w":${ENTRY("F32", [4], 0, 16)}}`, 8), tag: "OffsetsOutOfRange", tensor: "w" },
-  { name: "offsets-beyond-2^53", bytes: fileOf(`{"w":${ENTRY("F32", [1], 9007199254740993, 9007199254740997)}}`, 4), tag: "InvalidHeader", tensor: "w" },
+  { name: "offsets-beyond-2^53", bytes: fileOf('{"w":{"dtype":"F32","shape":[1],"data_offsets":[9007199254740993,9007199254740997]}}', 4), tag: "InvalidHeader", tensor: "w" },
   {
     name: "overlap",
     bytes: fileOf(`{"a":${ENTRY("F32", [2], 0, 8)},"b":${ENTRY("F32", [2], 4, 12)}}`, 12),
