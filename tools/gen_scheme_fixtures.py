@@ -230,6 +230,75 @@ def err(fn):
     return None
 
 
+def _full(**kw):
+    """A CT 0.18-style fully dumped QuantizationArgs (every key present), as in llm-compressor.md §1."""
+    base = {"actorder": None, "block_structure": None, "dynamic": False, "group_size": None, "num_bits": 8,
+            "observer": "memoryless_minmax", "observer_kwargs": {}, "scale_dtype": None, "strategy": "tensor",
+            "symmetric": True, "type": "int", "zp_dtype": None}
+    base.update(kw)
+    return base
+
+
+# The example configs of /work/shared/reference/llm-compressor.md §1 (1.1 verbatim; 1.3–1.11 as described there).
+REFERENCE_EXAMPLES = [
+    {  # 1.1 W4A16 (written by CT 0.18.1.dev0)
+        "config_groups": {"group_0": {"format": "pack-quantized", "input_activations": None, "output_activations": None,
+                                      "targets": ["Linear"], "weights": _full(group_size=128, num_bits=4, strategy="group")}},
+        "format": "pack-quantized", "global_compression_ratio": None, "ignore": ["lm_head"], "kv_cache_scheme": None,
+        "quant_method": "compressed-tensors", "quantization_status": "compressed", "sparsity_config": {},
+        "transform_config": {}, "version": "0.18.1.dev0",
+    },
+    {  # 1.1 with GPTQ's actorder static
+        "config_groups": {"group_0": {"targets": ["Linear"], "weights": _full(group_size=128, num_bits=4, strategy="group", actorder="static")}},
+        "format": "pack-quantized", "quantization_status": "compressed", "ignore": ["lm_head"],
+    },
+    {  # 1.3 W4A16_ASYM
+        "config_groups": {"group_0": {"format": "pack-quantized", "targets": ["Linear"],
+                                      "weights": _full(group_size=128, num_bits=4, strategy="group", symmetric=False, zp_dtype="torch.int8")}},
+        "format": "pack-quantized", "quantization_status": "compressed",
+    },
+    {  # 1.4 W8A8
+        "config_groups": {"group_0": {"format": "int-quantized", "targets": ["Linear"], "output_activations": None,
+                                      "input_activations": _full(dynamic=True, observer=None, strategy="token"),
+                                      "weights": _full(strategy="channel")}},
+        "format": "int-quantized", "quantization_status": "compressed", "ignore": ["lm_head"],
+    },
+    {  # 1.5 FP8 / 1.6 FP8_DYNAMIC / 1.7 FP8_BLOCK as separate groups of a mixed-precision config
+        "config_groups": {
+            "group_0": {"format": "float-quantized", "targets": ["re:.*q_proj$"], "weights": _full(type="float"),
+                        "input_activations": _full(type="float", observer="static_minmax")},
+            "group_1": {"format": "float-quantized", "targets": ["re:.*mlp.*"], "weights": _full(type="float", strategy="channel"),
+                        "input_activations": _full(type="float", strategy="token", dynamic=True, observer=None)},
+            "group_2": {"format": "float-quantized", "targets": ["Linear"], "weights": _full(type="float", strategy="block", block_structure=[128, 128]),
+                        "input_activations": _full(type="float", strategy="group", group_size=128, dynamic=True, observer=None)},
+        },
+        "format": "mixed-precision", "quantization_status": "compressed",
+    },
+    {  # 1.8 NVFP4
+        "config_groups": {"group_0": {
+            "format": "nvfp4-pack-quantized", "output_activations": None, "targets": ["Linear"],
+            "input_activations": _full(dynamic="local", group_size=16, num_bits=4, observer="static_minmax", scale_dtype="torch.float8_e4m3fn",
+                                       strategy="tensor_group", type="float"),
+            "weights": _full(group_size=16, num_bits=4, scale_dtype="torch.float8_e4m3fn", strategy="tensor_group", type="float")}},
+        "format": "nvfp4-pack-quantized", "quantization_status": "compressed", "ignore": ["lm_head"],
+    },
+    {  # 1.9 MXFP4
+        "config_groups": {"group_0": {
+            "format": "mxfp4-pack-quantized", "targets": ["Linear"],
+            "weights": _full(type="float", num_bits=4, strategy="group", group_size=32, scale_dtype="torch.uint8"),
+            "input_activations": _full(type="float", num_bits=4, strategy="group", group_size=32, scale_dtype="torch.uint8", dynamic=True, observer=None)}},
+        "format": "mxfp4-pack-quantized", "quantization_status": "compressed",
+    },
+    {  # 1.10 W4A8 and 1.11 kv cache
+        "config_groups": {"group_0": {"format": "int-quantized", "targets": ["Linear"],
+                                      "weights": _full(num_bits=4, strategy="group", group_size=128),
+                                      "input_activations": _full(strategy="token", dynamic=True, observer=None)}},
+        "kv_cache_scheme": {"num_bits": 8, "type": "float", "strategy": "tensor", "dynamic": False, "symmetric": True, "observer": "static_minmax"},
+        "format": "int-quantized", "quantization_status": "compressed",
+    },
+]
+
+
 def args_fixtures():
     presets = {name: dump(preset_name_to_scheme(name, ["Linear"])) for name in PRESET_SCHEMES}
     valid_args = [
@@ -327,7 +396,7 @@ def args_fixtures():
             "kv_cache_scheme": {"num_bits": 8, "type": "float", "strategy": "tensor", "dynamic": False, "symmetric": True, "observer": "static_minmax"},
         },
         {"config_groups": {"NVFP4": ["Linear"]}, "global_compression_ratio": 1.5, "moe_sparsity_config": None},
-    ]
+    ] + REFERENCE_EXAMPLES
     configs = [{"input": c, "dump": dump(QuantizationConfig(**c))} for c in configs_valid]
     invalid_configs = [
         {"config_groups": {"W4A17": ["Linear"]}},

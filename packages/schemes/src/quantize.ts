@@ -1,4 +1,4 @@
-import { type DType, FP8_E4M3FN_VALUES, type Tensor, castFromNumbers, fp8e4m3FromNumber, kernels, roundHalfEven, sizeOf, toFloat64 } from "@llmq/tensor";
+import { type DType, FP8_E4M3FN_VALUES, Tensor, allocStorage, castFromNumbers, fp8e4m3FromNumber, kernels, roundHalfEven, sizeOf, toFloat64 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { calculateRange } from "./calculate-range.js";
 import { type SchemeError, unsupported } from "./errors.js";
@@ -146,15 +146,49 @@ const scaleIndex = (layout: Layout): ((e: number) => number) => {
 
 const isGroup = (args: QuantizationArgs) => args.strategy === "group" || args.strategy === "tensor_group";
 
-/** The f32 × int hot path, on the active kernel backend. */
-const tryKernel = (x: Tensor, p: Prepared, args: QuantizationArgs, fake: boolean): Float32Array | null => {
-  if (x.dtype !== "f32" || p.Seff !== "f32" || args.type !== "int" || p.layout.kind !== "rows") return null;
+const INT_OUT: ReadonlyArray<DType> = ["i8", "i16", "i32", "f32", "f64"];
+
+/**
+ * The f32 × int hot path on the active kernel backend, processed in row chunks of about 1M elements so the f32
+ * kernel output stays in cache while it is converted to the storage dtype. Null when the case is not covered.
+ */
+const tryKernel = (x: Tensor, p: Prepared, args: QuantizationArgs, fake: boolean, outDType: DType): Tensor | null => {
+  if (x.dtype !== "f32" || p.Seff !== "f32" || args.type !== "int" || p.layout.kind !== "rows" || !INT_OUT.includes(outDType)) return null;
   const n = x.size;
   const { cols, groupSize } = p.layout;
-  const out = new Float32Array(n);
+  const rows = n / cols;
+  const ng = cols / groupSize;
+  const xs = x.data as Float32Array;
+  const scale = Float32Array.from(p.seff);
   const zp = p.zp === null ? null : Float32Array.from(p.zp);
-  kernels().quantizeGroups(x.data as Float32Array, n / cols, cols, groupSize, Float32Array.from(p.seff), zp, p.qMin, p.qMax, fake, out);
-  return out;
+  const k = kernels();
+  if (outDType === "f32") {
+    const o = new Float32Array(n);
+    k.quantizeGroups(xs, rows, cols, groupSize, scale, zp, p.qMin, p.qMax, fake, o);
+    return new Tensor("f32", x.shape, o);
+  }
+  const store = allocStorage(outDType, n);
+  const out = store as unknown as { set(a: ArrayLike<number>, offset: number): void };
+  const chunk = Math.max(1, Math.floor(2 ** 20 / Math.max(cols, 1)));
+  const buf = new Float32Array(Math.min(chunk, rows) * cols);
+  for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const m = Math.min(chunk, rows - r0);
+    const o = buf.subarray(0, m * cols);
+    k.quantizeGroups(
+      xs.subarray(r0 * cols, (r0 + m) * cols),
+      m,
+      cols,
+      groupSize,
+      scale.subarray(r0 * ng, (r0 + m) * ng),
+      zp === null ? null : zp.subarray(r0 * ng, (r0 + m) * ng),
+      p.qMin,
+      p.qMax,
+      fake,
+      o,
+    );
+    out.set(o, r0 * cols);
+  }
+  return new Tensor(outDType, x.shape, store);
 };
 
 const run = (op: string, x: Tensor, scale: Tensor, zeroPoint: Tensor | null, args: QuantizationArgs, opts: QuantizeOptions, fake: boolean) => {
@@ -164,8 +198,8 @@ const run = (op: string, x: Tensor, scale: Tensor, zeroPoint: Tensor | null, arg
   const p = pr.right;
   const R = promote(p.X, p.Seff);
   const outDType: DType = fake ? (isGroup(args) ? p.X : p.Seff) : (opts.dtype ?? (isGroup(args) ? p.X : R));
-  const fast = tryKernel(x, p, args, fake);
-  if (fast !== null) return E.right<SchemeError, Tensor>(castFromNumbers(outDType, fast, x.shape));
+  const fast = tryKernel(x, p, args, fake, outDType);
+  if (fast !== null) return E.right<SchemeError, Tensor>(fast);
   const rR = rounder(R);
   const rX = rounder(p.X);
   const rE = rounder(p.Seff);

@@ -131,9 +131,14 @@ export const rtnQuantizeWeight = (
   if (!isFloatDType(weight.dtype)) return E.left(unsupported("rtnQuantizeWeight", `${name} must be f64/f32/bf16/f16, got ${weight.dtype}`));
   const W: FloatDType = weight.dtype;
   const v = weight.dtype === "f64" ? (weight.data as Float64Array) : toFloat32(weight).data;
-  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) return E.left(nonFinite(name, i, v[i]!));
   const mm = weightMinMax(weight, args);
   if (E.isLeft(mm)) return mm;
+  // NaN propagates into the per-cell min/max and ±Inf shows up in them, so only a suspicious statistic costs a scan.
+  const lo = toFloat64(mm.right.min).data;
+  const hi = toFloat64(mm.right.max).data;
+  let finite = true;
+  for (let i = 0; i < lo.length && finite; i++) finite = Number.isFinite(lo[i]!) && Number.isFinite(hi[i]!);
+  if (!finite) for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) return E.left(nonFinite(name, i, v[i]!));
   let globalScale: Tensor<"f32"> | undefined;
   if (args.strategy === "tensor_group") {
     if (opts.globalScale !== undefined) globalScale = opts.globalScale;
