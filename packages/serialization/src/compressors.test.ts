@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Tensor, getNumber } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
+import { decodeQuantizationScheme } from "@llmq/schemes";
 import { describe, expect, it } from "vitest";
 import { type CompressionFormat, type CompressorScheme, compressModule, decompressModule, inferFormat } from "./compressors.js";
 import { openSafetensors } from "./safetensors-reader.js";
@@ -36,8 +37,10 @@ const values = (t: Tensor): number[] => Array.from({ length: t.size }, (_, i) =>
 
 describe("compressed-tensors 0.20.0 compressors (fixtures from the real compressors)", () => {
   for (const [name, c] of Object.entries(manifest)) {
-    it(`${name}: infers ${c.format}`, () => {
+    it(`${name}: infers ${c.format} (wire scheme and @llmq/schemes' decoded scheme)`, () => {
       expect(inferFormat(c.scheme)).toBe(c.format);
+      expect(inferFormat(right(decodeQuantizationScheme(c.scheme)))).toBe(c.format);
+      expect(inferFormat(c.scheme, "Conv2d")).toBe("dense");
     });
 
     it(`${name}: compress writes the same bytes as compressed-tensors`, async () => {

@@ -39,6 +39,7 @@ export {
   QUANTIZATION_METHOD,
   checkQuantizationConfigShape,
   encodeQuantizationConfigJson,
+  quantizationConfigJson,
   readModelConfig,
   updateConfigJson,
 } from "./quantization-config-json.js";

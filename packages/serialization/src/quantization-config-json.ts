@@ -1,10 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { type QuantizationConfig, type SchemeError, decodeQuantizationConfig, encodeQuantizationConfig, formatSchemeError } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { type SerializationError, invalidConfig, ioError } from "./errors.js";
-import { type PyJson, type PyJsonObject, PyFloat, dumpPythonJson, parsePythonJson } from "./python-json.js";
+import { type PyJson, type PyJsonObject, PyFloat, dumpPythonJson, parsePythonJson, toPlainJson } from "./python-json.js";
 
 // ----- constants -----
 
@@ -42,6 +43,10 @@ export const encodeQuantizationConfigJson = (dump: Readonly<Record<string, unkno
   return out;
 };
 
+/** encodeQuantizationConfigJson of a decoded config (@llmq/schemes' encodeQuantizationConfig gives the dump). */
+export const quantizationConfigJson = (config: QuantizationConfig, opts: QuantizationConfigJsonOptions = {}): PyJsonObject =>
+  encodeQuantizationConfigJson(encodeQuantizationConfig(config), opts);
+
 /**
  * config.json text after update_config: the existing config (read with Python's int/float distinction) gets
  * `quantization_config`, and the whole file is written as json.dump(indent=2, sort_keys=True) (no final newline).
@@ -59,8 +64,10 @@ export const updateConfigJson = (existing: string | null, quantizationConfig: Py
 export interface ModelConfig {
   /** The whole config.json, with Python's int/float distinction kept. */
   readonly config: PyJsonObject;
-  /** `quantization_config` (unwrapped if nested one level deeper), or null for an unquantized model. */
+  /** `quantization_config` as written (unwrapped if nested one level deeper), or null for an unquantized model. */
   readonly quantizationConfig: PyJsonObject | null;
+  /** The same, decoded and validated by @llmq/schemes (compressed-tensors 0.20.0 rules), or null. */
+  readonly quantization: QuantizationConfig | null;
 }
 
 const isObject = (v: PyJson | undefined): v is PyJsonObject => v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof PyFloat);
@@ -79,7 +86,12 @@ export const checkQuantizationConfigShape = (file: string, qc: PyJson): E.Either
   return E.right(inner);
 };
 
-/** Reads `<dir>/config.json` and its quantization_config (shape-checked). */
+const schemeErrorPath = (e: SchemeError): string => ("path" in e ? e.path : "target" in e ? `target ${e.target}` : "");
+
+/**
+ * Reads `<dir>/config.json` and decodes its quantization_config with @llmq/schemes' decodeQuantizationConfig
+ * (unknown keys in args/schemes rejected, top-level extras ignored, as compressed-tensors does).
+ */
 export const readModelConfig = (dir: string): TE.TaskEither<SerializationError, ModelConfig> => {
   const file = join(dir, CONFIG_NAME);
   return pipe(
@@ -93,10 +105,16 @@ export const readModelConfig = (dir: string): TE.TaskEither<SerializationError, 
       const config = parsed.right;
       if (!isObject(config)) return E.left(invalidConfig(file, "", "config.json must be a JSON object"));
       const qc = config.quantization_config;
-      if (qc === undefined || qc === null) return E.right({ config, quantizationConfig: null });
+      if (qc === undefined || qc === null) return E.right({ config, quantizationConfig: null, quantization: null });
       return pipe(
         checkQuantizationConfigShape(file, qc),
-        E.map((q) => ({ config, quantizationConfig: q })),
+        E.chain((q) =>
+          pipe(
+            decodeQuantizationConfig(toPlainJson(q)),
+            E.mapLeft((e) => invalidConfig(file, `quantization_config.${schemeErrorPath(e)}`.replace(/\.$/, ""), formatSchemeError(e))),
+            E.map((quantization) => ({ config, quantizationConfig: q, quantization })),
+          ),
+        ),
       );
     }),
   );
