@@ -81,7 +81,7 @@ const spd = <C extends typeof Float32Array | typeof Float64Array>(ctor: C, n: nu
 
 // ----- the numpy peer -----
 
-const PEER_PY = String.raw`
+const PEER_PY = `
 import json, sys, time
 import numpy as np
 cases = json.loads(sys.argv[1])

@@ -11,7 +11,7 @@
 
 typedef struct {
   long m, n, k;
-  float alpha;
+  float alpha, beta; /* beta applies on the first k-block; structured (c_lower / a_tri) calls use beta = 1 */
   const float* a;
   long rsa, csa;
   const float* b;
@@ -23,7 +23,7 @@ typedef struct {
 
 typedef struct {
   long m, n, k;
-  double alpha;
+  double alpha, beta;
   const double* a;
   long rsa, csa;
   const double* b;

@@ -21,12 +21,22 @@ static llmq_task cur_fn;
 static void* cur_ctx;
 static int cur_nthr;
 
+/* Spin this many pause-iterations (~100 µs) before sleeping: the blocked LAPACK routines issue GEMMs back to back,
+ * and a condition-variable wake-up costs tens of microseconds each time. */
+#define SPIN_ITERS 20000
+
 static void* worker_main(void* arg) {
   const int id = (int)(long)arg; /* 1-based: the caller is thread 0 */
   long seen = 0;
   pthread_mutex_lock(&mu);
   seen = start_generation;
   for (;;) {
+    if (generation == seen && !stopping) {
+      pthread_mutex_unlock(&mu);
+      for (int i = 0; i < SPIN_ITERS && __atomic_load_n(&generation, __ATOMIC_ACQUIRE) == seen && !__atomic_load_n(&stopping, __ATOMIC_ACQUIRE); i++)
+        __builtin_ia32_pause();
+      pthread_mutex_lock(&mu);
+    }
     while (generation == seen && !stopping) pthread_cond_wait(&cv_start, &mu);
     if (stopping) break;
     seen = generation;
@@ -36,7 +46,7 @@ static void* worker_main(void* arg) {
     pthread_mutex_unlock(&mu);
     if (id < nthr) fn(ctx, id, nthr);
     pthread_mutex_lock(&mu);
-    if (--pending == 0) pthread_cond_signal(&cv_done);
+    if (__atomic_sub_fetch(&pending, 1, __ATOMIC_ACQ_REL) == 0) pthread_cond_signal(&cv_done);
   }
   pthread_mutex_unlock(&mu);
   return NULL;
@@ -74,7 +84,7 @@ static void stop_workers(void) {
     return;
   }
   pthread_mutex_lock(&mu);
-  stopping = 1;
+  __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&cv_start);
   pthread_mutex_unlock(&mu);
   for (int i = 0; i < nworkers; i++) pthread_join(workers[i], NULL);
@@ -116,11 +126,12 @@ void llmq_parallel(int nthr, llmq_task fn, void* ctx) {
   cur_fn = fn;
   cur_ctx = ctx;
   cur_nthr = nthr;
-  pending = nworkers;
-  generation++;
+  __atomic_store_n(&pending, nworkers, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&generation, 1, __ATOMIC_ACQ_REL);
   pthread_cond_broadcast(&cv_start);
   pthread_mutex_unlock(&mu);
   fn(ctx, 0, nthr);
+  for (int i = 0; i < SPIN_ITERS && __atomic_load_n(&pending, __ATOMIC_ACQUIRE) > 0; i++) __builtin_ia32_pause();
   pthread_mutex_lock(&mu);
   while (pending > 0) pthread_cond_wait(&cv_done, &mu);
   pthread_mutex_unlock(&mu);
