@@ -12,7 +12,7 @@ Each case feeds several small random f32 batches (fixed seeds) through an llm-co
 batch, the observer statistics (`min_vals`/`max_vals`: the EMA state for "minmax"/"mse"), and at the end the
 `get_qparams()` result (scale, zero_point, global_scale). Weight observers (base_name "weight") only take the
 first batch, as in llm-compressor. Histogram cases run torch.ao's HistogramObserver (the observer msModelSlim's
-act_method 2 ports) and record its histogram state and the range chosen by `_non_linear_param_search`.
+act_method 2 ports) and record its histogram state, the range chosen by `_non_linear_param_search` and\ncompressed-tensors' calculate_qparams of that range (int8 asymmetric per-tensor).\nThreads: torch's default (set OMP_NUM_THREADS=1 for a single-threaded run; results were identical).
 All floats are written as the exact double value of the f32 (or other dtype) element.
 """
 
@@ -145,20 +145,34 @@ def observer_cases():
 
 
 def histogram_cases():
+    from compressed_tensors.quantization.utils import calculate_qparams
     from torch.ao.quantization.observer import HistogramObserver
 
+    qargs = QuantizationArgs(num_bits=8, type="int", symmetric=False, strategy="tensor", dynamic=False)
     cases = []
-    for i, (shape, n, bins) in enumerate([((6, 32), 3, 2048), ((16, 48), 4, 2048), ((4, 16), 2, 256)]):
+    specs = [
+        ((6, 32), 3, 2048, None),
+        ((16, 48), 4, 2048, None),
+        ((4, 16), 2, 256, None),
+        ((32, 64), 4, 2048, None),
+        ((32, 64), 3, 512, "repeat"),  # second batch identical: the range does not move
+        ((8, 32), 3, 2048, "constant"),  # first batch constant: orig_min == orig_max path
+    ]
+    for i, (shape, n, bins, mode) in enumerate(specs):
         obs = HistogramObserver(bins=bins, dtype=torch.quint8, qscheme=torch.per_tensor_affine)
         xs = batches(5000 + i, shape, n)
+        if mode == "repeat":
+            xs[1] = xs[0].clone()
+        if mode == "constant":
+            xs[0] = torch.full(shape, 0.75)
         states = []
         for x in xs:
             obs(x)
             states.append({"min_val": obs.min_val.item(), "max_val": obs.max_val.item()})
         new_min, new_max = obs._non_linear_param_search()
-        scale, zp = obs.calculate_qparams()
+        scale, zp = calculate_qparams(new_min.reshape(1), new_max.reshape(1), qargs)
         cases.append({
-            "name": f"histogram/{i}",
+            "name": f"histogram/{i}" + (f"/{mode}" if mode else ""),
             "bins": bins,
             "upsample_rate": obs.upsample_rate,
             "input_shape": list(shape),
@@ -167,8 +181,9 @@ def histogram_cases():
             "histogram": tl(obs.histogram),
             "search_min": new_min.item(),
             "search_max": new_max.item(),
-            "torch_scale": scale.item(),
-            "torch_zero_point": zp.item(),
+            "ct_args": {"num_bits": 8, "type": "int", "symmetric": False, "strategy": "tensor", "dynamic": False},
+            "ct_scale": tl(scale),
+            "ct_zero_point": tl(zp),
         })
     return cases
 

@@ -20,6 +20,8 @@ export { fusedGlobalScale, generateGParam, qparamsFromStatistics } from "./qpara
 export { memorylessMinMax, movingAverageMinMax, staticMinMax } from "./min-max.js";
 export type { MseSettings } from "./mse.js";
 export { MSE_DEFAULTS, NVFP4_EXPANDED_MSE_DEFAULTS, gridSearchMse, memorylessMse, movingAverageMse, nvfp4ExpandedMse, rowErrors } from "./mse.js";
+export type { HistogramSettings, HistogramState, MixedState } from "./histogram.js";
+export { MIXED_RANGE_THRESHOLD, histogram, histogramStep, minMaxOrHistogram, nonLinearParamSearch } from "./histogram.js";
 export type { ObserverName } from "./registry.js";
 export { OBSERVERS, OBSERVER_NAMES, createObserver, resolveObserverName } from "./registry.js";
 export { observe, observeStates } from "./observe.js";

@@ -1,13 +1,16 @@
 import type { QuantizationArgs } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { type ObserverError, unknownObserver } from "./errors.js";
+import { histogram, minMaxOrHistogram } from "./histogram.js";
 import { memorylessMinMax, movingAverageMinMax, staticMinMax } from "./min-max.js";
 import { memorylessMse, movingAverageMse, nvfp4ExpandedMse } from "./mse.js";
 import type { Observer, ObserverFactory, ObserverOptions } from "./observer.js";
 
 /**
- * Every observer by registry name (llm-compressor 0.14's `Observer.register` names). msModelSlim's act_method 1
- * (StatMinMaxObserver: running per-tensor min/max) is "static_minmax".
+ * Every observer by registry name: llm-compressor 0.14's `Observer.register` names, then msModelSlim's activation
+ * observers — act_method 1 (StatMinMaxObserver, running per-tensor min/max) is "static_minmax", act_method 2
+ * (torch.ao HistogramObserver port) is "histogram", act_method 3 (automatic mix by max/std) is
+ * "minmax_or_histogram".
  */
 export const OBSERVERS = {
   memoryless_minmax: memorylessMinMax,
@@ -16,6 +19,8 @@ export const OBSERVERS = {
   memoryless_mse: memorylessMse,
   mse: movingAverageMse,
   nvfp4_expanded_mse: nvfp4ExpandedMse,
+  histogram,
+  minmax_or_histogram: minMaxOrHistogram,
 } as const satisfies Readonly<Record<string, ObserverFactory>>;
 
 export type ObserverName = keyof typeof OBSERVERS;
