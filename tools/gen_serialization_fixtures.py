@@ -139,14 +139,14 @@ def gen_safetensors():
 
 def minmax(w, args):
     """Per-strategy min/max as CT's observers reduce them (weights)."""
-    out_f, in_f = w.shape
+    out_f, in_f = w.shape[-2], w.shape[-1]
     s = args.strategy
     if s == "tensor":
         return w.amin().reshape(1), w.amax().reshape(1)
     if s == "channel":
         return w.amin(dim=1, keepdim=True), w.amax(dim=1, keepdim=True)
     if s in ("group", "tensor_group"):
-        g = w.reshape(out_f, in_f // args.group_size, args.group_size)
+        g = w.reshape(*w.shape[:-1], w.shape[-1] // args.group_size, args.group_size)
         return g.amin(-1), g.amax(-1)
     if s == "block":
         bh, bw = args.block_structure
@@ -236,6 +236,10 @@ def gen_compressors():
     case("pack-b4-sym-channel-f16", sch, (9, 40), torch.float16)
     sch = QuantizationScheme(targets=["Linear"], weights=group_args(4, True, strategy="tensor"))
     case("pack-b4-sym-tensor-f32", sch, (5, 64), torch.float32)
+    # 3-D (MoE experts [E, out, in]): packed per 2-D slice, zero points packed along dim 0 of each slice
+    for bits in (3, 4):
+        sch = QuantizationScheme(targets=["Linear"], weights=group_args(bits, False))
+        case(f"pack-b{bits}-asym-group-moe3d", sch, (3, 10, 64))
     # act-order: CT 0.20 removed actorder="group" (only "weight"/"static"); a legacy weight_g_idx still passes through
     sch = QuantizationScheme(targets=["Linear"], weights=group_args(4, True, actorder="weight"))
     case("pack-b4-sym-group-actorder", sch, (16, 128), g_idx=True)

@@ -139,11 +139,44 @@ const need = (state: ModuleState, ctx: CompressorContext, local: string, format:
 const INT_DTYPES: ReadonlyArray<DType> = ["i8", "i16", "i32", "i64", "u8"];
 const FLOAT_DTYPES: ReadonlyArray<DType> = ["f64", "f32", "f16", "bf16", "f8_e4m3fn", "f8_e5m2"];
 
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** Element values as f64 (typed-array fast paths for the dtypes that dominate checkpoints). */
 const values = (t: Tensor): Float64Array => {
   const n = t.size;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = getNumber(t, i);
-  return out;
+  switch (t.dtype) {
+    case "f64":
+    case "f32":
+    case "i32":
+    case "i16":
+    case "i8":
+    case "u8":
+      return Float64Array.from(t.data as ArrayLike<number>);
+    case "bf16": {
+      const d = t.data as Uint16Array;
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        u32Scratch[0] = d[i]! << 16;
+        out[i] = f32Scratch[0]!;
+      }
+      return out;
+    }
+    default: {
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = getNumber(t, i);
+      return out;
+    }
+  }
+};
+
+/** f32 → bf16 round to nearest even (NaN kept), the way torch rounds an f32 opmath result to bfloat16. */
+const roundBf16 = (x: number): number => {
+  f32Scratch[0] = x;
+  const b = u32Scratch[0]!;
+  if ((b & 0x7f800000) === 0x7f800000 && (b & 0x007fffff) !== 0) return f32Scratch[0]!;
+  u32Scratch[0] = (b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000;
+  return f32Scratch[0]!;
 };
 
 /** Integer codes of a tensor, checked against [lo, hi]. */
@@ -151,8 +184,9 @@ const intCodes = (t: Tensor, lo: number, hi: number, ctx: CompressorContext, loc
   if (!INT_DTYPES.includes(t.dtype)) return E.left(fail(ctx, local, format, `integer codes expected (i8/i16/i32/i64/u8), got ${t.dtype}`));
   const n = t.size;
   const out = new Int32Array(n);
+  const src: ArrayLike<number> | null = t.dtype === "i64" ? null : (t.data as ArrayLike<number>);
   for (let i = 0; i < n; i++) {
-    const v = getNumber(t, i);
+    const v = src === null ? getNumber(t, i) : src[i]!;
     if (!(v >= lo && v <= hi)) return E.left(fail(ctx, local, format, `code ${v} at index ${i} is outside [${lo}, ${hi}]`));
     out[i] = v;
   }
@@ -212,9 +246,19 @@ export const FP6_E2M3_MAGNITUDES: ReadonlyArray<number> = [
 type ComputeDType = "f64" | "f32" | "f16" | "bf16";
 
 /** Rounds an f64 result the way a torch op in `d` does on CPU: computed in f32 (opmath), then rounded to `d`. */
-const rnd = (d: ComputeDType, x: number): number => (d === "f64" ? x : d === "f32" ? Math.fround(x) : roundToDType(d, Math.fround(x)));
+const rnd = (d: ComputeDType, x: number): number =>
+  d === "f64" ? x : d === "f32" ? Math.fround(x) : d === "bf16" ? roundBf16(x) : roundToDType(d, Math.fround(x));
 
-type QParamIndex = (r: number, c: number) => number;
+/** Scale index of element (r, c) = rowPart[r] + colPart[c] for every weight strategy. */
+interface QParamIndex {
+  readonly row: Int32Array;
+  readonly col: Int32Array;
+}
+
+const indexOf = (rows: number, cols: number, rowOf: (r: number) => number, colOf: (c: number) => number): QParamIndex => ({
+  row: Int32Array.from({ length: rows }, (_, r) => rowOf(r)),
+  col: Int32Array.from({ length: cols }, (_, c) => colOf(c)),
+});
 
 /** Where element (r, c) finds its scale/zero point for the strategy (tensor, channel, group, tensor_group, block). */
 const qparamIndex = (
@@ -227,17 +271,19 @@ const qparamIndex = (
   const n = sizeOf(qshape);
   switch (w.strategy) {
     case "tensor":
-      return n === 1 ? E.right(() => 0) : E.left(`tensor strategy needs one scale, got shape [${qshape.join(", ")}]`);
+      return n === 1 ? E.right(indexOf(rows, cols, () => 0, () => 0)) : E.left(`tensor strategy needs one scale, got shape [${qshape.join(", ")}]`);
     case "channel":
     case "token":
-      return n === rows ? E.right((r) => r) : E.left(`channel strategy needs ${rows} scales, got shape [${qshape.join(", ")}]`);
+      return n === rows ? E.right(indexOf(rows, cols, (r) => r, () => 0)) : E.left(`channel strategy needs ${rows} scales, got shape [${qshape.join(", ")}]`);
     case "group":
     case "tensor_group": {
       const gs = w.group_size ?? 0;
       if (!(gs > 0)) return E.left("group strategy needs a positive group_size");
       if (cols % gs !== 0) return E.left(`tensor column shape must be divisible by the given group_size ${gs} but got ${cols}`);
       const g = cols / gs;
-      return n === rows * g ? E.right((r, c) => r * g + Math.floor(c / gs)) : E.left(`group strategy needs [${rows}, ${g}] scales, got [${qshape.join(", ")}]`);
+      return n === rows * g
+        ? E.right(indexOf(rows, cols, (r) => r * g, (c) => Math.floor(c / gs)))
+        : E.left(`group strategy needs [${rows}, ${g}] scales, got [${qshape.join(", ")}]`);
     }
     case "block": {
       const bs = w.block_structure ?? null;
@@ -245,7 +291,9 @@ const qparamIndex = (
       const [bh, bw] = bs as [number, number];
       const br = Math.ceil(rows / bh);
       const bc = Math.ceil(cols / bw);
-      return n === br * bc ? E.right((r, c) => Math.floor(r / bh) * bc + Math.floor(c / bw)) : E.left(`block strategy needs [${br}, ${bc}] scales, got [${qshape.join(", ")}]`);
+      return n === br * bc
+        ? E.right(indexOf(rows, cols, (r) => Math.floor(r / bh) * bc, (c) => Math.floor(c / bw)))
+        : E.left(`block strategy needs [${br}, ${bc}] scales, got [${qshape.join(", ")}]`);
     }
     default:
       return E.left(`strategy ${w.strategy} is not supported for weights`);
@@ -266,21 +314,26 @@ const dequantize = (
   d: ComputeDType,
   globalScale: number | null,
   outDType: ComputeDType,
+  exactCodes: boolean,
 ): E.Either<string, Float32Array> => {
   const [rows, cols] = rowsCols(weightShape);
   const idx = qparamIndex(w, rows, cols, scaleShape, weightShape);
   if (E.isLeft(idx)) return idx;
-  const at = idx.right;
+  const { row, col } = idx.right;
   if (zp !== null && zp.length !== scale.length) return E.left(`zero point has ${zp.length} values but scale has ${scale.length}`);
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
+    const rk = row[r]!;
     for (let c = 0; c < cols; c++) {
-      const k = at(r, c);
+      const k = rk + col[c]!;
       let x: number;
       if (globalScale !== null) {
         const s = Math.fround(scale[k]! / globalScale);
         x = Math.fround(q[r * cols + c]! * s);
         x = rnd(outDType, x);
+      } else if (exactCodes) {
+        // codes (and code differences) are exact in d, so only the product rounds
+        x = rnd(d, (zp === null ? q[r * cols + c]! : q[r * cols + c]! - zp[k]!) * scale[k]!);
       } else {
         x = rnd(d, q[r * cols + c]!);
         if (zp !== null) x = rnd(d, x - rnd(d, zp[k]!));
@@ -291,6 +344,9 @@ const dequantize = (
   }
   return E.right(out);
 };
+
+/** Code dtypes whose values (and int8 differences) every compute dtype (bf16 and wider) holds exactly. */
+const SMALL_CODE_DTYPES: ReadonlyArray<DType> = ["i8", "u8", "f8_e4m3fn", "f8_e5m2"];
 
 const computeDType = (t: Tensor): ComputeDType | null =>
   t.dtype === "f64" || t.dtype === "f32" || t.dtype === "f16" || t.dtype === "bf16" ? t.dtype : null;
@@ -471,8 +527,9 @@ export const decompressModule = (format: CompressionFormat, scheme: CompressorSc
     zp: Float64Array | null,
     gs: number | null,
     d: ComputeDType,
+    exactCodes: boolean,
   ): E.Either<SerializationError, Tensor> => {
-    const r = dequantize(q, shape, values(s), s.shape, zp, w, d, gs, d === "f64" ? "f64" : "bf16");
+    const r = dequantize(q, shape, values(s), s.shape, zp, w, d, gs, d === "f64" ? "f64" : "bf16", exactCodes);
     return E.isLeft(r) ? E.left(fail(ctx, "weight", format, r.left)) : E.right(new Tensor("f32", shape, r.right));
   };
   switch (format) {
@@ -512,7 +569,8 @@ export const decompressModule = (format: CompressionFormat, scheme: CompressorSc
         zpValues = Float64Array.from(unpacked);
         m.set("weight_zero_point", new Tensor("i8", [...shape.slice(0, -1), zc], unpacked));
       } else if (!w.symmetric && state.has("weight_zero_point")) zpValues = values(state.get("weight_zero_point")!);
-      const wt = deq(codes, shape, scale, zpValues, null, d);
+      const zpDType = state.get("weight_zero_point")?.dtype;
+      const wt = deq(codes, shape, scale, zpValues, null, d, zpValues === null || zpDType === "i32" || zpDType === "i8" || zpDType === "u8");
       if (E.isLeft(wt)) return wt;
       m.delete("weight_packed");
       m.set("weight", wt.right);
@@ -532,7 +590,9 @@ export const decompressModule = (format: CompressionFormat, scheme: CompressorSc
       const d = computeDType(s);
       if (d === null) return E.left(fail(ctx, "weight_scale", format, `scale dtype ${s.dtype} is not a float dtype`));
       const zp = !w.symmetric && state.has("weight_zero_point") ? values(state.get("weight_zero_point")!) : null;
-      const wt = deq(values(qE.right), qE.right.shape, s, zp, null, d);
+      const smallCodes = SMALL_CODE_DTYPES.includes(qE.right.dtype);
+      const zpDType = state.get("weight_zero_point")?.dtype;
+      const wt = deq(values(qE.right), qE.right.shape, s, zp, null, d, smallCodes && (zp === null || zpDType === "i8" || zpDType === "u8"));
       if (E.isLeft(wt)) return wt;
       m.delete("weight");
       m.set("weight", wt.right);
@@ -568,7 +628,7 @@ export const decompressModule = (format: CompressionFormat, scheme: CompressorSc
       }
       const sf = format === "nvfp4-pack-quantized" ? castFromNumbers("bf16", values(scale), scale.shape) : mxScaleToBf16(scale);
       const g = format === "nvfp4-pack-quantized" && state.has("weight_global_scale") ? getNumber(state.get("weight_global_scale")!, 0) : null;
-      const wt = deq(q, [rows, cols], sf, null, g, "bf16");
+      const wt = deq(q, [rows, cols], sf, null, g, "bf16", true);
       if (E.isLeft(wt)) return wt;
       m.delete("weight_packed");
       m.set("weight", wt.right);
