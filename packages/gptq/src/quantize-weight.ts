@@ -12,6 +12,7 @@ import {
   unsupportedArgs,
 } from "./errors.js";
 import { factorizeHessianInPlace } from "./factorize-hessian.js";
+import { defaultThreads, panelRunner } from "./int-panel-kernel.js";
 
 // The GPTQ math of llm-compressor 0.14 (`modifiers/gptq/gptq_quantize.py quantize_weight` + `helpers.py`), for one
 // module on the CPU. Every elementwise step is an f32 operation in the same order as LC's eager torch path, so the
@@ -57,6 +58,8 @@ export interface QuantizeWeightOptions {
   readonly observe?: ObserveWeight;
   /** Module name for errors and warnings. */
   readonly module?: string;
+  /** Threads for the column loop (int grids): default LLMQ_THREADS or the CPU count. Results do not depend on it. */
+  readonly threads?: number;
 }
 
 export type CodeDType = "i8" | "i16" | "i32" | "f8_e4m3fn" | "f4_e2m1";
@@ -78,7 +81,7 @@ export interface GptqResult {
   readonly deadColumns: number;
   readonly warnings: ReadonlyArray<string>;
   /** Wall seconds per phase (for the bench report): factorization, in-block column loop, trailing GEMM updates. */
-  readonly timings: { readonly factorize: number; readonly columns: number; readonly trailing: number };
+  readonly timings: { readonly factorize: number; readonly columns: number; readonly trailing: number; readonly threads: number };
 }
 
 // ----- validation -----
@@ -269,33 +272,34 @@ export const quantizeWeight = (
   if (E.isLeft(actE)) return actE;
   const actorder = actE.right;
 
-  // Working copies: LC casts to f32 (a copy) and permutes in place.
-  const w = Float32Array.from(W.data);
-  const h = Float32Array.from(H.data);
-
   // perm[k] = original column at permuted position k (argsort of diag(H), descending). torch's argsort is not
-  // stable; ties (e.g. dead columns) keep index order here.
+  // stable; ties (e.g. dead columns) keep index order here. The working Hessian is a (permuted) f32 copy.
+  const hIn = H.data;
   let perm: Int32Array | null = null;
+  let h: Float32Array;
   if (actorder !== null) {
     const idx = Array.from({ length: cols }, (_, i) => i);
-    idx.sort((a, b) => h[b * cols + b]! - h[a * cols + a]! || a - b);
+    idx.sort((a, b) => hIn[b * cols + b]! - hIn[a * cols + a]! || a - b);
     perm = Int32Array.from(idx);
-    const hp = new Float32Array(cols * cols);
+    h = new Float32Array(cols * cols);
     for (let i = 0; i < cols; i++) {
       const src = perm[i]! * cols;
-      for (let j = 0; j < cols; j++) hp[i * cols + j] = h[src + perm[j]!]!;
+      const dst = i * cols;
+      for (let j = 0; j < cols; j++) h[dst + j] = hIn[src + perm[j]!]!;
     }
-    h.set(hp);
-    const wp = new Float32Array(rows * cols);
-    for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) wp[r * cols + j] = w[r * cols + perm[j]!]!;
-    w.set(wp);
+  } else {
+    h = Float32Array.from(hIn);
   }
+  /** Original column of working column j. */
+  const orig = perm ? (j: number): number => perm[j]! : (j: number): number => j;
 
   // Qparams: of the original weight (LC observes before GPTQ), or of the permuted weight for actorder "group".
   let qp: WeightQParams;
   if (actorder === "group") {
     if (!opts.observe) return E.left(invalidOption(module, "observe", 'actorder "group" observes the permuted weight; pass an observer'));
-    const r = opts.observe(new Tensor("f32", [rows, cols], Float32Array.from(w)));
+    const wp = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) wp[r * cols + j] = W.data[r * cols + orig(j)]!;
+    const r = opts.observe(new Tensor("f32", [rows, cols], wp));
     if (E.isLeft(r)) return E.left(qparamsFailed(module, r.left));
     qp = r.right;
   } else if (opts.qparams) {
@@ -333,9 +337,9 @@ export const quantizeWeight = (
   for (let r = 0; r < rows; r++) rowSel[r] = layout.rowDiv === 0 ? 0 : Math.floor(r / layout.rowDiv);
 
   let tf = performance.now();
-  const factor = factorizeHessianInPlace(h, w, rows, cols, dampeningFrac);
+  const factor = factorizeHessianInPlace(h, cols, dampeningFrac);
   const hinv = factor.hinv;
-  const timings = { factorize: (performance.now() - tf) / 1000, columns: 0, trailing: 0 };
+  const timings = { factorize: (performance.now() - tf) / 1000, columns: 0, trailing: 0, threads: 1 };
   const warnings: string[] = [];
   if (factor.usedRtnFallback)
     warnings.push(
@@ -354,47 +358,90 @@ export const quantizeWeight = (
   // loop runs in place and the trailing update W[:, i2:] −= Err1·Hinv[i1:i2, i2:] is one GEMM per later panel
   // writing straight into it (C = C − A·B: one rounding of C − fl(A·B), as torch's bmm then in-place subtract).
   const panels = new Float32Array(rows * cols);
+  const wIn = W.data;
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
     const bw = Math.min(blockSize, cols - i1);
     const base = rows * i1;
-    for (let r = 0; r < rows; r++) panels.set(w.subarray(r * cols + i1, r * cols + i1 + bw), base + r * bw);
+    for (let i = 0; i < bw; i++) {
+      const src = orig(i1 + i);
+      for (let r = 0; r < rows; r++) panels[base + r * bw + i] = wIn[r * cols + src]!;
+    }
   }
-  const codes = new Float32Array(rows * cols);
-  const rowLoss = new Float64Array(rows);
+  // Dead columns (zero Hessian diagonal, after permutation as in LC) are zeroed.
+  for (const j of factor.dead) {
+    const bw = Math.min(blockSize, cols - Math.floor(j / blockSize) * blockSize);
+    const base = rows * (j - (j % blockSize));
+    for (let r = 0; r < rows; r++) panels[base + r * bw + (j % blockSize)] = 0;
+  }
+  // Codes: the int fast path writes them straight into the output array (original column order); the generic path
+  // keeps f32 codes in working order and casts at the end.
+  const intCodes =
+    grid.codeDType === "i8" ? new Int8Array(rows * cols) : grid.codeDType === "i16" ? new Int16Array(rows * cols) : grid.codeDType === "i32" ? new Int32Array(rows * cols) : null;
+  let rowLoss: Float64Array<ArrayBufferLike> = new Float64Array(rows);
   const k = kernels();
-  const err1 = new Float32Array(rows * Math.min(blockSize, cols));
-  const hsub = new Float32Array(Math.min(blockSize, cols) * Math.min(blockSize, cols));
+  const maxBw = Math.min(blockSize, cols);
+  let err1: Float32Array<ArrayBufferLike> = new Float32Array(rows * maxBw);
+  const hsub = new Float32Array(maxBw * maxBw);
+  // Integer grids dequantized in f32 (f32 scales, or any scale ÷ an f32 global scale) take the shared kernel that
+  // can split rows over threads; other grids (fp8/fp4, bf16/f16 scales) the closure-based loop.
+  const fastInt = intCodes !== null && (globalScale !== null || qp.scale.dtype === "f32");
+  const codes = new Float32Array(fastInt ? 0 : rows * cols);
+  const runner = fastInt ? panelRunner(rows, maxBw, rowSel, scales, zps, opts.threads ?? defaultThreads()) : null;
+  if (runner) {
+    err1 = runner.buffers.err;
+    rowLoss = runner.buffers.loss;
+  }
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
     const i2 = Math.min(i1 + blockSize, cols);
     const bw = i2 - i1;
     tf = performance.now();
     const panel = panels.subarray(rows * i1, rows * i2);
-    columnLoop(panel, rows, bw, i1, cols, hinv, rowSel, sCols, colSel, code, dequant, codes, err1, rowLoss);
+    if (runner) {
+      const b = runner.buffers;
+      b.panel.set(panel);
+      for (let i = 0; i < bw; i++) b.h.set(hinv.subarray((i1 + i) * cols + i1, (i1 + i) * cols + i2), i * bw);
+      b.colSel.set(colSel.subarray(i1, i2));
+      runner.run(bw, sCols, qmin, qmax);
+      panel.set(b.panel.subarray(0, rows * bw));
+      const out = intCodes!;
+      for (let i = 0; i < bw; i++) {
+        const dst = orig(i1 + i);
+        for (let r = 0; r < rows; r++) out[r * cols + dst] = b.codes[r * bw + i]!;
+      }
+    } else {
+      columnLoop(panel, rows, bw, i1, cols, hinv, rowSel, sCols, colSel, code, dequant, codes, err1, rowLoss);
+    }
     const t1 = performance.now();
     timings.columns += (t1 - tf) / 1000;
+    // The GEMM kernels need plain (non-shared) memory.
+    const a = runner ? Float32Array.from(err1.subarray(0, rows * bw)) : err1;
     for (let p1 = i2; p1 < cols; p1 += blockSize) {
       const pw = Math.min(blockSize, cols - p1);
       for (let i = 0; i < bw; i++) hsub.set(hinv.subarray((i1 + i) * cols + p1, (i1 + i) * cols + p1 + pw), i * pw);
-      k.sgemm(rows, pw, bw, err1, false, hsub, false, panels.subarray(rows * p1, rows * (p1 + pw)), -1, 1);
+      k.sgemm(rows, pw, bw, a, false, hsub, false, panels.subarray(rows * p1, rows * (p1 + pw)), -1, 1);
     }
     timings.trailing += (performance.now() - t1) / 1000;
   }
+  if (runner) timings.threads = runner.threads;
   let loss = 0;
   for (let r = 0; r < rows; r++) loss += rowLoss[r]!;
 
   // Back to row-major, undoing the permutation.
   const outW = new Float32Array(rows * cols);
-  const outCodes = new Float32Array(rows * cols);
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
     const bw = Math.min(blockSize, cols - i1);
     const base = rows * i1;
-    for (let r = 0; r < rows; r++) {
-      for (let i = 0; i < bw; i++) {
-        const dst = r * cols + (perm ? perm[i1 + i]! : i1 + i);
-        outW[dst] = panels[base + r * bw + i]!;
-        outCodes[dst] = codes[r * cols + i1 + i]!;
-      }
+    for (let i = 0; i < bw; i++) {
+      const dst = orig(i1 + i);
+      for (let r = 0; r < rows; r++) outW[r * cols + dst] = panels[base + r * bw + i]!;
     }
+  }
+  let quantized: Tensor<CodeDType>;
+  if (intCodes && fastInt) quantized = new Tensor(grid.codeDType, [rows, cols], intCodes as never);
+  else {
+    const outCodes = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) outCodes[r * cols + orig(j)] = codes[r * cols + j]!;
+    quantized = castFromNumbers(grid.codeDType, outCodes, [rows, cols]);
   }
   let gIdx: Tensor<"i32"> | null = null;
   if (actorder === "group" && perm) {
@@ -403,7 +450,7 @@ export const quantizeWeight = (
     gIdx = new Tensor("i32", [cols], g);
   }
   return E.right({
-    quantized: castFromNumbers(grid.codeDType, outCodes, [rows, cols]),
+    quantized,
     scale: qp.scale,
     zeroPoint: useZp ? qp.zeroPoint : null,
     globalScale,
