@@ -65,7 +65,8 @@ def run_case(name, observer, base, args_dict, shape, n_batches, seed, kwargs=Non
     states = []
     for x in xs:
         # activations reach LC's hooks as (batch, seq, hidden); llmq observes [tokens, features]
-        obs(x if base == "weight" else x.unsqueeze(0))
+        lc_rank = 3 if base in ("input", "output") else 4
+        obs(x if base == "weight" or x.dim() == lc_rank else x.unsqueeze(0))
         states.append({"min_vals": tl(obs.min_vals), "max_vals": tl(obs.max_vals), "shape": list(obs.min_vals.shape)})
     q = obs.get_qparams()
     gs = q.get("global_scale")
@@ -125,6 +126,17 @@ def observer_cases():
         seed += 1
         cases.append(run_case(f"input/{obs_name}/nvfp4/tensor_group16", obs_name, "input",
                               {**NVFP4, "dynamic": "local"}, (6, 64), 3, seed))
+    # attention states (LC base names q/k/v): [heads, seq, head_dim] and [batch, heads, seq, head_dim]
+    for obs_name in ["memoryless_minmax", "static_minmax", "minmax", "memoryless_mse", "mse"]:
+        seed += 1
+        cases.append(run_case(f"k/{obs_name}/fp8/attn_head", obs_name, "k",
+                              {**FP8, "strategy": "attn_head", "dynamic": False}, (4, 6, 8), 3, seed))
+        seed += 1
+        cases.append(run_case(f"v/{obs_name}/int8sym/tensor", obs_name, "v",
+                              {**INT8_SYM, "strategy": "tensor", "dynamic": False}, (4, 6, 8), 3, seed))
+        seed += 1
+        cases.append(run_case(f"q/{obs_name}/int4asym/attn_head/batch2", obs_name, "q",
+                              {**INT4_ASYM, "strategy": "attn_head", "dynamic": False}, (2, 4, 6, 8), 2, seed))
     # observer_kwargs overrides (read by the observers from QuantizationArgs.observer_kwargs or constructor kwargs)
     seed += 1
     cases.append(run_case("input/minmax/int8sym/tensor/c0.25", "minmax", "input",

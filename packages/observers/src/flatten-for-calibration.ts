@@ -5,8 +5,11 @@ import { type ObserverError, observedShape, unsupportedStrategy } from "./errors
 
 // ----- model -----
 
-/** What is observed: a weight [out, in], or an activation [tokens, features] (leading dims are flattened). */
-export type ObservedKind = "weight" | "input" | "output";
+/**
+ * What is observed: a weight [out, in]; an activation [tokens, features] (or [batch, seq, features]); or an
+ * attention state q/k/v [heads, seq, head_dim] (or [batch, heads, seq, head_dim]), LC base names.
+ */
+export type ObservedKind = "weight" | "input" | "output" | "q" | "k" | "v";
 
 /**
  * The observed tensor regrouped so that row r holds every element that shares qparam r, in llm-compressor's
@@ -75,10 +78,17 @@ const activationRows = (x: Tensor<"f32">, args: QuantizationArgs, observer: stri
   switch (args.strategy) {
     case "tensor":
       return E.right({ rows: 1, cols: x.size, data: x.data, qparamShape: [1] });
-    case "token":
-      // LC keeps (batch, seq, hidden) and reduces dims (0, -1): one value per sequence position. A 2-D
-      // [tokens, features] input is one sequence here.
-      return E.right({ rows: tokens, cols: features, data: x.data, qparamShape: [tokens] });
+    case "token": {
+      // LC keeps (batch, seq, hidden) and reduces dims (0, -1): one value per sequence position, over the batch.
+      // A 2-D [tokens, features] input is one sequence.
+      if (x.shape.length <= 2) return E.right({ rows: tokens, cols: features, data: x.data, qparamShape: [tokens] });
+      if (x.shape.length !== 3) return E.left(observedShape(name, x.shape, "token statistics need [tokens, features] or [batch, seq, features]"));
+      const [b, t] = x.shape as [number, number, number];
+      const data = new Float32Array(x.size);
+      for (let i = 0; i < b; i++)
+        for (let j = 0; j < t; j++) data.set(x.data.subarray((i * t + j) * features, (i * t + j + 1) * features), (j * b + i) * features);
+      return E.right({ rows: t, cols: b * features, data, qparamShape: [t] });
+    }
     case "group":
     case "tensor_group": {
       const gs = args.group_size ?? 0;
@@ -97,9 +107,33 @@ const activationRows = (x: Tensor<"f32">, args: QuantizationArgs, observer: stri
   }
 };
 
+const attentionRows = (x: Tensor<"f32">, args: QuantizationArgs, observer: string, name: string): E.Either<ObserverError, CalibrationRows> => {
+  if (x.shape.length !== 3 && x.shape.length !== 4)
+    return E.left(observedShape(name, x.shape, "an attention state must be [heads, seq, head_dim] or [batch, heads, seq, head_dim]"));
+  const [b, h, t, d] = (x.shape.length === 3 ? [1, ...x.shape] : x.shape) as [number, number, number, number];
+  switch (args.strategy) {
+    case "tensor":
+      return E.right({ rows: 1, cols: x.size, data: x.data, qparamShape: [1] });
+    case "attn_head": {
+      // LC: (batch·seq, heads, 1, 1, head_dim), reduced over (0, −1) → one value per head, shape [heads, 1, 1]
+      const data = new Float32Array(x.size);
+      const k = b * t * d;
+      for (let bi = 0; bi < b; bi++)
+        for (let hi = 0; hi < h; hi++)
+          for (let ti = 0; ti < t; ti++) {
+            const src = ((bi * h + hi) * t + ti) * d;
+            data.set(x.data.subarray(src, src + d), hi * k + (bi * t + ti) * d);
+          }
+      return E.right({ rows: h, cols: k, data, qparamShape: [h, 1, 1] });
+    }
+    default:
+      return E.left(unsupportedStrategy(observer, name, args.strategy, `${args.strategy} quantization cannot be applied to attention`));
+  }
+};
+
 /**
  * Regroups an observed tensor per qparam for the given strategy, as llm-compressor's `flatten_for_calibration`
- * does for base names "weight" and "input"/"output". Unsupported combinations (token/attn_head weights,
+ * does for base names "weight", "input"/"output" and "q"/"k"/"v". Unsupported combinations (token/attn_head weights,
  * channel/block activations, group sizes that do not divide the last dim) are errors naming the tensor.
  */
 export const flattenForCalibration = (
@@ -109,4 +143,8 @@ export const flattenForCalibration = (
   observer: string,
   name: string,
 ): E.Either<ObserverError, CalibrationRows> =>
-  kind === "weight" ? weightRows(x, args, observer, name) : activationRows(x, args, observer, name);
+  kind === "weight"
+    ? weightRows(x, args, observer, name)
+    : kind === "input" || kind === "output"
+      ? activationRows(x, args, observer, name)
+      : attentionRows(x, args, observer, name);
