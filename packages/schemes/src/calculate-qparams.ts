@@ -2,7 +2,7 @@ import {
   type DType,
   FLOAT_EPS,
   FP8_E4M3FN_VALUES,
-  type Tensor,
+  Tensor,
   castFromNumbers,
   f16FromNumber,
   f16ToNumber,
@@ -126,6 +126,9 @@ export const calculateQParams = (
     gs = toFloat64(opts.globalScale).data[0]!;
     S = promote(W, gd.right);
   }
+  if (W === "f32" && gs === null && scaleDType === null && args.type === "int" && zpDType === "i8") {
+    return E.right(qparamsF32Int(min, max, args.symmetric, qMin, qMax));
+  }
   const rW = rounder(W);
   const rS = rounder(S);
   const bitRange = rW(Math.fround(qMax - qMin));
@@ -164,6 +167,38 @@ export const calculateQParams = (
   }
   const shape = min.shape.length === 0 ? [1] : min.shape;
   return E.right({ scale: castFromNumbers(S, scale, shape), zeroPoint: castFromNumbers(zpDType, zp, shape) });
+};
+
+/** The common case (f32 statistics, int ≤ 8 bits, no scale dtype) with typed arrays; same arithmetic as the general loop. */
+const qparamsF32Int = (min: Tensor, max: Tensor, symmetric: boolean, qMin: number, qMax: number): QParams => {
+  const fr = Math.fround;
+  const mn = min.data as Float32Array;
+  const mx = max.data as Float32Array;
+  const n = mn.length;
+  const scale = new Float32Array(n);
+  const zp = new Int8Array(n);
+  const bitRange = fr(qMax - qMin);
+  const half = fr(bitRange / 2);
+  const eps = 2 ** -23;
+  for (let i = 0; i < n; i++) {
+    const a = mn[i]!;
+    const b = mx[i]!;
+    const lo = Number.isNaN(a) ? a : Math.min(a, 0);
+    const hi = Number.isNaN(b) ? b : Math.max(b, 0);
+    if (symmetric) {
+      const amax = Number.isNaN(lo) || Number.isNaN(hi) ? Number.NaN : Math.max(-lo, hi);
+      const s = fr(amax / half);
+      scale[i] = s === 0 ? eps : s;
+    } else {
+      const s = fr(fr(hi - lo) / bitRange);
+      let z = fr(qMin - fr(lo / s));
+      z = Number.isNaN(z) ? 0 : roundHalfEven(Math.min(Math.max(z, qMin), qMax)) + 0;
+      scale[i] = s === 0 ? eps : s;
+      zp[i] = Math.min(Math.max(z, -128), 127);
+    }
+  }
+  const shape = min.shape.length === 0 ? [1] : min.shape;
+  return { scale: new Tensor("f32", shape, scale), zeroPoint: new Tensor("i8", shape, zp) };
 };
 
 /**

@@ -42,3 +42,4 @@ export type { Recipe, RecipeModifier } from "./recipe.js";
 export { checkHasQuantizationConfig, decodeRecipe, parseRecipe, quantizationModifiers, recipeFromModifiers } from "./recipe.js";
 export { hasQuantizationConfig, needsCalibrationData, resolveQuantizationConfig } from "./recipe-resolve.js";
 export { encodeModifierArgs, encodeRecipe, encodeRecipeYaml } from "./recipe-yaml.js";
+export { computeDynamicQParams, dynamicMinMax } from "./compute-dynamic-qparams.js";

@@ -2,6 +2,7 @@ import { type Tensor, castFromNumbers, toFloat64 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { calculateQParams, generateGlobalScale } from "./calculate-qparams.js";
+import { computeDynamicQParams, dynamicMinMax } from "./compute-dynamic-qparams.js";
 import { decodeQuantizationArgs } from "./decode-quantization-args.js";
 import { encodeQuantizationArgs } from "./encode-quantization.js";
 import { formatSchemeError } from "./errors.js";
@@ -81,6 +82,13 @@ describe(`numerics vs compressed-tensors ${fx.meta.compressed_tensors}`, () => {
           same("global_scale", own, c.global_scale!);
         }
         const qp = ok(calculateQParams(decodeTensor(c.min!), decodeTensor(c.max!), args, g));
+        if (args.dynamic !== false || args.strategy === "tensor") {
+          // CT's own dynamic reduction reproduces the statistics and qparams
+          const mm = ok(dynamicMinMax(x, args));
+          same("dynamic min", mm.min, c.min!);
+          same("dynamic max", mm.max, c.max!);
+          same("dynamic scale", ok(computeDynamicQParams(x, args, g)).scale, c.scale);
+        }
         same("scale", qp.scale, c.scale);
         same("zero_point", qp.zeroPoint, c.zero_point);
         same("quantize", ok(quantize(x, scale, zp, args, g)), c.q);

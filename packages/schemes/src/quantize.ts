@@ -11,13 +11,20 @@ export interface QuantizeOptions {
   readonly globalScale?: Tensor;
   /** Output dtype (torch's `dtype=` argument), e.g. "i8" or "f8_e4m3fn" for storage. */
   readonly dtype?: DType;
+  /**
+   * Legacy group act-order (`weight_g_idx`, written by compressed-tensors < 0.19; 0.20 removed GROUP actorder):
+   * group strategies gather the columns by a stable argsort of g_idx, quantize group by group, scatter back. With
+   * every group holding group_size columns (always so for GPTQ output) column c simply uses group g_idx[c].
+   * Ignored when absent or all -1 (uninitialized), like CT.
+   */
+  readonly gIdx?: Int32Array;
 }
 
 // ----- layout: which scale element each x element uses -----
 
 type Layout = { readonly kind: "rows"; readonly cols: number; readonly groupSize: number } | { readonly kind: "index"; readonly index: (e: number) => number };
 
-const layoutOf = (op: string, x: Tensor, scale: Tensor, args: QuantizationArgs): E.Either<SchemeError, Layout> => {
+const layoutOf = (op: string, x: Tensor, scale: Tensor, args: QuantizationArgs, gIdx?: Int32Array): E.Either<SchemeError, Layout> => {
   const shape = x.shape;
   const rank = shape.length;
   const cols = rank === 0 ? 1 : shape[rank - 1]!;
@@ -29,6 +36,17 @@ const layoutOf = (op: string, x: Tensor, scale: Tensor, args: QuantizationArgs):
     if (cols % gs !== 0) return E.left(unsupported(op, `tensor column shape must be divisible by the given group_size ${gs} but got ${cols}`));
     const rows = sizeOf(shape) / cols;
     if (scale.size !== rows * (cols / gs)) return bad(`expected ${rows * (cols / gs)} scales (rows × cols/group_size)`);
+    if (gIdx !== undefined && !gIdx.every((g) => g === -1)) {
+      if (gIdx.length !== cols) return E.left(unsupported(op, `g_idx has ${gIdx.length} entries for ${cols} columns`));
+      const ng = cols / gs;
+      // position of column c after a stable argsort of g_idx; its group is position / group_size
+      const order = Array.from({ length: cols }, (_, c) => c).sort((a, b) => gIdx[a]! - gIdx[b]! || a - b);
+      const groupOf = new Int32Array(cols);
+      order.forEach((c, pos) => {
+        groupOf[c] = Math.floor(pos / gs);
+      });
+      return E.right({ kind: "index", index: (e) => Math.floor(e / cols) * ng + groupOf[e % cols]! });
+    }
     return E.right({ kind: "rows", cols, groupSize: gs });
   }
   if (args.strategy === "block") {
@@ -91,7 +109,7 @@ interface Prepared {
   readonly X: FloatDType;
   readonly S: FloatDType;
   readonly Seff: FloatDType;
-  readonly seff: Float64Array;
+  readonly seff: Float64Array | Float32Array;
   readonly zp: Float64Array | null;
   readonly layout: Layout;
   readonly qMin: number;
@@ -106,24 +124,26 @@ const prepare = (
   zeroPoint: Tensor | null,
   args: QuantizationArgs,
   globalScale: Tensor | undefined,
+  gIdx?: Int32Array,
 ): E.Either<SchemeError, Prepared> => {
   if (!isFloatDType(scale.dtype)) return E.left(unsupported(op, `scale must be a float tensor, got ${scale.dtype}`));
   const S = scale.dtype;
   const range = calculateRange(args);
   if (E.isLeft(range)) return range;
-  const layout = layoutOf(op, x, scale, args);
+  const layout = layoutOf(op, x, scale, args, gIdx);
   if (E.isLeft(layout)) return layout;
   if (zeroPoint !== null && zeroPoint.size !== scale.size)
     return E.left(unsupported(op, `zero point shape [${zeroPoint.shape}] must match scale shape [${scale.shape}]`));
   let Seff: FloatDType = S;
-  const s = toFloat64(scale).data;
-  let seff = s;
+  // f32 scales are used in place (no copy) on the hot path.
+  const s = S === "f32" ? (scale.data as Float32Array) : toFloat64(scale).data;
+  let seff: Float64Array | Float32Array = s;
   if (globalScale !== undefined) {
     if (!isFloatDType(globalScale.dtype) || globalScale.size !== 1) return E.left(unsupported(op, "global scale must be a single float value"));
     Seff = promote(S, globalScale.dtype);
     const r = rounder(Seff);
     const g = toFloat64(globalScale).data[0]!;
-    seff = s.map((v) => r(v / g));
+    seff = Float64Array.from(s, (v) => r(v / g));
   }
   return E.right({
     X: xDType,
@@ -159,7 +179,7 @@ const tryKernel = (x: Tensor, p: Prepared, args: QuantizationArgs, fake: boolean
   const rows = n / cols;
   const ng = cols / groupSize;
   const xs = x.data as Float32Array;
-  const scale = Float32Array.from(p.seff);
+  const scale = p.seff instanceof Float32Array ? p.seff : Float32Array.from(p.seff);
   const zp = p.zp === null ? null : Float32Array.from(p.zp);
   const k = kernels();
   if (outDType === "f32") {
@@ -193,7 +213,7 @@ const tryKernel = (x: Tensor, p: Prepared, args: QuantizationArgs, fake: boolean
 
 const run = (op: string, x: Tensor, scale: Tensor, zeroPoint: Tensor | null, args: QuantizationArgs, opts: QuantizeOptions, fake: boolean) => {
   if (!isFloatDType(x.dtype)) return E.left<SchemeError, Tensor>(unsupported(op, `x must be a float tensor (f64, f32, bf16, f16), got ${x.dtype}`));
-  const pr = prepare(op, x, x.dtype, scale, zeroPoint, args, opts.globalScale);
+  const pr = prepare(op, x, x.dtype, scale, zeroPoint, args, opts.globalScale, opts.gIdx);
   if (E.isLeft(pr)) return pr;
   const p = pr.right;
   const R = promote(p.X, p.Seff);
@@ -245,7 +265,7 @@ export const fakeQuantize = (
   scale: Tensor,
   zeroPoint: Tensor | null,
   args: QuantizationArgs,
-  opts: { readonly globalScale?: Tensor } = {},
+  opts: { readonly globalScale?: Tensor; readonly gIdx?: Int32Array } = {},
 ): E.Either<SchemeError, Tensor> => run("fakeQuantize", x, scale, zeroPoint, args, opts, true);
 
 /**
@@ -260,7 +280,7 @@ export const dequantize = (
   opts: QuantizeOptions = {},
 ): E.Either<SchemeError, Tensor> => {
   const op = "dequantize";
-  const pr = prepare(op, q, "f32", scale, zeroPoint, args, opts.globalScale);
+  const pr = prepare(op, q, "f32", scale, zeroPoint, args, opts.globalScale, opts.gIdx);
   if (E.isLeft(pr)) return pr;
   const p = pr.right;
   const rE = rounder(p.Seff);
