@@ -1,0 +1,124 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openCheckpoint } from "@llmq/serialization";
+import * as E from "fp-ts/lib/Either.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { convertCommand } from "./convert-command.js";
+import { loadDataset } from "./dataset.js";
+import { evaluate } from "./evaluate.js";
+import { inspectCommand } from "./inspect-command.js";
+import { oneshot } from "./oneshot.js";
+import { openModelDir } from "./open-model.js";
+import { recipeFromScheme, recipeFromYaml } from "./recipe.js";
+
+// End to end on the bundled stories260K: convert → quantize (RTN data-free, GPTQ with calibration) → evaluate.
+
+const root = new URL("../../../", import.meta.url).pathname;
+const tmp = mkdtempSync(join(tmpdir(), "llmq-oneshot-"));
+const fp = join(tmp, "fp");
+const recipe = (name: string): string => readFileSync(join(root, "fixtures/recipes", name), "utf8");
+const must = <A>(e: E.Either<unknown, A>): A => {
+  if (E.isLeft(e)) throw new Error(JSON.stringify(e.left));
+  return e.right;
+};
+
+beforeAll(async () => {
+  must(
+    await convertCommand({
+      from: "llama2c",
+      model: join(root, "fixtures/stories260K/stories260K.bin"),
+      tokenizer: join(root, "fixtures/stories260K/tok512.bin"),
+      output: fp,
+      overwrite: false,
+    })(),
+  );
+});
+
+const evalKld = async (dir: string) => {
+  const m = must(await openModelDir(dir)());
+  const r = must(await openModelDir(fp)());
+  const tokens = JSON.parse(readFileSync(join(tmp, "eval.json"), "utf8")) as number[][];
+  const ds = { path: "eval.json", kind: "tokens" as const, windows: tokens.map((t) => Int32Array.from(t)), tokens: 0 };
+  const res = must(await evaluate(m, r, ds)());
+  await m.close();
+  await r.close();
+  return res;
+};
+
+describe("oneshot on stories260K", () => {
+  it("RTN W4A16 g32 (data-free) writes a compressed-tensors checkpoint that evaluates close to fp", async () => {
+    const out = join(tmp, "rtn");
+    const r = must(await oneshot({ model: fp, output: out, recipe: must(recipeFromYaml(recipe("stories260k-w4a16-g32.yaml"))) })());
+    expect(r.modules).toBe(35);
+    expect(r.format).toBe("pack-quantized");
+    expect(r.calibration).toBeNull();
+    const cfg = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(cfg.quantization_config.quant_method).toBe("compressed-tensors");
+    expect(cfg.quantization_config.ignore).toEqual(["lm_head"]);
+    expect(cfg.quantization_config.config_groups.group_0.weights).toMatchObject({ num_bits: 4, group_size: 32, strategy: "group" });
+    expect(readdirSync(out).sort()).toEqual(
+      ["config.json", "generation_config.json", "model.safetensors", "recipe.yaml", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"].sort(),
+    );
+    const ck = must(await openCheckpoint(out)());
+    expect(ck.info("model.layers.0.self_attn.q_proj.weight_packed")!.info).toMatchObject({ dtype: "I32", shape: [64, 8] });
+    expect(ck.info("model.layers.0.self_attn.q_proj.weight_scale")!.info).toMatchObject({ dtype: "F32", shape: [64, 2] });
+    expect(ck.info("model.layers.0.mlp.down_proj.weight_scale")!.info).toMatchObject({ dtype: "F32", shape: [64, 1] });
+    expect(ck.info("model.layers.0.self_attn.q_proj.weight")).toBeUndefined();
+    expect(ck.info("model.embed_tokens.weight")!.info.dtype).toBe("F32");
+    await ck.close();
+  });
+
+  it("GPTQ beats RTN on KL divergence to the fp model (W4 g32 and W3 g32)", async () => {
+    // Calibration and evaluation windows: disjoint WikiText-2 splits through the converted tokenizer.
+    const tok = (await import("@llmq/models")).loadTokenizer;
+    const t = must(await tok(fp)());
+    const dsTok = { encode: (s: string, o: { bos: boolean }) => t.encode(s, { bos: o.bos }), bosId: t.bosId };
+    const calib = must(await loadDataset(join(root, "fixtures/wikitext-2/valid.txt"), dsTok, { numSamples: 32, seqLen: 128, sampling: "shuffle", seed: 1 })());
+    const evalDs = must(await loadDataset(join(root, "fixtures/wikitext-2/test.txt"), dsTok, { numSamples: 16, seqLen: 128 })());
+    writeFileSync(join(tmp, "eval.json"), JSON.stringify(evalDs.windows.map((w) => Array.from(w))));
+    const results: Record<string, number> = {};
+    for (const bits of [4, 3]) {
+      for (const method of ["rtn", "gptq"] as const) {
+        const name = `stories260k-w${bits}a16-g32${method === "gptq" ? "-gptq" : ""}.yaml`;
+        const out = join(tmp, `w${bits}-${method}`);
+        const r = must(await oneshot({ model: fp, output: out, recipe: must(recipeFromYaml(recipe(name))), dataset: method === "gptq" ? calib : null })());
+        if (method === "gptq") {
+          expect(r.calibration).toEqual({ samples: 32, tokens: 32 * 128 });
+          expect(r.layers.every((l) => l.output_rel_error !== null && l.output_rel_error > 0)).toBe(true);
+        }
+        results[`w${bits}-${method}`] = (await evalKld(out)).kld!.mean;
+      }
+    }
+    expect(results["w4-gptq"]!).toBeLessThan(results["w4-rtn"]! * 0.8);
+    expect(results["w3-gptq"]!).toBeLessThan(results["w3-rtn"]! * 0.8);
+    expect(results["w4-rtn"]!).toBeLessThan(results["w3-rtn"]!);
+  });
+
+  it("is deterministic: the same inputs give byte-identical files", async () => {
+    const a = join(tmp, "det-a");
+    const b = join(tmp, "det-b");
+    for (const out of [a, b]) must(await oneshot({ model: fp, output: out, recipe: must(recipeFromScheme({ scheme: "W8A8", method: "rtn" })) })());
+    for (const f of ["model.safetensors", "config.json", "recipe.yaml"]) expect(readFileSync(join(a, f)).equals(readFileSync(join(b, f)))).toBe(true);
+  });
+
+  it("refuses a group size that does not divide a layer, naming the module, and writes nothing", async () => {
+    const out = join(tmp, "bad-group");
+    const r = await oneshot({ model: fp, output: out, recipe: must(recipeFromScheme({ scheme: "W4A16", method: "rtn" })) })();
+    expect(E.isLeft(r) && r.left).toMatchObject({ _tag: "QuantizationError", module: "model.layers.0.self_attn.q_proj" });
+    expect(readdirSync(tmp).some((f) => f.includes("bad-group"))).toBe(false);
+  });
+
+  it("GPTQ without data is a clear error", async () => {
+    const r = await oneshot({ model: fp, output: join(tmp, "nodata"), recipe: must(recipeFromYaml(recipe("stories260k-w4a16-g32-gptq.yaml"))) })();
+    expect(E.isLeft(r) && r.left._tag === "QuantizationError" && r.left.detail).toMatch(/needs calibration data/);
+  });
+
+  it("inspect reports a dense directory as dense with the sum of tensor bytes", async () => {
+    const r = must(await inspectCommand(fp)());
+    expect(r.format).toBe("dense");
+    expect(r.quantization_config).toBeNull();
+    expect(r.total_bytes).toBe(r.tensors.reduce((a, t) => a + t.bytes, 0));
+    expect(r.total_bytes).toBe(260032 * 4);
+  });
+});
