@@ -171,7 +171,7 @@ const groupMinMax = (x: Float32Array, rows: number, cols: number, groupSize: num
       const base = r * cols + q * groupSize;
       for (let j = 0; j < groupSize; j++) {
         const v = x[base + j]!;
-        if (v !== v) nan = true;
+        if (Number.isNaN(v)) nan = true;
         if (v < lo) lo = v;
         if (v > hi) hi = v;
       }

@@ -71,7 +71,7 @@ export const DTYPES: Readonly<Record<DType, DTypeInfo>> = {
   bool: { bits: 8, kind: "bool", wordBytes: 1 },
 };
 
-export const isDType = (s: string): s is DType => Object.prototype.hasOwnProperty.call(DTYPES, s);
+export const isDType = (s: string): s is DType => Object.hasOwn(DTYPES, s);
 
 /** True for the dtypes stored two elements per byte. */
 export const isPacked4 = (d: DType): boolean => DTYPES[d].bits === 4;
