@@ -13,7 +13,7 @@ export { MAX_HEADER_SIZE, compareUtf8, encodeHeader, parseHeader, parseHeaderLen
 export type { EncodedHeader, SafetensorsHeader, TensorEntryInfo, TensorInfo } from "./safetensors-header.js";
 export { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, deserializeSafetensors, openCheckpoint, openSafetensors, parseIndex, resolveShard, tensorFromBytes } from "./safetensors-reader.js";
 export type { Checkpoint, SafetensorsFile } from "./safetensors-reader.js";
-export { describeEntries, serializeSafetensors, writeSafetensors } from "./safetensors-writer.js";
+export { describeEntries, encodeHeaderChecked, serializeSafetensors, writeSafetensors } from "./safetensors-writer.js";
 export type { SafetensorsMetadata, TensorEntries } from "./safetensors-writer.js";
 export { createShardedWriter, parseShardSize, shardFileName, withShardedWriter } from "./sharded-writer.js";
 export type { ShardedSaveResult, ShardedWriter, ShardedWriterOptions } from "./sharded-writer.js";

@@ -7,7 +7,7 @@ import * as TE from "fp-ts/lib/TaskEither.js";
 import { fsyncDir, removeQuietly, tempSibling, writeAll } from "./atomic-file.js";
 import { type SerializationError, ioError, unsupportedDType, writeRejected } from "./errors.js";
 import { SUPPORTED_LLMQ_DTYPES, safetensorsDTypeOf } from "./safetensors-dtype.js";
-import { type EncodedHeader, type TensorEntryInfo, encodeHeader } from "./safetensors-header.js";
+import { type EncodedHeader, MAX_HEADER_SIZE, type TensorEntryInfo, encodeHeader } from "./safetensors-header.js";
 
 // ----- model -----
 
@@ -39,6 +39,18 @@ export const describeTensor = (file: string, name: string, t: Tensor): E.Either<
   return E.right({ name, dtype, shape: t.shape, byteLength: t.byteLength });
 };
 
+/** The header, refused like the Python library refuses it when it exceeds MAX_HEADER_SIZE. */
+export const encodeHeaderChecked = (
+  file: string,
+  infos: ReadonlyArray<TensorEntryInfo>,
+  metadata: SafetensorsMetadata,
+): E.Either<SerializationError, EncodedHeader> => {
+  const h = encodeHeader(infos, metadata);
+  return h.bytes.length - 8 > MAX_HEADER_SIZE
+    ? E.left(writeRejected(file, null, `the header would be ${h.bytes.length - 8} bytes, over the ${MAX_HEADER_SIZE}-byte limit of safetensors`))
+    : E.right(h);
+};
+
 const byName = (entries: TensorEntries): Map<string, Tensor> => new Map(entries);
 
 // ----- writing -----
@@ -47,8 +59,8 @@ const byName = (entries: TensorEntries): Map<string, Tensor> => new Map(entries)
 export const serializeSafetensors = (entries: TensorEntries, metadata: SafetensorsMetadata = null): E.Either<SerializationError, Uint8Array> =>
   pipe(
     describeEntries("<memory>", entries),
-    E.map((infos) => {
-      const h = encodeHeader(infos, metadata);
+    E.chain((infos) => encodeHeaderChecked("<memory>", infos, metadata)),
+    E.map((h) => {
       const out = new Uint8Array(h.bytes.length + h.dataLength);
       out.set(h.bytes, 0);
       const tensors = byName(entries);
@@ -69,7 +81,7 @@ export const writeSafetensors = (
 ): TE.TaskEither<SerializationError, { readonly path: string; readonly bytes: number }> =>
   pipe(
     TE.fromEither(describeEntries(path, entries)),
-    TE.map((infos) => encodeHeader(infos, metadata)),
+    TE.chainEitherK((infos) => encodeHeaderChecked(path, infos, metadata)),
     TE.chain((h) => writeEncoded(path, h, byName(entries))),
   );
 

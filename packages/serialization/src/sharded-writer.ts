@@ -7,9 +7,9 @@ import * as TE from "fp-ts/lib/TaskEither.js";
 import { fsyncDir, removeQuietly, tempSibling, writeAll } from "./atomic-file.js";
 import { type SerializationError, ioError, writeRejected } from "./errors.js";
 import { type PyJsonObject, dumpPythonJson } from "./python-json.js";
-import { type TensorEntryInfo, encodeHeader } from "./safetensors-header.js";
+import type { TensorEntryInfo } from "./safetensors-header.js";
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from "./safetensors-reader.js";
-import { describeTensor } from "./safetensors-writer.js";
+import { describeTensor, encodeHeaderChecked } from "./safetensors-writer.js";
 
 // ----- model -----
 
@@ -85,6 +85,15 @@ const SHARD_RE = /^model-\d{5}-of-\d{5}\.safetensors$/;
 
 const COPY_BUFFER = 8 << 20;
 
+/** A typed error raised inside the writer's async steps, returned as is by `guard` (not wrapped as Io). */
+class Rejected extends Error {
+  readonly error: SerializationError;
+  constructor(error: SerializationError) {
+    super(error._tag);
+    this.error = error;
+  }
+}
+
 interface Spooled extends TensorEntryInfo {
   readonly spoolOffset: number;
 }
@@ -127,7 +136,9 @@ const makeWriter = (dir: string, maxShardSize: number, options: ShardedWriterOpt
   };
 
   const writeShard = async (entries: ReadonlyArray<Spooled>, copy: (e: Spooled, fh: FileHandle) => Promise<void>): Promise<void> => {
-    const h = encodeHeader(entries, metadata);
+    const he = encodeHeaderChecked(target, entries, metadata);
+    if (E.isLeft(he)) throw new Rejected(he.left);
+    const h = he.right;
     const tmpPath = newTemp(`-shard${done.length}`);
     const fh = await open(tmpPath, "w");
     try {
@@ -180,7 +191,7 @@ const makeWriter = (dir: string, maxShardSize: number, options: ShardedWriterOpt
     } catch (err) {
       state = "failed";
       await cleanup();
-      return E.left(ioError(file, op, err, tensor));
+      return E.left(err instanceof Rejected ? err.error : ioError(file, op, err, tensor));
     } finally {
       busy = false;
     }
