@@ -211,6 +211,25 @@ def numerics():
         )
         A("attn_head-int8", dict(num_bits=8, strategy="attn_head"), (1, 4, 5, 16), (0, 2, 3))
         A("attn_head-fp8", dict(num_bits=8, type="float", strategy="attn_head"), (2, 4, 3, 8), (0, 2, 3), mul=5.0)
+
+    # f16 models (e.g. Mistral checkpoints): a subset covering each arithmetic path once
+    dtype = torch.float16
+    for name, kw, shape, mul in [
+        ("int4-group32-sym", dict(num_bits=4, group_size=32), (8, 64), 1.0),
+        ("int4-group32-asym", dict(num_bits=4, group_size=32, symmetric=False), (8, 64), 1.0),
+        ("int8-channel-asym", dict(num_bits=8, strategy="channel", symmetric=False), (8, 64), 0.1),
+        ("int8-tensor-sym-tiny", dict(num_bits=8), (8, 64), 1e-6),
+        ("fp8-channel", dict(num_bits=8, type="float", strategy="channel"), (8, 64), 1.0),
+        ("fp8-block4x8-pad", dict(num_bits=8, type="float", strategy="block", block_structure=[4, 8]), (10, 20), 1.0),
+        ("nvfp4", dict(num_bits=4, type="float", strategy="tensor_group", group_size=16, scale_dtype="torch.float8_e4m3fn"), (8, 64), 1.0),
+        ("mxfp4", dict(num_bits=4, type="float", group_size=32, scale_dtype="torch.uint8"), (8, 64), 1.0),
+        ("mxfp4-small", dict(num_bits=4, type="float", group_size=32, scale_dtype="torch.uint8"), (8, 64), 1e-3),
+        ("mxfp8", dict(num_bits=8, type="float", group_size=32, scale_dtype="torch.uint8"), (8, 64), 10.0),
+    ]:
+        seed += 1
+        cases.append(weight_case(f"f16/{name}", kw, dtype, shape, seed, (1,), mul))
+    seed += 1
+    cases.append(activation_case("f16/token-int8-dynamic", dict(num_bits=8, strategy="token", dynamic=True), dtype, (2, 3, 64), seed, (2,)))
     return cases
 
 
