@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { type FileHandle, open, rm } from "node:fs/promises";
+import { type FileHandle, open, readdir, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 // ----- temporary siblings -----
@@ -40,4 +40,32 @@ export const writeAll = async (fh: FileHandle, bytes: Uint8Array): Promise<void>
       done += bytesWritten;
     }
   }
+};
+
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+/**
+ * Removes temporary files that a killed llmq process (SIGKILL, power loss) left in `dir`: only names made by
+ * tempSibling whose process id is no longer running. Returns the names removed.
+ */
+export const removeStaleTemps = async (dir: string): Promise<string[]> => {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const stale = names.filter((n) => {
+    const m = /\.llmq-tmp-(\d+)-[0-9a-f]{12}$/.exec(n);
+    return m !== null && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
+  });
+  await Promise.all(stale.map((n) => removeQuietly(join(dir, n))));
+  return stale;
 };

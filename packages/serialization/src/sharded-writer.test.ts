@@ -106,6 +106,17 @@ describe("sharded checkpoints", () => {
     expect(snapshot(out)).toEqual(before);
   });
 
+  it("removes temporaries left by a killed save (dead pid) but not those of a live process", async () => {
+    const out = join(tmp, "stale");
+    right(await withShardedWriter(out, {}, (w) => w.add("a", t(1)))());
+    const dead = `.model.safetensors-spool.llmq-tmp-999999999-0123456789ab`;
+    const live = `.model.safetensors-spool.llmq-tmp-${process.ppid}-0123456789ab`;
+    writeFileSync(join(out, dead), "x");
+    writeFileSync(join(out, live), "x");
+    right(await withShardedWriter(out, {}, (w) => w.add("a", t(2)))());
+    expect(readdirSync(out).sort()).toEqual([live, "model.safetensors"].sort());
+  });
+
   it("rejects duplicate names and unsupported dtypes, naming the tensor", async () => {
     const w = right(await createShardedWriter(join(tmp, "rej"), {})());
     right(await w.add("a", t(1))());

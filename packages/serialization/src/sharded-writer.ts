@@ -4,7 +4,7 @@ import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
-import { fsyncDir, removeQuietly, tempSibling, writeAll } from "./atomic-file.js";
+import { fsyncDir, removeQuietly, removeStaleTemps, tempSibling, writeAll } from "./atomic-file.js";
 import { type SerializationError, ioError, writeRejected } from "./errors.js";
 import { type PyJsonObject, dumpPythonJson } from "./python-json.js";
 import type { TensorEntryInfo } from "./safetensors-header.js";
@@ -114,6 +114,8 @@ export const createShardedWriter = (dir: string, options: ShardedWriterOptions =
   pipe(
     TE.fromEither(pipe(parseShardSize(options.maxShardSize ?? "5GB"), E.mapLeft((d) => writeRejected(dir, null, d)))),
     TE.chainFirst(() => TE.tryCatch(() => mkdir(dir, { recursive: true }), (err) => ioError(dir, "mkdir", err))),
+    // temporaries of a save that was killed before it could clean up
+    TE.chainFirst(() => TE.fromTask(() => removeStaleTemps(dir))),
     TE.map((maxShardSize) => makeWriter(dir, maxShardSize, options)),
   );
 
