@@ -156,6 +156,53 @@ def observer_cases():
     return cases
 
 
+def imatrix_cases():
+    """imatrix_mse / nvfp4_expanded_imatrix: importance E[x^2] from a forward-pre hook on a Linear, then the weight."""
+    cases = []
+    specs = [
+        ("imatrix_mse", "int4asym/channel", {**INT4_ASYM, "strategy": "channel"}, (8, 32), True),
+        ("imatrix_mse", "int4sym/group16", {**INT4_SYM, "strategy": "group", "group_size": 16}, (8, 64), True),
+        ("imatrix_mse", "fp8/channel", {**FP8, "strategy": "channel"}, (8, 32), True),
+        ("imatrix_mse", "nvfp4/tensor_group16", dict(NVFP4), (8, 64), True),
+        ("nvfp4_expanded_imatrix", "nvfp4/tensor_group16", dict(NVFP4), (8, 64), True),
+        ("imatrix_mse", "int4sym/group16/no-importance", {**INT4_SYM, "strategy": "group", "group_size": 16}, (8, 64), False),
+        ("imatrix_mse", "int8sym/tensor/fallback", {**INT8_SYM, "strategy": "tensor"}, (8, 32), True),
+    ]
+    for i, (name, tag, a, shape, with_acts) in enumerate(specs):
+        args = QuantizationArgs(**{**a, "dynamic": False})
+        obs = Observer.load_from_registry(name, base_name="weight", args=args)
+        lin = torch.nn.Linear(shape[1], shape[0], bias=False)
+        w = batches(7000 + i, shape, 1)[0]
+        with torch.no_grad():
+            lin.weight.copy_(w)
+        obs.attach(lin)
+        acts = batches(7100 + i, (1, 5, shape[1]), 3) if with_acts else []
+        with torch.no_grad():
+            for x in acts:
+                lin(x)
+        imp_sum = None if obs._imatrix_sum is None else tl(obs._imatrix_sum)
+        imp_count = int(obs._imatrix_count.item())
+        obs(lin.weight)
+        st = {"min_vals": tl(obs.min_vals), "max_vals": tl(obs.max_vals), "shape": list(obs.min_vals.shape)}
+        q = obs.get_qparams()
+        gs = q.get("global_scale")
+        cases.append({
+            "name": f"weight/{name}/{tag}",
+            "observer": name,
+            "args": {**a, "dynamic": False},
+            "weight_shape": list(shape),
+            "weight": tl32(w),
+            "activations": [tl32(x.reshape(-1, shape[1])) for x in acts],
+            "importance_sum": imp_sum,
+            "importance_count": imp_count,
+            "state": st,
+            "scale": tl(q["scale"]),
+            "zero_point": tl(q["zero_point"]),
+            "global_scale": None if gs is None else tl(gs),
+        })
+    return cases
+
+
 def histogram_cases():
     from compressed_tensors.quantization.utils import calculate_qparams
     from torch.ao.quantization.observer import HistogramObserver
@@ -211,6 +258,7 @@ def main():
                      "torch": torch.__version__},
         "observers": observer_cases(),
         "histogram": histogram_cases(),
+        "imatrix": imatrix_cases(),
     }
     data["inputs"] = {k: {"shape": v["shape"], "batches": [tl32(x) for x in v["batches"]]} for k, v in INPUTS.items()}
     os.makedirs(os.path.dirname(OUT), exist_ok=True)

@@ -22,6 +22,8 @@ export type { MseSettings } from "./mse.js";
 export { MSE_DEFAULTS, NVFP4_EXPANDED_MSE_DEFAULTS, gridSearchMse, memorylessMse, movingAverageMse, nvfp4ExpandedMse, rowErrors } from "./mse.js";
 export type { HistogramSettings, HistogramState, MixedState } from "./histogram.js";
 export { MIXED_RANGE_THRESHOLD, histogram, histogramStep, minMaxOrHistogram, nonLinearParamSearch } from "./histogram.js";
+export type { IMatrixSettings, ImportanceState } from "./imatrix.js";
+export { IMATRIX_DEFAULTS, NVFP4_EXPANDED_IMATRIX_DEFAULTS, imatrixMse, importanceStep, nvfp4ExpandedImatrix } from "./imatrix.js";
 export type { ObserverName } from "./registry.js";
 export { OBSERVERS, OBSERVER_NAMES, createObserver, resolveObserverName } from "./registry.js";
 export { observe, observeStates } from "./observe.js";

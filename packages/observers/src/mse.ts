@@ -34,12 +34,20 @@ const quantRange = (args: QuantizationArgs): readonly [number, number] =>
   args.type === "int" ? [-(2 ** (args.num_bits - 1)), 2 ** (args.num_bits - 1) - 1] : args.num_bits === 8 ? [-448, 448] : [-6, 6];
 
 /**
- * Σ |fake_quant(x) − x|^norm per row, with one scale/zero point per row (LC `_calculate_error`, which fake-quantizes
+ * Σ |fake_quant(x) − x|^norm (· weight, for imatrix) per row, with one scale/zero point per row (LC `_calculate_error`, which fake-quantizes
  * with TOKEN-strategy broadcasting). Quantization follows compressed-tensors in f32: x/s (+zp), clamp, round
  * (half-even for int, RNE cast for fp8, E2M1 for fp4), (q − zp)·s. The sum is accumulated in f64; torch sums in
  * f32, which only matters for candidates whose errors agree to ~1e-7 relative.
  */
-export const rowErrors = (rows: CalibrationRows, scale: Float32Array, zp: Float32Array | null, args: QuantizationArgs, norm: number, out: Float64Array): void => {
+export const rowErrors = (
+  rows: CalibrationRows,
+  scale: Float32Array,
+  zp: Float32Array | null,
+  args: QuantizationArgs,
+  norm: number,
+  out: Float64Array,
+  weights: Float32Array | null = null,
+): void => {
   const { rows: q, cols: k, data } = rows;
   const [qmin, qmax] = quantRange(args);
   const fq = new Float32Array(q * k);
@@ -59,7 +67,8 @@ export const rowErrors = (rows: CalibrationRows, scale: Float32Array, zp: Float3
   }
   for (let r = 0; r < q; r++) {
     let acc = 0;
-    for (let j = 0; j < k; j++) acc += Math.abs(fq[r * k + j]! - data[r * k + j]!) ** norm;
+    if (weights === null) for (let j = 0; j < k; j++) acc += Math.abs(fq[r * k + j]! - data[r * k + j]!) ** norm;
+    else for (let j = 0; j < k; j++) acc += Math.abs(fq[r * k + j]! - data[r * k + j]!) ** norm * weights[r * k + j]!;
     out[r] = acc;
   }
 };

@@ -71,7 +71,7 @@ describe("observe (marble)", () => {
         x: E.left({
           _tag: "UnknownObserver",
           name: "minmaxx",
-          valid: ["memoryless_minmax", "static_minmax", "minmax", "memoryless_mse", "mse", "nvfp4_expanded_mse", "histogram", "minmax_or_histogram", "fouroversix"],
+          valid: ["memoryless_minmax", "static_minmax", "minmax", "memoryless_mse", "mse", "nvfp4_expanded_mse", "imatrix_mse", "nvfp4_expanded_imatrix", "histogram", "minmax_or_histogram", "fouroversix"],
         }),
       });
     });

@@ -3,6 +3,7 @@ import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type ObserverError, noObservations } from "./errors.js";
 import { type CalibrationRows, type ObservedKind, flattenForCalibration } from "./flatten-for-calibration.js";
+import type { ImportanceState } from "./imatrix.js";
 import { type QParams, qparamsFromStatistics } from "./qparams-from-statistics.js";
 import type { MinMaxStatistics } from "./statistics.js";
 
@@ -44,6 +45,8 @@ export interface ObserverOptions {
   readonly tensor: string;
   readonly kind: ObservedKind;
   readonly kwargs?: Readonly<Record<string, unknown>>;
+  /** For imatrix observers: Σx² per input channel of the module's calibration inputs (see `importanceStep`). */
+  readonly importance?: ImportanceState;
 }
 
 export type ObserverFactory = (args: QuantizationArgs, options: ObserverOptions) => E.Either<ObserverError, Observer>;

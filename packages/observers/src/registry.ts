@@ -2,6 +2,7 @@ import type { QuantizationArgs } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { type ObserverError, unknownObserver } from "./errors.js";
 import { histogram, minMaxOrHistogram } from "./histogram.js";
+import { imatrixMse, nvfp4ExpandedImatrix } from "./imatrix.js";
 import { memorylessMinMax, movingAverageMinMax, staticMinMax } from "./min-max.js";
 import { memorylessMse, movingAverageMse, nvfp4ExpandedMse } from "./mse.js";
 import type { Observer, ObserverFactory, ObserverOptions } from "./observer.js";
@@ -19,6 +20,8 @@ export const OBSERVERS = {
   memoryless_mse: memorylessMse,
   mse: movingAverageMse,
   nvfp4_expanded_mse: nvfp4ExpandedMse,
+  imatrix_mse: imatrixMse,
+  nvfp4_expanded_imatrix: nvfp4ExpandedImatrix,
   histogram,
   minmax_or_histogram: minMaxOrHistogram,
 } as const satisfies Readonly<Record<string, ObserverFactory>>;
