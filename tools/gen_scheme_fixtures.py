@@ -429,7 +429,17 @@ def args_fixtures():
     bad_configs = [{"input": c, **err(lambda c=c: QuantizationConfig(**c))} for c in invalid_configs]
     for b in bad_configs:
         assert "error" in b, b
+    # compressors/format.py infer_module_format for a Linear with every preset (and a few custom schemes)
+    from compressed_tensors.compressors.format import infer_module_format
+
+    fmt_schemes = {name: preset_name_to_scheme(name, ["Linear"]) for name in PRESET_SCHEMES if name != "UNQUANTIZED"}
+    fmt_schemes["int16-weight-only"] = QuantizationScheme(targets=["Linear"], weights=QuantizationArgs(num_bits=16))
+    fmt_schemes["fp8-weight-only"] = QuantizationScheme(targets=["Linear"], weights=QuantizationArgs(num_bits=8, type="float"))
+    fmt_schemes["mxfp8-fp16-scale"] = QuantizationScheme(targets=["Linear"], weights=QuantizationArgs(num_bits=8, type="float", group_size=32))
+    fmt_schemes["kv-only"] = QuantizationScheme(targets=["Linear"], input_activations=QuantizationArgs(num_bits=8, type="float"))
+    formats = [{"scheme": dump(sc), "format": infer_module_format(torch.nn.Linear, sc).value, "name": n} for n, sc in fmt_schemes.items()]
     return {
+        "formats": formats,
         "presets": presets,
         "args": args,
         "invalid_args": bad_args,

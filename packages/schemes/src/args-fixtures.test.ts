@@ -5,6 +5,7 @@ import { decodeQuantizationConfig } from "./decode-quantization-config.js";
 import { decodeQuantizationScheme } from "./decode-quantization-scheme.js";
 import { encodeQuantizationArgs, encodeQuantizationConfig, encodeQuantizationScheme } from "./encode-quantization.js";
 import { type SchemeError, formatSchemeError } from "./errors.js";
+import { inferModuleFormat, modelFormat } from "./infer-format.js";
 import { PRESET_NAMES, presetScheme } from "./preset-schemes.js";
 import { readFixture } from "./test-support/fixture-io.js";
 
@@ -24,6 +25,7 @@ interface Fx {
   readonly invalid_args: ReadonlyArray<Bad>;
   readonly invalid_schemes: ReadonlyArray<Bad>;
   readonly invalid_configs: ReadonlyArray<Bad>;
+  readonly formats: ReadonlyArray<{ readonly name: string; readonly scheme: unknown; readonly format: string }>;
 }
 
 const fx = readFixture<Fx>("args.json");
@@ -75,6 +77,18 @@ describe(`decoders/encoders vs compressed-tensors ${fx.meta.compressed_tensors}`
       const wrapped = decodeQuantizationConfig({ quantization_config: c.input });
       expect(E.isRight(wrapped) && encodeQuantizationConfig(wrapped.right)).toEqual(c.dump);
     });
+  });
+  for (const f of fx.formats) {
+    it(`infer_module_format ${f.name} → ${f.format}`, () => {
+      const s = decodeQuantizationScheme(f.scheme);
+      if (E.isLeft(s)) throw new Error(formatSchemeError(s.left));
+      expect(inferModuleFormat(s.right)).toBe(f.format);
+    });
+  }
+  it("flattens module formats like _flatten_formats", () => {
+    expect(modelFormat([])).toBe("dense");
+    expect(modelFormat(["dense", "pack-quantized", "pack-quantized"])).toBe("pack-quantized");
+    expect(modelFormat(["pack-quantized", "int-quantized"])).toBe("mixed-precision");
   });
   fx.invalid_args.forEach((b, i) => {
     it(`invalid args #${i} ${JSON.stringify(b.input)}`, () => expectRejected(decodeQuantizationArgs(b.input), b));

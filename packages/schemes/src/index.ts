@@ -43,3 +43,4 @@ export { checkHasQuantizationConfig, decodeRecipe, parseRecipe, quantizationModi
 export { hasQuantizationConfig, needsCalibrationData, resolveQuantizationConfig } from "./recipe-resolve.js";
 export { encodeModifierArgs, encodeRecipe, encodeRecipeYaml } from "./recipe-yaml.js";
 export { computeDynamicQParams, dynamicMinMax } from "./compute-dynamic-qparams.js";
+export { FORMAT_PREDICATES, inferModuleFormat, modelFormat } from "./infer-format.js";
