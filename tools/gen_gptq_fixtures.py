@@ -92,7 +92,7 @@ def run_case(name, problem, wargs: dict, observer="memoryless_minmax", blocksize
     fq = fq[0]
     codes = quantize(fq, scale, zp, args, global_scale=gs)
     if args.type == "float":
-        codes = codes.to(torch.float8_e4m3fn) if args.num_bits == 8 else codes
+        codes = codes.to(torch.float8_e4m3fn) if args.num_bits == 8 else codes.float()
     else:
         codes = codes.to(torch.int8)
     tensors[f"{name}.scale"] = scale.contiguous()
@@ -128,6 +128,9 @@ for actorder in (None, "static"):
                 run_case(name, problem, dict(num_bits=bits, type="int", symmetric=sym, actorder=actorder, **s))
     for sname in ("channel", "tensor", "block", "g32"):
         run_case(f"fp8-{sname}-sym-{actorder or 'none'}", "p0", dict(num_bits=8, type="float", symmetric=True, actorder=actorder, **strategies[sname]))
+# NVFP4 weights (fp4 e2m1 codes, fp8-rounded group-16 scales under an f32 global scale).
+for actorder in (None, "static"):
+    run_case(f"nvfp4-g16-{actorder or 'none'}", "p0", dict(num_bits=4, type="float", symmetric=True, strategy="tensor_group", group_size=16, actorder=actorder, scale_dtype="float8_e4m3fn", zp_dtype="float8_e4m3fn"))
 # The MSE observer (grid search over shrunk ranges), a different block size and damping, and the RTN fallback.
 run_case("int4-g32-sym-static-mse", "p0", dict(num_bits=4, type="int", symmetric=True, actorder="static", strategy="group", group_size=32), observer="mse")
 run_case("int4-channel-asym-none-mse", "p0", dict(num_bits=4, type="int", symmetric=False, actorder=None, strategy="channel"), observer="mse")
