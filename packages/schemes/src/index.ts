@@ -38,8 +38,8 @@ export type {
   TransformType,
 } from "./recipe-modifiers.js";
 export { LLM_COMPRESSOR_MODIFIERS, MODIFIER_TYPES, decodeModifier } from "./recipe-modifiers.js";
-export type { Recipe, RecipeModifier } from "./recipe.js";
-export { checkHasQuantizationConfig, decodeRecipe, parseRecipe, quantizationModifiers, recipeFromModifiers } from "./recipe.js";
+export type { Recipe, RecipeModifier, RecipeOptions } from "./recipe.js";
+export { checkHasQuantizationConfig, decodeRecipe, parseRecipe, parseRecipeMarkdown, quantizationModifiers, recipeFromModifiers } from "./recipe.js";
 export { hasQuantizationConfig, needsCalibrationData, resolveQuantizationConfig } from "./recipe-resolve.js";
 export { encodeModifierArgs, encodeRecipe, encodeRecipeYaml } from "./recipe-yaml.js";
 export { computeDynamicQParams, dynamicMinMax } from "./compute-dynamic-qparams.js";

@@ -5,7 +5,7 @@ import { parse as parseYaml } from "yaml";
 import { decodeQuantizationArgs } from "./decode-quantization-args.js";
 import { decodeQuantizationConfig } from "./decode-quantization-config.js";
 import { decodeQuantizationScheme } from "./decode-quantization-scheme.js";
-import { type Recipe, checkHasQuantizationConfig, parseRecipe, quantizationModifiers, recipeFromModifiers } from "./recipe.js";
+import { type Recipe, checkHasQuantizationConfig, parseRecipe, parseRecipeMarkdown, quantizationModifiers, recipeFromModifiers } from "./recipe.js";
 import { formatRecipeError } from "./recipe-errors.js";
 import { resolveQuantizationConfig } from "./recipe-resolve.js";
 import { encodeRecipe, encodeRecipeYaml } from "./recipe-yaml.js";
@@ -171,5 +171,18 @@ describe("recipe objects and resolution", () => {
   it("both individual observer overrides and the observer dict is an error", () => {
     const r = parseRecipe("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      scheme: W8A8\n      weight_observer: mse\n      observer: {input: mse}\n");
     expect(E.isLeft(r) && r.left._tag).toBe("InvalidRecipe");
+  });
+
+  it("targetStage keeps only the stages whose key starts with it (LC filter_dict)", () => {
+    const text = read("multi_stage_gptq_actorder.yaml");
+    expect(ok(parseRecipe(text, { targetStage: "quant" })).modifiers.map((m) => m.type)).toEqual(["GPTQModifier"]);
+    expect(ok(parseRecipe(text, { targetStage: "smooth" })).modifiers.map((m) => m.type)).toEqual(["SmoothQuantModifier"]);
+    expect(ok(parseRecipe(text)).modifiers.length).toBe(2);
+  });
+
+  it("recipe cards (markdown front matter) parse like LC's .md recipes", () => {
+    const card = `---\n${read("fp8_dynamic.yaml")}---\n# FP8 dynamic\nSome prose.\n`;
+    expect(ok(parseRecipeMarkdown(card)).modifiers[0]!.type).toBe("QuantizationModifier");
+    expect(E.isLeft(parseRecipeMarkdown("# no front matter"))).toBe(true);
   });
 });

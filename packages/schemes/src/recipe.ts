@@ -20,6 +20,11 @@ export interface Recipe {
   readonly modifiers: ReadonlyArray<RecipeModifier>;
 }
 
+/** `target_stage` of LC's Recipe.create_instance (oneshot `stage=`): only top-level keys starting with it are read. */
+export interface RecipeOptions {
+  readonly targetStage?: string;
+}
+
 // ----- constructors -----
 
 const QUANTIZATION_MIXINS = ["QuantizationModifier", "GPTQModifier"];
@@ -52,8 +57,11 @@ const validateOrder = (mods: ReadonlyArray<RecipeModifier>): E.Either<RecipeErro
  * without `_modifiers`. Unlike LC, a recipe in which no modifier is found is an error (LC silently runs nothing),
  * and an explicit `group:` argument is accepted (LC raises a duplicate-keyword TypeError).
  */
-export const decodeRecipe = (u: unknown): E.Either<RecipeError, Recipe> => {
-  if (!isPlainObject(u)) return E.left(recipeSyntax(`a recipe must be a mapping of <name>_stage keys, got ${Array.isArray(u) ? "a list" : typeof u}`));
+export const decodeRecipe = (u0: unknown, options: RecipeOptions = {}): E.Either<RecipeError, Recipe> => {
+  if (!isPlainObject(u0)) return E.left(recipeSyntax(`a recipe must be a mapping of <name>_stage keys, got ${Array.isArray(u0) ? "a list" : typeof u0}`));
+  const target = options.targetStage;
+  // LC filter_dict: keep only top-level keys that start with the target stage
+  const u = target === undefined || target === "" ? u0 : Object.fromEntries(Object.entries(u0).filter(([k]) => k.startsWith(target)));
   const args = u.args ?? {};
   if (!isPlainObject(args)) return E.left({ _tag: "InvalidField", path: "args", expected: "a mapping", got: JSON.stringify(args) });
   const mods: RecipeModifier[] = [];
@@ -80,14 +88,23 @@ export const decodeRecipe = (u: unknown): E.Either<RecipeError, Recipe> => {
 /**
  * Parses recipe text: YAML (a superset of JSON, so JSON recipes parse too), then {@link decodeRecipe}.
  */
-export const parseRecipe = (text: string): E.Either<RecipeError, Recipe> => {
+export const parseRecipe = (text: string, options: RecipeOptions = {}): E.Either<RecipeError, Recipe> => {
   let obj: unknown;
   try {
     obj = parseYaml(text);
   } catch (err) {
     return E.left(recipeSyntax(`could not parse recipe YAML/JSON: ${(err as Error).message}`));
   }
-  return decodeRecipe(obj);
+  return decodeRecipe(obj, options);
+};
+
+// LC _parse_recipe_from_md: the first block between --- (or +++) delimiters
+const FRONT_MATTER = /^\s*(?:---|\+\+\+)([\s\S]*?)(?:---|\+\+\+)/m;
+
+/** A recipe card (markdown with YAML front matter between `---` lines), as LC reads `*.md` recipe files. */
+export const parseRecipeMarkdown = (text: string, options: RecipeOptions = {}): E.Either<RecipeError, Recipe> => {
+  const m = FRONT_MATTER.exec(text);
+  return m === null ? E.left(recipeSyntax("could not extract YAML front matter from the recipe card")) : parseRecipe(m[1]!, options);
 };
 
 /**
