@@ -23,7 +23,7 @@ static int cur_nthr;
 
 /* Spin this many pause-iterations (~100 µs) before sleeping: the blocked LAPACK routines issue GEMMs back to back,
  * and a condition-variable wake-up costs tens of microseconds each time. */
-#define SPIN_ITERS 20000
+#define SPIN_ITERS 4000
 
 static void* worker_main(void* arg) {
   const int id = (int)(long)arg; /* 1-based: the caller is thread 0 */
