@@ -64,9 +64,12 @@ def make_problem(seed, dead=0):
 
 
 problems = {"p0": make_problem(1), "p1": make_problem(2, dead=8)}
+# A bf16 model: LC observes the bf16 weight (bf16 scales), runs GPTQ in f32 and dequantizes in bf16.
+problems["pbf16"] = (problems["p0"][0].to(torch.bfloat16), problems["p0"][1])
 for k, (W, H) in problems.items():
     tensors[f"{k}.W"] = W
-    tensors[f"{k}.H"] = H
+    if k != "pbf16":
+        tensors[f"{k}.H"] = H
 
 # A small non-positive-definite Hessian: LC falls back to round-to-nearest (identity factor).
 g = torch.Generator().manual_seed(3)
@@ -90,6 +93,7 @@ def run_case(name, problem, wargs: dict, observer="memoryless_minmax", blocksize
         args, blocksize=blocksize, percdamp=percdamp,
     )
     fq = fq[0]
+    # What the compressor stores: quantize() of the written-back weight, in the weight's dtype.
     codes = quantize(fq, scale, zp, args, global_scale=gs)
     if args.type == "float":
         codes = codes.to(torch.float8_e4m3fn) if args.num_bits == 8 else codes.float()
@@ -98,11 +102,15 @@ def run_case(name, problem, wargs: dict, observer="memoryless_minmax", blocksize
     tensors[f"{name}.scale"] = scale.contiguous()
     tensors[f"{name}.zp"] = zp.contiguous()
     tensors[f"{name}.codes"] = codes.contiguous()
+    if W.dtype == torch.bfloat16:
+        tensors[f"{name}.fq"] = fq.contiguous()  # the bf16 weight LC writes back
     if gs is not None:
         tensors[f"{name}.global_scale"] = gs.contiguous()
     cases.append({
         "name": name,
         "problem": problem,
+        "weight": f"{problem}.W",
+        "hessian": "p0.H" if problem == "pbf16" else f"{problem}.H",
         "args": json.loads(args.model_dump_json()),
         "observer": observer,
         "block_size": blocksize,
@@ -131,6 +139,9 @@ for actorder in (None, "static"):
 # NVFP4 weights (fp4 e2m1 codes, fp8-rounded group-16 scales under an f32 global scale).
 for actorder in (None, "static"):
     run_case(f"nvfp4-g16-{actorder or 'none'}", "p0", dict(num_bits=4, type="float", symmetric=True, strategy="tensor_group", group_size=16, actorder=actorder, scale_dtype="float8_e4m3fn", zp_dtype="float8_e4m3fn"))
+# bf16 weights: the loop codes (f32 division by a bf16 scale, bf16 dequantization) and the written-back weight.
+for bits, sym in ((4, False), (8, True)):
+    run_case(f"bf16-int{bits}-g32-{'sym' if sym else 'asym'}-static", "pbf16", dict(num_bits=bits, type="int", symmetric=sym, strategy="group", group_size=32, actorder="static"))
 # The MSE observer (grid search over shrunk ranges), a different block size and damping, and the RTN fallback.
 run_case("int4-g32-sym-static-mse", "p0", dict(num_bits=4, type="int", symmetric=True, actorder="static", strategy="group", group_size=32), observer="mse")
 run_case("int4-channel-asym-none-mse", "p0", dict(num_bits=4, type="int", symmetric=False, actorder=None, strategy="channel"), observer="mse")

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
+import { decodeQuantizationArgs } from "@llmq/schemes";
 import { Tensor, activeBackend, kernels, nativeAddon } from "@llmq/tensor";
 import { type GptqArgs, quantizeWeight } from "../src/index.js";
 
@@ -97,7 +98,9 @@ const scale = new Float32Array(readFileSync(join(dir, "scale.f32")).buffer.slice
 const peerCodes = new Int8Array(readFileSync(join(dir, "codes.i8")).buffer.slice(0));
 rmSync(dir, { recursive: true, force: true });
 
-const args: GptqArgs = { num_bits: 4, type: "int", symmetric: true, group_size: group, strategy: "group", block_structure: null, actorder: "static" };
+const decoded = decodeQuantizationArgs({ num_bits: 4, type: "int", symmetric: true, strategy: "group", group_size: group, actorder: "static" });
+if (E.isLeft(decoded)) process.exit(2);
+const args: GptqArgs = decoded.right;
 const W = new Tensor("f32", [rows, cols], wData);
 const H = new Tensor("f32", [cols, cols], hData);
 log(`llmq: quantizeWeight on backend ${activeBackend()} …`);

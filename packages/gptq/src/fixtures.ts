@@ -9,6 +9,9 @@ import * as E from "fp-ts/lib/Either.js";
 export interface FixtureCase {
   readonly name: string;
   readonly problem: string;
+  /** Tensor names of the weight (f32, or bf16 for a bf16 model) and of the normalised Hessian. */
+  readonly weight: string;
+  readonly hessian: string;
   /** Decoded by @llmq/schemes from compressed-tensors' own `model_dump_json`. */
   readonly args: QuantizationArgs;
   readonly observer: string;

@@ -12,14 +12,14 @@ describe("gptqQuantizeModule: llmq observer + GPTQ vs LC's observer + quantize_w
   const totals = { weights: 0, mismatched: 0 };
   for (const c of fx.cases) {
     it(c.name, () => {
-      const W = fx.f32(`${c.problem}.W`);
+      const W = fx.tensor(c.weight) as Tensor<"f32" | "bf16">;
       // The weight observer alone must reproduce LC's qparams bit for bit.
       const q = observeWeightWith(c.name, c.args)(W);
       if (E.isLeft(q)) throw new Error(q.left);
       expect(Array.from(values(q.right.scale))).toEqual(Array.from(values(fx.tensor(`${c.name}.scale`))));
       if (!c.args.symmetric) expect(Array.from(values(q.right.zeroPoint!))).toEqual(Array.from(values(fx.tensor(`${c.name}.zp`))));
       // The fixture stores the normalised H; as a sum over one sample it normalises to itself.
-      const r = gptqQuantizeModule(c.name, W, fx.f32(`${c.problem}.H`), 1, c.args, { blockSize: c.block_size, dampeningFrac: c.dampening_frac });
+      const r = gptqQuantizeModule(c.name, W, fx.f32(c.hessian), 1, c.args, { blockSize: c.block_size, dampeningFrac: c.dampening_frac });
       if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
       const got = values(r.right.quantized);
       const want = values(fx.tensor(`${c.name}.codes`));
@@ -47,7 +47,7 @@ describe("gptqQuantizeModule: llmq observer + GPTQ vs LC's observer + quantize_w
 
   it("empty calibration is a typed error naming the module", () => {
     const c = fx.cases[0]!;
-    const r = gptqQuantizeModule("model.layers.0.self_attn.q_proj", fx.f32(`${c.problem}.W`), fx.f32(`${c.problem}.H`), 0, c.args);
+    const r = gptqQuantizeModule("model.layers.0.self_attn.q_proj", fx.f32(c.weight), fx.f32(c.hessian), 0, c.args);
     expect(r).toEqual(E.left({ _tag: "EmptyCalibration", module: "model.layers.0.self_attn.q_proj" }));
   });
 });

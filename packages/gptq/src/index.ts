@@ -15,4 +15,4 @@ export type {
   WeightQParams,
 } from "./quantize-weight.js";
 export { gptqQuantizeModule, observeWeightWith, weightObserverName } from "./gptq-quantize-module.js";
-export type { GptqModuleOptions } from "./gptq-quantize-module.js";
+export type { GptqModuleOptions, ModuleWeightDType } from "./gptq-quantize-module.js";

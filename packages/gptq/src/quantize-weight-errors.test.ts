@@ -1,19 +1,15 @@
-import * as E from "fp-ts/lib/Either.js";
+import { decodeQuantizationArgs } from "@llmq/schemes";
 import { Tensor } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { formatGptqError } from "./errors.js";
 import { type GptqArgs, quantizeWeight } from "./quantize-weight.js";
 
-const args = (over: Partial<GptqArgs> = {}): GptqArgs => ({
-  num_bits: 4,
-  type: "int",
-  symmetric: true,
-  group_size: null,
-  strategy: "channel",
-  block_structure: null,
-  actorder: null,
-  ...over,
-});
+const base = decodeQuantizationArgs({ num_bits: 4, type: "int", symmetric: true, strategy: "channel" });
+if (E.isLeft(base)) throw new Error("args");
+// Overrides bypass the decoder on purpose: quantizeWeight must reject what the decoder would also let through
+// (a group size that does not divide the columns) and what a hand-built args object could carry.
+const args = (over: Partial<Record<keyof GptqArgs, unknown>> = {}): GptqArgs => ({ ...base.right, ...over }) as GptqArgs;
 const eye = (n: number): Tensor<"f32"> => {
   const d = new Float32Array(n * n);
   for (let i = 0; i < n; i++) d[i * n + i] = 1;
@@ -52,7 +48,7 @@ describe("quantizeWeight errors are values naming the module", () => {
     expect(tagOf(quantizeWeight(W, eye(4), args({ strategy: "token" }), { qparams }))).toBe("UnsupportedArgs");
     expect(tagOf(quantizeWeight(W, eye(4), args({ type: "float", num_bits: 6 }), { qparams }))).toBe("UnsupportedArgs");
     expect(tagOf(quantizeWeight(W, eye(4), args({ actorder: "group" }), { qparams }))).toBe("UnsupportedArgs");
-    expect(tagOf(quantizeWeight(W, eye(4), args({ actorder: "sideways" as never }), { qparams }))).toBe("UnsupportedArgs");
+    expect(tagOf(quantizeWeight(W, eye(4), args({ actorder: "sideways" }), { qparams }))).toBe("UnsupportedArgs");
   });
   it("bad options and missing qparams", () => {
     expect(tagOf(quantizeWeight(W, eye(4), args(), { qparams, blockSize: 0 }))).toBe("InvalidOption");

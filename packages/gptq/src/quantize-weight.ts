@@ -1,4 +1,4 @@
-import type { QuantizationArgs } from "@llmq/schemes";
+import { type QuantizationArgs, quantize } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { type DType, Tensor, castFromNumbers, kernels, roundHalfEven, roundToDType, toFloat64 } from "@llmq/tensor";
 import {
@@ -21,8 +21,8 @@ import { defaultThreads, panelRunner } from "./int-panel-kernel.js";
 
 // ----- model -----
 
-/** The compressed-tensors `QuantizationArgs` fields GPTQ reads (wire names). A full `QuantizationArgs` fits. */
-export type GptqArgs = Pick<QuantizationArgs, "num_bits" | "type" | "symmetric" | "group_size" | "strategy" | "block_structure" | "actorder">;
+/** The weight args (compressed-tensors `QuantizationArgs`, decoded by @llmq/schemes). */
+export type GptqArgs = QuantizationArgs;
 
 /** Float dtypes a weight scale may have (LC keeps scales in the model dtype). */
 export type ScaleDType = "f32" | "bf16" | "f16";
@@ -438,7 +438,15 @@ export const quantizeWeight = (
   }
   let quantized: Tensor<CodeDType>;
   if (intCodes && fastInt) quantized = new Tensor(grid.codeDType, [rows, cols], intCodes as never);
-  else {
+  else if (globalScale === null && qp.scale.dtype !== "f32") {
+    // A bf16/f16 model: LC writes the weight back in the scale's dtype and the compressor re-quantizes THAT in
+    // bf16/f16 arithmetic, which for 8-bit grids can land one code away from the loop's f32 division. The stored
+    // codes are the compressor's, so compute them the same way.
+    const back = castFromNumbers(qp.scale.dtype, outW, [rows, cols]);
+    const q = quantize(back, qp.scale, useZp ? qp.zeroPoint : null, args as QuantizationArgs, { dtype: grid.codeDType });
+    if (E.isLeft(q)) return E.left(qparamsFailed(module, `re-quantizing the ${qp.scale.dtype} weight: ${JSON.stringify(q.left)}`));
+    quantized = q.right as Tensor<CodeDType>;
+  } else {
     const outCodes = new Float32Array(rows * cols);
     for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) outCodes[r * cols + orig(j)] = codes[r * cols + j]!;
     quantized = castFromNumbers(grid.codeDType, outCodes, [rows, cols]);
