@@ -5,14 +5,17 @@
 // - write: writeSafetensors of the same tensors (temp sibling + fsync + rename), vs `safetensors.numpy.save_file`.
 // - sharded write: peak RSS of a child process that streams `--sharded-gb` GB of bf16 tensors through
 //   createShardedWriter (max_shard_size 1GB).
+// - pack-quantized compress/decompress of one 4096×4096 int4 group-128 asymmetric layer (codes, bf16 scales, zero
+//   points → weight_packed/zero points and back to the dequantized weight) vs compressed-tensors 0.20.0's
+//   pack_to_int32 + PackedQuantizationCompressor.decompress on the same inputs (torch CPU, 2 threads).
 // Everything lives in a temp dir that is deleted at the end.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
-import { openSafetensors, writeSafetensors } from "../src/index.js";
+import { Tensor, castFromNumbers } from "@llmq/tensor";
+import { compressModule, decompressModule, openSafetensors, writeSafetensors } from "../src/index.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -33,6 +36,11 @@ const fail = (what: string, e: unknown): never => {
   throw new Error(`${what}: ${JSON.stringify(e)}`);
 };
 const unwrap = <A>(what: string, r: E.Either<unknown, A>): A => (E.isLeft(r) ? fail(what, r.left) : r.right);
+interface PackPeer {
+  readonly compress: number;
+  readonly decompress: number;
+  readonly torch: string;
+}
 interface Peer {
   readonly read: number;
   readonly write: number;
@@ -120,6 +128,82 @@ print(json.dumps({"read": best_r, "write": best_w, "version": safetensors.__vers
     ...(peer === null ? {} : { peer: `${peerName} save_file`, peer_value: gbps(peer.write), ratio: Number((peer.write / writeBest).toFixed(3)) }),
   });
   rmSync(file, { force: true });
+
+  // pack-quantized compress / decompress
+  {
+    const rows = opt("pack-rows", 4096);
+    const cols = opt("pack-cols", 4096);
+    const gsz = 128;
+    const codes = new Tensor("i8", [rows, cols], Int8Array.from({ length: rows * cols }, (_, i) => ((i * 7919) % 16) - 8));
+    const g = cols / gsz;
+    const scale = castFromNumbers("bf16", Array.from({ length: rows * g }, (_, i) => 0.001 + (i % 97) * 1e-4), [rows, g]);
+    const zp = new Tensor("i8", [rows, g], Int8Array.from({ length: rows * g }, (_, i) => (i % 16) - 8));
+    const scheme = { weights: { num_bits: 4, type: "int", symmetric: false, strategy: "group", group_size: gsz } };
+    const state = new Map<string, Tensor>([
+      ["weight", codes],
+      ["weight_scale", scale],
+      ["weight_zero_point", zp],
+    ]);
+    const inputs = join(dir, "pack-inputs.safetensors");
+    unwrap("write", await writeSafetensors(inputs, state)());
+    let cBest = Infinity;
+    let dBest = Infinity;
+    for (let k = 0; k < 3; k++) {
+      let t0 = performance.now();
+      const c = unwrap("compress", compressModule("pack-quantized", scheme, state));
+      cBest = Math.min(cBest, (performance.now() - t0) / 1000);
+      t0 = performance.now();
+      unwrap("decompress", decompressModule("pack-quantized", scheme, c));
+      dBest = Math.min(dBest, (performance.now() - t0) / 1000);
+    }
+    let pc = null as PackPeer | null;
+    if (existsSync(python)) {
+      const script = `
+import json, sys, time, torch
+torch.set_num_threads(2)
+from safetensors.torch import load_file
+from compressed_tensors.compressors import BaseCompressor
+from compressed_tensors.compressors.pack_quantized.helpers import pack_to_int32
+from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+sd = load_file(sys.argv[1])
+args = QuantizationArgs(num_bits=4, type="int", symmetric=False, strategy="group", group_size=${gsz})
+scheme = QuantizationScheme(targets=["Linear"], weights=args)
+comp = BaseCompressor.get_value_from_registry("pack-quantized")
+bc = bd = float("inf")
+for _ in range(3):
+    t = time.perf_counter()
+    packed = pack_to_int32(sd["weight"], 4)
+    pzp = pack_to_int32(sd["weight_zero_point"], 4, packed_dim=0)
+    bc = min(bc, time.perf_counter() - t)
+    c = {"weight_packed": packed, "weight_scale": sd["weight_scale"], "weight_zero_point": pzp, "weight_shape": torch.tensor(sd["weight"].shape)}
+    t = time.perf_counter()
+    comp.decompress(c, scheme)
+    bd = min(bd, time.perf_counter() - t)
+print(json.dumps({"compress": bc, "decompress": bd, "torch": torch.__version__}))
+`;
+      const env = { ...process.env };
+      delete env.OPENBLAS_CORETYPE;
+      delete env.OPENBLAS_L2_SIZE;
+      const r = spawnSync(python, ["-c", script, inputs], { env, encoding: "utf8", maxBuffer: 1 << 20 });
+      if (r.status === 0) pc = JSON.parse(r.stdout.trim().split("\n").pop()!) as PackPeer;
+      else log(`pack peer failed: ${r.stderr}`);
+    }
+    for (const [op, v, pv] of [
+      ["pack_compress", cBest, pc?.compress],
+      ["pack_decompress", dBest, pc?.decompress],
+    ] as const) {
+      emit({
+        op,
+        shape: [rows, cols],
+        dtype: "int4",
+        group_size: gsz,
+        value: Number(v.toFixed(4)),
+        unit: "s",
+        ...(pv === undefined ? {} : { peer: `compressed-tensors 0.20.0 (torch ${pc!.torch}, 2 threads)`, peer_value: Number(pv.toFixed(4)), ratio: Number((pv / v).toFixed(3)) }),
+      });
+    }
+    rmSync(inputs, { force: true });
+  }
 
   // peak RSS of a streaming sharded save, in a fresh process
   const tsx = join(new URL("../../..", import.meta.url).pathname, "node_modules", ".bin", "tsx");

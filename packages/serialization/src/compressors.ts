@@ -305,7 +305,7 @@ const qparamIndex = (
  * with a global scale, scale/global_scale and the product are float32 and the result is cast to `outDType`.
  */
 const dequantize = (
-  q: Float64Array,
+  q: ArrayLike<number>,
   weightShape: ReadonlyArray<number>,
   scale: Float64Array,
   scaleShape: ReadonlyArray<number>,
@@ -315,6 +315,7 @@ const dequantize = (
   globalScale: number | null,
   outDType: ComputeDType,
   exactCodes: boolean,
+  codeRange: readonly [number, number] | null = null,
 ): E.Either<string, Float32Array> => {
   const [rows, cols] = rowsCols(weightShape);
   const idx = qparamIndex(w, rows, cols, scaleShape, weightShape);
@@ -322,6 +323,31 @@ const dequantize = (
   const { row, col } = idx.right;
   if (zp !== null && zp.length !== scale.length) return E.left(`zero point has ${zp.length} values but scale has ${scale.length}`);
   const out = new Float32Array(rows * cols);
+  if (exactCodes && globalScale === null && codeRange !== null) {
+    // Integer codes from a small range: every element of a run sharing one scale/zero point maps through a table of
+    // the 2^b possible results, so the rounding runs once per code value rather than once per element.
+    const [lo, hi] = codeRange;
+    const lut = new Float32Array(hi - lo + 1);
+    for (let r = 0; r < rows; r++) {
+      const rk = row[r]!;
+      const base = r * cols;
+      let c = 0;
+      while (c < cols) {
+        const ck = col[c]!;
+        let end = c + 1;
+        while (end < cols && col[end] === ck) end++;
+        const k = rk + ck;
+        const s = scale[k]!;
+        const z = zp === null ? 0 : zp[k]!;
+        if (end - c >= lut.length) {
+          for (let v = lo; v <= hi; v++) lut[v - lo] = rnd(d, (v - z) * s);
+          for (let j = c; j < end; j++) out[base + j] = lut[q[base + j]! - lo]!;
+        } else for (let j = c; j < end; j++) out[base + j] = rnd(d, (q[base + j]! - z) * s);
+        c = end;
+      }
+    }
+    return E.right(out);
+  }
   for (let r = 0; r < rows; r++) {
     const rk = row[r]!;
     for (let c = 0; c < cols; c++) {
@@ -521,15 +547,16 @@ export const decompressModule = (format: CompressionFormat, scheme: CompressorSc
   if (E.isLeft(scaleE)) return scaleE;
   const scale = scaleE.right;
   const deq = (
-    q: Float64Array,
+    q: ArrayLike<number>,
     shape: ReadonlyArray<number>,
     s: Tensor,
     zp: Float64Array | null,
     gs: number | null,
     d: ComputeDType,
     exactCodes: boolean,
+    codeRange: readonly [number, number] | null = null,
   ): E.Either<SerializationError, Tensor> => {
-    const r = dequantize(q, shape, values(s), s.shape, zp, w, d, gs, d === "f64" ? "f64" : "bf16", exactCodes);
+    const r = dequantize(q, shape, values(s), s.shape, zp, w, d, gs, d === "f64" ? "f64" : "bf16", exactCodes, codeRange);
     return E.isLeft(r) ? E.left(fail(ctx, "weight", format, r.left)) : E.right(new Tensor("f32", shape, r.right));
   };
   switch (format) {
@@ -551,7 +578,7 @@ export const decompressModule = (format: CompressionFormat, scheme: CompressorSc
         return E.left(fail(ctx, "weight_packed", format, `shape [${packed.shape.join(", ")}] does not hold weight_shape [${shape.join(", ")}] at ${bits} bits`));
       const d = computeDType(scale);
       if (d === null) return E.left(fail(ctx, "weight_scale", format, `scale dtype ${scale.dtype} is not a float dtype`));
-      const codes = Float64Array.from(unpackRowsFromInt32(packed.data as Int32Array, rows, cols, bits));
+      const codes = unpackRowsFromInt32(packed.data as Int32Array, rows, cols, bits);
       let zpValues: Float64Array | null = null;
       if (!w.symmetric && PACK_ZP_STRATEGIES.includes(w.strategy)) {
         const zE = need(state, ctx, "weight_zero_point", format);
@@ -570,7 +597,9 @@ export const decompressModule = (format: CompressionFormat, scheme: CompressorSc
         m.set("weight_zero_point", new Tensor("i8", [...shape.slice(0, -1), zc], unpacked));
       } else if (!w.symmetric && state.has("weight_zero_point")) zpValues = values(state.get("weight_zero_point")!);
       const zpDType = state.get("weight_zero_point")?.dtype;
-      const wt = deq(codes, shape, scale, zpValues, null, d, zpValues === null || zpDType === "i32" || zpDType === "i8" || zpDType === "u8");
+      const half = 1 << (bits - 1);
+      const exact = zpValues === null || zpDType === "i32" || zpDType === "i8" || zpDType === "u8";
+      const wt = deq(codes, shape, scale, zpValues, null, d, exact, [-half, half - 1]);
       if (E.isLeft(wt)) return wt;
       m.delete("weight_packed");
       m.set("weight", wt.right);
