@@ -621,7 +621,12 @@ export const decompressModule = (format: CompressionFormat, scheme: CompressorSc
       const zp = !w.symmetric && state.has("weight_zero_point") ? values(state.get("weight_zero_point")!) : null;
       const smallCodes = SMALL_CODE_DTYPES.includes(qE.right.dtype);
       const zpDType = state.get("weight_zero_point")?.dtype;
-      const wt = deq(values(qE.right), qE.right.shape, s, zp, null, d, smallCodes && (zp === null || zpDType === "i8" || zpDType === "u8"));
+      const exact = smallCodes && (zp === null || zpDType === "i8" || zpDType === "u8");
+      const q = qE.right;
+      const wt =
+        q.dtype === "i8"
+          ? deq(q.data as Int8Array, q.shape, s, zp, null, d, exact, [-128, 127])
+          : deq(values(q), q.shape, s, zp, null, d, exact);
       if (E.isLeft(wt)) return wt;
       m.delete("weight");
       m.set("weight", wt.right);
