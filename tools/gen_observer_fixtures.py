@@ -203,6 +203,39 @@ def imatrix_cases():
     return cases
 
 
+def fused_cases():
+    """q/k/v weight observers fused by LC's FusionHandler: one global scale from the absmax over all three."""
+    from llmcompressor.observers.fusion import FusionHandler
+
+    cases = []
+    for obs_name in ["memoryless_minmax", "memoryless_mse"]:
+        args = QuantizationArgs(**{**NVFP4, "dynamic": False})
+        mods, obss, ws = [], [], []
+        for j, scale in enumerate([1.0, 3.0, 0.5]):
+            lin = torch.nn.Linear(64, 8, bias=False)
+            w = batches(8000 + j, (8, 64), 1)[0] * scale
+            with torch.no_grad():
+                lin.weight.copy_(w)
+            mods.append(lin)
+            ws.append(w)
+            obss.append(Observer.load_from_registry(obs_name, base_name="weight", args=args.model_copy(deep=True)))
+        FusionHandler.fuse(list(zip(obss, mods)))
+        out = []
+        for o, lin in zip(obss, mods):
+            o(lin.weight)
+            q = o.get_qparams()
+            out.append({"scale": tl(q["scale"]), "zero_point": tl(q["zero_point"]), "global_scale": tl(q["global_scale"])})
+        cases.append({
+            "name": f"fused/{obs_name}/nvfp4",
+            "observer": obs_name,
+            "args": {**NVFP4, "dynamic": False},
+            "weight_shape": [8, 64],
+            "weights": [tl32(w) for w in ws],
+            "qparams": out,
+        })
+    return cases
+
+
 def histogram_cases():
     from compressed_tensors.quantization.utils import calculate_qparams
     from torch.ao.quantization.observer import HistogramObserver
@@ -259,6 +292,7 @@ def main():
         "observers": observer_cases(),
         "histogram": histogram_cases(),
         "imatrix": imatrix_cases(),
+        "fused": fused_cases(),
     }
     data["inputs"] = {k: {"shape": v["shape"], "batches": [tl32(x) for x in v["batches"]]} for k, v in INPUTS.items()}
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
