@@ -1,10 +1,22 @@
-import { type DType, FP8_E4M3FN_VALUES, Tensor, allocStorage, castFromNumbers, fp8e4m3FromNumber, kernels, roundHalfEven, sizeOf, toFloat64 } from "@llmq/tensor";
+import {
+  type DType,
+  FP8_E4M3FN_VALUES,
+  Tensor,
+  allocStorage,
+  castFromNumbers,
+  fp4e2m1FromNumber,
+  fp8e4m3FromNumber,
+  kernels,
+  roundHalfEven,
+  sizeOf,
+  toFloat64,
+} from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { calculateRange } from "./calculate-range.js";
 import { type SchemeError, unsupported } from "./errors.js";
 import { castToFp4, castToFp6 } from "./minifloat-rounding.js";
 import type { QuantizationArgs } from "./quantization-args.js";
-import { type FloatDType, isFloatDType, promote, rounder } from "./working-dtype.js";
+import { type FloatDType, floatValues, fp8Round, isFloatDType, promote, rounder } from "./working-dtype.js";
 
 export interface QuantizeOptions {
   /** TENSOR_GROUP (NVFP4) global scale, f32 [1]; the effective scale is scale / globalScale. */
@@ -98,9 +110,10 @@ const layoutOf = (op: string, x: Tensor, scale: Tensor, args: QuantizationArgs, 
 
 // ----- element rounding -----
 
-const roundElement = (args: QuantizationArgs): ((y: number) => number) => {
+const roundElement = (args: QuantizationArgs, R: FloatDType): ((y: number) => number) => {
   if (args.type === "int") return roundHalfEven;
-  if (args.num_bits === 8) return (y) => (Number.isNaN(y) ? y : FP8_E4M3FN_VALUES[fp8e4m3FromNumber(y)]!);
+  // fp8Round starts from the f32 value: exact for f32/bf16/f16 inputs; f64 takes the general (single-rounding) path
+  if (args.num_bits === 8) return R === "f64" ? (y) => (Number.isNaN(y) ? y : FP8_E4M3FN_VALUES[fp8e4m3FromNumber(y)]!) : fp8Round;
   if (args.num_bits === 6) return castToFp6;
   return castToFp4;
 };
@@ -223,14 +236,12 @@ const run = (op: string, x: Tensor, scale: Tensor, zeroPoint: Tensor | null, arg
   const rR = rounder(R);
   const rX = rounder(p.X);
   const rE = rounder(p.Seff);
-  const rnd = roundElement(args);
-  const idx = scaleIndex(p.layout);
-  const xv = toFloat64(x).data;
+  const rnd = roundElement(args, R);
+  const xv = x.dtype === "f64" ? (x.data as Float64Array) : floatValues(x);
   const n = xv.length;
   const out = new Float64Array(n);
   const { seff, zp, qMin, qMax } = p;
-  for (let e = 0; e < n; e++) {
-    const i = idx(e);
+  const one = (e: number, i: number): void => {
     const s = seff[i]!;
     let y = rR(xv[e]! / s);
     if (zp !== null) y = rR(y + rX(zp[i]!));
@@ -242,8 +253,60 @@ const run = (op: string, x: Tensor, scale: Tensor, zeroPoint: Tensor | null, arg
       q = rE(q * s);
     }
     out[e] = q;
+  };
+  if (p.layout.kind === "rows") {
+    const { cols, groupSize } = p.layout;
+    const ng = cols / groupSize;
+    for (let r = 0, e = 0; e < n; r++)
+      for (let g = 0; g < ng; g++) {
+        const i = r * ng + g;
+        for (let j = 0; j < groupSize; j++, e++) one(e, i);
+      }
+  } else {
+    const idx = p.layout.index;
+    for (let e = 0; e < n; e++) one(e, idx(e));
   }
-  return E.right<SchemeError, Tensor>(castFromNumbers(outDType, out, x.shape));
+  return E.right<SchemeError, Tensor>(encodeOutput(outDType, out, x.shape));
+};
+
+/** Storage encodings of exact values, without the general minifloat encoder (hot for fp8/fp4 weights). */
+const encodeOutput = (d: DType, v: Float64Array, shape: ReadonlyArray<number>): Tensor => {
+  if (d === "f8_e4m3fn") {
+    const codes = new Uint8Array(v.length);
+    for (let i = 0; i < v.length; i++) codes[i] = fp8CodeOfExact(v[i]!);
+    return new Tensor(d, shape, codes);
+  }
+  if (d === "f4_e2m1") {
+    const codes = new Uint8Array(Math.ceil(v.length / 2));
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]!;
+      const c = FP4_CODE[Math.abs(x) * 2] ?? fp4e2m1FromNumber(x) & 7;
+      const code = (x < 0 || Object.is(x, -0) ? 8 : 0) | c;
+      codes[i >> 1]! |= code << ((i & 1) * 4);
+    }
+    return new Tensor(d, shape, codes);
+  }
+  return castFromNumbers(d, v, shape);
+};
+
+// |x|·2 → e2m1 code for the eight magnitudes {0, .5, 1, 1.5, 2, 3, 4, 6}
+const FP4_CODE: Readonly<Record<number, number>> = { 0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 6: 5, 8: 6, 12: 7 };
+
+const F = new Float32Array(1);
+const U = new Uint32Array(F.buffer);
+
+/** e4m3fn code of a value that is exactly representable (NaN → 0x7f like torch). */
+const fp8CodeOfExact = (x: number): number => {
+  if (Number.isNaN(x)) return 0x7f;
+  const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0;
+  const a = Math.abs(x);
+  if (a === 0) return sign;
+  if (a < 2 ** -6) return sign | (a * 512);
+  F[0] = a;
+  const b = U[0]!;
+  const e = ((b >>> 23) & 0xff) - 127;
+  if (e > 8) return fp8e4m3FromNumber(x); // out of range: the general encoder decides (NaN)
+  return sign | ((e + 7) << 3) | ((b >>> 20) & 7);
 };
 
 /**

@@ -1,10 +1,10 @@
-import { type DType, type Tensor, castFromNumbers, kernels, toFloat32, toFloat64 } from "@llmq/tensor";
+import { type DType, type Tensor, castFromNumbers, kernels, toFloat64 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { calculateQParams, generateGlobalScale } from "./calculate-qparams.js";
 import { type SchemeError, nonFinite, unsupported } from "./errors.js";
 import type { QuantizationArgs } from "./quantization-args.js";
 import { quantize } from "./quantize.js";
-import { type FloatDType, isFloatDType } from "./working-dtype.js";
+import { type FloatDType, floatValues, isFloatDType } from "./working-dtype.js";
 
 export interface RtnResult {
   /** Storage codes: i8/i16/i32 for int, f8_e4m3fn for fp8, f4_e2m1 for fp4 (sign of -0 kept), float values for fp6. */
@@ -29,7 +29,7 @@ export const weightMinMax = (
   const rows = weight.shape[0]!;
   const cols = weight.shape[1]!;
   // min/max only select elements, so the f32 view is exact for bf16/f16 weights (f64 goes through f64).
-  const x = W === "f64" ? null : toFloat32(weight).data;
+  const x = W === "f64" ? null : floatValues(weight);
   const xd = W === "f64" ? toFloat64(weight).data : null;
   const at = (i: number) => (x !== null ? x[i]! : xd![i]!);
   const build = (lo: ArrayLike<number>, hi: ArrayLike<number>, shape: number[]) =>
@@ -130,7 +130,6 @@ export const rtnQuantizeWeight = (
   const name = opts.name ?? "weight";
   if (!isFloatDType(weight.dtype)) return E.left(unsupported("rtnQuantizeWeight", `${name} must be f64/f32/bf16/f16, got ${weight.dtype}`));
   const W: FloatDType = weight.dtype;
-  const v = weight.dtype === "f64" ? (weight.data as Float64Array) : toFloat32(weight).data;
   const mm = weightMinMax(weight, args);
   if (E.isLeft(mm)) return mm;
   // NaN propagates into the per-cell min/max and ±Inf shows up in them, so only a suspicious statistic costs a scan.
@@ -138,12 +137,22 @@ export const rtnQuantizeWeight = (
   const hi = toFloat64(mm.right.max).data;
   let finite = true;
   for (let i = 0; i < lo.length && finite; i++) finite = Number.isFinite(lo[i]!) && Number.isFinite(hi[i]!);
-  if (!finite) for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) return E.left(nonFinite(name, i, v[i]!));
+  if (!finite) {
+    const v = weight.dtype === "f64" ? (weight.data as Float64Array) : floatValues(weight);
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) return E.left(nonFinite(name, i, v[i]!));
+  }
   let globalScale: Tensor<"f32"> | undefined;
   if (args.strategy === "tensor_group") {
     if (opts.globalScale !== undefined) globalScale = opts.globalScale;
     else {
-      const all = reduceAll(W, (i) => v[i]!, v.length);
+      // the tensor-wide min/max are the min/max of the per-group statistics
+      let a = Infinity;
+      let b = -Infinity;
+      for (let i = 0; i < lo.length; i++) {
+        a = Math.min(a, lo[i]!);
+        b = Math.max(b, hi[i]!);
+      }
+      const all = { right: { min: castFromNumbers(W, [a], [1]), max: castFromNumbers(W, [b], [1]) } };
       const g = generateGlobalScale(all.right.min, all.right.max);
       if (E.isLeft(g)) return g;
       globalScale = g.right;
