@@ -1,4 +1,24 @@
-export * from "./errors.js";
+export {
+  compressorError,
+  dataGap,
+  duplicateTensor,
+  formatSerializationError,
+  headerBeyondFile,
+  headerTooLarge,
+  invalidConfig,
+  invalidHeader,
+  invalidIndex,
+  ioError,
+  offsetsOutOfRange,
+  overlappingTensors,
+  pathEscape,
+  sizeMismatch,
+  tensorNotFound,
+  truncatedFile,
+  unsupportedDType,
+  writeRejected,
+} from "./errors.js";
+export type { SerializationError, SerializationErrorTag } from "./errors.js";
 export {
   SAFETENSORS_DTYPES,
   SUPPORTED_LLMQ_DTYPES,
@@ -19,19 +39,11 @@ export { createShardedWriter, parseShardSize, shardFileName, withShardedWriter }
 export type { ShardedSaveResult, ShardedWriter, ShardedWriterOptions } from "./sharded-writer.js";
 export { PyFloat, dumpPythonJson, parsePythonJson, pyFloatRepr, pyJsonString, toPlainJson } from "./python-json.js";
 export type { PyDumpOptions, PyJson, PyJsonObject } from "./python-json.js";
-export {
-  COMPRESSIBLE_MODULE_TYPES,
-  FORMAT_PRIORITY,
-  FP6_E2M3_MAGNITUDES,
-  canCompress,
-  compressModule,
-  decompressModule,
-  inferFormat,
-  inferModelFormat,
-  mxScaleFromFloat,
-  mxScaleToBf16,
-} from "./compressors.js";
-export type { CompressionFormat, CompressorArgs, CompressorContext, CompressorScheme, ModelFormat, ModuleState } from "./compressors.js";
+export { COMPRESSIBLE_MODULE_TYPES, FORMAT_PRIORITY, canCompress, inferFormat, inferModelFormat, torchName } from "./compression-format.js";
+export type { CompressionFormat, CompressorArgs, CompressorContext, CompressorScheme, ModelFormat, ModuleState } from "./compression-format.js";
+export { compressModule } from "./compress-module.js";
+export { decompressModule } from "./decompress-module.js";
+export { FP6_E2M3_MAGNITUDES, mxScaleFromFloat, mxScaleToBf16 } from "./mx-scale.js";
 export { packColsToInt32, packRowsToInt32, packedWords, unpackColsFromInt32, unpackRowsFromInt32 } from "./pack-int32.js";
 export {
   COMPRESSED_TENSORS_VERSION,
