@@ -1,4 +1,4 @@
-// `pnpm -s bench tensor [--json] [--quick]`: the hot kernels of @llmq/tensor against numpy/OpenBLAS measured in the
+// `pnpm -s bench tensor [--json] [--quick] [--rounds=R]`: the hot kernels of @llmq/tensor against numpy/OpenBLAS measured in the
 // same run. With --json, stdout carries one JSON object per line and nothing else (DESIGN.md §6).
 //
 // Peer: a child `python` (LLMQ_PYTHON, else /work/pyenv/bin/python, else python3 when it has numpy) run with
@@ -9,7 +9,8 @@
 //   two routines our native backend implements); without scipy, numpy.linalg.cholesky then inv(L) and inv(L)ᵀ·inv(L)
 //   (more flops, so a weaker peer; the JSON says which ran). Both sides are counted as n³ flops (potrf n³/3 + potri 2n³/3).
 // - fwht and fake-quant have no numpy equivalent; they report GB/s of f32 data transformed (bytes of x / time).
-// Timing: best of N wall-clock runs after a warm-up, on both sides.
+// Timing: best of N wall-clock runs after a warm-up, on both sides; each case runs ours then the peer back to back,
+// `--rounds=R` times (default 2), keeping the best of each, so both sides see the same machine load.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { jsKernels } from "../src/backend-js.js";
@@ -341,17 +342,23 @@ for (const n of [256]) {
   });
 }
 
-// ----- run: ours first, then the peer in one child process -----
+// ----- run: for each case ours then the peer right after (same machine conditions), `rounds` times, best kept -----
 
-const times = cases.map((c) => {
-  log(`running ${c.op} ${c.shape.join("×")} ${c.dtype} (${c.backend})…`);
-  return c.run().time;
-});
-const peerCases: PeerCase[] = cases
-  .map((c, id) => ({ id, op: c.op, shape: c.shape, dtype: c.dtype, reps: c.reps }))
-  .filter((c) => c.op === "matmul" || c.op === "xtx" || c.op === "cholesky+inverse");
-log("running the numpy peer…");
-const peer = runPeer(peerCases);
+const roundsArg = process.argv.find((a) => a.startsWith("--rounds="));
+const rounds = roundsArg ? Math.max(1, Number(roundsArg.slice(9))) : 2;
+const hasPeer = (c: Case) => c.op === "matmul" || c.op === "xtx" || c.op === "cholesky+inverse";
+const times: number[] = cases.map(() => Number.POSITIVE_INFINITY);
+const peer = new Map<number, PeerResult>();
+for (let round = 0; round < rounds; round++) {
+  cases.forEach((c, id) => {
+    log(`round ${round + 1}/${rounds}: ${c.op} ${c.shape.join("×")} ${c.dtype} (${c.backend})…`);
+    times[id] = Math.min(times[id]!, c.run().time);
+    if (!hasPeer(c)) return;
+    const p = runPeer([{ id, op: c.op, shape: c.shape, dtype: c.dtype, reps: c.reps }]).get(id);
+    const prev = peer.get(id);
+    if (p && (!prev || p.time < prev.time)) peer.set(id, p);
+  });
+}
 
 cases.forEach((c, id) => {
   const value = c.work / times[id]! / 1e9;
