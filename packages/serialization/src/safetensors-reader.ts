@@ -232,14 +232,15 @@ const fileExists = async (p: string): Promise<boolean> => {
 };
 
 /**
- * Opens a model directory: `model.safetensors.index.json` (every shard's header is read and validated, and every
- * weight_map entry must exist in its shard) or a single `model.safetensors`.
+ * Opens a model directory the way transformers resolves it: a single `model.safetensors` if present, otherwise
+ * `model.safetensors.index.json` (every shard's header is read and validated, and every weight_map entry must exist
+ * in its shard).
  */
 export const openCheckpoint = (dir: string): TE.TaskEither<SerializationError, Checkpoint> => {
   const indexFile = join(dir, SAFE_WEIGHTS_INDEX_NAME);
   return pipe(
-    TE.fromTask(() => fileExists(indexFile)),
-    TE.chain((hasIndex) => (hasIndex ? openSharded(dir, indexFile) : openSingle(dir))),
+    TE.fromTask(async () => ({ single: await fileExists(join(dir, SAFE_WEIGHTS_NAME)), index: await fileExists(indexFile) })),
+    TE.chain(({ single, index }) => (!single && index ? openSharded(dir, indexFile) : openSingle(dir))),
   );
 };
 

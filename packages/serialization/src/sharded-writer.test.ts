@@ -106,6 +106,16 @@ describe("sharded checkpoints", () => {
     expect(snapshot(out)).toEqual(before);
   });
 
+  it("prefers model.safetensors over an index when both exist, as transformers does", async () => {
+    const out = join(tmp, "both");
+    cpSync(join(FIXTURES, "sharded"), out, { recursive: true });
+    right(await withShardedWriter(join(tmp, "both-single"), {}, (w) => w.add("only", t(2)))());
+    cpSync(join(tmp, "both-single", "model.safetensors"), join(out, "model.safetensors"));
+    const ck = right(await openCheckpoint(out)());
+    expect(ck.names).toEqual(["only"]);
+    await ck.close();
+  });
+
   it("removes temporaries left by a killed save (dead pid) but not those of a live process", async () => {
     const out = join(tmp, "stale");
     right(await withShardedWriter(out, {}, (w) => w.add("a", t(1)))());
