@@ -362,9 +362,10 @@ export const quantizeWeight = (
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
     const bw = Math.min(blockSize, cols - i1);
     const base = rows * i1;
-    for (let i = 0; i < bw; i++) {
-      const src = orig(i1 + i);
-      for (let r = 0; r < rows; r++) panels[base + r * bw + i] = wIn[r * cols + src]!;
+    for (let r = 0; r < rows; r++) {
+      const o = base + r * bw;
+      const ro = r * cols;
+      for (let i = 0; i < bw; i++) panels[o + i] = wIn[ro + orig(i1 + i)]!;
     }
   }
   // Dead columns (zero Hessian diagonal, after permutation as in LC) are zeroed.
@@ -404,9 +405,10 @@ export const quantizeWeight = (
       runner.run(bw, sCols, qmin, qmax);
       panel.set(b.panel.subarray(0, rows * bw));
       const out = intCodes!;
-      for (let i = 0; i < bw; i++) {
-        const dst = orig(i1 + i);
-        for (let r = 0; r < rows; r++) out[r * cols + dst] = b.codes[r * bw + i]!;
+      for (let r = 0; r < rows; r++) {
+        const o = r * bw;
+        const ro = r * cols;
+        for (let i = 0; i < bw; i++) out[ro + orig(i1 + i)] = b.codes[o + i]!;
       }
     } else {
       columnLoop(panel, rows, bw, i1, cols, hinv, rowSel, sCols, colSel, code, dequant, codes, err1, rowLoss);
@@ -431,9 +433,10 @@ export const quantizeWeight = (
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
     const bw = Math.min(blockSize, cols - i1);
     const base = rows * i1;
-    for (let i = 0; i < bw; i++) {
-      const dst = orig(i1 + i);
-      for (let r = 0; r < rows; r++) outW[r * cols + dst] = panels[base + r * bw + i]!;
+    for (let r = 0; r < rows; r++) {
+      const o = base + r * bw;
+      const ro = r * cols;
+      for (let i = 0; i < bw; i++) outW[ro + orig(i1 + i)] = panels[o + i]!;
     }
   }
   let quantized: Tensor<CodeDType>;
