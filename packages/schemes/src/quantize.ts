@@ -34,7 +34,10 @@ export interface QuantizeOptions {
 
 // ----- layout: which scale element each x element uses -----
 
-type Layout = { readonly kind: "rows"; readonly cols: number; readonly groupSize: number } | { readonly kind: "index"; readonly index: (e: number) => number };
+type Layout =
+  | { readonly kind: "rows"; readonly cols: number; readonly groupSize: number }
+  | { readonly kind: "block"; readonly cols: number; readonly bh: number; readonly bw: number; readonly ncb: number }
+  | { readonly kind: "index"; readonly index: (e: number) => number };
 
 const layoutOf = (op: string, x: Tensor, scale: Tensor, args: QuantizationArgs, gIdx?: Int32Array): E.Either<SchemeError, Layout> => {
   const shape = x.shape;
@@ -71,7 +74,7 @@ const layoutOf = (op: string, x: Tensor, scale: Tensor, args: QuantizationArgs, 
     const ncb = Math.ceil(C / bw);
     if (scale.size !== nrb * ncb) return bad(`expected [${nrb}, ${ncb}] (zero padding to whole blocks)`);
     // Padding rows/cols are quantized and cropped again by CT; they never influence kept elements.
-    return E.right({ kind: "index", index: (e) => Math.floor(Math.floor(e / C) / bh) * ncb + Math.floor((e % C) / bw) });
+    return E.right({ kind: "block", cols: C, bh, bw, ncb });
   }
   // tensor / channel / token / attn_head: plain right-aligned broadcasting, as torch does.
   const ss = scale.shape.length === 0 ? [1] : scale.shape;
@@ -172,6 +175,10 @@ const prepare = (
 
 const scaleIndex = (layout: Layout): ((e: number) => number) => {
   if (layout.kind === "index") return layout.index;
+  if (layout.kind === "block") {
+    const { cols, bh, bw, ncb } = layout;
+    return (e) => Math.floor(Math.floor(e / cols) / bh) * ncb + Math.floor((e % cols) / bw);
+  }
   const { cols, groupSize } = layout;
   const ng = cols / groupSize;
   return (e) => Math.floor(e / cols) * ng + Math.floor((e % cols) / groupSize);
@@ -262,6 +269,15 @@ const run = (op: string, x: Tensor, scale: Tensor, zeroPoint: Tensor | null, arg
         const i = r * ng + g;
         for (let j = 0; j < groupSize; j++, e++) one(e, i);
       }
+  } else if (p.layout.kind === "block") {
+    const { cols, bh, bw, ncb } = p.layout;
+    for (let r = 0, e = 0; e < n; r++) {
+      const base = Math.floor(r / bh) * ncb;
+      for (let c0 = 0, cb = 0; c0 < cols; c0 += bw, cb++) {
+        const end = Math.min(c0 + bw, cols);
+        for (let c = c0; c < end; c++, e++) one(e, base + cb);
+      }
+    }
   } else {
     const idx = p.layout.index;
     for (let e = 0; e < n; e++) one(e, idx(e));
