@@ -3,6 +3,7 @@
  * `#pragma GCC target` region (isa.inc), and one of them is picked at run time from CPUID (or LLMQ_ISA). */
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,18 +125,40 @@ int llmq_set_isa(int level) {
 int llmq_threads(void) { return llmq_pool_size(); }
 void llmq_set_threads(int n) { llmq_pool_resize(n); }
 
-/* Per-thread pack buffers, allocated once per OS thread (pool threads live as long as the process). */
-static __thread void* tl_pack_a;
-static __thread void* tl_pack_b;
+/* Per-thread pack buffers, allocated on a thread's first GEMM and freed when the thread exits (pool threads live as
+ * long as the pool; a Node worker thread's buffers go with it). */
+typedef struct {
+  void *a, *b;
+} pack_pair;
+static pthread_key_t pack_key;
+static pthread_once_t pack_once = PTHREAD_ONCE_INIT;
+
+static void pack_free(void* p) {
+  pack_pair* pp = (pack_pair*)p;
+  free(pp->a);
+  free(pp->b);
+  free(pp);
+}
+
+static void pack_key_init(void) { pthread_key_create(&pack_key, pack_free); }
 
 static int pack_buffers(void** pa, void** pb) {
-  if (!tl_pack_a) {
-    if (posix_memalign(&tl_pack_a, 64, PACK_A_ELEMS * sizeof(double)) != 0) tl_pack_a = NULL;
-    if (posix_memalign(&tl_pack_b, 64, PACK_B_BYTES) != 0) tl_pack_b = NULL;
+  pthread_once(&pack_once, pack_key_init);
+  pack_pair* pp = (pack_pair*)pthread_getspecific(pack_key);
+  if (!pp) {
+    pp = (pack_pair*)calloc(1, sizeof(pack_pair));
+    if (!pp) return 0;
+    if (posix_memalign(&pp->a, 64, PACK_A_ELEMS * sizeof(double)) != 0) pp->a = NULL;
+    if (posix_memalign(&pp->b, 64, PACK_B_BYTES) != 0) pp->b = NULL;
+    if (!pp->a || !pp->b) {
+      pack_free(pp);
+      return 0;
+    }
+    pthread_setspecific(pack_key, pp);
   }
-  *pa = tl_pack_a;
-  *pb = tl_pack_b;
-  return tl_pack_a && tl_pack_b;
+  *pa = pp->a;
+  *pb = pp->b;
+  return 1;
 }
 
 static void* xmalloc(size_t bytes) {

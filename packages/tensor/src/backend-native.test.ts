@@ -103,6 +103,35 @@ describe.skipIf(skip)(`native boundary checks${skip ? ` (skipped: ${reason})` : 
     }
   });
 
+  it("runs concurrently from a worker thread and the main thread (shared pool) with correct results", async () => {
+    const { Worker } = await import("node:worker_threads");
+    const n = 384;
+    const code = `
+      const { parentPort } = require("node:worker_threads");
+      const a = require(${JSON.stringify(addonPath)});
+      const n = ${n}, x = new Float32Array(n * n), c = new Float32Array(n * n);
+      for (let i = 0; i < n * n; i++) x[i] = ((i * 7919) % 13) - 6;
+      let sum = 0;
+      for (let r = 0; r < 20; r++) { a.kernels.sgemm(n, n, n, x, false, x, true, c, 1, 0); sum += c[5 * n + 7]; }
+      parentPort.postMessage(sum);`;
+    const x = new Float32Array(n * n);
+    for (let i = 0; i < n * n; i++) x[i] = ((i * 7919) % 13) - 6;
+    let want = 0;
+    for (let p = 0; p < n; p++) want += x[5 * n + p]! * x[7 * n + p]!;
+    const w = new Worker(code, { eval: true });
+    const done = new Promise<number>((res, rej) => {
+      w.on("message", res);
+      w.on("error", rej);
+    });
+    const c = new Float32Array(n * n);
+    for (let r = 0; r < 20; r++) {
+      addon!.kernels.sgemm!(n, n, n, x, false, x, true, c, 1, 0);
+      expect(c[5 * n + 7]).toBe(want); // small integers: exact in f32
+    }
+    expect(await done).toBe(20 * want);
+    await w.terminate();
+  });
+
   it("wrapNativeAddon refuses a module that is not the kernel addon", () => {
     expect(() => wrapNativeAddon({})).toThrow(/expected kernel table/);
   });
