@@ -6,10 +6,11 @@ import type { QuantizationArgs, QuantizationConfig, QuantizationScheme } from ".
 // QuantizationArgs `_serialize` wrap drops null actorder/block_structure/scale_dtype, empty observer_kwargs, and
 // observer/zp_dtype unless set explicitly; zp_dtype is null whenever symmetric).
 
-const explicit = (a: QuantizationArgs, k: "observer" | "zp_dtype"): boolean => {
-  if (a.fields_set !== undefined) return a.fields_set.includes(k);
-  return k === "observer" ? a.observer !== null : a.zp_dtype !== defaultZpDType(a.type, a.num_bits);
-};
+// CT 0.20 never fills `observer` itself, so a non-null observer was always set explicitly (constructor or attribute
+// assignment, which pydantic adds to fields_set): it is written whenever non-null, even on args copied with a spread.
+// `zp_dtype` IS filled in by the validator, so only an explicit one is written.
+const zpExplicit = (a: QuantizationArgs): boolean =>
+  a.fields_set !== undefined ? a.fields_set.includes("zp_dtype") : a.zp_dtype !== defaultZpDType(a.type, a.num_bits);
 
 export const encodeQuantizationArgs = (a: QuantizationArgs): Record<string, unknown> => {
   const o: Record<string, unknown> = {
@@ -24,8 +25,8 @@ export const encodeQuantizationArgs = (a: QuantizationArgs): Record<string, unkn
   if (a.actorder !== null) o.actorder = a.actorder;
   if (a.scale_dtype !== null) o.scale_dtype = a.scale_dtype;
   const zp = a.symmetric ? null : a.zp_dtype;
-  if (zp !== null && explicit(a, "zp_dtype")) o.zp_dtype = zp;
-  if (a.observer !== null && explicit(a, "observer")) o.observer = a.observer;
+  if (zp !== null && zpExplicit(a)) o.zp_dtype = zp;
+  if (a.observer !== null) o.observer = a.observer;
   if (Object.keys(a.observer_kwargs).length > 0) o.observer_kwargs = { ...a.observer_kwargs };
   return o;
 };

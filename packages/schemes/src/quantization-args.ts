@@ -33,8 +33,8 @@ export interface QuantizationArgs {
   readonly observer_kwargs: Readonly<Record<string, unknown>>;
   /**
    * pydantic's `model_fields_set`: the wire keys the input named explicitly. compressed-tensors 0.20.0 dumps
-   * `observer` and `zp_dtype` only when they were set explicitly, so the encoder needs it to write CT's JSON.
-   * Absent (hand-built values): treated as "observer/zp_dtype set iff non-null".
+   * `zp_dtype` only when it was set explicitly (its validator fills in a default otherwise), so the encoder needs
+   * this to write CT's JSON. Absent (hand-built values): zp_dtype counts as explicit iff it differs from the default.
    */
   readonly fields_set?: ReadonlyArray<QuantizationArgsField>;
 }
