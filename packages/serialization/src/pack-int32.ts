@@ -16,6 +16,21 @@ export const packRowsToInt32 = (codes: ArrayLike<number>, rows: number, cols: nu
   const out = new Int32Array(rows * words);
   const offset = 1 << (bits - 1);
   const mask = (1 << bits) - 1;
+  if (32 % bits === 0) {
+    // whole elements per word (1, 2, 4, 8 bits): build each word in a register
+    const per = 32 / bits;
+    for (let r = 0; r < rows; r++) {
+      const src = r * cols;
+      for (let w = 0; w < words; w++) {
+        const c0 = w * per;
+        const n = Math.min(per, cols - c0);
+        let word = 0;
+        for (let t = 0; t < n; t++) word |= ((codes[src + c0 + t]! + offset) & mask) << (t * bits);
+        out[r * words + w] = word;
+      }
+    }
+    return out;
+  }
   for (let r = 0; r < rows; r++) {
     const base = r * words;
     for (let c = 0; c < cols; c++) {
@@ -36,6 +51,19 @@ export const unpackRowsFromInt32 = (words: Int32Array, rows: number, cols: numbe
   const out = new Int8Array(rows * cols);
   const offset = 1 << (bits - 1);
   const mask = (1 << bits) - 1;
+  if (32 % bits === 0) {
+    const per = 32 / bits;
+    for (let r = 0; r < rows; r++) {
+      const dst = r * cols;
+      for (let w = 0; w < nw; w++) {
+        const word = words[r * nw + w]!;
+        const c0 = w * per;
+        const n = Math.min(per, cols - c0);
+        for (let t = 0; t < n; t++) out[dst + c0 + t] = ((word >>> (t * bits)) & mask) - offset;
+      }
+    }
+    return out;
+  }
   for (let r = 0; r < rows; r++) {
     const base = r * nw;
     for (let c = 0; c < cols; c++) {
