@@ -29,7 +29,7 @@ beforeAll(async () => {
 
 describe("README examples", () => {
   it("has at least one TypeScript example", () => expect(blocks.length).toBeGreaterThan(0));
-  blocks.forEach((code, i) =>
+  for (const [i, code] of blocks.entries())
     it(`block ${i + 1} runs`, () => {
       const file = join(cwd, `readme-${i}.mts`);
       writeFileSync(file, code);
@@ -39,6 +39,5 @@ describe("README examples", () => {
       });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/35 modules, format int-quantized/);
-    }),
-  );
+    });
 });
