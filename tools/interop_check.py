@@ -335,6 +335,7 @@ def main() -> int:
 
     summary = {
         "ok": ok,
+        "failing": [r["name"] for r in results if not r["ok"]],
         "tolerance": TOL,
         "versions": {
             "torch": torch.__version__,
