@@ -37,6 +37,9 @@ typedef struct {
 typedef struct {
   void (*sgemm_part)(const sgemm_args*, long, long, long, long, float*, float*);
   void (*dgemm_part)(const dgemm_args*, long, long, long, long, double*, double*);
+  void (*sgemm_shared)(const sgemm_args*, long, long, int, int, llmq_barrier*, int*, float*, float*);
+  void (*dgemm_shared)(const dgemm_args*, long, long, int, int, llmq_barrier*, int*, double*, double*);
+  int mr_s, mr_d;
   void (*fwht_rows)(float*, long, long, long);
   void (*minmax_groups)(const float*, long, long, long, float*, float*);
   void (*quant_groups)(const float*, long, long, long, const float*, const float*, float, float, int, float*);
@@ -44,8 +47,11 @@ typedef struct {
   void (*trtri_d)(const double*, double*, long, int);
 } isa_ops;
 
-/* Pack-buffer capacity covers every level: MC ≤ 240, KC = 256, NC·KC ≤ 4096·256 (f32) / 2048·256 (f64). */
-#define PACK_A_ELEMS (240 * 256)
+/* Pack-buffer capacity covers every level: MC ≤ MC_MULT·12, KC = 256, NC·KC ≤ 4096·256 (f32) / 2048·256 (f64). */
+#ifndef MC_MULT
+#define MC_MULT 20
+#endif
+#define PACK_A_ELEMS (MC_MULT * 12 * 256)
 #define PACK_B_BYTES (4096 * 256 * 4)
 
 #pragma GCC push_options
@@ -167,6 +173,9 @@ static void* xmalloc(size_t bytes) {
   return p;
 }
 
+#ifndef SHARE_B
+#define SHARE_B 1
+#endif
 #define GEMM_PAR_FLOPS 4.0e6 /* below this a GEMM runs on the calling thread */
 
 /* ---- per-type BLAS-3 drivers and LAPACK-style routines ---- */
@@ -174,7 +183,9 @@ static void* xmalloc(size_t bytes) {
 #define P(x) s##x
 #define ARGS sgemm_args
 #define PART sgemm_part
+#define SHARED sgemm_shared
 #include "level3.inc"
+#undef SHARED
 #undef T
 #undef P
 #undef ARGS
@@ -184,7 +195,9 @@ static void* xmalloc(size_t bytes) {
 #define P(x) d##x
 #define ARGS dgemm_args
 #define PART dgemm_part
+#define SHARED dgemm_shared
 #include "level3.inc"
+#undef SHARED
 #undef T
 #undef P
 #undef ARGS

@@ -36,6 +36,13 @@ void llmq_quantize_groups(const float* x, long rows, long cols, long groupSize, 
 typedef void (*llmq_task)(void* ctx, int tid, int nthr);
 void llmq_parallel(int nthr, llmq_task fn, void* ctx);
 int llmq_pool_size(void);
+
+/* Spin-then-yield barrier for the nthr threads of one parallel region; sense is per-thread state starting at 0. */
+typedef struct {
+  int count;
+  int sense;
+} llmq_barrier;
+void llmq_barrier_wait(llmq_barrier* b, int nthr, int* sense);
 void llmq_pool_resize(int n);
 
 #ifdef __cplusplus

@@ -2,6 +2,7 @@
  * the pool busy — another Node worker thread, or a kernel calling a kernel — runs its task alone instead of
  * waiting, so there is no deadlock and no oversubscription. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -136,4 +137,21 @@ void llmq_parallel(int nthr, llmq_task fn, void* ctx) {
   while (pending > 0) pthread_cond_wait(&cv_done, &mu);
   pthread_mutex_unlock(&mu);
   pthread_mutex_unlock(&region);
+}
+
+void llmq_barrier_wait(llmq_barrier* b, int nthr, int* sense) {
+  if (nthr <= 1) return;
+  *sense = !*sense;
+  if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == nthr) {
+    __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->sense, *sense, __ATOMIC_RELEASE);
+    return;
+  }
+  /* Yield after a short spin: the machine may have fewer free cores than threads. */
+  for (int spins = 0; __atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != *sense; spins++) {
+    if (spins < 4000)
+      __builtin_ia32_pause();
+    else
+      sched_yield();
+  }
 }
