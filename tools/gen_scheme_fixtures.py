@@ -166,6 +166,11 @@ def numerics():
         W("fp8-block4x8-pad", dict(num_bits=8, type="float", strategy="block", block_structure=[4, 8]), shape=(10, 20))
         W("fp8-block128-pad", dict(num_bits=8, type="float", strategy="block", block_structure=[128, 128]), shape=(6, 130))
         W("fp8-tensor-bf16scale", dict(num_bits=8, type="float", scale_dtype="torch.bfloat16"), mul=3.3)
+        # degenerate cells found by the live test: NaN fp8 zero point of an all-zero asymmetric row, int bounds that
+        # round up in bf16/f16 (4095 → 4096, 32767 → 32768 wrapping in the int16 cast)
+        W("fp8-channel-asym-zero-row", dict(num_bits=8, type="float", strategy="channel", symmetric=False), zero_rows=(2,))
+        W("int13-channel-asym", dict(num_bits=13, strategy="channel", symmetric=False), mul=40.0)
+        W("int16-channel-asym-zero-row", dict(num_bits=16, strategy="channel", symmetric=False), zero_rows=(1,))
         # every preset's weight args (NVFP4 tensor_group, MX group 32 with E8M0 exponents, int presets, FP8 variants)
         seen = set()
         for pname, p in PRESET_SCHEMES.items():
@@ -225,6 +230,9 @@ def numerics():
         ("mxfp4", dict(num_bits=4, type="float", group_size=32, scale_dtype="torch.uint8"), (8, 64), 1.0),
         ("mxfp4-small", dict(num_bits=4, type="float", group_size=32, scale_dtype="torch.uint8"), (8, 64), 1e-3),
         ("mxfp8", dict(num_bits=8, type="float", group_size=32, scale_dtype="torch.uint8"), (8, 64), 10.0),
+        ("int16-channel-asym", dict(num_bits=16, strategy="channel", symmetric=False), (8, 64), 1.0),
+        ("int13-channel-asym", dict(num_bits=13, strategy="channel", symmetric=False), (8, 64), 40.0),
+        ("fp8-channel-asym", dict(num_bits=8, type="float", strategy="channel", symmetric=False), (8, 64), 1.0),
     ]:
         seed += 1
         cases.append(weight_case(f"f16/{name}", kw, dtype, shape, seed, (1,), mul))
@@ -449,7 +457,44 @@ def args_fixtures():
     }
 
 
+def live(seed: int, count: int):
+    """Random weight/activation cases for the optional live interop test (LLMQ_PYTHON); JSON on stdout."""
+    import random
+
+    rnd = random.Random(seed)
+    cases = []
+    for k in range(count):
+        dtype = rnd.choice([torch.float32, torch.bfloat16, torch.float16])
+        fam = rnd.choice(["int-group", "int-channel", "int-tensor", "int-block", "fp8", "fp8-block", "nvfp4", "mx"])
+        sym = rnd.random() < 0.5
+        rows = rnd.randint(1, 12)
+        if fam == "int-group":
+            gs = rnd.choice([8, 16, 32])
+            kw, cols = dict(num_bits=rnd.randint(2, 8), group_size=gs, symmetric=sym), gs * rnd.randint(1, 4)
+        elif fam == "int-channel":
+            kw, cols = dict(num_bits=rnd.randint(2, 16), strategy="channel", symmetric=sym), rnd.randint(1, 70)
+        elif fam == "int-tensor":
+            kw, cols = dict(num_bits=rnd.randint(2, 8), symmetric=sym), rnd.randint(1, 70)
+        elif fam == "int-block":
+            kw, cols = dict(num_bits=rnd.randint(2, 8), strategy="block", block_structure=[rnd.randint(1, 6), rnd.randint(1, 9)], symmetric=sym), rnd.randint(1, 40)
+        elif fam == "fp8":
+            kw, cols = dict(num_bits=8, type="float", strategy=rnd.choice(["tensor", "channel"]), symmetric=sym), rnd.randint(1, 70)
+        elif fam == "fp8-block":
+            kw, cols = dict(num_bits=8, type="float", strategy="block", block_structure=[rnd.randint(1, 6), rnd.randint(1, 9)]), rnd.randint(1, 40)
+        elif fam == "nvfp4":
+            kw, cols = dict(num_bits=4, type="float", strategy="tensor_group", group_size=16, scale_dtype="torch.float8_e4m3fn"), 16 * rnd.randint(1, 4)
+        else:
+            kw, cols = dict(num_bits=rnd.choice([4, 6, 8]), type="float", group_size=32, scale_dtype="torch.uint8"), 32 * rnd.randint(1, 3)
+        mul = 10 ** rnd.uniform(-6, 3)
+        zero = (rnd.randrange(rows),) if rnd.random() < 0.3 else ()
+        cases.append(weight_case(f"live-{seed}-{k}/{DT[dtype]}/{fam}", kw, dtype, (rows, cols), seed * 1000 + k, zero, mul))
+    json.dump({"meta": {"compressed_tensors": compressed_tensors.__version__}, "cases": cases}, sys.stdout)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--live":
+        live(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 200)
+        return
     os.makedirs(OUT, exist_ok=True)
     meta = {"compressed_tensors": compressed_tensors.__version__, "torch": torch.__version__.split("+")[0]}
     with open(os.path.join(OUT, "args.json"), "w") as f:

@@ -1,5 +1,6 @@
 import {
   type DType,
+  DTYPES,
   FLOAT_EPS,
   FP8_E4M3FN_VALUES,
   Tensor,
@@ -28,29 +29,34 @@ export interface QParams {
 
 // ----- dtype helpers -----
 
-/** `round_to_quantized_type_dtype` on one value: clamp to the dtype's range, then cast (RNE for floats, round for ints). */
-export const roundToQuantizedDType = (x: number, d: DType): number => {
+/**
+ * `round_to_quantized_type_dtype` on one value held in a tensor of the dtype `r` rounds to: clamp to the target
+ * dtype's range (torch.clamp keeps the input dtype, so the bound is rounded too: 32767 is 32768 in f16/bf16), then
+ * cast (RNE for floats; round half to even for ints, whose out-of-range values then wrap in the storage cast).
+ */
+export const roundToQuantizedDType = (x: number, d: DType, r: (v: number) => number = (v) => v): number => {
   if (Number.isNaN(x)) return Number.NaN;
+  const clamp = (lo: number, hi: number) => r(Math.min(Math.max(x, lo), hi));
   switch (d) {
     case "f8_e4m3fn":
-      return FP8_E4M3FN_VALUES[fp8e4m3FromNumber(Math.min(Math.max(x, -448), 448))]!;
+      return FP8_E4M3FN_VALUES[fp8e4m3FromNumber(clamp(-448, 448))]!;
     case "f8_e5m2":
-      return roundToDType("f8_e5m2", Math.min(Math.max(x, -57344), 57344));
+      return roundToDType("f8_e5m2", clamp(-57344, 57344));
     case "f64":
     case "f32":
     case "bf16":
     case "f16": {
       const max = d === "f16" ? 65504 : d === "bf16" ? 3.3895313892515355e38 : d === "f32" ? 3.4028234663852886e38 : Number.MAX_VALUE;
-      return roundToDType(d, Math.min(Math.max(x, -max), max));
+      return roundToDType(d, clamp(-max, max));
     }
     case "i8":
-      return roundHalfEven(Math.min(Math.max(x, -128), 127)) + 0;
+      return roundHalfEven(clamp(-128, 127)) + 0;
     case "u8":
-      return roundHalfEven(Math.min(Math.max(x, 0), 255)) + 0;
+      return roundHalfEven(clamp(0, 255)) + 0;
     case "i16":
-      return roundHalfEven(Math.min(Math.max(x, -32768), 32767)) + 0;
+      return roundHalfEven(clamp(-32768, 32767)) + 0;
     case "i32":
-      return roundHalfEven(Math.min(Math.max(x, -(2 ** 31)), 2 ** 31 - 1)) + 0;
+      return roundHalfEven(clamp(-(2 ** 31), 2 ** 31 - 1)) + 0;
     default:
       return roundHalfEven(x) + 0;
   }
@@ -156,14 +162,17 @@ export const calculateQParams = (
     } else {
       s = rW(rW(hi - lo) / bitRange);
       z = rW(qMin - rW(lo / s));
-      z = Number.isNaN(z) ? z : Math.min(Math.max(z, qMin), qMax);
+      // torch.clamp with 0-dim f32 bounds keeps the statistics' dtype: the bound itself is rounded (bf16: 4095 → 4096)
+      z = Number.isNaN(z) ? z : rW(Math.min(Math.max(z, qMin), qMax));
     }
     if (gs !== null) s = rS(gs * s);
-    if (scaleDType !== null) s = rS(roundToQuantizedDType(s, scaleDType));
+    if (scaleDType !== null) s = rS(roundToQuantizedDType(s, scaleDType, rS));
     if (mx) s = rS(Math.fround(2 ** (Math.trunc(s) - 127)));
     if (s === 0) s = eps;
     scale[i] = s;
-    zp[i] = Number.isNaN(z) ? 0 : roundToQuantizedDType(z, zpDType);
+    // An asymmetric all-zero cell gives zp = q_min − 0/0 = NaN: torch's CPU cast makes it 0 in an int dtype and
+    // keeps NaN in a float one (fp8 code 0x7f).
+    zp[i] = Number.isNaN(z) && DTYPES[zpDType].kind !== "float" ? 0 : roundToQuantizedDType(z, zpDType, rW);
   }
   const shape = min.shape.length === 0 ? [1] : min.shape;
   return E.right({ scale: castFromNumbers(S, scale, shape), zeroPoint: castFromNumbers(zpDType, zp, shape) });

@@ -1,0 +1,36 @@
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { type Case, checkCase } from "./test-support/check-case.js";
+
+// Optional live comparison on random cases against the real compressed-tensors 0.20.0, run only when LLMQ_PYTHON
+// names a python with torch + compressed-tensors 0.20.0 (+ llmcompressor for its observer). LLMQ_CT_PATH may point
+// at a --target install of compressed-tensors 0.20.0 that is put first on PYTHONPATH.
+
+const python = process.env.LLMQ_PYTHON;
+const script = new URL("../../../tools/gen_scheme_fixtures.py", import.meta.url).pathname;
+
+const load = (seed: number, count: number): Case[] => {
+  const env = { ...process.env };
+  const ct = process.env.LLMQ_CT_PATH;
+  if (ct !== undefined && existsSync(ct)) env.PYTHONPATH = ct + (env.PYTHONPATH ? `:${env.PYTHONPATH}` : "");
+  const r = spawnSync(python!, [script, "--live", String(seed), String(count)], { env, encoding: "utf8", maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`${python} ${script} --live failed: ${r.stderr}`);
+  const out = r.stdout;
+  return (JSON.parse(out.slice(out.indexOf('{"meta"'))) as { cases: Case[] }).cases;
+};
+
+describe.skipIf(python === undefined)("live interop with compressed-tensors (LLMQ_PYTHON)", () => {
+  const seed = Number(process.env.LLMQ_SEED ?? Date.now() % 100000);
+  it(`random weight cases, seed ${seed}`, () => {
+    const cases = load(seed, 150);
+    expect(cases.length).toBe(150);
+    for (const c of cases) {
+      try {
+        checkCase(c);
+      } catch (e) {
+        throw new Error(`${c.name} (seed ${seed}): ${(e as Error).message}`);
+      }
+    }
+  });
+});
