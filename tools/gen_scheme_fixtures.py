@@ -488,6 +488,31 @@ def live(seed: int, count: int):
         mul = 10 ** rnd.uniform(-6, 3)
         zero = (rnd.randrange(rows),) if rnd.random() < 0.3 else ()
         cases.append(weight_case(f"live-{seed}-{k}/{DT[dtype]}/{fam}", kw, dtype, (rows, cols), seed * 1000 + k, zero, mul))
+        # and one activation case per weight case
+        afam = rnd.choice(["token", "tensor", "group-fp8", "group-mx", "nvfp4-local", "attn_head"])
+        b, t = rnd.randint(1, 3), rnd.randint(1, 4)
+        sd = seed * 1000 + 500 + k
+        if afam == "token":
+            akw = dict(num_bits=rnd.choice([4, 8]), type=rnd.choice(["int", "float"]), strategy="token", dynamic=True, symmetric=sym)
+            if akw["type"] == "float":
+                akw["num_bits"] = 8
+            case = activation_case(f"live-{seed}-{k}/{DT[dtype]}/a-{afam}", akw, dtype, (b, t, 8 * rnd.randint(1, 8)), sd, (2,), mul=mul)
+        elif afam == "tensor":
+            akw = dict(num_bits=rnd.randint(2, 8), symmetric=sym)
+            case = activation_case(f"live-{seed}-{k}/{DT[dtype]}/a-{afam}", akw, dtype, (t, 8 * rnd.randint(1, 8)), sd, None, mul=mul)
+        elif afam == "group-fp8":
+            akw = dict(num_bits=8, type="float", group_size=16, dynamic=True)
+            case = activation_case(f"live-{seed}-{k}/{DT[dtype]}/a-{afam}", akw, dtype, (b, t, 16 * rnd.randint(1, 4)), sd, None, group=16, mul=mul)
+        elif afam == "group-mx":
+            akw = dict(num_bits=rnd.choice([4, 6, 8]), type="float", group_size=32, dynamic=True, scale_dtype="torch.uint8")
+            case = activation_case(f"live-{seed}-{k}/{DT[dtype]}/a-{afam}", akw, dtype, (b, t, 32 * rnd.randint(1, 3)), sd, None, group=32, mul=mul)
+        elif afam == "nvfp4-local":
+            akw = dict(num_bits=4, type="float", strategy="tensor_group", group_size=16, dynamic="local", scale_dtype="torch.float8_e4m3fn")
+            case = activation_case(f"live-{seed}-{k}/{DT[dtype]}/a-{afam}", akw, dtype, (b, t, 16 * rnd.randint(1, 4)), sd, None, group=16, mul=mul, local_global=True)
+        else:
+            akw = dict(num_bits=8, type=rnd.choice(["int", "float"]), strategy="attn_head", symmetric=sym)
+            case = activation_case(f"live-{seed}-{k}/{DT[dtype]}/a-{afam}", akw, dtype, (b, rnd.randint(1, 4), t, 8), sd, (0, 2, 3), mul=mul)
+        cases.append(case)
     json.dump({"meta": {"compressed_tensors": compressed_tensors.__version__}, "cases": cases}, sys.stdout)
 
 

@@ -22,9 +22,9 @@ const load = (seed: number, count: number): Case[] => {
 
 describe.skipIf(python === undefined)("live interop with compressed-tensors (LLMQ_PYTHON)", () => {
   const seed = Number(process.env.LLMQ_SEED ?? Date.now() % 100000);
-  it(`random weight cases, seed ${seed}`, () => {
+  it(`random weight and activation cases, seed ${seed}`, () => {
     const cases = load(seed, 150);
-    expect(cases.length).toBe(150);
+    expect(cases.length).toBe(300);
     for (const c of cases) {
       try {
         checkCase(c);
