@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
+import { GPTQ_UPDATE_WASM } from "./gptq-update-wasm.js";
 
 // The GPTQ column loop for integer grids with f32 dequantization (the common case: f32 working weights, f32
 // scales), shared by the main thread and a small pool of worker threads that split the rows of each block. The
@@ -9,12 +10,20 @@ import { availableParallelism } from "node:os";
 
 // ----- the kernel -----
 
+/** The compiled SIMD update (see gptq-update.wat) and the memory it works in; one per thread. */
+export interface WasmUpdate {
+  readonly update: (p: number, e: number, h: number, bw: number, i: number, r0: number, r1: number) => void;
+  readonly memory: WebAssembly.Memory;
+}
+
 /**
  * Rows [r0, r1) of one block, in place on a rows × bw panel: for each column i, the code
  * y = round_half_even(clamp(fl(fl(x / s) + zp), qmin, qmax)), q = fl(fl(y − zp) · s), e = fl(fl(x − q) / Hinv[i,i]),
  * then W[:, j] −= fl(e · Hinv[i, j]) for j > i (LC `gptq_block_update`, eager path). `h` is the bw × bw diagonal
  * block of the upper Cholesky factor of H⁻¹; `colSel` maps block column → scale column; codes and err are
- * rows × bw; `loss` gains Σ e² / 2 per row.
+ * rows × bw; `loss` gains Σ e² / 2 per row. With `wasm`, the rows are copied into its memory and the update runs
+ * there as f32x4 multiply-then-subtract (the same two roundings per element); otherwise in plain JS, four rows at a
+ * time sharing the Hinv loads.
  */
 export function intPanelKernel(
   p: Float32Array,
@@ -32,13 +41,36 @@ export function intPanelKernel(
   codes: Float32Array,
   err: Float32Array,
   loss: Float64Array,
+  wasm: WasmUpdate | null,
 ): void {
   const fr = Math.fround;
+  // Work arrays: the caller's (JS path) or row-local copies inside the wasm memory (P, E indexed from row r0).
+  let P = p;
+  let E = err;
+  let base = 0;
+  let offP = 0;
+  let offE = 0;
+  let offH = 0;
+  const nr = r1 - r0;
+  if (wasm !== null) {
+    offE = nr * bw * 4;
+    offH = 2 * nr * bw * 4;
+    const need = offH + bw * bw * 4;
+    const have = wasm.memory.buffer.byteLength;
+    if (have < need) wasm.memory.grow(Math.ceil((need - have) / 65536));
+    const buf = wasm.memory.buffer;
+    P = new Float32Array(buf, 0, nr * bw);
+    E = new Float32Array(buf, offE, nr * bw);
+    new Float32Array(buf, offH, bw * bw).set(h.subarray(0, bw * bw));
+    P.set(p.subarray(r0 * bw, r1 * bw));
+    base = r0;
+  }
   const step = (r: number, i: number): number => {
     const o = r * bw + i;
+    const lo = (r - base) * bw + i;
     const si = rowSel[r]! * sCols + colSel[i]!;
     const s = scales[si]!;
-    const x = p[o]!;
+    const x = P[lo]!;
     let y = fr(x / s);
     let q: number;
     if (zps !== null) y = fr(y + zps[si]!);
@@ -52,11 +84,20 @@ export function intPanelKernel(
     else q = fr(t * s);
     codes[o] = t;
     const e = fr(fr(x - q) / h[i * bw + i]!);
-    err[o] = e;
+    E[lo] = e;
     loss[r] = loss[r]! + fr(e * e) / 2;
-    p[o] = q;
+    P[lo] = q;
     return e;
   };
+  if (wasm !== null) {
+    for (let i = 0; i < bw; i++) {
+      for (let r = r0; r < r1; r++) step(r, i);
+      wasm.update(offP, offE, offH, bw, i, 0, nr);
+    }
+    p.set(P, r0 * bw);
+    err.set(E, r0 * bw);
+    return;
+  }
   let r = r0;
   for (; r + 4 <= r1; r += 4) {
     const o0 = r * bw;
@@ -88,6 +129,17 @@ export function intPanelKernel(
   }
 }
 
+/** Instantiates the SIMD update (synchronously; 275 bytes), or null where WebAssembly SIMD is unavailable. */
+export function makeWasmUpdate(bytes: Uint8Array<ArrayBuffer>): WasmUpdate | null {
+  try {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } });
+    return { update: inst.exports.update as WasmUpdate["update"], memory };
+  } catch {
+    return null;
+  }
+}
+
 // ----- the pool -----
 
 /** Buffers the threads share for one quantizeWeight call (SharedArrayBuffer-backed when a pool runs). */
@@ -114,14 +166,28 @@ const workerSource = `
 const { parentPort } = require("node:worker_threads");
 const __name = (f) => f;
 const intPanelKernel = ${intPanelKernel.toString()};
+const makeWasmUpdate = ${makeWasmUpdate.toString()};
 let b = null;
+let wasm = null;
 parentPort.on("message", (m) => {
-  if (m.setup) { b = m.setup; return; }
-  intPanelKernel(b.panel, m.bw, m.r0, m.r1, b.h, b.rowSel, b.colSel, m.sCols, b.scales, b.zps, m.qmin, m.qmax, b.codes, b.err, b.loss);
+  if (m.setup) { b = m.setup; if (m.wasmBytes && wasm === null) wasm = makeWasmUpdate(m.wasmBytes); return; }
+  intPanelKernel(b.panel, m.bw, m.r0, m.r1, b.h, b.rowSel, b.colSel, m.sCols, b.scales, b.zps, m.qmin, m.qmax, b.codes, b.err, b.loss, m.useWasm ? wasm : null);
   Atomics.add(b.ctrl, 0, 1);
   Atomics.notify(b.ctrl, 0);
 });
 `;
+
+let wasmBytes: Uint8Array<ArrayBuffer> | null = null;
+let mainWasm: WasmUpdate | null | undefined;
+
+/** The SIMD update for the calling thread (null without WebAssembly SIMD, or with LLMQ_GPTQ_WASM=0). */
+const wasmForMain = (): WasmUpdate | null => {
+  if (mainWasm === undefined) {
+    wasmBytes ??= Uint8Array.from(Buffer.from(GPTQ_UPDATE_WASM, "base64"));
+    mainWasm = process.env.LLMQ_GPTQ_WASM === "0" ? null : makeWasmUpdate(wasmBytes);
+  }
+  return mainWasm;
+};
 
 let pool: WorkerLike[] | null = null;
 let poolError: string | null = null;
@@ -167,7 +233,13 @@ export const panelRunner = (
   scales: Float64Array,
   zps: Float64Array | null,
   threads: number,
-): { readonly buffers: PanelBuffers; readonly threads: number; readonly run: (bw: number, sCols: number, qmin: number, qmax: number) => void } => {
+): {
+  readonly buffers: PanelBuffers;
+  readonly threads: number;
+  readonly simd: boolean;
+  readonly run: (bw: number, sCols: number, qmin: number, qmax: number) => void;
+} => {
+  const wasm = wasmForMain();
   const want = rows >= 64 ? Math.max(1, Math.min(threads, Math.floor(rows / 16))) : 1;
   const ws = want > 1 ? workers(want - 1) : [];
   const shared = ws.length > 0;
@@ -189,14 +261,14 @@ export const panelRunner = (
     zps: zps ? copyTo(zps, Float64Array) : null,
   };
   const ctrl = alloc(shared, Int32Array, 4);
-  for (const w of ws) w.postMessage({ setup: { ...buffers, ctrl } });
+  for (const w of ws) w.postMessage({ setup: { ...buffers, ctrl }, wasmBytes });
   // Row chunks in multiples of 4 (the kernel's unroll), the calling thread takes the first.
   const parts = ws.length + 1;
   const chunk = Math.ceil(rows / parts / 4) * 4;
   const run = (bw: number, sCols: number, qmin: number, qmax: number): void => {
     const b = buffers;
     if (ws.length === 0) {
-      intPanelKernel(b.panel, bw, 0, rows, b.h, b.rowSel, b.colSel, sCols, b.scales, b.zps, qmin, qmax, b.codes, b.err, b.loss);
+      intPanelKernel(b.panel, bw, 0, rows, b.h, b.rowSel, b.colSel, sCols, b.scales, b.zps, qmin, qmax, b.codes, b.err, b.loss, wasm);
       return;
     }
     Atomics.store(ctrl, 0, 0);
@@ -204,15 +276,15 @@ export const panelRunner = (
     for (let t = 1; t < parts; t++) {
       const r0 = Math.min(rows, t * chunk);
       const r1 = Math.min(rows, (t + 1) * chunk);
-      ws[t - 1]!.postMessage({ bw, r0, r1, sCols, qmin, qmax });
+      ws[t - 1]!.postMessage({ bw, r0, r1, sCols, qmin, qmax, useWasm: wasm !== null });
       posted++;
     }
-    intPanelKernel(b.panel, bw, 0, Math.min(rows, chunk), b.h, b.rowSel, b.colSel, sCols, b.scales, b.zps, qmin, qmax, b.codes, b.err, b.loss);
+    intPanelKernel(b.panel, bw, 0, Math.min(rows, chunk), b.h, b.rowSel, b.colSel, sCols, b.scales, b.zps, qmin, qmax, b.codes, b.err, b.loss, wasm);
     let waited = 0;
     for (let done = Atomics.load(ctrl, 0); done < posted; done = Atomics.load(ctrl, 0)) {
       if (Atomics.wait(ctrl, 0, done, 1000) === "timed-out" && ++waited > 600)
         throw new Error(`llmq internal: GPTQ worker threads stopped responding (${poolError ?? "no error reported"})`);
     }
   };
-  return { buffers, threads: parts, run };
+  return { buffers, threads: parts, simd: wasm !== null, run };
 };

@@ -88,6 +88,8 @@ export interface GptqResult {
     readonly trailing: number;
     readonly finish: number;
     readonly threads: number;
+    /** Whether the column update ran as WebAssembly SIMD. */
+    readonly simd: boolean;
   };
 }
 
@@ -391,7 +393,7 @@ export const quantizeWeight = (
   let tf = performance.now();
   const factor = factorizeHessianInPlace(h, cols, dampeningFrac);
   const hinv = factor.hinv;
-  const timings = { prepare: (tf - t0) / 1000, factorize: (performance.now() - tf) / 1000, columns: 0, trailing: 0, finish: 0, threads: 1 };
+  const timings = { prepare: (tf - t0) / 1000, factorize: (performance.now() - tf) / 1000, columns: 0, trailing: 0, finish: 0, threads: 1, simd: false };
   const warnings: string[] = [];
   if (factor.usedRtnFallback)
     warnings.push(
@@ -464,7 +466,10 @@ export const quantizeWeight = (
     }
     timings.trailing += (performance.now() - t1) / 1000;
   }
-  if (runner) timings.threads = runner.threads;
+  if (runner) {
+    timings.threads = runner.threads;
+    timings.simd = runner.simd;
+  }
   tf = performance.now();
   let loss = 0;
   for (let r = 0; r < rows; r++) loss += rowLoss[r]!;
