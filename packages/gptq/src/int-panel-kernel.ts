@@ -48,7 +48,7 @@ export function intPanelKernel(
   let P = p;
   let E = err;
   let base = 0;
-  let offP = 0;
+  const offP = 0;
   let offE = 0;
   let offH = 0;
   const nr = r1 - r0;
