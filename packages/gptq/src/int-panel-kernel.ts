@@ -181,7 +181,7 @@ let wasmBytes: Uint8Array<ArrayBuffer> | null = null;
 let mainWasm: WasmUpdate | null | undefined;
 
 /** The SIMD update for the calling thread (null without WebAssembly SIMD, or with LLMQ_GPTQ_WASM=0). */
-const wasmForMain = (): WasmUpdate | null => {
+export const wasmForMain = (): WasmUpdate | null => {
   if (mainWasm === undefined) {
     wasmBytes ??= Uint8Array.from(Buffer.from(GPTQ_UPDATE_WASM, "base64"));
     mainWasm = process.env.LLMQ_GPTQ_WASM === "0" ? null : makeWasmUpdate(wasmBytes);

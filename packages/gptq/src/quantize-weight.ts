@@ -12,7 +12,7 @@ import {
   unsupportedArgs,
 } from "./errors.js";
 import { factorizeHessianInPlace } from "./factorize-hessian.js";
-import { defaultThreads, panelRunner } from "./int-panel-kernel.js";
+import { type WasmUpdate, defaultThreads, panelRunner, wasmForMain } from "./int-panel-kernel.js";
 
 // The GPTQ math of llm-compressor 0.14 (`modifiers/gptq/gptq_quantize.py quantize_weight` + `helpers.py`), for one
 // module on the CPU. Every elementwise step is an f32 operation in the same order as LC's eager torch path, so the
@@ -199,7 +199,40 @@ const columnLoop = (
   codes: Float32Array,
   err1: Float32Array,
   rowLoss: Float64Array,
+  wasm: WasmUpdate | null,
 ): void => {
+  if (wasm !== null) {
+    // Same per-element operations with the SIMD update: step every row of column i, then update the rest.
+    const need = (2 * rows * bw + bw * bw) * 4;
+    const have = wasm.memory.buffer.byteLength;
+    if (have < need) wasm.memory.grow(Math.ceil((need - have) / 65536));
+    const buf = wasm.memory.buffer;
+    const P = new Float32Array(buf, 0, rows * bw);
+    const Er = new Float32Array(buf, rows * bw * 4, rows * bw);
+    const Hb = new Float32Array(buf, 2 * rows * bw * 4, bw * bw);
+    for (let i = 0; i < bw; i++) Hb.set(hinv.subarray((i1 + i) * n + i1, (i1 + i) * n + i1 + bw), i * bw);
+    P.set(panel.subarray(0, rows * bw));
+    for (let i = 0; i < bw; i++) {
+      const c = i1 + i;
+      const d = hinv[c * n + c]!;
+      for (let r = 0; r < rows; r++) {
+        const o = r * bw + i;
+        const si = rowSel[r]! * sCols + colSel[c]!;
+        const x = P[o]!;
+        const y = code(x, si);
+        const q = dequant(y, si);
+        codes[r * n + c] = y;
+        const e = fr(fr(x - q) / d);
+        Er[o] = e;
+        rowLoss[r] = rowLoss[r]! + fr(e * e) / 2;
+        P[o] = q;
+      }
+      wasm.update(0, rows * bw * 4, 2 * rows * bw * 4, bw, i, 0, rows);
+    }
+    panel.set(P);
+    err1.set(Er);
+    return;
+  }
   const step = (r: number, i: number): number => {
     const o = r * bw;
     const c = i1 + i;
@@ -434,6 +467,7 @@ export const quantizeWeight = (
   // The fast path's codes in panel layout (working order); un-permuted with the weight at the end.
   const codePanels =
     fastInt && intCodes ? (intCodes instanceof Int8Array ? new Int8Array(rows * cols) : intCodes instanceof Int16Array ? new Int16Array(rows * cols) : new Int32Array(rows * cols)) : null;
+  const simd = fastInt ? null : wasmForMain();
   const runner = fastInt ? panelRunner(rows, maxBw, rowSel, scales, zps, opts.threads ?? defaultThreads()) : null;
   if (runner) {
     err1 = runner.buffers.err;
@@ -453,7 +487,7 @@ export const quantizeWeight = (
       panel.set(b.panel.subarray(0, rows * bw));
       codePanels!.set(b.codes.subarray(0, rows * bw), rows * i1);
     } else {
-      columnLoop(panel, rows, bw, i1, cols, hinv, rowSel, sCols, colSel, code, dequant, codes, err1, rowLoss);
+      columnLoop(panel, rows, bw, i1, cols, hinv, rowSel, sCols, colSel, code, dequant, codes, err1, rowLoss, simd);
     }
     const t1 = performance.now();
     timings.columns += (t1 - tf) / 1000;
@@ -469,7 +503,7 @@ export const quantizeWeight = (
   if (runner) {
     timings.threads = runner.threads;
     timings.simd = runner.simd;
-  }
+  } else timings.simd = simd !== null;
   tf = performance.now();
   let loss = 0;
   for (let r = 0; r < rows; r++) loss += rowLoss[r]!;
