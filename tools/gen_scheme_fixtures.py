@@ -516,7 +516,39 @@ def live(seed: int, count: int):
     json.dump({"meta": {"compressed_tensors": compressed_tensors.__version__}, "cases": cases}, sys.stdout)
 
 
+def live_args(seed: int, count: int):
+    """Random QuantizationArgs inputs (valid and invalid) with CT's verdict, for the optional live decoder test."""
+    import random
+
+    rnd = random.Random(seed)
+    pools = {
+        "num_bits": [1, 2, 3, 4, 5, 6, 7, 8, 8, 4, 12, 16, 32, 0, -1, "4", 4.5, None, True],
+        "type": ["int", "float", "float", "INT", "Float", "uint", None, 3],
+        "symmetric": [True, False, "yes", "no", 0, 1, "maybe", None],
+        "group_size": [None, -1, 0, 16, 32, 128, 128, -2, "64"],
+        "strategy": [None, "tensor", "channel", "group", "block", "token", "tensor_group", "attn_head", "GROUP", "row"],
+        "block_structure": [None, [128, 128], [2, 4], "8x16", [128], [0, 1], "axb", [1.5, 2]],
+        "dynamic": [False, True, "local", "LOCAL", "sometimes", None, 0, 1],
+        "actorder": [None, False, True, "weight", "static", "group", "WEIGHT", "dynamic"],
+        "scale_dtype": [None, "torch.float8_e4m3fn", "torch.uint8", "float16", "torch.float", "torch.float128", 8],
+        "zp_dtype": [None, "torch.float8_e4m3fn", "torch.uint8", "torch.int8", "int16", "torch.float128", 8],
+        "observer": [None, "minmax", "mse", 3],
+        "observer_kwargs": [{}, {"averaging_constant": 0.1}, [], None],
+    }
+    out = []
+    for _ in range(count):
+        a = {k: rnd.choice(v) for k, v in pools.items() if rnd.random() < 0.35}
+        if rnd.random() < 0.03:
+            a["bits"] = 4
+        e = err(lambda a=a: QuantizationArgs(**a))
+        out.append({"input": a, **(e if e else {"dump": dump(QuantizationArgs(**a))})})
+    json.dump({"meta": {"compressed_tensors": compressed_tensors.__version__}, "args": out}, sys.stdout)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--live-args":
+        live_args(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 500)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--live":
         live(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 200)
         return

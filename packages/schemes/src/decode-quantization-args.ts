@@ -26,12 +26,15 @@ const readBlockStructure = (u: unknown, path: string): E.Either<SchemeError, rea
     if (!parts.every((p) => INT_PART.test(p))) return E.left(bad());
     v = parts.map((p) => Number.parseInt(p, 10));
   }
-  if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => typeof x === "number" && Number.isSafeInteger(x) && x > 0)) return E.left(bad());
-  return E.right([v[0] as number, v[1] as number] as const);
+  // Python's isinstance(True, int) holds, so booleans pass as 1 (and False fails the > 0 check)
+  const ints = Array.isArray(v) ? v.map((x) => (typeof x === "boolean" ? Number(x) : x)) : null;
+  if (ints === null || ints.length !== 2 || !ints.every((x) => typeof x === "number" && Number.isSafeInteger(x) && x > 0)) return E.left(bad());
+  return E.right([ints[0] as number, ints[1] as number] as const);
 };
 
 const readDynamic = (u: unknown, path: string): E.Either<SchemeError, DynamicType> => {
   if (typeof u === "boolean") return E.right(u);
+  if (u === 0 || u === 1) return E.right(u === 1); // pydantic's lax bool branch of `DynamicType | bool`
   if (typeof u === "string" && u.toLowerCase() === "local") return E.right("local");
   return E.left(invalidField(path, 'true, false or "local"', u));
 };
@@ -84,8 +87,6 @@ export const defaultZpDType = (type: QuantizationType, numBits: number): string 
  */
 export const decodeQuantizationArgs = (u: unknown, path = ""): E.Either<SchemeError, QuantizationArgs> => {
   if (!isPlainObject(u)) return E.left(invalidField(path, "an object of QuantizationArgs fields", u));
-  const ex = checkNoExtra(u, QUANTIZATION_ARGS_FIELDS, path);
-  if (E.isLeft(ex)) return ex;
   const fieldsSet = QUANTIZATION_ARGS_FIELDS.filter((k) => has(u, k) && u[k] !== undefined) as QuantizationArgsField[];
   const p = (k: string) => join(path, k);
 
@@ -100,7 +101,13 @@ export const decodeQuantizationArgs = (u: unknown, path = ""): E.Either<SchemeEr
     u,
     "group_size",
     path,
-    nullable((v, q) => (typeof v === "number" && Number.isSafeInteger(v) ? E.right(v) : E.left(invalidField(q, "an integer (> 0 for group, -1 for channel)", v)))),
+    nullable((v, q) =>
+      typeof v === "number" && Number.isSafeInteger(v)
+        ? E.right(v)
+        : typeof v === "boolean"
+          ? E.right(v ? 1 : 0)
+          : E.left(invalidField(q, "an integer (> 0 for group, -1 for channel)", v)),
+    ),
     null,
   );
   if (E.isLeft(groupSize)) return groupSize;
@@ -130,6 +137,9 @@ export const decodeQuantizationArgs = (u: unknown, path = ""): E.Either<SchemeEr
     {},
   );
   if (E.isLeft(kw)) return kw;
+  // pydantic reports extra keys after the field errors, and runs the model rules only when both are clean
+  const ex = checkNoExtra(u, QUANTIZATION_ARGS_FIELDS, path);
+  if (E.isLeft(ex)) return ex;
 
   const gs = groupSize.right;
   const dyn = dynamic.right;

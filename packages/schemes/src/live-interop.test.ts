@@ -1,6 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
+import { decodeQuantizationArgs } from "./decode-quantization-args.js";
+import { encodeQuantizationArgs } from "./encode-quantization.js";
+import { formatSchemeError } from "./errors.js";
 import { type Case, checkCase } from "./test-support/check-case.js";
 
 // Optional live comparison on random cases against the real compressed-tensors 0.20.0, run only when LLMQ_PYTHON
@@ -32,5 +36,39 @@ describe.skipIf(python === undefined)("live interop with compressed-tensors (LLM
         throw new Error(`${c.name} (seed ${seed}): ${(e as Error).message}`);
       }
     }
+  });
+});
+
+interface LiveArgs {
+  readonly input: unknown;
+  readonly dump?: unknown;
+  readonly error?: string;
+  readonly loc?: string;
+  readonly message?: string;
+}
+
+describe.skipIf(python === undefined)("live decoder interop with compressed-tensors (LLMQ_PYTHON)", () => {
+  const seed = Number(process.env.LLMQ_SEED ?? Date.now() % 100000);
+  it(`random QuantizationArgs inputs, seed ${seed}`, () => {
+    const env = { ...process.env };
+    const ct = process.env.LLMQ_CT_PATH;
+    if (ct !== undefined && existsSync(ct)) env.PYTHONPATH = ct + (env.PYTHONPATH ? `:${env.PYTHONPATH}` : "");
+    const r = spawnSync(python!, [script, "--live-args", String(seed), "600"], { env, encoding: "utf8", maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`${python} ${script} --live-args failed: ${r.stderr}`);
+    const all = (JSON.parse(r.stdout.slice(r.stdout.indexOf('{"meta"'))) as { args: LiveArgs[] }).args;
+    const wrong: string[] = [];
+    for (const a of all) {
+      const d = decodeQuantizationArgs(a.input);
+      if (a.dump !== undefined) {
+        if (E.isLeft(d)) wrong.push(`${JSON.stringify(a.input)}: CT accepts, we reject: ${formatSchemeError(d.left)}`);
+        else if (JSON.stringify(encodeQuantizationArgs(d.right)) !== JSON.stringify(a.dump))
+          wrong.push(`${JSON.stringify(a.input)}: dump ${JSON.stringify(encodeQuantizationArgs(d.right))} vs CT ${JSON.stringify(a.dump)}`);
+      } else if (E.isRight(d)) wrong.push(`${JSON.stringify(a.input)}: CT rejects (${a.error}: ${a.message}), we accept`);
+      else if (a.loc) {
+        const p = "path" in d.left ? d.left.path : "";
+        if (p !== a.loc && !p.startsWith(`${a.loc}.`)) wrong.push(`${JSON.stringify(a.input)}: error at ${p}, CT at ${a.loc} (${a.message})`);
+      }
+    }
+    expect(wrong.slice(0, 20)).toEqual([]);
   });
 });

@@ -18,9 +18,10 @@ export const checkNoExtra = (o: Record<string, unknown>, fields: ReadonlyArray<s
 
 const INT_STR = /^\s*[+-]?\d+\s*$/;
 
-/** pydantic lax int: integral numbers and integer strings. (bool is rejected: JSON booleans are never ints here.) */
+/** pydantic lax int: integral numbers, integer strings and booleans (true → 1). */
 export const readInt = (u: unknown, path: string): E.Either<SchemeError, number> => {
   if (typeof u === "number" && Number.isSafeInteger(u)) return E.right(u);
+  if (typeof u === "boolean") return E.right(u ? 1 : 0);
   if (typeof u === "string" && INT_STR.test(u)) return E.right(Number.parseInt(u, 10));
   return E.left(invalidField(path, "an integer", u));
 };
