@@ -23,8 +23,6 @@ const optArgs = (o: Record<string, unknown>, k: string, path: string): E.Either<
  */
 export const decodeQuantizationScheme = (u: unknown, path = ""): E.Either<SchemeError, QuantizationScheme> => {
   if (!isPlainObject(u)) return E.left(invalidField(path, "an object of QuantizationScheme fields (targets, weights, input_activations, …)", u));
-  const ex = checkNoExtra(u, QUANTIZATION_SCHEME_FIELDS, path);
-  if (E.isLeft(ex)) return ex;
   if (!has(u, "targets")) return E.left(missingField(join(path, "targets")));
   const targets = readStringList(u.targets, join(path, "targets"));
   if (E.isLeft(targets)) return targets;
@@ -37,6 +35,9 @@ export const decodeQuantizationScheme = (u: unknown, path = ""): E.Either<Scheme
   const format =
     !has(u, "format") || u.format === null ? E.right(null) : readEnum<CompressionFormat>(u.format, COMPRESSION_FORMATS, join(path, "format"));
   if (E.isLeft(format)) return format;
+  // pydantic: extra keys are reported after the field errors; the model rules run only when both are clean
+  const ex = checkNoExtra(u, QUANTIZATION_SCHEME_FIELDS, path);
+  if (E.isLeft(ex)) return ex;
 
   const i = inputs.right;
   if (i !== null) {
