@@ -5,7 +5,7 @@
 // memoryless_minmax weight observer and are fed to both, so the timing covers exactly the GPTQ step.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
 import { decodeQuantizationArgs } from "@llmq/schemes";
@@ -22,7 +22,7 @@ const rows = opt("rows", 4096);
 const cols = opt("cols", 4096);
 const group = opt("group", 128);
 const threads = 2;
-const repeat = opt("repeat", 2);
+const repeat = opt("repeat", 3);
 // The native kernels' pool honours LLMQ_THREADS; pin both it and the GPTQ column-loop workers to 2 like the peer.
 nativeAddon()?.setThreads(threads);
 const log = (s: string): void => {
@@ -104,15 +104,21 @@ const args: GptqArgs = decoded.right;
 const W = new Tensor("f32", [rows, cols], wData);
 const H = new Tensor("f32", [cols, cols], hData);
 log(`llmq: quantizeWeight on backend ${activeBackend()} …`);
+// Best of `repeat` on both sides: the 2-core machine is shared, and the minimum is the least disturbed run.
 let secs = Number.POSITIVE_INFINITY;
 let r: ReturnType<typeof quantizeWeight> | undefined;
 for (let i = 0; i < repeat; i++) {
   t0 = performance.now();
-  r = quantizeWeight(W, H, args, { qparams: { scale: new Tensor("f32", [rows, cols / group], scale), zeroPoint: null }, module: "bench", threads });
-  secs = Math.min(secs, (performance.now() - t0) / 1000);
-  if (E.isLeft(r)) {
-    log(JSON.stringify(r.left));
+  const ri = quantizeWeight(W, H, args, { qparams: { scale: new Tensor("f32", [rows, cols / group], scale), zeroPoint: null }, module: "bench", threads });
+  const dt = (performance.now() - t0) / 1000;
+  if (E.isLeft(ri)) {
+    log(JSON.stringify(ri.left));
     process.exit(2);
+  }
+  log(`  run ${i + 1}: ${dt.toFixed(3)} s ${JSON.stringify(ri.right.timings)}`);
+  if (dt < secs) {
+    secs = dt;
+    r = ri;
   }
 }
 if (!r || E.isLeft(r)) process.exit(2);
@@ -120,7 +126,6 @@ const codes = r.right.quantized.data as Int8Array;
 let mismatched = 0;
 for (let i = 0; i < codes.length; i++) if (codes[i] !== peerCodes[i]) mismatched++;
 
-log(`llmq phases: ${JSON.stringify(r.right.timings)}`);
 const line = {
   bench: "gptq",
   op: "quantize_weight",
@@ -138,6 +143,8 @@ const line = {
   loss: r.right.loss,
   peer_loss: peer.loss,
   code_mismatch: mismatched / codes.length,
+  simd: r.right.timings.simd,
+  loadavg_1m: Number(loadavg()[0]!.toFixed(2)),
 };
 if (json) process.stdout.write(`${JSON.stringify(line)}\n`);
 else
