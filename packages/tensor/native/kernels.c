@@ -51,8 +51,11 @@ typedef struct {
 #ifndef MC_MULT
 #define MC_MULT 20
 #endif
-#define PACK_A_ELEMS (MC_MULT * 12 * 256)
-#define PACK_B_BYTES (4096 * 256 * 4)
+#ifndef KC_F32
+#define KC_F32 256
+#endif
+#define PACK_A_ELEMS (MC_MULT * 12 * (KC_F32 > 256 ? KC_F32 : 256))
+#define PACK_B_BYTES (4096 * (KC_F32 > 256 ? KC_F32 : 256) * 4)
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
