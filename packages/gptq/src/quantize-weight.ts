@@ -451,10 +451,6 @@ export const quantizeWeight = (
     const base = rows * (j - (j % blockSize));
     for (let r = 0; r < rows; r++) panels[base + r * bw + (j % blockSize)] = 0;
   }
-  // Codes: the int fast path writes them straight into the output array (original column order); the generic path
-  // keeps f32 codes in working order and casts at the end.
-  const intCodes =
-    grid.codeDType === "i8" ? new Int8Array(rows * cols) : grid.codeDType === "i16" ? new Int16Array(rows * cols) : grid.codeDType === "i32" ? new Int32Array(rows * cols) : null;
   let rowLoss: Float64Array<ArrayBufferLike> = new Float64Array(rows);
   const k = kernels();
   const maxBw = Math.min(blockSize, cols);
@@ -462,11 +458,14 @@ export const quantizeWeight = (
   const hsub = new Float32Array(maxBw * maxBw);
   // Integer grids dequantized in f32 (f32 scales, or any scale ÷ an f32 global scale) take the shared kernel that
   // can split rows over threads; other grids (fp8/fp4, bf16/f16 scales) the closure-based loop.
-  const fastInt = intCodes !== null && (globalScale !== null || qp.scale.dtype === "f32");
+  const fastInt = (grid.codeDType === "i8" || grid.codeDType === "i16" || grid.codeDType === "i32") && (globalScale !== null || qp.scale.dtype === "f32");
+  // Codes: the fast path keeps them as integers in panel layout (working order) and un-permutes them with the weight
+  // at the end; the generic path keeps f32 codes in row-major working order.
+  const newInts = (): Int8Array | Int16Array | Int32Array =>
+    grid.codeDType === "i8" ? new Int8Array(rows * cols) : grid.codeDType === "i16" ? new Int16Array(rows * cols) : new Int32Array(rows * cols);
+  const codePanels = fastInt ? newInts() : null;
+  const intCodes = fastInt ? newInts() : null;
   const codes = new Float32Array(fastInt ? 0 : rows * cols);
-  // The fast path's codes in panel layout (working order); un-permuted with the weight at the end.
-  const codePanels =
-    fastInt && intCodes ? (intCodes instanceof Int8Array ? new Int8Array(rows * cols) : intCodes instanceof Int16Array ? new Int16Array(rows * cols) : new Int32Array(rows * cols)) : null;
   const simd = fastInt ? null : wasmForMain();
   const runner = fastInt ? panelRunner(rows, maxBw, rowSel, scales, zps, opts.threads ?? defaultThreads()) : null;
   if (runner) {
@@ -511,6 +510,12 @@ export const quantizeWeight = (
   // Back to row-major, undoing the permutation.
   const outW = fromPanels(panels, rows, cols, blockSize, orig, new Float32Array(rows * cols));
   if (codePanels && intCodes) fromPanels(codePanels, rows, cols, blockSize, orig, intCodes);
+  let gIdx: Tensor<"i32"> | null = null;
+  if (actorder === "group" && perm) {
+    const g = new Int32Array(cols);
+    for (let j = 0; j < cols; j++) g[perm[j]!] = Math.floor(j / layout.colDiv);
+    gIdx = new Tensor("i32", [cols], g);
+  }
   let quantized: Tensor<CodeDType>;
   if (intCodes && fastInt) quantized = new Tensor(grid.codeDType, [rows, cols], intCodes as never);
   else if (globalScale === null && qp.scale.dtype !== "f32") {
@@ -518,7 +523,7 @@ export const quantizeWeight = (
     // bf16/f16 arithmetic, which for 8-bit grids can land one code away from the loop's f32 division. The stored
     // codes are the compressor's, so compute them the same way.
     const back = castFromNumbers(qp.scale.dtype, outW, [rows, cols]);
-    const q = quantize(back, qp.scale, useZp ? qp.zeroPoint : null, args as QuantizationArgs, { dtype: grid.codeDType });
+    const q = quantize(back, qp.scale, useZp ? qp.zeroPoint : null, args as QuantizationArgs, { dtype: grid.codeDType, ...(gIdx ? { gIdx: gIdx.data } : {}) });
     if (E.isLeft(q)) return E.left(qparamsFailed(module, `re-quantizing the ${qp.scale.dtype} weight: ${JSON.stringify(q.left)}`));
     quantized = q.right as Tensor<CodeDType>;
   } else {
@@ -527,12 +532,6 @@ export const quantizeWeight = (
     quantized = castFromNumbers(grid.codeDType, outCodes, [rows, cols]);
   }
   timings.finish = (performance.now() - tf) / 1000;
-  let gIdx: Tensor<"i32"> | null = null;
-  if (actorder === "group" && perm) {
-    const g = new Int32Array(cols);
-    for (let j = 0; j < cols; j++) g[perm[j]!] = Math.floor(j / layout.colDiv);
-    gIdx = new Tensor("i32", [cols], g);
-  }
   return E.right({
     quantized,
     scale: qp.scale,
