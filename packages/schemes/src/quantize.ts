@@ -14,6 +14,7 @@ import {
 import * as E from "fp-ts/lib/Either.js";
 import { calculateRange } from "./calculate-range.js";
 import { type SchemeError, unsupported } from "./errors.js";
+import { i8Scratch } from "./f32-to-i8.js";
 import { castToFp4, castToFp6 } from "./minifloat-rounding.js";
 import type { QuantizationArgs } from "./quantization-args.js";
 import { type FloatDType, floatValues, fp8Round, isFloatDType, promote, rounder } from "./working-dtype.js";
@@ -210,7 +211,9 @@ const tryKernel = (x: Tensor, p: Prepared, args: QuantizationArgs, fake: boolean
   const store = allocStorage(outDType, n);
   const out = store as unknown as { set(a: ArrayLike<number>, offset: number): void };
   const chunk = Math.max(1, Math.floor(2 ** 20 / Math.max(cols, 1)));
-  const buf = new Float32Array(Math.min(chunk, rows) * cols);
+  // int8 storage of ≤ 8-bit codes: the kernel writes into wasm memory and SIMD converts there (no per-element JS)
+  const scratch = outDType === "i8" && p.qMin >= -128 && p.qMax <= 127 ? i8Scratch(Math.min(chunk, rows) * cols) : null;
+  const buf = scratch !== null ? scratch.f32 : new Float32Array(Math.min(chunk, rows) * cols);
   for (let r0 = 0; r0 < rows; r0 += chunk) {
     const m = Math.min(chunk, rows - r0);
     const o = buf.subarray(0, m * cols);
@@ -226,7 +229,7 @@ const tryKernel = (x: Tensor, p: Prepared, args: QuantizationArgs, fake: boolean
       fake,
       o,
     );
-    out.set(o, r0 * cols);
+    out.set(scratch !== null ? scratch.convert(m * cols) : o, r0 * cols);
   }
   return new Tensor(outDType, x.shape, store);
 };

@@ -133,8 +133,8 @@ export const rtnQuantizeWeight = (
   const mm = weightMinMax(weight, args);
   if (E.isLeft(mm)) return mm;
   // NaN propagates into the per-cell min/max and ±Inf shows up in them, so only a suspicious statistic costs a scan.
-  const lo = toFloat64(mm.right.min).data;
-  const hi = toFloat64(mm.right.max).data;
+  const lo = W === "f32" ? (mm.right.min.data as Float32Array) : toFloat64(mm.right.min).data;
+  const hi = W === "f32" ? (mm.right.max.data as Float32Array) : toFloat64(mm.right.max).data;
   let finite = true;
   for (let i = 0; i < lo.length && finite; i++) finite = Number.isFinite(lo[i]!) && Number.isFinite(hi[i]!);
   if (!finite) {
@@ -161,7 +161,7 @@ export const rtnQuantizeWeight = (
   const qp = calculateQParams(mm.right.min, mm.right.max, args, globalScale !== undefined ? { globalScale } : {});
   if (E.isLeft(qp)) return qp;
   // The module parameter keeps the weight's dtype (`copy_` into weight_scale); exact for fp8 / power-of-two scales.
-  const scale = castFromNumbers(W, toFloat64(qp.right.scale).data, qp.right.scale.shape);
+  const scale = qp.right.scale.dtype === W ? qp.right.scale : castFromNumbers(W, toFloat64(qp.right.scale).data, qp.right.scale.shape);
   const sd = storageDType(args);
   const q = quantize(weight, scale, qp.right.zeroPoint, args, {
     ...(globalScale !== undefined ? { globalScale } : {}),
