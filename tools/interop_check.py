@@ -118,7 +118,11 @@ def check_weights(d: str, dump: dict[str, torch.Tensor]) -> dict:
     with open(os.path.join(d, "config.json")) as f:
         declared_groups = json.load(f)["quantization_config"]["config_groups"]
     formats = {g: {"declared": declared_groups[g].get("format"), "inferred": s.format.value} for g, s in deq.quant_config.config_groups.items()}
-    dense = deq.validate(dict(raw))
+    # Activation qparams (static FP8 `input_scale`, NVFP4 `input_global_scale`) are runtime inputs of vLLM's kernels,
+    # not part of a weight: the model-free dequantizer would report them as orphans, so they are checked apart.
+    act_suffixes = (".input_scale", ".input_zero_point", ".input_global_scale")
+    activation_qparams = sorted(k for k in raw if k.endswith(act_suffixes))
+    dense = deq.validate({k: v for k, v in raw.items() if not k.endswith(act_suffixes)})
     max_diff, bad, per_module = 0.0, 0, {}
     for m in quantized:
         diff, n = bit_diff(dense[f"{m}.weight"], dump[f"{m}.weight"])
@@ -130,7 +134,10 @@ def check_weights(d: str, dump: dict[str, torch.Tensor]) -> dict:
     for k in passthrough:
         diff, n = bit_diff(dense[k], dump[k])
         pt_max, pt_bad = max(pt_max, diff), pt_bad + n
-    missing = sorted(k for k in dump if not k.startswith("llmq.") and k not in dense)
+    missing = sorted(k for k in dump if not k.startswith("llmq.") and k not in dense and k not in activation_qparams)
+    # llmq reads activation qparams through as stored: they must be the checkpoint's values bit for bit.
+    act_mismatch = [k for k in activation_qparams if k in dump and bit_diff(raw[k], dump[k])[1] != 0]
+    bad_act = [k for k in activation_qparams if not bool(torch.isfinite(raw[k].float()).all()) or float(raw[k].float().min()) <= 0]
     return {
         "modules": len(quantized),
         "elements": sum(dense[f"{m}.weight"].numel() for m in quantized),
@@ -141,6 +148,9 @@ def check_weights(d: str, dump: dict[str, torch.Tensor]) -> dict:
         "passthrough_max_abs_diff": pt_max,
         "passthrough_mismatched_elements": pt_bad,
         "llmq_tensors_missing_in_compressed_tensors": missing,
+        "activation_qparams": len(activation_qparams),
+        "activation_qparams_not_finite_positive": bad_act,
+        "activation_qparams_mismatched": act_mismatch,
         "group_formats": formats,
         "formats_agree": all(f["declared"] in (None, f["inferred"]) for f in formats.values()),
         "dense": dense,
@@ -325,6 +335,8 @@ def main() -> int:
             and w["passthrough_mismatched_elements"] == 0
             and not w["llmq_tensors_missing_in_compressed_tensors"]
             and w["formats_agree"]
+            and not w.get("activation_qparams_not_finite_positive")
+            and not w.get("activation_qparams_mismatched")
             and not t.get("missing_keys")
             and ("error" not in t or "upstream_issue" in t)
             and t.get("decompressed_weights_mismatched_elements", 0) == 0

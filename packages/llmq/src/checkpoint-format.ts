@@ -30,7 +30,11 @@ export interface CompressedModule {
 export const groupFormat = (s: QuantizationScheme): CompressionFormat => (s.format as CompressionFormat | null) ?? inferFormat(s);
 
 /** One quantized module → its compressed tensors (weight_packed / weight / weight_scale / weight_zero_point / …). */
-export const compressModule = (p: PlannedModule, q: QuantizedWeight): E.Either<LlmqError, CompressedModule> => {
+export const compressModule = (
+  p: PlannedModule,
+  q: QuantizedWeight,
+  activationQParams: ReadonlyArray<readonly [string, Tensor]> = [],
+): E.Either<LlmqError, CompressedModule> => {
   const format = groupFormat(p.scheme);
   const state = new Map<string, Tensor>([
     ["weight", q.quantized],
@@ -39,6 +43,7 @@ export const compressModule = (p: PlannedModule, q: QuantizedWeight): E.Either<L
   if (q.zeroPoint !== null) state.set("weight_zero_point", q.zeroPoint);
   if (q.globalScale !== null) state.set("weight_global_scale", q.globalScale);
   if (q.gIdx !== null) state.set("weight_g_idx", q.gIdx);
+  for (const [k, t] of activationQParams) state.set(k, t);
   const r = compressState(format, p.scheme, state, { module: p.module.name });
   if (E.isLeft(r)) return E.left(quantizationError(p.module.name, formatSerializationError(r.left)));
   return E.right({ format, tensors: [...r.right].map(([k, t]) => [`${p.module.name}.${k}`, t] as const) });

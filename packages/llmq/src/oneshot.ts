@@ -2,6 +2,7 @@ import { copyFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type HessianState, accumulateHessianInPlace, emptyHessian, formatGptqError } from "@llmq/gptq";
 import { type LayerWeights, type ModelHandle, decoderLayerForward, embed } from "@llmq/models";
+import { needsCalibrationData } from "@llmq/schemes";
 import { type ShardedWriter, createShardedWriter, formatSerializationError } from "@llmq/serialization";
 import { type Tensor, activeBackend, nativeAddon } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
@@ -15,7 +16,7 @@ import { type LifecycleState, created, transition } from "./lifecycle.js";
 import { openModelDir } from "./open-model.js";
 import { type PlannedModule, planQuantization } from "./plan.js";
 import { type ProgressSink, noProgress } from "./progress.js";
-import { type QuantizedWeight, gptqModule, rtnModule } from "./quantize-module.js";
+import { type QuantizedWeight, activationObservers, activationQParams, fusedGlobalScales, gptqModule, rtnModule } from "./quantize-module.js";
 import type { Recipe } from "./recipe.js";
 import { type StagedDir, stageOutputDir } from "./output-dir.js";
 
@@ -135,6 +136,10 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
     const dataset = opts.dataset ?? null;
     if (recipe.method === "gptq" && dataset === null)
       throw new PipelineFailure(quantizationError("GPTQModifier", "GPTQ needs calibration data: pass --dataset (text, JSONL or token ids)"));
+    if (needsCalibrationData(recipe.config) && dataset === null)
+      throw new PipelineFailure(
+        quantizationError(recipe.modifierName, "this scheme has static activation (or kv-cache) quantization, which needs calibration data: pass --dataset"),
+      );
     checkAbort(opts.signal);
     staged = await run(stageOutputDir(opts.output, opts.overwrite === true));
     const stagedDir = staged;
@@ -201,14 +206,17 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
             // Calibration pass (quantization disabled, as in llm-compressor ≥ 0.11): Hessians + fp outputs.
             const hess = new Map<string, HessianState>();
             if (recipe.method === "gptq") for (const p of planned) hess.set(p.module.name.slice(prefix.length), emptyHessian(p.module.inFeatures));
+            const acts = unwrapE(activationObservers(planned, prefix));
             const fpOut: Tensor<"f32">[] = [];
             if (hidden !== null) {
               for (let b = 0; b < N; b++) {
                 checkAbort(opts.signal);
                 const hooks =
-                  hess.size > 0
+                  hess.size > 0 || acts.size > 0
                     ? {
                         onLinearInput: (local: string, x: Tensor<"f32">) => {
+                          const a = acts.get(local);
+                          if (a !== undefined) a.state = a.observer.step(a.state, x);
                           const st = hess.get(local);
                           if (st === undefined) return;
                           const r = accumulateHessianInPlace(st.h, st.nSamples, x, prefix + local);
@@ -225,22 +233,35 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
 
             // sequential_epoch_end: quantize every planned module of this layer.
             life = lifecycleStep(recipe.modifierName, life, "event");
-            const results: Array<{ planned: PlannedModule; q: QuantizedWeight; seconds: number }> = [];
+            const results: Array<{ planned: PlannedModule; q: QuantizedWeight; seconds: number; extra: ReadonlyArray<readonly [string, Tensor]> }> = [];
+            const raws = new Map<string, Tensor>();
+            for (const p of planned) {
+              if (p.scheme.weights === null) continue;
+              raws.set(p.module.name, await run(pipe(h.readTensor(`${p.module.name}.weight`), TE.mapLeft((e) => ioError(p.module.name, `weight: ${e._tag}`)))));
+            }
+            const fused = unwrapE(
+              fusedGlobalScales(
+                planned.map((p) => ({ name: p.module.name, local: p.module.name.slice(prefix.length), weight: raws.get(p.module.name)!, args: p.scheme.weights })),
+              ),
+            );
             for (const p of planned) {
               checkAbort(opts.signal);
               const local = p.module.name.slice(prefix.length);
-              const raw = await run(pipe(h.readTensor(`${p.module.name}.weight`), TE.mapLeft((e) => ioError(p.module.name, `weight: ${e._tag}`))));
               const args = p.scheme.weights;
-              if (args === null) continue;
+              const raw = raws.get(p.module.name);
+              const extra = unwrapE(activationQParams(acts.get(local), raw?.dtype ?? "f32"));
+              if (args === null || raw === undefined) continue;
               const ts = performance.now();
+              const globalScale = fused.get(p.module.name);
               const q = unwrapE(
                 recipe.method === "gptq"
-                  ? gptqModule(p.module.name, raw, hess.get(local)!, args, recipe.gptq)
-                  : rtnModule(p.module.name, raw, args),
+                  ? gptqModule(p.module.name, raw, hess.get(local)!, args, recipe.gptq, { globalScale })
+                  : rtnModule(p.module.name, raw, args, { globalScale }),
               );
-              hess.delete(local); // release the Hessian as soon as it is used (offload_hessians in spirit)
+              hess.delete(local); // release the Hessian as soon as it is used
+              raws.delete(p.module.name);
               warnings.push(...q.warnings);
-              results.push({ planned: p, q, seconds: (performance.now() - ts) / 1000 });
+              results.push({ planned: p, q, seconds: (performance.now() - ts) / 1000, extra });
               progress({ kind: "tick", stage: "quantize", done: i + 0.5, total: L, label: `layer ${i} · ${local} loss ${q.loss.toExponential(2)}` });
             }
             sampleRss();
@@ -270,8 +291,8 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
               if (layerOf(n) !== i || quantizedNames.has(n)) continue;
               await passThrough(n);
             }
-            for (const { planned, q } of results) {
-              const c: CompressedModule = unwrapE(compressModule(planned, q));
+            for (const { planned, q, extra } of results) {
+              const c: CompressedModule = unwrapE(compressModule(planned, q, extra));
               for (const [n, t] of c.tensors) {
                 await add(n, t);
                 written.add(n);

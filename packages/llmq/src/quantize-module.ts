@@ -1,7 +1,19 @@
-import { type HessianState, formatGptqError, gptqQuantizeModule } from "@llmq/gptq";
-import { type QuantizationArgs, dequantize, formatSchemeError, rtnQuantizeWeight } from "@llmq/schemes";
-import { type Tensor, toFloat32 } from "@llmq/tensor";
+import {
+  type GptqError,
+  type GptqResult,
+  type HessianState,
+  type ScaleDType,
+  type WeightQParams,
+  formatGptqError,
+  gptqQuantizeModule,
+  normalizeHessian,
+  quantizeWeight,
+} from "@llmq/gptq";
+import { type MinMaxStatistics, type Observer, type ObserverState, createObserver, formatObserverError, fusedGlobalScale } from "@llmq/observers";
+import { type QuantizationArgs, type QuantizationScheme, dequantize, formatSchemeError, rtnQuantizeWeight } from "@llmq/schemes";
+import { type DType, type Tensor, cast, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
+import { pipe } from "fp-ts/lib/function.js";
 import { type LlmqError, quantizationError } from "./errors.js";
 import type { GptqOptions } from "./recipe.js";
 
@@ -42,8 +54,13 @@ const sqErr = (a: Tensor<"f32">, b: Tensor<"f32">): number => {
 };
 
 /** Round-to-nearest with memoryless min-max statistics (QuantizationModifier's weight path). */
-export const rtnModule = (name: string, weight: Tensor, args: QuantizationArgs): E.Either<LlmqError, QuantizedWeight> => {
-  const r = rtnQuantizeWeight(weight, args, { name });
+export const rtnModule = (
+  name: string,
+  weight: Tensor,
+  args: QuantizationArgs,
+  opts: { readonly globalScale?: Tensor<"f32"> | undefined } = {},
+): E.Either<LlmqError, QuantizedWeight> => {
+  const r = rtnQuantizeWeight(weight, args, { name, ...(opts.globalScale ? { globalScale: opts.globalScale } : {}) });
   if (E.isLeft(r)) return E.left(schemeFail(name)(r.left));
   const { quantized, scale, zeroPoint, globalScale } = r.right;
   const dq = dequantize(quantized, scale, args.symmetric ? null : zeroPoint, args, { ...(globalScale ? { globalScale } : {}), dtype: "f32" });
@@ -63,18 +80,43 @@ export const rtnModule = (name: string, weight: Tensor, args: QuantizationArgs):
   });
 };
 
-/** GPTQ with the module's accumulated Hessian (GPTQModifier's compress step). */
+/**
+ * GPTQ with the module's accumulated Hessian (GPTQModifier's compress step). With a fused global scale (NVFP4 q/k/v,
+ * gate/up) the weight qparams are the observer's on the original weight under that shared global scale.
+ */
 export const gptqModule = (
   name: string,
   weight: Tensor,
   hessian: HessianState,
   args: QuantizationArgs,
   opts: GptqOptions,
+  fused: { readonly globalScale?: Tensor<"f32"> | undefined } = {},
 ): E.Either<LlmqError, QuantizedWeight> => {
-  const r = gptqQuantizeModule(name, toFloat32(weight), hessian.h, hessian.nSamples, args, {
-    blockSize: opts.blockSize,
-    dampeningFrac: opts.dampeningFrac,
-  });
+  const w32 = toFloat32(weight);
+  let r: E.Either<GptqError, GptqResult>;
+  if (fused.globalScale === undefined) {
+    r = gptqQuantizeModule(name, w32, hessian.h, hessian.nSamples, args, { blockSize: opts.blockSize, dampeningFrac: opts.dampeningFrac });
+  } else {
+    const globalScale = fused.globalScale;
+    const observe = (w: Tensor<"f32">): E.Either<string, WeightQParams> =>
+      pipe(
+        rtnQuantizeWeight(w, args, { name, globalScale }),
+        E.bimap(formatSchemeError, (q) => ({ scale: q.scale as Tensor<ScaleDType>, zeroPoint: args.symmetric ? null : q.zeroPoint, globalScale })),
+      );
+    const qp = observe(w32);
+    r = pipe(
+      normalizeHessian(hessian, name),
+      E.chain((H) =>
+        quantizeWeight(w32, H, args, {
+          module: name,
+          observe,
+          blockSize: opts.blockSize,
+          dampeningFrac: opts.dampeningFrac,
+          ...(E.isRight(qp) && args.actorder !== "group" ? { qparams: qp.right } : {}),
+        }),
+      ),
+    );
+  }
   if (E.isLeft(r)) return E.left(quantizationError(name, formatGptqError(r.left)));
   const g = r.right;
   return E.right({
@@ -89,4 +131,80 @@ export const gptqModule = (
     method: "gptq",
     warnings: g.warnings,
   });
+};
+
+// ----- fused global scales -----
+
+/** llm-compressor's FUSED_LAYER_NAMES for Llama: these share one NVFP4 global scale (vLLM fuses them). */
+export const FUSED_MODULES: ReadonlyArray<ReadonlyArray<string>> = [
+  ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+  ["mlp.gate_proj", "mlp.up_proj"],
+];
+
+/**
+ * The shared global scale of fused partners whose weights are all tensor_group (LC
+ * `update_fused_layer_weight_global_scales`): generated from the absmax over all partners. Keyed by module name.
+ */
+export const fusedGlobalScales = (
+  modules: ReadonlyArray<{ readonly name: string; readonly local: string; readonly weight: Tensor; readonly args: QuantizationArgs | null }>,
+): E.Either<LlmqError, ReadonlyMap<string, Tensor<"f32">>> => {
+  const out = new Map<string, Tensor<"f32">>();
+  for (const set of FUSED_MODULES) {
+    const members = modules.filter((m) => set.includes(m.local) && m.args?.strategy === "tensor_group");
+    if (members.length !== set.length) continue;
+    const stats: MinMaxStatistics[] = [];
+    for (const m of members) {
+      const o = pipe(
+        createObserver(m.args!, { tensor: `${m.name}.weight`, kind: "weight" }, "memoryless_minmax"),
+        E.chain((obs) => obs.statistics(obs.step(obs.init, toFloat32(m.weight)))),
+      );
+      if (E.isLeft(o)) return E.left(quantizationError(m.name, formatObserverError(o.left)));
+      stats.push(o.right);
+    }
+    const g = fusedGlobalScale(stats);
+    for (const m of members) out.set(m.name, g);
+  }
+  return E.right(out);
+};
+
+// ----- activation observers -----
+
+export interface ActivationObserver {
+  readonly observer: Observer;
+  state: ObserverState<unknown>;
+  readonly args: QuantizationArgs;
+  readonly module: string;
+}
+
+/**
+ * Observers for the static input activations of a layer's modules (FP8 static `input_scale`, NVFP4's "local"
+ * `input_global_scale`), keyed by local module name. Dynamic activations need none: they are quantized at runtime.
+ */
+export const activationObservers = (
+  planned: ReadonlyArray<{ readonly module: { readonly name: string }; readonly scheme: QuantizationScheme }>,
+  prefix: string,
+): E.Either<LlmqError, Map<string, ActivationObserver>> => {
+  const out = new Map<string, ActivationObserver>();
+  for (const p of planned) {
+    const a = p.scheme.input_activations;
+    if (a === null || a.dynamic === true) continue;
+    const o = createObserver(a, { tensor: `${p.module.name}.input`, kind: "input" });
+    if (E.isLeft(o)) return E.left(quantizationError(p.module.name, formatObserverError(o.left)));
+    out.set(p.module.name.slice(prefix.length), { observer: o.right, state: o.right.init, args: a, module: p.module.name });
+  }
+  return E.right(out);
+};
+
+/** The on-disk activation qparams of an observed module (`input_scale` [+ `input_zero_point`] or `input_global_scale`). */
+export const activationQParams = (a: ActivationObserver | undefined, modelDType: DType): E.Either<LlmqError, ReadonlyArray<readonly [string, Tensor]>> => {
+  if (a === undefined) return E.right([]);
+  const q = a.observer.finalize(a.state);
+  if (E.isLeft(q)) return E.left(quantizationError(a.module, formatObserverError(q.left)));
+  if (a.args.dynamic === "local") return q.right.globalScale === null ? E.right([]) : E.right([["input_global_scale", q.right.globalScale]]);
+  const scaleDType = modelDType === "bf16" || modelDType === "f16" || modelDType === "f64" ? modelDType : "f32";
+  return E.right([
+    ["input_scale", cast(q.right.scale, scaleDType)],
+    ...(a.args.symmetric ? [] : ([["input_zero_point", q.right.zeroPoint]] as const)),
+    ...(q.right.globalScale !== null ? ([["input_global_scale", q.right.globalScale]] as const) : []),
+  ]);
 };
