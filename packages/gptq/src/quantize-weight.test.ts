@@ -39,7 +39,7 @@ describe("quantizeWeight vs llm-compressor 0.14 quantize_weight", () => {
       }
       totals.weights += want.length;
       totals.mismatched += mismatched;
-      console.log(`${c.name}: ${mismatched}/${want.length} codes differ (max |Δ| ${maxStep}); loss ${r.right.loss} vs LC ${c.loss}`);
+      if (mismatched > 0) console.log(`${c.name}: ${mismatched}/${want.length} codes differ (max |Δ| ${maxStep}); loss ${r.right.loss} vs LC ${c.loss}`);
       expect(r.right.usedRtnFallback).toBe(c.used_rtn_fallback);
       if (fx.has(`${c.name}.fq`)) {
         // The bf16 weight LC writes back: our f32 fake-quantized values are bf16-exact and must be identical.
