@@ -3,10 +3,11 @@
 // Hessian 2·XᵀX/N from 4096 random activation rows (heavy-tailed channel magnitudes). llmq's quantizeWeight vs llm-compressor 0.14's quantize_weight
 // (torch CPU, same W/H/qparams, both limited to 2 threads), timed in the same run. Qparams come from LC's
 // memoryless_minmax weight observer and are fed to both, so the timing covers exactly the GPTQ step.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import * as E from "fp-ts/lib/Either.js";
 import { decodeQuantizationArgs } from "@llmq/schemes";
 import { Tensor, activeBackend, kernels, nativeAddon } from "@llmq/tensor";
@@ -58,6 +59,8 @@ if (!existsSync(python)) {
   log(`no python at ${python} (set LLMQ_PYTHON): the peer and its qparams are unavailable; nothing to compare`);
   process.exit(1);
 }
+// The peer stays alive and times one quantize_weight per "run" line, so peer and llmq runs alternate and see the
+// same machine load (the 2-core box is shared).
 const peerScript = `
 import json, sys, time, numpy as np, torch
 torch.set_num_threads(${threads})
@@ -72,42 +75,57 @@ args = QuantizationArgs(num_bits=4, type="int", symmetric=True, strategy="group"
 obs = Observer.load_from_registry("memoryless_minmax", base_name="weight", args=args)
 obs(W)
 qp = obs.get_qparams()
-secs = float("inf")
-for _ in range(${repeat}):
+qp["scale"].numpy().tofile(d + "/scale.f32")
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() != "run":
+        break
     t = time.perf_counter()
     fq, loss, fb = quantize_weight(W.clone()[None], H.clone()[None], qp["scale"][None], qp["zero_point"][None], None, args, blocksize=128, percdamp=0.01)
-    secs = min(secs, time.perf_counter() - t)
+    secs = time.perf_counter() - t
+    print(json.dumps({"seconds": secs}), flush=True)
 codes = quantize(fq[0], qp["scale"], qp["zero_point"], args).to(torch.int8)
-qp["scale"].numpy().tofile(d + "/scale.f32")
 codes.numpy().tofile(d + "/codes.i8")
-json.dump({"seconds": secs, "loss": float(loss[0]), "fallback": bool(fb[0]), "torch": torch.__version__, "blas": "mkl" if torch.backends.mkl.is_available() else "openblas", "threads": torch.get_num_threads()}, open(d + "/peer.json", "w"))
+print(json.dumps({"loss": float(loss[0]), "fallback": bool(fb[0]), "torch": torch.__version__, "blas": "mkl" if torch.backends.mkl.is_available() else "openblas", "threads": torch.get_num_threads()}), flush=True)
 `;
 const env = { ...process.env };
 delete env.OPENBLAS_CORETYPE;
 delete env.OPENBLAS_L2_SIZE;
 env.OMP_NUM_THREADS = String(threads);
 env.MKL_NUM_THREADS = String(threads);
-log("peer: llm-compressor quantize_weight on torch CPU …");
-const py = spawnSync(python, ["-c", peerScript, dir], { env, encoding: "utf8" });
-if (py.status !== 0) {
-  log(py.stderr);
-  process.exit(2);
-}
-const peer = JSON.parse(readFileSync(join(dir, "peer.json"), "utf8")) as { seconds: number; loss: number; torch: string; blas: string; threads: number };
+log("peer: starting llm-compressor (torch CPU) …");
+const child = spawn(python, ["-c", peerScript, dir], { env, stdio: ["pipe", "pipe", "pipe"] });
+let stderr = "";
+child.stderr.on("data", (b: Buffer) => {
+  stderr += b.toString();
+});
+const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+const nextLine = async (): Promise<string> => {
+  const n = await lines.next();
+  if (n.done) {
+    log(stderr);
+    process.exit(2);
+  }
+  return n.value;
+};
+// LC may log to stdout while importing; skip to the marker.
+for (let l = await nextLine(); l !== "ready"; l = await nextLine()) log(`  peer: ${l}`);
 const scale = new Float32Array(readFileSync(join(dir, "scale.f32")).buffer.slice(0));
-const peerCodes = new Int8Array(readFileSync(join(dir, "codes.i8")).buffer.slice(0));
-rmSync(dir, { recursive: true, force: true });
 
 const decoded = decodeQuantizationArgs({ num_bits: 4, type: "int", symmetric: true, strategy: "group", group_size: group, actorder: "static" });
 if (E.isLeft(decoded)) process.exit(2);
 const args: GptqArgs = decoded.right;
 const W = new Tensor("f32", [rows, cols], wData);
 const H = new Tensor("f32", [cols, cols], hData);
-log(`llmq: quantizeWeight on backend ${activeBackend()} …`);
-// Best of `repeat` on both sides: the 2-core machine is shared, and the minimum is the least disturbed run.
+log(`alternating ${repeat} runs of each; llmq on backend ${activeBackend()} …`);
+// Best of `repeat` on both sides: the minimum is the least disturbed run.
 let secs = Number.POSITIVE_INFINITY;
+let peerSecs = Number.POSITIVE_INFINITY;
 let r: ReturnType<typeof quantizeWeight> | undefined;
 for (let i = 0; i < repeat; i++) {
+  child.stdin.write("run\n");
+  const ps = (JSON.parse(await nextLine()) as { seconds: number }).seconds;
+  peerSecs = Math.min(peerSecs, ps);
   t0 = performance.now();
   const ri = quantizeWeight(W, H, args, { qparams: { scale: new Tensor("f32", [rows, cols / group], scale), zeroPoint: null }, module: "bench", threads });
   const dt = (performance.now() - t0) / 1000;
@@ -115,12 +133,18 @@ for (let i = 0; i < repeat; i++) {
     log(JSON.stringify(ri.left));
     process.exit(2);
   }
-  log(`  run ${i + 1}: ${dt.toFixed(3)} s ${JSON.stringify(ri.right.timings)}`);
+  log(`  run ${i + 1}: peer ${ps.toFixed(3)} s, llmq ${dt.toFixed(3)} s ${JSON.stringify(ri.right.timings)}`);
   if (dt < secs) {
     secs = dt;
     r = ri;
   }
 }
+child.stdin.write("done\n");
+const peer = JSON.parse(await nextLine()) as { loss: number; torch: string; blas: string; threads: number };
+child.stdin.end();
+const peerCodes = new Int8Array(readFileSync(join(dir, "codes.i8")).buffer.slice(0));
+rmSync(dir, { recursive: true, force: true });
+
 if (!r || E.isLeft(r)) process.exit(2);
 const codes = r.right.quantized.data as Int8Array;
 let mismatched = 0;
@@ -138,8 +162,8 @@ const line = {
   value: Number(secs.toFixed(3)),
   unit: "s",
   peer: `llm-compressor 0.14 quantize_weight (torch ${peer.torch} CPU, ${peer.blas}, ${peer.threads} threads)`,
-  peer_value: Number(peer.seconds.toFixed(3)),
-  ratio: Number((peer.seconds / secs).toFixed(3)),
+  peer_value: Number(peerSecs.toFixed(3)),
+  ratio: Number((peerSecs / secs).toFixed(3)),
   loss: r.right.loss,
   peer_loss: peer.loss,
   code_mismatch: mismatched / codes.length,
@@ -149,6 +173,6 @@ const line = {
 if (json) process.stdout.write(`${JSON.stringify(line)}\n`);
 else
   console.log(
-    `gptq ${rows}×${cols} W4 g${group} static: llmq ${secs.toFixed(2)} s (${line.backend}) vs ${line.peer} ${peer.seconds.toFixed(2)} s → ` +
+    `gptq ${rows}×${cols} W4 g${group} static: llmq ${secs.toFixed(2)} s (${line.backend}) vs ${line.peer} ${peerSecs.toFixed(2)} s → ` +
       `${line.ratio}× (speed-up of llmq); loss ${r.right.loss.toFixed(4)} vs ${peer.loss.toFixed(4)}; codes differing ${mismatched}/${codes.length}`,
   );
