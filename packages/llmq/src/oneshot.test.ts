@@ -9,7 +9,7 @@ import { loadDataset } from "./dataset.js";
 import { evaluate } from "./evaluate.js";
 import { inspectCommand } from "./inspect-command.js";
 import { oneshot } from "./oneshot.js";
-import { openModelDir } from "./open-model.js";
+import { inputQuantSpecs, openModelDir } from "./open-model.js";
 import { recipeFromScheme, recipeFromYaml } from "./recipe.js";
 
 // End to end on the bundled stories260K: convert → quantize (RTN data-free, GPTQ with calibration) → evaluate.
@@ -112,6 +112,29 @@ describe("oneshot on stories260K", () => {
   it("GPTQ without data is a clear error", async () => {
     const r = await oneshot({ model: fp, output: join(tmp, "nodata"), recipe: must(recipeFromYaml(recipe("stories260k-w4a16-g32-gptq.yaml"))) })();
     expect(E.isLeft(r) && r.left._tag === "QuantizationError" && r.left.detail).toMatch(/needs calibration data/);
+  });
+
+  it("FP8 static activations: calibrated input_scale per module, read back as runtime input quantization", async () => {
+    const ids = Array.from({ length: 4 }, (_, k) => Int32Array.from({ length: 64 }, (_, j) => (k * 131 + j * 17) % 512));
+    const ds = { path: "ids", kind: "tokens" as const, windows: ids, tokens: 256 };
+    const fp8 = must(recipeFromScheme({ scheme: "FP8", method: "rtn" }));
+    const noData = await oneshot({ model: fp, output: join(tmp, "fp8-nodata"), recipe: fp8 })();
+    expect(E.isLeft(noData) && noData.left._tag === "QuantizationError" && noData.left.detail).toMatch(/static activation.*needs calibration data/);
+    const out = join(tmp, "fp8");
+    must(await oneshot({ model: fp, output: out, recipe: fp8, dataset: ds })());
+    const ck = must(await openCheckpoint(out)());
+    const scales = ck.names.filter((n) => n.endsWith(".input_scale"));
+    expect(scales).toHaveLength(35);
+    for (const n of scales) {
+      const t = must(await ck.read(n)());
+      expect(t.dtype).toBe("f32");
+      expect((t.data as Float32Array)[0]).toBeGreaterThan(0);
+    }
+    await ck.close();
+    const h = must(await openModelDir(out)());
+    expect(inputQuantSpecs(h).size).toBe(35);
+    expect(inputQuantSpecs(h).get("model.layers.2.mlp.down_proj")!.args).toMatchObject({ dynamic: false, strategy: "tensor", type: "float" });
+    await h.close();
   });
 
   it("inspect reports a dense directory as dense with the sum of tensor bytes", async () => {

@@ -10,6 +10,7 @@ import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { concatMap, defer, lastValueFrom, range, reduce } from "rxjs";
 import { type CompressedModule, compressModule, quantizationConfigJson } from "./checkpoint-format.js";
+import { type InputQuantSpec, InputQuantError, inputQuantHooks } from "./activation-quant.js";
 import type { Dataset } from "./dataset.js";
 import { type LlmqError, aborted, internal, ioError, quantizationError } from "./errors.js";
 import { type LifecycleState, created, transition } from "./lifecycle.js";
@@ -274,9 +275,19 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
                 ...weights,
                 ...results.map(({ planned, q }) => [`${planned.module.name.slice(prefix.length)}.weight`, q.fakeQuantized] as const),
               ]);
+              // As in llm-compressor, the propagation pass runs with quantization enabled: inputs of quantized
+              // activations are fake-quantized too (dynamic per token, or with the calibrated static scales).
+              const specs = new Map<string, InputQuantSpec>();
+              for (const { planned, extra } of results) {
+                const ia = planned.scheme.input_activations;
+                if (ia === null) continue;
+                const get = (k: string): Tensor | null => extra.find(([n]) => n === k)?.[1] ?? null;
+                specs.set(planned.module.name.slice(prefix.length), { args: ia, scale: get("input_scale"), zeroPoint: get("input_zero_point"), globalScale: get("input_global_scale") });
+              }
+              const qHooks = inputQuantHooks(prefix, specs);
               for (let b = 0; b < N; b++) {
                 checkAbort(opts.signal);
-                const out = decoderLayerForward(h.config, qWeights, hidden[b]!);
+                const out = decoderLayerForward(h.config, qWeights, hidden[b]!, undefined, qHooks);
                 const r = relErr(out, fpOut[b]!);
                 relNum += r.num;
                 relDen += r.den;
@@ -352,6 +363,7 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
     });
   } catch (e) {
     if (e instanceof PipelineFailure) return E.left(e.error);
+    if (e instanceof InputQuantError) return E.left(quantizationError("input activations", e.message));
     return E.left(internal((e as Error)?.stack ?? String(e)));
   } finally {
     if (writer) await writer.abort();

@@ -24,6 +24,7 @@ import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { access } from "node:fs/promises";
 import { join } from "node:path";
+import type { InputQuantSpec } from "./activation-quant.js";
 import type { DatasetTokenizer } from "./dataset.js";
 import { type LlmqError, modelError } from "./errors.js";
 
@@ -44,10 +45,20 @@ interface CompressedEntry {
   readonly parts: ReadonlyArray<string>;
 }
 
-const compressedSource = (dir: string, ck: Checkpoint, config: QuantizationConfig): TE.TaskEither<LlmqError, WeightSource> => async () => {
+const compressedSource = (
+  dir: string,
+  ck: Checkpoint,
+  config: QuantizationConfig,
+): TE.TaskEither<LlmqError, { readonly source: WeightSource; readonly inputs: ReadonlyMap<string, InputQuantSpec> }> => async () => {
   const names = ck.names;
   const present = new Set(names);
   const entries = new Map<string, CompressedEntry>();
+  const inputs = new Map<string, InputQuantSpec>();
+  const readOpt = async (name: string): Promise<E.Either<LlmqError, Tensor | null>> => {
+    if (!present.has(name)) return E.right(null);
+    const t = await ck.read(name)();
+    return E.isLeft(t) ? E.left(modelError(formatSerializationError(t.left))) : E.right(t.right);
+  };
   for (const n of names) {
     if (!n.endsWith(".weight_scale")) continue;
     const base = n.slice(0, -".weight_scale".length);
@@ -55,6 +66,14 @@ const compressedSource = (dir: string, ck: Checkpoint, config: QuantizationConfi
     if (E.isLeft(r)) return E.left(modelError(formatSchemeError(r.left)));
     if (r.right === null) continue; // a scale without a scheme: e.g. a kv-cache or activation scale, passed through
     const scheme = r.right.scheme;
+    const ia = scheme.input_activations;
+    if (ia !== null) {
+      const [sc, zp, gs] = [await readOpt(`${base}.input_scale`), await readOpt(`${base}.input_zero_point`), await readOpt(`${base}.input_global_scale`)];
+      for (const v of [sc, zp, gs]) if (E.isLeft(v)) return v;
+      const get = (v: E.Either<LlmqError, Tensor | null>): Tensor | null => (E.isRight(v) ? v.right : null);
+      if (ia.dynamic === false && get(sc) === null) return E.left(modelError(`${dir}: ${base} has static input activations but no input_scale`));
+      inputs.set(base, { args: ia, scale: get(sc), zeroPoint: get(zp), globalScale: get(gs) });
+    }
     const format = (scheme.format as CompressionFormat | null) ?? (config.format !== "mixed-precision" ? (config.format as CompressionFormat) : inferFormat(scheme));
     let shape: ReadonlyArray<number> | undefined;
     if (present.has(`${base}.weight_shape`)) {
@@ -78,7 +97,7 @@ const compressedSource = (dir: string, ck: Checkpoint, config: QuantizationConfi
       ck.read(name),
       TE.mapLeft((e) => checkpointError(e.file, e.tensor, formatSerializationError(e))),
     );
-  return E.right({
+  return E.right({ inputs, source: {
     names: () => visible,
     shape: (name) => entries.get(name)?.shape ?? (hidden.has(name) ? undefined : ck.info(name)?.info.shape),
     read: (name) => {
@@ -104,8 +123,16 @@ const compressedSource = (dir: string, ck: Checkpoint, config: QuantizationConfi
         ),
       );
     },
-  });
+  } });
 };
+
+const inputSpecsByHandle = new WeakMap<ModelHandle, ReadonlyMap<string, InputQuantSpec>>();
+
+/**
+ * The input-activation quantization of an opened compressed model's modules (full module name → spec), empty for a
+ * dense or weight-only model. Used to run the model as a runtime would (quantized linear inputs).
+ */
+export const inputQuantSpecs = (h: ModelHandle): ReadonlyMap<string, InputQuantSpec> => inputSpecsByHandle.get(h) ?? new Map();
 
 /** Opens a dense or compressed-tensors model directory for running (calibration, evaluation). */
 export const openModelDir = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
@@ -124,7 +151,16 @@ export const openModelDir = (dir: string): TE.TaskEither<LlmqError, ModelHandle>
             TE.chain((ck) =>
               pipe(
                 compressedSource(dir, ck, config),
-                TE.chainEitherK((src) => pipe(modelFromSource(dir, raw, src, dir, () => ck.close()), E.mapLeft(lift))),
+                TE.chainEitherK(({ source, inputs }) =>
+                  pipe(
+                    modelFromSource(dir, raw, source, dir, () => ck.close()),
+                    E.mapLeft(lift),
+                    E.map((h) => {
+                      inputSpecsByHandle.set(h, inputs);
+                      return h;
+                    }),
+                  ),
+                ),
                 TE.orElse((e) => pipe(TE.fromTask(() => ck.close()), TE.chain(() => TE.left(e)))),
               ),
             ),

@@ -95,7 +95,9 @@ export const gptqModule = (
   const w32 = toFloat32(weight);
   let r: E.Either<GptqError, GptqResult>;
   if (fused.globalScale === undefined) {
-    r = gptqQuantizeModule(name, w32, hessian.h, hessian.nSamples, args, { blockSize: opts.blockSize, dampeningFrac: opts.dampeningFrac });
+    // The module observes its weight in the stored dtype (bf16 scales for a bf16 model), as llm-compressor does.
+    const w = weight.dtype === "bf16" || weight.dtype === "f16" ? (weight as Tensor<"bf16" | "f16">) : w32;
+    r = gptqQuantizeModule(name, w, hessian.h, hessian.nSamples, args, { blockSize: opts.blockSize, dampeningFrac: opts.dampeningFrac });
   } else {
     const globalScale = fused.globalScale;
     const observe = (w: Tensor<"f32">): E.Either<string, WeightQParams> =>

@@ -19,6 +19,11 @@ export interface LayerHooks {
   readonly onLinearInput?: (localModule: string, x: Tensor<"f32">) => void;
   /** Keys after RoPE and values, each [T, num_key_value_heads × head_dim], as a KV cache would store them. */
   readonly onAttentionKV?: (k: Tensor<"f32">, v: Tensor<"f32">) => void;
+  /**
+   * Replaces the input of a linear after it was observed (quantized activations: a runtime like vLLM quantizes the
+   * input of a W8A8/FP8 linear before the matmul). Returns the tensor to multiply, e.g. a fake-quantized copy.
+   */
+  readonly transformLinearInput?: (localModule: string, x: Tensor<"f32">) => Tensor<"f32">;
 }
 
 /** The linear modules of a decoder layer in execution order, with their (out, in) feature counts. */
@@ -151,7 +156,8 @@ export const decoderLayerForward = (
   if (pos.length !== tokens) throw new Error(`llmq internal: ${pos.length} positions for ${tokens} tokens`);
   const lin = (local: string, x: Tensor<"f32">): Tensor<"f32"> => {
     hooks?.onLinearInput?.(local, x);
-    return linear(x, weight(weights, `${local}.weight`), weights.get(`${local}.bias`));
+    const xin = hooks?.transformLinearInput?.(local, x) ?? x;
+    return linear(xin, weight(weights, `${local}.weight`), weights.get(`${local}.bias`));
   };
 
   const xa = rmsNorm(hidden, weight(weights, "input_layernorm.weight"), cfg.rms_norm_eps);
