@@ -52,7 +52,10 @@ export interface LayerReport {
   readonly layer: number;
   /** Sum of the module losses of this layer (GPTQ's objective, or ½‖W − Q‖² for RTN). */
   readonly loss: number;
-  /** ‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the calibration batches (null data-free). */
+  /**
+   * ‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the calibration batches (the first 8 for
+   * weight-only RTN, where nothing else needs the fp pass); null when data-free.
+   */
   readonly output_rel_error: number | null;
   readonly modules: ReadonlyArray<ModuleReport>;
 }
@@ -205,12 +208,19 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
             const planned = [...plan.modules.values()].filter((p) => p.module.layer === i);
 
             // Calibration pass (quantization disabled, as in llm-compressor ≥ 0.11): Hessians + fp outputs.
+            // Modules fed the same input (q/k/v, gate/up) share one Hessian sum: llm-compressor accumulates an
+            // identical copy per module; one copy gives the same bits at a fraction of the XᵀX work and memory.
             const hess = new Map<string, HessianState>();
-            if (recipe.method === "gptq") for (const p of planned) hess.set(p.module.name.slice(prefix.length), emptyHessian(p.module.inFeatures));
+            const hessKey = (local: string): string => SHARED_INPUT[local] ?? local;
+            if (recipe.method === "gptq")
+              for (const p of planned) hess.set(hessKey(p.module.name.slice(prefix.length)), emptyHessian(p.module.inFeatures));
             const acts = unwrapE(activationObservers(planned, prefix));
             const fpOut: Tensor<"f32">[] = [];
+            // Nothing to observe (weight-only RTN): the fp pass only measures the layer's output error, on a few batches.
+            const observed = hess.size > 0 || acts.size > 0;
+            const calibN = observed ? N : Math.min(N, ERROR_BATCHES);
             if (hidden !== null) {
-              for (let b = 0; b < N; b++) {
+              for (let b = 0; b < calibN; b++) {
                 checkAbort(opts.signal);
                 const hooks =
                   hess.size > 0 || acts.size > 0
@@ -218,16 +228,19 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
                         onLinearInput: (local: string, x: Tensor<"f32">) => {
                           const a = acts.get(local);
                           if (a !== undefined) a.state = a.observer.step(a.state, x);
-                          const st = hess.get(local);
+                          // q/k/v (gate/up) see the same x: accumulate the shared sum once, at its first module.
+                          if (SHARED_INPUT[local] !== undefined && !SHARED_FIRST.has(local)) return;
+                          const key = hessKey(local);
+                          const st = hess.get(key);
                           if (st === undefined) return;
                           const r = accumulateHessianInPlace(st.h, st.nSamples, x, prefix + local);
                           if (E.isLeft(r)) throw new PipelineFailure(quantizationError(prefix + local, formatGptqError(r.left)));
-                          hess.set(local, { h: st.h, nSamples: r.right });
+                          hess.set(key, { h: st.h, nSamples: r.right });
                         },
                       }
                     : undefined;
                 fpOut.push(decoderLayerForward(h.config, weights, hidden[b]!, undefined, hooks));
-                progress({ kind: "tick", stage: "quantize", done: i + (b + 1) / (2 * N), total: L, label: `layer ${i} · calibrating ${b + 1}/${N}` });
+                progress({ kind: "tick", stage: "quantize", done: i + (b + 1) / (2 * calibN), total: L, label: `layer ${i} · calibrating ${b + 1}/${calibN}` });
               }
             }
             sampleRss();
@@ -256,15 +269,15 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
               const globalScale = fused.get(p.module.name);
               const q = unwrapE(
                 recipe.method === "gptq"
-                  ? gptqModule(p.module.name, raw, hess.get(local)!, args, recipe.gptq, { globalScale })
+                  ? gptqModule(p.module.name, raw, hess.get(hessKey(local))!, args, recipe.gptq, { globalScale })
                   : rtnModule(p.module.name, raw, args, { globalScale }),
               );
-              hess.delete(local); // release the Hessian as soon as it is used
               raws.delete(p.module.name);
               warnings.push(...q.warnings);
               results.push({ planned: p, q, seconds: (performance.now() - ts) / 1000, extra });
               progress({ kind: "tick", stage: "quantize", done: i + 0.5, total: L, label: `layer ${i} · ${local} loss ${q.loss.toExponential(2)}` });
             }
+            hess.clear();
             sampleRss();
 
             // Propagation pass: the quantized layer produces the next layer's inputs.
@@ -288,9 +301,11 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
               for (let b = 0; b < N; b++) {
                 checkAbort(opts.signal);
                 const out = decoderLayerForward(h.config, qWeights, hidden[b]!, undefined, qHooks);
-                const r = relErr(out, fpOut[b]!);
-                relNum += r.num;
-                relDen += r.den;
+                if (b < fpOut.length) {
+                  const r = relErr(out, fpOut[b]!);
+                  relNum += r.num;
+                  relDen += r.den;
+                }
                 hidden[b] = out;
                 progress({ kind: "tick", stage: "quantize", done: i + 0.5 + (b + 1) / (2 * N), total: L, label: `layer ${i} · propagating ${b + 1}/${N}` });
               }
@@ -371,6 +386,19 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
     if (handle) await handle.close();
   }
 };
+
+/** Llama modules whose inputs are the same tensor (they may share a Hessian). */
+const SHARED_INPUT: Readonly<Record<string, string>> = {
+  "self_attn.q_proj": "attn_input",
+  "self_attn.k_proj": "attn_input",
+  "self_attn.v_proj": "attn_input",
+  "mlp.gate_proj": "mlp_input",
+  "mlp.up_proj": "mlp_input",
+};
+/** The module whose input hook accumulates each shared Hessian (the first one the forward calls). */
+const SHARED_FIRST = new Set(["self_attn.q_proj", "mlp.gate_proj"]);
+/** Batches used for the per-layer output error when nothing else needs the fp pass. */
+const ERROR_BATCHES = 8;
 
 const isHeadTensor = (n: string): boolean => n === "model.norm.weight" || n.startsWith("lm_head.");
 
