@@ -95,6 +95,18 @@ describe("oneshot on stories260K", () => {
     expect(results["w4-rtn"]!).toBeLessThan(results["w3-rtn"]!);
   });
 
+  it("honours the weight observer of the recipe: MSE scales give a lower weight error than min-max", async () => {
+    const minmax = recipe("stories260k-w4a16-g32.yaml");
+    const mse = minmax.replace(/strategy: (group, group_size: 32|channel)\}/g, "strategy: $1, observer: memoryless_mse}");
+    expect(mse).toContain("observer: memoryless_mse");
+    const a = must(await oneshot({ model: fp, output: join(tmp, "obs-minmax"), recipe: must(recipeFromYaml(minmax)) })());
+    const b = must(await oneshot({ model: fp, output: join(tmp, "obs-mse"), recipe: must(recipeFromYaml(mse)) })());
+    const loss = (r: typeof a) => r.layers.reduce((x, l) => x + l.loss, 0);
+    expect(loss(b)).toBeLessThan(loss(a));
+    const cfg = JSON.parse(readFileSync(join(tmp, "obs-mse", "config.json"), "utf8"));
+    expect(cfg.quantization_config.config_groups.group_0.weights.observer).toBe("memoryless_mse");
+  });
+
   it("is deterministic: the same inputs give byte-identical files", async () => {
     const a = join(tmp, "det-a");
     const b = join(tmp, "det-b");

@@ -7,10 +7,12 @@ import {
   formatGptqError,
   gptqQuantizeModule,
   normalizeHessian,
+  observeWeightWith,
+  weightObserverName,
   quantizeWeight,
 } from "@llmq/gptq";
 import { type MinMaxStatistics, type Observer, type ObserverState, createObserver, formatObserverError, fusedGlobalScale } from "@llmq/observers";
-import { type QuantizationArgs, type QuantizationScheme, dequantize, formatSchemeError, rtnQuantizeWeight } from "@llmq/schemes";
+import { type QuantizationArgs, type QuantizationScheme, dequantize, formatSchemeError, quantize, rtnQuantizeWeight, storageDType } from "@llmq/schemes";
 import { type DType, type Tensor, cast, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -44,6 +46,8 @@ export interface QuantizedWeight {
 
 const schemeFail = (name: string) => (e: Parameters<typeof formatSchemeError>[0]): LlmqError => quantizationError(name, formatSchemeError(e));
 
+const isHalf = (d: DType): d is "bf16" | "f16" => d === "bf16" || d === "f16";
+
 const sqErr = (a: Tensor<"f32">, b: Tensor<"f32">): number => {
   let s = 0;
   for (let i = 0; i < a.data.length; i++) {
@@ -60,9 +64,25 @@ export const rtnModule = (
   args: QuantizationArgs,
   opts: { readonly globalScale?: Tensor<"f32"> | undefined } = {},
 ): E.Either<LlmqError, QuantizedWeight> => {
-  const r = rtnQuantizeWeight(weight, args, { name, ...(opts.globalScale ? { globalScale: opts.globalScale } : {}) });
-  if (E.isLeft(r)) return E.left(schemeFail(name)(r.left));
-  const { quantized, scale, zeroPoint, globalScale } = r.right;
+  const r = weightObserverName(args) === "memoryless_minmax" ? rtnQuantizeWeight(weight, args, { name, ...(opts.globalScale ? { globalScale: opts.globalScale } : {}) }) : null;
+  if (r !== null && E.isLeft(r)) return E.left(schemeFail(name)(r.left));
+  let parts: { quantized: Tensor; scale: Tensor; zeroPoint: Tensor; globalScale?: Tensor<"f32"> | undefined };
+  if (r !== null && E.isRight(r)) parts = r.right;
+  else {
+    // Another weight observer (mse, …): its qparams, then compressed-tensors' quantize into the storage dtype.
+    if (opts.globalScale !== undefined && args.strategy === "tensor_group")
+      return E.left(quantizationError(name, `observer ${args.observer} with fused NVFP4 global scales is not supported; use memoryless_minmax`));
+    const qp = observeWeightWith(name, args)(toFloat32(weight));
+    if (E.isLeft(qp)) return E.left(quantizationError(name, qp.left));
+    const scale = cast(qp.right.scale, isHalf(weight.dtype) ? weight.dtype : "f32");
+    const zp = qp.right.zeroPoint ?? cast(scale, "i8");
+    const sd = storageDType(args);
+    const gs = qp.right.globalScale ?? undefined;
+    const q = quantize(weight, scale, args.symmetric ? null : zp, args, { ...(gs ? { globalScale: gs } : {}), ...(sd ? { dtype: sd } : {}) });
+    if (E.isLeft(q)) return E.left(schemeFail(name)(q.left));
+    parts = { quantized: q.right, scale, zeroPoint: zp, globalScale: gs };
+  }
+  const { quantized, scale, zeroPoint, globalScale } = parts;
   const dq = dequantize(quantized, scale, args.symmetric ? null : zeroPoint, args, { ...(globalScale ? { globalScale } : {}), dtype: "f32" });
   if (E.isLeft(dq)) return E.left(schemeFail(name)(dq.left));
   const fq = dq.right as Tensor<"f32">;

@@ -109,7 +109,8 @@ const reduceAll = (W: FloatDType, at: (i: number) => number, n: number): E.Right
   return { _tag: "Right", right: { min: castFromNumbers(W, [a], [1]), max: castFromNumbers(W, [b], [1]) } };
 };
 
-const storageDType = (args: QuantizationArgs): DType | undefined => {
+/** The dtype compressed-tensors stores quantized weight codes in (int8/16/32, fp8 e4m3fn, fp4 e2m1). */
+export const storageDType = (args: QuantizationArgs): DType | undefined => {
   if (args.type === "int") return args.num_bits <= 8 ? "i8" : args.num_bits <= 16 ? "i16" : "i32";
   if (args.num_bits === 8) return "f8_e4m3fn";
   if (args.num_bits === 4) return "f4_e2m1";
