@@ -20,7 +20,7 @@ export interface ReportSection {
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const fmtNum = (v: number): string =>
-  !Number.isFinite(v) ? String(v) : Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toPrecision(4);
+  !Number.isFinite(v) || (Number.isInteger(v) && Math.abs(v) < 1e9) ? String(v) : Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toPrecision(4);
 
 /** Horizontal bar chart, one bar per datum, optionally on a log scale. */
 export const barChartSvg = (data: ReadonlyArray<BarDatum>, opts: { readonly unit?: string; readonly log?: boolean } = {}): string => {
