@@ -53,8 +53,8 @@ export interface LayerReport {
   /** Sum of the module losses of this layer (GPTQ's objective, or ½‖W − Q‖² for RTN). */
   readonly loss: number;
   /**
-   * ‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the calibration batches (the first 8 for
-   * weight-only RTN, where nothing else needs the fp pass); null when data-free.
+   * ‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the first 8 calibration batches (same
+   * inputs for both); null when data-free.
    */
   readonly output_rel_error: number | null;
   readonly modules: ReadonlyArray<ModuleReport>;
@@ -217,6 +217,7 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
             const acts = unwrapE(activationObservers(planned, prefix));
             const fpOut: Tensor<"f32">[] = [];
             // Nothing to observe (weight-only RTN): the fp pass only measures the layer's output error, on a few batches.
+            // (ERROR_BATCHES also bounds how many fp outputs are kept when the pass runs for Hessians/observers.)
             const observed = hess.size > 0 || acts.size > 0;
             const calibN = observed ? N : Math.min(N, ERROR_BATCHES);
             if (hidden !== null) {
@@ -239,7 +240,9 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
                         },
                       }
                     : undefined;
-                fpOut.push(decoderLayerForward(h.config, weights, hidden[b]!, undefined, hooks));
+                const out = decoderLayerForward(h.config, weights, hidden[b]!, undefined, hooks);
+                // Only the first batches' fp outputs are kept, for the layer-error metric (memory: one layer output).
+                if (b < ERROR_BATCHES) fpOut.push(out);
                 progress({ kind: "tick", stage: "quantize", done: i + (b + 1) / (2 * calibN), total: L, label: `layer ${i} · calibrating ${b + 1}/${calibN}` });
               }
             }
@@ -248,23 +251,23 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
             // sequential_epoch_end: quantize every planned module of this layer.
             life = lifecycleStep(recipe.modifierName, life, "event");
             const results: Array<{ planned: PlannedModule; q: QuantizedWeight; seconds: number; extra: ReadonlyArray<readonly [string, Tensor]> }> = [];
-            const raws = new Map<string, Tensor>();
-            for (const p of planned) {
-              if (p.scheme.weights === null) continue;
-              raws.set(p.module.name, await run(pipe(h.readTensor(`${p.module.name}.weight`), TE.mapLeft((e) => ioError(p.module.name, `weight: ${e._tag}`)))));
-            }
+            // Fused NVFP4 global scales from the f32 layer weights (exact copies of the stored ones).
             const fused = unwrapE(
               fusedGlobalScales(
-                planned.map((p) => ({ name: p.module.name, local: p.module.name.slice(prefix.length), weight: raws.get(p.module.name)!, args: p.scheme.weights })),
+                planned.map((p) => {
+                  const local = p.module.name.slice(prefix.length);
+                  return { name: p.module.name, local, weight: weights.get(`${local}.weight`)!, args: p.scheme.weights };
+                }),
               ),
             );
             for (const p of planned) {
               checkAbort(opts.signal);
               const local = p.module.name.slice(prefix.length);
               const args = p.scheme.weights;
-              const raw = raws.get(p.module.name);
-              const extra = unwrapE(activationQParams(acts.get(local), raw?.dtype ?? "f32"));
-              if (args === null || raw === undefined) continue;
+              if (args === null) continue;
+              // The stored tensor (its dtype decides the scale dtype), read per module so one copy is alive at a time.
+              const raw = await run(pipe(h.readTensor(`${p.module.name}.weight`), TE.mapLeft((e) => ioError(p.module.name, `weight: ${e._tag}`))));
+              const extra = unwrapE(activationQParams(acts.get(local), raw.dtype));
               const ts = performance.now();
               const globalScale = fused.get(p.module.name);
               const q = unwrapE(
@@ -272,7 +275,6 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
                   ? gptqModule(p.module.name, raw, hess.get(hessKey(local))!, args, recipe.gptq, { globalScale })
                   : rtnModule(p.module.name, raw, args, { globalScale }),
               );
-              raws.delete(p.module.name);
               warnings.push(...q.warnings);
               results.push({ planned: p, q, seconds: (performance.now() - ts) / 1000, extra });
               progress({ kind: "tick", stage: "quantize", done: i + 0.5, total: L, label: `layer ${i} · ${local} loss ${q.loss.toExponential(2)}` });

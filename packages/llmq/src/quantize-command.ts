@@ -89,7 +89,7 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
         ? [
             {
               title: "Per-layer output error",
-              note: "‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the calibration batches (same inputs)",
+              note: "‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the first 8 calibration batches (same inputs)",
               svg: barChartSvg(
                 v.layers.map((l) => ({ label: l.name, value: l.output_rel_error ?? 0 })),
                 { log: true },
