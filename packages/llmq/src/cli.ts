@@ -5,7 +5,7 @@ import { convertCommand, formatConvert } from "./convert-command.js";
 import { type LlmqError, exitCodeOf, formatLlmqError, internal } from "./errors.js";
 import { evalCommand, formatEval } from "./eval-command.js";
 import { formatInspect, inspectCommand } from "./inspect-command.js";
-import { stderrProgress } from "./progress.js";
+import { type ProgressSink, noProgress, stderrProgress } from "./progress.js";
 import { formatQuantize, quantizeCommand } from "./quantize-command.js";
 
 // The only place that subscribes, throws to the user or calls process.exit: every library result arrives as an
@@ -39,9 +39,9 @@ const run = async <A>(json: boolean, work: (signal: AbortSignal) => TE.TaskEithe
   process.exitCode = 0;
 };
 
-const withProgress = <A>(json: boolean, quiet: boolean | undefined, f: (sink: ReturnType<typeof stderrProgress>["sink"]) => TE.TaskEither<LlmqError, A>): TE.TaskEither<LlmqError, A> => {
-  const p = quiet ? { sink: () => undefined, stop: () => undefined } : stderrProgress();
-  void json;
+/** Progress on stderr (bars on a terminal, periodic lines otherwise) unless --quiet; stdout stays for the result. */
+const withProgress = <A>(quiet: boolean | undefined, f: (sink: ProgressSink) => TE.TaskEither<LlmqError, A>): TE.TaskEither<LlmqError, A> => {
+  const p = quiet ? { sink: noProgress, stop: () => undefined } : stderrProgress();
   return () => f(p.sink)().finally(p.stop);
 };
 
@@ -90,7 +90,7 @@ export const buildCli = (): Command => {
       await run(
         json,
         (signal) =>
-          withProgress(json, o.quiet, (sink) =>
+          withProgress(o.quiet, (sink) =>
             quantizeCommand({
               model: o.model,
               output: o.output,
@@ -130,7 +130,7 @@ export const buildCli = (): Command => {
       await run(
         json,
         (signal) =>
-          withProgress(json, o.quiet, (sink) =>
+          withProgress(o.quiet, (sink) =>
             evalCommand({
               model: o.model,
               reference: o.reference,
