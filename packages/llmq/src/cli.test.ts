@@ -88,7 +88,7 @@ describe("llmq CLI", () => {
       expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace for user errors
     }
     for (const o of ["o1", "o2", "o3", "o4", "o5"]) expect(existsSync(join(tmp, o))).toBe(false);
-    expect(readdirSync(tmp).filter((f) => f.includes("llmq-staging"))).toEqual([]);
+    expect(readdirSync(tmp).filter((f) => f.includes("llmq-staging") || f.includes("llmq-tmp"))).toEqual([]);
   });
 
   it("Ctrl-C mid-run exits 1 and leaves no partial output", async () => {

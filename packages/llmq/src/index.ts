@@ -19,7 +19,6 @@ export { COMPRESSED_TENSORS_VERSION, type CompressedModule, compressModule, grou
 export { type LifecycleAction, type LifecycleError, type LifecycleEvent, type LifecycleState, activeAt, created, formatLifecycleError, transition } from "./lifecycle.js";
 export { type ProgressEvent, type ProgressSink, noProgress } from "./progress.js";
 export { type BarDatum, type ReportSection, barChartSvg, histogramSvg, renderReport } from "./report.js";
-export { type StagedDir, stageOutputDir } from "./output-dir.js";
 export { type LlmqError, exitCodeOf, formatLlmqError } from "./errors.js";
 export { type ConvertOptions, type ConvertResult, convertCommand } from "./convert-command.js";
 export { type QuantizeCommandOptions, quantizeCommand } from "./quantize-command.js";

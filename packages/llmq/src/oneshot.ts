@@ -3,7 +3,14 @@ import { join } from "node:path";
 import { type HessianState, accumulateHessianInPlace, emptyHessian, formatGptqError } from "@llmq/gptq";
 import { type LayerWeights, type ModelHandle, decoderLayerForward, embed } from "@llmq/models";
 import { needsCalibrationData } from "@llmq/schemes";
-import { type ShardedWriter, createShardedWriter, formatSerializationError } from "@llmq/serialization";
+import {
+  type SerializationError,
+  type ShardedWriter,
+  type StagedDirectory,
+  createShardedWriter,
+  formatSerializationError,
+  stageDirectory,
+} from "@llmq/serialization";
 import { type Tensor, activeBackend, nativeAddon } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
@@ -12,14 +19,13 @@ import { concatMap, defer, lastValueFrom, range, reduce } from "rxjs";
 import { type CompressedModule, compressModule, quantizationConfigJson } from "./checkpoint-format.js";
 import { type InputQuantSpec, InputQuantError, inputQuantHooks } from "./activation-quant.js";
 import type { Dataset } from "./dataset.js";
-import { type LlmqError, aborted, internal, ioError, quantizationError } from "./errors.js";
+import { type LlmqError, aborted, internal, ioError, outputExists, quantizationError } from "./errors.js";
 import { type LifecycleState, created, transition } from "./lifecycle.js";
 import { openModelDir } from "./open-model.js";
 import { type PlannedModule, planQuantization } from "./plan.js";
 import { type ProgressSink, noProgress } from "./progress.js";
 import { type QuantizedWeight, activationObservers, activationQParams, fusedGlobalScales, gptqModule, rtnModule } from "./quantize-module.js";
 import type { Recipe } from "./recipe.js";
-import { type StagedDir, stageOutputDir } from "./output-dir.js";
 
 // The sequential pipeline of llm-compressor, layer by layer: capture the inputs of layer i on every calibration
 // batch (Hessians for GPTQ), quantize its modules (sequential_epoch_end), push the batches through the quantized layer
@@ -130,7 +136,7 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
   sampleRss();
   const progress = opts.progress ?? noProgress;
   const recipe = opts.recipe;
-  let staged: StagedDir | null = null;
+  let staged: StagedDirectory | null = null;
   let writer: ShardedWriter | null = null;
   let handle: ModelHandle | null = null;
   try {
@@ -145,7 +151,10 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
         quantizationError(recipe.modifierName, "this scheme has static activation (or kv-cache) quantization, which needs calibration data: pass --dataset"),
       );
     checkAbort(opts.signal);
-    staged = await run(stageOutputDir(opts.output, opts.overwrite === true));
+    // The whole directory is produced in a hidden sibling and renamed at the end: a failure leaves nothing behind.
+    const outputFailure = (e: SerializationError): LlmqError =>
+      e._tag === "OutputExists" ? outputExists(opts.output) : ioError(opts.output, formatSerializationError(e));
+    staged = await run(pipe(stageDirectory(opts.output, { overwrite: opts.overwrite === true }), TE.mapLeft(outputFailure)));
     const stagedDir = staged;
     writer = await run(
       pipe(
@@ -363,7 +372,7 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
     await copyModelExtras(h.dir, stagedDir.staging);
     life = lifecycleStep(recipe.modifierName, life, "finalize");
     checkAbort(opts.signal);
-    const outDir = await run(stagedDir.commit());
+    const outDir = await run(pipe(stagedDir.commit(), TE.mapLeft(outputFailure)));
     staged = null;
     sampleRss();
     return E.right({

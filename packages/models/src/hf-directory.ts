@@ -1,7 +1,6 @@
-import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { formatSerializationError, writeSafetensors } from "@llmq/serialization";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type SerializationError, formatSerializationError, stageDirectory, writeSafetensors } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
@@ -16,19 +15,6 @@ export interface HfDirectoryContents {
   readonly tokenizerFiles?: Readonly<Record<string, Record<string, unknown>>>;
 }
 
-const isNonEmptyDir = async (p: string): Promise<boolean | "file"> => {
-  try {
-    const s = await stat(p);
-    if (!s.isDirectory()) return "file";
-    return (await readdir(p)).length > 0;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw e;
-  }
-};
-
-const sibling = (p: string, tag: string): string => join(dirname(p), `.${basename(p)}.llmq-${tag}-${process.pid}-${randomBytes(6).toString("hex")}`);
-
 const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
 
 /**
@@ -41,45 +27,34 @@ export const writeHfDirectory = (
   contents: HfDirectoryContents,
   opts: { readonly overwrite?: boolean } = {},
 ): TE.TaskEither<ModelError, { readonly dir: string; readonly files: ReadonlyArray<string> }> => {
-  const tmp = sibling(outDir, "tmp");
-  const io = <A>(f: () => Promise<A>, path: string) => TE.tryCatch(f, (e) => ioError(path, (e as Error).message));
   const files: Array<[string, string]> = [
     ["config.json", json(contents.configJson)],
     ...(contents.generationConfigJson === undefined ? [] : [["generation_config.json", json(contents.generationConfigJson)] as [string, string]]),
     ...Object.entries(contents.tokenizerFiles ?? {}).map(([n, v]): [string, string] => [n, json(v)]),
   ];
-  const write = pipe(
-    io(() => isNonEmptyDir(outDir), outDir),
-    TE.chain((state) => (state === "file" || (state && opts.overwrite !== true) ? TE.left(outputExists(outDir)) : TE.right(state))),
-    TE.chainFirst(() => io(() => mkdir(tmp, { recursive: true }), tmp)),
-    TE.chainFirst(() =>
-      pipe(
-        writeSafetensors(join(tmp, "model.safetensors"), contents.tensors, { format: "pt" }),
-        TE.mapLeft((e) => checkpointError(join(outDir, "model.safetensors"), e.tensor, formatSerializationError(e))),
-      ),
-    ),
-    TE.chainFirst(() => io(() => Promise.all(files.map(([n, text]) => writeFile(join(tmp, n), text))), tmp)),
-    TE.chain((existed) =>
-      io(async () => {
-        if (existed !== false) {
-          const old = sibling(outDir, "old");
-          await rename(outDir, old);
-          await rename(tmp, outDir);
-          await rm(old, { recursive: true, force: true });
-        } else {
-          await rm(outDir, { recursive: true, force: true });
-          await rename(tmp, outDir);
-        }
-        return { dir: outDir, files: ["model.safetensors", ...files.map(([n]) => n)] };
-      }, outDir),
-    ),
-  );
+  const fromSerialization = (e: SerializationError): ModelError =>
+    e._tag === "OutputExists" ? outputExists(outDir) : checkpointError(e.file, e.tensor, formatSerializationError(e));
   return pipe(
-    write,
-    TE.orElse((e) =>
+    stageDirectory(outDir, opts),
+    TE.mapLeft(fromSerialization),
+    TE.chain((stage) =>
       pipe(
-        TE.fromTask(() => rm(tmp, { recursive: true, force: true })),
-        TE.chain(() => TE.left(e)),
+        writeSafetensors(join(stage.staging, "model.safetensors"), contents.tensors, { format: "pt" }),
+        TE.mapLeft((e) => checkpointError(join(outDir, "model.safetensors"), e.tensor, formatSerializationError(e))),
+        TE.chain(() =>
+          TE.tryCatch(
+            () => Promise.all(files.map(([n, text]) => writeFile(join(stage.staging, n), text))),
+            (e) => ioError(outDir, (e as Error).message),
+          ),
+        ),
+        TE.chain(() => pipe(stage.commit(), TE.mapLeft(fromSerialization))),
+        TE.map(() => ({ dir: outDir, files: ["model.safetensors", ...files.map(([n]) => n)] })),
+        TE.orElse((e) =>
+          pipe(
+            TE.fromTask(() => stage.discard()),
+            TE.chain(() => TE.left(e)),
+          ),
+        ),
       ),
     ),
   );

@@ -34,6 +34,7 @@ export type SerializationError =
   | { readonly _tag: "PathEscape"; readonly file: string; readonly tensor: string | null; readonly shard: string }
   | { readonly _tag: "InvalidIndex"; readonly file: string; readonly tensor: string | null; readonly detail: string }
   | { readonly _tag: "WriteRejected"; readonly file: string; readonly tensor: string | null; readonly detail: string }
+  | { readonly _tag: "OutputExists"; readonly file: string; readonly tensor: null }
   | { readonly _tag: "InvalidConfig"; readonly file: string; readonly tensor: null; readonly path: string; readonly detail: string }
   | { readonly _tag: "CompressorError"; readonly file: string; readonly tensor: string; readonly format: string; readonly detail: string };
 
@@ -124,6 +125,8 @@ export const invalidIndex = (file: string, tensor: string | null, detail: string
   tensor,
   detail,
 });
+/** A non-empty output directory that the caller did not allow to be replaced. */
+export const outputExists = (file: string): SerializationError => ({ _tag: "OutputExists", file, tensor: null });
 export const writeRejected = (file: string, tensor: string | null, detail: string): SerializationError => ({
   _tag: "WriteRejected",
   file,
@@ -182,6 +185,8 @@ export const formatSerializationError = (e: SerializationError): string => {
       return `${where(e)}: invalid shard index: ${e.detail}`;
     case "WriteRejected":
       return `${where(e)}: cannot write: ${e.detail}`;
+    case "OutputExists":
+      return `${e.file}: exists and is not empty (allow overwriting to replace it)`;
     case "InvalidConfig":
       return `${e.file}: ${e.path === "" ? "" : `${e.path}: `}${e.detail}`;
     case "CompressorError":

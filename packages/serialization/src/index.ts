@@ -10,6 +10,7 @@ export {
   invalidIndex,
   ioError,
   offsetsOutOfRange,
+  outputExists,
   overlappingTensors,
   pathEscape,
   sizeMismatch,
@@ -37,6 +38,8 @@ export { describeEntries, encodeHeaderChecked, serializeSafetensors, writeSafete
 export type { SafetensorsMetadata, TensorEntries } from "./safetensors-writer.js";
 export { createShardedWriter, parseShardSize, shardFileName, withShardedWriter } from "./sharded-writer.js";
 export type { ShardedSaveResult, ShardedWriter, ShardedWriterOptions } from "./sharded-writer.js";
+export { stageDirectory } from "./staged-directory.js";
+export type { StagedDirectory } from "./staged-directory.js";
 export { PyFloat, dumpPythonJson, parsePythonJson, pyFloatRepr, pyJsonString, toPlainJson } from "./python-json.js";
 export type { PyDumpOptions, PyJson, PyJsonObject } from "./python-json.js";
 export { COMPRESSIBLE_MODULE_TYPES, FORMAT_PRIORITY, canCompress, inferFormat, inferModelFormat, torchName } from "./compression-format.js";
