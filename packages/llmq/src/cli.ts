@@ -22,27 +22,32 @@ const list = (v: string, prev: string[] | undefined): string[] => [...(prev ?? [
 
 let aborter: AbortController | null = null;
 
-const run = async <A>(json: boolean, work: (signal: AbortSignal) => TE.TaskEither<LlmqError, A>, human: (a: A) => string): Promise<void> => {
+/**
+ * Runs one command: progress on stderr (bars on a terminal, periodic lines otherwise) unless `quiet`, the result on
+ * stdout (JSON with `json`), a Left as one `llmq:` line and exit code 1 (input) or 2 (internal).
+ */
+const run = async <A>(
+  o: { readonly json?: boolean; readonly quiet?: boolean },
+  work: (signal: AbortSignal, progress: ProgressSink) => TE.TaskEither<LlmqError, A>,
+  human: (a: A) => string,
+): Promise<void> => {
   aborter = new AbortController();
+  const p = o.quiet === true ? { sink: noProgress, stop: () => undefined } : stderrProgress();
   let result: E.Either<LlmqError, A>;
   try {
-    result = await work(aborter.signal)();
+    result = await work(aborter.signal, p.sink)();
   } catch (e) {
     result = E.left(internal((e as Error)?.stack ?? String(e)));
+  } finally {
+    p.stop();
   }
   if (E.isLeft(result)) {
     process.stderr.write(`llmq: ${formatLlmqError(result.left)}\n`);
     process.exitCode = exitCodeOf(result.left);
     return;
   }
-  process.stdout.write(json ? `${JSON.stringify(result.right)}\n` : `${human(result.right)}\n`);
+  process.stdout.write(o.json === true ? `${JSON.stringify(result.right)}\n` : `${human(result.right)}\n`);
   process.exitCode = 0;
-};
-
-/** Progress on stderr (bars on a terminal, periodic lines otherwise) unless --quiet; stdout stays for the result. */
-const withProgress = <A>(quiet: boolean | undefined, f: (sink: ProgressSink) => TE.TaskEither<LlmqError, A>): TE.TaskEither<LlmqError, A> => {
-  const p = quiet ? { sink: noProgress, stop: () => undefined } : stderrProgress();
-  return () => f(p.sink)().finally(p.stop);
 };
 
 export const buildCli = (): Command => {
@@ -64,7 +69,7 @@ export const buildCli = (): Command => {
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (model: string, o) => {
-      await run(o.json === true, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true }), formatConvert);
+      await run({ json: o.json === true, quiet: true }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true }), formatConvert);
     });
 
   program
@@ -86,12 +91,8 @@ export const buildCli = (): Command => {
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (o) => {
-      const json = o.json === true;
-      await run(
-        json,
-        (signal) =>
-          withProgress(o.quiet, (sink) =>
-            quantizeCommand({
+      await run(o, (signal, progress) =>
+        quantizeCommand({
               model: o.model,
               output: o.output,
               scheme: o.scheme,
@@ -106,9 +107,8 @@ export const buildCli = (): Command => {
               report: o.report,
               overwrite: o.overwrite === true,
               signal,
-              progress: sink,
+              progress,
             }),
-          ),
         formatQuantize,
       );
     });
@@ -126,12 +126,8 @@ export const buildCli = (): Command => {
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (o) => {
-      const json = o.json === true;
-      await run(
-        json,
-        (signal) =>
-          withProgress(o.quiet, (sink) =>
-            evalCommand({
+      await run(o, (signal, progress) =>
+        evalCommand({
               model: o.model,
               reference: o.reference,
               dataset: o.dataset,
@@ -140,9 +136,8 @@ export const buildCli = (): Command => {
               scoreSecondHalf: o.scoreSecondHalf === true,
               report: o.report,
               signal,
-              progress: sink,
+              progress,
             }),
-          ),
         formatEval,
       );
     });
@@ -153,7 +148,7 @@ export const buildCli = (): Command => {
     .argument("<dir>", "model directory")
     .option("--json", "print the result as JSON on stdout")
     .action(async (dir: string, o) => {
-      await run(o.json === true, () => inspectCommand(dir), formatInspect);
+      await run({ json: o.json === true, quiet: true }, () => inspectCommand(dir), formatInspect);
     });
 
   return program;
