@@ -12,13 +12,9 @@ import * as E from "fp-ts/lib/Either.js";
 import { decodeQuantizationArgs } from "@llmq/schemes";
 import { Tensor, activeBackend, kernels, nativeAddon } from "@llmq/tensor";
 import { type GptqArgs, quantizeWeight } from "../src/index.js";
+import { benchArgs } from "../../../tooling/bench-args.js";
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: number): number => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(argv[i + 1]) : dflt;
-};
-const json = argv.includes("--json");
+const { json, num: opt, log } = benchArgs();
 const rows = opt("rows", 4096);
 const cols = opt("cols", 4096);
 const group = opt("group", 128);
@@ -26,9 +22,6 @@ const threads = 2;
 const repeat = opt("repeat", 3);
 // The native kernels' pool honours LLMQ_THREADS; pin both it and the GPTQ column-loop workers to 2 like the peer.
 nativeAddon()?.setThreads(threads);
-const log = (s: string): void => {
-  process.stderr.write(`${s}\n`);
-};
 
 // Deterministic inputs (xorshift32 + Box–Muller), so both sides see the same problem.
 let seed = 0x9e3779b9;

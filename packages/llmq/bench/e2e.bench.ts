@@ -9,13 +9,9 @@ import { join } from "node:path";
 import { createShardedWriter } from "@llmq/serialization";
 import { Tensor, randn } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
+import { benchArgs } from "../../../tooling/bench-args.js";
 
-const argv = process.argv.slice(2);
-const flag = (name: string, def: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : def;
-};
-const json = argv.includes("--json");
+const { json, str: flag, log: stderrLine } = benchArgs();
 const method = flag("method", "rtn");
 const layers = Number(flag("layers", "22"));
 const samples = Number(flag("samples", "128"));
@@ -30,7 +26,7 @@ const dir = mkdtempSync(join(tmpdir(), "llmq-e2e-"));
 const model = join(dir, "model");
 const out = join(dir, "out");
 const log = (s: string): void => {
-  if (!json) process.stderr.write(`${s}\n`);
+  if (!json) stderrLine(s);
 };
 
 const main = async (): Promise<void> => {

@@ -10,21 +10,14 @@ import { join } from "node:path";
 import { Tensor, activeBackend, nativeAddon } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { decodeQuantizationArgs, formatSchemeError, rtnQuantizeWeight } from "../src/index.js";
+import { benchArgs } from "../../../tooling/bench-args.js";
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: number): number => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(argv[i + 1]) : dflt;
-};
-const json = argv.includes("--json");
+const { json, num: opt, log } = benchArgs();
 const rows = opt("rows", 4096);
 const cols = opt("cols", 11008);
 const group = opt("group", 128);
 const threads = 2;
 const reps = 3;
-const log = (s: string): void => {
-  process.stderr.write(`${s}\n`);
-};
 
 let seed = 0x2545f491;
 const uniform = (): number => {

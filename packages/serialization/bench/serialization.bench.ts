@@ -16,18 +16,11 @@ import { join } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
 import { Tensor, castFromNumbers } from "@llmq/tensor";
 import { compressModule, decompressModule, openSafetensors, writeSafetensors } from "../src/index.js";
+import { benchArgs } from "../../../tooling/bench-args.js";
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: number): number => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(argv[i + 1]) : dflt;
-};
-const json = argv.includes("--json");
+const { json, num: opt, log } = benchArgs();
 const gb = opt("gb", 1);
 const shardedGb = opt("sharded-gb", 4);
-const log = (s: string): void => {
-  process.stderr.write(`${s}\n`);
-};
 const emit = (o: Record<string, unknown>): void => {
   if (json) process.stdout.write(`${JSON.stringify({ bench: "serialization", ...o })}\n`);
   else log(JSON.stringify(o));
