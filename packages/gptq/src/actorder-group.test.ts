@@ -3,7 +3,7 @@ import { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { loadFixtures } from "./fixtures.js";
-import { observeWeightWith } from "./gptq-quantize-module.js";
+import { observeWeightWith } from "@llmq/observers";
 import { quantizeWeight } from "./quantize-weight.js";
 
 // actorder "group" was removed in compressed-tensors 0.20 (its QuantizationArgs rejects it), so LC 0.14 cannot

@@ -2,7 +2,8 @@ import { FP8_E4M3FN_VALUES, type Tensor, toFloat64 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { loadFixtures } from "./fixtures.js";
-import { gptqQuantizeModule, observeWeightWith, weightObserverName } from "./gptq-quantize-module.js";
+import { gptqQuantizeModule } from "./gptq-quantize-module.js";
+import { observeWeightWith, weightObserverName } from "@llmq/observers";
 
 const fx = loadFixtures();
 const values = (t: Tensor): Float64Array =>

@@ -3,7 +3,7 @@ import { Tensor } from "@llmq/tensor";
 import * as fc from "fast-check";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, it } from "vitest";
-import { observeWeightWith } from "./gptq-quantize-module.js";
+import { observeWeightWith } from "@llmq/observers";
 import { accumulateHessian, emptyHessian, normalizeHessian } from "./hessian.js";
 import { quantizeWeight } from "./quantize-weight.js";
 

@@ -14,5 +14,9 @@ export type {
   ScaleDType,
   WeightQParams,
 } from "./quantize-weight.js";
-export { gptqQuantizeModule, observeWeightWith, weightObserverName } from "./gptq-quantize-module.js";
-export type { GptqModuleOptions, ModuleWeightDType } from "./gptq-quantize-module.js";
+export { gptqQuantizeModule } from "./gptq-quantize-module.js";
+export type { GptqModuleOptions } from "./gptq-quantize-module.js";
+// The weight observer moved to @llmq/observers (QuantizationModifier runs it too); re-exported for existing callers.
+export { observeWeightWith, weightObserverName } from "@llmq/observers";
+export type { ModuleWeightDType } from "@llmq/observers";
+export { type GptqCalibrated, type GptqOptions, type LayerHessians, GPTQModifier, gptqModule, hessianFold } from "./gptq-modifier.js";

@@ -1,3 +1,4 @@
+import type { ScaleDType, WeightQParams } from "@llmq/observers";
 import { type QuantizationArgs, quantize } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { type DType, Tensor, castFromNumbers, kernels, roundHalfEven, roundToDType, toFloat64 } from "@llmq/tensor";
@@ -24,20 +25,9 @@ import { type WasmUpdate, defaultThreads, panelRunner, wasmForMain } from "./int
 /** The weight args (compressed-tensors `QuantizationArgs`, decoded by @llmq/schemes). */
 export type GptqArgs = QuantizationArgs;
 
-/** Float dtypes a weight scale may have (LC keeps scales in the model dtype). */
-export type ScaleDType = "f32" | "bf16" | "f16";
-
-/**
- * Weight qparams as the observer produced them (LC: `weight_observer.get_qparams()` on the ORIGINAL weight, before
- * any GPTQ update). Shapes: tensor [1]; channel [rows, 1]; group / tensor_group [rows, cols / group_size];
- * block [⌈rows / bh⌉, ⌈cols / bw⌉]. `zeroPoint` is ignored for symmetric args.
- */
-export interface WeightQParams {
-  readonly scale: Tensor<ScaleDType>;
-  readonly zeroPoint: Tensor | null;
-  /** tensor_group (NVFP4) only: the f32 global scale [1]; the effective scale is scale / globalScale. */
-  readonly globalScale?: Tensor<"f32"> | null;
-}
+// Weight qparams as the observer produced them (LC: `weight_observer.get_qparams()` on the ORIGINAL weight, before any
+// GPTQ update); defined by @llmq/observers, which runs the weight observers.
+export type { ScaleDType, WeightQParams };
 
 /** Computes qparams for a weight (an observer). Returns a message on failure. */
 export type ObserveWeight = (weight: Tensor<"f32">) => E.Either<string, WeightQParams>;

@@ -2,7 +2,7 @@ import { decodeQuantizationArgs } from "@llmq/schemes";
 import { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { observeWeightWith } from "./gptq-quantize-module.js";
+import { observeWeightWith } from "@llmq/observers";
 import { accumulateHessian, emptyHessian, normalizeHessian } from "./hessian.js";
 import { quantizeWeight } from "./quantize-weight.js";
 

@@ -46,7 +46,7 @@ export const fakeQuantizeInput = (module: string, spec: InputQuantSpec, x: Tenso
 
 /**
  * Layer hooks that fake-quantize the inputs of the modules in `specs` (keyed by local name, e.g. "self_attn.q_proj").
- * A failure (NaN input, impossible shape) is thrown as an Error naming the module; the pipeline turns it into a Left.
+ * A failure (NaN input, impossible shape) is a Left naming the module; the forward stops and returns it.
  */
 export const inputQuantHooks = (prefix: string, specs: ReadonlyMap<string, InputQuantSpec>): LayerHooks | undefined =>
   specs.size === 0
@@ -54,12 +54,6 @@ export const inputQuantHooks = (prefix: string, specs: ReadonlyMap<string, Input
     : {
         transformLinearInput: (local, x) => {
           const s = specs.get(local);
-          if (s === undefined) return x;
-          const r = fakeQuantizeInput(prefix + local, s, x);
-          if (E.isLeft(r)) throw new InputQuantError(r.left);
-          return r.right;
+          return s === undefined ? E.right(x) : fakeQuantizeInput(prefix + local, s, x);
         },
       };
-
-/** Raised inside a layer forward, caught at the pipeline edge. */
-export class InputQuantError extends Error {}

@@ -1,4 +1,5 @@
-import { type QuantizationConfig, type QuantizationScheme, encodeQuantizationConfig } from "@llmq/schemes";
+import type { QuantizedModule } from "@llmq/observers";
+import { type QuantizationConfig, type QuantizationScheme, encodeQuantizationConfig, encodeQuantizationScheme } from "@llmq/schemes";
 import {
   type CompressionFormat,
   type PyJson,
@@ -11,8 +12,6 @@ import {
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type LlmqError, ioError, quantizationError } from "./errors.js";
-import type { PlannedModule, QuantizationPlan } from "./plan.js";
-import type { QuantizedWeight } from "./quantize-module.js";
 
 // The on-disk side of a quantized module and of the model config, exactly as llm-compressor saves them through
 // compressed-tensors (ModelCompressor.compress_model + update_config).
@@ -30,12 +29,10 @@ export interface CompressedModule {
 export const groupFormat = (s: QuantizationScheme): CompressionFormat => (s.format as CompressionFormat | null) ?? inferFormat(s);
 
 /** One quantized module → its compressed tensors (weight_packed / weight / weight_scale / weight_zero_point / …). */
-export const compressModule = (
-  p: PlannedModule,
-  q: QuantizedWeight,
-  activationQParams: ReadonlyArray<readonly [string, Tensor]> = [],
-): E.Either<LlmqError, CompressedModule> => {
-  const format = groupFormat(p.scheme);
+export const compressModule = (m: QuantizedModule): E.Either<LlmqError, CompressedModule> => {
+  const format = groupFormat(m.scheme);
+  const q = m.weight;
+  if (q === null) return E.left(quantizationError(m.module.name, "a module without quantized weights cannot be compressed"));
   const state = new Map<string, Tensor>([
     ["weight", q.quantized],
     ["weight_scale", q.scale],
@@ -43,35 +40,47 @@ export const compressModule = (
   if (q.zeroPoint !== null) state.set("weight_zero_point", q.zeroPoint);
   if (q.globalScale !== null) state.set("weight_global_scale", q.globalScale);
   if (q.gIdx !== null) state.set("weight_g_idx", q.gIdx);
-  for (const [k, t] of activationQParams) state.set(k, t);
-  const r = compressState(format, p.scheme, state, { module: p.module.name });
-  if (E.isLeft(r)) return E.left(quantizationError(p.module.name, formatSerializationError(r.left)));
-  return E.right({ format, tensors: [...r.right].map(([k, t]) => [`${p.module.name}.${k}`, t] as const) });
+  for (const [k, t] of m.activationParams) state.set(k, t);
+  const r = compressState(format, m.scheme, state, { module: m.module.name });
+  if (E.isLeft(r)) return E.left(quantizationError(m.module.name, formatSerializationError(r.left)));
+  return E.right({ format, tensors: [...r.right].map(([k, t]) => [`${m.module.name}.${k}`, t] as const) });
 };
 
 /**
- * config.json with `quantization_config` as compressed-tensors writes it: config groups get their format, the
- * top-level format is the single format or "mixed-precision", `ignore` lists every Linear left unquantized, and the
- * file is `json.dump(indent=2, sort_keys=True)`.
+ * The config groups compressed-tensors' `QuantizationConfig.from_pretrained(model)` finds on a quantized model: every
+ * distinct scheme in module order, named group_0, group_1… (so two modifiers' "group_0" become two groups).
+ */
+export const configGroups = (modules: ReadonlyArray<Pick<QuantizedModule, "scheme">>): Readonly<Record<string, QuantizationScheme>> => {
+  const seen: Array<{ readonly key: string; readonly scheme: QuantizationScheme }> = [];
+  for (const m of modules) {
+    const key = JSON.stringify(encodeQuantizationScheme(m.scheme));
+    if (!seen.some((s) => s.key === key)) seen.push({ key, scheme: m.scheme });
+  }
+  return Object.fromEntries(seen.map((s, i) => [`group_${i}`, { ...s.scheme, format: groupFormat(s.scheme) }]));
+};
+
+/**
+ * config.json with `quantization_config` as compressed-tensors writes it: config groups from the quantized modules
+ * with their format, the top-level format is the single format or "mixed-precision", `ignore` lists every Linear left
+ * unquantized, and the file is `json.dump(indent=2, sort_keys=True)` keeping Python's floats.
  */
 export const quantizationConfigJson = (
   rawConfig: Readonly<Record<string, unknown>>,
-  plan: QuantizationPlan,
+  modules: ReadonlyArray<Pick<QuantizedModule, "scheme">>,
+  unquantized: ReadonlyArray<string>,
 ): E.Either<LlmqError, { readonly text: string; readonly format: string; readonly config: QuantizationConfig }> => {
-  const used = new Set([...plan.modules.values()].map((m) => m.group));
-  const groups = Object.fromEntries(
-    Object.entries(plan.config.config_groups)
-      .filter(([g]) => used.has(g))
-      .map(([g, s]) => [g, { ...s, format: groupFormat(s) }]),
-  );
+  const groups = configGroups(modules);
   const formats = Object.values(groups).map((s) => s.format as CompressionFormat);
   const format = inferModelFormat(formats);
   const config: QuantizationConfig = {
-    ...plan.config,
     config_groups: groups,
+    quant_method: "compressed-tensors",
+    kv_cache_scheme: null,
     format,
     quantization_status: "compressed",
-    ignore: plan.unquantized,
+    global_compression_ratio: null,
+    ignore: unquantized,
+    moe_sparsity_config: null,
   };
   const { quant_method, ...dump } = encodeQuantizationConfig(config);
   const qc = {

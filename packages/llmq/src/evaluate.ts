@@ -3,7 +3,7 @@ import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { InputQuantError, inputQuantHooks } from "./activation-quant.js";
+import { inputQuantHooks } from "./activation-quant.js";
 import type { Dataset } from "./dataset.js";
 import { inputQuantSpecs } from "./open-model.js";
 import { type LlmqError, aborted, datasetError, modelError } from "./errors.js";
@@ -53,15 +53,12 @@ export const finalHiddenStates = (
     if (signal?.aborted) return E.left(aborted("interrupted"));
     const lw = await lift(h.loadLayer(i))();
     if (E.isLeft(lw)) return lw;
-    const prefix = `model.layers.${i}.`;
+    const prefix = h.architecture.layerPrefix(i);
     const specs = new Map([...inputQuantSpecs(h)].filter(([n]) => n.startsWith(prefix)).map(([n, s]) => [n.slice(prefix.length), s] as const));
     const hooks = inputQuantHooks(prefix, specs);
-    try {
-      hidden = hidden.map((x) => decoderLayerForward(h.config, lw.right, x, undefined, hooks));
-    } catch (e) {
-      if (e instanceof InputQuantError) return E.left(modelError(e.message));
-      throw e;
-    }
+    const next = E.traverseArray((x: Tensor<"f32">) => decoderLayerForward(h.config, lw.right, x, undefined, hooks))(hidden);
+    if (E.isLeft(next)) return E.left(modelError(formatModelError(next.left)));
+    hidden = [...next.right];
     progress({ kind: "tick", stage: label, done: i + 1, total: h.numLayers, label: `layer ${i}` });
   }
   return E.right(hidden);

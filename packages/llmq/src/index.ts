@@ -8,15 +8,30 @@ export * as serialization from "@llmq/serialization";
 export * as models from "@llmq/models";
 
 export { type OneshotOptions, type OneshotResult, type LayerReport, type ModuleReport, oneshot } from "./oneshot.js";
+export { type Pass, type PipelineName, ERROR_WINDOWS, planPasses, runPipeline } from "./pipeline.js";
 export { type Recipe, type SchemeRecipeOptions, RUNNABLE_MODIFIERS, recipeFromScheme, recipeFromYaml } from "./recipe.js";
 export { type Batch, type Dataset, type DatasetKind, type DatasetOptions, type DatasetTokenizer, batches$, loadDataset, seededPermutation } from "./dataset.js";
 export { type EvaluateOptions, type EvaluateResult, evaluate, finalHiddenStates } from "./evaluate.js";
 export { type EvalSummary, type PositionStats, logSoftmaxRow, percentile, scoreWindow, summarize } from "./metrics.js";
 export { openModelDir, optionalTokenizer } from "./open-model.js";
-export { type PlannedModule, type QuantizationPlan, checkWeightFits, planQuantization } from "./plan.js";
-export { type QuantizedWeight, gptqModule, rtnModule } from "./quantize-module.js";
-export { COMPRESSED_TENSORS_VERSION, type CompressedModule, compressModule, groupFormat, quantizationConfigJson } from "./checkpoint-format.js";
-export { type LifecycleAction, type LifecycleError, type LifecycleEvent, type LifecycleState, activeAt, created, formatLifecycleError, transition } from "./lifecycle.js";
+export { COMPRESSED_TENSORS_VERSION, type CompressedModule, compressModule, configGroups, groupFormat, quantizationConfigJson } from "./checkpoint-format.js";
+// The modifier contract and the modifiers llmq runs (owned by @llmq/observers and @llmq/gptq), for custom modifiers.
+export {
+  type Calibration,
+  type EpochEnd,
+  type LayerState,
+  type ModelInfo,
+  type Modifier,
+  type ModifierError,
+  type ModuleInfo,
+  type QuantizedModule,
+  type Tap,
+  QuantizationModifier,
+  modifierError,
+  reducer,
+  withTensors,
+} from "@llmq/observers";
+export { GPTQModifier } from "@llmq/gptq";
 export { type ProgressEvent, type ProgressSink, noProgress } from "./progress.js";
 export { type BarDatum, type ReportSection, barChartSvg, histogramSvg, renderReport } from "./report.js";
 export { type LlmqError, exitCodeOf, formatLlmqError } from "./errors.js";

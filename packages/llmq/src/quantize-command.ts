@@ -76,7 +76,7 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
       output: v.output,
       scheme: v.scheme,
       format: v.format,
-      method: recipe.right.method,
+      modifiers: recipe.right.modifiers.map((m) => m.type).join(", "),
       modules: v.modules,
       "calibration samples": v.calibration?.samples ?? null,
       "calibration tokens": v.calibration?.tokens ?? null,
@@ -99,7 +99,7 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
         : []),
       {
         title: "Per-module loss",
-        note: recipe.right.method === "gptq" ? "GPTQ loss Σ((w − q)/d)²/2" : "½‖W − Q‖²",
+        note: "GPTQ modules: loss Σ((w − q)/d)²/2; RTN modules: ½‖W − Q‖²",
         svg: barChartSvg(
           modules.map((m) => ({ label: m.name, value: m.loss })),
           { log: true },

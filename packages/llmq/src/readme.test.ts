@@ -38,6 +38,6 @@ describe("README examples", () => {
         encoding: "utf8",
       });
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/35 modules, format int-quantized/);
+      expect(r.stdout).toMatch(/35 modules, format (int|pack)-quantized/);
     });
 });

@@ -1,39 +1,26 @@
-import {
-  type Recipe as LcRecipe,
-  type QuantizationConfig,
-  checkHasQuantizationConfig,
-  encodeRecipeYaml,
-  formatRecipeError,
-  parseRecipe,
-  quantizationModifiers,
-  recipeFromModifiers,
-  resolveQuantizationConfig,
-} from "@llmq/schemes";
+import { GPTQModifier } from "@llmq/gptq";
+import { type Modifier, QuantizationModifier } from "@llmq/observers";
+import { type Recipe as LcRecipe, type RecipeModifier, encodeRecipeYaml, formatRecipeError, parseRecipe, recipeFromModifiers } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { type LlmqError, recipeError } from "./errors.js";
 
+// An llm-compressor recipe turned into modifier values, in recipe order (stages in order, modifiers of a stage in
+// order), each built by the package that owns its math. What llmq cannot run yet is refused here, before anything
+// is read; base fields that oneshot ignores in llm-compressor too (start/end/update) are accepted with a warning.
+
 // ----- model -----
 
-/** GPTQModifier's knobs that act outside the quantization args. */
-export interface GptqOptions {
-  readonly blockSize: number;
-  readonly dampeningFrac: number;
-}
-
-/**
- * What the pipeline runs: an llm-compressor recipe reduced to its quantization modifier (QuantizationModifier = RTN
- * weights, or GPTQModifier) and the compressed-tensors config it implies.
- */
+/** What the pipeline runs: the recipe's modifiers as values, its saved YAML, and warnings about ignored fields. */
 export interface Recipe {
-  readonly modifierName: "QuantizationModifier" | "GPTQModifier";
-  readonly method: "rtn" | "gptq";
-  readonly config: QuantizationConfig;
-  readonly gptq: GptqOptions;
-  /** A label for reports: the preset name, or "custom" for config_groups. */
+  readonly modifiers: ReadonlyArray<Modifier>;
+  /** The decoded recipe (stages, modifier configs with LC defaults). */
+  readonly source: LcRecipe;
+  /** A label for reports: the preset name(s), or "custom" for config_groups. */
   readonly schemeName: string;
   /** The recipe as llm-compressor YAML (saved as recipe.yaml beside the checkpoint). */
   readonly yaml: string;
+  readonly warnings: ReadonlyArray<string>;
 }
 
 export interface SchemeRecipeOptions {
@@ -48,33 +35,53 @@ export const RUNNABLE_MODIFIERS = ["QuantizationModifier", "GPTQModifier"] as co
 
 // ----- constructors -----
 
-const fromLcRecipe = (r: LcRecipe): E.Either<LlmqError, Recipe> => {
-  const other = r.modifiers.filter((m) => !(RUNNABLE_MODIFIERS as ReadonlyArray<string>).includes(m.type));
-  if (other.length > 0)
-    return E.left(
-      recipeError(`${other.map((m) => m.type).join(", ")} ${other.length > 1 ? "are" : "is"} not supported by llmq yet (runnable modifiers: ${RUNNABLE_MODIFIERS.join(", ")})`),
-    );
-  const qm = quantizationModifiers(r);
-  if (qm.length !== 1) return E.left(recipeError(`the recipe must hold exactly one QuantizationModifier or GPTQModifier, found ${qm.length}`));
-  const m = qm[0]!;
-  return pipe(
-    checkHasQuantizationConfig(m),
-    E.chain(() => resolveQuantizationConfig(m)),
-    E.mapLeft((e) => recipeError(formatRecipeError(e))),
-    E.map(
-      (config): Recipe => ({
-        modifierName: m.type,
-        method: m.type === "GPTQModifier" ? "gptq" : "rtn",
-        config,
-        gptq: m.type === "GPTQModifier" ? { blockSize: m.block_size, dampeningFrac: m.dampening_frac ?? 0.01 } : { blockSize: 128, dampeningFrac: 0.01 },
-        schemeName: typeof m.scheme === "string" ? m.scheme.toUpperCase() : m.scheme !== null ? Object.keys(m.scheme).join("+") : "custom",
-        yaml: encodeRecipeYaml(r),
-      }),
-    ),
-  );
+/** The modifier value of one recipe entry (the registry of runnable modifiers). */
+const modifierOf = (m: RecipeModifier): E.Either<LlmqError, Modifier> => {
+  switch (m.type) {
+    case "QuantizationModifier":
+      return E.right(QuantizationModifier(m) as Modifier);
+    case "GPTQModifier":
+      return E.right(GPTQModifier(m) as Modifier);
+    default:
+      return E.left(
+        recipeError(`${m.stage}_stage: ${m.type} is not supported by llmq yet (runnable modifiers: ${RUNNABLE_MODIFIERS.join(", ")}); nothing was read or written`),
+      );
+  }
 };
 
-/** An llm-compressor recipe YAML; `--targets`/`--ignore` from the command line replace the modifier's own. */
+/**
+ * LC's oneshot passes start = −1 to the session; a PTQ modifier acts on the calibration events whatever its
+ * start/end/update (they gate on_start/on_update in training only), so they are ignored here as there. start ≤ 0
+ * (from the first step) is what oneshot does anyway, so only a later start, an end or an update is worth a warning.
+ */
+const baseFieldWarnings = (m: RecipeModifier): ReadonlyArray<string> =>
+  (["start", "end", "update"] as const)
+    .filter((k) => m[k] !== null && m[k] !== -1 && !(k === "start" && m[k]! <= 0))
+    .map((k) => `${m.type}.${k} = ${m[k]} has no effect in oneshot (llm-compressor's oneshot ignores it too; it schedules training)`);
+
+const schemeLabel = (mods: ReadonlyArray<RecipeModifier>): string => {
+  const names = mods.flatMap((m) =>
+    m.type === "QuantizationModifier" || m.type === "GPTQModifier"
+      ? [typeof m.scheme === "string" ? m.scheme.toUpperCase() : m.scheme !== null ? Object.keys(m.scheme).join("+") : "custom"]
+      : [],
+  );
+  return [...new Set(names)].join("+") || "custom";
+};
+
+const fromLcRecipe = (r: LcRecipe): E.Either<LlmqError, Recipe> =>
+  pipe(
+    r.modifiers,
+    E.traverseArray(modifierOf),
+    E.map((modifiers) => ({
+      modifiers,
+      source: r,
+      schemeName: schemeLabel(r.modifiers),
+      yaml: encodeRecipeYaml(r),
+      warnings: r.modifiers.flatMap(baseFieldWarnings),
+    })),
+  );
+
+/** An llm-compressor recipe YAML; `--targets`/`--ignore` from the command line replace the quantization modifiers' own. */
 export const recipeFromYaml = (
   text: string,
   overrides: { readonly targets?: ReadonlyArray<string> | undefined; readonly ignore?: ReadonlyArray<string> | undefined } = {},

@@ -14,7 +14,9 @@ export type ModelError =
   | { readonly _tag: "IoError"; readonly path: string; readonly detail: string }
   | { readonly _tag: "TokenizerError"; readonly path: string; readonly detail: string }
   | { readonly _tag: "OutputExists"; readonly path: string }
-  | { readonly _tag: "CheckpointError"; readonly path: string; readonly tensor: string | null; readonly detail: string };
+  | { readonly _tag: "CheckpointError"; readonly path: string; readonly tensor: string | null; readonly detail: string }
+  /** A hook of the layer forward refused its input (e.g. a NaN activation that cannot be quantized). */
+  | { readonly _tag: "ForwardFailed"; readonly module: string; readonly detail: string };
 
 // ----- constructors -----
 
@@ -46,6 +48,7 @@ export const ioError = (path: string, detail: string): ModelError => ({ _tag: "I
 export const tokenizerError = (path: string, detail: string): ModelError => ({ _tag: "TokenizerError", path, detail });
 export const outputExists = (path: string): ModelError => ({ _tag: "OutputExists", path });
 /** A safetensors read/write failure from @llmq/serialization, with its message. */
+export const forwardFailed = (module: string, detail: string): ModelError => ({ _tag: "ForwardFailed", module, detail });
 export const checkpointError = (path: string, tensor: string | null, detail: string): ModelError => ({ _tag: "CheckpointError", path, tensor, detail });
 
 // ----- destructors -----
@@ -81,5 +84,7 @@ export const formatModelError = (e: ModelError): string => {
       return `${e.path}: output directory exists and is not empty (pass overwrite to replace it)`;
     case "CheckpointError":
       return e.detail;
+    case "ForwardFailed":
+      return `${e.module}: ${e.detail}`;
   }
 };

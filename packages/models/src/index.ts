@@ -1,7 +1,20 @@
 export * from "./errors.js";
 export * from "./llama-config.js";
 export { ropeInvFreq, ropeCosSin, applyRopeInPlace } from "./rope.js";
-export { type LayerWeights, type HeadWeights, type LayerHooks, layerLinears, linear, rmsNorm, decoderLayerForward, embed, headForward } from "./llama-forward.js";
+export {
+  type LayerWeights,
+  type HeadWeights,
+  type LayerHooks,
+  layerLinears,
+  linear,
+  rmsNorm,
+  attentionBlockForward,
+  mlpBlockForward,
+  decoderLayerForward,
+  embed,
+  headForward,
+} from "./llama-forward.js";
+export { type Architecture, type LayerLinear, type NormMapping, LLAMA_ARCHITECTURE, architectureOf } from "./architecture.js";
 export { type WeightSource, memoryWeightSource } from "./weight-source.js";
 export { type LinearModule, type ModelHandle, modelFromSource, forwardLogits } from "./model-handle.js";
 export { type Llama2cHeader, type ConvertedModel, parseLlama2cHeader, interleavedToRotateHalf, llama2cConfigJson, llama2cTensors, convertLlama2c } from "./llama2c.js";

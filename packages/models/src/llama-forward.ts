@@ -1,4 +1,8 @@
 import { Tensor, kernels } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { pipe } from "fp-ts/lib/function.js";
+import { LLAMA_ARCHITECTURE, type LayerLinear } from "./architecture.js";
+import { type ModelError, forwardFailed } from "./errors.js";
 import type { LlamaConfig } from "./llama-config.js";
 import { applyRopeInPlace, ropeCosSin, ropeInvFreq } from "./rope.js";
 
@@ -13,33 +17,27 @@ export interface HeadWeights {
   readonly lmHead: Tensor<"f32">;
 }
 
-/** Observation points inside a decoder layer (calibration hooks). Tensors passed in must not be mutated. */
+/**
+ * Observation points inside a decoder layer (calibration taps). Tensors passed in must not be mutated. A hook that
+ * refuses its input returns a Left; the forward stops there and reports it (no exception crosses the forward).
+ */
 export interface LayerHooks {
-  /** The input of each linear, [T, in], keyed by local module name ("self_attn.q_proj", "mlp.down_proj"…). */
-  readonly onLinearInput?: (localModule: string, x: Tensor<"f32">) => void;
+  /**
+   * The input of a group of linears, [T, in], once per distinct input tensor: `modules` are the local names of every
+   * linear fed that same tensor (q/k/v share the attention norm's output, gate/up the MLP norm's), in execution order.
+   */
+  readonly onLinearInput?: (modules: ReadonlyArray<string>, x: Tensor<"f32">) => void;
   /** Keys after RoPE and values, each [T, num_key_value_heads × head_dim], as a KV cache would store them. */
   readonly onAttentionKV?: (k: Tensor<"f32">, v: Tensor<"f32">) => void;
   /**
    * Replaces the input of a linear after it was observed (quantized activations: a runtime like vLLM quantizes the
    * input of a W8A8/FP8 linear before the matmul). Returns the tensor to multiply, e.g. a fake-quantized copy.
    */
-  readonly transformLinearInput?: (localModule: string, x: Tensor<"f32">) => Tensor<"f32">;
+  readonly transformLinearInput?: (localModule: string, x: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
 }
 
 /** The linear modules of a decoder layer in execution order, with their (out, in) feature counts. */
-export const layerLinears = (cfg: LlamaConfig): ReadonlyArray<{ readonly local: string; readonly out: number; readonly in: number }> => {
-  const q = cfg.num_attention_heads * cfg.head_dim;
-  const kv = cfg.num_key_value_heads * cfg.head_dim;
-  return [
-    { local: "self_attn.q_proj", out: q, in: cfg.hidden_size },
-    { local: "self_attn.k_proj", out: kv, in: cfg.hidden_size },
-    { local: "self_attn.v_proj", out: kv, in: cfg.hidden_size },
-    { local: "self_attn.o_proj", out: cfg.hidden_size, in: q },
-    { local: "mlp.gate_proj", out: cfg.intermediate_size, in: cfg.hidden_size },
-    { local: "mlp.up_proj", out: cfg.intermediate_size, in: cfg.hidden_size },
-    { local: "mlp.down_proj", out: cfg.hidden_size, in: cfg.intermediate_size },
-  ];
-};
+export const layerLinears = (cfg: LlamaConfig): ReadonlyArray<LayerLinear> => LLAMA_ARCHITECTURE.layerLinears(cfg);
 
 // ----- ops on raw row-major arrays -----
 
@@ -138,6 +136,76 @@ const attention = (cfg: LlamaConfig, q: Float32Array, k: Float32Array, v: Float3
 
 const defaultPositions = (tokens: number): Int32Array => Int32Array.from({ length: tokens }, (_, i) => i);
 
+const checkHidden = (cfg: LlamaConfig, hidden: Tensor<"f32">): void => {
+  if (hidden.rank !== 2 || hidden.shape[1] !== cfg.hidden_size)
+    throw new Error(`llmq internal: a decoder block expects [T, ${cfg.hidden_size}], got ${hidden.toString()}`);
+};
+
+/** Linears fed by `x`: the input tapped once for the whole group, then (optionally transformed) multiplied per module. */
+const linears = (
+  weights: LayerWeights,
+  hooks: LayerHooks | undefined,
+  locals: ReadonlyArray<string>,
+  x: Tensor<"f32">,
+): E.Either<ModelError, ReadonlyArray<Tensor<"f32">>> => {
+  hooks?.onLinearInput?.(locals, x);
+  const out: Tensor<"f32">[] = [];
+  for (const local of locals) {
+    const xin = hooks?.transformLinearInput === undefined ? E.right(x) : hooks.transformLinearInput(local, x);
+    if (E.isLeft(xin)) return E.left(forwardFailed(local, xin.left));
+    out.push(linear(xin.right, weight(weights, `${local}.weight`), weights.get(`${local}.bias`)));
+  }
+  return E.right(out);
+};
+
+/**
+ * The attention sub-block (HF LlamaAttention behind input_layernorm, plus the residual): hidden [T, hidden] →
+ * hidden + o_proj(attention(norm(hidden))). `positions` default to 0..T−1.
+ */
+export const attentionBlockForward = (
+  cfg: LlamaConfig,
+  weights: LayerWeights,
+  hidden: Tensor<"f32">,
+  positions?: Int32Array,
+  hooks?: LayerHooks,
+): E.Either<ModelError, Tensor<"f32">> => {
+  checkHidden(cfg, hidden);
+  const tokens = hidden.shape[0]!;
+  const pos = positions ?? defaultPositions(tokens);
+  if (pos.length !== tokens) throw new Error(`llmq internal: ${pos.length} positions for ${tokens} tokens`);
+  const xa = rmsNorm(hidden, weight(weights, "input_layernorm.weight"), cfg.rms_norm_eps);
+  return pipe(
+    linears(weights, hooks, ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], xa),
+    E.chain(([q, k, v]) => {
+      const { cos, sin } = ropeCosSin(ropeInvFreq(cfg), pos);
+      applyRopeInPlace(q!.data, tokens, cfg.num_attention_heads, cfg.head_dim, cos, sin);
+      applyRopeInPlace(k!.data, tokens, cfg.num_key_value_heads, cfg.head_dim, cos, sin);
+      hooks?.onAttentionKV?.(k!, v!);
+      const ctx = new Tensor("f32", [tokens, cfg.num_attention_heads * cfg.head_dim], attention(cfg, q!.data, k!.data, v!.data, tokens));
+      return linears(weights, hooks, ["self_attn.o_proj"], ctx);
+    }),
+    E.map(([o]) => add(hidden, o!)),
+  );
+};
+
+/** The MLP sub-block behind post_attention_layernorm, plus the residual: h → h + down(silu(gate(norm h)) · up(norm h)). */
+export const mlpBlockForward = (cfg: LlamaConfig, weights: LayerWeights, h: Tensor<"f32">, hooks?: LayerHooks): E.Either<ModelError, Tensor<"f32">> => {
+  checkHidden(cfg, h);
+  const xm = rmsNorm(h, weight(weights, "post_attention_layernorm.weight"), cfg.rms_norm_eps);
+  return pipe(
+    linears(weights, hooks, ["mlp.gate_proj", "mlp.up_proj"], xm),
+    E.chain(([gate, up]) => {
+      const act = new Float32Array(gate!.size);
+      for (let i = 0; i < act.length; i++) {
+        const g = gate!.data[i]!;
+        act[i] = f(f(g / f(1 + f(Math.exp(-g)))) * up!.data[i]!);
+      }
+      return linears(weights, hooks, ["mlp.down_proj"], new Tensor("f32", gate!.shape, act));
+    }),
+    E.map(([down]) => add(h, down!)),
+  );
+};
+
 /**
  * One Llama decoder layer on one sequence: hidden [T, hidden_size] → [T, hidden_size]. `positions` default to
  * 0..T−1. Biases are applied where `weights` hold them (Qwen2 q/k/v, attention_bias, mlp_bias).
@@ -148,40 +216,11 @@ export const decoderLayerForward = (
   hidden: Tensor<"f32">,
   positions?: Int32Array,
   hooks?: LayerHooks,
-): Tensor<"f32"> => {
-  const tokens = hidden.shape[0]!;
-  if (hidden.rank !== 2 || hidden.shape[1] !== cfg.hidden_size)
-    throw new Error(`llmq internal: decoderLayerForward expects [T, ${cfg.hidden_size}], got ${hidden.toString()}`);
-  const pos = positions ?? defaultPositions(tokens);
-  if (pos.length !== tokens) throw new Error(`llmq internal: ${pos.length} positions for ${tokens} tokens`);
-  const lin = (local: string, x: Tensor<"f32">): Tensor<"f32"> => {
-    hooks?.onLinearInput?.(local, x);
-    const xin = hooks?.transformLinearInput?.(local, x) ?? x;
-    return linear(xin, weight(weights, `${local}.weight`), weights.get(`${local}.bias`));
-  };
-
-  const xa = rmsNorm(hidden, weight(weights, "input_layernorm.weight"), cfg.rms_norm_eps);
-  const q = lin("self_attn.q_proj", xa);
-  const k = lin("self_attn.k_proj", xa);
-  const v = lin("self_attn.v_proj", xa);
-  const { cos, sin } = ropeCosSin(ropeInvFreq(cfg), pos);
-  applyRopeInPlace(q.data, tokens, cfg.num_attention_heads, cfg.head_dim, cos, sin);
-  applyRopeInPlace(k.data, tokens, cfg.num_key_value_heads, cfg.head_dim, cos, sin);
-  hooks?.onAttentionKV?.(k, v);
-  const ctx = new Tensor("f32", [tokens, cfg.num_attention_heads * cfg.head_dim], attention(cfg, q.data, k.data, v.data, tokens));
-  const h = add(hidden, lin("self_attn.o_proj", ctx));
-
-  const xm = rmsNorm(h, weight(weights, "post_attention_layernorm.weight"), cfg.rms_norm_eps);
-  const gate = lin("mlp.gate_proj", xm);
-  const up = lin("mlp.up_proj", xm);
-  const act = new Float32Array(gate.size);
-  for (let i = 0; i < act.length; i++) {
-    const g = gate.data[i]!;
-    act[i] = f(f(g / f(1 + f(Math.exp(-g)))) * up.data[i]!);
-  }
-  const down = lin("mlp.down_proj", new Tensor("f32", gate.shape, act));
-  return add(h, down);
-};
+): E.Either<ModelError, Tensor<"f32">> =>
+  pipe(
+    attentionBlockForward(cfg, weights, hidden, positions, hooks),
+    E.chain((h) => mlpBlockForward(cfg, weights, h, hooks)),
+  );
 
 /** Rows of the embedding matrix [vocab, hidden] for each token → [T, hidden]. */
 export const embed = (embedding: Tensor<"f32">, tokens: Int32Array): Tensor<"f32"> => {

@@ -6,6 +6,7 @@ import { type ModelError, invalidInput, missingTensor, tensorShapeMismatch, unsu
 import { type LlamaConfig, decodeLlamaConfig } from "./llama-config.js";
 import { type HeadWeights, type LayerWeights, decoderLayerForward, embed, headForward, layerLinears } from "./llama-forward.js";
 import type { WeightSource } from "./weight-source.js";
+import { type Architecture, architectureOf } from "./architecture.js";
 
 // ----- model -----
 
@@ -22,11 +23,18 @@ export interface LinearModule {
 export interface ModelHandle {
   readonly dir: string;
   readonly config: LlamaConfig;
+  /** Module names, shared inputs, fused groups and norm mappings of the model's family. */
+  readonly architecture: Architecture;
   readonly rawConfig: Record<string, unknown>;
   readonly numLayers: number;
   readonly linearModules: () => ReadonlyArray<LinearModule>;
   readonly loadEmbedding: () => TE.TaskEither<ModelError, Tensor<"f32">>;
   readonly loadLayer: (i: number) => TE.TaskEither<ModelError, LayerWeights>;
+  /**
+   * Every tensor of decoder layer i in its stored dtype, keyed by local name: the layer's expected tensors are checked
+   * (shapes, float dtypes) as by loadLayer, others under the layer's prefix are passed along as stored.
+   */
+  readonly loadLayerTensors: (i: number) => TE.TaskEither<ModelError, ReadonlyMap<string, Tensor>>;
   readonly loadHead: () => TE.TaskEither<ModelError, HeadWeights>;
   readonly tensorNames: () => ReadonlyArray<string>;
   readonly readTensor: (name: string) => TE.TaskEither<ModelError, Tensor>;
@@ -52,15 +60,16 @@ export const modelFromSource = (
   pipe(
     decodeLlamaConfig(`${where}/config.json`, rawConfig),
     E.map((config) => {
-      const readF32 = (name: string, expected: ReadonlyArray<number>): TE.TaskEither<ModelError, Tensor<"f32">> => {
+      const readFloat = (name: string, expected: ReadonlyArray<number>): TE.TaskEither<ModelError, Tensor> => {
         const shape = source.shape(name);
         if (shape === undefined) return TE.left(missingTensor(name, where));
         if (shape.length !== expected.length || shape.some((d, i) => d !== expected[i])) return TE.left(tensorShapeMismatch(name, expected, shape));
         return pipe(
           source.read(name),
-          TE.chain((t) => (FLOAT_DTYPES.includes(t.dtype) ? TE.right(toFloat32(t)) : TE.left(unsupportedDType(name, t.dtype, FLOAT_DTYPES)))),
+          TE.chain((t) => (FLOAT_DTYPES.includes(t.dtype) ? TE.right(t) : TE.left(unsupportedDType(name, t.dtype, FLOAT_DTYPES)))),
         );
       };
+      const readF32 = (name: string, expected: ReadonlyArray<number>): TE.TaskEither<ModelError, Tensor<"f32">> => TE.map(toFloat32)(readFloat(name, expected));
       const h = config.hidden_size;
       const present = new Set(source.names());
       const layerExpected = (i: number): ReadonlyArray<readonly [string, ReadonlyArray<number>, boolean]> => {
@@ -82,6 +91,7 @@ export const modelFromSource = (
       const handle: ModelHandle = {
         dir,
         config,
+        architecture: architectureOf(config),
         rawConfig: rawConfig as Record<string, unknown>,
         numLayers: config.num_hidden_layers,
         linearModules: () => [
@@ -106,6 +116,18 @@ export const modelFromSource = (
               ),
             ),
             TE.map((entries): LayerWeights => new Map(entries)),
+          );
+        },
+        loadLayerTensors: (i) => {
+          if (!Number.isSafeInteger(i) || i < 0 || i >= config.num_hidden_layers)
+            return TE.left(invalidInput("layer", `${i} is out of range 0..${config.num_hidden_layers - 1}`));
+          const p = `model.layers.${i}.`;
+          const expected = layerExpected(i);
+          const others = source.names().filter((n) => n.startsWith(p) && !expected.some(([local]) => p + local === n));
+          return pipe(
+            [...expected.map(([local, shape]) => [local, readFloat(p + local, shape)] as const), ...others.map((n) => [n.slice(p.length), source.read(n)] as const)],
+            TE.traverseSeqArray(([local, read]) => TE.map((t: Tensor) => [local, t] as const)(read)),
+            TE.map((entries): ReadonlyMap<string, Tensor> => new Map(entries)),
           );
         },
         loadHead: () =>
@@ -149,7 +171,7 @@ export const forwardLogits = (handle: ModelHandle, tokens: Int32Array, positions
           )
         : pipe(
             handle.loadLayer(i),
-            TE.map((w) => decoderLayerForward(handle.config, w, hidden, positions)),
+            TE.chainEitherK((w) => decoderLayerForward(handle.config, w, hidden, positions)),
             TE.chain(step(i + 1)),
           );
   return pipe(

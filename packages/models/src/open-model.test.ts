@@ -57,7 +57,11 @@ describe.each(["tiny-llama3", "tiny-qwen2", "tiny-mistral", "tiny-llama-bias"])(
   it("the layer-level API (embed, loadLayer, decoderLayerForward, headForward) gives the same logits", async () => {
     const h = await open(dir);
     let x = embed(await right(h.loadEmbedding()), Int32Array.from(expected.tokens));
-    for (let i = 0; i < h.numLayers; i++) x = decoderLayerForward(h.config, await right(h.loadLayer(i)), x, undefined);
+    for (let i = 0; i < h.numLayers; i++) {
+      const y = decoderLayerForward(h.config, await right(h.loadLayer(i)), x, undefined);
+      if (E.isLeft(y)) throw new Error(formatModelError(y.left));
+      x = y.right;
+    }
     const logits = headForward(h.config, await right(h.loadHead()), x);
     expect(relErr(logits.data, expected.logits)).toBeLessThan(1e-4);
     await h.close();
@@ -144,26 +148,24 @@ describe("openModel", () => {
     await h.close();
   });
 
-  it("hooks see every linear input and the post-RoPE keys/values", async () => {
+  it("hooks see every linear input (once per shared input) and the post-RoPE keys/values", async () => {
     const h = await open(join(FIX, "tiny-llama3"));
-    const seen: Array<[string, ReadonlyArray<number>]> = [];
+    const seen: Array<[ReadonlyArray<string>, ReadonlyArray<number>]> = [];
     let kv: ReadonlyArray<number>[] = [];
     const x = embed(await right(h.loadEmbedding()), Int32Array.from([1, 2, 3]));
-    decoderLayerForward(h.config, await right(h.loadLayer(0)), x, undefined, {
+    const out = decoderLayerForward(h.config, await right(h.loadLayer(0)), x, undefined, {
       onLinearInput: (m, t) => seen.push([m, t.shape]),
       onAttentionKV: (k, v) => {
         kv = [k.shape, v.shape];
       },
     });
     expect(seen).toEqual([
-      ["self_attn.q_proj", [3, 64]],
-      ["self_attn.k_proj", [3, 64]],
-      ["self_attn.v_proj", [3, 64]],
-      ["self_attn.o_proj", [3, 64]],
-      ["mlp.gate_proj", [3, 64]],
-      ["mlp.up_proj", [3, 64]],
-      ["mlp.down_proj", [3, 96]],
+      [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], [3, 64]],
+      [["self_attn.o_proj"], [3, 64]],
+      [["mlp.gate_proj", "mlp.up_proj"], [3, 64]],
+      [["mlp.down_proj"], [3, 96]],
     ]);
+    expect(E.isRight(out)).toBe(true);
     expect(kv).toEqual([
       [3, 32],
       [3, 32],

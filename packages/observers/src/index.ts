@@ -27,3 +27,54 @@ export { IMATRIX_DEFAULTS, NVFP4_EXPANDED_IMATRIX_DEFAULTS, imatrixMse, importan
 export type { ObserverName } from "./registry.js";
 export { OBSERVERS, OBSERVER_NAMES, createObserver, resolveObserverName } from "./registry.js";
 export { observe, observeStates } from "./observe.js";
+export type { ModuleWeightDType, ScaleDType, WeightQParams } from "./observe-weight.js";
+export { observeWeightWith, weightObserverName } from "./observe-weight.js";
+// the modifier contract (modifier*.ts) and llm-compressor's QuantizationModifier
+export type {
+  ArchitectureInfo,
+  Calibration,
+  EpochEnd,
+  LayerState,
+  ModelInfo,
+  Modifier,
+  ModifierError,
+  ModifierEvent,
+  ModuleInfo,
+  QuantizedModule,
+  QuantizedWeight,
+  Tap,
+} from "./modifier.js";
+export { formatModifierError, modifierError, reducer, withQuantized, withTensors } from "./modifier.js";
+export type { LifecycleAction, LifecycleError, LifecycleState, ModifierRun } from "./modifier-lifecycle.js";
+export {
+  activeAt,
+  calibrationEpochEnd,
+  calibrationEpochStart,
+  created,
+  createRun,
+  endRun,
+  expectRun,
+  finalizeRun,
+  formatLifecycleError,
+  initializeAndStart,
+  initializeRun,
+  sequentialEpochEnd,
+  startRun,
+  transition,
+} from "./modifier-lifecycle.js";
+export type { PlannedModule, QuantizationPlan } from "./plan-quantization.js";
+export { checkWeightFits, planQuantization } from "./plan-quantization.js";
+export { activationQParams, fusedGlobalScales, inputObserver, rtnModule } from "./rtn-module.js";
+export type { ObservedInputs, QuantizationMixinState } from "./quantization-modifier.js";
+export {
+  QuantizationModifier,
+  emptyFold,
+  initializeQuantizationMixin,
+  inputCalibration,
+  layerFusedScales,
+  layerModules,
+  layerWeight,
+  moduleActivationParams,
+  noObservedInputs,
+  quantizeLayer,
+} from "./quantization-modifier.js";

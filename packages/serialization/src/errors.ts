@@ -5,7 +5,7 @@
  * tensor name (null where the problem is not about one tensor, e.g. the header length).
  */
 export type SerializationError =
-  | { readonly _tag: "Io"; readonly file: string; readonly tensor: string | null; readonly op: string; readonly detail: string }
+  | { readonly _tag: "IoError"; readonly file: string; readonly tensor: string | null; readonly op: string; readonly detail: string }
   | { readonly _tag: "TruncatedFile"; readonly file: string; readonly tensor: string | null; readonly expected: number; readonly actual: number }
   | { readonly _tag: "HeaderTooLarge"; readonly file: string; readonly tensor: null; readonly length: number; readonly limit: number }
   | { readonly _tag: "HeaderBeyondFile"; readonly file: string; readonly tensor: null; readonly length: number; readonly fileSize: number }
@@ -43,7 +43,7 @@ export type SerializationErrorTag = SerializationError["_tag"];
 // ----- constructors -----
 
 export const ioError = (file: string, op: string, err: unknown, tensor: string | null = null): SerializationError => ({
-  _tag: "Io",
+  _tag: "IoError",
   file,
   tensor,
   op,
@@ -155,7 +155,7 @@ const where = (e: SerializationError): string => (e.tensor === null ? e.file : `
 /** One readable sentence for a serialization error, naming the file and the tensor. */
 export const formatSerializationError = (e: SerializationError): string => {
   switch (e._tag) {
-    case "Io":
+    case "IoError":
       return `${where(e)}: ${e.op} failed: ${e.detail}`;
     case "TruncatedFile":
       return `${where(e)}: file is truncated (needs ${e.expected} bytes, has ${e.actual})`;

@@ -164,7 +164,7 @@ describe("reader: shard index", () => {
       ["nomap", { metadata: {} }, "InvalidIndex", null],
       ["absent", { weight_map: { w: "shard.safetensors", z: "shard.safetensors" } }, "InvalidIndex", "z"],
       ["nonstring", { weight_map: { w: 3 } }, "InvalidIndex", "w"],
-      ["missing-shard", { weight_map: { w: "other.safetensors" } }, "Io", null],
+      ["missing-shard", { weight_map: { w: "other.safetensors" } }, "IoError", null],
     ];
     for (const [name, index, tag, tensor] of tags) {
       const r = await openCheckpoint(indexCase(name, index))();

@@ -1,7 +1,6 @@
-import type { LinearModule } from "@llmq/models";
 import { type QuantizationArgs, type QuantizationConfig, type QuantizationScheme, formatSchemeError, isIgnored, resolveSchemeForModule } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
-import { type LlmqError, quantizationError, schemeError } from "./errors.js";
+import { type ModifierError, type ModuleInfo, modifierError } from "./modifier.js";
 
 // Which module gets which scheme, decided once before any work so that a scheme that does not fit a layer fails
 // fast (before a single byte is written), naming the module — like compressed-tensors' apply_quantization_config.
@@ -9,7 +8,7 @@ import { type LlmqError, quantizationError, schemeError } from "./errors.js";
 // ----- model -----
 
 export interface PlannedModule {
-  readonly module: LinearModule;
+  readonly module: ModuleInfo;
   readonly group: string;
   readonly scheme: QuantizationScheme;
 }
@@ -25,7 +24,8 @@ export interface QuantizationPlan {
 // ----- validation -----
 
 /** Checks that the weight args can quantize a [out, in] weight (the reshape rules of CT's forward helpers). */
-export const checkWeightFits = (name: string, args: QuantizationArgs, inF: number): E.Either<LlmqError, void> => {
+export const checkWeightFits = (name: string, args: QuantizationArgs, inF: number, modifier = "QuantizationModifier"): E.Either<ModifierError, void> => {
+  const quantizationError = (module: string, detail: string): ModifierError => modifierError(modifier, module, detail);
   switch (args.strategy) {
     case "group":
     case "tensor_group": {
@@ -50,7 +50,12 @@ export const checkWeightFits = (name: string, args: QuantizationArgs, inF: numbe
 // ----- constructors -----
 
 /** Assigns each linear module its config group (CT precedence), skipping ignored ones, and validates the fit. */
-export const planQuantization = (config: QuantizationConfig, linears: ReadonlyArray<LinearModule>): E.Either<LlmqError, QuantizationPlan> => {
+export const planQuantization = (
+  config: QuantizationConfig,
+  linears: ReadonlyArray<ModuleInfo>,
+  modifier = "QuantizationModifier",
+): E.Either<ModifierError, QuantizationPlan> => {
+  const schemeError = (detail: string): ModifierError => modifierError(modifier, null, detail);
   const modules = new Map<string, PlannedModule>();
   const unquantized: string[] = [];
   for (const m of linears) {
@@ -68,7 +73,7 @@ export const planQuantization = (config: QuantizationConfig, linears: ReadonlyAr
     }
     const { group, scheme } = r.right;
     if (scheme.weights) {
-      const fit = checkWeightFits(m.name, scheme.weights, m.inFeatures);
+      const fit = checkWeightFits(m.name, scheme.weights, m.inFeatures, modifier);
       if (E.isLeft(fit)) return fit;
     }
     modules.set(m.name, { module: m, group, scheme });

@@ -1,6 +1,6 @@
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { activeAt, created, formatLifecycleError, type LifecycleAction, transition } from "./lifecycle.js";
+import { activeAt, created, formatLifecycleError, type LifecycleAction, transition } from "./modifier-lifecycle.js";
 
 describe("modifier lifecycle", () => {
   const t = transition("GPTQModifier");

@@ -1,0 +1,384 @@
+import {
+  type LayerState,
+  type ModifierRun,
+  type Tap,
+  calibrationEpochEnd,
+  calibrationEpochStart,
+  expectRun,
+  formatLifecycleError,
+  sequentialEpochEnd,
+} from "@llmq/observers";
+import type { Architecture, LlamaConfig } from "@llmq/models";
+import { formatModelError } from "@llmq/models";
+import type { Tensor } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { pipe } from "fp-ts/lib/function.js";
+import {
+  type Observable,
+  type OperatorFunction,
+  asyncScheduler,
+  concatMap,
+  connect,
+  filter,
+  forkJoin,
+  from,
+  lastValueFrom,
+  map,
+  mergeScan,
+  observeOn,
+  of,
+  take,
+  takeWhile,
+  toArray,
+} from "rxjs";
+import { type LlmqError, aborted, internal, modelError, modifierFailure } from "./errors.js";
+import {
+  type TapRequest,
+  type TappedOutput,
+  decoderOut,
+  decoderTapped,
+  headTapped,
+  inputQuantization,
+  pipelineView,
+  quantizedView,
+  relErrParts,
+  viewsAgree,
+} from "./layer-forward.js";
+import type { ProgressSink } from "./progress.js";
+
+// llm-compressor's calibration pipelines over an in-memory model, layer by layer. A pass runs the layers in order; in a
+// pass with calibration data, the windows of a layer stream through its calibration forward, the taps are folded by
+// each active modifier's reducer, sequential_epoch_end lets every modifier edit the layer, and the edited layer (with
+// quantization disabled, as LC's sequential pipeline runs it) produces the next layer's windows. "independent" (LC's
+// default) gives each data-needing modifier its own pass; "sequential" calibrates them all in one; "datafree" none.
+
+// ----- model -----
+
+export type PipelineName = "independent" | "sequential" | "datafree";
+
+/** One pass over the model: data-free modifiers before and after the calibrated ones, in recipe order. */
+export interface Pass {
+  readonly pre: ReadonlyArray<number>;
+  readonly data: ReadonlyArray<number>;
+  readonly post: ReadonlyArray<number>;
+}
+
+export interface LayerReport {
+  readonly name: string;
+  readonly layer: number;
+  readonly loss: number;
+  /** ‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the first 8 windows; null when data-free. */
+  readonly output_rel_error: number | null;
+  readonly modules: ReadonlyArray<{ readonly name: string; readonly method: string; readonly loss: number; readonly seconds: number }>;
+}
+
+/** Where layers come from and go to: the first pass loads them, the last one hands them to the writer. */
+export interface LayerIO {
+  readonly load: (index: number) => Promise<E.Either<LlmqError, LayerState>>;
+  readonly save: (layer: LayerState) => Promise<E.Either<LlmqError, void>>;
+  /** Called once the last pass has started, before its first layer is saved (the embedding and other tensors). */
+  readonly beforeSave: () => Promise<E.Either<LlmqError, void>>;
+}
+
+export interface PipelineContext {
+  readonly config: LlamaConfig;
+  readonly architecture: Architecture;
+  readonly numLayers: number;
+  readonly io: LayerIO;
+  readonly signal?: AbortSignal | undefined;
+  readonly progress: ProgressSink;
+}
+
+type AnyRun = ModifierRun<unknown, unknown>;
+
+interface PassState {
+  readonly runs: ReadonlyArray<AnyRun>;
+  /** Windows entering the next layer ([T, hidden] each); empty when data-free. */
+  readonly hidden: ReadonlyArray<Tensor<"f32">>;
+  /** Layers kept for a later pass (several calibrated passes only). */
+  readonly kept: ReadonlyMap<number, LayerState>;
+  readonly reports: ReadonlyArray<LayerReport>;
+  readonly warnings: ReadonlyArray<string>;
+}
+
+/** Windows whose outputs the per-layer error report compares. */
+export const ERROR_WINDOWS = 8;
+
+// ----- passes -----
+
+/** LC's pipeline choice: each data-needing modifier its own pass (independent), all in one (sequential), or none. */
+export const planPasses = (needsData: ReadonlyArray<boolean>, pipeline: PipelineName): E.Either<string, ReadonlyArray<Pass>> => {
+  const all = needsData.map((_, i) => i);
+  const data = all.filter((i) => needsData[i]);
+  if (pipeline === "datafree") return data.length > 0 ? E.left("the datafree pipeline cannot run modifiers that need calibration data") : E.right([{ pre: all, data: [], post: [] }]);
+  if (data.length === 0) return E.right([{ pre: all, data: [], post: [] }]);
+  if (pipeline === "sequential") return E.right([{ pre: all.filter((i) => i < data[0]! && !needsData[i]), data, post: all.filter((i) => !data.includes(i) && i > data[0]!) }]);
+  return E.right(
+    data.map((d, k) => ({
+      pre: all.filter((i) => !needsData[i] && i < d && (k === 0 || i > data[k - 1]!)),
+      data: [d],
+      post: k === data.length - 1 ? all.filter((i) => !needsData[i] && i > d) : [],
+    })),
+  );
+};
+
+// ----- lifecycle plumbing -----
+
+const runError = (e: Parameters<typeof modifierFailure>[0]): LlmqError => modifierFailure(e);
+
+const eachRun = (
+  runs: ReadonlyArray<AnyRun>,
+  which: ReadonlyArray<number>,
+  f: (r: Extract<AnyRun, { _tag: "Started" }>) => E.Either<LlmqError, AnyRun>,
+): E.Either<LlmqError, ReadonlyArray<AnyRun>> =>
+  which.reduce(
+    (acc: E.Either<LlmqError, ReadonlyArray<AnyRun>>, i) =>
+      E.chain((rs: ReadonlyArray<AnyRun>) =>
+        pipe(
+          expectRun(rs[i]!, "Started", "event"),
+          E.mapLeft((e) => internal(formatLifecycleError(e))),
+          E.chain(f),
+          E.map((r) => rs.map((x, j) => (j === i ? r : x))),
+        ),
+      )(acc),
+    E.right(runs),
+  );
+
+/** sequential_epoch_end of the given modifiers, in order, each seeing the previous one's edits. */
+const epochEnds = (
+  runs: ReadonlyArray<AnyRun>,
+  which: ReadonlyArray<number>,
+  layer: LayerState,
+  calibrated: ReadonlyMap<number, unknown>,
+): E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly layer: LayerState; readonly warnings: ReadonlyArray<string> }> =>
+  which.reduce(
+    (acc: E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly layer: LayerState; readonly warnings: ReadonlyArray<string> }>, i) =>
+      E.chain((a: { readonly runs: ReadonlyArray<AnyRun>; readonly layer: LayerState; readonly warnings: ReadonlyArray<string> }) =>
+        pipe(
+          expectRun(a.runs[i]!, "Started", "event"),
+          E.mapLeft((e) => internal(formatLifecycleError(e))),
+          E.chain((r) => E.mapLeft(runError)(sequentialEpochEnd(r, a.layer, calibrated.has(i) ? calibrated.get(i) : null))),
+          E.map(({ run, result }) => ({
+            runs: a.runs.map((x, j) => (j === i ? run : x)),
+            layer: result.layer,
+            warnings: [...a.warnings, ...result.warnings],
+          })),
+        ),
+      )(acc),
+    E.right({ runs, layer, warnings: [] }),
+  );
+
+// ----- calibration -----
+
+/** The taps each data modifier wants from this layer, and the fold of all of them over the tapped windows. */
+const calibrations = (runs: ReadonlyArray<AnyRun>, data: ReadonlyArray<number>, layer: LayerState) => {
+  const cals = data.flatMap((i) => {
+    const r = runs[i]!;
+    const c = r._tag === "Started" ? r.modifier.calibration?.(r.state, layer) : null;
+    return c === null || c === undefined ? [] : [[i, c] as const];
+  });
+  const request: TapRequest = {
+    linearInputs: new Set(cals.flatMap(([, c]) => [...c.linearInputs])),
+    attentionKV: cals.some(([, c]) => c.attentionKV),
+  };
+  const fold: OperatorFunction<Tap, ReadonlyMap<number, unknown>> = (taps) =>
+    cals.length === 0
+      ? of(new Map())
+      : taps.pipe(
+          connect((shared) => forkJoin(cals.map(([i, c]) => shared.pipe(c.fold, map((v) => [i, v] as const))))),
+          map((entries) => new Map(entries)),
+        );
+  return { request, fold };
+};
+
+/** Windows, one macrotask apart so that a signal can end the stream between two of them. */
+export const windows$ = (hidden: ReadonlyArray<Tensor<"f32">>, signal: AbortSignal | undefined): Observable<readonly [Tensor<"f32">, number]> =>
+  from(hidden.map((x, b) => [x, b] as const)).pipe(
+    concatMap((w) => of(w).pipe(observeOn(asyncScheduler))),
+    takeWhile(() => signal?.aborted !== true),
+  );
+
+/**
+ * The calibration pass of one layer: every window through the layer as it is now, the taps folded by the modifiers,
+ * and the fp outputs of the first windows kept for the error report.
+ */
+const calibrate = (
+  ctx: PipelineContext,
+  layer: LayerState,
+  hidden: ReadonlyArray<Tensor<"f32">>,
+  cal: ReturnType<typeof calibrations>,
+  tick: (b: number) => void,
+): Observable<E.Either<LlmqError, { readonly folded: ReadonlyMap<number, unknown>; readonly fpOut: ReadonlyArray<Tensor<"f32">> }>> => {
+  const view = pipelineView(layer);
+  const isHead = layer.index === ctx.numLayers;
+  const forward = ([x, b]: readonly [Tensor<"f32">, number]): E.Either<LlmqError, TappedOutput> => {
+    tick(b);
+    return isHead
+      ? E.right(headTapped(ctx.config, ctx.architecture, view, cal.request, x))
+      : E.mapLeft((e: Parameters<typeof formatModelError>[0]) => modelError(`layer ${layer.index}: ${formatModelError(e)}`))(decoderTapped(ctx.config, view, cal.request, x));
+  };
+  return windows$(hidden, ctx.signal).pipe(
+    map(forward),
+    connect((shared) =>
+      forkJoin({
+        folded: shared.pipe(
+          filter(E.isRight),
+          concatMap((r) => from(r.right.taps)),
+          cal.fold,
+        ),
+        fpOut: shared.pipe(
+          filter(E.isRight),
+          take(ERROR_WINDOWS),
+          map((r) => r.right.out),
+          filter((o): o is Tensor<"f32"> => o !== null),
+          toArray(),
+        ),
+        failure: shared.pipe(filter(E.isLeft), map((l) => l.left), toArray()),
+      }),
+    ),
+    map(({ folded, fpOut, failure }) => (failure.length > 0 ? E.left(failure[0]!) : E.right({ folded, fpOut }))),
+  );
+};
+
+// ----- propagation and the error report -----
+
+/** The layer's outputs for the next layer (pipeline view) and its error against the fp outputs (quantized view). */
+const propagate = async (
+  ctx: PipelineContext,
+  layer: LayerState,
+  hidden: ReadonlyArray<Tensor<"f32">>,
+  fpOut: ReadonlyArray<Tensor<"f32">>,
+  quantizedPropagation: boolean,
+  tick: (b: number) => void,
+): Promise<E.Either<LlmqError, { readonly hidden: ReadonlyArray<Tensor<"f32">>; readonly relErr: number | null }>> => {
+  if (layer.index === ctx.numLayers || hidden.length === 0) return E.right({ hidden: [], relErr: null });
+  const qHooks = inputQuantization(layer);
+  const same = viewsAgree(layer);
+  const pView = quantizedPropagation ? quantizedView(layer) : pipelineView(layer);
+  const pHooks = quantizedPropagation ? qHooks : undefined;
+  const qView = same || quantizedPropagation ? null : quantizedView(layer);
+  const outs = await lastValueFrom(
+    windows$(hidden, ctx.signal).pipe(
+      map(([x, b]) => {
+        tick(b);
+        const out = decoderOut(ctx.config, pView, x, pHooks);
+        const q = b < fpOut.length ? (qView === null ? out : decoderOut(ctx.config, qView, x, qHooks)) : E.right(null);
+        return pipe(
+          out,
+          E.chain((o) => E.map((qo: Tensor<"f32"> | null) => ({ out: o, q: qo }))(q)),
+        );
+      }),
+      toArray(),
+    ),
+  );
+  const all = E.traverseArray((r: (typeof outs)[number]) => r)(outs);
+  if (E.isLeft(all)) return E.left(modelError(`layer ${layer.index}: ${formatModelError(all.left)}`));
+  const parts = all.right.flatMap((r, b) => (r.q === null ? [] : [relErrParts(r.q, fpOut[b]!)]));
+  const num = parts.reduce((s, p) => s + p.num, 0);
+  const den = parts.reduce((s, p) => s + p.den, 0);
+  return E.right({ hidden: all.right.map((r) => r.out), relErr: den > 0 ? num / den : null });
+};
+
+// ----- one layer of one pass -----
+
+const reportOf = (layer: LayerState, relErr: number | null, arch: Architecture): LayerReport => {
+  const modules = [...layer.quantized.values()].map((q) => ({
+    name: q.module.name,
+    method: q.weight?.method ?? "none",
+    loss: q.weight?.loss ?? 0,
+    seconds: q.seconds,
+  }));
+  return {
+    name: layer.prefix === "" ? arch.head : layer.prefix.slice(0, -1),
+    layer: layer.index,
+    loss: modules.reduce((s, m) => s + m.loss, 0),
+    output_rel_error: relErr,
+    modules,
+  };
+};
+
+const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boolean, reportOnly: boolean) => async (s: PassState, index: number): Promise<E.Either<LlmqError, PassState>> => {
+  const total = ctx.numLayers + 1;
+  const tick = (phase: number, label: string) => (b: number) =>
+    ctx.progress({ kind: "tick", stage: "quantize", done: index + (phase + (b + 1) / Math.max(1, s.hidden.length)) / 2, total, label: `${label} ${b + 1}/${s.hidden.length}` });
+  const loaded = first ? await ctx.io.load(index) : E.fromNullable(internal(`layer ${index} was not kept between passes`))(s.kept.get(index));
+  if (E.isLeft(loaded)) return loaded;
+  const pre = epochEnds(s.runs, pass.pre, loaded.right, new Map());
+  if (E.isLeft(pre)) return pre;
+  const cal = calibrations(pre.right.runs, pass.data, pre.right.layer);
+  const calibrated =
+    s.hidden.length === 0
+      ? E.right({ folded: new Map<number, unknown>(), fpOut: [] as ReadonlyArray<Tensor<"f32">> })
+      : await lastValueFrom(calibrate(ctx, pre.right.layer, reportOnly ? s.hidden.slice(0, ERROR_WINDOWS) : s.hidden, cal, tick(0, `layer ${index} · calibrating`)));
+  if (E.isLeft(calibrated)) return calibrated;
+  if (ctx.signal?.aborted) return E.left(aborted(String((ctx.signal.reason as Error)?.message ?? "interrupted")));
+  const data = epochEnds(pre.right.runs, pass.data, pre.right.layer, calibrated.right.folded);
+  if (E.isLeft(data)) return data;
+  const post = epochEnds(data.right.runs, pass.post, data.right.layer, new Map());
+  if (E.isLeft(post)) return post;
+  const layer = post.right.layer;
+  const prop = await propagate(ctx, layer, s.hidden, last ? calibrated.right.fpOut : [], reportOnly, tick(1, `layer ${index} · propagating`));
+  if (E.isLeft(prop)) return prop;
+  if (ctx.signal?.aborted) return E.left(aborted(String((ctx.signal.reason as Error)?.message ?? "interrupted")));
+  const saved = last ? await ctx.io.save(layer) : E.right(undefined);
+  if (E.isLeft(saved)) return saved;
+  ctx.progress({ kind: "tick", stage: "quantize", done: index + 1, total, label: `layer ${index} done` });
+  return E.right({
+    runs: post.right.runs,
+    hidden: prop.right.hidden,
+    kept: last ? s.kept : new Map([...s.kept, [index, layer]]),
+    reports: last && layer.quantized.size + (index < ctx.numLayers ? 1 : 0) > 0 ? [...s.reports, reportOf(layer, prop.right.relErr, ctx.architecture)] : s.reports,
+    warnings: [...s.warnings, ...pre.right.warnings, ...data.right.warnings, ...post.right.warnings],
+  });
+};
+
+// ----- the pipeline -----
+
+const passEvents = (runs: ReadonlyArray<AnyRun>, pass: Pass, f: typeof calibrationEpochStart): E.Either<LlmqError, ReadonlyArray<AnyRun>> =>
+  eachRun(runs, [...pass.pre, ...pass.data, ...pass.post].sort((a, b) => a - b), (r) => E.mapLeft(runError)(f(r)));
+
+const runPass =
+  (ctx: PipelineContext, passes: ReadonlyArray<Pass>, windows: ReadonlyArray<Tensor<"f32">>) =>
+  async (s: PassState, k: number): Promise<E.Either<LlmqError, PassState>> => {
+    const pass = passes[k]!;
+    const first = k === 0;
+    const last = k === passes.length - 1;
+    const started = passEvents(s.runs, pass, calibrationEpochStart);
+    if (E.isLeft(started)) return started;
+    if (last) {
+      const g = await ctx.io.beforeSave();
+      if (E.isLeft(g)) return g;
+    }
+    // Calibrated passes start again from the embedded windows; a data-free pass with a dataset only reports.
+    const reportOnly = pass.data.length === 0;
+    const hidden = reportOnly ? (last ? windows.slice(0, ERROR_WINDOWS) : []) : windows;
+    ctx.progress({ kind: "stage", stage: "quantize", total: ctx.numLayers + 1 });
+    const step = layerStep(ctx, pass, first, last, reportOnly);
+    const done = await lastValueFrom(
+      from(Array.from({ length: ctx.numLayers + 1 }, (_, i) => i)).pipe(
+        mergeScan((acc: E.Either<LlmqError, PassState>, i) => (E.isLeft(acc) ? of(acc) : from(step(acc.right, i))), E.right({ ...s, runs: started.right, hidden }), 1),
+        takeWhile(E.isRight, true),
+      ),
+    );
+    return E.chain((d: PassState) => E.map((runs: ReadonlyArray<AnyRun>) => ({ ...d, runs }))(passEvents(d.runs, pass, calibrationEpochEnd)))(done);
+  };
+
+/**
+ * Runs the passes over every layer and the head. `runs` are started modifiers (LC initializes and starts all of them
+ * before the pipeline); `windows` are the embedded calibration windows (empty when data-free).
+ */
+export const runPipeline = async (
+  ctx: PipelineContext,
+  runs: ReadonlyArray<AnyRun>,
+  passes: ReadonlyArray<Pass>,
+  windows: ReadonlyArray<Tensor<"f32">>,
+): Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly reports: ReadonlyArray<LayerReport>; readonly warnings: ReadonlyArray<string> }>> => {
+  const init: PassState = { runs, hidden: [], kept: new Map(), reports: [], warnings: [] };
+  const r = await lastValueFrom(
+    from(passes.map((_, k) => k)).pipe(
+      mergeScan((acc: E.Either<LlmqError, PassState>, k) => (E.isLeft(acc) ? of(acc) : from(runPass(ctx, passes, windows)(acc.right, k))), E.right(init), 1),
+      takeWhile(E.isRight, true),
+    ),
+  );
+  return E.map((s: PassState) => ({ runs: s.runs, reports: s.reports, warnings: s.warnings }))(r);
+};

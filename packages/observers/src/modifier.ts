@@ -1,0 +1,185 @@
+import type { QuantizationScheme } from "@llmq/schemes";
+import type { Tensor } from "@llmq/tensor";
+import type * as E from "fp-ts/lib/Either.js";
+import { type Observable, type OperatorFunction, defer, reduce } from "rxjs";
+
+// The modifier contract of llm-compressor, as values. A modifier is initialized against the model (before anything is
+// read), receives calibration_epoch_start, one sequential_epoch_end per decoder layer (then one for the head), and
+// calibration_epoch_end, and is finalized. Between the events, the calibration pass of a layer emits taps (linear
+// inputs, post-RoPE keys/values) that each active modifier folds with its own reducer; at the layer's epoch end the
+// modifier edits the in-memory layer, which is then what propagates to the next layer and what is saved. Nothing here
+// knows an architecture or an algorithm: those come from @llmq/models' tables and the packages that own the math.
+
+// ----- model -----
+
+/** A linear module under its HF name ("model.layers.3.self_attn.q_proj"); `layer` is null for the head. */
+export interface ModuleInfo {
+  readonly name: string;
+  readonly layer: number | null;
+  readonly className: string;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+}
+
+/** What a modifier needs of an architecture table (@llmq/models' `Architecture` has these fields). */
+export interface ArchitectureInfo {
+  readonly layerPrefix: (layer: number) => string;
+  /** Linears fed the same tensor, by local name. */
+  readonly sharedInputs: ReadonlyArray<ReadonlyArray<string>>;
+  /** Linears a runtime fuses (one NVFP4 global scale). */
+  readonly fusedGroups: ReadonlyArray<ReadonlyArray<string>>;
+}
+
+/** The model as modifiers see it at initialization: module names and shapes, stored dtypes; no weights. */
+export interface ModelInfo {
+  readonly linears: ReadonlyArray<ModuleInfo>;
+  readonly numLayers: number;
+  readonly architecture: ArchitectureInfo;
+  /** Whether the checkpoint stores a tensor of this name (a tied lm_head stores none). */
+  readonly hasTensor: (tensor: string) => boolean;
+}
+
+/** The compressed-tensors parameters of one quantized weight (what the compressor turns into tensors). */
+export interface QuantizedWeight {
+  readonly name: string;
+  /** Storage codes (int8/int16/int32 for int, f8_e4m3fn / f4_e2m1 for floats), [out, in]. */
+  readonly quantized: Tensor;
+  readonly scale: Tensor;
+  /** Present for asymmetric args only. */
+  readonly zeroPoint: Tensor | null;
+  readonly globalScale: Tensor<"f32"> | null;
+  readonly gIdx: Tensor<"i32"> | null;
+  /** The dequantized weight in f32 (what a loader of the checkpoint computes). */
+  readonly fakeQuantized: Tensor<"f32">;
+  /** GPTQ's loss (Σ ((w − q)/d)² / 2) or, for RTN, Σ (w − q)² / 2 over the weight. */
+  readonly loss: number;
+  readonly method: string;
+  readonly warnings: ReadonlyArray<string>;
+}
+
+/** A module a modifier quantized: its scheme, weight parameters, and calibrated activation parameters. */
+export interface QuantizedModule {
+  readonly module: ModuleInfo;
+  /** The modifier that quantized it (reports, conflicts). */
+  readonly modifier: string;
+  readonly scheme: QuantizationScheme;
+  readonly weight: QuantizedWeight | null;
+  /** `input_scale`, `input_zero_point`, `input_global_scale`… as saved beside the weight. */
+  readonly activationParams: ReadonlyArray<readonly [string, Tensor]>;
+  /** The layer tensor the weight parameters were computed from; a later edit of it makes them stale (an error). */
+  readonly source: Tensor;
+  readonly seconds: number;
+}
+
+/**
+ * One decoder layer (or the head: index = numLayers, prefix "") in memory: the single source of truth for what is
+ * propagated, quantized and saved. Tensors keep their stored dtype until a modifier replaces them.
+ */
+export interface LayerState {
+  readonly index: number;
+  /** "model.layers.3." (full name = prefix + local name). */
+  readonly prefix: string;
+  /** Local tensor name ("self_attn.q_proj.weight", "input_layernorm.weight") → tensor. */
+  readonly tensors: ReadonlyMap<string, Tensor>;
+  /** Local module name → its quantization. */
+  readonly quantized: ReadonlyMap<string, QuantizedModule>;
+  /** The modules of this layer, by local name. */
+  readonly modules: ReadonlyMap<string, ModuleInfo>;
+}
+
+/** What a calibration pass emits. Module names are local to the layer. Tensors must not be mutated. */
+export type Tap =
+  | { readonly _tag: "LinearInput"; readonly modules: ReadonlyArray<string>; readonly x: Tensor<"f32"> }
+  | { readonly _tag: "AttentionKV"; readonly k: Tensor<"f32">; readonly v: Tensor<"f32"> };
+
+/** Events of llm-compressor's EventType that reach modifiers (oneshot uses the first three). */
+export type ModifierEvent =
+  | { readonly type: "calibration_epoch_start" }
+  | { readonly type: "sequential_epoch_end"; readonly layer: number }
+  | { readonly type: "calibration_epoch_end" }
+  | { readonly type: "batch_start"; readonly batch: number }
+  | { readonly type: "loss_calculated"; readonly loss: number }
+  | { readonly type: "optim_pre_step" }
+  | { readonly type: "optim_post_step" }
+  | { readonly type: "batch_end"; readonly batch: number };
+
+/** A modifier's failure, with the module it concerns and the typed cause from the package that owns the math. */
+export interface ModifierError {
+  readonly _tag: "ModifierError";
+  readonly modifier: string;
+  readonly module: string | null;
+  /** The underlying typed error (ObserverError, SchemeError, GptqError…), kept for programs. */
+  readonly cause: { readonly _tag: string } | null;
+  /** One readable sentence. */
+  readonly detail: string;
+}
+
+/** The taps one modifier needs from a layer's calibration pass and how it folds them. */
+export interface Calibration<C> {
+  /** Local names of linears whose input this modifier observes. */
+  readonly linearInputs: ReadonlySet<string>;
+  readonly attentionKV: boolean;
+  /** Folds the layer's taps (every calibration window, in order) into one value: a reducer or any RxJS fold. */
+  readonly fold: OperatorFunction<Tap, C>;
+}
+
+/** What sequential_epoch_end returns: the next modifier state, the edited layer, and warnings. */
+export interface EpochEnd<S> {
+  readonly state: S;
+  readonly layer: LayerState;
+  readonly warnings: ReadonlyArray<string>;
+}
+
+/**
+ * A modifier value. `S` is its own state (plans, observers, running statistics), `C` what its calibration fold
+ * produces for one layer. Every step is pure: it returns a new state (hot loops may mutate buffers the fold created,
+ * behind this interface: the in-place Hessian sum). Members are methods so that any `Modifier<S, C>` is a `Modifier`
+ * (the pipeline holds modifiers of different states side by side and hands each its own state back).
+ */
+export interface Modifier<S = unknown, C = unknown> {
+  /** llm-compressor class name ("GPTQModifier") or a user's own. */
+  readonly type: string;
+  /** Whether the sequential pipeline (with calibration data) is needed: LC `requires_calibration_data`. */
+  readonly requiresCalibrationData: boolean;
+  /** on_initialize: resolve against the model; fails before anything is read. */
+  initialize(model: ModelInfo): E.Either<ModifierError, S>;
+  /** on_start (oneshot: right after initialize, as LC's fake batch_start with start ≤ 0 does). */
+  onStart?(state: S): E.Either<ModifierError, S>;
+  onCalibrationEpochStart?(state: S): E.Either<ModifierError, S>;
+  /** The taps and fold for one layer's calibration pass; null when this modifier observes nothing there. */
+  calibration?(state: S, layer: LayerState): Calibration<C> | null;
+  /** on_sequential_epoch_end: edit (quantize, smooth, rotate…) the layer given the folded calibration. */
+  onSequentialEpochEnd(state: S, layer: LayerState, calibrated: C | null): E.Either<ModifierError, EpochEnd<S>>;
+  onCalibrationEpochEnd?(state: S): E.Either<ModifierError, S>;
+  onEnd?(state: S): E.Either<ModifierError, S>;
+  onFinalize?(state: S): E.Either<ModifierError, S>;
+}
+
+// ----- constructors -----
+
+export const modifierError = (modifier: string, module: string | null, detail: string, cause: { readonly _tag: string } | null = null): ModifierError => ({
+  _tag: "ModifierError",
+  modifier,
+  module,
+  cause,
+  detail,
+});
+
+/** A calibration fold from a pure reducer (`init` is called per layer, per subscription). */
+export const reducer =
+  <C>(init: () => C, step: (acc: C, tap: Tap) => C): OperatorFunction<Tap, C> =>
+  (taps: Observable<Tap>) =>
+    defer(() => taps.pipe(reduce(step, init())));
+
+export const formatModifierError = (e: ModifierError): string =>
+  `${e.modifier}${e.module !== null ? ` (${e.module})` : ""}: ${e.detail}`;
+
+/** A layer with some tensors replaced (a modifier's edit); everything else shared. */
+export const withTensors = (layer: LayerState, edits: ReadonlyArray<readonly [string, Tensor]>): LayerState =>
+  edits.length === 0 ? layer : { ...layer, tensors: new Map([...layer.tensors, ...edits]) };
+
+/** A layer with some modules' quantization recorded. */
+export const withQuantized = (layer: LayerState, modules: ReadonlyArray<QuantizedModule>): LayerState =>
+  modules.length === 0
+    ? layer
+    : { ...layer, quantized: new Map([...layer.quantized, ...modules.map((m) => [m.module.name.slice(layer.prefix.length), m] as const)]) };
