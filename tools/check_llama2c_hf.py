@@ -3,7 +3,7 @@
 logits, and the converted tokenizer.json encodes like llama2.c.
 
 Command (run by packages/models/src/interop.test.ts when LLMQ_PYTHON is set; by hand):
-    /work/pyenv/bin/python tools/check_llama2c_hf.py <converted_dir> <llmq.json> [--out report.json]
+    $LLMQ_PYTHON tools/check_llama2c_hf.py <converted_dir> <llmq.json> [--out report.json]
 
 <llmq.json> = {"tokens": [...], "logits": [[...]], "texts": [...], "ids": [[...]]} written by the test: llmq's f32
 logits for `tokens`, and llama2.c-encode ids (with BOS) of each text. Prints (and with --out writes) a JSON report;

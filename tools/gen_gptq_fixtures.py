@@ -2,7 +2,7 @@
 """Generates packages/gptq/fixtures/ from llm-compressor's own GPTQ code (LC 0.14.0.1, compressed-tensors 0.20.0).
 
 Command (from the repo root):
-    /work/pyenv/bin/python tools/gen_gptq_fixtures.py
+    $LLMQ_PYTHON tools/gen_gptq_fixtures.py
 
 Writes
   packages/gptq/fixtures/gptq.safetensors   all tensors (inputs and LC outputs), raw little-endian
@@ -161,7 +161,7 @@ os.makedirs(OUT, exist_ok=True)
 save_file(tensors, os.path.join(OUT, "gptq.safetensors"))
 meta = {
     "generator": "tools/gen_gptq_fixtures.py",
-    "command": "/work/pyenv/bin/python tools/gen_gptq_fixtures.py",
+    "command": "$LLMQ_PYTHON tools/gen_gptq_fixtures.py",
     "versions": {"torch": torch.__version__, "llmcompressor": __import__("llmcompressor").__version__,
                  "compressed_tensors": __import__("compressed_tensors").__version__},
     "accumulation": {"inputs": [f"acc.x{i}" for i in range(len(acc_x))], "num_samples": float(n)},

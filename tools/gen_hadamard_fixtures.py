@@ -1,7 +1,7 @@
 """Reference Hadamard matrices and transforms from compressed-tensors' own functions, for hadamard.test.ts.
 
 Command (from the repo root):
-    /work/pyenv/bin/python tools/gen_hadamard_fixtures.py > packages/tensor/fixtures/hadamard.json
+    $LLMQ_PYTHON tools/gen_hadamard_fixtures.py > packages/tensor/fixtures/hadamard.json
 
 compressed-tensors 0.20.0, torch 2.13.0 (CPU). Matrices and sign vectors are ±1, stored row-major as strings of '0' (+1) and
 '1' (-1). `random` entries come from `random_hadamard_matrix(n, float64, gen=torch.Generator().manual_seed(seed))`

@@ -1,7 +1,7 @@
 """Extracts compressed-tensors' known Hadamard matrices into packages/tensor/src/ops/hadamard-known.ts.
 
 Command (from the repo root):
-    /work/pyenv/bin/python tools/gen_hadamard_known.py > packages/tensor/src/ops/hadamard-known.ts
+    $LLMQ_PYTHON tools/gen_hadamard_known.py > packages/tensor/src/ops/hadamard-known.ts
 
 Source: compressed_tensors/transform/utils/hadamards.safetensors from compressed-tensors 0.20.0 (Apache-2.0,
 Copyright contributors to the vLLM project), which in turn holds matrices from N. J. A. Sloane's Library of

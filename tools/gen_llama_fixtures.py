@@ -2,7 +2,7 @@
 """Reference logits for @llmq/models, made by transformers on two tiny random Llama-family models.
 
 Command (from the repository root; transformers 5.24, torch 2.13 on CPU):
-    /work/pyenv/bin/python tools/gen_llama_fixtures.py
+    $LLMQ_PYTHON tools/gen_llama_fixtures.py
 
 Writes packages/models/fixtures/<name>/ for each model: the model saved with save_pretrained (safetensors),
 plus expected.json = {"tokens": [...], "positions": [...], "logits": [[...] per position], "transformers": ver,

@@ -3,7 +3,7 @@
 
 Command (run from the repo root; writes packages/observers/fixtures/observers.json):
 
-    /work/pyenv/bin/python tools/gen_observer_fixtures.py
+    $LLMQ_PYTHON tools/gen_observer_fixtures.py
 
 Versions used: llmcompressor 0.14.0.1, compressed-tensors 0.20.0, torch 2.13.0 (CPU).
 
@@ -286,7 +286,7 @@ def main():
 
     data = {
         "generator": "tools/gen_observer_fixtures.py",
-        "command": "/work/pyenv/bin/python tools/gen_observer_fixtures.py",
+        "command": "$LLMQ_PYTHON tools/gen_observer_fixtures.py",
         "versions": {"llmcompressor": llmcompressor.__version__, "compressed_tensors": compressed_tensors.__version__,
                      "torch": torch.__version__},
         "observers": observer_cases(),

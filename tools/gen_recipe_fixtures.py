@@ -3,7 +3,7 @@
 
 Command (run from the repo root; writes packages/schemes/fixtures/recipes/expected.json):
 
-    /work/pyenv/bin/python tools/gen_recipe_fixtures.py
+    $LLMQ_PYTHON tools/gen_recipe_fixtures.py
 
 Versions used: llmcompressor 0.14.0.1, compressed-tensors 0.20.0.
 
@@ -75,7 +75,7 @@ def main():
             invalid[os.path.basename(path)] = {"error": type(e).__name__, "message": str(e)[:600]}
     data = {
         "generator": "tools/gen_recipe_fixtures.py",
-        "command": "/work/pyenv/bin/python tools/gen_recipe_fixtures.py",
+        "command": "$LLMQ_PYTHON tools/gen_recipe_fixtures.py",
         "versions": {"llmcompressor": llmcompressor.__version__, "compressed_tensors": compressed_tensors.__version__},
         "valid": valid,
         "invalid": invalid,

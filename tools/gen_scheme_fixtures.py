@@ -3,10 +3,10 @@
 
 Command that produced packages/schemes/fixtures/*.json (run from the repo root):
 
-    /work/pyenv/bin/pip install --no-deps --target /work/ct020 compressed-tensors==0.20.0   # once
-    PYTHONPATH=/work/ct020 /work/pyenv/bin/python tools/gen_scheme_fixtures.py
+    $LLMQ_PYTHON -m pip install --no-deps --target $CT020_DIR compressed-tensors==0.20.0   # once
+    PYTHONPATH=$CT020_DIR $LLMQ_PYTHON tools/gen_scheme_fixtures.py
 
-(/work/pyenv pins compressed-tensors 0.19.0 for llmcompressor 0.14.0.1, so 0.20.0 is put first on the path; the
+(llmcompressor 0.14.0.1 pins compressed-tensors 0.19.0 for llmcompressor 0.14.0.1, so 0.20.0 is put first on the path; the
 script refuses to run against any other version.) torch 2.13 CPU. Deterministic: fixed seeds, no timestamps.
 
 Outputs (tensors as {"dtype", "shape", "b64"} = base64 of raw little-endian bytes, bf16 as its 16-bit pattern):
@@ -266,7 +266,7 @@ def _full(**kw):
     return base
 
 
-# The example configs of /work/shared/reference/llm-compressor.md §1 (1.1 verbatim; 1.3–1.11 as described there).
+# The example configs of shared/reference/llm-compressor.md §1 (1.1 verbatim; 1.3–1.11 as described there).
 REFERENCE_EXAMPLES = [
     {  # 1.1 W4A16 (written by CT 0.18.1.dev0)
         "config_groups": {"group_0": {"format": "pack-quantized", "input_activations": None, "output_activations": None,

@@ -2,7 +2,7 @@
 # Test vectors for @llmq/serialization, made with the real Python libraries.
 #
 # Command (from the repo root; writes packages/serialization/fixtures/, deterministic):
-#   /work/pyenv/bin/python tools/gen_serialization_fixtures.py
+#   $LLMQ_PYTHON tools/gen_serialization_fixtures.py
 #
 # Versions used: safetensors 0.8.0, compressed-tensors 0.20.0, transformers 5.24.0, huggingface_hub 2.4.0,
 # torch 2.13.0 (CPU). The script prints them and refuses other compressed-tensors versions.

@@ -1,7 +1,7 @@
 """Torch reference outputs for the Tensor-level ops of @llmq/tensor (packages/tensor/src/ops).
 
 Command (from the repo root):
-    /work/pyenv/bin/python tools/gen_tensor_op_fixtures.py > packages/tensor/fixtures/ops.json
+    $LLMQ_PYTHON tools/gen_tensor_op_fixtures.py > packages/tensor/fixtures/ops.json
 
 torch 2.13.0 (CPU), transformers 5.24. Inputs are small seeded random f32/f64 tensors; every number is written with
 Python's repr, which round-trips f32 and f64 values exactly. The tests in packages/tensor/src/ops/*.test.ts compare

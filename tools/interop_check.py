@@ -3,10 +3,10 @@
 
 Command (run by packages/llmq/src/interop.test.ts when LLMQ_PYTHON is set; by hand on the directories that test keeps
 with LLMQ_INTEROP_KEEP=1, which prints this command line):
-    /work/pyenv/bin/python tools/interop_check.py --fp <fp_dir> <fp.llmq.safetensors> [--fp-llama2c-json <llmq.json>] \
+    $LLMQ_PYTHON tools/interop_check.py --fp <fp_dir> <fp.llmq.safetensors> [--fp-llama2c-json <llmq.json>] \
         --quantized <dir> <dir.llmq.safetensors> [--quantized ...] [--llmcompressor] [--out summary.json]
 The committed evidence packages/llmq/fixtures/interop/summary.json was made (in packages/llmq) by
-    LLMQ_PYTHON=/work/pyenv/bin/python LLMQ_WRITE_EVIDENCE=1 npx vitest run src/interop.test.ts
+    LLMQ_PYTHON=$LLMQ_PYTHON LLMQ_WRITE_EVIDENCE=1 npx vitest run src/interop.test.ts
 
 Each `*.llmq.safetensors` is llmq's view of its directory, written by the test: every float tensor as llmq's
 openModelDir reads it (compressed modules decompressed by @llmq/serialization), `llmq.tokens.<i>` (int32 token

@@ -39,11 +39,18 @@ const readAll = async (h: ModelHandle, names: ReadonlyArray<string>): Promise<E.
   return E.right(out);
 };
 
-/** Tensors outside the decoder layers and the head (the embedding…), as stored, in checkpoint order. */
-export const loadGlobals = (h: ModelHandle): Promise<E.Either<LlmqError, ReadonlyMap<string, Tensor>>> =>
-  readAll(
-    h,
-    h.tensorNames().filter((n) => h.architecture.layerOf(n) === null && !isHeadTensor(h, n)),
+/** Tensors outside the decoder layers and the head (the embedding…): held until written, then let go. */
+export interface GlobalTensors {
+  current: ReadonlyMap<string, Tensor>;
+}
+
+/** The tensors outside the decoder layers and the head, as stored, in checkpoint order. */
+export const loadGlobals = async (h: ModelHandle): Promise<E.Either<LlmqError, GlobalTensors>> =>
+  E.map((current: ReadonlyMap<string, Tensor>) => ({ current }))(
+    await readAll(
+      h,
+      h.tensorNames().filter((n) => h.architecture.layerOf(n) === null && !isHeadTensor(h, n)),
+    ),
   );
 
 const isHeadTensor = (h: ModelHandle, n: string): boolean => n === h.architecture.finalNorm || n.startsWith(`${h.architecture.head}.`);
@@ -57,7 +64,7 @@ const checkFresh = (layer: LayerState): E.Either<LlmqError, void> => {
 };
 
 /** Layer i from disk, and its way to the writer. */
-export const checkpointIO = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, writer: ShardedWriter, output: string, onWrite: () => void): CheckpointIO => {
+export const checkpointIO = (h: ModelHandle, globals: GlobalTensors, writer: ShardedWriter, output: string, onWrite: () => void): CheckpointIO => {
   const written: Array<Pick<QuantizedModule, "module" | "scheme" | "modifier">> = [];
   const add = async (name: string, t: Tensor): Promise<E.Either<LlmqError, void>> =>
     E.mapLeft((e: Parameters<typeof formatSerializationError>[0]) => ioError(output, formatSerializationError(e)))(await writer.add(name, t)());
@@ -100,7 +107,9 @@ export const checkpointIO = (h: ModelHandle, globals: ReadonlyMap<string, Tensor
     return E.right(undefined);
   };
   const beforeSave = async (): Promise<E.Either<LlmqError, void>> => {
-    for (const [n, t] of globals) {
+    const all = globals.current;
+    globals.current = new Map();
+    for (const [n, t] of all) {
       const r = await add(n, t);
       if (E.isLeft(r)) return r;
     }

@@ -50,6 +50,56 @@ const run = async <A>(
   process.exitCode = 0;
 };
 
+/** `llmq quantize`: its options and action. */
+const addQuantizeCommand = (program: Command): void => {
+  program
+    .command("quantize")
+    .description("quantize a model directory into a compressed-tensors checkpoint (oneshot: calibrate layer by layer, quantize, save)")
+    .requiredOption("--model <dir>", "Hugging Face model directory (config.json + safetensors)")
+    .requiredOption("--output <dir>", "output directory")
+    .option("--scheme <name>", "preset scheme (W4A16, W4A16_ASYM, W8A16, W8A8, FP8, FP8_DYNAMIC, NVFP4A16, MXFP4A16, …)")
+    .option("--method <method>", "rtn | gptq", "rtn")
+    .option("--recipe <file>", "llm-compressor recipe YAML (overrides --scheme/--method)")
+    .option("--dataset <file>", "calibration data: .txt, .jsonl (text field) or .json (array of token-id arrays)")
+    .option("--num-samples <n>", "calibration samples", int("--num-samples", 1), 64)
+    .option("--seq-len <n>", "tokens per calibration sample", int("--seq-len", 2), 512)
+    .option("--ignore <modules>", "modules left unquantized (repeat or comma list)", list)
+    .option("--targets <targets>", "modules to quantize: class names, exact names or re:regex (repeat or comma list)", list)
+    .option("--seed <n>", "seed for calibration sampling", int("--seed"), 42)
+    .addOption(
+      new Option("--pipeline <name>", "llm-compressor's calibration pipeline: each data-needing modifier its own pass, all in one, or none")
+        .choices(["independent", "sequential", "datafree"])
+        .default("independent"),
+    )
+    .option("--report <file>", "write an HTML report with per-layer error plots")
+    .option("--overwrite", "replace a non-empty output directory")
+    .option("--json", "print the result as JSON on stdout")
+    .option("-q, --quiet", "no progress on stderr")
+    .action(async (o) => {
+      await run(o, (signal, progress) =>
+        quantizeCommand({
+              model: o.model,
+              output: o.output,
+              scheme: o.scheme,
+              method: o.method,
+              recipe: o.recipe,
+              dataset: o.dataset,
+              numSamples: o.numSamples,
+              seqLen: o.seqLen,
+              ignore: o.ignore,
+              targets: o.targets,
+              seed: o.seed,
+              pipeline: o.pipeline,
+              report: o.report,
+              overwrite: o.overwrite === true,
+              signal,
+              progress,
+            }),
+        formatQuantize,
+      );
+    });
+};
+
 export const buildCli = (): Command => {
   const program = new Command("llmq")
     .description("Calibrate and quantize LLMs in TypeScript; writes compressed-tensors checkpoints for vLLM / transformers.")
@@ -72,46 +122,7 @@ export const buildCli = (): Command => {
       await run({ json: o.json === true, quiet: true }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true }), formatConvert);
     });
 
-  program
-    .command("quantize")
-    .description("quantize a model directory into a compressed-tensors checkpoint (oneshot: calibrate layer by layer, quantize, save)")
-    .requiredOption("--model <dir>", "Hugging Face model directory (config.json + safetensors)")
-    .requiredOption("--output <dir>", "output directory")
-    .option("--scheme <name>", "preset scheme (W4A16, W4A16_ASYM, W8A16, W8A8, FP8, FP8_DYNAMIC, NVFP4A16, MXFP4A16, …)")
-    .option("--method <method>", "rtn | gptq", "rtn")
-    .option("--recipe <file>", "llm-compressor recipe YAML (overrides --scheme/--method)")
-    .option("--dataset <file>", "calibration data: .txt, .jsonl (text field) or .json (array of token-id arrays)")
-    .option("--num-samples <n>", "calibration samples", int("--num-samples", 1), 64)
-    .option("--seq-len <n>", "tokens per calibration sample", int("--seq-len", 2), 512)
-    .option("--ignore <modules>", "modules left unquantized (repeat or comma list)", list)
-    .option("--targets <targets>", "modules to quantize: class names, exact names or re:regex (repeat or comma list)", list)
-    .option("--seed <n>", "seed for calibration sampling", int("--seed"), 42)
-    .option("--report <file>", "write an HTML report with per-layer error plots")
-    .option("--overwrite", "replace a non-empty output directory")
-    .option("--json", "print the result as JSON on stdout")
-    .option("-q, --quiet", "no progress on stderr")
-    .action(async (o) => {
-      await run(o, (signal, progress) =>
-        quantizeCommand({
-              model: o.model,
-              output: o.output,
-              scheme: o.scheme,
-              method: o.method,
-              recipe: o.recipe,
-              dataset: o.dataset,
-              numSamples: o.numSamples,
-              seqLen: o.seqLen,
-              ignore: o.ignore,
-              targets: o.targets,
-              seed: o.seed,
-              report: o.report,
-              overwrite: o.overwrite === true,
-              signal,
-              progress,
-            }),
-        formatQuantize,
-      );
-    });
+  addQuantizeCommand(program);
 
   program
     .command("eval")

@@ -5,13 +5,13 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { type QuantizeCommandOptions, convertCommand, models, openModelDir, quantizeCommand, serialization, tensor } from "./index.js";
+import { type QuantizeCommandOptions, convertCommand, loadDataset, models, oneshot, openModelDir, optionalTokenizer, quantizeCommand, recipeFromYaml, serialization, tensor } from "./index.js";
 
 // End-to-end interop: llmq converts stories260K, quantizes it with every scheme family it writes, and
 // tools/interop_check.py loads each directory with compressed-tensors (decompression) and transformers (logits),
 // comparing with what llmq reads back from the same directory (weights decompressed by @llmq/serialization, logits of
 // forwardLogits). Runs only where a Python with torch, transformers and compressed-tensors is available:
-//   LLMQ_PYTHON=/work/pyenv/bin/python npx vitest run src/interop.test.ts
+//   LLMQ_PYTHON=$LLMQ_PYTHON npx vitest run src/interop.test.ts
 // LLMQ_WRITE_EVIDENCE=1 also refreshes fixtures/interop/summary.json (the committed report); LLMQ_INTEROP_KEEP=1 keeps
 // the temporary directories (their path and the Python command line are printed) to rerun the check by hand.
 
@@ -231,5 +231,57 @@ describe("interop with compressed-tensors and transformers (end to end)", () => 
       }
     },
     600_000,
+  );
+});
+
+// Calibrated recipes against llm-compressor's oneshot on the same token windows, in the same order (LC's
+// `shuffle_calibration_samples=False`; the script checks LC fed exactly these windows): every tensor and config.json.
+// The two-stage recipe is RTN on the MLP then GPTQ on attention: LC runs them as two pipelines (data-free, then
+// sequential with quantization disabled, so GPTQ calibrates on an fp MLP), which llmq's independent pipeline mirrors.
+interface CompareSummary {
+  readonly tensors: number;
+  readonly differing: ReadonlyArray<string>;
+  readonly config_equal: boolean;
+  readonly config_text_equal: boolean;
+  readonly config_diff: ReadonlyArray<string>;
+  readonly lc_data: { readonly order_is_given: boolean };
+}
+
+const CALIBRATED: ReadonlyArray<{ readonly name: string; readonly recipe: string }> = [
+  { name: "gptq-w4a16-g32", recipe: `${FX}recipes/stories260k-w4a16-g32-gptq.yaml` },
+  { name: "two-stage-rtn-mlp-gptq-attn", recipe: `${RECIPES}two-stage-rtn-mlp-gptq-attn.yaml` },
+];
+
+describe("calibrated recipes: byte-identical to llm-compressor's oneshot on the same windows", () => {
+  it.skipIf(PY === undefined)(
+    "GPTQ and a two-stage RTN + GPTQ recipe give llm-compressor's tensors and config.json",
+    async () => {
+      const tmp = mkdtempSync(join(tmpdir(), "llmq-lc-calibrated-"));
+      try {
+        const fp = join(tmp, "fp");
+        await right(
+          convertCommand({ from: "llama2c", model: `${FX}stories260K/stories260K.bin`, tokenizer: `${FX}stories260K/tok512.bin`, output: fp, overwrite: false }),
+        );
+        const tok = await right(optionalTokenizer(fp));
+        const ds = await right(loadDataset(`${FX}wikitext-2/valid.txt`, tok, { numSamples: 16, seqLen: 128, sampling: "sequential", vocabSize: 512 }));
+        writeFileSync(join(tmp, "windows.json"), JSON.stringify(ds.windows.map((w) => Array.from(w))));
+        for (const c of CALIBRATED) {
+          const out = join(tmp, c.name);
+          await right(oneshot({ model: fp, output: out, recipe: await right(async () => recipeFromYaml(readFileSync(c.recipe, "utf8"))), dataset: ds }));
+          const summaryPath = join(tmp, `${c.name}.json`);
+          const args = [`${ROOT}tools/oneshot_compare.py`, "--fp", fp, "--recipe", c.recipe, "--tokens", join(tmp, "windows.json"), "--llmq", out, "--out", summaryPath];
+          await promisify(execFile)(PY!, args, { maxBuffer: 64 << 20, cwd: ROOT });
+          const s = JSON.parse(readFileSync(summaryPath, "utf8")) as CompareSummary;
+          console.log(`${c.name}: ${s.tensors} tensors, ${s.differing.length} differing; config.json text equal: ${s.config_text_equal}`);
+          expect(s.lc_data.order_is_given, c.name).toBe(true);
+          expect({ case: c.name, differing: s.differing, config: s.config_equal, diff: s.config_diff }).toEqual({ case: c.name, differing: [], config: true, diff: [] });
+          expect(s.tensors, c.name).toBeGreaterThan(80);
+          expect(s.config_text_equal, c.name).toBe(true);
+        }
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    },
+    900_000,
   );
 });

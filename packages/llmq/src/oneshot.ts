@@ -21,7 +21,7 @@ import { checkpointIO, loadGlobals } from "./checkpoint-io.js";
 import type { Dataset } from "./dataset.js";
 import { type LlmqError, aborted, datasetError, internal, ioError, modifierFailure, outputExists, quantizationError, recipeError } from "./errors.js";
 import { openModelDir } from "./open-model.js";
-import { type LayerReport, type PipelineName, planPasses, runPipeline } from "./pipeline.js";
+import { type LayerReport, type PipelineName, type WindowsBox, planPasses, runPipeline } from "./pipeline.js";
 import { type ProgressSink, noProgress } from "./progress.js";
 import type { Recipe } from "./recipe.js";
 
@@ -101,8 +101,8 @@ const needsDataError = (m: Modifier): LlmqError =>
     : quantizationError(m.type, "this scheme has static activation (or kv-cache) quantization, which needs calibration data: pass --dataset");
 
 /** Token windows → embedded [T, hidden] windows; an id outside the vocabulary is the dataset's fault. */
-const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, dataset: Dataset | null): E.Either<LlmqError, ReadonlyArray<Tensor<"f32">>> => {
-  if (dataset === null) return E.right([]);
+const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, dataset: Dataset | null): E.Either<LlmqError, WindowsBox> => {
+  if (dataset === null) return E.right({ current: [] });
   const vocab = h.config.vocab_size;
   for (const [i, w] of dataset.windows.entries()) {
     const bad = w.findIndex((t) => t < 0 || t >= vocab);
@@ -111,7 +111,7 @@ const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, data
   const e = globals.get(h.architecture.embedding);
   if (e === undefined) return E.left(internal(`${h.architecture.embedding} was not loaded`));
   const emb = toFloat32(e);
-  return E.right(dataset.windows.map((w) => embed(emb, w)));
+  return E.right({ current: dataset.windows.map((w) => embed(emb, w)) });
 };
 
 /** End and finalize every run (LC's session.finalize after the pipeline). */
@@ -204,7 +204,7 @@ const quantizeInto = (
   const globals = await loadGlobals(h);
   if (E.isLeft(globals)) return globals;
   const dataset = opts.dataset ?? null;
-  const windows = embedWindows(h, globals.right, dataset);
+  const windows = embedWindows(h, globals.right.current, dataset);
   if (E.isLeft(windows)) return windows;
   const io = checkpointIO(h, globals.right, writer, opts.output, sampleRss);
   const ctx = { config: h.config, architecture: h.architecture, numLayers: h.numLayers, io, signal: opts.signal, progress: opts.progress ?? noProgress };

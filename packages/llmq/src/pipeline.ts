@@ -306,10 +306,11 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
   const pre = epochEnds(s.runs, pass.pre, loaded.right, new Map());
   if (E.isLeft(pre)) return pre;
   const cal = calibrations(pre.right.runs, pass.data, pre.right.layer);
+  // The error report compares with the layer as loaded when no calibrated modifier runs in this pass.
   const calibrated =
     s.hidden.length === 0
       ? E.right({ folded: new Map<number, unknown>(), fpOut: [] as ReadonlyArray<Tensor<"f32">> })
-      : await lastValueFrom(calibrate(ctx, pre.right.layer, reportOnly ? s.hidden.slice(0, ERROR_WINDOWS) : s.hidden, cal, tick(0, `layer ${index} · calibrating`)));
+      : await lastValueFrom(calibrate(ctx, reportOnly ? loaded.right : pre.right.layer, s.hidden, cal, tick(0, `layer ${index} · calibrating`)));
   if (E.isLeft(calibrated)) return calibrated;
   if (ctx.signal?.aborted) return E.left(aborted(String((ctx.signal.reason as Error)?.message ?? "interrupted")));
   const data = epochEnds(pre.right.runs, pass.data, pre.right.layer, calibrated.right.folded);
@@ -337,8 +338,13 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
 const passEvents = (runs: ReadonlyArray<AnyRun>, pass: Pass, f: typeof calibrationEpochStart): E.Either<LlmqError, ReadonlyArray<AnyRun>> =>
   eachRun(runs, [...pass.pre, ...pass.data, ...pass.post].sort((a, b) => a - b), (r) => E.mapLeft(runError)(f(r)));
 
+/** The embedded windows, handed to each pass that needs them and let go by the last one (they are [T, hidden] each). */
+export interface WindowsBox {
+  current: ReadonlyArray<Tensor<"f32">>;
+}
+
 const runPass =
-  (ctx: PipelineContext, passes: ReadonlyArray<Pass>, windows: ReadonlyArray<Tensor<"f32">>) =>
+  (ctx: PipelineContext, passes: ReadonlyArray<Pass>, box: WindowsBox) =>
   async (s: PassState, k: number): Promise<E.Either<LlmqError, PassState>> => {
     const pass = passes[k]!;
     const first = k === 0;
@@ -351,7 +357,9 @@ const runPass =
     }
     // Calibrated passes start again from the embedded windows; a data-free pass with a dataset only reports.
     const reportOnly = pass.data.length === 0;
-    const hidden = reportOnly ? (last ? windows.slice(0, ERROR_WINDOWS) : []) : windows;
+    const hidden = reportOnly ? (last ? box.current.slice(0, ERROR_WINDOWS) : []) : box.current;
+    // Memory: once the last pass holds them, the windows live only in the pass state (replaced layer by layer).
+    if (last) box.current = [];
     ctx.progress({ kind: "stage", stage: "quantize", total: ctx.numLayers + 1 });
     const step = layerStep(ctx, pass, first, last, reportOnly);
     const done = await lastValueFrom(
@@ -371,7 +379,7 @@ export const runPipeline = async (
   ctx: PipelineContext,
   runs: ReadonlyArray<AnyRun>,
   passes: ReadonlyArray<Pass>,
-  windows: ReadonlyArray<Tensor<"f32">>,
+  windows: WindowsBox,
 ): Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly reports: ReadonlyArray<LayerReport>; readonly warnings: ReadonlyArray<string> }>> => {
   const init: PassState = { runs, hidden: [], kept: new Map(), reports: [], warnings: [] };
   const r = await lastValueFrom(

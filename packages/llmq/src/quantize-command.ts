@@ -4,6 +4,7 @@ import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset } from "./dataset.js";
 import { type LlmqError, ioError, recipeError } from "./errors.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
+import type { PipelineName } from "./pipeline.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
@@ -21,6 +22,7 @@ export interface QuantizeCommandOptions {
   readonly ignore?: ReadonlyArray<string> | undefined;
   readonly targets?: ReadonlyArray<string> | undefined;
   readonly seed: number;
+  readonly pipeline?: PipelineName | undefined;
   readonly report?: string | undefined;
   readonly overwrite: boolean;
   readonly signal?: AbortSignal;
@@ -62,21 +64,27 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
     output: o.output,
     recipe: recipe.right,
     dataset,
+    ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
     overwrite: o.overwrite,
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
   })();
   if (E.isLeft(r) || o.report === undefined) return r;
-  const v = r.right;
+  const written = await writeQuantizeReport(o.report, o.model, recipe.right, r.right);
+  return E.isLeft(written) ? written : r;
+};
+
+/** The HTML report of a quantize run: per-layer output error, per-module loss, the module table. */
+const writeQuantizeReport = async (path: string, model: string, recipe: Recipe, v: OneshotResult): Promise<E.Either<LlmqError, void>> => {
   const modules = v.layers.flatMap((l) => l.modules);
   const html = renderReport(
     `llmq quantize: ${v.output}`,
     {
-      model: o.model,
+      model,
       output: v.output,
       scheme: v.scheme,
       format: v.format,
-      modifiers: recipe.right.modifiers.map((m) => m.type).join(", "),
+      modifiers: recipe.modifiers.map((m) => m.type).join(", "),
       modules: v.modules,
       "calibration samples": v.calibration?.samples ?? null,
       "calibration tokens": v.calibration?.tokens ?? null,
@@ -109,11 +117,11 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
     ],
   );
   try {
-    await writeFile(o.report, html);
+    await writeFile(path, html);
+    return E.right(undefined);
   } catch (e) {
-    return E.left(ioError(o.report, `cannot write the report: ${(e as Error).message}`));
+    return E.left(ioError(path, `cannot write the report: ${(e as Error).message}`));
   }
-  return r;
 };
 
 export const formatQuantize = (r: OneshotResult): string => {

@@ -10,7 +10,7 @@ import { llama2cEncode } from "./llama2c-tokenizer.js";
 import { forwardLogits } from "./model-handle.js";
 import { openModel } from "./open-model.js";
 
-// Runs only where a Python with transformers is available: LLMQ_PYTHON=/work/pyenv/bin/python.
+// Runs only where a Python with transformers is available: LLMQ_PYTHON=$LLMQ_PYTHON.
 // LLMQ_WRITE_EVIDENCE=1 also refreshes fixtures/stories260K-interop.json (the committed report).
 const PY = process.env.LLMQ_PYTHON;
 const ROOT = new URL("../../../", import.meta.url).pathname;

@@ -1,6 +1,25 @@
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { activeAt, created, formatLifecycleError, type LifecycleAction, transition } from "./modifier-lifecycle.js";
+import { pipe } from "fp-ts/lib/function.js";
+import { type LayerState, type ModelInfo, type Modifier, modifierError } from "./modifier.js";
+import {
+  type LifecycleAction,
+  type ModifierRun,
+  activeAt,
+  calibrationEpochEnd,
+  calibrationEpochStart,
+  createRun,
+  created,
+  endRun,
+  expectRun,
+  finalizeRun,
+  formatLifecycleError,
+  initializeAndStart,
+  initializeRun,
+  sequentialEpochEnd,
+  startRun,
+  transition,
+} from "./modifier-lifecycle.js";
 
 describe("modifier lifecycle", () => {
   const t = transition("GPTQModifier");
@@ -29,5 +48,56 @@ describe("modifier lifecycle", () => {
     expect(activeAt({ start: 2 }, 1)).toBe(false);
     expect(activeAt({ start: 0, end: 1 }, 0)).toBe(true);
     expect(activeAt({ start: 0, end: 1 }, 1)).toBe(false);
+  });
+});
+
+describe("ModifierRun: the lifecycle with the modifier's state", () => {
+  const model: ModelInfo = {
+    linears: [],
+    numLayers: 1,
+    architecture: { layerPrefix: (i) => `model.layers.${i}.`, sharedInputs: [], fusedGroups: [] },
+    hasTensor: () => false,
+  };
+  const layer: LayerState = { index: 0, prefix: "model.layers.0.", tensors: new Map(), quantized: new Map(), modules: new Map() };
+  const counting: Modifier<number, null> = {
+    type: "Counting",
+    requiresCalibrationData: false,
+    initialize: () => E.right(10),
+    onStart: (s) => E.right(s + 1),
+    onSequentialEpochEnd: (s, l) => E.right({ state: s + 100, layer: l, warnings: [] }),
+    onFinalize: (s) => (s > 1000 ? E.left(modifierError("Counting", null, "too many")) : E.right(s)),
+  };
+
+  it("threads the state through initialize → start → events → end → finalize and counts events", () => {
+    const r = pipe(
+      initializeAndStart(counting, model),
+      E.chain(calibrationEpochStart),
+      E.chain((s) => sequentialEpochEnd(s, layer, null)),
+      E.chain(({ run }) => calibrationEpochEnd(run)),
+      E.chain(endRun),
+      E.chain(finalizeRun),
+    );
+    expect(E.isRight(r) && { tag: r.right._tag, state: r.right.state, events: r.right.events }).toEqual({ tag: "Finalized", state: 111, events: 3 });
+  });
+
+  it("an out-of-order step on a run of unknown variant is a LifecycleError; on a known variant it does not compile", () => {
+    const created = createRun(counting);
+    expect(expectRun(created as ModifierRun<number, null>, "Started", "event")).toEqual(
+      E.left({ _tag: "LifecycleError", modifier: "Counting", action: "event", state: "Created" }),
+    );
+    // @ts-expect-error start before initialize: startRun takes an Initialized run only
+    expect(() => startRun(created)).not.toThrow();
+    const started = initializeAndStart(counting, model);
+    if (E.isLeft(started)) throw new Error("unreachable");
+    // @ts-expect-error finalize before end: finalizeRun takes an Ended run only
+    void (() => finalizeRun(started.right));
+    // @ts-expect-error initialize twice: initializeRun takes a Created run only
+    void (() => initializeRun(started.right, model));
+  });
+
+  it("a modifier's own failure stops the lifecycle as a typed value", () => {
+    const greedy: Modifier<number, null> = { ...counting, initialize: () => E.right(5000) };
+    const r = pipe(initializeAndStart(greedy, model), E.chain(endRun), E.chain(finalizeRun));
+    expect(r).toEqual(E.left(modifierError("Counting", null, "too many")));
   });
 });

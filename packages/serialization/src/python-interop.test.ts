@@ -12,7 +12,7 @@ import { writeSafetensors } from "./safetensors-writer.js";
 import { hex } from "./test-support/fixtures.js";
 
 // Live cross-checks against the Python libraries on random inputs (beyond the committed fixtures). They need a
-// python with safetensors, torch and compressed-tensors 0.20.0: set LLMQ_PYTHON (e.g. /work/pyenv/bin/python).
+// python with safetensors, torch and compressed-tensors 0.20.0: set LLMQ_PYTHON (e.g. $LLMQ_PYTHON).
 const PY = process.env.LLMQ_PYTHON;
 const tmp = mkdtempSync(join(tmpdir(), "llmq-interop-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
