@@ -8,7 +8,7 @@ import {
   formatLifecycleError,
   sequentialEpochEnd,
 } from "@llmq/observers";
-import type { Architecture, LlamaConfig } from "@llmq/models";
+import type { Architecture, LlamaConfig, ModelError } from "@llmq/models";
 import { formatModelError } from "@llmq/models";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
@@ -27,6 +27,8 @@ import {
   mergeScan,
   observeOn,
   of,
+  range,
+  reduce,
   take,
   takeWhile,
   toArray,
@@ -93,8 +95,8 @@ type AnyRun = ModifierRun<unknown, unknown>;
 
 interface PassState {
   readonly runs: ReadonlyArray<AnyRun>;
-  /** Windows entering the next layer ([T, hidden] each); empty when data-free. */
-  readonly hidden: ReadonlyArray<Tensor<"f32">>;
+  /** Windows entering the next layer ([T, hidden] each), owned by the pass (propagation replaces them in place). */
+  readonly hidden: Tensor<"f32">[];
   /** Layers kept for a later pass (several calibrated passes only). */
   readonly kept: ReadonlyMap<number, LayerState>;
   readonly reports: ReadonlyArray<LayerReport>;
@@ -193,9 +195,11 @@ const calibrations = (runs: ReadonlyArray<AnyRun>, data: ReadonlyArray<number>, 
 
 /** Windows, one macrotask apart so that a signal can end the stream between two of them. */
 export const windows$ = (hidden: ReadonlyArray<Tensor<"f32">>, signal: AbortSignal | undefined): Observable<readonly [Tensor<"f32">, number]> =>
-  from(hidden.map((x, b) => [x, b] as const)).pipe(
-    concatMap((w) => of(w).pipe(observeOn(asyncScheduler))),
+  range(0, hidden.length).pipe(
+    concatMap((b) => of(b).pipe(observeOn(asyncScheduler))),
     takeWhile(() => signal?.aborted !== true),
+    // Looked up when emitted, so a window replaced by propagation is not held by the stream.
+    map((b) => [hidden[b]!, b] as const),
   );
 
 /**
@@ -242,41 +246,50 @@ const calibrate = (
 
 // ----- propagation and the error report -----
 
-/** The layer's outputs for the next layer (pipeline view) and its error against the fp outputs (quantized view). */
+/**
+ * The layer's outputs for the next layer (pipeline view), written over the windows as they are produced (the pass owns
+ * the array: one set of windows is alive, not two), and its error against the fp outputs (quantized view).
+ */
 const propagate = async (
   ctx: PipelineContext,
   layer: LayerState,
-  hidden: ReadonlyArray<Tensor<"f32">>,
+  hidden: Tensor<"f32">[],
   fpOut: ReadonlyArray<Tensor<"f32">>,
   quantizedPropagation: boolean,
   tick: (b: number) => void,
-): Promise<E.Either<LlmqError, { readonly hidden: ReadonlyArray<Tensor<"f32">>; readonly relErr: number | null }>> => {
+): Promise<E.Either<LlmqError, { readonly hidden: Tensor<"f32">[]; readonly relErr: number | null }>> => {
   if (layer.index === ctx.numLayers || hidden.length === 0) return E.right({ hidden: [], relErr: null });
   const qHooks = inputQuantization(layer);
-  const same = viewsAgree(layer);
   const pView = quantizedPropagation ? quantizedView(layer) : pipelineView(layer);
   const pHooks = quantizedPropagation ? qHooks : undefined;
-  const qView = same || quantizedPropagation ? null : quantizedView(layer);
-  const outs = await lastValueFrom(
+  const qView = viewsAgree(layer) || quantizedPropagation ? null : quantizedView(layer);
+  const step = ([x, b]: readonly [Tensor<"f32">, number]): E.Either<ModelError, { readonly num: number; readonly den: number }> => {
+    tick(b);
+    const out = decoderOut(ctx.config, pView, x, pHooks);
+    const q = b < fpOut.length ? (qView === null ? out : decoderOut(ctx.config, qView, x, qHooks)) : E.right(null);
+    return pipe(
+      out,
+      E.chain((o) =>
+        E.map((qo: Tensor<"f32"> | null) => {
+          hidden[b] = o;
+          return qo === null ? { num: 0, den: 0 } : relErrParts(qo, fpOut[b]!);
+        })(q),
+      ),
+    );
+  };
+  const total = await lastValueFrom(
     windows$(hidden, ctx.signal).pipe(
-      map(([x, b]) => {
-        tick(b);
-        const out = decoderOut(ctx.config, pView, x, pHooks);
-        const q = b < fpOut.length ? (qView === null ? out : decoderOut(ctx.config, qView, x, qHooks)) : E.right(null);
-        return pipe(
-          out,
-          E.chain((o) => E.map((qo: Tensor<"f32"> | null) => ({ out: o, q: qo }))(q)),
-        );
-      }),
-      toArray(),
+      map(step),
+      takeWhile(E.isRight, true),
+      reduce(
+        (acc: E.Either<ModelError, { readonly num: number; readonly den: number }>, r) =>
+          E.chain((a: { readonly num: number; readonly den: number }) => E.map((p: { readonly num: number; readonly den: number }) => ({ num: a.num + p.num, den: a.den + p.den }))(r))(acc),
+        E.right({ num: 0, den: 0 }),
+      ),
     ),
   );
-  const all = E.traverseArray((r: (typeof outs)[number]) => r)(outs);
-  if (E.isLeft(all)) return E.left(modelError(`layer ${layer.index}: ${formatModelError(all.left)}`));
-  const parts = all.right.flatMap((r, b) => (r.q === null ? [] : [relErrParts(r.q, fpOut[b]!)]));
-  const num = parts.reduce((s, p) => s + p.num, 0);
-  const den = parts.reduce((s, p) => s + p.den, 0);
-  return E.right({ hidden: all.right.map((r) => r.out), relErr: den > 0 ? num / den : null });
+  if (E.isLeft(total)) return E.left(modelError(`layer ${layer.index}: ${formatModelError(total.left)}`));
+  return E.right({ hidden, relErr: total.right.den > 0 ? total.right.num / total.right.den : null });
 };
 
 // ----- one layer of one pass -----
@@ -357,7 +370,7 @@ const runPass =
     }
     // Calibrated passes start again from the embedded windows; a data-free pass with a dataset only reports.
     const reportOnly = pass.data.length === 0;
-    const hidden = reportOnly ? (last ? box.current.slice(0, ERROR_WINDOWS) : []) : box.current;
+    const hidden = reportOnly ? (last ? box.current.slice(0, ERROR_WINDOWS) : []) : [...box.current];
     // Memory: once the last pass holds them, the windows live only in the pass state (replaced layer by layer).
     if (last) box.current = [];
     ctx.progress({ kind: "stage", stage: "quantize", total: ctx.numLayers + 1 });
