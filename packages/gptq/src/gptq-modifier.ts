@@ -137,8 +137,7 @@ export const GPTQModifier = (cfg: GPTQModifierConfig): Modifier<QuantizationMixi
   const opts: GptqOptions = { blockSize: cfg.block_size, dampeningFrac: cfg.dampening_frac ?? 0.01 };
   const calibration = (s: QuantizationMixinState, layer: LayerState): Calibration<GptqCalibrated> => {
     const modules = layerModules(s, layer).map((p) => ({ local: p.local, inFeatures: p.module.inFeatures }));
-    const inputs = inputCalibration(s, layer);
-    const inputsCal = E.isRight(inputs) ? inputs.right : null;
+    const inputsCal = inputCalibration(s, layer);
     return {
       linearInputs: new Set([...modules.map((m) => m.local), ...(inputsCal?.linearInputs ?? [])]),
       attentionKV: false,
@@ -153,7 +152,9 @@ export const GPTQModifier = (cfg: GPTQModifierConfig): Modifier<QuantizationMixi
   return {
     type: "GPTQModifier",
     requiresCalibrationData: true,
+    calibrationDataReason: "GPTQ needs calibration data",
     initialize: (model) => initializeQuantizationMixin("GPTQModifier", cfg, model),
+    plannedModules: (s) => [...s.plan.modules.keys()],
     calibration,
     onSequentialEpochEnd: (s, layer, calibrated) => {
       const planned = layerModules(s, layer);
@@ -161,20 +162,17 @@ export const GPTQModifier = (cfg: GPTQModifierConfig): Modifier<QuantizationMixi
       if (calibrated === null) return E.left(modifierError(s.type, null, "GPTQ needs calibration data: pass a dataset (text, JSONL or token ids)"));
       if (calibrated.hessians.error !== null) return E.left(gptqError(layer.prefix, calibrated.hessians.error));
       return pipe(
-        inputCalibration(s, layer),
-        E.chain(() =>
-          quantizeLayer(s, layer, calibrated.inputs, (p, w, globalScale) => {
-            const h = hessianOf(calibrated.hessians, p.local);
-            if (h === undefined) return E.left(modifierError(s.type, p.module.name, "no calibration input reached this module"));
-            return pipe(
-              gptqModule(p.module.name, w, h, p.scheme.weights!, opts, { globalScale }),
-              E.bimap(
-                (e) => gptqError(p.module.name, e),
-                (g) => ({ weight: asQuantizedWeight(p.module.name, p.scheme.weights!, g), layerTensor: g.fakeQuantized as Tensor }),
-              ),
-            );
-          }),
-        ),
+        quantizeLayer(s, layer, calibrated.inputs, (p, w, globalScale) => {
+          const h = hessianOf(calibrated.hessians, p.local);
+          if (h === undefined) return E.left(modifierError(s.type, p.module.name, "no calibration input reached this module"));
+          return pipe(
+            gptqModule(p.module.name, w, h, p.scheme.weights!, opts, { globalScale }),
+            E.bimap(
+              (e) => gptqError(p.module.name, e),
+              (g) => ({ weight: asQuantizedWeight(p.module.name, p.scheme.weights!, g), layerTensor: g.fakeQuantized as Tensor }),
+            ),
+          );
+        }),
         E.map(({ layer: l, warnings }) => ({ state: s, layer: l, warnings })),
       );
     },

@@ -27,6 +27,8 @@ export const modifierFailure = (e: ModifierError): LlmqError => ({ _tag: "Quanti
 export const outputExists = (path: string): LlmqError => ({ _tag: "OutputExists", path });
 export const ioError = (path: string, detail: string): LlmqError => ({ _tag: "IoError", path, detail });
 export const aborted = (detail: string): LlmqError => ({ _tag: "Aborted", detail });
+/** The Aborted error of a signal, with the reason it was aborted for. */
+export const abortedBy = (signal: AbortSignal): LlmqError => aborted(String((signal.reason as Error)?.message ?? "interrupted"));
 export const internal = (detail: string): LlmqError => ({ _tag: "Internal", detail });
 
 // ----- destructors -----

@@ -19,9 +19,9 @@ import { pipe } from "fp-ts/lib/function.js";
 import { quantizationConfigJson } from "./checkpoint-format.js";
 import { checkpointIO, loadGlobals } from "./checkpoint-io.js";
 import type { Dataset } from "./dataset.js";
-import { type LlmqError, aborted, datasetError, internal, ioError, modifierFailure, outputExists, quantizationError, recipeError } from "./errors.js";
+import { type LlmqError, abortedBy, datasetError, internal, ioError, modifierFailure, outputExists, quantizationError, recipeError } from "./errors.js";
 import { openModelDir } from "./open-model.js";
-import { type LayerReport, type PipelineName, type WindowsBox, planPasses, runPipeline } from "./pipeline.js";
+import { type LayerReport, type Pass, type PipelineName, type WindowsBox, planPasses, runPipeline } from "./pipeline.js";
 import { type ProgressSink, noProgress } from "./progress.js";
 import type { Recipe } from "./recipe.js";
 
@@ -82,23 +82,21 @@ const startAll = (mods: ReadonlyArray<Modifier>, info: ModelInfo): E.Either<Llmq
   );
 
 /** Overlapping targets: LC would attach the later scheme to the earlier modifier's modules; llmq refuses. */
-const checkDisjoint = (mods: ReadonlyArray<Modifier>, runs: ReadonlyArray<AnyRun>): E.Either<LlmqError, void> => {
+const checkDisjoint = (runs: ReadonlyArray<AnyRun>): E.Either<LlmqError, void> => {
   const owner = new Map<string, string>();
-  for (const [i, r] of runs.entries()) {
-    const plan = (r as { readonly state?: { readonly plan?: { readonly modules: ReadonlyMap<string, unknown> } } }).state?.plan;
-    for (const name of plan?.modules.keys() ?? []) {
+  for (const r of runs) {
+    if (r._tag !== "Started") continue;
+    for (const name of r.modifier.plannedModules?.(r.state) ?? []) {
       const prev = owner.get(name);
-      if (prev !== undefined) return E.left(recipeError(`${name} is targeted by both ${prev} and ${mods[i]!.type}; give each module to one quantization modifier (targets / ignore)`));
-      owner.set(name, mods[i]!.type);
+      if (prev !== undefined) return E.left(recipeError(`${name} is targeted by both ${prev} and ${r.modifier.type}; give each module to one quantization modifier (targets / ignore)`));
+      owner.set(name, r.modifier.type);
     }
   }
   return E.right(undefined);
 };
 
 const needsDataError = (m: Modifier): LlmqError =>
-  m.type === "GPTQModifier"
-    ? quantizationError("GPTQModifier", "GPTQ needs calibration data: pass --dataset (text, JSONL or token ids)")
-    : quantizationError(m.type, "this scheme has static activation (or kv-cache) quantization, which needs calibration data: pass --dataset");
+  quantizationError(m.type, `${m.calibrationDataReason ?? `${m.type} needs calibration data`}: pass --dataset (text, JSONL or token ids)`);
 
 /** Token windows → embedded [T, hidden] windows; an id outside the vocabulary is the dataset's fault. */
 const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, dataset: Dataset | null): E.Either<LlmqError, WindowsBox> => {
@@ -167,9 +165,8 @@ const sampleRss = (): void => {
 };
 
 interface Prepared {
-  readonly mods: ReadonlyArray<Modifier>;
   readonly runs: ReadonlyArray<AnyRun>;
-  readonly passes: ReturnType<typeof planPasses> extends E.Either<string, infer P> ? P : never;
+  readonly passes: ReadonlyArray<Pass>;
 }
 
 /** Everything decided before a byte is read or written: modifiers started, targets disjoint, data present. */
@@ -180,14 +177,14 @@ const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prep
   if (missing !== undefined) return E.left(needsDataError(missing));
   return pipe(
     startAll(mods, modelInfo(h)),
-    E.chainFirst((runs) => checkDisjoint(mods, runs)),
+    E.chainFirst(checkDisjoint),
     E.chain((runs) =>
       pipe(
         planPasses(
           mods.map((m) => m.requiresCalibrationData),
           opts.pipeline ?? "independent",
         ),
-        E.bimap(recipeError, (passes) => ({ mods, runs, passes })),
+        E.bimap(recipeError, (passes) => ({ runs, passes })),
       ),
     ),
   );
@@ -216,7 +213,7 @@ const quantizeInto = (
   if (E.isLeft(closed)) return E.left(ioError(opts.output, formatSerializationError(closed.left)));
   const format = await writeMetadata(h, staged.staging, io.written(), opts.recipe?.yaml ?? null)();
   if (E.isLeft(format)) return format;
-  if (opts.signal?.aborted) return E.left(aborted(String((opts.signal.reason as Error)?.message ?? "interrupted")));
+  if (opts.signal?.aborted) return E.left(abortedBy(opts.signal));
   const committed = await staged.commit()();
   if (E.isLeft(committed)) return E.left(committed.left._tag === "OutputExists" ? outputExists(opts.output) : ioError(opts.output, formatSerializationError(committed.left)));
   sampleRss();

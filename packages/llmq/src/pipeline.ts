@@ -33,7 +33,7 @@ import {
   takeWhile,
   toArray,
 } from "rxjs";
-import { type LlmqError, aborted, internal, modelError, modifierFailure } from "./errors.js";
+import { type LlmqError, abortedBy, internal, modelError, modifierFailure } from "./errors.js";
 import {
   type TapRequest,
   type TappedOutput,
@@ -126,24 +126,26 @@ export const planPasses = (needsData: ReadonlyArray<boolean>, pipeline: Pipeline
 
 // ----- lifecycle plumbing -----
 
-const runError = (e: Parameters<typeof modifierFailure>[0]): LlmqError => modifierFailure(e);
+type StartedRun = Extract<AnyRun, { _tag: "Started" }>;
 
-const eachRun = (
+/** Steps the started runs `which`, in order, threading an accumulator; each step returns its run's next state. */
+const stepRuns = <A>(
   runs: ReadonlyArray<AnyRun>,
   which: ReadonlyArray<number>,
-  f: (r: Extract<AnyRun, { _tag: "Started" }>) => E.Either<LlmqError, AnyRun>,
-): E.Either<LlmqError, ReadonlyArray<AnyRun>> =>
+  init: A,
+  f: (r: StartedRun, acc: A, i: number) => E.Either<LlmqError, readonly [AnyRun, A]>,
+): E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly acc: A }> =>
   which.reduce(
-    (acc: E.Either<LlmqError, ReadonlyArray<AnyRun>>, i) =>
-      E.chain((rs: ReadonlyArray<AnyRun>) =>
+    (state: E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly acc: A }>, i) =>
+      E.chain(({ runs: rs, acc }: { readonly runs: ReadonlyArray<AnyRun>; readonly acc: A }) =>
         pipe(
           expectRun(rs[i]!, "Started", "event"),
           E.mapLeft((e) => internal(formatLifecycleError(e))),
-          E.chain(f),
-          E.map((r) => rs.map((x, j) => (j === i ? r : x))),
+          E.chain((r) => f(r, acc, i)),
+          E.map(([r, next]) => ({ runs: rs.map((x, j) => (j === i ? r : x)), acc: next })),
         ),
-      )(acc),
-    E.right(runs),
+      )(state),
+    E.right({ runs, acc: init }),
   );
 
 /** sequential_epoch_end of the given modifiers, in order, each seeing the previous one's edits. */
@@ -153,21 +155,22 @@ const epochEnds = (
   layer: LayerState,
   calibrated: ReadonlyMap<number, unknown>,
 ): E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly layer: LayerState; readonly warnings: ReadonlyArray<string> }> =>
-  which.reduce(
-    (acc: E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly layer: LayerState; readonly warnings: ReadonlyArray<string> }>, i) =>
-      E.chain((a: { readonly runs: ReadonlyArray<AnyRun>; readonly layer: LayerState; readonly warnings: ReadonlyArray<string> }) =>
-        pipe(
-          expectRun(a.runs[i]!, "Started", "event"),
-          E.mapLeft((e) => internal(formatLifecycleError(e))),
-          E.chain((r) => E.mapLeft(runError)(sequentialEpochEnd(r, a.layer, calibrated.has(i) ? calibrated.get(i) : null))),
-          E.map(({ run, result }) => ({
-            runs: a.runs.map((x, j) => (j === i ? run : x)),
-            layer: result.layer,
-            warnings: [...a.warnings, ...result.warnings],
-          })),
-        ),
-      )(acc),
-    E.right({ runs, layer, warnings: [] }),
+  E.map(({ runs: rs, acc }: { readonly runs: ReadonlyArray<AnyRun>; readonly acc: { readonly layer: LayerState; readonly warnings: ReadonlyArray<string> } }) => ({ runs: rs, ...acc }))(
+    stepRuns(runs, which, { layer, warnings: [] as ReadonlyArray<string> }, (r, acc, i) =>
+      pipe(
+        sequentialEpochEnd(r, acc.layer, calibrated.has(i) ? calibrated.get(i) : null),
+        E.bimap(modifierFailure, ({ run, result }) => [run, { layer: result.layer, warnings: [...acc.warnings, ...result.warnings] }] as const),
+      ),
+    ),
+  );
+
+/** Runs each layer step (or pass) after the previous one, stopping at the first Left; emits the last result. */
+const foldSteps = <S>(count: number, init: S, step: (s: S, i: number) => Promise<E.Either<LlmqError, S>>): Promise<E.Either<LlmqError, S>> =>
+  lastValueFrom(
+    range(0, count).pipe(
+      mergeScan((acc: E.Either<LlmqError, S>, i) => (E.isLeft(acc) ? of(acc) : from(step(acc.right, i))), E.right(init), 1),
+      takeWhile(E.isRight, true),
+    ),
   );
 
 // ----- calibration -----
@@ -325,7 +328,7 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
       ? E.right({ folded: new Map<number, unknown>(), fpOut: [] as ReadonlyArray<Tensor<"f32">> })
       : await lastValueFrom(calibrate(ctx, reportOnly ? loaded.right : pre.right.layer, s.hidden, cal, tick(0, `layer ${index} · calibrating`)));
   if (E.isLeft(calibrated)) return calibrated;
-  if (ctx.signal?.aborted) return E.left(aborted(String((ctx.signal.reason as Error)?.message ?? "interrupted")));
+  if (ctx.signal?.aborted) return E.left(abortedBy(ctx.signal));
   const data = epochEnds(pre.right.runs, pass.data, pre.right.layer, calibrated.right.folded);
   if (E.isLeft(data)) return data;
   const post = epochEnds(data.right.runs, pass.post, data.right.layer, new Map());
@@ -333,7 +336,7 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
   const layer = post.right.layer;
   const prop = await propagate(ctx, layer, s.hidden, last ? calibrated.right.fpOut : [], reportOnly, tick(1, `layer ${index} · propagating`));
   if (E.isLeft(prop)) return prop;
-  if (ctx.signal?.aborted) return E.left(aborted(String((ctx.signal.reason as Error)?.message ?? "interrupted")));
+  if (ctx.signal?.aborted) return E.left(abortedBy(ctx.signal));
   const saved = last ? await ctx.io.save(layer) : E.right(undefined);
   if (E.isLeft(saved)) return saved;
   ctx.progress({ kind: "tick", stage: "quantize", done: index + 1, total, label: `layer ${index} done` });
@@ -349,7 +352,14 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
 // ----- the pipeline -----
 
 const passEvents = (runs: ReadonlyArray<AnyRun>, pass: Pass, f: typeof calibrationEpochStart): E.Either<LlmqError, ReadonlyArray<AnyRun>> =>
-  eachRun(runs, [...pass.pre, ...pass.data, ...pass.post].sort((a, b) => a - b), (r) => E.mapLeft(runError)(f(r)));
+  E.map((r: { readonly runs: ReadonlyArray<AnyRun> }) => r.runs)(
+    stepRuns(
+      runs,
+      [...pass.pre, ...pass.data, ...pass.post].sort((a, b) => a - b),
+      null,
+      (r) => E.bimap(modifierFailure, (next: AnyRun) => [next, null] as const)(f(r)),
+    ),
+  );
 
 /** The embedded windows, handed to each pass that needs them and let go by the last one (they are [T, hidden] each). */
 export interface WindowsBox {
@@ -374,13 +384,7 @@ const runPass =
     // Memory: once the last pass holds them, the windows live only in the pass state (replaced layer by layer).
     if (last) box.current = [];
     ctx.progress({ kind: "stage", stage: "quantize", total: ctx.numLayers + 1 });
-    const step = layerStep(ctx, pass, first, last, reportOnly);
-    const done = await lastValueFrom(
-      from(Array.from({ length: ctx.numLayers + 1 }, (_, i) => i)).pipe(
-        mergeScan((acc: E.Either<LlmqError, PassState>, i) => (E.isLeft(acc) ? of(acc) : from(step(acc.right, i))), E.right({ ...s, runs: started.right, hidden }), 1),
-        takeWhile(E.isRight, true),
-      ),
-    );
+    const done = await foldSteps(ctx.numLayers + 1, { ...s, runs: started.right, hidden }, layerStep(ctx, pass, first, last, reportOnly));
     return E.chain((d: PassState) => E.map((runs: ReadonlyArray<AnyRun>) => ({ ...d, runs }))(passEvents(d.runs, pass, calibrationEpochEnd)))(done);
   };
 
@@ -395,11 +399,6 @@ export const runPipeline = async (
   windows: WindowsBox,
 ): Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly reports: ReadonlyArray<LayerReport>; readonly warnings: ReadonlyArray<string> }>> => {
   const init: PassState = { runs, hidden: [], kept: new Map(), reports: [], warnings: [] };
-  const r = await lastValueFrom(
-    from(passes.map((_, k) => k)).pipe(
-      mergeScan((acc: E.Either<LlmqError, PassState>, k) => (E.isLeft(acc) ? of(acc) : from(runPass(ctx, passes, windows)(acc.right, k))), E.right(init), 1),
-      takeWhile(E.isRight, true),
-    ),
-  );
+  const r = await foldSteps(passes.length, init, runPass(ctx, passes, windows));
   return E.map((s: PassState) => ({ runs: s.runs, reports: s.reports, warnings: s.warnings }))(r);
 };

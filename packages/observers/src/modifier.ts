@@ -141,8 +141,12 @@ export interface Modifier<S = unknown, C = unknown> {
   readonly type: string;
   /** Whether the sequential pipeline (with calibration data) is needed: LC `requires_calibration_data`. */
   readonly requiresCalibrationData: boolean;
+  /** Why, in one phrase, for the error when no data is given ("GPTQ needs calibration data"). */
+  readonly calibrationDataReason?: string;
   /** on_initialize: resolve against the model; fails before anything is read. */
   initialize(model: ModelInfo): E.Either<ModifierError, S>;
+  /** Full names of the modules this modifier will quantize (two modifiers may not share one). */
+  plannedModules?(state: S): ReadonlyArray<string>;
   /** on_start (oneshot: right after initialize, as LC's fake batch_start with start ≤ 0 does). */
   onStart?(state: S): E.Either<ModifierError, S>;
   onCalibrationEpochStart?(state: S): E.Either<ModifierError, S>;

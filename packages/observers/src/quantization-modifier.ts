@@ -21,8 +21,10 @@ import {
   type Tap,
   modifierError,
   withQuantized,
+  withTensors,
 } from "./modifier.js";
 import { observe } from "./observe.js";
+import type { Observer } from "./observer.js";
 import { type PlannedModule, type QuantizationPlan, planQuantization } from "./plan-quantization.js";
 import type { QParams } from "./qparams-from-statistics.js";
 import { activationQParams, fusedGlobalScales, inputObserver, rtnModule } from "./rtn-module.js";
@@ -39,6 +41,8 @@ export interface QuantizationMixinState {
   readonly type: string;
   readonly plan: QuantizationPlan;
   readonly model: ModelInfo;
+  /** The static input observer of each planned module that has one, by module name (built once, at initialize). */
+  readonly inputObservers: ReadonlyMap<string, Observer>;
 }
 
 /** Per layer: the observed input qparams of each module with static input activations, by local name. */
@@ -71,6 +75,17 @@ const checkStored = (type: string, plan: QuantizationPlan, model: ModelInfo): E.
   return E.right(undefined);
 };
 
+/** The static input observers of the planned modules: a bad observer name or kwarg fails here, before any data. */
+const inputObservers = (plan: QuantizationPlan, type: string): E.Either<ModifierError, ReadonlyMap<string, Observer>> => {
+  const out = new Map<string, Observer>();
+  for (const p of plan.modules.values()) {
+    const o = inputObserver(p.module.name, p.scheme);
+    if (E.isLeft(o)) return E.left({ ...o.left, modifier: type });
+    if (o.right !== null) out.set(p.module.name, o.right);
+  }
+  return E.right(out);
+};
+
 /** QuantizationMixin.initialize_quantization: resolve the config, plan every module, refuse what cannot run. */
 export const initializeQuantizationMixin = (type: string, cfg: MixinConfig, model: ModelInfo): E.Either<ModifierError, QuantizationMixinState> =>
   pipe(
@@ -81,16 +96,17 @@ export const initializeQuantizationMixin = (type: string, cfg: MixinConfig, mode
     E.chain((config) => planQuantization(config, model.linears, type)),
     E.chainFirst((plan) => refuseUnsupported(type, cfg, plan)),
     E.chainFirst((plan) => checkStored(type, plan, model)),
-    E.map((plan) => ({ type, plan, model })),
+    E.chain((plan) => E.map((obs: ReadonlyMap<string, Observer>) => ({ type, plan, model, inputObservers: obs }))(inputObservers(plan, type))),
   );
 
 // ----- calibration -----
 
-/** The planned modules of one layer (the head step has index numLayers and holds the modules of no layer). */
+/** The planned modules of one layer (or the head), in the layer's module order, with their local names. */
 export const layerModules = (s: QuantizationMixinState, layer: LayerState): ReadonlyArray<PlannedModule & { readonly local: string }> =>
-  [...s.plan.modules.values()]
-    .filter((p) => (p.module.layer ?? s.model.numLayers) === layer.index)
-    .map((p) => ({ ...p, local: p.module.name.slice(layer.prefix.length) }));
+  [...layer.modules].flatMap(([local, m]) => {
+    const p = s.plan.modules.get(m.name);
+    return p === undefined ? [] : [{ ...p, local }];
+  });
 
 const inputOf =
   (local: string) =>
@@ -101,13 +117,11 @@ const inputOf =
  * The static input observers of a layer's modules, folded over the taps with @llmq/observers' `observe` operator
  * (one fold per module on the shared tap stream); null when no module of the layer has static input activations.
  */
-export const inputCalibration = (s: QuantizationMixinState, layer: LayerState): E.Either<ModifierError, Calibration<ObservedInputs> | null> => {
+export const inputCalibration = (s: QuantizationMixinState, layer: LayerState): Calibration<ObservedInputs> | null => {
   const folds: Array<readonly [string, OperatorFunction<Tap, readonly [string, E.Either<ObserverError, QParams>]>]> = [];
   for (const p of layerModules(s, layer)) {
-    const o = inputObserver(p.module.name, p.scheme);
-    if (E.isLeft(o)) return o;
-    const obs = o.right;
-    if (obs === null) continue;
+    const obs = s.inputObservers.get(p.module.name);
+    if (obs === undefined) continue;
     folds.push([
       p.local,
       (taps: Observable<Tap>) =>
@@ -119,8 +133,8 @@ export const inputCalibration = (s: QuantizationMixinState, layer: LayerState): 
         ),
     ]);
   }
-  if (folds.length === 0) return E.right(null);
-  return E.right({
+  if (folds.length === 0) return null;
+  return {
     linearInputs: new Set(folds.map(([l]) => l)),
     attentionKV: false,
     fold: (taps) =>
@@ -129,7 +143,7 @@ export const inputCalibration = (s: QuantizationMixinState, layer: LayerState): 
         toArray(),
         map((entries): ObservedInputs => new Map(entries)),
       ),
-  });
+  };
 };
 
 /** No calibration: an empty fold, for modifiers whose layer needs none. */
@@ -200,8 +214,7 @@ export const quantizeLayer = (
     if (q.layerTensor !== layer.tensors.get(`${p.local}.weight`)) edits.push([`${p.local}.weight`, q.layerTensor]);
     done.push({ module: p.module, modifier: s.type, scheme: p.scheme, weight: q.weight, activationParams, source: q.layerTensor, seconds: (performance.now() - t0) / 1000 });
   }
-  const edited = edits.length === 0 ? layer : { ...layer, tensors: new Map([...layer.tensors, ...edits]) };
-  return E.right({ layer: withQuantized(edited, done), warnings });
+  return E.right({ layer: withQuantized(withTensors(layer, edits), done), warnings });
 };
 
 // ----- the modifier -----
@@ -214,20 +227,15 @@ export const quantizeLayer = (
 export const QuantizationModifier = (cfg: QuantizationModifierConfig): Modifier<QuantizationMixinState, ObservedInputs> => ({
   type: "QuantizationModifier",
   requiresCalibrationData: cfg.requires_calibration_data,
+  calibrationDataReason: "this scheme has static activation (or kv-cache) quantization, which needs calibration data",
   initialize: (model) => initializeQuantizationMixin("QuantizationModifier", cfg, model),
-  calibration: (s, layer) => {
-    const c = inputCalibration(s, layer);
-    return E.isRight(c) ? c.right : { linearInputs: new Set(), attentionKV: false, fold: emptyFold(noObservedInputs) };
-  },
+  plannedModules: (s) => [...s.plan.modules.keys()],
+  calibration: inputCalibration,
   onSequentialEpochEnd: (s, layer, observed) =>
     pipe(
-      // Observer construction errors surface here (calibration() has no error channel).
-      inputCalibration(s, layer),
-      E.chain(() =>
-        quantizeLayer(s, layer, observed, (p, w, globalScale) =>
-          E.map((weight: QuantizedWeight) => ({ weight, layerTensor: w }))(
-            E.mapLeft((e: ModifierError) => ({ ...e, modifier: s.type }))(rtnModule(p.module.name, w, p.scheme.weights!, { globalScale })),
-          ),
+      quantizeLayer(s, layer, observed, (p, w, globalScale) =>
+        E.map((weight: QuantizedWeight) => ({ weight, layerTensor: w }))(
+          E.mapLeft((e: ModifierError) => ({ ...e, modifier: s.type }))(rtnModule(p.module.name, w, p.scheme.weights!, { globalScale })),
         ),
       ),
       E.map(({ layer: l, warnings }) => ({ state: s, layer: l, warnings })),
