@@ -44,23 +44,10 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from interop_check import load_dir_tensors  # one loader for both checks (tools/ is on sys.path as the script dir)
 
 
 # ----- checkpoint comparison -----
-
-
-def load_dir_tensors(d: str) -> dict[str, torch.Tensor]:
-    index = os.path.join(d, "model.safetensors.index.json")
-    if os.path.exists(index):
-        with open(index) as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
-    out: dict[str, torch.Tensor] = {}
-    for fn in files:
-        out.update(load_file(os.path.join(d, fn)))
-    return out
 
 
 def as_bytes(t: torch.Tensor) -> torch.Tensor:

@@ -4,36 +4,21 @@ import { join } from "node:path";
 import { openCheckpoint } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { beforeAll, describe, expect, it } from "vitest";
-import { convertCommand } from "./convert-command.js";
 import { loadDataset } from "./dataset.js";
 import { evaluate } from "./evaluate.js";
 import { inspectCommand } from "./inspect-command.js";
 import { oneshot } from "./oneshot.js";
 import { inputQuantSpecs, openModelDir } from "./open-model.js";
 import { recipeFromScheme, recipeFromYaml } from "./recipe.js";
+import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // End to end on the bundled stories260K: convert → quantize (RTN data-free, GPTQ with calibration) → evaluate.
 
-const root = new URL("../../../", import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), "llmq-oneshot-"));
 const fp = join(tmp, "fp");
-const recipe = (name: string): string => readFileSync(join(root, "fixtures/recipes", name), "utf8");
-const must = <A>(e: E.Either<unknown, A>): A => {
-  if (E.isLeft(e)) throw new Error(JSON.stringify(e.left));
-  return e.right;
-};
+const recipe = (name: string): string => readFileSync(join(ROOT, "fixtures/recipes", name), "utf8");
 
-beforeAll(async () => {
-  must(
-    await convertCommand({
-      from: "llama2c",
-      model: join(root, "fixtures/stories260K/stories260K.bin"),
-      tokenizer: join(root, "fixtures/stories260K/tok512.bin"),
-      output: fp,
-      overwrite: false,
-    })(),
-  );
-});
+beforeAll(() => convertStories(fp));
 
 const evalKld = async (dir: string) => {
   const m = must(await openModelDir(dir)());
@@ -74,8 +59,8 @@ describe("oneshot on stories260K", () => {
     const tok = (await import("@llmq/models")).loadTokenizer;
     const t = must(await tok(fp)());
     const dsTok = { encode: (s: string, o: { bos: boolean }) => t.encode(s, { bos: o.bos }), bosId: t.bosId };
-    const calib = must(await loadDataset(join(root, "fixtures/wikitext-2/valid.txt"), dsTok, { numSamples: 32, seqLen: 128, sampling: "shuffle", seed: 1 })());
-    const evalDs = must(await loadDataset(join(root, "fixtures/wikitext-2/test.txt"), dsTok, { numSamples: 16, seqLen: 128 })());
+    const calib = must(await loadDataset(join(ROOT, "fixtures/wikitext-2/valid.txt"), dsTok, { numSamples: 32, seqLen: 128, sampling: "shuffle", seed: 1 })());
+    const evalDs = must(await loadDataset(join(ROOT, "fixtures/wikitext-2/test.txt"), dsTok, { numSamples: 16, seqLen: 128 })());
     writeFileSync(join(tmp, "eval.json"), JSON.stringify(evalDs.windows.map((w) => Array.from(w))));
     const results: Record<string, number> = {};
     for (const bits of [4, 3]) {

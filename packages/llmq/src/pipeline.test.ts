@@ -8,22 +8,17 @@ import * as E from "fp-ts/lib/Either.js";
 import { tap } from "rxjs";
 import { TestScheduler } from "rxjs/testing";
 import { beforeAll, describe, expect, it } from "vitest";
-import { convertCommand } from "./convert-command.js";
 import type { Dataset } from "./dataset.js";
 import { oneshot } from "./oneshot.js";
 import { planPasses, windows$ } from "./pipeline.js";
 import { recipeFromScheme, recipeFromYaml } from "./recipe.js";
+import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // The generic pipeline with modifiers written here (as a researcher would): event order, the layer as the single
 // source of truth, cancellation, the multi-modifier recipe semantics of llm-compressor, and what is refused up front.
 
-const root = new URL("../../../", import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), "llmq-pipeline-"));
 const fp = join(tmp, "fp");
-const must = <A>(e: E.Either<unknown, A>): A => {
-  if (E.isLeft(e)) throw new Error(JSON.stringify(e.left));
-  return e.right;
-};
 // 4 windows of 24 token ids < 512 (stories260K's vocabulary), used as given.
 const dataset: Dataset = {
   path: "windows",
@@ -40,17 +35,7 @@ const readTensors = async (dir: string): Promise<ReadonlyMap<string, Tensor>> =>
 };
 const sameBytes = (a: Tensor, b: Tensor): boolean => a.dtype === b.dtype && Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
 
-beforeAll(async () => {
-  must(
-    await convertCommand({
-      from: "llama2c",
-      model: join(root, "fixtures/stories260K/stories260K.bin"),
-      tokenizer: join(root, "fixtures/stories260K/tok512.bin"),
-      output: fp,
-      overwrite: false,
-    })(),
-  );
-});
+beforeAll(() => convertStories(fp));
 
 /** A modifier that only logs the lifecycle calls it receives (and optionally taps q/k/v's input). */
 const logger = (name: string, log: string[], needsData: boolean): Modifier<number, number> => ({
@@ -209,7 +194,7 @@ describe("the in-memory layer is the single source of truth", () => {
   });
 });
 
-const TWO_STAGE = readFileSync(join(root, "packages/llmq/fixtures/interop/recipes/two-stage-rtn-mlp-gptq-attn.yaml"), "utf8");
+const TWO_STAGE = readFileSync(join(ROOT, "packages/llmq/fixtures/interop/recipes/two-stage-rtn-mlp-gptq-attn.yaml"), "utf8");
 
 describe("recipes with several stages and modifiers", () => {
   it("RTN on the MLP then GPTQ on attention: MLP bytes as RTN alone, attention as GPTQ alone with an fp MLP (LC semantics)", async () => {
