@@ -259,6 +259,19 @@ describe("recipes with several stages and modifiers", () => {
     ]);
   });
 
+  it("says that GPTQModifier.batched_quantization has no effect here", () => {
+    const r = must(
+      recipeFromYaml(`q_stage:
+  q_modifiers:
+    GPTQModifier: {scheme: W8A8, ignore: [lm_head], batched_quantization: 4}
+`),
+    );
+    expect(r.warnings).toEqual([
+      "GPTQModifier.batched_quantization = 4 has no effect in llmq (it batches modules on a GPU in llm-compressor; results do not depend on it)",
+    ]);
+    expect(must(recipeFromScheme({ scheme: "W8A8", method: "gptq" })).warnings).toEqual([]);
+  });
+
   it("keeps typed causes: a group size that does not fit names the module, the modifier and the cause", async () => {
     const r = await oneshot({ model: fp, output: join(tmp, "g128"), recipe: must(recipeFromScheme({ scheme: "W4A16", method: "rtn" })) })();
     expect(E.isLeft(r) && r.left).toMatchObject({

@@ -54,10 +54,15 @@ const modifierOf = (m: RecipeModifier): E.Either<LlmqError, Modifier> => {
  * start/end/update (they gate on_start/on_update in training only), so they are ignored here as there. start ≤ 0
  * (from the first step) is what oneshot does anyway, so only a later start, an end or an update is worth a warning.
  */
-const baseFieldWarnings = (m: RecipeModifier): ReadonlyArray<string> =>
-  (["start", "end", "update"] as const)
+const baseFieldWarnings = (m: RecipeModifier): ReadonlyArray<string> => [
+  ...(["start", "end", "update"] as const)
     .filter((k) => m[k] !== null && m[k] !== -1 && !(k === "start" && m[k]! <= 0))
-    .map((k) => `${m.type}.${k} = ${m[k]} has no effect in oneshot (llm-compressor's oneshot ignores it too; it schedules training)`);
+    .map((k) => `${m.type}.${k} = ${m[k]} has no effect in oneshot (llm-compressor's oneshot ignores it too; it schedules training)`),
+  // LC groups modules per accelerator batch; the bits are the same, and llmq quantizes module by module on the CPU.
+  ...(m.type === "GPTQModifier" && m.batched_quantization !== null && m.batched_quantization !== "auto"
+    ? [`GPTQModifier.batched_quantization = ${m.batched_quantization} has no effect in llmq (it batches modules on a GPU in llm-compressor; results do not depend on it)`]
+    : []),
+];
 
 const schemeLabel = (mods: ReadonlyArray<RecipeModifier>): string => {
   const names = mods.flatMap((m) =>
