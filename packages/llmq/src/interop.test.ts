@@ -285,3 +285,56 @@ describe("calibrated recipes: byte-identical to llm-compressor's oneshot on the 
     900_000,
   );
 });
+
+// Transforms before quantization (SmoothQuant + W8A8, AWQ + W4A16_ASYM): the smoothing scales come from float
+// statistics and a grid search over losses that llmq's forward (f32 JS/native kernels) and torch compute with
+// different summation orders, so the acceptance is on codes: ≥ 99.9 % of every quantized weight's integer codes equal,
+// and any difference is a one-step rounding flip (|Δcode| ≤ 1) of a value that sits on a rounding boundary.
+interface TransformSummary extends CompareSummary {
+  readonly codes: { readonly total: number; readonly differing: number };
+  readonly details: Readonly<Record<string, { readonly raw?: { readonly max_abs_diff: number }; readonly codes?: { readonly max_abs_diff: number } }>>;
+}
+
+const TRANSFORMED: ReadonlyArray<{ readonly name: string; readonly recipe: string }> = [
+  { name: "smoothquant-w8a8", recipe: `${RECIPES}smoothquant-w8a8.yaml` },
+  { name: "awq-w4a16-asym-g32", recipe: `${RECIPES}awq-w4a16-asym-g32.yaml` },
+];
+
+describe("transform recipes: llm-compressor's oneshot on the same windows", () => {
+  it.skipIf(PY === undefined)(
+    "SmoothQuant + W8A8 and AWQ + W4A16_ASYM give llm-compressor's codes",
+    async () => {
+      const tmp = mkdtempSync(join(tmpdir(), "llmq-lc-transforms-"));
+      try {
+        const fp = join(tmp, "fp");
+        await right(
+          convertCommand({ from: "llama2c", model: `${FX}stories260K/stories260K.bin`, tokenizer: `${FX}stories260K/tok512.bin`, output: fp, overwrite: false }),
+        );
+        const tok = await right(optionalTokenizer(fp));
+        const ds = await right(loadDataset(`${FX}wikitext-2/valid.txt`, tok, { numSamples: 16, seqLen: 128, sampling: "sequential", vocabSize: 512 }));
+        writeFileSync(join(tmp, "windows.json"), JSON.stringify(ds.windows.map((w) => Array.from(w))));
+        for (const c of TRANSFORMED) {
+          const out = join(tmp, c.name);
+          await right(oneshot({ model: fp, output: out, recipe: await right(async () => recipeFromYaml(readFileSync(c.recipe, "utf8"))), dataset: ds }));
+          const summaryPath = join(tmp, `${c.name}.json`);
+          const args = [`${ROOT}tools/oneshot_compare.py`, "--fp", fp, "--recipe", c.recipe, "--tokens", join(tmp, "windows.json"), "--llmq", out, "--out", summaryPath];
+          await promisify(execFile)(PY!, args, { maxBuffer: 64 << 20, cwd: ROOT });
+          const s = JSON.parse(readFileSync(summaryPath, "utf8")) as TransformSummary;
+          if (process.env.LLMQ_KEEP_SUMMARY) copyFileSync(summaryPath, `/tmp/${c.name}.json`);
+          const maxCodeStep = Math.max(0, ...Object.values(s.details).map((d) => d.codes?.max_abs_diff ?? 0));
+          console.log(
+            `${c.name}: ${s.tensors} tensors, ${s.differing.length} differing; codes ${s.codes.total - s.codes.differing}/${s.codes.total} equal, max |Δcode| ${maxCodeStep}; config.json text equal: ${s.config_text_equal}`,
+          );
+          expect(s.lc_data.order_is_given, c.name).toBe(true);
+          expect(s.codes.total, c.name).toBeGreaterThan(100_000);
+          expect(s.codes.differing / s.codes.total, c.name).toBeLessThanOrEqual(0.001);
+          expect(maxCodeStep, c.name).toBeLessThanOrEqual(1);
+          expect(s.config_text_equal, c.name).toBe(true);
+        }
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    },
+    900_000,
+  );
+});
