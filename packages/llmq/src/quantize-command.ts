@@ -1,4 +1,5 @@
 import { readFile, writeFile } from "node:fs/promises";
+import type { TransformRecord } from "@llmq/observers";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset } from "./dataset.js";
@@ -8,7 +9,7 @@ import type { PipelineName } from "./pipeline.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
-import { barChartSvg, renderReport } from "./report.js";
+import { type ReportSection, barChartSvg, renderReport } from "./report.js";
 
 export interface QuantizeCommandOptions {
   readonly model: string;
@@ -37,7 +38,12 @@ const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqEr
     } catch (e) {
       return E.left(ioError(o.recipe, `cannot read the recipe: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`));
     }
-    return recipeFromYaml(text, { ignore: o.ignore, targets: o.targets });
+    const progress = o.progress;
+    return recipeFromYaml(
+      text,
+      { ignore: o.ignore, targets: o.targets },
+      progress ? { onGridPoint: (mapping, done, total) => progress({ kind: "detail", stage: "quantize", label: `AWQ ${mapping} · grid ${done}/${total}` }) } : {},
+    );
   }
   if (o.method !== "rtn" && o.method !== "gptq") return E.left(recipeError(`--method must be rtn or gptq, got "${o.method}" (other methods are given with --recipe)`));
   return recipeFromScheme({ scheme: o.scheme ?? "W4A16", method: o.method, targets: o.targets, ignore: o.ignore });
@@ -72,6 +78,41 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
   if (E.isLeft(r) || o.report === undefined) return r;
   const written = await writeQuantizeReport(o.report, o.model, recipe.right, r.right);
   return E.isLeft(written) ? written : r;
+};
+
+/** SmoothQuant / AWQ: what each mapping chose (AWQ: the grid point and its loss against the first grid point's). */
+const transformSections = (ts: ReadonlyArray<TransformRecord>): ReadonlyArray<ReportSection> => {
+  if (ts.length === 0) return [];
+  const searched = ts.filter((t) => t.loss !== null && t.initialLoss !== null && t.initialLoss > 0);
+  return [
+    ...(searched.length > 0
+      ? [
+          {
+            title: "AWQ loss per mapping (best / first grid point)",
+            note: "mean squared error of the parent module's output with Q(W·s)/s, at the chosen ratio relative to ratio 0 without duo scaling (1 = no gain)",
+            svg: barChartSvg(searched.map((t) => ({ label: t.smooth, value: t.loss! / t.initialLoss! }))),
+          },
+        ]
+      : []),
+    {
+      title: "Transforms per mapping",
+      table: {
+        head: ["modifier", "smooth layer", "balance layers", "ratio", "duo scaling", "loss", "first-point loss", "scale min", "scale max", "seconds"],
+        rows: ts.map((t) => [
+          t.modifier,
+          t.smooth,
+          t.balance.map((b) => b.split(".").slice(-1)[0]).join(", "),
+          t.ratio ?? "—",
+          t.duoScaling === null ? "—" : String(t.duoScaling),
+          t.loss ?? "—",
+          t.initialLoss ?? "—",
+          t.scaleMin,
+          t.scaleMax,
+          t.seconds,
+        ]),
+      },
+    },
+  ];
 };
 
 /** The HTML report of a quantize run: per-layer output error, per-module loss, the module table. */
@@ -114,6 +155,7 @@ const writeQuantizeReport = async (path: string, model: string, recipe: Recipe, 
         ),
       },
       { title: "Modules", table: { head: ["module", "method", "loss", "seconds"], rows: modules.map((m) => [m.name, m.method, m.loss, m.seconds]) } },
+      ...transformSections(v.layers.flatMap((l) => l.transforms)),
     ],
   );
   try {
