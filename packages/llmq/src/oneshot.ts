@@ -194,11 +194,12 @@ const checkAwqFollowed = (mods: ReadonlyArray<Modifier>): E.Either<LlmqError, vo
 const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prepared> => {
   const mods = (opts.modifiers ?? opts.recipe?.modifiers ?? []) as ReadonlyArray<Modifier>;
   if (mods.length === 0) return E.left(recipeError("nothing to run: pass a recipe or modifiers"));
+  const followed = checkAwqFollowed(mods);
+  if (E.isLeft(followed)) return followed;
   const missing = opts.dataset == null ? mods.find((m) => m.requiresCalibrationData) : undefined;
   if (missing !== undefined) return E.left(needsDataError(missing));
   return pipe(
-    checkAwqFollowed(mods),
-    E.chain(() => startAll(mods, modelInfo(h))),
+    startAll(mods, modelInfo(h)),
     E.chainFirst(checkDisjoint),
     E.chain((runs) =>
       pipe(

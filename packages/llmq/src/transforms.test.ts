@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeQuantizationArgs } from "@llmq/schemes";
@@ -6,7 +6,7 @@ import { type Tensor, toFloat32, toFloat64 } from "@llmq/tensor";
 import { type BalanceLayer, awqGrid, awqScales, awqWeightMean, smoothQuantScales, smoothingEdits } from "@llmq/transforms";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertCommand, loadDataset, oneshot, optionalTokenizer, recipeFromYaml, serialization } from "./index.js";
+import { convertCommand, formatLlmqError, loadDataset, oneshot, optionalTokenizer, recipeFromYaml, schemes, serialization, transforms } from "./index.js";
 import type { LayerReport } from "./pipeline.js";
 
 // SmoothQuant and AWQ against llm-compressor 0.14 itself: packages/llmq/fixtures/transforms, made by
@@ -214,4 +214,36 @@ describe("the modifiers end to end: llmq's oneshot chooses what llm-compressor c
       }
     }, 120_000);
   }
+});
+
+describe("bad input: refused before anything is read or written", () => {
+  it("AWQ without a later quantization modifier is llm-compressor's validation error (recipes and modifier values)", async () => {
+    const text = "s_stage:\n  m_modifiers:\n    AWQModifier: {}\n";
+    const r = recipeFromYaml(text);
+    expect(E.isLeft(r) && JSON.stringify(r.left)).toMatch(/Recipe includes AWQModifier with no subsequent quantization modifier/);
+    const awq = transforms.AWQModifier(right(schemes.decodeModifier("AWQModifier", {}, "s")) as schemes.AWQModifierConfig);
+    const out = join(tmp, "awq-alone");
+    const o = await oneshot({ model: CASES["tiny-f32"]!.model, output: out, modifiers: [awq] })();
+    expect(E.isLeft(o) && formatLlmqError(o.left)).toMatch(/AWQ must be run with a subsequent quantization modifier/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("a mapping naming modules the model lacks lists the candidates", async () => {
+    const text = [
+      "s_stage:",
+      "  m_modifiers:",
+      "    SmoothQuantModifier:",
+      '      mappings: [[["re:.*fc1$"], "re:.*final_layer_norm$"]]',
+      "    QuantizationModifier: {targets: [Linear], scheme: W8A8, ignore: [lm_head]}",
+      "",
+    ].join("\n");
+    const windows = JSON.parse(readFileSync(CASES["tiny-f32"]!.windows, "utf8")) as number[][];
+    const ds = right(await loadDataset(CASES["tiny-f32"]!.windows, null, { numSamples: windows.length, seqLen: 32, sampling: "sequential", vocabSize: 128 })());
+    const out = join(tmp, "bad-mapping");
+    const o = await oneshot({ model: CASES["tiny-f32"]!.model, output: out, recipe: right(recipeFromYaml(text)), dataset: ds })();
+    expect(E.isLeft(o) && formatLlmqError(o.left)).toMatch(
+      /re:\.\*final_layer_norm\$ → \[re:\.\*fc1\$\] matches no module of the model \(modules of each decoder layer: input_layernorm, post_attention_layernorm, self_attn\.q_proj/,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
 });

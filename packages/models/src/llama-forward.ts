@@ -113,14 +113,12 @@ const attention = (cfg: LlamaConfig, q: Float32Array, k: Float32Array, v: Float3
         let max = Number.NEGATIVE_INFINITY;
         for (let j = lo; j <= i; j++) if (scores[row + j]! > max) max = scores[row + j]!;
         let sum = 0;
-        for (let j = 0; j < tokens; j++) {
-          if (j < lo || j > i) {
-            scores[row + j] = 0;
-          } else {
-            const e = f(Math.exp(scores[row + j]! - max));
-            scores[row + j] = e;
-            sum += e;
-          }
+        scores.fill(0, row, row + lo);
+        scores.fill(0, row + i + 1, row + tokens);
+        for (let j = lo; j <= i; j++) {
+          const e = f(Math.exp(scores[row + j]! - max));
+          scores[row + j] = e;
+          sum += e;
         }
         const inv = 1 / f(sum);
         for (let j = lo; j <= i; j++) scores[row + j] = scores[row + j]! * inv;

@@ -1,7 +1,7 @@
-import { fusedGlobalScales, rtnModule } from "@llmq/observers";
+import { fusedGlobalScales } from "@llmq/observers";
 import type { ModifierError } from "@llmq/observers";
 import { modifierError } from "@llmq/observers";
-import type { QuantizationArgs } from "@llmq/schemes";
+import { type QuantizationArgs, formatSchemeError, rtnFakeQuantizeWeight } from "@llmq/schemes";
 import { Tensor, castFromNumbers, roundToDType, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 
@@ -166,9 +166,10 @@ const scaledQuantized = (search: AwqSearch, s: Float64Array): E.Either<ModifierE
       out.set(b.local, toFloat32(b.weight));
       continue;
     }
-    const q = rtnModule(b.name, b.weight, { ...b.args, observer: "memoryless_minmax" }, { globalScale: fused.right.get(b.name) });
-    if (E.isLeft(q)) return E.left({ ...q.left, modifier: "AWQModifier" });
-    out.set(b.local, toFloat32(unscale(q.right.fakeQuantized, s, b.weight.dtype)));
+    const g = fused.right.get(b.name);
+    const q = rtnFakeQuantizeWeight(b.weight, b.args, { name: `${b.name}.weight`, ...(g !== undefined ? { globalScale: g } : {}) });
+    if (E.isLeft(q)) return E.left(modifierError("AWQModifier", b.name, formatSchemeError(q.left), q.left));
+    out.set(b.local, toFloat32(unscale(toFloat32(q.right), s, b.weight.dtype)));
   }
   return E.right(out);
 };
@@ -181,14 +182,15 @@ export const scaleBy = (w: Tensor, s: ArrayLike<number>): Tensor => {
   const x = toFloat32(w).data;
   const cols = w.shape[1]!;
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = x[i]! * s[i % cols]!;
+  for (let o = 0; o < x.length; o += cols) for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! * s[j]!;
   return asStored(w.dtype, w.shape, out);
 };
 
 const unscale = (fq: Tensor<"f32">, s: ArrayLike<number>, dtype: Tensor["dtype"]): Tensor => {
   const cols = fq.shape[1]!;
+  const x = fq.data;
   const out = new Float32Array(fq.size);
-  for (let i = 0; i < out.length; i++) out[i] = fq.data[i]! / s[i % cols]!;
+  for (let o = 0; o < x.length; o += cols) for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! / s[j]!;
   return asStored(dtype, fq.shape, out);
 };
 
