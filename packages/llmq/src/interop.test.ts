@@ -331,6 +331,30 @@ describe("transform recipes: llm-compressor's oneshot on the same windows", () =
           expect(maxCodeStep, c.name).toBeLessThanOrEqual(1);
           expect(s.config_text_equal, c.name).toBe(true);
         }
+        // transformers loads llmq's transformed checkpoints: compressed-tensors decompresses them to llmq's weights
+        // bit for bit and the logits match llmq's within 1e-4.
+        const windows = ds.windows.slice(0, 2).map((w) => Array.from(w));
+        await dumpLlmq(fp, windows, join(tmp, "fp.llmq.safetensors"));
+        for (const c of TRANSFORMED) await dumpLlmq(join(tmp, c.name), windows, join(tmp, `${c.name}.llmq.safetensors`));
+        const summaryPath = join(tmp, "transformers.json");
+        const args = [
+          `${ROOT}tools/interop_check.py`,
+          "--fp",
+          fp,
+          join(tmp, "fp.llmq.safetensors"),
+          ...TRANSFORMED.flatMap((c) => ["--quantized", join(tmp, c.name), join(tmp, `${c.name}.llmq.safetensors`)]),
+          "--out",
+          summaryPath,
+        ];
+        await promisify(execFile)(PY!, args, { maxBuffer: 64 << 20, cwd: ROOT }).catch((e: unknown) => e);
+        const summary = JSON.parse(readFileSync(summaryPath, "utf8")) as Summary;
+        for (const [i, c] of TRANSFORMED.entries()) {
+          const q = summary.quantized[i]!;
+          console.log(`${c.name}: transformers logits rel err ${q.transformers.logits_rel_err}, weights max |Δ| ${q.weights.max_abs_diff}`);
+          expect({ case: c.name, modules: q.weights.modules, diff: q.weights.max_abs_diff, bad: q.weights.mismatched_elements }).toEqual({ case: c.name, modules: 35, diff: 0, bad: 0 });
+          expect(q.transformers.logits_rel_err, c.name).toBeLessThan(1e-4);
+          expect(q.transformers.logits_rel_err_vs_fp, c.name).toBeGreaterThan(1e-3);
+        }
       } finally {
         rmSync(tmp, { recursive: true, force: true });
       }
