@@ -292,7 +292,7 @@ describe("calibrated recipes: byte-identical to llm-compressor's oneshot on the 
 // and any difference is a one-step rounding flip (|Δcode| ≤ 1) of a value that sits on a rounding boundary.
 interface TransformSummary extends CompareSummary {
   readonly codes: { readonly total: number; readonly differing: number };
-  readonly details: Readonly<Record<string, { readonly raw?: { readonly max_abs_diff: number }; readonly codes?: { readonly max_abs_diff: number } }>>;
+  readonly details: Readonly<Record<string, { readonly dtype?: string; readonly raw?: { readonly max_abs_diff: number }; readonly codes?: { readonly max_abs_diff: number } }>>;
 }
 
 const TRANSFORMED: ReadonlyArray<{ readonly name: string; readonly recipe: string }> = [
@@ -321,7 +321,11 @@ describe("transform recipes: llm-compressor's oneshot on the same windows", () =
           await promisify(execFile)(PY!, args, { maxBuffer: 64 << 20, cwd: ROOT });
           const s = JSON.parse(readFileSync(summaryPath, "utf8")) as TransformSummary;
           if (process.env.LLMQ_KEEP_SUMMARY) copyFileSync(summaryPath, `/tmp/${c.name}.json`);
-          const maxCodeStep = Math.max(0, ...Object.values(s.details).map((d) => d.codes?.max_abs_diff ?? 0));
+          // Packed codes are compared unpacked; int8 codes (W8A8) are the stored `weight` itself.
+          const maxCodeStep = Math.max(
+            0,
+            ...Object.entries(s.details).map(([k, d]) => d.codes?.max_abs_diff ?? (k.endsWith(".weight") && d.dtype === "torch.int8" ? (d.raw?.max_abs_diff ?? 0) : 0)),
+          );
           console.log(
             `${c.name}: ${s.tensors} tensors, ${s.differing.length} differing; codes ${s.codes.total - s.codes.differing}/${s.codes.total} equal, max |Δcode| ${maxCodeStep}; config.json text equal: ${s.config_text_equal}`,
           );
@@ -350,10 +354,16 @@ describe("transform recipes: llm-compressor's oneshot on the same windows", () =
         const summary = JSON.parse(readFileSync(summaryPath, "utf8")) as Summary;
         for (const [i, c] of TRANSFORMED.entries()) {
           const q = summary.quantized[i]!;
-          console.log(`${c.name}: transformers logits rel err ${q.transformers.logits_rel_err}, weights max |Δ| ${q.weights.max_abs_diff}`);
+          const t = q.transformers;
+          console.log(`${c.name}: transformers ${t.error ?? "loaded"}, logits rel err ${t.logits_rel_err ?? t.fallback_dense_in_transformers?.logits_rel_err}, weights max |Δ| ${q.weights.max_abs_diff}`);
           expect({ case: c.name, modules: q.weights.modules, diff: q.weights.max_abs_diff, bad: q.weights.mismatched_elements }).toEqual({ case: c.name, modules: 35, diff: 0, bad: 0 });
-          expect(q.transformers.logits_rel_err, c.name).toBeLessThan(1e-4);
-          expect(q.transformers.logits_rel_err_vs_fp, c.name).toBeGreaterThan(1e-3);
+          expect(t.logits_rel_err_vs_fp, c.name).toBeGreaterThan(1e-3);
+          if (t.error !== undefined) {
+            // As for llm-compressor's own asymmetric W4A16 checkpoints (see the data-free cases above): an upstream
+            // loading issue; transformers' forward on the weights compressed-tensors decompressed must match llmq.
+            expect(t.upstream_issue, `${c.name}: ${t.error}`).toBeDefined();
+            expect(t.fallback_dense_in_transformers!.logits_rel_err, c.name).toBeLessThan(1e-4);
+          } else expect(t.logits_rel_err, c.name).toBeLessThan(1e-4);
         }
       } finally {
         rmSync(tmp, { recursive: true, force: true });
