@@ -15,7 +15,8 @@ does: batch size 1, no shuffling, the default independent pipeline):
                        records (model.safetensors + config.json) so that the test needs no Python.
   stories260k          the converted stories260K (GQA: v_proj → o_proj is skipped), 16 × 128 WikiText-2 tokens.
 Recipes: SmoothQuantModifier(smoothing_strength 0.8) + W8A8, and AWQModifier(duo_scaling true, n_grid 20) +
-W4A16_ASYM-style int4 asymmetric groups (group 16 on the tiny model, 32 / 43 on stories260K).
+W4A16_ASYM-style int4 asymmetric groups (group 16 on the tiny model, 32 / 43 on stories260K); on tiny-f32 also AWQ +
+NVFP4A16 (fused global scales of q/k/v and gate/up inside the search) and AWQ(duo_scaling "both", n_grid 10) + W4A16_ASYM.
 
 Recorded by wrapping LC's own methods (nothing recomputed here):
   SmoothQuant `_apply_smoothing`: per smooth layer the running min / max it calibrated, the scales
@@ -53,8 +54,15 @@ SQ_RECIPE = """default_stage:
 """
 
 
-def awq_recipe(groups: dict[str, int]) -> str:
-    lines = ["default_stage:", "  default_modifiers:", "    AWQModifier:", "      duo_scaling: true", "      n_grid: 20",
+AWQ_NVFP4_RECIPE = """default_stage:
+  default_modifiers:
+    AWQModifier: {duo_scaling: true, n_grid: 20}
+    QuantizationModifier: {targets: [Linear], scheme: NVFP4A16, ignore: [lm_head]}
+"""
+
+
+def awq_recipe(groups: dict[str, int], duo: str = "true", n_grid: int = 20) -> str:
+    lines = ["default_stage:", "  default_modifiers:", "    AWQModifier:", f"      duo_scaling: {duo}", f"      n_grid: {n_grid}",
              "    QuantizationModifier:", '      ignore: ["lm_head"]', "      config_groups:"]
     for i, (target, g) in enumerate(groups.items()):
         lines += [f"        group_{i}:", f"          targets: ['{target}']",
@@ -217,7 +225,12 @@ def main() -> int:
             shutil.copyfile(os.path.join(a.stories_fp, t), os.path.join(d, t))
         with open(os.path.join(d, "windows.json"), "w") as f:
             json.dump(tiny_windows, f)
-        run_case(case, d, tiny_windows, {"smoothquant-w8a8": SQ_RECIPE, "awq-w4a16-asym": awq_recipe({"Linear": 16})}, None)
+        recipes = {"smoothquant-w8a8": SQ_RECIPE, "awq-w4a16-asym": awq_recipe({"Linear": 16})}
+        if dtype == torch.float32:
+            # the fused NVFP4 global scale inside the search, and the "both" grid (no-duo and duo at each ratio)
+            recipes["awq-nvfp4a16"] = AWQ_NVFP4_RECIPE
+            recipes["awq-both-w4a16-asym"] = awq_recipe({"Linear": 16}, duo="both", n_grid=10)
+        run_case(case, d, tiny_windows, recipes, None)
     with open(a.stories_windows) as f:
         sw = json.load(f)
     with open(os.path.join(OUT, "stories260k-windows.json"), "w") as f:

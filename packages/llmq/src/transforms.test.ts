@@ -183,11 +183,9 @@ const runOneshot = async (name: string, recipe: string): Promise<ReadonlyArray<L
   return res.layers;
 };
 
-describe("the modifiers end to end: llmq's oneshot chooses what llm-compressor chose", () => {
-  for (const name of ["tiny-f32", "tiny-bf16", "stories260k"]) {
-    it(`${name}: AWQ picks LC's grid point for every mapping (bf16: near LC's best by LC's own losses)`, async () => {
-      const r = await records(CASES[name]!.dir, "awq-w4a16-asym");
-      const got = (await runOneshot(name, "awq-w4a16-asym")).flatMap((l) => l.transforms);
+const awqAgainstLc = async (name: string, recipe: string): Promise<void> => {
+      const r = await records(CASES[name]!.dir, recipe);
+      const got = (await runOneshot(name, recipe)).flatMap((l) => l.transforms);
       expect(got.map((t) => t.smooth)).toEqual(r.mappings.map((m) => m.smooth));
       let same = 0;
       for (const [i, m] of r.mappings.entries()) {
@@ -204,9 +202,17 @@ describe("the modifiers end to end: llmq's oneshot chooses what llm-compressor c
           expect(m.losses![ours]! / m.losses![best(m)]!, m.smooth).toBeLessThanOrEqual(1.03);
         }
       }
-      console.log(`${name}: AWQ grid point equal to LC's for ${same}/${r.mappings.length} mappings`);
+      console.log(`${name} ${recipe}: AWQ grid point equal to LC's for ${same}/${r.mappings.length} mappings`);
       if (name === "tiny-bf16") expect(same).toBeGreaterThanOrEqual(r.mappings.length / 2);
-    }, 120_000);
+};
+
+
+describe("the modifiers end to end: llmq's oneshot chooses what llm-compressor chose", () => {
+  it("tiny-f32: AWQ before NVFP4A16 (fused q/k/v and gate/up global scales in the search) picks LC's grid points", () => awqAgainstLc("tiny-f32", "awq-nvfp4a16"), 120_000);
+  it('tiny-f32: AWQ with duo_scaling "both" (n_grid 10) picks LC\'s grid points', () => awqAgainstLc("tiny-f32", "awq-both-w4a16-asym"), 120_000);
+
+  for (const name of ["tiny-f32", "tiny-bf16", "stories260k"]) {
+    it(`${name}: AWQ picks LC's grid point for every mapping (bf16: near LC's best by LC's own losses)`, () => awqAgainstLc(name, "awq-w4a16-asym"), 120_000);
 
     it(`${name}: SmoothQuant's scales match LC's within 1e-5 (range) through the whole pipeline`, async () => {
       const r = await records(CASES[name]!.dir, "smoothquant-w8a8");
