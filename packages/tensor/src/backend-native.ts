@@ -33,6 +33,8 @@ const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "fwht",
   "groupMinMax",
   "quantizeGroups",
+  "siluMul",
+  "causalAttention",
 ];
 
 type FArr = Float32Array | Float64Array;
@@ -134,6 +136,23 @@ const checkedKernels = (raw: RawAddon): Kernels => {
       if (zp !== null) arr("quantizeGroups", "zp", zp, F32, g);
       arr("quantizeGroups", "out", out, F32, rows * cols);
       k.quantizeGroups(x, rows, cols, groupSize, scale, zp, qmin, qmax, fake, out);
+    },
+    siluMul: (gate, up, n, out) => {
+      dim("siluMul", "n", n);
+      arr("siluMul", "gate", gate, F32, n);
+      arr("siluMul", "up", up, F32, n);
+      arr("siluMul", "out", out, F32, n);
+      k.siluMul(gate, up, n, out);
+    },
+    causalAttention: (q, kk, v, tokens, heads, kvHeads, headDim, window, scale, out) => {
+      const n = "causalAttention";
+      for (const [label, x] of [["tokens", tokens], ["heads", heads], ["kvHeads", kvHeads], ["headDim", headDim], ["window", window]] as const) dim(n, label, x);
+      if (kvHeads < 1 || heads % kvHeads !== 0) throw new RangeError(`${n}: heads ${heads} must be a multiple of kvHeads ${kvHeads}`);
+      arr(n, "q", q, F32, tokens * heads * headDim);
+      arr(n, "k", kk, F32, tokens * kvHeads * headDim);
+      arr(n, "v", v, F32, tokens * kvHeads * headDim);
+      arr(n, "out", out, F32, tokens * heads * headDim);
+      k.causalAttention(q, kk, v, tokens, heads, kvHeads, headDim, window, scale, out);
     },
   };
 };
