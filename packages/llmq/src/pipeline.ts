@@ -122,7 +122,9 @@ export const planPasses = (needsData: ReadonlyArray<boolean>, pipeline: Pipeline
   const data = all.filter((i) => needsData[i]);
   if (pipeline === "datafree") return data.length > 0 ? E.left("the datafree pipeline cannot run modifiers that need calibration data") : E.right([{ pre: all, data: [], post: [] }]);
   if (data.length === 0) return E.right([{ pre: all, data: [], post: [] }]);
-  if (pipeline === "sequential") return E.right([{ pre: all.filter((i) => i < data[0]! && !needsData[i]), data, post: all.filter((i) => !data.includes(i) && i > data[0]!) }]);
+  // LC's sequential pipeline sends every layer's sequential_epoch_end to all modifiers of the recipe, in recipe order,
+  // after one calibration pass: data-free modifiers act at the same point as the calibrated ones.
+  if (pipeline === "sequential") return E.right([{ pre: [], data: all, post: [] }]);
   return E.right(
     data.map((d, k) => ({
       pre: all.filter((i) => !needsData[i] && i < d && (k === 0 || i > data[k - 1]!)),
