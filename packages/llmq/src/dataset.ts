@@ -3,6 +3,7 @@ import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { type Observable, from } from "rxjs";
+import { describeErrno } from "@llmq/serialization";
 import { type LlmqError, datasetError } from "./errors.js";
 
 // ----- model -----
@@ -66,10 +67,12 @@ export const seededPermutation = (n: number, seed: number): number[] => {
   return p;
 };
 
-const detectKind = (path: string, text: string): DatasetKind => {
+/** The kind a file's extension names; the content is sniffed only for other extensions (a .txt is text even when it starts with "[["). */
+export const detectKind = (path: string, text: string): DatasetKind => {
   if (/\.jsonl$/i.test(path)) return "jsonl";
-  if (/\.json$/i.test(path) || /^\s*\[\s*\[/.test(text.slice(0, 64))) return "tokens";
-  return "text";
+  if (/\.json$/i.test(path)) return "tokens";
+  if (/\.(txt|text|md)$/i.test(path)) return "text";
+  return /^\s*\[\s*\[/.test(text.slice(0, 64)) ? "tokens" : "text";
 };
 
 const select = <A>(items: ReadonlyArray<A>, opts: DatasetOptions): ReadonlyArray<A> => {
@@ -148,7 +151,7 @@ export const loadDataset = (path: string, tokenizer: DatasetTokenizer | null, op
   pipe(
     TE.tryCatch(
       () => readFile(path, "utf8"),
-      (e) => datasetError(path, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`),
+      (e) => datasetError(path, `cannot read: ${describeErrno(e)}`),
     ),
     TE.chainEitherK((text) => {
       const kind = detectKind(path, text);
