@@ -2,6 +2,7 @@ import {
   type ModelError,
   type ModelHandle,
   type WeightSource,
+  checkModelTensors,
   checkpointError,
   formatModelError,
   loadTokenizer,
@@ -16,6 +17,7 @@ import {
   decompressModule,
   formatSerializationError,
   inferFormat,
+  llmqDTypeOf,
   openCheckpoint,
 } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
@@ -100,6 +102,11 @@ const compressedSource = (
   return E.right({ inputs, source: {
     names: () => visible,
     shape: (name) => entries.get(name)?.shape ?? (hidden.has(name) ? undefined : ck.info(name)?.info.shape),
+    // Compressed modules decompress to float; other tensors are as stored.
+    dtype: (name) => {
+      const d = entries.has(name) || hidden.has(name) ? undefined : ck.info(name)?.info.dtype;
+      return d === undefined ? undefined : (llmqDTypeOf(d) ?? d);
+    },
     read: (name) => {
       const e = entries.get(name);
       if (e === undefined) return readRaw(name);
@@ -134,8 +141,25 @@ const inputSpecsByHandle = new WeakMap<ModelHandle, ReadonlyMap<string, InputQua
  */
 export const inputQuantSpecs = (h: ModelHandle): ReadonlyMap<string, InputQuantSpec> => inputSpecsByHandle.get(h) ?? new Map();
 
-/** Opens a dense or compressed-tensors model directory for running (calibration, evaluation). */
+/**
+ * Opens a dense or compressed-tensors model directory for running (calibration, evaluation), after checking from the
+ * headers that every tensor its config implies is there with the right shape and a float dtype.
+ */
 export const openModelDir = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    openUnchecked(dir),
+    TE.chain((h) =>
+      pipe(
+        checkModelTensors(h),
+        E.fold(
+          (e) => pipe(TE.fromTask(() => h.close()), TE.chain(() => TE.left(lift(e)))),
+          () => TE.right(h),
+        ),
+      ),
+    ),
+  );
+
+const openUnchecked = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
   pipe(
     readConfigJson(dir),
     TE.mapLeft(lift),

@@ -37,6 +37,8 @@ export interface ModelHandle {
   readonly loadLayerTensors: (i: number) => TE.TaskEither<ModelError, ReadonlyMap<string, Tensor>>;
   readonly loadHead: () => TE.TaskEither<ModelError, HeadWeights>;
   readonly tensorNames: () => ReadonlyArray<string>;
+  /** Shape and stored dtype of a tensor from the headers (dtype undefined where the source cannot tell without reading). */
+  readonly tensorInfo: (name: string) => { readonly shape: ReadonlyArray<number>; readonly dtype: string | undefined } | undefined;
   readonly readTensor: (name: string) => TE.TaskEither<ModelError, Tensor>;
   /** Releases open files (a no-op for in-memory sources). */
   readonly close: () => Promise<void>;
@@ -141,6 +143,10 @@ export const modelFromSource = (
             ),
           ),
         tensorNames: () => source.names(),
+        tensorInfo: (name) => {
+          const shape = source.shape(name);
+          return shape === undefined ? undefined : { shape, dtype: source.dtype?.(name) };
+        },
         readTensor: (name) => source.read(name),
         close,
       };
