@@ -79,7 +79,10 @@ export const outputFailure = (output: string, e: SerializationError): LlmqError 
 // ----- destructors -----
 
 /** The shape of every message: what failed — why (what to do). */
-const say = (what: string, why: string, todo: string): string => `${what} — ${why} (${todo})`;
+const say = (what: string, why: string, todo: string): string => `${what} — ${oneLine(why)} (${todo})`;
+
+/** Messages from parsers (YAML, JSON) can span lines; the CLI prints exactly one. */
+const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, " ").trim();
 
 const RELATION: Readonly<Record<OverlapRelation, string>> = { equals: "is the same path as", contains: "contains", inside: "lies inside" };
 
@@ -90,7 +93,7 @@ export const formatLlmqError = (e: LlmqError): string => {
     case "DatasetError":
       return say(`dataset ${e.path}`, e.detail, "fix the file or pass another --dataset");
     case "RecipeError":
-      return say("recipe", e.detail, "fix the recipe or the flags; see llmq quantize --help");
+      return say("recipe", e.detail.replace(/^recipe:\s*/, ""), "fix the recipe or the flags; see llmq quantize --help");
     case "ModelError":
       return say("model", e.detail, "check the model directory: config.json and the safetensors files must agree");
     case "SchemeError":

@@ -34,7 +34,7 @@ export const checkSeqLen = (cfg: LlamaConfig, seqLen: number, logits: boolean): 
   return E.left(
     usageError(
       "--seq-len",
-      `${seqLen} tokens per window need a ${big.what} array of ${big.elements.toExponential(2)} floats (${gib(big.elements * 4)}), more than the ${MAX_TYPED_ARRAY_ELEMENTS} a JavaScript typed array can hold`,
+      `${seqLen} tokens per window need one ${big.what} array of ${big.elements.toExponential(2)} floats (${gib(big.elements * 4)}), more than the ${MAX_TYPED_ARRAY_ELEMENTS} a JavaScript typed array can hold`,
       `lower --seq-len to at most ${Math.floor(Math.sqrt(MAX_TYPED_ARRAY_ELEMENTS))} or so`,
     ),
   );

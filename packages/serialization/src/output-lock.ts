@@ -81,7 +81,13 @@ const breakStale = async (lock: string): Promise<void> => {
 };
 
 const acquire = async (target: string, lock: string): Promise<SerializationError | OutputLock> => {
-  await mkdir(dirname(lock), { recursive: true });
+  try {
+    await mkdir(dirname(lock), { recursive: true });
+  } catch (e) {
+    // mkdir -p reports a file in the way as EEXIST, which reads as if the directory were fine.
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") throw Object.assign(new Error(`${dirname(lock)} is not a directory`), { code: "ENOTDIR" });
+    throw e;
+  }
   for (let attempt = 0; attempt < 5; attempt++) {
     if (await create(lock)) {
       held.add(lock);
@@ -116,6 +122,6 @@ export const lockOutput = (target: string): TE.TaskEither<SerializationError, Ou
     const r = await acquire(target, lock);
     return "release" in r ? E.right(r) : E.left(r);
   } catch (e) {
-    return E.left(ioError(lock, "lock", e));
+    return E.left(ioError((e as { code?: string }).code === "ENOTDIR" ? dirname(lock) : lock, "lock", e));
   }
 };
