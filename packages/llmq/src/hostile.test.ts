@@ -28,6 +28,12 @@ const file = (name: string, content: string | Uint8Array): string => {
   writeFileSync(p, content);
   return p;
 };
+/** `dir` with one file replaced (null: deleted). */
+const withFile = (dir: string, name: string, content: string | null): string => {
+  if (content === null) rmSync(join(dir, name));
+  else writeFileSync(join(dir, name), content);
+  return dir;
+};
 const snapshot = (dir: string): string =>
   readdirSync(dir)
     .sort()
@@ -355,8 +361,8 @@ describe("model directories", () => {
   const embed = "model.embed_tokens.weight";
   const cases: Array<[string, () => string, RegExp]> = [
     ["without config.json", () => freshDir(tmp, "no-config"), /config\.json: model config not found/],
-    ["with config.json not JSON", () => modelVariant(fp, join(tmp, "m-badjson"), { config: () => ({}) }) && (writeFileSync(join(tmp, "m-badjson/config.json"), "{ nope"), join(tmp, "m-badjson")), /not valid JSON/],
-    ["with a config.json array", () => (modelVariant(fp, join(tmp, "m-arr"), {}), writeFileSync(join(tmp, "m-arr/config.json"), "[]"), join(tmp, "m-arr")), /top level must be an object/],
+    ["with config.json not JSON", () => withFile(modelVariant(fp, join(tmp, "m-badjson"), {}), "config.json", "{ nope"), /not valid JSON/],
+    ["with a config.json array", () => withFile(modelVariant(fp, join(tmp, "m-arr"), {}), "config.json", "[]"), /top level must be an object/],
     ["with an unsupported model_type", () => modelVariant(fp, join(tmp, "m-gpt2"), { config: (c) => ({ ...c, model_type: "gpt2" }) }), /unsupported architecture model_type "gpt2"/],
     ["with hidden_act gelu", () => modelVariant(fp, join(tmp, "m-gelu"), { config: (c) => ({ ...c, hidden_act: "gelu" }) }), /hidden_act: "gelu" is not supported/],
     ["with a negative hidden_size", () => modelVariant(fp, join(tmp, "m-neg"), { config: (c) => ({ ...c, hidden_size: -64 }) }), /hidden_size: must be a positive integer/],
@@ -413,7 +419,7 @@ describe("model directories", () => {
       },
       /model\.safetensors/,
     ],
-    ["without weights", () => (modelVariant(fp, join(tmp, "m-noweights"), {}), rmSync(join(tmp, "m-noweights/model.safetensors")), join(tmp, "m-noweights")), /weights .* not found/],
+    ["without weights", () => withFile(modelVariant(fp, join(tmp, "m-noweights"), {}), "model.safetensors", null), /weights .* not found/],
     ["that does not exist", () => join(tmp, "no-such-model"), /config\.json: model config not found/],
     ["that is a file", () => file("model-file", "x"), /config\.json/],
   ];

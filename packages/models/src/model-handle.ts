@@ -48,6 +48,13 @@ const FLOAT_DTYPES: ReadonlyArray<string> = ["f32", "f16", "bf16", "f64"];
 
 // ----- constructors -----
 
+const infoOf =
+  (source: WeightSource): ModelHandle["tensorInfo"] =>
+  (name) => {
+    const shape = source.shape(name);
+    return shape === undefined ? undefined : { shape, dtype: source.dtype?.(name) };
+  };
+
 /**
  * A ModelHandle over any WeightSource. `rawConfig` is the parsed config.json; `where` names the checkpoint in
  * error messages. Fails on an invalid or unsupported config.
@@ -89,7 +96,6 @@ export const modelFromSource = (
           ),
         ].filter(([, , req]) => req) as ReadonlyArray<readonly [string, ReadonlyArray<number>, boolean]>;
       };
-      const loadEmbedding = () => readF32("model.embed_tokens.weight", [config.vocab_size, h]);
       const handle: ModelHandle = {
         dir,
         config,
@@ -104,7 +110,7 @@ export const modelFromSource = (
           ).flat(),
           { name: "lm_head", layer: null, className: "Linear", inFeatures: h, outFeatures: config.vocab_size },
         ],
-        loadEmbedding,
+        loadEmbedding: () => readF32("model.embed_tokens.weight", [config.vocab_size, h]),
         loadLayer: (i) => {
           if (!Number.isSafeInteger(i) || i < 0 || i >= config.num_hidden_layers)
             return TE.left(invalidInput("layer", `${i} is out of range 0..${config.num_hidden_layers - 1}`));
@@ -137,16 +143,13 @@ export const modelFromSource = (
             readF32("model.norm.weight", [h]),
             TE.chain((norm) =>
               pipe(
-                config.tie_word_embeddings && !present.has("lm_head.weight") ? loadEmbedding() : readF32("lm_head.weight", [config.vocab_size, h]),
+                config.tie_word_embeddings && !present.has("lm_head.weight") ? handle.loadEmbedding() : readF32("lm_head.weight", [config.vocab_size, h]),
                 TE.map((lmHead): HeadWeights => ({ norm, lmHead })),
               ),
             ),
           ),
         tensorNames: () => source.names(),
-        tensorInfo: (name) => {
-          const shape = source.shape(name);
-          return shape === undefined ? undefined : { shape, dtype: source.dtype?.(name) };
-        },
+        tensorInfo: infoOf(source),
         readTensor: (name) => source.read(name),
         close,
       };
