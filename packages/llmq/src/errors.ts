@@ -60,6 +60,17 @@ export const ioErrorFrom = (path: string, doing: string, err: unknown): LlmqErro
   return ioError(displayPath(failed), `${doing}: ${describeErrno(err)}`, code);
 };
 
+/** What the writers were doing, by their op names, in words. */
+const OUTPUT_OPS: Readonly<Record<string, string>> = {
+  write: "write the weights",
+  close: "finish the weights file",
+  rename: "move the finished output into place",
+  mkdir: "create the directory",
+  lock: "take the output's lock",
+  stat: "look at the output",
+  realpath: "resolve the path",
+};
+
 /** A serialization failure on the output `output`, as the umbrella's error. */
 export const outputFailure = (output: string, e: SerializationError): LlmqError => {
   switch (e._tag) {
@@ -70,7 +81,7 @@ export const outputFailure = (output: string, e: SerializationError): LlmqError 
     case "OutputLocked":
       return { _tag: "OutputLocked", path: output, pid: e.pid, lock: e.lock };
     case "IoError":
-      return ioError(displayPath(e.file), `${e.op} failed: ${e.detail}`, e.code);
+      return ioError(displayPath(e.file), `cannot ${OUTPUT_OPS[e.op] ?? e.op}${e.tensor !== null ? ` (tensor ${e.tensor})` : ""}: ${e.detail}`, e.code);
     default:
       return ioError(output, formatSerializationError(e));
   }

@@ -62,9 +62,13 @@ const create = async (lock: string): Promise<boolean> => {
   }
   try {
     await fh.writeFile(`${process.pid}\n`);
-  } finally {
-    await fh.close();
+  } catch (e) {
+    // A full disk creates the file but not its content: an empty lock would block the next run until it looks stale.
+    await fh.close().catch(() => undefined);
+    await unlink(lock).catch(() => undefined);
+    throw e;
   }
+  await fh.close();
   return true;
 };
 
