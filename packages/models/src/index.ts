@@ -22,4 +22,4 @@ export { type Llama2cVocab, parseLlama2cTokenizer, llama2cEncode, llama2cMerges,
 export { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
 export { openModel, readConfigJson } from "./open-model.js";
 export { type HfDirectoryContents, writeHfDirectory } from "./hf-directory.js";
-export { type ExpectedTensor, checkModelTensors, expectedTensors, modelTensorProblems } from "./check-model-tensors.js";
+export { type ExpectedTensor, checkModelTensors, expectedTensors, globalTensors, layerTensors, modelTensorProblems } from "./check-model-tensors.js";
