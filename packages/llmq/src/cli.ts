@@ -30,8 +30,11 @@ const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 14
 let aborter: AbortController | null = null;
 let received: NodeJS.Signals | null = null;
 
+// convert and inspect do not watch the abort signal (they are short): a signal ends them at once, staging removed.
+let abortable = false;
+
 const onSignal = (sig: NodeJS.Signals): void => {
-  if (received === null && aborter !== null && !aborter.signal.aborted) {
+  if (received === null && abortable && aborter !== null && !aborter.signal.aborted) {
     received = sig;
     process.stderr.write(`\n${sig} received: cleaning up, no partial output is left (${sig === "SIGINT" ? "Ctrl-C" : sig} again quits at once)\n`);
     aborter.abort(new Error(`${sig} received`));
@@ -52,11 +55,12 @@ const bugLine = (e: unknown): string => `llmq: ${formatLlmqError(internal(bugDet
  * stdout (JSON with `json`), a Left as one `llmq:` line and exit code 1 (input), 2 (internal) or 128 + n after signal n.
  */
 const run = async <A>(
-  o: { readonly json?: boolean; readonly quiet?: boolean },
+  o: { readonly json?: boolean; readonly quiet?: boolean; readonly abortable?: boolean },
   work: (signal: AbortSignal, progress: ProgressSink) => TE.TaskEither<LlmqError, A>,
   human: (a: A) => string,
 ): Promise<void> => {
   aborter = new AbortController();
+  abortable = o.abortable !== false;
   const p = o.quiet === true ? { sink: noProgress, stop: () => undefined } : stderrProgress();
   let result: E.Either<LlmqError, A>;
   try {
@@ -144,7 +148,7 @@ export const buildCli = (): Command => {
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (model: string, o) => {
-      await run({ json: o.json === true, quiet: true }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true }), formatConvert);
+      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true }), formatConvert);
     });
 
   addQuantizeCommand(program);
@@ -184,7 +188,7 @@ export const buildCli = (): Command => {
     .argument("<dir>", "model directory")
     .option("--json", "print the result as JSON on stdout")
     .action(async (dir: string, o) => {
-      await run({ json: o.json === true, quiet: true }, () => inspectCommand(dir), formatInspect);
+      await run({ json: o.json === true, quiet: true, abortable: false }, () => inspectCommand(dir), formatInspect);
     });
 
   return program;

@@ -1,7 +1,9 @@
 import { convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { type LlmqError, modelError } from "./errors.js";
+import { findOverlap } from "@llmq/serialization";
+import * as E from "fp-ts/lib/Either.js";
+import { type LlmqError, modelError, outputOverlaps } from "./errors.js";
 
 export interface ConvertOptions {
   readonly from: "llama2c";
@@ -21,7 +23,19 @@ export interface ConvertResult {
 }
 
 /** `llmq convert --from llama2c`: a llama2.c checkpoint (+ tokenizer.bin) → an HF Llama directory. */
+/** The source checkpoint and tokenizer may not be the output, inside it, or contain it. */
+const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async () => {
+  const overlap = await findOverlap(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]);
+  return overlap === null ? E.right(undefined) : E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
+};
+
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
+  pipe(
+    checkOutput(o),
+    TE.chain(() => convertFrom(o)),
+  );
+
+const convertFrom = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
   pipe(
     convertLlama2c(o.model, o.tokenizer !== undefined ? { tokenizerBinPath: o.tokenizer } : {}),
     TE.chain((m) =>

@@ -106,7 +106,7 @@ export const formatLlmqError = (e: LlmqError): string => {
     case "RecipeError":
       return say("recipe", e.detail.replace(/^recipe:\s*/, ""), "fix the recipe or the flags; see llmq quantize --help");
     case "ModelError":
-      return say("model", e.detail, "check the model directory: config.json and the safetensors files must agree");
+      return say("model", e.detail, "check the model's files; config.json and the weights must agree");
     case "SchemeError":
       return say("scheme", e.detail, "pick a preset listed by llmq quantize --help, or pass --recipe");
     case "QuantizationError":

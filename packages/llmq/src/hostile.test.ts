@@ -458,6 +458,36 @@ describe("model directories", () => {
 });
 
 /** The pid of a process that has exited (the kernel does not reuse it this fast). */
+describe("convert and inspect", () => {
+  const bin = join(ROOT, "fixtures/stories260K/stories260K.bin");
+  const cases: Array<[string, () => string[], RegExp]> = [
+    ["convert of a garbage checkpoint", () => ["convert", "--from", "llama2c", file("garbage.bin", "x".repeat(100)), "--output", join(tmp, "cv-out")], /garbage\.bin: invalid checkpoint/],
+    ["convert of a truncated checkpoint", () => ["convert", "--from", "llama2c", file("cut.bin", readFileSync(bin).subarray(0, 3000)), "--output", join(tmp, "cv-out")], /cut\.bin: invalid checkpoint: needs \d+ float32 values/],
+    ["convert with a missing tokenizer", () => ["convert", "--from", "llama2c", bin, "--tokenizer", join(tmp, "no-tok.bin"), "--output", join(tmp, "cv-out")], /no-tok\.bin: llama2\.c tokenizer not found/],
+    ["convert onto its own source file", () => ["convert", "--from", "llama2c", file("src.bin", readFileSync(bin)), "--output", join(tmp, "src.bin"), "--overwrite"], /src\.bin — is the same path as .*src\.bin/],
+    ["convert onto an existing model", () => ["convert", "--from", "llama2c", bin, "--output", fp], /output .*fp — exists and is not empty/],
+    ["convert from an unknown format", () => ["convert", "--from", "gguf", bin, "--output", join(tmp, "cv-out")], /argument 'gguf' is invalid/],
+    ["inspect of a missing directory", () => ["inspect", join(tmp, "nothing-here")], /config\.json — not found \(is this a model directory\?\)/],
+    ["inspect of a null config.json", () => ["inspect", withFile(freshDir(tmp, "null-config"), "config.json", "null")], /the top level must be a JSON object/],
+    ["inspect of a config.json that is a directory", () => ["inspect", (() => { const d = freshDir(tmp, "dir-config"); mkdirSync(join(d, "config.json")); return d; })()], /cannot read: it is a directory/],
+    ["inspect of garbage weights", () => ["inspect", withFile(modelVariant(fp, join(tmp, "insp-garbage"), {}), "model.safetensors", "garbage")], /model\.safetensors/],
+  ];
+  it.each(cases)("%s: exit 1, one line, nothing written", (_, args, re) => {
+    const a = args();
+    const before = readdirSync(tmp).length;
+    expectFailure(run(...a), 1, re);
+    expect(existsSync(join(tmp, "cv-out"))).toBe(false);
+    expect(readdirSync(tmp).length).toBe(before);
+    expect(leftovers(tmp)).toEqual([]);
+  });
+
+  it("inspect of the model itself still works", () => {
+    const r = run("inspect", fp, "--json");
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).format).toBe("dense");
+  });
+});
+
 const deadPid = (): number => Number(spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout);
 
 const finished = (child: ReturnType<typeof llmqChild>): Promise<CliRun> =>
