@@ -46,7 +46,7 @@ export const internal = (detail: string): LlmqError => ({ _tag: "Internal", deta
  * file (`.model.safetensors.llmq-tmp-…`) as the file it becomes.
  */
 export const displayPath = (p: string): string =>
-  p.replace(/(^|\/)\.([^/]+?)\.staging\.llmq-tmp-\d+-[0-9a-f]{12}(?=\/|$)/g, "$1$2").replace(/(^|\/)\.([^/]+?)(?:\.[a-z]+)?\.llmq-tmp-\d+-[0-9a-f]{12}$/, "$1$2");
+  p.replace(/(^|\/)\.([^/]+?)\.staging\.llmq-tmp-\d+-[0-9a-f]{12}(?=\/|$)/g, "$1$2").replace(/(^|\/)\.([^/]+?)(?:-spool|-index|-shard\d+|\.old|\.stale)?\.llmq-tmp-\d+-[0-9a-f]{12}$/, "$1$2");
 
 /** A thrown Node I/O error while `doing` something with `path`: the errno in words, the path as the user knows it. */
 export const ioErrorFrom = (path: string, doing: string, err: unknown): LlmqError => {
