@@ -44,6 +44,10 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
+
+# llm-compressor's AWQ pins its cached activations for a GPU; on a CPU-only torch pin_memory needs a CUDA driver.
+if not torch.cuda.is_available():
+    torch.Tensor.pin_memory = lambda self, *args, **kwargs: self
 from interop_check import load_dir_tensors  # one loader for both checks (tools/ is on sys.path as the script dir)
 
 
@@ -121,6 +125,26 @@ def compare_dirs(lc_dir: str, llmq_dir: str) -> dict:
                 return (g.get("weights") or {}).get("num_bits")
         return None
 
+    def codes_of(tensors: dict, k: str):
+        """The integer codes of a quantized weight: unpacked `weight_packed`, or an int8 `weight` beside a scale."""
+        if k.endswith(".weight_packed") and tensors[k].dtype == torch.int32:
+            m = k[: -len(".weight_packed")]
+            nb, shape = num_bits_of(m), tensors.get(f"{m}.weight_shape")
+            if nb is None or shape is None:
+                return None
+            return unpack_from_int32(tensors[k], nb, torch.Size(shape.tolist()))
+        if k.endswith(".weight") and tensors[k].dtype == torch.int8 and f"{k}_scale" in tensors:
+            return tensors[k]
+        return None
+
+    # every quantized weight's codes: how many there are and how many differ (transforms compare at this level)
+    code_total, code_diff = 0, 0
+    for k in sorted(set(lc) & set(lq)):
+        ca, cb = codes_of(lc, k), codes_of(lq, k)
+        if ca is not None and cb is not None and ca.shape == cb.shape:
+            code_total += ca.numel()
+            code_diff += int((ca != cb).sum())
+
     differing, details = [], OrderedDict()
     only_lc = sorted(set(lc) - set(lq))
     only_lq = sorted(set(lq) - set(lc))
@@ -164,6 +188,7 @@ def compare_dirs(lc_dir: str, llmq_dir: str) -> dict:
                 deq_cmp[m]["max_abs_weight"] = float(dlc[w].abs().max())
     return {
         "tensors": len(set(lc) | set(lq)),
+        "codes": {"total": code_total, "differing": code_diff},
         "differing": differing,
         "details": details,
         "dequantized_weights": deq_cmp,

@@ -154,7 +154,7 @@ export const GPTQModifier = (cfg: GPTQModifierConfig): Modifier<QuantizationMixi
     requiresCalibrationData: true,
     calibrationDataReason: "GPTQ needs calibration data",
     initialize: (model) => initializeQuantizationMixin("GPTQModifier", cfg, model),
-    plannedModules: (s) => [...s.plan.modules.keys()],
+    plannedSchemes: (s) => new Map([...s.plan.modules].map(([name, p]) => [name, p.scheme])),
     calibration,
     onSequentialEpochEnd: (s, layer, calibrated) => {
       const planned = layerModules(s, layer);

@@ -4,6 +4,7 @@ export * as tensor from "@llmq/tensor";
 export * as schemes from "@llmq/schemes";
 export * as observers from "@llmq/observers";
 export * as gptq from "@llmq/gptq";
+export * as transforms from "@llmq/transforms";
 export * as serialization from "@llmq/serialization";
 export * as models from "@llmq/models";
 
@@ -32,6 +33,7 @@ export {
   withTensors,
 } from "@llmq/observers";
 export { GPTQModifier } from "@llmq/gptq";
+export { AWQModifier, SmoothQuantModifier } from "@llmq/transforms";
 export { type ProgressEvent, type ProgressSink, noProgress } from "./progress.js";
 export { type BarDatum, type ReportSection, barChartSvg, histogramSvg, renderReport } from "./report.js";
 export { type LlmqError, exitCodeOf, formatLlmqError } from "./errors.js";

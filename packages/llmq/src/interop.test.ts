@@ -285,3 +285,90 @@ describe("calibrated recipes: byte-identical to llm-compressor's oneshot on the 
     900_000,
   );
 });
+
+// Transforms before quantization (SmoothQuant + W8A8, AWQ + W4A16_ASYM): the smoothing scales come from float
+// statistics and a grid search over losses that llmq's forward (f32 JS/native kernels) and torch compute with
+// different summation orders, so the acceptance is on codes: ≥ 99.9 % of every quantized weight's integer codes equal,
+// and any difference is a one-step rounding flip (|Δcode| ≤ 1) of a value that sits on a rounding boundary.
+interface TransformSummary extends CompareSummary {
+  readonly codes: { readonly total: number; readonly differing: number };
+  readonly details: Readonly<Record<string, { readonly dtype?: string; readonly raw?: { readonly max_abs_diff: number }; readonly codes?: { readonly max_abs_diff: number } }>>;
+}
+
+const TRANSFORMED: ReadonlyArray<{ readonly name: string; readonly recipe: string }> = [
+  { name: "smoothquant-w8a8", recipe: `${RECIPES}smoothquant-w8a8.yaml` },
+  { name: "awq-w4a16-asym-g32", recipe: `${RECIPES}awq-w4a16-asym-g32.yaml` },
+];
+
+describe("transform recipes: llm-compressor's oneshot on the same windows", () => {
+  it.skipIf(PY === undefined)(
+    "SmoothQuant + W8A8 and AWQ + W4A16_ASYM give llm-compressor's codes",
+    async () => {
+      const tmp = mkdtempSync(join(tmpdir(), "llmq-lc-transforms-"));
+      try {
+        const fp = join(tmp, "fp");
+        await right(
+          convertCommand({ from: "llama2c", model: `${FX}stories260K/stories260K.bin`, tokenizer: `${FX}stories260K/tok512.bin`, output: fp, overwrite: false }),
+        );
+        const tok = await right(optionalTokenizer(fp));
+        const ds = await right(loadDataset(`${FX}wikitext-2/valid.txt`, tok, { numSamples: 16, seqLen: 128, sampling: "sequential", vocabSize: 512 }));
+        writeFileSync(join(tmp, "windows.json"), JSON.stringify(ds.windows.map((w) => Array.from(w))));
+        for (const c of TRANSFORMED) {
+          const out = join(tmp, c.name);
+          await right(oneshot({ model: fp, output: out, recipe: await right(async () => recipeFromYaml(readFileSync(c.recipe, "utf8"))), dataset: ds }));
+          const summaryPath = join(tmp, `${c.name}.json`);
+          const args = [`${ROOT}tools/oneshot_compare.py`, "--fp", fp, "--recipe", c.recipe, "--tokens", join(tmp, "windows.json"), "--llmq", out, "--out", summaryPath];
+          await promisify(execFile)(PY!, args, { maxBuffer: 64 << 20, cwd: ROOT });
+          const s = JSON.parse(readFileSync(summaryPath, "utf8")) as TransformSummary;
+          if (process.env.LLMQ_KEEP_SUMMARY) copyFileSync(summaryPath, `/tmp/${c.name}.json`);
+          // Packed codes are compared unpacked; int8 codes (W8A8) are the stored `weight` itself.
+          const maxCodeStep = Math.max(
+            0,
+            ...Object.entries(s.details).map(([k, d]) => d.codes?.max_abs_diff ?? (k.endsWith(".weight") && d.dtype === "torch.int8" ? (d.raw?.max_abs_diff ?? 0) : 0)),
+          );
+          console.log(
+            `${c.name}: ${s.tensors} tensors, ${s.differing.length} differing; codes ${s.codes.total - s.codes.differing}/${s.codes.total} equal, max |Δcode| ${maxCodeStep}; config.json text equal: ${s.config_text_equal}`,
+          );
+          expect(s.lc_data.order_is_given, c.name).toBe(true);
+          expect(s.codes.total, c.name).toBeGreaterThan(100_000);
+          expect(s.codes.differing / s.codes.total, c.name).toBeLessThanOrEqual(0.001);
+          expect(maxCodeStep, c.name).toBeLessThanOrEqual(1);
+          expect(s.config_text_equal, c.name).toBe(true);
+        }
+        // transformers loads llmq's transformed checkpoints: compressed-tensors decompresses them to llmq's weights
+        // bit for bit and the logits match llmq's within 1e-4.
+        const windows = ds.windows.slice(0, 2).map((w) => Array.from(w));
+        await dumpLlmq(fp, windows, join(tmp, "fp.llmq.safetensors"));
+        for (const c of TRANSFORMED) await dumpLlmq(join(tmp, c.name), windows, join(tmp, `${c.name}.llmq.safetensors`));
+        const summaryPath = join(tmp, "transformers.json");
+        const args = [
+          `${ROOT}tools/interop_check.py`,
+          "--fp",
+          fp,
+          join(tmp, "fp.llmq.safetensors"),
+          ...TRANSFORMED.flatMap((c) => ["--quantized", join(tmp, c.name), join(tmp, `${c.name}.llmq.safetensors`)]),
+          "--out",
+          summaryPath,
+        ];
+        await promisify(execFile)(PY!, args, { maxBuffer: 64 << 20, cwd: ROOT }).catch((e: unknown) => e);
+        const summary = JSON.parse(readFileSync(summaryPath, "utf8")) as Summary;
+        for (const [i, c] of TRANSFORMED.entries()) {
+          const q = summary.quantized[i]!;
+          const t = q.transformers;
+          console.log(`${c.name}: transformers ${t.error ?? "loaded"}, logits rel err ${t.logits_rel_err ?? t.fallback_dense_in_transformers?.logits_rel_err}, weights max |Δ| ${q.weights.max_abs_diff}`);
+          expect({ case: c.name, modules: q.weights.modules, diff: q.weights.max_abs_diff, bad: q.weights.mismatched_elements }).toEqual({ case: c.name, modules: 35, diff: 0, bad: 0 });
+          expect(t.logits_rel_err_vs_fp, c.name).toBeGreaterThan(1e-3);
+          if (t.error !== undefined) {
+            // As for llm-compressor's own asymmetric W4A16 checkpoints (see the data-free cases above): an upstream
+            // loading issue; transformers' forward on the weights compressed-tensors decompressed must match llmq.
+            expect(t.upstream_issue, `${c.name}: ${t.error}`).toBeDefined();
+            expect(t.fallback_dense_in_transformers!.logits_rel_err, c.name).toBeLessThan(1e-4);
+          } else expect(t.logits_rel_err, c.name).toBeLessThan(1e-4);
+        }
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    },
+    900_000,
+  );
+});

@@ -1,7 +1,8 @@
 import { copyFile, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ModelHandle, embed } from "@llmq/models";
-import { type ModelInfo, type Modifier, type ModifierRun, endRun, expectRun, finalizeRun, formatLifecycleError, initializeAndStart } from "@llmq/observers";
+import { type ModelHandle, embed, submoduleRunner } from "@llmq/models";
+import type { QuantizationScheme } from "@llmq/schemes";
+import { type ModelInfo, type ModelPlan, type Modifier, type ModifierRun, endRun, expectRun, finalizeRun, formatLifecycleError, initializeAndStart } from "@llmq/observers";
 import {
   type SerializationError,
   type ShardedWriter,
@@ -72,7 +73,7 @@ type AnyRun = ModifierRun<unknown, unknown>;
 
 const modelInfo = (h: ModelHandle): ModelInfo => {
   const names = new Set(h.tensorNames());
-  return { linears: h.linearModules(), numLayers: h.numLayers, architecture: h.architecture, hasTensor: (n) => names.has(n) };
+  return { linears: h.linearModules(), numLayers: h.numLayers, architecture: h.architecture, hasTensor: (n) => names.has(n), submodules: submoduleRunner(h.config) };
 };
 
 /** LC's session.initialize: every modifier initialized (and, start ≤ 0 in oneshot, started) before any data. */
@@ -88,7 +89,7 @@ const checkDisjoint = (runs: ReadonlyArray<AnyRun>): E.Either<LlmqError, void> =
   const owner = new Map<string, string>();
   for (const r of runs) {
     if (r._tag !== "Started") continue;
-    for (const name of r.modifier.plannedModules?.(r.state) ?? []) {
+    for (const name of r.modifier.plannedSchemes?.(r.state)?.keys() ?? []) {
       const prev = owner.get(name);
       if (prev !== undefined) return E.left(recipeError(`${name} is targeted by both ${prev} and ${r.modifier.type}; give each module to one quantization modifier (targets / ignore)`));
       owner.set(name, r.modifier.type);
@@ -169,12 +170,34 @@ const sampleRss = (): void => {
 interface Prepared {
   readonly runs: ReadonlyArray<AnyRun>;
   readonly passes: ReadonlyArray<Pass>;
+  readonly plan: ModelPlan;
 }
+
+/** What every started modifier will quantize, with which scheme (the schemes LC attaches at initialize). */
+const planOf = (runs: ReadonlyArray<AnyRun>): ModelPlan => {
+  const schemes = new Map<string, QuantizationScheme>();
+  for (const r of runs) if (r._tag === "Started") for (const [n, sc] of r.modifier.plannedSchemes?.(r.state) ?? []) schemes.set(n, sc);
+  return { schemes };
+};
+
+/** LC's recipe validator, for modifiers given as values too: AWQ is a transform and needs a later quantization modifier. */
+const checkAwqFollowed = (mods: ReadonlyArray<Modifier>): E.Either<LlmqError, void> => {
+  const i = mods.findIndex((m, k) => m.type === "AWQModifier" && !mods.slice(k + 1).some((x) => x.plannedSchemes !== undefined));
+  return i < 0
+    ? E.right(undefined)
+    : E.left(
+        recipeError(
+          `Recipe includes AWQModifier with no subsequent quantization modifier: [${mods.map((m) => m.type).join(", ")}]. AWQ must be run with a subsequent quantization modifier (QuantizationModifier or GPTQModifier)`,
+        ),
+      );
+};
 
 /** Everything decided before a byte is read or written: modifiers started, targets disjoint, data present. */
 const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prepared> => {
   const mods = (opts.modifiers ?? opts.recipe?.modifiers ?? []) as ReadonlyArray<Modifier>;
   if (mods.length === 0) return E.left(recipeError("nothing to run: pass a recipe or modifiers"));
+  const followed = checkAwqFollowed(mods);
+  if (E.isLeft(followed)) return followed;
   const missing = opts.dataset == null ? mods.find((m) => m.requiresCalibrationData) : undefined;
   if (missing !== undefined) return E.left(needsDataError(missing));
   return pipe(
@@ -186,7 +209,7 @@ const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prep
           mods.map((m) => m.requiresCalibrationData),
           opts.pipeline ?? "independent",
         ),
-        E.bimap(recipeError, (passes) => ({ runs, passes })),
+        E.bimap(recipeError, (passes) => ({ runs, passes, plan: planOf(runs) })),
       ),
     ),
   );
@@ -206,7 +229,7 @@ const quantizeInto = (
   const windows = embedWindows(h, globals.right.current, dataset);
   if (E.isLeft(windows)) return windows;
   const io = checkpointIO(h, globals.right, writer, opts.output, sampleRss);
-  const ctx = { config: h.config, architecture: h.architecture, numLayers: h.numLayers, io, signal: opts.signal, progress: opts.progress ?? noProgress };
+  const ctx = { config: h.config, architecture: h.architecture, numLayers: h.numLayers, io, signal: opts.signal, progress: opts.progress ?? noProgress, plan: prep.plan };
   const ran = await runPipeline(ctx, prep.runs, prep.passes, windows.right);
   if (E.isLeft(ran)) return ran;
   const finished = finishAll(ran.right.runs);

@@ -1,7 +1,9 @@
 import {
   type LayerState,
+  type ModelPlan,
   type ModifierRun,
   type Tap,
+  type TransformRecord,
   calibrationEpochEnd,
   calibrationEpochStart,
   expectRun,
@@ -72,6 +74,8 @@ export interface LayerReport {
   /** ‖quantized layer output − fp layer output‖² / ‖fp layer output‖² on the first 8 windows; null when data-free. */
   readonly output_rel_error: number | null;
   readonly modules: ReadonlyArray<{ readonly name: string; readonly method: string; readonly loss: number; readonly seconds: number }>;
+  /** What transforms (SmoothQuant, AWQ) decided for this layer's mappings, in the order they were applied. */
+  readonly transforms: ReadonlyArray<TransformRecord>;
 }
 
 /** Where layers come from and go to: the first pass loads them, the last one hands them to the writer. */
@@ -89,6 +93,8 @@ export interface PipelineContext {
   readonly io: LayerIO;
   readonly signal?: AbortSignal | undefined;
   readonly progress: ProgressSink;
+  /** What every modifier planned (calibration_epoch_start hands it to each). */
+  readonly plan: ModelPlan;
 }
 
 type AnyRun = ModifierRun<unknown, unknown>;
@@ -101,6 +107,8 @@ interface PassState {
   readonly kept: ReadonlyMap<number, LayerState>;
   readonly reports: ReadonlyArray<LayerReport>;
   readonly warnings: ReadonlyArray<string>;
+  /** Transform decisions per layer index, from every pass so far. */
+  readonly records: ReadonlyMap<number, ReadonlyArray<TransformRecord>>;
 }
 
 /** Windows whose outputs the per-layer error report compares. */
@@ -148,18 +156,28 @@ const stepRuns = <A>(
     E.right({ runs, acc: init }),
   );
 
+interface EpochAcc {
+  readonly layer: LayerState;
+  readonly warnings: ReadonlyArray<string>;
+  readonly records: ReadonlyArray<TransformRecord>;
+}
+
 /** sequential_epoch_end of the given modifiers, in order, each seeing the previous one's edits. */
 const epochEnds = (
   runs: ReadonlyArray<AnyRun>,
   which: ReadonlyArray<number>,
   layer: LayerState,
   calibrated: ReadonlyMap<number, unknown>,
-): E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly layer: LayerState; readonly warnings: ReadonlyArray<string> }> =>
-  E.map(({ runs: rs, acc }: { readonly runs: ReadonlyArray<AnyRun>; readonly acc: { readonly layer: LayerState; readonly warnings: ReadonlyArray<string> } }) => ({ runs: rs, ...acc }))(
-    stepRuns(runs, which, { layer, warnings: [] as ReadonlyArray<string> }, (r, acc, i) =>
+): E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun> } & EpochAcc> =>
+  E.map(({ runs: rs, acc }: { readonly runs: ReadonlyArray<AnyRun>; readonly acc: EpochAcc }) => ({ runs: rs, ...acc }))(
+    stepRuns(runs, which, { layer, warnings: [], records: [] } as EpochAcc, (r, acc, i) =>
       pipe(
         sequentialEpochEnd(r, acc.layer, calibrated.has(i) ? calibrated.get(i) : null),
-        E.bimap(modifierFailure, ({ run, result }) => [run, { layer: result.layer, warnings: [...acc.warnings, ...result.warnings] }] as const),
+        E.bimap(
+          modifierFailure,
+          ({ run, result }) =>
+            [run, { layer: result.layer, warnings: [...acc.warnings, ...result.warnings], records: [...acc.records, ...(result.records ?? [])] }] as const,
+        ),
       ),
     ),
   );
@@ -297,7 +315,7 @@ const propagate = async (
 
 // ----- one layer of one pass -----
 
-const reportOf = (layer: LayerState, relErr: number | null, arch: Architecture): LayerReport => {
+const reportOf = (layer: LayerState, relErr: number | null, arch: Architecture, transforms: ReadonlyArray<TransformRecord>): LayerReport => {
   const modules = [...layer.quantized.values()].map((q) => ({
     name: q.module.name,
     method: q.weight?.method ?? "none",
@@ -310,6 +328,7 @@ const reportOf = (layer: LayerState, relErr: number | null, arch: Architecture):
     loss: modules.reduce((s, m) => s + m.loss, 0),
     output_rel_error: relErr,
     modules,
+    transforms,
   };
 };
 
@@ -334,6 +353,7 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
   const post = epochEnds(data.right.runs, pass.post, data.right.layer, new Map());
   if (E.isLeft(post)) return post;
   const layer = post.right.layer;
+  const records = [...(s.records.get(index) ?? []), ...pre.right.records, ...data.right.records, ...post.right.records];
   const prop = await propagate(ctx, layer, s.hidden, last ? calibrated.right.fpOut : [], reportOnly, tick(1, `layer ${index} · propagating`));
   if (E.isLeft(prop)) return prop;
   if (ctx.signal?.aborted) return E.left(abortedBy(ctx.signal));
@@ -344,14 +364,15 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
     runs: post.right.runs,
     hidden: prop.right.hidden,
     kept: last ? s.kept : new Map([...s.kept, [index, layer]]),
-    reports: last && layer.quantized.size + (index < ctx.numLayers ? 1 : 0) > 0 ? [...s.reports, reportOf(layer, prop.right.relErr, ctx.architecture)] : s.reports,
+    reports: last && layer.quantized.size + (index < ctx.numLayers ? 1 : 0) > 0 ? [...s.reports, reportOf(layer, prop.right.relErr, ctx.architecture, records)] : s.reports,
+    records: records.length > 0 ? new Map([...s.records, [index, records]]) : s.records,
     warnings: [...s.warnings, ...pre.right.warnings, ...data.right.warnings, ...post.right.warnings],
   });
 };
 
 // ----- the pipeline -----
 
-const passEvents = (runs: ReadonlyArray<AnyRun>, pass: Pass, f: typeof calibrationEpochStart): E.Either<LlmqError, ReadonlyArray<AnyRun>> =>
+const passEvents = (runs: ReadonlyArray<AnyRun>, pass: Pass, f: (r: StartedRun) => ReturnType<typeof calibrationEpochEnd>): E.Either<LlmqError, ReadonlyArray<AnyRun>> =>
   E.map((r: { readonly runs: ReadonlyArray<AnyRun> }) => r.runs)(
     stepRuns(
       runs,
@@ -372,7 +393,7 @@ const runPass =
     const pass = passes[k]!;
     const first = k === 0;
     const last = k === passes.length - 1;
-    const started = passEvents(s.runs, pass, calibrationEpochStart);
+    const started = passEvents(s.runs, pass, (r) => calibrationEpochStart(r, ctx.plan));
     if (E.isLeft(started)) return started;
     if (last) {
       const g = await ctx.io.beforeSave();
@@ -398,7 +419,7 @@ export const runPipeline = async (
   passes: ReadonlyArray<Pass>,
   windows: WindowsBox,
 ): Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly reports: ReadonlyArray<LayerReport>; readonly warnings: ReadonlyArray<string> }>> => {
-  const init: PassState = { runs, hidden: [], kept: new Map(), reports: [], warnings: [] };
+  const init: PassState = { runs, hidden: [], kept: new Map(), reports: [], warnings: [], records: new Map() };
   const r = await foldSteps(passes.length, init, runPass(ctx, passes, windows));
   return E.map((s: PassState) => ({ runs: s.runs, reports: s.reports, warnings: s.warnings }))(r);
 };

@@ -6,7 +6,9 @@ import cliProgress from "cli-progress";
 export type ProgressEvent =
   | { readonly kind: "stage"; readonly stage: string; readonly total: number }
   | { readonly kind: "tick"; readonly stage: string; readonly done: number; readonly total: number; readonly label?: string }
-  | { readonly kind: "log"; readonly message: string };
+  | { readonly kind: "log"; readonly message: string }
+  /** What the current step is doing, without moving the bar (AWQ's grid search inside a layer). */
+  | { readonly kind: "detail"; readonly stage: string; readonly label: string };
 
 export type ProgressSink = (e: ProgressEvent) => void;
 
@@ -53,6 +55,13 @@ export const stderrProgress = (): { readonly sink: ProgressSink; readonly stop: 
         if (bar) bar.update(e.done, { label: e.label ?? "" });
         else if (!tty && (Date.now() - lastLine > 2000 || e.done === e.total)) {
           process.stderr.write(`${e.stage}: ${Math.floor(e.done)}/${e.total}${e.label ? ` ${e.label}` : ""}\n`);
+          lastLine = Date.now();
+        }
+        break;
+      case "detail":
+        if (bar) bar.update({ label: e.label });
+        else if (!tty && Date.now() - lastLine > 2000) {
+          process.stderr.write(`${e.stage}: ${e.label}\n`);
           lastLine = Date.now();
         }
         break;

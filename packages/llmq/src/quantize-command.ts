@@ -1,4 +1,5 @@
 import { lstat, readFile, readdir } from "node:fs/promises";
+import type { TransformRecord } from "@llmq/observers";
 import { findOverlap } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
@@ -10,7 +11,7 @@ import { openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
-import { barChartSvg, renderReport } from "./report.js";
+import { type ReportSection, barChartSvg, renderReport } from "./report.js";
 import { MAX_NUM_SAMPLES, checkSeqLen, checkWindowMemory, seqLenWarning } from "./window-memory.js";
 
 export interface QuantizeCommandOptions {
@@ -40,7 +41,12 @@ const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqEr
     } catch (e) {
       return E.left(ioErrorFrom(o.recipe, "cannot read the recipe", e));
     }
-    return recipeFromYaml(text, { ignore: o.ignore, targets: o.targets });
+    const progress = o.progress;
+    return recipeFromYaml(
+      text,
+      { ignore: o.ignore, targets: o.targets },
+      progress ? { onGridPoint: (mapping, done, total) => progress({ kind: "detail", stage: "quantize", label: `AWQ ${mapping} · grid ${done}/${total}` }) } : {},
+    );
   }
   if (o.method !== "rtn" && o.method !== "gptq") return E.left(recipeError(`--method must be rtn or gptq, got "${o.method}" (other methods are given with --recipe)`));
   return recipeFromScheme({ scheme: o.scheme ?? "W4A16", method: o.method, targets: o.targets, ignore: o.ignore });
@@ -117,6 +123,41 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
 const reportAfterCommit = (e: LlmqError, output: string): LlmqError =>
   e._tag === "IoError" ? { ...e, detail: `${e.detail}; the checkpoint ${output} itself was written completely` } : e;
 
+/** SmoothQuant / AWQ: what each mapping chose (AWQ: the grid point and its loss against the first grid point's). */
+const transformSections = (ts: ReadonlyArray<TransformRecord>): ReadonlyArray<ReportSection> => {
+  if (ts.length === 0) return [];
+  const searched = ts.filter((t) => t.loss !== null && t.initialLoss !== null && t.initialLoss > 0);
+  return [
+    ...(searched.length > 0
+      ? [
+          {
+            title: "AWQ loss per mapping (best / first grid point)",
+            note: "mean squared error of the parent module's output with Q(W·s)/s, at the chosen ratio relative to ratio 0 without duo scaling (1 = no gain)",
+            svg: barChartSvg(searched.map((t) => ({ label: t.smooth, value: t.loss! / t.initialLoss! }))),
+          },
+        ]
+      : []),
+    {
+      title: "Transforms per mapping",
+      table: {
+        head: ["modifier", "smooth layer", "balance layers", "ratio", "duo scaling", "loss", "first-point loss", "scale min", "scale max", "seconds"],
+        rows: ts.map((t) => [
+          t.modifier,
+          t.smooth,
+          t.balance.map((b) => b.split(".").slice(-1)[0]).join(", "),
+          t.ratio ?? "—",
+          t.duoScaling === null ? "—" : String(t.duoScaling),
+          t.loss ?? "—",
+          t.initialLoss ?? "—",
+          t.scaleMin,
+          t.scaleMax,
+          t.seconds,
+        ]),
+      },
+    },
+  ];
+};
+
 /** The HTML report of a quantize run: per-layer output error, per-module loss, the module table. */
 const writeQuantizeReport = async (path: string, model: string, recipe: Recipe, v: OneshotResult): Promise<E.Either<LlmqError, void>> => {
   const modules = v.layers.flatMap((l) => l.modules);
@@ -157,6 +198,7 @@ const writeQuantizeReport = async (path: string, model: string, recipe: Recipe, 
         ),
       },
       { title: "Modules", table: { head: ["module", "method", "loss", "seconds"], rows: modules.map((m) => [m.name, m.method, m.loss, m.seconds]) } },
+      ...transformSections(v.layers.flatMap((l) => l.transforms)),
     ],
   );
   return writeReportFile(path, html);

@@ -1,5 +1,6 @@
 import { GPTQModifier } from "@llmq/gptq";
 import { type Modifier, QuantizationModifier } from "@llmq/observers";
+import { AWQModifier, SmoothQuantModifier } from "@llmq/transforms";
 import { type Recipe as LcRecipe, type RecipeModifier, encodeRecipeYaml, formatRecipeError, parseRecipe, recipeFromModifiers } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -31,17 +32,26 @@ export interface SchemeRecipeOptions {
 }
 
 /** Modifiers llmq can run today; the others parse (their configs are validated) but are refused with this list. */
-export const RUNNABLE_MODIFIERS = ["QuantizationModifier", "GPTQModifier"] as const;
+export const RUNNABLE_MODIFIERS = ["QuantizationModifier", "GPTQModifier", "SmoothQuantModifier", "AWQModifier"] as const;
+
+/** Hooks the modifiers report progress through (the CLI's progress bar). */
+export interface ModifierHooks {
+  readonly onGridPoint?: (mapping: string, done: number, total: number) => void;
+}
 
 // ----- constructors -----
 
 /** The modifier value of one recipe entry (the registry of runnable modifiers). */
-const modifierOf = (m: RecipeModifier): E.Either<LlmqError, Modifier> => {
+const modifierOf = (hooks: ModifierHooks) => (m: RecipeModifier): E.Either<LlmqError, Modifier> => {
   switch (m.type) {
     case "QuantizationModifier":
       return E.right(QuantizationModifier(m) as Modifier);
     case "GPTQModifier":
       return E.right(GPTQModifier(m) as Modifier);
+    case "SmoothQuantModifier":
+      return E.right(SmoothQuantModifier(m) as Modifier);
+    case "AWQModifier":
+      return E.right(AWQModifier(m, hooks.onGridPoint ? { onGridPoint: hooks.onGridPoint } : {}) as Modifier);
     default:
       return E.left(
         recipeError(`${m.stage}_stage: ${m.type} is not supported by llmq yet (runnable modifiers: ${RUNNABLE_MODIFIERS.join(", ")}); nothing was read or written`),
@@ -62,6 +72,12 @@ const baseFieldWarnings = (m: RecipeModifier): ReadonlyArray<string> => [
   ...(m.type === "GPTQModifier" && m.batched_quantization !== null && m.batched_quantization !== "auto"
     ? [`GPTQModifier.batched_quantization = ${m.batched_quantization} has no effect in llmq (it batches modules on a GPU in llm-compressor; results do not depend on it)`]
     : []),
+  ...(m.type === "SmoothQuantModifier" && m.num_calibration_steps !== null
+    ? [`SmoothQuantModifier.num_calibration_steps = ${m.num_calibration_steps} has no effect (llm-compressor 0.14 ignores it too; every calibration sample is used)`]
+    : []),
+  ...(m.type === "AWQModifier" && m.offload_device !== null
+    ? [`AWQModifier.offload_device = ${m.offload_device} has no effect in llmq (the cached activations stay in memory on the CPU)`]
+    : []),
 ];
 
 const schemeLabel = (mods: ReadonlyArray<RecipeModifier>): string => {
@@ -73,10 +89,10 @@ const schemeLabel = (mods: ReadonlyArray<RecipeModifier>): string => {
   return [...new Set(names)].join("+") || "custom";
 };
 
-const fromLcRecipe = (r: LcRecipe): E.Either<LlmqError, Recipe> =>
+const fromLcRecipe = (r: LcRecipe, hooks: ModifierHooks = {}): E.Either<LlmqError, Recipe> =>
   pipe(
     r.modifiers,
-    E.traverseArray(modifierOf),
+    E.traverseArray(modifierOf(hooks)),
     E.map((modifiers) => ({
       modifiers,
       source: r,
@@ -90,6 +106,7 @@ const fromLcRecipe = (r: LcRecipe): E.Either<LlmqError, Recipe> =>
 export const recipeFromYaml = (
   text: string,
   overrides: { readonly targets?: ReadonlyArray<string> | undefined; readonly ignore?: ReadonlyArray<string> | undefined } = {},
+  hooks: ModifierHooks = {},
 ): E.Either<LlmqError, Recipe> =>
   pipe(
     parseRecipe(text),
@@ -104,7 +121,7 @@ export const recipeFromYaml = (
         ),
       }),
     ),
-    E.chain(fromLcRecipe),
+    E.chain((r) => fromLcRecipe(r, hooks)),
   );
 
 /** The recipe `llmq quantize --scheme X --method m` means: `QuantizationModifier(scheme=X, targets, ignore)` or GPTQ. */

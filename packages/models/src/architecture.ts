@@ -35,6 +35,8 @@ export interface Architecture {
   readonly sharedInputs: ReadonlyArray<ReadonlyArray<string>>;
   /** Linears a runtime fuses into one matmul (LC FUSED_LAYER_NAMES): they share an NVFP4 global scale. */
   readonly fusedGroups: ReadonlyArray<ReadonlyArray<string>>;
+  /** The norms of a decoder layer (1-D weights), by local name. */
+  readonly layerNorms: ReadonlyArray<string>;
   /** Norm → linears it feeds (LC's default SmoothQuant / AWQ mappings for this family). */
   readonly normMappings: ReadonlyArray<NormMapping>;
   /** Linear → linear mappings AWQ may balance when shapes allow (v_proj → o_proj, up_proj → down_proj). */
@@ -81,6 +83,7 @@ export const LLAMA_ARCHITECTURE: Architecture = {
     ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
     ["mlp.gate_proj", "mlp.up_proj"],
   ],
+  layerNorms: ["input_layernorm", "post_attention_layernorm"],
   normMappings: [
     { norm: "input_layernorm", linears: ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"] },
     { norm: "post_attention_layernorm", linears: ["mlp.gate_proj", "mlp.up_proj"] },

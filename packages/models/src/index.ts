@@ -9,7 +9,9 @@ export {
   linear,
   rmsNorm,
   attentionBlockForward,
+  selfAttentionForward,
   mlpBlockForward,
+  mlpForward,
   decoderLayerForward,
   embed,
   headForward,
@@ -21,5 +23,6 @@ export { type Llama2cHeader, type ConvertedModel, parseLlama2cHeader, interleave
 export { type Llama2cVocab, parseLlama2cTokenizer, llama2cEncode, llama2cMerges, llama2cTokenizerFiles } from "./llama2c-tokenizer.js";
 export { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
 export { openModel, readConfigJson } from "./open-model.js";
+export { type SubmoduleRunner, submoduleRunner } from "./submodule-runner.js";
 export { type HfDirectoryContents, writeHfDirectory } from "./hf-directory.js";
 export { type ExpectedTensor, checkModelTensors, expectedTensors, globalTensors, layerTensors, modelTensorProblems } from "./check-model-tensors.js";

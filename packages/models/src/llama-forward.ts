@@ -113,14 +113,12 @@ const attention = (cfg: LlamaConfig, q: Float32Array, k: Float32Array, v: Float3
         let max = Number.NEGATIVE_INFINITY;
         for (let j = lo; j <= i; j++) if (scores[row + j]! > max) max = scores[row + j]!;
         let sum = 0;
-        for (let j = 0; j < tokens; j++) {
-          if (j < lo || j > i) {
-            scores[row + j] = 0;
-          } else {
-            const e = f(Math.exp(scores[row + j]! - max));
-            scores[row + j] = e;
-            sum += e;
-          }
+        scores.fill(0, row, row + lo);
+        scores.fill(0, row + i + 1, row + tokens);
+        for (let j = lo; j <= i; j++) {
+          const e = f(Math.exp(scores[row + j]! - max));
+          scores[row + j] = e;
+          sum += e;
         }
         const inv = 1 / f(sum);
         for (let j = lo; j <= i; j++) scores[row + j] = scores[row + j]! * inv;
@@ -159,21 +157,20 @@ const linears = (
 };
 
 /**
- * The attention sub-block (HF LlamaAttention behind input_layernorm, plus the residual): hidden [T, hidden] →
- * hidden + o_proj(attention(norm(hidden))). `positions` default to 0..T−1.
+ * HF LlamaAttention alone: the normed input xa [T, hidden] → o_proj(attention(q, k, v)) [T, hidden], without the
+ * residual. `positions` default to 0..T−1.
  */
-export const attentionBlockForward = (
+export const selfAttentionForward = (
   cfg: LlamaConfig,
   weights: LayerWeights,
-  hidden: Tensor<"f32">,
+  xa: Tensor<"f32">,
   positions?: Int32Array,
   hooks?: LayerHooks,
 ): E.Either<ModelError, Tensor<"f32">> => {
-  checkHidden(cfg, hidden);
-  const tokens = hidden.shape[0]!;
+  checkHidden(cfg, xa);
+  const tokens = xa.shape[0]!;
   const pos = positions ?? defaultPositions(tokens);
   if (pos.length !== tokens) throw new Error(`llmq internal: ${pos.length} positions for ${tokens} tokens`);
-  const xa = rmsNorm(hidden, weight(weights, "input_layernorm.weight"), cfg.rms_norm_eps);
   return pipe(
     linears(weights, hooks, ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], xa),
     E.chain(([q, k, v]) => {
@@ -184,15 +181,29 @@ export const attentionBlockForward = (
       const ctx = new Tensor("f32", [tokens, cfg.num_attention_heads * cfg.head_dim], attention(cfg, q!.data, k!.data, v!.data, tokens));
       return linears(weights, hooks, ["self_attn.o_proj"], ctx);
     }),
-    E.map(([o]) => add(hidden, o!)),
+    E.map(([o]) => o!),
   );
 };
 
-/** The MLP sub-block behind post_attention_layernorm, plus the residual: h → h + down(silu(gate(norm h)) · up(norm h)). */
-export const mlpBlockForward = (cfg: LlamaConfig, weights: LayerWeights, h: Tensor<"f32">, hooks?: LayerHooks): E.Either<ModelError, Tensor<"f32">> => {
-  checkHidden(cfg, h);
-  const xm = rmsNorm(h, weight(weights, "post_attention_layernorm.weight"), cfg.rms_norm_eps);
-  return pipe(
+/**
+ * The attention sub-block (input_layernorm, HF LlamaAttention, the residual): hidden [T, hidden] →
+ * hidden + o_proj(attention(norm(hidden))). `positions` default to 0..T−1.
+ */
+export const attentionBlockForward = (
+  cfg: LlamaConfig,
+  weights: LayerWeights,
+  hidden: Tensor<"f32">,
+  positions?: Int32Array,
+  hooks?: LayerHooks,
+): E.Either<ModelError, Tensor<"f32">> => {
+  checkHidden(cfg, hidden);
+  const xa = rmsNorm(hidden, weight(weights, "input_layernorm.weight"), cfg.rms_norm_eps);
+  return E.map((o: Tensor<"f32">) => add(hidden, o))(selfAttentionForward(cfg, weights, xa, positions, hooks));
+};
+
+/** HF LlamaMLP alone: the normed input xm [T, hidden] → down(silu(gate(xm)) · up(xm)), without the residual. */
+export const mlpForward = (weights: LayerWeights, xm: Tensor<"f32">, hooks?: LayerHooks): E.Either<ModelError, Tensor<"f32">> =>
+  pipe(
     linears(weights, hooks, ["mlp.gate_proj", "mlp.up_proj"], xm),
     E.chain(([gate, up]) => {
       const act = new Float32Array(gate!.size);
@@ -202,8 +213,14 @@ export const mlpBlockForward = (cfg: LlamaConfig, weights: LayerWeights, h: Tens
       }
       return linears(weights, hooks, ["mlp.down_proj"], new Tensor("f32", gate!.shape, act));
     }),
-    E.map(([down]) => add(h, down!)),
+    E.map(([down]) => down!),
   );
+
+/** The MLP sub-block behind post_attention_layernorm, plus the residual: h → h + down(silu(gate(norm h)) · up(norm h)). */
+export const mlpBlockForward = (cfg: LlamaConfig, weights: LayerWeights, h: Tensor<"f32">, hooks?: LayerHooks): E.Either<ModelError, Tensor<"f32">> => {
+  checkHidden(cfg, h);
+  const xm = rmsNorm(h, weight(weights, "post_attention_layernorm.weight"), cfg.rms_norm_eps);
+  return E.map((down: Tensor<"f32">) => add(h, down))(mlpForward(weights, xm, hooks));
 };
 
 /**

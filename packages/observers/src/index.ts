@@ -36,13 +36,16 @@ export type {
   EpochEnd,
   LayerState,
   ModelInfo,
+  ModelPlan,
   Modifier,
   ModifierError,
   ModifierEvent,
   ModuleInfo,
   QuantizedModule,
   QuantizedWeight,
+  SubmoduleRunner,
   Tap,
+  TransformRecord,
 } from "./modifier.js";
 export { formatModifierError, modifierError, reducer, withQuantized, withTensors } from "./modifier.js";
 export type { LifecycleAction, LifecycleError, LifecycleState, ModifierRun } from "./modifier-lifecycle.js";

@@ -55,8 +55,9 @@ describe("ModifierRun: the lifecycle with the modifier's state", () => {
   const model: ModelInfo = {
     linears: [],
     numLayers: 1,
-    architecture: { layerPrefix: (i) => `model.layers.${i}.`, sharedInputs: [], fusedGroups: [] },
+    architecture: { layerPrefix: (i) => `model.layers.${i}.`, sharedInputs: [], fusedGroups: [], layerNorms: [], normMappings: [], linearMappings: [] },
     hasTensor: () => false,
+    submodules: { inputOf: () => null, forward: () => E.left("none") },
   };
   const layer: LayerState = { index: 0, prefix: "model.layers.0.", tensors: new Map(), quantized: new Map(), modules: new Map() };
   const counting: Modifier<number, null> = {
@@ -71,7 +72,7 @@ describe("ModifierRun: the lifecycle with the modifier's state", () => {
   it("threads the state through initialize → start → events → end → finalize and counts events", () => {
     const r = pipe(
       initializeAndStart(counting, model),
-      E.chain(calibrationEpochStart),
+      E.chain((r) => calibrationEpochStart(r, { schemes: new Map() })),
       E.chain((s) => sequentialEpochEnd(s, layer, null)),
       E.chain(({ run }) => calibrationEpochEnd(run)),
       E.chain(endRun),

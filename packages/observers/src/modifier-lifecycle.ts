@@ -1,6 +1,6 @@
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
-import type { EpochEnd, LayerState, ModelInfo, Modifier, ModifierError } from "./modifier.js";
+import type { EpochEnd, LayerState, ModelInfo, ModelPlan, Modifier, ModifierError } from "./modifier.js";
 
 // The lifecycle of llm-compressor's Modifier (initialize → start → calibration events → end → finalize) as a tagged
 // union that carries the modifier's own state. The typed steps below accept only the variant they follow, so calling
@@ -63,7 +63,7 @@ export const formatLifecycleError = (e: LifecycleError): string =>
 
 // ----- typed steps -----
 
-const optional = <S>(m: Modifier<S, unknown>, step: "onStart" | "onCalibrationEpochStart" | "onCalibrationEpochEnd" | "onEnd" | "onFinalize", s: S): E.Either<ModifierError, S> =>
+const optional = <S>(m: Modifier<S, unknown>, step: "onStart" | "onCalibrationEpochEnd" | "onEnd" | "onFinalize", s: S): E.Either<ModifierError, S> =>
   m[step] === undefined ? E.right(s) : m[step](s);
 
 export const createRun = <S, C>(modifier: Modifier<S, C>): Run<"Created", S, C> => ({ _tag: "Created", modifier });
@@ -78,8 +78,8 @@ const event =
   <S, C>(r: Run<"Started", S, C>) =>
   (state: S): Run<"Started", S, C> => ({ ...r, state, events: r.events + 1 });
 
-export const calibrationEpochStart = <S, C>(r: Run<"Started", S, C>): E.Either<ModifierError, Run<"Started", S, C>> =>
-  E.map(event(r))(optional(r.modifier as Modifier<S, unknown>, "onCalibrationEpochStart", r.state));
+export const calibrationEpochStart = <S, C>(r: Run<"Started", S, C>, plan: ModelPlan): E.Either<ModifierError, Run<"Started", S, C>> =>
+  E.map(event(r))(r.modifier.onCalibrationEpochStart === undefined ? E.right(r.state) : r.modifier.onCalibrationEpochStart(r.state, plan));
 
 export const sequentialEpochEnd = <S, C>(
   r: Run<"Started", S, C>,

@@ -28,6 +28,23 @@ export interface ArchitectureInfo {
   readonly sharedInputs: ReadonlyArray<ReadonlyArray<string>>;
   /** Linears a runtime fuses (one NVFP4 global scale). */
   readonly fusedGroups: ReadonlyArray<ReadonlyArray<string>>;
+  /** The norms of a decoder layer by local name (1-D `weight`): smooth layers of SmoothQuant / AWQ mappings. */
+  readonly layerNorms: ReadonlyArray<string>;
+  /** Norm → the linears that read its output (the family's default SmoothQuant / AWQ mappings). */
+  readonly normMappings: ReadonlyArray<{ readonly norm: string; readonly linears: ReadonlyArray<string> }>;
+  /** Linear → linears AWQ may balance when shapes allow (v_proj → o_proj, up_proj → down_proj). */
+  readonly linearMappings: ReadonlyArray<{ readonly from: string; readonly to: ReadonlyArray<string> }>;
+}
+
+/**
+ * Runs one submodule of a decoder layer alone, as AWQ's grid search runs a mapping's parent module on its cached
+ * inputs. Submodules are local names: "self_attn", "mlp" or a linear ("self_attn.o_proj").
+ */
+export interface SubmoduleRunner {
+  /** The linear whose tapped input is the submodule's input ("self_attn" → "self_attn.q_proj"); null when it cannot run alone. */
+  readonly inputOf: (submodule: string) => string | null;
+  /** The submodule's output on `x` (attention without the residual, the MLP without it, a linear) with these f32 weights. */
+  readonly forward: (submodule: string, weights: ReadonlyMap<string, Tensor<"f32">>, x: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
 }
 
 /** The model as modifiers see it at initialization: module names and shapes, stored dtypes; no weights. */
@@ -37,6 +54,17 @@ export interface ModelInfo {
   readonly architecture: ArchitectureInfo;
   /** Whether the checkpoint stores a tensor of this name (a tied lm_head stores none). */
   readonly hasTensor: (tensor: string) => boolean;
+  /** Submodule forwards for modifiers that search on a parent module's output (AWQ). */
+  readonly submodules: SubmoduleRunner;
+}
+
+/**
+ * What every modifier planned, known once all are initialized (LC's `quantization_scheme` attached to modules by
+ * QuantizationMixin.on_initialize): AWQ reads the scheme of its balance layers from here at calibration start.
+ */
+export interface ModelPlan {
+  /** Full module name → the scheme some modifier will quantize it with. */
+  readonly schemes: ReadonlyMap<string, QuantizationScheme>;
 }
 
 /** The compressed-tensors parameters of one quantized weight (what the compressor turns into tensors). */
@@ -123,11 +151,30 @@ export interface Calibration<C> {
   readonly fold: OperatorFunction<Tap, C>;
 }
 
+/** What a transform decided for one mapping of a layer (reports): AWQ's grid search result, SmoothQuant's scales. */
+export interface TransformRecord {
+  readonly modifier: string;
+  /** The smooth layer (full name) and the balance layers it was balanced against. */
+  readonly smooth: string;
+  readonly balance: ReadonlyArray<string>;
+  /** AWQ: the chosen grid point and its loss, the loss at the first grid point; null for SmoothQuant. */
+  readonly ratio: number | null;
+  readonly duoScaling: boolean | null;
+  readonly loss: number | null;
+  readonly initialLoss: number | null;
+  /** Range of the applied smoothing scales. */
+  readonly scaleMin: number;
+  readonly scaleMax: number;
+  readonly seconds: number;
+}
+
 /** What sequential_epoch_end returns: the next modifier state, the edited layer, and warnings. */
 export interface EpochEnd<S> {
   readonly state: S;
   readonly layer: LayerState;
   readonly warnings: ReadonlyArray<string>;
+  /** Per-mapping decisions of a transform, for the report. */
+  readonly records?: ReadonlyArray<TransformRecord>;
 }
 
 /**
@@ -145,11 +192,12 @@ export interface Modifier<S = unknown, C = unknown> {
   readonly calibrationDataReason?: string;
   /** on_initialize: resolve against the model; fails before anything is read. */
   initialize(model: ModelInfo): E.Either<ModifierError, S>;
-  /** Full names of the modules this modifier will quantize (two modifiers may not share one). */
-  plannedModules?(state: S): ReadonlyArray<string>;
+  /** The modules this modifier will quantize, by full name, with their schemes (two modifiers may not share one). */
+  plannedSchemes?(state: S): ReadonlyMap<string, QuantizationScheme>;
   /** on_start (oneshot: right after initialize, as LC's fake batch_start with start ≤ 0 does). */
   onStart?(state: S): E.Either<ModifierError, S>;
-  onCalibrationEpochStart?(state: S): E.Either<ModifierError, S>;
+  /** calibration_epoch_start, with what all modifiers planned (LC's on_calibration_start sees the attached schemes). */
+  onCalibrationEpochStart?(state: S, plan: ModelPlan): E.Either<ModifierError, S>;
   /** The taps and fold for one layer's calibration pass; null when this modifier observes nothing there. */
   calibration?(state: S, layer: LayerState): Calibration<C> | null;
   /** on_sequential_epoch_end: edit (quantize, smooth, rotate…) the layer given the folded calibration. */

@@ -229,7 +229,7 @@ export const QuantizationModifier = (cfg: QuantizationModifierConfig): Modifier<
   requiresCalibrationData: cfg.requires_calibration_data,
   calibrationDataReason: "this scheme has static activation (or kv-cache) quantization, which needs calibration data",
   initialize: (model) => initializeQuantizationMixin("QuantizationModifier", cfg, model),
-  plannedModules: (s) => [...s.plan.modules.keys()],
+  plannedSchemes: (s) => new Map([...s.plan.modules].map(([name, p]) => [name, p.scheme])),
   calibration: inputCalibration,
   onSequentialEpochEnd: (s, layer, observed) =>
     pipe(

@@ -14,8 +14,8 @@ export type { QParams } from "./calculate-qparams.js";
 export { castToFp4, castToFp6 } from "./minifloat-rounding.js";
 export { quantize, dequantize, fakeQuantize } from "./quantize.js";
 export type { QuantizeOptions } from "./quantize.js";
-export { rtnQuantizeWeight, storageDType, weightMinMax } from "./rtn-quantize-weight.js";
-export type { RtnResult } from "./rtn-quantize-weight.js";
+export { rtnFakeQuantizeWeight, rtnQParams, rtnQuantizeWeight, storageDType, weightMinMax } from "./rtn-quantize-weight.js";
+export type { RtnQParams, RtnResult } from "./rtn-quantize-weight.js";
 export { isIgnored, matchClass, matchName, matchTargets, matchesTarget, pythonRegex, resolveSchemeForModule } from "./match-target.js";
 export type { ResolvedScheme } from "./match-target.js";
 // llm-compressor recipes (recipe*.ts)

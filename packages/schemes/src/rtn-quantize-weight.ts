@@ -3,7 +3,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { calculateQParams, generateGlobalScale } from "./calculate-qparams.js";
 import { type SchemeError, nonFinite, unsupported } from "./errors.js";
 import type { QuantizationArgs } from "./quantization-args.js";
-import { quantize } from "./quantize.js";
+import { fakeQuantize, quantize } from "./quantize.js";
 import { type FloatDType, floatValues, isFloatDType } from "./working-dtype.js";
 
 export interface RtnResult {
@@ -117,17 +117,23 @@ export const storageDType = (args: QuantizationArgs): DType | undefined => {
   return undefined;
 };
 
+/** The memoryless min-max qparams RTN quantizes a weight with (`rtnQuantizeWeight` without the codes). */
+export interface RtnQParams {
+  readonly scale: Tensor;
+  readonly zeroPoint: Tensor;
+  readonly globalScale?: Tensor<"f32">;
+}
+
 /**
- * Round-to-nearest quantization of a 2-D weight [out, in] for any weight args: memoryless min-max statistics per
- * scale cell, the global scale for tensor_group (from this weight alone unless `opts.globalScale` gives the fused
- * one), `calculateQParams`, then `quantize` to storage codes — the same numbers llm-compressor's QuantizationModifier
- * and compressed-tensors' compressors produce. NaN/Inf in the weight is an error naming `opts.name`.
+ * Memoryless min-max statistics per scale cell, the global scale for tensor_group (from this weight alone unless
+ * `opts.globalScale` gives the fused one), then `calculateQParams`, the scale in the weight's dtype. NaN/Inf in the
+ * weight is an error naming `opts.name`.
  */
-export const rtnQuantizeWeight = (
+export const rtnQParams = (
   weight: Tensor,
   args: QuantizationArgs,
   opts: { readonly name?: string; readonly globalScale?: Tensor<"f32"> } = {},
-): E.Either<SchemeError, RtnResult> => {
+): E.Either<SchemeError, RtnQParams> => {
   const name = opts.name ?? "weight";
   if (!isFloatDType(weight.dtype)) return E.left(unsupported("rtnQuantizeWeight", `${name} must be f64/f32/bf16/f16, got ${weight.dtype}`));
   const W: FloatDType = weight.dtype;
@@ -153,8 +159,7 @@ export const rtnQuantizeWeight = (
         a = Math.min(a, lo[i]!);
         b = Math.max(b, hi[i]!);
       }
-      const all = { right: { min: castFromNumbers(W, [a], [1]), max: castFromNumbers(W, [b], [1]) } };
-      const g = generateGlobalScale(all.right.min, all.right.max);
+      const g = generateGlobalScale(castFromNumbers(W, [a], [1]), castFromNumbers(W, [b], [1]));
       if (E.isLeft(g)) return g;
       globalScale = g.right;
     }
@@ -163,11 +168,36 @@ export const rtnQuantizeWeight = (
   if (E.isLeft(qp)) return qp;
   // The module parameter keeps the weight's dtype (`copy_` into weight_scale); exact for fp8 / power-of-two scales.
   const scale = qp.right.scale.dtype === W ? qp.right.scale : castFromNumbers(W, toFloat64(qp.right.scale).data, qp.right.scale.shape);
-  const sd = storageDType(args);
-  const q = quantize(weight, scale, qp.right.zeroPoint, args, {
-    ...(globalScale !== undefined ? { globalScale } : {}),
-    ...(sd !== undefined ? { dtype: sd } : {}),
-  });
-  if (E.isLeft(q)) return q;
-  return E.right({ quantized: q.right, scale, zeroPoint: qp.right.zeroPoint, ...(globalScale !== undefined ? { globalScale } : {}) });
+  return E.right({ scale, zeroPoint: qp.right.zeroPoint, ...(globalScale !== undefined ? { globalScale } : {}) });
 };
+
+/**
+ * Round-to-nearest quantization of a 2-D weight [out, in] for any weight args: `rtnQParams`, then `quantize` to
+ * storage codes — the same numbers llm-compressor's QuantizationModifier and compressed-tensors' compressors produce.
+ */
+export const rtnQuantizeWeight = (
+  weight: Tensor,
+  args: QuantizationArgs,
+  opts: { readonly name?: string; readonly globalScale?: Tensor<"f32"> } = {},
+): E.Either<SchemeError, RtnResult> =>
+  E.chain((qp: RtnQParams) => {
+    const sd = storageDType(args);
+    const q = quantize(weight, qp.scale, qp.zeroPoint, args, {
+      ...(qp.globalScale !== undefined ? { globalScale: qp.globalScale } : {}),
+      ...(sd !== undefined ? { dtype: sd } : {}),
+    });
+    return E.map((quantized: Tensor): RtnResult => ({ quantized, ...qp }))(q);
+  })(rtnQParams(weight, args, opts));
+
+/**
+ * compressed-tensors' `forward_quantize` of a weight with memoryless min-max qparams: Q(W) = dequantize(quantize(W))
+ * in one pass (the native kernel for f32 int weights), as llm-compressor's AWQ grid search applies it.
+ */
+export const rtnFakeQuantizeWeight = (
+  weight: Tensor,
+  args: QuantizationArgs,
+  opts: { readonly name?: string; readonly globalScale?: Tensor<"f32"> } = {},
+): E.Either<SchemeError, Tensor> =>
+  E.chain((qp: RtnQParams) => fakeQuantize(weight, qp.scale, args.symmetric ? null : qp.zeroPoint, args, qp.globalScale !== undefined ? { globalScale: qp.globalScale } : {}))(
+    rtnQParams(weight, args, opts),
+  );
