@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectFailure, isCompleteCheckpoint, leftovers, llmq } from "./test-support/hostile.js";
+import { expectFailure, isCompleteCheckpoint, leftovers, llmq, llmqLines } from "./test-support/hostile.js";
 import { ROOT, convertStories } from "./test-support/stories260k.js";
 
 // A full disk and a read-only one, for real: a small tmpfs (root can mount one; elsewhere the suite is skipped with a
@@ -83,6 +83,33 @@ describe.skipIf(!canMount)("full and read-only disks (tmpfs)", () => {
     }
     expect(isCompleteCheckpoint(out)).toBe(true);
     expect(leftovers(disk)).toEqual([]);
+  });
+
+  // Out of inodes, each file a save creates fails in turn (lock, staging directory, weights, config.json, recipe.yaml,
+  // each tokenizer file): the writes are crossed one by one, not just the large one.
+  const inodeLevels = Array.from({ length: 11 }, (_, k) => k + 2);
+  const failedAt = new Set<string>();
+  it.each(inodeLevels)("with %i inodes: exit 1 naming the file and ENOSPC, nothing partial; or a complete checkpoint", (n) => {
+    const dir = join(tmp, `inodes-${n}`);
+    expect(mount(dir, `size=4m,nr_inodes=${n}`)).toBe(true);
+    try {
+      const r = llmq(["quantize", "--model", fp, "--output", join(dir, "out"), "--recipe", W4, "-q"], tmp);
+      if (r.code === 0) expect(isCompleteCheckpoint(join(dir, "out"))).toBe(true);
+      else {
+        expectFailure(r, 1, /no space left on the device \(ENOSPC\)/);
+        const [where, why] = llmqLines(r.stderr)[0]!.slice("llmq: ".length).split(" — ");
+        failedAt.add(`${where!.replace(dir, "")}: ${why!.split(":")[0]}`);
+        expect(existsSync(join(dir, "out"))).toBe(false);
+        expect(readdirSync(dir)).toEqual([]);
+      }
+    } finally {
+      spawnSync("umount", [dir]);
+    }
+  });
+
+  it("the inode levels fail at many different writes", () => {
+    console.log(`inode failures at: ${[...failedAt].join(" | ")}`);
+    expect(failedAt.size).toBeGreaterThanOrEqual(6);
   });
 
   it("a read-only file system is reported as read-only, not as a missing file", () => {

@@ -180,7 +180,8 @@ export const stageDirectory = (target: string, opts: StageOptions = {}): TE.Task
         TE.chainFirst((s) =>
           pipe(
             TE.tryCatch(
-              () => mkdir(s.staging, { recursive: true }),
+              // Not recursive: the lock step made the parent, and mkdir -p reports an exhausted inode table as ENOENT.
+              () => mkdir(s.staging),
               (e) => ioError(s.staging, "mkdir", e),
             ),
             TE.orElse((e) => pipe(TE.fromTask(s.discard), TE.chain(() => TE.left<SerializationError, unknown>(e)))),
