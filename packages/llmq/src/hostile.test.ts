@@ -448,6 +448,19 @@ describe("model directories", () => {
     expectFailure(run("eval", "--model", m, "--dataset", ids, "-q"), 1, /produces NaN logits \(window 0, position 0, token id 0\)/);
   });
 
+  it.each([
+    ["--report into a directory", () => ["--dataset", ids, "--report", freshDir(tmp, "eval-report-dir")], /--report — .*is a directory/],
+    ["--report onto the dataset", () => ["--dataset", ids, "--report", ids], /--report — .*is the input/],
+    ["a missing reference", () => ["--dataset", ids, "--reference", join(tmp, "no-ref")], /no-ref\/config\.json: model config not found/],
+    ["a text dataset for a model without tokenizer", () => ["--dataset", text, "--model", withFile(modelVariant(fp, join(tmp, "m-notok"), {}), "tokenizer.json", null)], /has no tokenizer \(tokenizer\.json\); pass a JSON array of token-id arrays/],
+    ["a missing --dataset", () => [], /required option '--dataset <file>' not specified/],
+  ] as Array<[string, () => string[], RegExp]>)("eval with %s: exit 1, one line, no report", (_, extra, re) => {
+    const args = extra();
+    const model = args.includes("--model") ? [] : ["--model", fp];
+    expectFailure(run("eval", ...model, ...args, "-q"), 1, re);
+    expect(leftovers(tmp)).toEqual([]);
+  });
+
   it("eval against a reference with another vocabulary is refused", () => {
     const m = modelVariant(fp, join(tmp, "m-vocab2"), {
       config: (c) => ({ ...c, vocab_size: 256 }),
