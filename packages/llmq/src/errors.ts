@@ -34,6 +34,7 @@ export const quantizationError = (module: string, detail: string): LlmqError => 
 export const modifierFailure = (e: ModifierError): LlmqError => ({ _tag: "QuantizationError", module: e.module ?? e.modifier, detail: `${e.modifier}: ${e.detail}`, cause: e });
 export const outputExists = (path: string): LlmqError => ({ _tag: "OutputExists", path });
 export const outputOverlaps = (path: string, other: string, relation: OverlapRelation): LlmqError => ({ _tag: "OutputOverlaps", path, other, relation });
+export const outputLocked = (path: string, pid: number, lock: string): LlmqError => ({ _tag: "OutputLocked", path, pid, lock });
 export const ioError = (path: string, detail: string, code: string | null = null): LlmqError => ({ _tag: "IoError", path, detail, code });
 export const usageError = (option: string, detail: string, hint: string): LlmqError => ({ _tag: "UsageError", option, detail, hint });
 export const aborted = (detail: string): LlmqError => ({ _tag: "Aborted", detail });
@@ -79,7 +80,7 @@ export const outputFailure = (output: string, e: SerializationError): LlmqError 
     case "OutputOverlaps":
       return outputOverlaps(output, e.other, e.relation);
     case "OutputLocked":
-      return { _tag: "OutputLocked", path: output, pid: e.pid, lock: e.lock };
+      return outputLocked(output, e.pid, e.lock);
     case "IoError":
       return ioError(displayPath(e.file), `cannot ${OUTPUT_OPS[e.op] ?? e.op}${e.tensor !== null ? ` (tensor ${e.tensor})` : ""}: ${e.detail}`, e.code);
     default:

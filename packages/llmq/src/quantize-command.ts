@@ -1,10 +1,11 @@
 import { lstat, readFile, readdir } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { TransformRecord } from "@llmq/observers";
-import { findOverlap } from "@llmq/serialization";
+import { findOverlap, liveLockHolder, lockPathOf } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset } from "./dataset.js";
-import { type LlmqError, ioErrorFrom, outputExists, outputOverlaps, recipeError, usageError } from "./errors.js";
+import { type LlmqError, ioErrorFrom, outputExists, outputLocked, outputOverlaps, recipeError, usageError } from "./errors.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import type { PipelineName } from "./pipeline.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
@@ -66,6 +67,8 @@ const checkPaths = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError
   const protect = [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])];
   const overlap = await findOverlap(o.output, protect);
   if (overlap !== null) return E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
+  const holder = await liveLockHolder(o.output);
+  if (holder !== null) return E.left(outputLocked(o.output, holder, lockPathOf(resolve(o.output))));
   if (!o.overwrite && (await isNonEmpty(o.output))) return E.left(outputExists(o.output));
   return o.report === undefined ? E.right(undefined) : checkReportPath(o.report, o.output, inputsOf(o));
 };

@@ -24,7 +24,7 @@ export {
 export type { OverlapRelation, SerializationError, SerializationErrorTag } from "./errors.js";
 export { describeErrno, errnoCode, errnoMeaning } from "./errno.js";
 export type { ErrnoMeaning } from "./errno.js";
-export { lockOutput, lockPathOf } from "./output-lock.js";
+export { liveLockHolder, lockOutput, lockPathOf } from "./output-lock.js";
 export type { OutputLock } from "./output-lock.js";
 export { findOverlap, overlapOf, realpathLoose } from "./output-path.js";
 export {

@@ -1,6 +1,6 @@
 import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { unlinkSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { pidAlive, tempSibling } from "./atomic-file.js";
@@ -117,6 +117,15 @@ const acquire = async (target: string, lock: string): Promise<SerializationError
     if (h.kind === "stale") await breakStale(lock);
   }
   return outputLocked(target, lock, 0);
+};
+
+/**
+ * The pid of a live process holding `target`'s lock (0 when a fresh lock has no pid yet), or null: lets a command refuse
+ * a locked output before its slow preparation, without taking the lock yet.
+ */
+export const liveLockHolder = async (target: string): Promise<number | null> => {
+  const h = await holderOf(lockPathOf(resolve(target))).catch((): Holder => ({ kind: "gone" }));
+  return h.kind === "live" ? h.pid : null;
 };
 
 /** Takes the exclusive lock of `target` (absolute): `OutputLocked` while a live process holds it. */
