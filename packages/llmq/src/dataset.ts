@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -150,7 +150,7 @@ export const jsonlWindows = (path: string, text: string, tok: DatasetTokenizer, 
 export const loadDataset = (path: string, tokenizer: DatasetTokenizer | null, opts: DatasetOptions = {}): TE.TaskEither<LlmqError, Dataset> =>
   pipe(
     TE.tryCatch(
-      () => readFile(path, "utf8"),
+      () => readRegularFile(path),
       (e) => datasetError(path, `cannot read: ${describeErrno(e)}`),
     ),
     TE.chainEitherK((text) => {
@@ -180,6 +180,13 @@ export const loadDataset = (path: string, tokenizer: DatasetTokenizer | null, op
       );
     }),
   );
+
+/** A file's text; a device (/dev/zero, /dev/urandom) is refused at once instead of being read until memory runs out. */
+export const readRegularFile = async (path: string): Promise<string> => {
+  const s = await stat(path);
+  if (s.isCharacterDevice() || s.isBlockDevice()) throw new Error("it is a device, not a file");
+  return readFile(path, "utf8");
+};
 
 /** The windows of a dataset as a cold stream of batches (one sequence per batch). */
 export const batches$ = (d: Dataset): Observable<Batch> => from(d.windows.map((tokens, index): Batch => ({ index, tokens })));

@@ -280,6 +280,7 @@ describe("datasets", () => {
     ["JSONL with a numeric text field", () => file("numtext.jsonl", '{"text": 5}\n'), /line 1 has no string field "text"/],
     ["a directory", () => freshDir(tmp, "ds-dir"), /cannot read: it is a directory where a file was expected \(EISDIR\)/],
     ["a missing file", () => join(tmp, "no-such.txt"), /cannot read: no such file or directory \(ENOENT\)/],
+    ["an endless device", () => "/dev/zero", /cannot read: it is a device, not a file/],
   ];
   it.each(cases)("%s: exit 1 naming the dataset, no output", (_, path, re) => {
     const out = join(tmp, "ds-out");
@@ -317,6 +318,8 @@ describe("recipes and schemes", () => {
     ["a missing recipe", () => ["--recipe", join(tmp, "nope.yaml")], /nope\.yaml — cannot read the recipe: no such file or directory \(ENOENT\)/],
     ["a recipe that is a directory", () => ["--recipe", freshDir(tmp, "recipe-dir")], /cannot read the recipe: it is a directory/],
     ["an empty recipe", () => ["--recipe", file("empty.yaml", "")], /^llmq: recipe — /],
+    ["a recipe that is a device", () => ["--recipe", "/dev/urandom"], /urandom — cannot read the recipe: it is a device, not a file/],
+    ["a YAML alias bomb", () => ["--recipe", file("bomb.yaml", `a: &a ["x","x","x","x","x","x","x","x","x"]\n${Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`).join("\n")}\n`)], /^llmq: recipe — .*(alias|Excessive)/i],
     ["invalid YAML", () => ["--recipe", file("bad.yaml", "quant_stage:\n  - : [\n")], /^llmq: recipe — /],
     ["a YAML scalar", () => ["--recipe", file("scalar.yaml", "42\n")], /^llmq: recipe — /],
     ["an unknown modifier", () => ["--recipe", file("unknown-mod.yaml", "test_stage:\n  test_modifiers:\n    FrobnicateModifier: {}\n")], /FrobnicateModifier/],
@@ -429,6 +432,12 @@ describe("model directories", () => {
     expectFailure(r, 1, re);
     expect(existsSync(out)).toBe(false);
     expect(leftovers(tmp)).toEqual([]);
+  });
+
+  it("a corrupt tokenizer.json with a text dataset names the file", () => {
+    const m = withFile(modelVariant(fp, join(tmp, "m-badtok"), {}), "tokenizer.json", '{"model": 5}');
+    expectFailure(run("quantize", "--model", m, "--output", join(tmp, "badtok-out"), "--recipe", GPTQ, "--dataset", text, "-q"), 1, /m-badtok\/tokenizer\.json: tokenizer: /);
+    expect(existsSync(join(tmp, "badtok-out"))).toBe(false);
   });
 
   it("a tokenizer file that cannot be copied fails the save with the file named; no output", () => {

@@ -1,10 +1,10 @@
-import { lstat, readFile, readdir } from "node:fs/promises";
+import { lstat, readdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { TransformRecord } from "@llmq/observers";
 import { findOverlap, liveLockHolder, lockPathOf } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
-import { type Dataset, loadDataset } from "./dataset.js";
+import { type Dataset, loadDataset, readRegularFile } from "./dataset.js";
 import { type LlmqError, ioErrorFrom, outputExists, outputLocked, outputOverlaps, recipeError, usageError } from "./errors.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import type { PipelineName } from "./pipeline.js";
@@ -38,7 +38,7 @@ const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqEr
   if (o.recipe !== undefined) {
     let text: string;
     try {
-      text = await readFile(o.recipe, "utf8");
+      text = await readRegularFile(o.recipe);
     } catch (e) {
       return E.left(ioErrorFrom(o.recipe, "cannot read the recipe", e));
     }
