@@ -1,8 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
-import { convertCommand, formatConvert } from "./convert-command.js";
 import { abandonStagedDirectoriesSync } from "@llmq/serialization";
+import { convertCommand, formatConvert } from "./convert-command.js";
 import { type LlmqError, aborted, exitCodeOf, formatLlmqError, internal, usageError } from "./errors.js";
 import { evalCommand, formatEval } from "./eval-command.js";
 import { formatInspect, inspectCommand } from "./inspect-command.js";
@@ -10,7 +10,8 @@ import { type ProgressSink, noProgress, stderrProgress } from "./progress.js";
 import { formatQuantize, quantizeCommand } from "./quantize-command.js";
 
 // The only place that subscribes, throws to the user or calls process.exit: every library result arrives as an
-// Either and is folded here into one message and an exit code (0 ok, 1 usage/input error, 2 internal error).
+// Either and is folded here into one message and an exit code (0 ok, 1 usage/input error, 2 internal error, 128 + n
+// after signal n).
 
 const int = (name: string, min = 0) => (v: string): number => {
   const n = /^\s*\d+\s*$/.test(v) ? Number(v) : Number.NaN;
