@@ -1,9 +1,9 @@
-import { convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
+import { type ModelError, convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { findOverlap } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
-import { type LlmqError, modelError, outputOverlaps } from "./errors.js";
+import { type LlmqError, displayPath, ioError, modelError, outputExists, outputOverlaps } from "./errors.js";
 
 export interface ConvertOptions {
   readonly from: "llama2c";
@@ -62,8 +62,19 @@ const convertFrom = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult>
         ),
       ),
     ),
-    TE.mapLeft((e): LlmqError => (e._tag === "OutputExists" ? { _tag: "OutputExists", path: e.path } : modelError(formatModelError(e)))),
+    TE.mapLeft(convertFailure),
   );
+
+/** The errno code a message ends a reason with ("… (ENOSPC)"), if any. */
+const errnoIn = (detail: string): string | null => /\((E[A-Z0-9]+)\)/.exec(detail)?.[1] ?? null;
+
+/** Writing the output failed for a system reason (full or read-only disk): an I/O error on the output, not a model error. */
+const convertFailure = (e: ModelError): LlmqError => {
+  if (e._tag === "OutputExists") return outputExists(e.path);
+  if ((e._tag === "IoError" || e._tag === "CheckpointError") && errnoIn(e.detail) !== null)
+    return ioError(displayPath(e.path), e.detail.replace(/^\S*: (?=\S+ failed: )/, ""), errnoIn(e.detail));
+  return modelError(formatModelError(e));
+};
 
 export const formatConvert = (r: ConvertResult): string =>
   `converted ${r.from} → ${r.output}: ${r.tensors} tensors, ${r.parameters.toLocaleString("en-US")} parameters${r.tokenizer ? ", tokenizer.json" : ""}`;

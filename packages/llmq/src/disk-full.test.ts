@@ -112,6 +112,19 @@ describe.skipIf(!canMount)("full and read-only disks (tmpfs)", () => {
     expect(failedAt.size).toBeGreaterThanOrEqual(6);
   });
 
+  it.each([3, 4, 5, 6, 7])("convert with %i inodes: exit 1 naming the file and ENOSPC, nothing partial", (n) => {
+    const dir = join(tmp, `convert-inodes-${n}`);
+    expect(mount(dir, `size=4m,nr_inodes=${n}`)).toBe(true);
+    try {
+      const bin = join(ROOT, "fixtures/stories260K");
+      const r = llmq(["convert", "--from", "llama2c", join(bin, "stories260K.bin"), "--tokenizer", join(bin, "tok512.bin"), "--output", join(dir, "out")], tmp);
+      expectFailure(r, 1, /out\/[a-z_.]+\.(json|safetensors) — .*no space left on the device \(ENOSPC\) \(free some space/);
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      spawnSync("umount", [dir]);
+    }
+  });
+
   it("a read-only file system is reported as read-only, not as a missing file", () => {
     expect(mount(rodisk, "size=1m,ro")).toBe(true);
     expectFailure(llmq(["quantize", "--model", fp, "--output", join(rodisk, "out"), "--recipe", W4, "-q"], tmp), 1, /the file system is read-only \(EROFS\) \(choose a writable location\)/);
