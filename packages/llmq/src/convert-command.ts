@@ -1,9 +1,9 @@
 import { type ModelError, convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { findOverlap } from "@llmq/serialization";
+import { findOverlap, outputState } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
-import { type LlmqError, displayPath, ioError, modelError, outputExists, outputOverlaps } from "./errors.js";
+import { type LlmqError, displayPath, ioError, modelError, outputExists, outputNotDirectory, outputOverlaps } from "./errors.js";
 
 export interface ConvertOptions {
   readonly from: "llama2c";
@@ -23,10 +23,12 @@ export interface ConvertResult {
 }
 
 /** `llmq convert --from llama2c`: a llama2.c checkpoint (+ tokenizer.bin) → an HF Llama directory. */
-/** The source checkpoint and tokenizer may not be the output, inside it, or contain it. */
+/** The source checkpoint and tokenizer may not be the output, inside it, or contain it; the output must not be a file. */
 const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async () => {
   const overlap = await findOverlap(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]);
-  return overlap === null ? E.right(undefined) : E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
+  if (overlap !== null) return E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
+  const state = await outputState(o.output).catch(() => "absent" as const);
+  return typeof state === "object" ? E.left(outputNotDirectory(o.output, state.notDirectory)) : E.right(undefined);
 };
 
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>

@@ -14,6 +14,8 @@ export type LlmqError =
   | { readonly _tag: "OutputExists"; readonly path: string }
   /** The output would equal, contain or lie inside a path the run reads (the model, the dataset, the report). */
   | { readonly _tag: "OutputOverlaps"; readonly path: string; readonly other: string; readonly relation: OverlapRelation }
+  /** The output path is a file, link or device: never replaced, even with --overwrite. */
+  | { readonly _tag: "OutputNotDirectory"; readonly path: string; readonly kind: string }
   /** Another live llmq process is writing the same output. */
   | { readonly _tag: "OutputLocked"; readonly path: string; readonly pid: number; readonly lock: string }
   /** `code` is the errno code where the system gave one (it picks the advice in the message). */
@@ -34,6 +36,7 @@ export const quantizationError = (module: string, detail: string): LlmqError => 
 export const modifierFailure = (e: ModifierError): LlmqError => ({ _tag: "QuantizationError", module: e.module ?? e.modifier, detail: `${e.modifier}: ${e.detail}`, cause: e });
 export const outputExists = (path: string): LlmqError => ({ _tag: "OutputExists", path });
 export const outputOverlaps = (path: string, other: string, relation: OverlapRelation): LlmqError => ({ _tag: "OutputOverlaps", path, other, relation });
+export const outputNotDirectory = (path: string, kind: string): LlmqError => ({ _tag: "OutputNotDirectory", path, kind });
 export const outputLocked = (path: string, pid: number, lock: string): LlmqError => ({ _tag: "OutputLocked", path, pid, lock });
 export const ioError = (path: string, detail: string, code: string | null = null): LlmqError => ({ _tag: "IoError", path, detail, code });
 export const usageError = (option: string, detail: string, hint: string): LlmqError => ({ _tag: "UsageError", option, detail, hint });
@@ -81,6 +84,8 @@ export const outputFailure = (output: string, e: SerializationError): LlmqError 
       return outputOverlaps(output, e.other, e.relation);
     case "OutputLocked":
       return outputLocked(output, e.pid, e.lock);
+    case "OutputNotDirectory":
+      return outputNotDirectory(output, e.kind);
     case "IoError":
       return ioError(displayPath(e.file), `cannot ${OUTPUT_OPS[e.op] ?? e.op}${e.tensor !== null ? ` (tensor ${e.tensor})` : ""}: ${e.detail}`, e.code);
     default:
@@ -116,6 +121,8 @@ export const formatLlmqError = (e: LlmqError): string => {
       return say(`output ${e.path}`, "exists and is not empty", "pass --overwrite to replace it, or choose another --output");
     case "OutputOverlaps":
       return say(`output ${e.path}`, `${RELATION[e.relation]} ${e.other}, which this run reads`, "choose an --output outside it");
+    case "OutputNotDirectory":
+      return say(`output ${e.path}`, `exists and is a ${e.kind}, not a directory`, "remove it or choose another --output; --overwrite only replaces directories");
     case "OutputLocked":
       return say(
         `output ${e.path}`,

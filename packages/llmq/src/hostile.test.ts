@@ -119,9 +119,27 @@ describe("outputs that exist, are locked or left over", () => {
     expect(leftovers(tmp)).toEqual([]);
   });
 
-  it("a file in the way of --output counts as existing", () => {
+  it("a file in the way of --output is never replaced, even with --overwrite", () => {
     const out = file("a-file", "x");
-    expectFailure(q(out), 1, /exists and is not empty/);
+    expectFailure(q(out), 1, /a-file — exists and is a file, not a directory/);
+    expectFailure(q(out, "--overwrite"), 1, /a-file — exists and is a file, not a directory \(remove it or choose another --output; --overwrite only replaces directories\)/);
+    expect(readFileSync(out, "utf8")).toBe("x");
+  });
+
+  it("a named pipe or a symbolic link as --output is refused with --overwrite, and left in place", () => {
+    const fifo = join(tmp, "a-fifo");
+    if (!existsSync(fifo)) spawnSync("mkfifo", [fifo]);
+    if (existsSync(fifo)) expectFailure(q(fifo, "--overwrite"), 1, /a-fifo — exists and is a pipe, not a directory/);
+    const link = join(tmp, "a-link");
+    if (!existsSync(link)) symlinkSync(freshDir(tmp, "link-target"), link);
+    expectFailure(q(link, "--overwrite"), 1, /a-link — exists and is a symbolic link, not a directory/);
+    expect(existsSync(link)).toBe(true);
+    expect(leftovers(tmp)).toEqual([]);
+  });
+
+  it("convert onto a file is refused, even with --overwrite", () => {
+    const out = file("convert-onto-file", "x");
+    expectFailure(run("convert", "--from", "llama2c", join(ROOT, "fixtures/stories260K/stories260K.bin"), "--output", out, "--overwrite"), 1, /exists and is a file, not a directory/);
     expect(readFileSync(out, "utf8")).toBe("x");
   });
 

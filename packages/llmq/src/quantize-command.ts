@@ -1,11 +1,10 @@
-import { lstat, readdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { TransformRecord } from "@llmq/observers";
-import { findOverlap, liveLockHolder, lockPathOf } from "@llmq/serialization";
+import { findOverlap, liveLockHolder, lockPathOf, outputState } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset, readRegularFile } from "./dataset.js";
-import { type LlmqError, ioErrorFrom, outputExists, outputLocked, outputOverlaps, recipeError, usageError } from "./errors.js";
+import { type LlmqError, ioErrorFrom, outputExists, outputLocked, outputNotDirectory, outputOverlaps, recipeError, usageError } from "./errors.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import type { PipelineName } from "./pipeline.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
@@ -56,12 +55,6 @@ const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqEr
 /** The files the run reads: the output may not overlap any of them. */
 const inputsOf = (o: QuantizeCommandOptions): ReadonlyArray<string> => [o.model, ...[o.dataset, o.recipe].filter((p): p is string => p !== undefined)];
 
-const isNonEmpty = (p: string): Promise<boolean> =>
-  lstat(p).then(
-    async (s) => !s.isDirectory() || (await readdir(p)).length > 0,
-    () => false,
-  );
-
 /** Everything about the paths that can be refused before any work: overlaps, an existing output, the report. */
 const checkPaths = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, void>> => {
   const protect = [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])];
@@ -69,7 +62,9 @@ const checkPaths = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError
   if (overlap !== null) return E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
   const holder = await liveLockHolder(o.output);
   if (holder !== null) return E.left(outputLocked(o.output, holder, lockPathOf(resolve(o.output))));
-  if (!o.overwrite && (await isNonEmpty(o.output))) return E.left(outputExists(o.output));
+  const state = await outputState(o.output).catch(() => "absent" as const);
+  if (typeof state === "object") return E.left(outputNotDirectory(o.output, state.notDirectory));
+  if (!o.overwrite && state === "non-empty") return E.left(outputExists(o.output));
   return o.report === undefined ? E.right(undefined) : checkReportPath(o.report, o.output, inputsOf(o));
 };
 

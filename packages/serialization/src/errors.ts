@@ -40,6 +40,8 @@ export type SerializationError =
   | { readonly _tag: "OutputExists"; readonly file: string; readonly tensor: null }
   /** The output would equal, contain or lie inside a path the run reads (the model, the dataset, the report). */
   | { readonly _tag: "OutputOverlaps"; readonly file: string; readonly tensor: null; readonly other: string; readonly relation: OverlapRelation }
+  /** The output path exists and is not a directory (a file, link or device): never replaced, even with overwrite. */
+  | { readonly _tag: "OutputNotDirectory"; readonly file: string; readonly tensor: null; readonly kind: string }
   /** Another live process holds the output's lock. */
   | { readonly _tag: "OutputLocked"; readonly file: string; readonly tensor: null; readonly lock: string; readonly pid: number }
   | { readonly _tag: "InvalidConfig"; readonly file: string; readonly tensor: null; readonly path: string; readonly detail: string }
@@ -145,6 +147,7 @@ export const outputOverlaps = (file: string, other: string, relation: OverlapRel
   other,
   relation,
 });
+export const outputNotDirectory = (file: string, kind: string): SerializationError => ({ _tag: "OutputNotDirectory", file, tensor: null, kind });
 export const outputLocked = (file: string, lock: string, pid: number): SerializationError => ({ _tag: "OutputLocked", file, tensor: null, lock, pid });
 export const writeRejected = (file: string, tensor: string | null, detail: string): SerializationError => ({
   _tag: "WriteRejected",
@@ -210,6 +213,8 @@ export const formatSerializationError = (e: SerializationError): string => {
       return `${e.file}: exists and is not empty (allow overwriting to replace it)`;
     case "OutputOverlaps":
       return `${e.file}: ${OVERLAP_WORDS[e.relation]} ${e.other}, which this run reads (choose an output outside it)`;
+    case "OutputNotDirectory":
+      return `${e.file}: exists and is a ${e.kind}, not a directory (remove it or choose another output)`;
     case "OutputLocked":
       return `${e.file}: another llmq process (pid ${e.pid}) is writing this output (wait for it to finish, or remove ${e.lock} if that process is gone)`;
     case "InvalidConfig":

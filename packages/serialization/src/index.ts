@@ -12,6 +12,7 @@ export {
   offsetsOutOfRange,
   outputExists,
   outputLocked,
+  outputNotDirectory,
   outputOverlaps,
   overlappingTensors,
   pathEscape,
@@ -45,8 +46,8 @@ export { describeEntries, encodeHeaderChecked, serializeSafetensors, writeSafete
 export type { SafetensorsMetadata, TensorEntries } from "./safetensors-writer.js";
 export { createShardedWriter, parseShardSize, shardFileName, withShardedWriter } from "./sharded-writer.js";
 export type { ShardedSaveResult, ShardedWriter, ShardedWriterOptions } from "./sharded-writer.js";
-export { abandonStagedDirectoriesSync, removeStaleStaging, stageDirectory } from "./staged-directory.js";
-export type { StageOptions, StagedDirectory } from "./staged-directory.js";
+export { abandonStagedDirectoriesSync, outputState, removeStaleStaging, stageDirectory } from "./staged-directory.js";
+export type { OutputState, StageOptions, StagedDirectory } from "./staged-directory.js";
 export { PyFloat, dumpPythonJson, parsePythonJson, pyFloatRepr, pyJsonString, toPlainJson } from "./python-json.js";
 export type { PyDumpOptions, PyJson, PyJsonObject } from "./python-json.js";
 export { COMPRESSIBLE_MODULE_TYPES, FORMAT_PRIORITY, canCompress, inferFormat, inferModelFormat, torchName } from "./compression-format.js";

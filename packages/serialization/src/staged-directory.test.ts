@@ -112,6 +112,25 @@ describe("stageDirectory", () => {
     expect(readdirSync(root).filter((f) => f.includes("raced"))).toEqual(["raced"]);
   });
 
+  it("a file, a link or a pipe at the target is never replaced, even with overwrite", async () => {
+    const file = join(root, "a-file");
+    writeFileSync(file, "keep");
+    const link = join(root, "a-link");
+    symlinkSync(root, link);
+    const fifo = join(root, "a-fifo");
+    spawnSync("mkfifo", [fifo]);
+    for (const [p, kind] of [
+      [file, "file"],
+      [link, "symbolic link"],
+      [fifo, "pipe"],
+    ] as const) {
+      if (!existsSync(p) && kind === "pipe") continue; // no mkfifo on this system
+      expect(await stageDirectory(p, { overwrite: true })(), p).toEqual(E.left(expect.objectContaining({ _tag: "OutputNotDirectory", kind })));
+    }
+    expect(readFileSync(file, "utf8")).toBe("keep");
+    expect(readdirSync(root).filter((f) => f.includes("llmq"))).toEqual([]);
+  });
+
   it("an empty existing directory is not in the way", async () => {
     const out = join(root, "empty");
     mkdirSync(out);

@@ -1,11 +1,11 @@
 import { lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { type Stats, existsSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { fsyncDir, pidAlive, tempSibling } from "./atomic-file.js";
-import { type SerializationError, ioError, outputExists, outputOverlaps } from "./errors.js";
+import { type SerializationError, ioError, outputExists, outputNotDirectory, outputOverlaps } from "./errors.js";
 import { type OutputLock, lockOutput } from "./output-lock.js";
 import { findOverlap } from "./output-path.js";
 
@@ -51,14 +51,23 @@ export const abandonStagedDirectoriesSync = (): void => {
 
 // ----- constructors -----
 
-const isNonEmpty = async (p: string): Promise<boolean> => {
+/** What is at an output path: nothing, a directory (empty or not), or something that is not a directory. */
+export type OutputState = "absent" | "empty" | "non-empty" | { readonly notDirectory: string };
+
+const kindOf = (s: Stats): string =>
+  s.isSymbolicLink() ? "symbolic link" : s.isFile() ? "file" : s.isCharacterDevice() || s.isBlockDevice() ? "device" : s.isFIFO() ? "pipe" : s.isSocket() ? "socket" : "special file";
+
+export const outputState = async (p: string): Promise<OutputState> => {
+  let s: Stats;
   try {
-    const s = await lstat(p);
-    return !s.isDirectory() || (await readdir(p)).length > 0; // a file or link in the way counts as "exists"
+    s = await lstat(p);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return "absent";
     throw e;
   }
+  // A file, link or device is never replaced: moving /dev/null aside and deleting it is not what --overwrite means.
+  if (!s.isDirectory()) return { notDirectory: kindOf(s) };
+  return (await readdir(p)).length > 0 ? "non-empty" : "empty";
 };
 
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -97,6 +106,8 @@ const commitInto = async (abs: string, staging: string, overwrite: boolean, setO
   }
   const old = tempSibling(abs, ".old");
   let moved = false;
+  const now = await outputState(abs).catch(() => "absent" as const);
+  if (typeof now === "object") return E.left(outputNotDirectory(abs, now.notDirectory));
   try {
     await rename(abs, old);
     moved = true;
@@ -172,11 +183,17 @@ export const stageDirectory = (target: string, opts: StageOptions = {}): TE.Task
         TE.tryCatch(
           async () => {
             await removeStaleStaging(abs);
-            return isNonEmpty(abs);
+            return outputState(abs);
           },
           (e) => ioError(target, "stat", e),
         ),
-        TE.chain((exists) => (exists && !overwrite ? TE.left(outputExists(target)) : TE.right(staged(abs, overwrite, lock)))),
+        TE.chain((state) =>
+          typeof state === "object"
+            ? TE.left(outputNotDirectory(target, state.notDirectory))
+            : state === "non-empty" && !overwrite
+              ? TE.left(outputExists(target))
+              : TE.right(staged(abs, overwrite, lock)),
+        ),
         TE.chainFirst((s) =>
           pipe(
             TE.tryCatch(
