@@ -93,6 +93,7 @@ describe("messages", () => {
       { _tag: "OutputExists", path: "o" },
       { _tag: "OutputOverlaps", path: "o", other: "m", relation: "contains" },
       { _tag: "OutputLocked", path: "o", pid: 7, lock: ".o.llmq-lock" },
+      { _tag: "OutputNotDirectory", path: "o", kind: "device" },
       { _tag: "IoError", path: "p", detail: "d", code: "EROFS" },
       { _tag: "UsageError", option: "--x", detail: "d", hint: "h" },
       { _tag: "Aborted", detail: "SIGINT received" },
@@ -100,7 +101,7 @@ describe("messages", () => {
     ];
     for (const e of all) expect(formatLlmqError(e)).toMatch(/^[^\n]+ — [^\n]+ \([^\n]+\)$/);
     expect(formatLlmqError(all[1]!)).toBe("recipe — multi line (fix the recipe or the flags; see llmq quantize --help)");
-    expect(formatLlmqError(all[8]!)).toBe("p — d (choose a writable location)");
+    expect(formatLlmqError(all[9]!)).toBe("p — d (choose a writable location)");
   });
 
   it("staging and temporary names are shown as the paths the user gave", () => {
