@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { type QuantizeCommandOptions, convertCommand, loadDataset, models, oneshot, openModelDir, optionalTokenizer, quantizeCommand, recipeFromYaml, serialization, tensor } from "./index.js";
+import { type Dataset, type QuantizeCommandOptions, convertCommand, loadDataset, models, oneshot, openModelDir, optionalTokenizer, quantizeCommand, recipeFromYaml, serialization, tensor } from "./index.js";
 
 // End-to-end interop: llmq converts stories260K, quantizes it with every scheme family it writes, and
 // tools/interop_check.py loads each directory with compressed-tensors (decompression) and transformers (logits),
@@ -252,26 +252,35 @@ const CALIBRATED: ReadonlyArray<{ readonly name: string; readonly recipe: string
   { name: "two-stage-rtn-mlp-gptq-attn", recipe: `${RECIPES}two-stage-rtn-mlp-gptq-attn.yaml` },
 ];
 
+/** stories260K converted, 16 × 128 WikiText-2 windows (sequential), and the windows as JSON for the Python side. */
+const calibratedSetup = async (tmp: string) => {
+  const fp = join(tmp, "fp");
+  await right(convertCommand({ from: "llama2c", model: `${FX}stories260K/stories260K.bin`, tokenizer: `${FX}stories260K/tok512.bin`, output: fp, overwrite: false }));
+  const tok = await right(optionalTokenizer(fp));
+  const ds = await right(loadDataset(`${FX}wikitext-2/valid.txt`, tok, { numSamples: 16, seqLen: 128, sampling: "sequential", vocabSize: 512 }));
+  writeFileSync(join(tmp, "windows.json"), JSON.stringify(ds.windows.map((w) => Array.from(w))));
+  return { fp, ds };
+};
+
+/** llmq's oneshot with the recipe, then tools/oneshot_compare.py (llm-compressor on the same windows) → its summary. */
+const compareWithLc = async <S,>(tmp: string, fp: string, ds: Dataset, c: { readonly name: string; readonly recipe: string }): Promise<S> => {
+  const out = join(tmp, c.name);
+  await right(oneshot({ model: fp, output: out, recipe: await right(async () => recipeFromYaml(readFileSync(c.recipe, "utf8"))), dataset: ds }));
+  const summaryPath = join(tmp, `${c.name}.json`);
+  const args = [`${ROOT}tools/oneshot_compare.py`, "--fp", fp, "--recipe", c.recipe, "--tokens", join(tmp, "windows.json"), "--llmq", out, "--out", summaryPath];
+  await promisify(execFile)(PY!, args, { maxBuffer: 64 << 20, cwd: ROOT });
+  return JSON.parse(readFileSync(summaryPath, "utf8")) as S;
+};
+
 describe("calibrated recipes: byte-identical to llm-compressor's oneshot on the same windows", () => {
   it.skipIf(PY === undefined)(
     "GPTQ and a two-stage RTN + GPTQ recipe give llm-compressor's tensors and config.json",
     async () => {
       const tmp = mkdtempSync(join(tmpdir(), "llmq-lc-calibrated-"));
       try {
-        const fp = join(tmp, "fp");
-        await right(
-          convertCommand({ from: "llama2c", model: `${FX}stories260K/stories260K.bin`, tokenizer: `${FX}stories260K/tok512.bin`, output: fp, overwrite: false }),
-        );
-        const tok = await right(optionalTokenizer(fp));
-        const ds = await right(loadDataset(`${FX}wikitext-2/valid.txt`, tok, { numSamples: 16, seqLen: 128, sampling: "sequential", vocabSize: 512 }));
-        writeFileSync(join(tmp, "windows.json"), JSON.stringify(ds.windows.map((w) => Array.from(w))));
+        const { fp, ds } = await calibratedSetup(tmp);
         for (const c of CALIBRATED) {
-          const out = join(tmp, c.name);
-          await right(oneshot({ model: fp, output: out, recipe: await right(async () => recipeFromYaml(readFileSync(c.recipe, "utf8"))), dataset: ds }));
-          const summaryPath = join(tmp, `${c.name}.json`);
-          const args = [`${ROOT}tools/oneshot_compare.py`, "--fp", fp, "--recipe", c.recipe, "--tokens", join(tmp, "windows.json"), "--llmq", out, "--out", summaryPath];
-          await promisify(execFile)(PY!, args, { maxBuffer: 64 << 20, cwd: ROOT });
-          const s = JSON.parse(readFileSync(summaryPath, "utf8")) as CompareSummary;
+          const s = await compareWithLc<CompareSummary>(tmp, fp, ds, c);
           console.log(`${c.name}: ${s.tensors} tensors, ${s.differing.length} differing; config.json text equal: ${s.config_text_equal}`);
           expect(s.lc_data.order_is_given, c.name).toBe(true);
           expect({ case: c.name, differing: s.differing, config: s.config_equal, diff: s.config_diff }).toEqual({ case: c.name, differing: [], config: true, diff: [] });
@@ -306,21 +315,9 @@ describe("transform recipes: llm-compressor's oneshot on the same windows", () =
     async () => {
       const tmp = mkdtempSync(join(tmpdir(), "llmq-lc-transforms-"));
       try {
-        const fp = join(tmp, "fp");
-        await right(
-          convertCommand({ from: "llama2c", model: `${FX}stories260K/stories260K.bin`, tokenizer: `${FX}stories260K/tok512.bin`, output: fp, overwrite: false }),
-        );
-        const tok = await right(optionalTokenizer(fp));
-        const ds = await right(loadDataset(`${FX}wikitext-2/valid.txt`, tok, { numSamples: 16, seqLen: 128, sampling: "sequential", vocabSize: 512 }));
-        writeFileSync(join(tmp, "windows.json"), JSON.stringify(ds.windows.map((w) => Array.from(w))));
+        const { fp, ds } = await calibratedSetup(tmp);
         for (const c of TRANSFORMED) {
-          const out = join(tmp, c.name);
-          await right(oneshot({ model: fp, output: out, recipe: await right(async () => recipeFromYaml(readFileSync(c.recipe, "utf8"))), dataset: ds }));
-          const summaryPath = join(tmp, `${c.name}.json`);
-          const args = [`${ROOT}tools/oneshot_compare.py`, "--fp", fp, "--recipe", c.recipe, "--tokens", join(tmp, "windows.json"), "--llmq", out, "--out", summaryPath];
-          await promisify(execFile)(PY!, args, { maxBuffer: 64 << 20, cwd: ROOT });
-          const s = JSON.parse(readFileSync(summaryPath, "utf8")) as TransformSummary;
-          if (process.env.LLMQ_KEEP_SUMMARY) copyFileSync(summaryPath, `/tmp/${c.name}.json`);
+          const s = await compareWithLc<TransformSummary>(tmp, fp, ds, c);
           // Packed codes are compared unpacked; int8 codes (W8A8) are the stored `weight` itself.
           const maxCodeStep = Math.max(
             0,

@@ -86,47 +86,8 @@ const add = (a: Tensor<"f32">, b: Tensor<"f32">): Tensor<"f32"> => {
 
 /** Causal (optionally sliding-window) grouped-query attention of one sequence; q [T, H·D], k/v [T, KV·D] → [T, H·D]. */
 const attention = (cfg: LlamaConfig, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number): Float32Array => {
-  const nH = cfg.num_attention_heads;
-  const nKV = cfg.num_key_value_heads;
-  const d = cfg.head_dim;
-  const group = nH / nKV;
-  const scale = 1 / Math.sqrt(d);
-  const window = cfg.sliding_window;
-  const out = new Float32Array(tokens * nH * d);
-  const qh = new Float32Array(tokens * d);
-  const kh = new Float32Array(tokens * d);
-  const vh = new Float32Array(tokens * d);
-  const scores = new Float32Array(tokens * tokens);
-  const oh = new Float32Array(tokens * d);
-  const gemm = kernels().sgemm;
-  for (let g = 0; g < nKV; g++) {
-    for (let t = 0; t < tokens; t++) {
-      kh.set(k.subarray((t * nKV + g) * d, (t * nKV + g + 1) * d), t * d);
-      vh.set(v.subarray((t * nKV + g) * d, (t * nKV + g + 1) * d), t * d);
-    }
-    for (let h = g * group; h < (g + 1) * group; h++) {
-      for (let t = 0; t < tokens; t++) qh.set(q.subarray((t * nH + h) * d, (t * nH + h + 1) * d), t * d);
-      gemm(tokens, tokens, d, qh, false, kh, true, scores, scale, 0);
-      for (let i = 0; i < tokens; i++) {
-        const row = i * tokens;
-        const lo = window === null ? 0 : Math.max(0, i - window + 1);
-        let max = Number.NEGATIVE_INFINITY;
-        for (let j = lo; j <= i; j++) if (scores[row + j]! > max) max = scores[row + j]!;
-        let sum = 0;
-        scores.fill(0, row, row + lo);
-        scores.fill(0, row + i + 1, row + tokens);
-        for (let j = lo; j <= i; j++) {
-          const e = f(Math.exp(scores[row + j]! - max));
-          scores[row + j] = e;
-          sum += e;
-        }
-        const inv = 1 / f(sum);
-        for (let j = lo; j <= i; j++) scores[row + j] = scores[row + j]! * inv;
-      }
-      gemm(tokens, d, tokens, scores, false, vh, false, oh, 1, 0);
-      for (let t = 0; t < tokens; t++) out.set(oh.subarray(t * d, (t + 1) * d), (t * nH + h) * d);
-    }
-  }
+  const out = new Float32Array(tokens * cfg.num_attention_heads * cfg.head_dim);
+  kernels().causalAttention(q, k, v, tokens, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.sliding_window ?? 0, 1 / Math.sqrt(cfg.head_dim), out);
   return out;
 };
 
@@ -207,10 +168,7 @@ export const mlpForward = (weights: LayerWeights, xm: Tensor<"f32">, hooks?: Lay
     linears(weights, hooks, ["mlp.gate_proj", "mlp.up_proj"], xm),
     E.chain(([gate, up]) => {
       const act = new Float32Array(gate!.size);
-      for (let i = 0; i < act.length; i++) {
-        const g = gate!.data[i]!;
-        act[i] = f(f(g / f(1 + f(Math.exp(-g)))) * up!.data[i]!);
-      }
+      kernels().siluMul(gate!.data, up!.data, act.length, act);
       return linears(weights, hooks, ["mlp.down_proj"], new Tensor("f32", gate!.shape, act));
     }),
     E.map(([down]) => down!),

@@ -194,6 +194,32 @@ Napi::Value QuantizeGroups(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value SiluMul(const Napi::CallbackInfo& info) {
+  Args g{info, "siluMul"};
+  g.count(4);
+  int64_t n = g.dim(2, "n");
+  const float* gate = g.f32(0, "gate", n);
+  const float* up = g.f32(1, "up", n);
+  float* out = g.f32(3, "out", n);
+  llmq_silu_mul(gate, up, n, out);
+  return info.Env().Undefined();
+}
+
+Napi::Value CausalAttention(const Napi::CallbackInfo& info) {
+  Args g{info, "causalAttention"};
+  g.count(10);
+  int64_t tokens = g.dim(3, "tokens"), heads = g.dim(4, "heads"), kv = g.dim(5, "kvHeads"), d = g.dim(6, "headDim"), window = g.dim(7, "window");
+  if (kv < 1 || heads % kv != 0) g.fail("heads must be a multiple of kvHeads", true);
+  const float* q = g.f32(0, "q", g.mul(g.mul(tokens, heads, "tokens·heads"), d, "tokens·heads·headDim"));
+  uint64_t kvn = g.mul(g.mul(tokens, kv, "tokens·kvHeads"), d, "tokens·kvHeads·headDim");
+  const float* k = g.f32(1, "k", kvn);
+  const float* v = g.f32(2, "v", kvn);
+  double scale = g.num(8, "scale");
+  float* out = g.f32(9, "out", g.mul(g.mul(tokens, heads, "tokens·heads"), d, "tokens·heads·headDim"));
+  llmq_causal_attention(q, k, v, tokens, heads, kv, d, window, static_cast<float>(scale), out);
+  return info.Env().Undefined();
+}
+
 const char* IsaName(int level) { return level == 2 ? "avx512" : level == 1 ? "avx2" : "scalar"; }
 
 Napi::Value GetIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), IsaName(llmq_isa())); }
@@ -235,6 +261,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   k.Set("fwht", Napi::Function::New(env, Fwht, "fwht"));
   k.Set("groupMinMax", Napi::Function::New(env, GroupMinMax, "groupMinMax"));
   k.Set("quantizeGroups", Napi::Function::New(env, QuantizeGroups, "quantizeGroups"));
+  k.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
+  k.Set("causalAttention", Napi::Function::New(env, CausalAttention, "causalAttention"));
   exports.Set("kernels", k);
   exports.Set("getIsa", Napi::Function::New(env, GetIsa, "getIsa"));
   exports.Set("supportedIsa", Napi::Function::New(env, SupportedIsa, "supportedIsa"));

@@ -276,6 +276,99 @@ void llmq_quantize_groups(const float* x, long rows, long cols, long groupSize, 
   llmq_parallel(want_threads((double)rows * (double)cols), quant_task, &c);
 }
 
+/* ---- SiLU-gated product, elementwise, split over threads ---- */
+typedef struct {
+  const float *g, *u;
+  float* out;
+  long n;
+} silu_ctx;
+
+static void silu_task(void* v, int tid, int nthr) {
+  silu_ctx* c = (silu_ctx*)v;
+  long b, e;
+  range_of(c->n, tid, nthr, &b, &e);
+  for (long i = b; i < e; i++) {
+    const float g = c->g[i];
+    const float den = 1.0f + (float)exp(-(double)g);
+    c->out[i] = (g / den) * c->u[i];
+  }
+}
+
+void llmq_silu_mul(const float* gate, const float* up, long n, float* out) {
+  ensure_init();
+  if (n <= 0) return;
+  silu_ctx c = {gate, up, out, n};
+  llmq_parallel(want_threads((double)n * 16.0), silu_task, &c);
+}
+
+/* ---- causal attention: heads split over threads; per head two sgemms (single-threaded inside the task) and the
+ * softmax of backend-js.ts (exp and the row sum in double, the probabilities rounded to f32) ---- */
+typedef struct {
+  const float *q, *k, *v;
+  float* out;
+  long tokens, heads, kv_heads, d, window;
+  float scale;
+} attn_ctx;
+
+static void softmax_row(float* s, long tokens, long lo, long hi) {
+  float mx = -INFINITY;
+  for (long j = lo; j <= hi; j++)
+    if (s[j] > mx) mx = s[j];
+  double sum = 0;
+  for (long j = 0; j < lo; j++) s[j] = 0.0f;
+  for (long j = hi + 1; j < tokens; j++) s[j] = 0.0f;
+  for (long j = lo; j <= hi; j++) {
+    float e = (float)exp((double)s[j] - (double)mx);
+    s[j] = e;
+    sum += e;
+  }
+  double inv = 1.0 / (double)(float)sum;
+  for (long j = lo; j <= hi; j++) s[j] = (float)((double)s[j] * inv);
+}
+
+static void attn_task(void* v, int tid, int nthr) {
+  attn_ctx* c = (attn_ctx*)v;
+  const long T = c->tokens, d = c->d, H = c->heads, KV = c->kv_heads, group = H / KV;
+  long b, e;
+  range_of(H, tid, nthr, &b, &e);
+  if (e <= b) return;
+  float* qh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
+  float* kh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
+  float* vh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
+  float* oh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
+  float* sc = (float*)xmalloc((size_t)T * (size_t)T * sizeof(float));
+  long loaded = -1;
+  for (long h = b; h < e; h++) {
+    const long g = h / group;
+    if (g != loaded) {
+      for (long t = 0; t < T; t++) {
+        memcpy(kh + t * d, c->k + (t * KV + g) * d, (size_t)d * sizeof(float));
+        memcpy(vh + t * d, c->v + (t * KV + g) * d, (size_t)d * sizeof(float));
+      }
+      loaded = g;
+    }
+    for (long t = 0; t < T; t++) memcpy(qh + t * d, c->q + (t * H + h) * d, (size_t)d * sizeof(float));
+    spub_gemm(T, T, d, qh, 0, kh, 1, sc, c->scale, 0.0f);
+    for (long i = 0; i < T; i++) softmax_row(sc + i * T, T, c->window == 0 ? 0 : (i - c->window + 1 > 0 ? i - c->window + 1 : 0), i);
+    spub_gemm(T, d, T, sc, 0, vh, 0, oh, 1.0f, 0.0f);
+    for (long t = 0; t < T; t++) memcpy(c->out + (t * H + h) * d, oh + t * d, (size_t)d * sizeof(float));
+  }
+  free(qh);
+  free(kh);
+  free(vh);
+  free(oh);
+  free(sc);
+}
+
+void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long heads, long kvHeads, long headDim, long window,
+                           float scale, float* out) {
+  ensure_init();
+  if (tokens <= 0 || heads <= 0 || headDim <= 0) return;
+  attn_ctx c = {q, k, v, out, tokens, heads, kvHeads, headDim, window, scale};
+  const int nt = heads >= 2 ? want_threads((double)tokens * (double)tokens * (double)heads) : 1;
+  llmq_parallel(nt, attn_task, &c);
+}
+
 /* ---- public entry points ---- */
 void llmq_sgemm(long m, long n, long k, const float* a, int transA, const float* b, int transB, float* c, float alpha, float beta) {
   spub_gemm(m, n, k, a, transA, b, transB, c, alpha, beta);

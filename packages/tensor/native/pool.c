@@ -95,7 +95,9 @@ static void stop_workers(void) {
 }
 
 int llmq_pool_size(void) {
-  pthread_mutex_lock(&region);
+  /* Busy (a kernel inside a parallel region asking for its own threads, or another thread's region): that caller's
+   * llmq_parallel runs alone anyway, so it gets 1 instead of waiting for a region it may be part of. */
+  if (pthread_mutex_trylock(&region) != 0) return 1;
   if (nworkers < 0) start_workers(default_threads());
   int n = nworkers + 1;
   pthread_mutex_unlock(&region);

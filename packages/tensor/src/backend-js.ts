@@ -213,6 +213,63 @@ const quantizeGroups = (
   }
 };
 
+/** The reference causal attention (the definition the native kernel follows), built on this table's sgemm. */
+const causalAttention = (
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  tokens: number,
+  heads: number,
+  kvHeads: number,
+  d: number,
+  window: number,
+  scale: number,
+  out: Float32Array,
+): void => {
+  const group = heads / kvHeads;
+  const qh = new Float32Array(tokens * d);
+  const kh = new Float32Array(tokens * d);
+  const vh = new Float32Array(tokens * d);
+  const scores = new Float32Array(tokens * tokens);
+  const oh = new Float32Array(tokens * d);
+  for (let g = 0; g < kvHeads; g++) {
+    for (let t = 0; t < tokens; t++) {
+      kh.set(k.subarray((t * kvHeads + g) * d, (t * kvHeads + g + 1) * d), t * d);
+      vh.set(v.subarray((t * kvHeads + g) * d, (t * kvHeads + g + 1) * d), t * d);
+    }
+    for (let h = g * group; h < (g + 1) * group; h++) {
+      for (let t = 0; t < tokens; t++) qh.set(q.subarray((t * heads + h) * d, (t * heads + h + 1) * d), t * d);
+      gemm(tokens, tokens, d, qh, false, kh, true, scores, scale, 0);
+      for (let i = 0; i < tokens; i++) softmaxRow(scores, i * tokens, tokens, window === 0 ? 0 : Math.max(0, i - window + 1), i);
+      gemm(tokens, d, tokens, scores, false, vh, false, oh, 1, 0);
+      for (let t = 0; t < tokens; t++) out.set(oh.subarray(t * d, (t + 1) * d), (t * heads + h) * d);
+    }
+  }
+};
+
+/** One attention row over columns lo..hi (the rest of the row becomes 0). */
+const softmaxRow = (scores: Float32Array, row: number, tokens: number, lo: number, hi: number): void => {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let j = lo; j <= hi; j++) if (scores[row + j]! > max) max = scores[row + j]!;
+  let sum = 0;
+  scores.fill(0, row, row + lo);
+  scores.fill(0, row + hi + 1, row + tokens);
+  for (let j = lo; j <= hi; j++) {
+    const e = fr(Math.exp(scores[row + j]! - max));
+    scores[row + j] = e;
+    sum += e;
+  }
+  const inv = 1 / fr(sum);
+  for (let j = lo; j <= hi; j++) scores[row + j] = scores[row + j]! * inv;
+};
+
+const siluMul = (gate: Float32Array, up: Float32Array, n: number, out: Float32Array): void => {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i]!;
+    out[i] = fr(fr(g / fr(1 + fr(Math.exp(-g)))) * up[i]!);
+  }
+};
+
 /** The reference kernel table. */
 export const jsKernels: Kernels = {
   sgemm: gemm,
@@ -228,4 +285,6 @@ export const jsKernels: Kernels = {
   fwht,
   groupMinMax,
   quantizeGroups,
+  siluMul,
+  causalAttention,
 };

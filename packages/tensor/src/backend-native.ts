@@ -33,6 +33,8 @@ const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "fwht",
   "groupMinMax",
   "quantizeGroups",
+  "siluMul",
+  "causalAttention",
 ];
 
 type FArr = Float32Array | Float64Array;
@@ -58,6 +60,48 @@ const groups = (kernel: string, rows: number, cols: number, groupSize: number): 
   if (groupSize < 1 || cols % groupSize !== 0) throw new RangeError(`${kernel}: groupSize ${groupSize} must be ≥ 1 and divide cols ${cols}`);
   return rows * (cols / groupSize);
 };
+
+/** Group statistics and integer quantization, checked like the others. */
+// biome-ignore lint/suspicious/noExplicitAny: the raw functions are typed by the checks in front of them
+const quantizeKernels = (k: any): Pick<Kernels, "groupMinMax" | "quantizeGroups"> => ({
+  groupMinMax: (x, rows, cols, groupSize, outMin, outMax) => {
+    const g = groups("groupMinMax", rows, cols, groupSize);
+    arr("groupMinMax", "x", x, Float32Array, rows * cols);
+    arr("groupMinMax", "outMin", outMin, Float32Array, g);
+    arr("groupMinMax", "outMax", outMax, Float32Array, g);
+    k.groupMinMax(x, rows, cols, groupSize, outMin, outMax);
+  },
+  quantizeGroups: (x, rows, cols, groupSize, scale, zp, qmin, qmax, fake, out) => {
+    const g = groups("quantizeGroups", rows, cols, groupSize);
+    arr("quantizeGroups", "x", x, Float32Array, rows * cols);
+    arr("quantizeGroups", "scale", scale, Float32Array, g);
+    if (zp !== null) arr("quantizeGroups", "zp", zp, Float32Array, g);
+    arr("quantizeGroups", "out", out, Float32Array, rows * cols);
+    k.quantizeGroups(x, rows, cols, groupSize, scale, zp, qmin, qmax, fake, out);
+  },
+});
+
+/** The forward-pass kernels (attention, SiLU gate), checked like the others. */
+// biome-ignore lint/suspicious/noExplicitAny: the raw functions are typed by the checks in front of them
+const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention"> => ({
+  siluMul: (gate, up, n, out) => {
+    dim("siluMul", "n", n);
+    arr("siluMul", "gate", gate, Float32Array, n);
+    arr("siluMul", "up", up, Float32Array, n);
+    arr("siluMul", "out", out, Float32Array, n);
+    k.siluMul(gate, up, n, out);
+  },
+  causalAttention: (q, kk, v, tokens, heads, kvHeads, headDim, window, scale, out) => {
+    const n = "causalAttention";
+    for (const [label, x] of [["tokens", tokens], ["heads", heads], ["kvHeads", kvHeads], ["headDim", headDim], ["window", window]] as const) dim(n, label, x);
+    if (kvHeads < 1 || heads % kvHeads !== 0) throw new RangeError(`${n}: heads ${heads} must be a multiple of kvHeads ${kvHeads}`);
+    arr(n, "q", q, Float32Array, tokens * heads * headDim);
+    arr(n, "k", kk, Float32Array, tokens * kvHeads * headDim);
+    arr(n, "v", v, Float32Array, tokens * kvHeads * headDim);
+    arr(n, "out", out, Float32Array, tokens * heads * headDim);
+    k.causalAttention(q, kk, v, tokens, heads, kvHeads, headDim, window, scale, out);
+  },
+});
 
 const checkedKernels = (raw: RawAddon): Kernels => {
   // biome-ignore lint/suspicious/noExplicitAny: the raw functions are typed by the checks in front of them
@@ -120,21 +164,8 @@ const checkedKernels = (raw: RawAddon): Kernels => {
       arr("fwht", "x", x, F32, rows * n);
       k.fwht(x, rows, n);
     },
-    groupMinMax: (x, rows, cols, groupSize, outMin, outMax) => {
-      const g = groups("groupMinMax", rows, cols, groupSize);
-      arr("groupMinMax", "x", x, F32, rows * cols);
-      arr("groupMinMax", "outMin", outMin, F32, g);
-      arr("groupMinMax", "outMax", outMax, F32, g);
-      k.groupMinMax(x, rows, cols, groupSize, outMin, outMax);
-    },
-    quantizeGroups: (x, rows, cols, groupSize, scale, zp, qmin, qmax, fake, out) => {
-      const g = groups("quantizeGroups", rows, cols, groupSize);
-      arr("quantizeGroups", "x", x, F32, rows * cols);
-      arr("quantizeGroups", "scale", scale, F32, g);
-      if (zp !== null) arr("quantizeGroups", "zp", zp, F32, g);
-      arr("quantizeGroups", "out", out, F32, rows * cols);
-      k.quantizeGroups(x, rows, cols, groupSize, scale, zp, qmin, qmax, fake, out);
-    },
+    ...quantizeKernels(k),
+    ...forwardKernels(k),
   };
 };
 

@@ -8,7 +8,8 @@ import type { Kernels, Side, Uplo } from "./kernels.js";
 // (AVX-512, AVX2+FMA, baseline) through addon.setIsa, plus the thread-pool path.
 //
 // Tolerances, per kernel:
-// - fwht, groupMinMax, quantizeGroups: EXACT (same bits; NaN compared as NaN, the sign of zero included).
+// - fwht, groupMinMax, quantizeGroups, siluMul: EXACT (same bits; NaN compared as NaN, the sign of zero included).
+// - causalAttention: |Δ| ≤ 4·(d + T)·ε (its two sgemms round differently; the softmax is the same arithmetic).
 //   fwht is exact because every output is the same single f32 add/sub as the reference, in any vector width.
 // - sgemm/dgemm, ssyrk/dsyrk: |Δ| ≤ 2·k·ε·(|α|·|op(A)|·|op(B)| + |β|·|C₀|) elementwise, ε = 2⁻²⁴ / 2⁻⁵³
 //   (both sides accumulate in the operand precision, each within k·ε of the exact value).
@@ -486,6 +487,46 @@ const suite = (isa: NativeIsa, threads: number | null) => {
       jsKernels.quantizeGroups(x, 4, 256, 128, scale, null, -8, 7, true, want);
       nk.quantizeGroups(x, 4, 256, 128, scale, null, -8, 7, true, x);
       expect(bitsEqual(x, want)).toBeNull();
+    });
+
+    it("siluMul is exact (large |g|, ±0, ±Inf, NaN)", () => {
+      const n = 70_001;
+      const r = rng(17);
+      const g = Float32Array.from({ length: n }, (_, i) => (i % 97 === 0 ? [0, -0, Infinity, -Infinity, Number.NaN, 88.7, -104][i % 7]! : (r() * 2 - 1) * 30));
+      const u = rand(Float32Array, n, 18) as Float32Array;
+      const want = new Float32Array(n);
+      const got = new Float32Array(n);
+      jsKernels.siluMul(g, u, n, want);
+      nk.siluMul(g, u, n, got);
+      expect(bitsEqual(got, want)).toBeNull();
+    });
+
+    it("causalAttention matches the js reference (GQA, sliding window) to the sgemm tolerance", () => {
+      for (const [tokens, heads, kv, d, window] of [
+        [37, 4, 2, 8, 0],
+        [64, 8, 8, 16, 0],
+        [50, 6, 2, 8, 7],
+        [1, 2, 1, 4, 0],
+      ] as const) {
+        const q = rand(Float32Array, tokens * heads * d, tokens) as Float32Array;
+        const k = rand(Float32Array, tokens * kv * d, tokens + 1) as Float32Array;
+        const v = rand(Float32Array, tokens * kv * d, tokens + 2) as Float32Array;
+        const want = new Float32Array(tokens * heads * d);
+        const got = new Float32Array(tokens * heads * d).fill(Number.NaN);
+        jsKernels.causalAttention(q, k, v, tokens, heads, kv, d, window, 1 / Math.sqrt(d), want);
+        nk.causalAttention(q, k, v, tokens, heads, kv, d, window, 1 / Math.sqrt(d), got);
+        // Scores differ by the sgemms' rounding (≤ 2·d·ε·|q||k|); softmax and P·V keep that relative size.
+        let worst = 0;
+        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+        expect(worst, `${tokens}×${heads}/${kv}×${d} window ${window}`).toBeLessThanOrEqual(4 * (d + tokens) * 2 ** -24);
+      }
+      // The first row attends only to itself: exactly v of its KV head.
+      const q = rand(Float32Array, 3 * 2 * 4, 1) as Float32Array;
+      const k = rand(Float32Array, 3 * 4, 2) as Float32Array;
+      const v = rand(Float32Array, 3 * 4, 3) as Float32Array;
+      const out = new Float32Array(3 * 2 * 4);
+      nk.causalAttention(q, k, v, 3, 2, 1, 4, 0, 0.5, out);
+      expect(Array.from(out.subarray(0, 4))).toEqual(Array.from(v.subarray(0, 4)));
     });
   });
 };

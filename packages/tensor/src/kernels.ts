@@ -78,6 +78,27 @@ export interface KernelSignatures {
     fake: boolean,
     out: Float32Array,
   ) => void;
+  /**
+   * Causal (optionally sliding-window) grouped-query attention of one sequence: q [T, H·D], k and v [T, KV·D] (keys
+   * after RoPE) → out [T, H·D]. Per head: scores = scale · q_h k_gᵀ by sgemm; each row's softmax over its window
+   * (max in f32, e = f32(exp(s − max)) with exp in f64, Σe in f64 in column order, p = f32(e · (1 / f32(Σe)))), masked
+   * entries exactly 0; out_h = P v_g by sgemm. window 0 = no window. Heads are independent (threads split them), so
+   * the result does not depend on the thread count.
+   */
+  /** SiLU-gated product of the Llama MLP: out = f32(f32(g / f32(1 + f32(exp(−g)))) · u), exp in f64, elementwise. */
+  readonly siluMul: (gate: Float32Array, up: Float32Array, n: number, out: Float32Array) => void;
+  readonly causalAttention: (
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    tokens: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    window: number,
+    scale: number,
+    out: Float32Array,
+  ) => void;
 }
 
 export type Side = "left" | "right";
