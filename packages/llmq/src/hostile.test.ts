@@ -367,6 +367,15 @@ describe("recipes and schemes", () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it.each([
+    ["--targets", "re:("],
+    ["--ignore", "re:["],
+  ])("an invalid regular expression in %s %s names the target", (flag, value) => {
+    const out = join(tmp, "regex-out");
+    expectFailure(run("quantize", "--model", fp, "--output", out, "--scheme", "W8A16", flag, value, "-q"), 1, new RegExp(`target "${value.replace(/[[(]/g, "\\$&")}": invalid regular expression`));
+    expect(existsSync(out)).toBe(false);
+  });
+
   it("an unknown --method is refused with the supported ones", () => {
     expectFailure(run("quantize", "--model", fp, "--output", join(tmp, "m-out"), "--method", "awq", "-q"), 1, /--method must be rtn or gptq/);
   });

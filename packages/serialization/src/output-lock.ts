@@ -1,5 +1,5 @@
 import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
-import { unlinkSync } from "node:fs";
+import { readFileSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
@@ -9,7 +9,8 @@ import { type SerializationError, ioError, outputLocked } from "./errors.js";
 // One writer per output: a lock file next to the target, created exclusively (O_EXCL) and holding the writer's pid, so
 // a second run on the same output fails at once instead of racing the first to the final rename. A lock whose process
 // is gone (SIGKILL, power loss) is stale and taken over: it is first renamed to a unique name, which only one of two
-// competing processes can do, so two recoverers never both believe they hold it.
+// competing processes can do, so two recoverers never both believe they hold it. The lock also records when its
+// process started (Linux), so a pid reused by an unrelated process after a SIGKILL is not mistaken for the writer.
 
 // ----- model -----
 
@@ -30,6 +31,20 @@ const held = new Set<string>();
 // A lock file younger than this with no pid in it yet is being written by its creator, not stale.
 const FRESH_MS = 2000;
 
+/**
+ * When process `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat), or undefined where there is no
+ * /proc: with the pid it names one process, so a pid reused after a SIGKILL does not keep a stale lock alive.
+ */
+const startTimeOf = (pid: number): string | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may contain spaces and parentheses: count fields after its closing parenthesis.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+};
+
 type Holder = { readonly kind: "live"; readonly pid: number } | { readonly kind: "stale" } | { readonly kind: "gone" };
 
 const holderOf = async (lock: string): Promise<Holder> => {
@@ -40,10 +55,13 @@ const holderOf = async (lock: string): Promise<Holder> => {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return { kind: "gone" };
     throw e;
   }
-  const pid = Number(text.trim());
+  const [pidText, started] = text.trim().split(/\s+/);
+  const pid = Number(pidText);
   if (Number.isSafeInteger(pid) && pid > 0) {
     if (pid === process.pid) return held.has(lock) ? { kind: "live", pid } : { kind: "stale" };
-    return pidAlive(pid) ? { kind: "live", pid } : { kind: "stale" };
+    // A live pid that started at another time is a different process that reuses the killed writer's pid.
+    const now = started === undefined ? undefined : startTimeOf(pid);
+    return pidAlive(pid) && (now === undefined || now === started) ? { kind: "live", pid } : { kind: "stale" };
   }
   const age = await stat(lock).then(
     (s) => Date.now() - s.mtimeMs,
@@ -51,6 +69,8 @@ const holderOf = async (lock: string): Promise<Holder> => {
   );
   return age < FRESH_MS ? { kind: "live", pid: 0 } : { kind: "stale" };
 };
+
+const ownStart = startTimeOf(process.pid);
 
 const create = async (lock: string): Promise<boolean> => {
   let fh: Awaited<ReturnType<typeof open>>;
@@ -61,7 +81,7 @@ const create = async (lock: string): Promise<boolean> => {
     throw e;
   }
   try {
-    await fh.writeFile(`${process.pid}\n`);
+    await fh.writeFile(`${process.pid}${ownStart === undefined ? "" : ` ${ownStart}`}\n`);
   } catch (e) {
     // A full disk creates the file but not its content: an empty lock would block the next run until it looks stale.
     await fh.close().catch(() => undefined);

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -85,9 +85,27 @@ describe("stageDirectory", () => {
     writeFileSync(join(leftover, "model.safetensors"), "partial");
     const s = must(await stageDirectory(out)());
     expect(existsSync(leftover)).toBe(false);
-    expect(readFileSync(lockPathOf(out), "utf8").trim()).toBe(String(process.pid));
+    expect(readFileSync(lockPathOf(out), "utf8").trim().split(" ")[0]).toBe(String(process.pid));
     await s.discard();
     expect(readdirSync(root).filter((f) => f.includes("stale"))).toEqual([]);
+  });
+
+  it.skipIf(!existsSync("/proc/self/stat"))("a live pid that started at another time than the lock says is a reused pid: the lock is stale", async () => {
+    const child = spawn("sleep", ["30"]);
+    try {
+      const pid = child.pid!;
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const started = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+      const out = join(root, "reused");
+      writeFileSync(lockPathOf(out), `${pid} ${started}\n`);
+      expect(await stageDirectory(out)()).toEqual(E.left(expect.objectContaining({ _tag: "OutputLocked", pid })));
+      writeFileSync(lockPathOf(out), `${pid} 1\n`);
+      const s = must(await stageDirectory(out)());
+      await s.discard();
+      expect(existsSync(lockPathOf(out))).toBe(false);
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 
   it("puts back a previous output that a killed commit had moved aside", async () => {
