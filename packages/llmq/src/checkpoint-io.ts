@@ -1,10 +1,10 @@
 import type { LayerState, ModuleInfo, QuantizedModule } from "@llmq/observers";
 import { type ModelHandle, formatModelError } from "@llmq/models";
-import { type ShardedWriter, formatSerializationError } from "@llmq/serialization";
+import type { ShardedWriter, formatSerializationError } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { compressModule } from "./checkpoint-format.js";
-import { type LlmqError, ioError, modelError, quantizationError } from "./errors.js";
+import { type LlmqError, modelError, outputFailure, quantizationError } from "./errors.js";
 import type { LayerIO } from "./pipeline.js";
 
 // The in-memory model's way in and out: decoder layers (and the head) are read once, in their stored dtype, into the
@@ -67,7 +67,7 @@ const checkFresh = (layer: LayerState): E.Either<LlmqError, void> => {
 export const checkpointIO = (h: ModelHandle, globals: GlobalTensors, writer: ShardedWriter, output: string, onWrite: () => void): CheckpointIO => {
   const written: Array<Pick<QuantizedModule, "module" | "scheme" | "modifier">> = [];
   const add = async (name: string, t: Tensor): Promise<E.Either<LlmqError, void>> =>
-    E.mapLeft((e: Parameters<typeof formatSerializationError>[0]) => ioError(output, formatSerializationError(e)))(await writer.add(name, t)());
+    E.mapLeft((e: Parameters<typeof formatSerializationError>[0]) => outputFailure(output, e))(await writer.add(name, t)());
   const names = h.tensorNames();
   const load = async (index: number): Promise<E.Either<LlmqError, LayerState>> => {
     if (index < h.numLayers) {

@@ -77,8 +77,8 @@ describe("llmq CLI", () => {
       [["quantize", "--model", fp, "--output", join(tmp, "o3"), "--scheme", "W4A16"], /group_size 128 does not divide the 64 input features/],
       [["quantize", "--model", fp, "--output", join(tmp, "o4"), "--scheme", "W9Z9"], /W9Z9/],
       [["quantize", "--model", fp, "--output", join(tmp, "o5"), "--scheme", "W8A8", "--method", "gptq", "--dataset", join(tmp, "empty.json")], /empty/],
-      [["quantize", "--model", fp, "--output", fp, "--scheme", "W8A8"], /exists and is not empty.*--overwrite/],
-      [["eval", "--model", fp, "--dataset", join(tmp, "missing.txt")], /missing\.txt: cannot read/],
+      [["quantize", "--model", fp, "--output", fp, "--scheme", "W8A8"], /is the same path as .*which this run reads/],
+      [["eval", "--model", fp, "--dataset", join(tmp, "missing.txt")], /missing\.txt — cannot read: no such file or directory \(ENOENT\)/],
     ];
     for (const [args, re] of cases) {
       const r = llmq(...args);
@@ -91,7 +91,7 @@ describe("llmq CLI", () => {
     expect(readdirSync(tmp).filter((f) => f.includes("llmq-staging") || f.includes("llmq-tmp"))).toEqual([]);
   });
 
-  it("Ctrl-C mid-run exits 1 and leaves no partial output", async () => {
+  it("Ctrl-C mid-run exits 130 and leaves no partial output", async () => {
     const out = join(tmp, "interrupted");
     const child = spawn(
       process.execPath,
@@ -113,9 +113,10 @@ describe("llmq CLI", () => {
     });
     child.kill("SIGINT");
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/aborted: interrupted/);
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/llmq: interrupted — SIGINT received; no partial output was left/);
+    expect(stderr.split("\n").filter((l) => l.startsWith("llmq:"))).toHaveLength(1);
     expect(existsSync(out)).toBe(false);
-    expect(readdirSync(tmp).filter((f) => f.includes("llmq-staging") || f.includes("llmq-tmp"))).toEqual([]);
+    expect(readdirSync(tmp).filter((f) => f.includes("llmq-staging") || f.includes("llmq-tmp") || f.includes("llmq-lock"))).toEqual([]);
   });
 });

@@ -1,49 +1,80 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
+import { abandonStagedDirectoriesSync } from "@llmq/serialization";
 import { convertCommand, formatConvert } from "./convert-command.js";
-import { type LlmqError, exitCodeOf, formatLlmqError, internal } from "./errors.js";
+import { type LlmqError, aborted, exitCodeOf, formatLlmqError, internal, usageError } from "./errors.js";
 import { evalCommand, formatEval } from "./eval-command.js";
 import { formatInspect, inspectCommand } from "./inspect-command.js";
 import { type ProgressSink, noProgress, stderrProgress } from "./progress.js";
 import { formatQuantize, quantizeCommand } from "./quantize-command.js";
 
 // The only place that subscribes, throws to the user or calls process.exit: every library result arrives as an
-// Either and is folded here into one message and an exit code (0 ok, 1 usage/input error, 2 internal error).
+// Either and is folded here into one message and an exit code (0 ok, 1 usage/input error, 2 internal error, 128 + n
+// after signal n).
 
 const int = (name: string, min = 0) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got "${v}"`);
+  const n = /^\s*\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number ≥ ${min}, got "${v}"`);
   return n;
 };
 
 /** Repeatable flag that also takes comma lists: `--ignore a --ignore b,c`. */
 const list = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), ...v.split(",").map((s) => s.trim()).filter(Boolean)];
 
+// ----- signals -----
+// The first SIGINT / SIGTERM / SIGHUP aborts the work, which cleans up (staging deleted, lock released) and ends with one
+// `llmq:` line and 128 + the signal number. A second one exits at once, still removing the staging synchronously.
+
+const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+
 let aborter: AbortController | null = null;
+let received: NodeJS.Signals | null = null;
+
+// convert and inspect do not watch the abort signal (they are short): a signal ends them at once, staging removed.
+let abortable = false;
+
+const onSignal = (sig: NodeJS.Signals): void => {
+  if (received === null && abortable && aborter !== null && !aborter.signal.aborted) {
+    received = sig;
+    process.stderr.write(`\n${sig} received: cleaning up, no partial output is left (${sig === "SIGINT" ? "Ctrl-C" : sig} again quits at once)\n`);
+    aborter.abort(new Error(`${sig} received`));
+    return;
+  }
+  abandonStagedDirectoriesSync();
+  const first = received ?? sig;
+  process.stderr.write(`llmq: ${formatLlmqError(aborted(received === null ? `${sig} received` : `${first}, then ${sig} received`))}\n`);
+  process.exit(SIGNAL_EXIT[first] ?? 1);
+};
+
+/** An exception that escaped every Either is a bug: its message, the stack only with LLMQ_DEBUG=1. */
+const bugDetail = (e: unknown): string => (process.env.LLMQ_DEBUG === "1" ? String((e as Error)?.stack ?? e) : String((e as Error)?.message ?? e));
+const bugLine = (e: unknown): string => `llmq: ${formatLlmqError(internal(bugDetail(e)))}\n`;
 
 /**
  * Runs one command: progress on stderr (bars on a terminal, periodic lines otherwise) unless `quiet`, the result on
- * stdout (JSON with `json`), a Left as one `llmq:` line and exit code 1 (input) or 2 (internal).
+ * stdout (JSON with `json`), a Left as one `llmq:` line and exit code 1 (input), 2 (internal) or 128 + n after signal n.
  */
 const run = async <A>(
-  o: { readonly json?: boolean; readonly quiet?: boolean },
+  o: { readonly json?: boolean; readonly quiet?: boolean; readonly abortable?: boolean },
   work: (signal: AbortSignal, progress: ProgressSink) => TE.TaskEither<LlmqError, A>,
   human: (a: A) => string,
 ): Promise<void> => {
   aborter = new AbortController();
+  abortable = o.abortable !== false;
   const p = o.quiet === true ? { sink: noProgress, stop: () => undefined } : stderrProgress();
   let result: E.Either<LlmqError, A>;
   try {
     result = await work(aborter.signal, p.sink)();
   } catch (e) {
-    result = E.left(internal((e as Error)?.stack ?? String(e)));
+    result = E.left(internal(bugDetail(e)));
   } finally {
     p.stop();
   }
   if (E.isLeft(result)) {
-    process.stderr.write(`llmq: ${formatLlmqError(result.left)}\n`);
-    process.exitCode = exitCodeOf(result.left);
+    const interrupted = received !== null ? aborted(`${received} received`) : result.left;
+    process.stderr.write(`llmq: ${formatLlmqError(interrupted)}\n`);
+    process.exitCode = received !== null ? (SIGNAL_EXIT[received] ?? 1) : exitCodeOf(result.left);
     return;
   }
   process.stdout.write(o.json === true ? `${JSON.stringify(result.right)}\n` : `${human(result.right)}\n`);
@@ -104,7 +135,6 @@ export const buildCli = (): Command => {
   const program = new Command("llmq")
     .description("Calibrate and quantize LLMs in TypeScript; writes compressed-tensors checkpoints for vLLM / transformers.")
     .version("0.0.0")
-    .showHelpAfterError("(run with --help for usage)")
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .exitOverride();
 
@@ -119,7 +149,7 @@ export const buildCli = (): Command => {
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (model: string, o) => {
-      await run({ json: o.json === true, quiet: true }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true }), formatConvert);
+      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true }), formatConvert);
     });
 
   addQuantizeCommand(program);
@@ -159,31 +189,42 @@ export const buildCli = (): Command => {
     .argument("<dir>", "model directory")
     .option("--json", "print the result as JSON on stdout")
     .action(async (dir: string, o) => {
-      await run({ json: o.json === true, quiet: true }, () => inspectCommand(dir), formatInspect);
+      await run({ json: o.json === true, quiet: true, abortable: false }, () => inspectCommand(dir), formatInspect);
     });
 
   return program;
 };
 
+/** Commander's own messages (usage errors) in the shape of every other message. */
+const usageLine = (text: string, command: string): string => {
+  const why = text.replace(/^error:\s*/, "").trim().split("\n")[0] ?? "";
+  return `llmq: ${formatLlmqError(usageError(`usage of llmq${command === "" ? "" : ` ${command}`}`, why, `run llmq${command === "" ? "" : ` ${command}`} --help`))}\n`;
+};
+
 const main = async (): Promise<void> => {
   const program = buildCli();
-  const onSignal = (): void => {
-    if (aborter && !aborter.signal.aborted) {
-      process.stderr.write("\nllmq: interrupted, cleaning up (no partial output is left)…\n");
-      aborter.abort(new Error("interrupted (Ctrl-C)"));
-    } else process.exit(130);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const command = process.argv.slice(2).find((a) => !a.startsWith("-")) ?? "";
+  const known = program.commands.map((c) => c.name());
+  program.configureOutput({
+    writeErr: (s) => process.stderr.write(s),
+    outputError: (s, write) => write(usageLine(s, known.includes(command) ? command : "")),
+  });
+  for (const c of program.commands) c.configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(usageLine(s, c.name())) });
+  for (const sig of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) process.on(sig, onSignal);
+  process.on("uncaughtException", (e) => {
+    abandonStagedDirectoriesSync();
+    process.stderr.write(bugLine(e));
+    process.exit(2);
+  });
   try {
     await program.parseAsync(process.argv);
   } catch (e) {
     if (e instanceof CommanderError) {
-      // --help / --version exit 0; usage errors exit 1 (commander already printed the message).
+      // --help / --version exit 0; usage errors exit 1 (the message was written by outputError above).
       process.exitCode = e.exitCode === 0 ? 0 : 1;
       return;
     }
-    process.stderr.write(`llmq: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.stderr.write(bugLine(e));
     process.exitCode = 2;
   }
 };

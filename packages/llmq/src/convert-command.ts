@@ -1,7 +1,9 @@
-import { convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
+import { type ModelError, convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { type LlmqError, modelError } from "./errors.js";
+import { findOverlap, outputState } from "@llmq/serialization";
+import * as E from "fp-ts/lib/Either.js";
+import { type LlmqError, displayPath, ioError, modelError, outputExists, outputNotDirectory, outputOverlaps } from "./errors.js";
 
 export interface ConvertOptions {
   readonly from: "llama2c";
@@ -21,7 +23,21 @@ export interface ConvertResult {
 }
 
 /** `llmq convert --from llama2c`: a llama2.c checkpoint (+ tokenizer.bin) → an HF Llama directory. */
+/** The source checkpoint and tokenizer may not be the output, inside it, or contain it; the output must not be a file. */
+const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async () => {
+  const overlap = await findOverlap(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]);
+  if (overlap !== null) return E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
+  const state = await outputState(o.output).catch(() => "absent" as const);
+  return typeof state === "object" ? E.left(outputNotDirectory(o.output, state.notDirectory)) : E.right(undefined);
+};
+
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
+  pipe(
+    checkOutput(o),
+    TE.chain(() => convertFrom(o)),
+  );
+
+const convertFrom = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
   pipe(
     convertLlama2c(o.model, o.tokenizer !== undefined ? { tokenizerBinPath: o.tokenizer } : {}),
     TE.chain((m) =>
@@ -48,8 +64,19 @@ export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, Conv
         ),
       ),
     ),
-    TE.mapLeft((e): LlmqError => (e._tag === "OutputExists" ? { _tag: "OutputExists", path: e.path } : modelError(formatModelError(e)))),
+    TE.mapLeft(convertFailure),
   );
+
+/** The errno code a message ends a reason with ("… (ENOSPC)"), if any. */
+const errnoIn = (detail: string): string | null => /\((E[A-Z0-9]+)\)/.exec(detail)?.[1] ?? null;
+
+/** Writing the output failed for a system reason (full or read-only disk): an I/O error on the output, not a model error. */
+const convertFailure = (e: ModelError): LlmqError => {
+  if (e._tag === "OutputExists") return outputExists(e.path);
+  if ((e._tag === "IoError" || e._tag === "CheckpointError") && errnoIn(e.detail) !== null)
+    return ioError(displayPath(e.path), e.detail.replace(/^\S*: (?=\S+ failed: )/, ""), errnoIn(e.detail));
+  return modelError(formatModelError(e));
+};
 
 export const formatConvert = (r: ConvertResult): string =>
   `converted ${r.from} → ${r.output}: ${r.tensors} tensors, ${r.parameters.toLocaleString("en-US")} parameters${r.tokenizer ? ", tokenizer.json" : ""}`;

@@ -56,7 +56,7 @@ describe("datasets", () => {
       [file("f.json", "[[1, 2.5]]"), null, /position 1: 2.5 is not a token id/],
       [file("g.jsonl", "{oops"), charTok, /line 1 is not valid JSON/],
       [file("h.txt", "text"), null, /no tokenizer/],
-      [join(dir, "missing.txt"), charTok, /cannot read: ENOENT/],
+      [join(dir, "missing.txt"), charTok, /cannot read: no such file or directory \(ENOENT\)/],
     ];
     for (const [p, tok, re] of cases) {
       const r = await loadDataset(p, tok, {})();

@@ -1,8 +1,9 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { type Observable, from } from "rxjs";
+import { describeErrno } from "@llmq/serialization";
 import { type LlmqError, datasetError } from "./errors.js";
 
 // ----- model -----
@@ -66,10 +67,12 @@ export const seededPermutation = (n: number, seed: number): number[] => {
   return p;
 };
 
-const detectKind = (path: string, text: string): DatasetKind => {
+/** The kind a file's extension names; the content is sniffed only for other extensions (a .txt is text even when it starts with "[["). */
+export const detectKind = (path: string, text: string): DatasetKind => {
   if (/\.jsonl$/i.test(path)) return "jsonl";
-  if (/\.json$/i.test(path) || /^\s*\[\s*\[/.test(text.slice(0, 64))) return "tokens";
-  return "text";
+  if (/\.json$/i.test(path)) return "tokens";
+  if (/\.(txt|text|md)$/i.test(path)) return "text";
+  return /^\s*\[\s*\[/.test(text.slice(0, 64)) ? "tokens" : "text";
 };
 
 const select = <A>(items: ReadonlyArray<A>, opts: DatasetOptions): ReadonlyArray<A> => {
@@ -147,8 +150,8 @@ export const jsonlWindows = (path: string, text: string, tok: DatasetTokenizer, 
 export const loadDataset = (path: string, tokenizer: DatasetTokenizer | null, opts: DatasetOptions = {}): TE.TaskEither<LlmqError, Dataset> =>
   pipe(
     TE.tryCatch(
-      () => readFile(path, "utf8"),
-      (e) => datasetError(path, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`),
+      () => readRegularFile(path),
+      (e) => datasetError(path, `cannot read: ${describeErrno(e)}`),
     ),
     TE.chainEitherK((text) => {
       const kind = detectKind(path, text);
@@ -177,6 +180,13 @@ export const loadDataset = (path: string, tokenizer: DatasetTokenizer | null, op
       );
     }),
   );
+
+/** A file's text; a device (/dev/zero, /dev/urandom) is refused at once instead of being read until memory runs out. */
+export const readRegularFile = async (path: string): Promise<string> => {
+  const s = await stat(path);
+  if (s.isCharacterDevice() || s.isBlockDevice()) throw new Error("it is a device, not a file");
+  return readFile(path, "utf8");
+};
 
 /** The windows of a dataset as a cold stream of batches (one sequence per batch). */
 export const batches$ = (d: Dataset): Observable<Batch> => from(d.windows.map((tokens, index): Batch => ({ index, tokens })));

@@ -1,13 +1,14 @@
-import { writeFile } from "node:fs/promises";
 import type { ModelHandle } from "@llmq/models";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
-import { loadDataset } from "./dataset.js";
-import { type LlmqError, ioError } from "./errors.js";
-import { evaluate } from "./evaluate.js";
+import { type Dataset, loadDataset } from "./dataset.js";
+import { type LlmqError, usageError } from "./errors.js";
+import { type EvaluateResult, evaluate } from "./evaluate.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
+import { checkReportPath, writeReportFile } from "./report-file.js";
 import { histogramSvg, renderReport } from "./report.js";
+import { MAX_NUM_SAMPLES, checkSeqLen, checkWindowMemory, seqLenWarning } from "./window-memory.js";
 
 export interface EvalCommandOptions {
   readonly model: string;
@@ -31,9 +32,33 @@ export interface EvalCommandResult {
   readonly reference_perplexity: number | null;
   readonly kld: { readonly mean: number; readonly p99: number; readonly max: number } | null;
   readonly top1: number | null;
+  /** Things that did not stop the evaluation but may make it meaningless (e.g. --seq-len beyond the model's positions). */
+  readonly warnings: ReadonlyArray<string>;
 }
 
+/** Report and number checks that need no model: done before anything is opened. */
+const checkEvalArgs = async (o: EvalCommandOptions): Promise<E.Either<LlmqError, void>> => {
+  if (o.numSamples !== undefined && !(Number.isSafeInteger(o.numSamples) && o.numSamples >= 1 && o.numSamples <= MAX_NUM_SAMPLES))
+    return E.left(usageError("--num-samples", `must be an integer in [1, ${MAX_NUM_SAMPLES}], got ${o.numSamples}`, "pass a smaller --num-samples"));
+  if (o.report === undefined) return E.right(undefined);
+  return checkReportPath(o.report, null, [o.model, o.dataset, ...(o.reference !== undefined ? [o.reference] : [])]);
+};
+
+/** The evaluation windows, checked against the model: --seq-len allocatable, activations within memory. */
+const evalWindows = async (o: EvalCommandOptions, m: ModelHandle, hasRef: boolean): Promise<E.Either<LlmqError, Dataset>> => {
+  const seq = checkSeqLen(m.config, o.seqLen, true);
+  if (E.isLeft(seq)) return seq;
+  const tok = await optionalTokenizer(o.model, o.reference)();
+  if (E.isLeft(tok)) return tok;
+  const ds = await loadDataset(o.dataset, tok.right, { seqLen: o.seqLen, numSamples: o.numSamples, sampling: "sequential", vocabSize: m.config.vocab_size })();
+  if (E.isLeft(ds)) return ds;
+  const mem = checkWindowMemory(m.config, ds.right.windows, { copies: hasRef ? 2 : 1, logits: true });
+  return E.isLeft(mem) ? mem : ds;
+};
+
 export const evalCommand = (o: EvalCommandOptions): TE.TaskEither<LlmqError, EvalCommandResult> => async () => {
+  const args = await checkEvalArgs(o);
+  if (E.isLeft(args)) return args;
   const opened: ModelHandle[] = [];
   try {
     const m = await openModelDir(o.model)();
@@ -46,14 +71,7 @@ export const evalCommand = (o: EvalCommandOptions): TE.TaskEither<LlmqError, Eva
       ref = r.right;
       opened.push(ref);
     }
-    const tok = await optionalTokenizer(o.model, o.reference)();
-    if (E.isLeft(tok)) return tok;
-    const ds = await loadDataset(o.dataset, tok.right, {
-      seqLen: o.seqLen,
-      numSamples: o.numSamples,
-      sampling: "sequential",
-      vocabSize: m.right.config.vocab_size,
-    })();
+    const ds = await evalWindows(o, m.right, ref !== null);
     if (E.isLeft(ds)) return ds;
     const r = await evaluate(m.right, ref, ds.right, {
       scoreSecondHalf: o.scoreSecondHalf,
@@ -71,39 +89,35 @@ export const evalCommand = (o: EvalCommandOptions): TE.TaskEither<LlmqError, Eva
       reference_perplexity: v.reference_perplexity,
       kld: v.kld,
       top1: v.top1,
+      warnings: seqLenWarning(m.right.config, o.seqLen),
     };
-    if (o.report !== undefined) {
-      const html = renderReport(
-        `llmq eval: ${o.model}`,
-        {
-          model: o.model,
-          reference: o.reference ?? null,
-          dataset: o.dataset,
-          "scored tokens": v.tokens,
-          perplexity: v.perplexity,
-          "reference perplexity": v.reference_perplexity,
-          "KLD mean (nats)": v.kld?.mean ?? null,
-          "KLD p99": v.kld?.p99 ?? null,
-          "top-1 agreement": v.top1,
-        },
-        [
-          ...(v.kldValues.length > 0
-            ? [{ title: "KL divergence per token (reference ‖ model)", svg: histogramSvg(v.kldValues, { xLabel: "KL divergence (nats)" }) }]
-            : []),
-          { title: "Perplexity per window", table: { head: ["window", "perplexity"], rows: v.windowPerplexity.map((p, i) => [i, p]) } },
-        ],
-      );
-      try {
-        await writeFile(o.report, html);
-      } catch (e) {
-        return E.left(ioError(o.report, `cannot write the report: ${(e as Error).message}`));
-      }
-    }
-    return E.right(result);
+    if (o.report === undefined) return E.right(result);
+    const written = await writeReportFile(o.report, evalReport(o, v));
+    return E.isLeft(written) ? written : E.right(result);
   } finally {
     await Promise.all(opened.map((h) => h.close()));
   }
 };
+
+const evalReport = (o: EvalCommandOptions, v: EvaluateResult): string =>
+  renderReport(
+    `llmq eval: ${o.model}`,
+    {
+      model: o.model,
+      reference: o.reference ?? null,
+      dataset: o.dataset,
+      "scored tokens": v.tokens,
+      perplexity: v.perplexity,
+      "reference perplexity": v.reference_perplexity,
+      "KLD mean (nats)": v.kld?.mean ?? null,
+      "KLD p99": v.kld?.p99 ?? null,
+      "top-1 agreement": v.top1,
+    },
+    [
+      ...(v.kldValues.length > 0 ? [{ title: "KL divergence per token (reference ‖ model)", svg: histogramSvg(v.kldValues, { xLabel: "KL divergence (nats)" }) }] : []),
+      { title: "Perplexity per window", table: { head: ["window", "perplexity"], rows: v.windowPerplexity.map((p, i) => [i, p]) } },
+    ],
+  );
 
 const f = (x: number | null | undefined, digits = 4): string => (x === null || x === undefined ? "—" : x.toFixed(digits));
 
@@ -120,4 +134,5 @@ export const formatEval = (r: EvalCommandResult): string =>
           `top-1 agreement:      ${r.top1 === null ? "—" : `${(r.top1 * 100).toFixed(2)} %`}`,
         ]
       : []),
+    ...r.warnings.map((w) => `warning: ${w}`),
   ].join("\n");

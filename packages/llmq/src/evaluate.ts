@@ -64,6 +64,15 @@ export const finalHiddenStates = (
   return E.right(hidden);
 };
 
+/** NaN or ±Inf logits make every metric NaN: the first one, by window and position, as an error. */
+const nonFiniteLogits = (dir: string, logits: Float32Array, vocab: number, window: number): LlmqError | null => {
+  const k = logits.findIndex((x) => !Number.isFinite(x));
+  if (k < 0) return null;
+  return modelError(
+    `${dir} produces ${logits[k]} logits (window ${window}, position ${Math.floor(k / vocab)}, token id ${k % vocab}): its weights hold NaN/Inf or overflow; inspect the checkpoint (llmq inspect) or re-quantize it`,
+  );
+};
+
 export const evaluate = (model: ModelHandle, reference: ModelHandle | null, dataset: Dataset, opts: EvaluateOptions = {}): TE.TaskEither<LlmqError, EvaluateResult> => async () => {
   const progress = opts.progress ?? noProgress;
   if (reference !== null && reference.config.vocab_size !== model.config.vocab_size)
@@ -84,15 +93,17 @@ export const evaluate = (model: ModelHandle, reference: ModelHandle | null, data
   const all: PositionStats[] = [];
   const windowPerplexity: number[] = [];
   progress({ kind: "stage", stage: "scoring", total: dataset.windows.length });
-  dataset.windows.forEach((tokens, i) => {
+  for (const [i, tokens] of dataset.windows.entries()) {
     const lm = headForward(model.config, headM.right, hm.right[i]!);
     const lr = hr !== null && headR !== null && E.isRight(headR) ? headForward(reference!.config, headR.right, hr[i]!) : null;
+    const bad = nonFiniteLogits(model.dir, lm.data, vocab, i) ?? (lr !== null ? nonFiniteLogits(reference!.dir, lr.data, vocab, i) : null);
+    if (bad !== null) return E.left(bad);
     const from = opts.scoreSecondHalf === true ? Math.floor(tokens.length / 2) : 0;
     const s = scoreWindow(tokens, lm.data, vocab, lr?.data ?? null, from);
     all.push(...s);
     windowPerplexity.push(Math.exp(s.reduce((a, p) => a + p.nll, 0) / Math.max(1, s.length)));
     progress({ kind: "tick", stage: "scoring", done: i + 1, total: dataset.windows.length });
-  });
+  }
   if (all.length === 0) return E.left(datasetError(dataset.path, "no position to score (windows need at least 2 tokens)"));
   return E.right({
     ...summarize(all),

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { formatSerializationError, openCheckpoint } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
-import { type LlmqError, ioError, modelError } from "./errors.js";
+import { type LlmqError, ioError, ioErrorFrom, modelError } from "./errors.js";
 
 /** The stable `--json` shape of `llmq inspect` (DESIGN.md §5). */
 export interface InspectResult {
@@ -27,8 +27,10 @@ export const inspectCommand = (dir: string): TE.TaskEither<LlmqError, InspectRes
     raw = JSON.parse(await readFile(cfgPath, "utf8")) as Record<string, unknown>;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return E.left(ioError(cfgPath, code === "ENOENT" ? "not found (is this a model directory?)" : `invalid: ${(e as Error).message}`));
+    if (code === "ENOENT") return E.left(ioError(cfgPath, "not found (is this a model directory?)", code));
+    return E.left(code === undefined ? modelError(`${cfgPath}: not valid JSON: ${(e as Error).message}`) : ioErrorFrom(cfgPath, "cannot read", e));
   }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return E.left(modelError(`${cfgPath}: the top level must be a JSON object`));
   const ck = await openCheckpoint(dir)();
   if (E.isLeft(ck)) return E.left(modelError(formatSerializationError(ck.left)));
   try {

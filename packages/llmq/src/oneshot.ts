@@ -4,12 +4,12 @@ import { type ModelHandle, embed, submoduleRunner } from "@llmq/models";
 import type { QuantizationScheme } from "@llmq/schemes";
 import { type ModelInfo, type ModelPlan, type Modifier, type ModifierRun, endRun, expectRun, finalizeRun, formatLifecycleError, initializeAndStart } from "@llmq/observers";
 import {
+  type SerializationError,
   type ShardedWriter,
   type StagedDirectory,
   createShardedWriter,
   type PyJson,
   dumpPythonJson,
-  formatSerializationError,
   parsePythonJson,
   stageDirectory,
 } from "@llmq/serialization";
@@ -20,7 +20,7 @@ import { pipe } from "fp-ts/lib/function.js";
 import { quantizationConfigJson } from "./checkpoint-format.js";
 import { checkpointIO, loadGlobals } from "./checkpoint-io.js";
 import type { Dataset } from "./dataset.js";
-import { type LlmqError, abortedBy, datasetError, internal, ioError, modifierFailure, outputExists, quantizationError, recipeError } from "./errors.js";
+import { type LlmqError, abortedBy, datasetError, internal, ioErrorFrom, modifierFailure, outputFailure as outputFailureOf, quantizationError, recipeError } from "./errors.js";
 import { openModelDir } from "./open-model.js";
 import { type LayerReport, type Pass, type PipelineName, type WindowsBox, planPasses, runPipeline } from "./pipeline.js";
 import { type ProgressSink, noProgress } from "./progress.js";
@@ -44,6 +44,8 @@ export interface OneshotOptions {
   /** LC's `pipeline`: "independent" (default), "sequential" or "datafree". */
   readonly pipeline?: PipelineName;
   readonly overwrite?: boolean;
+  /** Paths besides the model that the output may not equal, contain or lie inside (the dataset, the report). */
+  readonly protect?: ReadonlyArray<string>;
   readonly maxShardSize?: string | number;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
@@ -137,7 +139,7 @@ const copyModelExtras = async (from: string, to: string): Promise<void> => {
 const writeMetadata =
   (h: ModelHandle, staging: string, written: ReturnType<ReturnType<typeof checkpointIO>["written"]>, yaml: string | null): TE.TaskEither<LlmqError, string> =>
   async () => {
-    const ioFail = (e: unknown): LlmqError => ioError(staging, `cannot write the checkpoint metadata: ${(e as Error).message}`);
+    const ioFail = (e: unknown): LlmqError => ioErrorFrom(staging, "cannot write the checkpoint metadata", e);
     const text = await TE.tryCatch(() => readFile(join(h.dir, "config.json"), "utf8"), ioFail)();
     if (E.isLeft(text)) return text;
     const raw = parsePythonJson(text.right);
@@ -233,12 +235,12 @@ const quantizeInto = (
   const finished = finishAll(ran.right.runs);
   if (E.isLeft(finished)) return finished;
   const closed = await writer.close()();
-  if (E.isLeft(closed)) return E.left(ioError(opts.output, formatSerializationError(closed.left)));
+  if (E.isLeft(closed)) return E.left(outputFailureOf(opts.output, closed.left));
   const format = await writeMetadata(h, staged.staging, io.written(), opts.recipe?.yaml ?? null)();
   if (E.isLeft(format)) return format;
   if (opts.signal?.aborted) return E.left(abortedBy(opts.signal));
   const committed = await staged.commit()();
-  if (E.isLeft(committed)) return E.left(committed.left._tag === "OutputExists" ? outputExists(opts.output) : ioError(opts.output, formatSerializationError(committed.left)));
+  if (E.isLeft(committed)) return E.left(outputFailureOf(opts.output, committed.left));
   sampleRss();
   return E.right({
     output: committed.right,
@@ -259,8 +261,7 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
   const t0 = performance.now();
   peakRss = 0;
   sampleRss();
-  const outputFailure = (e: Parameters<typeof formatSerializationError>[0]): LlmqError =>
-    e._tag === "OutputExists" ? outputExists(opts.output) : ioError(opts.output, formatSerializationError(e));
+  const outputFailure = (e: SerializationError): LlmqError => outputFailureOf(opts.output, e);
   return TE.bracket(
     openModelDir(opts.model),
     (h) =>
@@ -268,7 +269,7 @@ export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotR
         TE.fromEither(prepare(opts, h)),
         TE.chain((prep) =>
           TE.bracket(
-            TE.mapLeft(outputFailure)(stageDirectory(opts.output, { overwrite: opts.overwrite === true })),
+            TE.mapLeft(outputFailure)(stageDirectory(opts.output, { overwrite: opts.overwrite === true, protect: [opts.model, ...(opts.protect ?? [])] })),
             (staged) =>
               TE.bracket(
                 TE.mapLeft(outputFailure)(createShardedWriter(staged.staging, { maxShardSize: opts.maxShardSize ?? "5GB" })),

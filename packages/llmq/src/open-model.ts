@@ -2,6 +2,7 @@ import {
   type ModelError,
   type ModelHandle,
   type WeightSource,
+  checkModelTensors,
   checkpointError,
   formatModelError,
   loadTokenizer,
@@ -16,6 +17,7 @@ import {
   decompressModule,
   formatSerializationError,
   inferFormat,
+  llmqDTypeOf,
   openCheckpoint,
 } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
@@ -45,13 +47,18 @@ interface CompressedEntry {
   readonly parts: ReadonlyArray<string>;
 }
 
+/** A tensor's dtype as stored, in llmq's names where llmq has one. */
+const storedDType = (ck: Checkpoint, name: string): string | undefined => {
+  const d = ck.info(name)?.info.dtype;
+  return d === undefined ? undefined : (llmqDTypeOf(d) ?? d);
+};
+
 const compressedSource = (
   dir: string,
   ck: Checkpoint,
   config: QuantizationConfig,
 ): TE.TaskEither<LlmqError, { readonly source: WeightSource; readonly inputs: ReadonlyMap<string, InputQuantSpec> }> => async () => {
-  const names = ck.names;
-  const present = new Set(names);
+  const present = new Set(ck.names);
   const entries = new Map<string, CompressedEntry>();
   const inputs = new Map<string, InputQuantSpec>();
   const readOpt = async (name: string): Promise<E.Either<LlmqError, Tensor | null>> => {
@@ -59,7 +66,7 @@ const compressedSource = (
     const t = await ck.read(name)();
     return E.isLeft(t) ? E.left(modelError(formatSerializationError(t.left))) : E.right(t.right);
   };
-  for (const n of names) {
+  for (const n of ck.names) {
     if (!n.endsWith(".weight_scale")) continue;
     const base = n.slice(0, -".weight_scale".length);
     const r = resolveSchemeForModule(config, base, ["Linear"]);
@@ -91,7 +98,7 @@ const compressedSource = (
     entries.set(`${base}.weight`, { base, format, scheme, shape, parts });
   }
   const hidden = new Set([...entries.values()].flatMap((e) => e.parts));
-  const visible = [...names.filter((n) => !hidden.has(n)), ...entries.keys()];
+  const visible = [...ck.names.filter((n) => !hidden.has(n)), ...entries.keys()];
   const readRaw = (name: string): TE.TaskEither<ModelError, Tensor> =>
     pipe(
       ck.read(name),
@@ -100,6 +107,7 @@ const compressedSource = (
   return E.right({ inputs, source: {
     names: () => visible,
     shape: (name) => entries.get(name)?.shape ?? (hidden.has(name) ? undefined : ck.info(name)?.info.shape),
+    dtype: (name) => (entries.has(name) || hidden.has(name) ? undefined : storedDType(ck, name)), // compressed modules decompress to float
     read: (name) => {
       const e = entries.get(name);
       if (e === undefined) return readRaw(name);
@@ -134,8 +142,25 @@ const inputSpecsByHandle = new WeakMap<ModelHandle, ReadonlyMap<string, InputQua
  */
 export const inputQuantSpecs = (h: ModelHandle): ReadonlyMap<string, InputQuantSpec> => inputSpecsByHandle.get(h) ?? new Map();
 
-/** Opens a dense or compressed-tensors model directory for running (calibration, evaluation). */
+/**
+ * Opens a dense or compressed-tensors model directory for running (calibration, evaluation), after checking from the
+ * headers that every tensor its config implies is there with the right shape and a float dtype.
+ */
 export const openModelDir = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    openUnchecked(dir),
+    TE.chain((h) =>
+      pipe(
+        checkModelTensors(h),
+        E.fold(
+          (e) => pipe(TE.fromTask(() => h.close()), TE.chain(() => TE.left(lift(e)))),
+          () => TE.right(h),
+        ),
+      ),
+    ),
+  );
+
+const openUnchecked = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
   pipe(
     readConfigJson(dir),
     TE.mapLeft(lift),

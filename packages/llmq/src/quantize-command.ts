@@ -1,15 +1,18 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { TransformRecord } from "@llmq/observers";
+import { findOverlap, liveLockHolder, lockPathOf, outputState } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
-import { type Dataset, loadDataset } from "./dataset.js";
-import { type LlmqError, ioError, recipeError } from "./errors.js";
+import { type Dataset, loadDataset, readRegularFile } from "./dataset.js";
+import { type LlmqError, ioErrorFrom, outputExists, outputLocked, outputNotDirectory, outputOverlaps, recipeError, usageError } from "./errors.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import type { PipelineName } from "./pipeline.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
+import { checkReportPath, writeReportFile } from "./report-file.js";
 import { type ReportSection, barChartSvg, renderReport } from "./report.js";
+import { MAX_NUM_SAMPLES, checkSeqLen, checkWindowMemory, seqLenWarning } from "./window-memory.js";
 
 export interface QuantizeCommandOptions {
   readonly model: string;
@@ -34,9 +37,9 @@ const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqEr
   if (o.recipe !== undefined) {
     let text: string;
     try {
-      text = await readFile(o.recipe, "utf8");
+      text = await readRegularFile(o.recipe);
     } catch (e) {
-      return E.left(ioError(o.recipe, `cannot read the recipe: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`));
+      return E.left(ioErrorFrom(o.recipe, "cannot read the recipe", e));
     }
     const progress = o.progress;
     return recipeFromYaml(
@@ -49,36 +52,74 @@ const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqEr
   return recipeFromScheme({ scheme: o.scheme ?? "W4A16", method: o.method, targets: o.targets, ignore: o.ignore });
 };
 
-/** `llmq quantize`: recipe from flags or YAML, optional calibration data, then oneshot. */
+/** The files the run reads: the output may not overlap any of them. */
+const inputsOf = (o: QuantizeCommandOptions): ReadonlyArray<string> => [o.model, ...[o.dataset, o.recipe].filter((p): p is string => p !== undefined)];
+
+/** Everything about the paths that can be refused before any work: overlaps, an existing output, the report. */
+const checkPaths = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, void>> => {
+  const protect = [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])];
+  const overlap = await findOverlap(o.output, protect);
+  if (overlap !== null) return E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
+  const holder = await liveLockHolder(o.output);
+  if (holder !== null) return E.left(outputLocked(o.output, holder, lockPathOf(resolve(o.output))));
+  const state = await outputState(o.output).catch(() => "absent" as const);
+  if (typeof state === "object") return E.left(outputNotDirectory(o.output, state.notDirectory));
+  if (!o.overwrite && state === "non-empty") return E.left(outputExists(o.output));
+  return o.report === undefined ? E.right(undefined) : checkReportPath(o.report, o.output, inputsOf(o));
+};
+
+const checkNumSamples = (n: number): E.Either<LlmqError, void> =>
+  Number.isSafeInteger(n) && n >= 1 && n <= MAX_NUM_SAMPLES
+    ? E.right(undefined)
+    : E.left(usageError("--num-samples", `must be an integer in [1, ${MAX_NUM_SAMPLES}], got ${n}`, "pass a smaller --num-samples"));
+
+/** Calibration windows checked against the model: --seq-len allocatable, their activations within memory. */
+const loadCalibration = async (o: QuantizeCommandOptions, dataset: string): Promise<E.Either<LlmqError, { readonly data: Dataset; readonly warnings: ReadonlyArray<string> }>> => {
+  const h = await openModelDir(o.model)();
+  if (E.isLeft(h)) return h;
+  const config = h.right.config;
+  await h.right.close();
+  const seq = checkSeqLen(config, o.seqLen, false);
+  if (E.isLeft(seq)) return seq;
+  const tok = await optionalTokenizer(o.model)();
+  if (E.isLeft(tok)) return tok;
+  const ds = await loadDataset(dataset, tok.right, { numSamples: o.numSamples, seqLen: o.seqLen, seed: o.seed, sampling: "shuffle", vocabSize: config.vocab_size })();
+  if (E.isLeft(ds)) return ds;
+  const mem = checkWindowMemory(config, ds.right.windows, { copies: 2, logits: false });
+  return E.isLeft(mem) ? mem : E.right({ data: ds.right, warnings: seqLenWarning(config, o.seqLen) });
+};
+
+/** `llmq quantize`: arguments checked, recipe from flags or YAML, optional calibration data, then oneshot. */
 export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqError, OneshotResult> => async () => {
+  const checked = checkNumSamples(o.numSamples);
+  if (E.isLeft(checked)) return checked;
+  const paths = await checkPaths(o);
+  if (E.isLeft(paths)) return paths;
   const recipe = await resolveRecipe(o);
   if (E.isLeft(recipe)) return recipe;
-  let dataset: Dataset | null = null;
-  if (o.dataset !== undefined) {
-    const h = await openModelDir(o.model)();
-    if (E.isLeft(h)) return h;
-    const vocab = h.right.config.vocab_size;
-    await h.right.close();
-    const tok = await optionalTokenizer(o.model)();
-    if (E.isLeft(tok)) return tok;
-    const ds = await loadDataset(o.dataset, tok.right, { numSamples: o.numSamples, seqLen: o.seqLen, seed: o.seed, sampling: "shuffle", vocabSize: vocab })();
-    if (E.isLeft(ds)) return ds;
-    dataset = ds.right;
-  }
+  const calib = o.dataset !== undefined ? await loadCalibration(o, o.dataset) : E.right(null);
+  if (E.isLeft(calib)) return calib;
   const r = await oneshot({
     model: o.model,
     output: o.output,
     recipe: recipe.right,
-    dataset,
+    dataset: calib.right?.data ?? null,
     ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
     overwrite: o.overwrite,
+    protect: [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])],
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
   })();
-  if (E.isLeft(r) || o.report === undefined) return r;
-  const written = await writeQuantizeReport(o.report, o.model, recipe.right, r.right);
-  return E.isLeft(written) ? written : r;
+  if (E.isLeft(r)) return r;
+  const result: OneshotResult = { ...r.right, warnings: [...(calib.right?.warnings ?? []), ...r.right.warnings] };
+  if (o.report === undefined) return E.right(result);
+  const written = await writeQuantizeReport(o.report, o.model, recipe.right, result);
+  return E.isLeft(written) ? E.left(reportAfterCommit(written.left, result.output)) : E.right(result);
 };
+
+/** A report that failed although it was checked: the checkpoint is complete, say so. */
+const reportAfterCommit = (e: LlmqError, output: string): LlmqError =>
+  e._tag === "IoError" ? { ...e, detail: `${e.detail}; the checkpoint ${output} itself was written completely` } : e;
 
 /** SmoothQuant / AWQ: what each mapping chose (AWQ: the grid point and its loss against the first grid point's). */
 const transformSections = (ts: ReadonlyArray<TransformRecord>): ReadonlyArray<ReportSection> => {
@@ -158,12 +199,7 @@ const writeQuantizeReport = async (path: string, model: string, recipe: Recipe, 
       ...transformSections(v.layers.flatMap((l) => l.transforms)),
     ],
   );
-  try {
-    await writeFile(path, html);
-    return E.right(undefined);
-  } catch (e) {
-    return E.left(ioError(path, `cannot write the report: ${(e as Error).message}`));
-  }
+  return writeReportFile(path, html);
 };
 
 export const formatQuantize = (r: OneshotResult): string => {

@@ -15,6 +15,8 @@ export type ModelError =
   | { readonly _tag: "TokenizerError"; readonly path: string; readonly detail: string }
   | { readonly _tag: "OutputExists"; readonly path: string }
   | { readonly _tag: "CheckpointError"; readonly path: string; readonly tensor: string | null; readonly detail: string }
+  /** Tensors the config implies that are missing or have another shape or dtype; `problems` names each one. */
+  | { readonly _tag: "ModelMismatch"; readonly path: string; readonly problems: ReadonlyArray<string> }
   /** A hook of the layer forward refused its input (e.g. a NaN activation that cannot be quantized). */
   | { readonly _tag: "ForwardFailed"; readonly module: string; readonly detail: string };
 
@@ -49,6 +51,7 @@ export const tokenizerError = (path: string, detail: string): ModelError => ({ _
 export const outputExists = (path: string): ModelError => ({ _tag: "OutputExists", path });
 /** A safetensors read/write failure from @llmq/serialization, with its message. */
 export const forwardFailed = (module: string, detail: string): ModelError => ({ _tag: "ForwardFailed", module, detail });
+export const modelMismatch = (path: string, problems: ReadonlyArray<string>): ModelError => ({ _tag: "ModelMismatch", path, problems });
 export const checkpointError = (path: string, tensor: string | null, detail: string): ModelError => ({ _tag: "CheckpointError", path, tensor, detail });
 
 // ----- destructors -----
@@ -84,6 +87,8 @@ export const formatModelError = (e: ModelError): string => {
       return `${e.path}: output directory exists and is not empty (pass overwrite to replace it)`;
     case "CheckpointError":
       return e.detail;
+    case "ModelMismatch":
+      return `${e.path}: the weights do not match config.json: ${e.problems.slice(0, 3).join("; ")}${e.problems.length > 3 ? `; and ${e.problems.length - 3} more` : ""}`;
     case "ForwardFailed":
       return `${e.module}: ${e.detail}`;
   }

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { type SerializationError, formatSerializationError, stageDirectory, writeSafetensors } from "@llmq/serialization";
+import { basename, join } from "node:path";
+import { type SerializationError, describeErrno, formatSerializationError, stageDirectory, writeSafetensors } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
@@ -44,7 +44,7 @@ export const writeHfDirectory = (
         TE.chain(() =>
           TE.tryCatch(
             () => Promise.all(files.map(([n, text]) => writeFile(join(stage.staging, n), text))),
-            (e) => ioError(outDir, (e as Error).message),
+            (e) => ioError(join(outDir, basename(String((e as { path?: unknown }).path ?? ""))), `cannot write: ${describeErrno(e)}`),
           ),
         ),
         TE.chain(() => pipe(stage.commit(), TE.mapLeft(fromSerialization))),

@@ -25,3 +25,4 @@ export { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
 export { openModel, readConfigJson } from "./open-model.js";
 export { type SubmoduleRunner, submoduleRunner } from "./submodule-runner.js";
 export { type HfDirectoryContents, writeHfDirectory } from "./hf-directory.js";
+export { type ExpectedTensor, checkModelTensors, expectedTensors, globalTensors, layerTensors, modelTensorProblems } from "./check-model-tensors.js";

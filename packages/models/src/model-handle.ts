@@ -37,6 +37,8 @@ export interface ModelHandle {
   readonly loadLayerTensors: (i: number) => TE.TaskEither<ModelError, ReadonlyMap<string, Tensor>>;
   readonly loadHead: () => TE.TaskEither<ModelError, HeadWeights>;
   readonly tensorNames: () => ReadonlyArray<string>;
+  /** Shape and stored dtype of a tensor from the headers (dtype undefined where the source cannot tell without reading). */
+  readonly tensorInfo: (name: string) => { readonly shape: ReadonlyArray<number>; readonly dtype: string | undefined } | undefined;
   readonly readTensor: (name: string) => TE.TaskEither<ModelError, Tensor>;
   /** Releases open files (a no-op for in-memory sources). */
   readonly close: () => Promise<void>;
@@ -45,6 +47,13 @@ export interface ModelHandle {
 const FLOAT_DTYPES: ReadonlyArray<string> = ["f32", "f16", "bf16", "f64"];
 
 // ----- constructors -----
+
+const infoOf =
+  (source: WeightSource): ModelHandle["tensorInfo"] =>
+  (name) => {
+    const shape = source.shape(name);
+    return shape === undefined ? undefined : { shape, dtype: source.dtype?.(name) };
+  };
 
 /**
  * A ModelHandle over any WeightSource. `rawConfig` is the parsed config.json; `where` names the checkpoint in
@@ -87,7 +96,6 @@ export const modelFromSource = (
           ),
         ].filter(([, , req]) => req) as ReadonlyArray<readonly [string, ReadonlyArray<number>, boolean]>;
       };
-      const loadEmbedding = () => readF32("model.embed_tokens.weight", [config.vocab_size, h]);
       const handle: ModelHandle = {
         dir,
         config,
@@ -102,7 +110,7 @@ export const modelFromSource = (
           ).flat(),
           { name: "lm_head", layer: null, className: "Linear", inFeatures: h, outFeatures: config.vocab_size },
         ],
-        loadEmbedding,
+        loadEmbedding: () => readF32("model.embed_tokens.weight", [config.vocab_size, h]),
         loadLayer: (i) => {
           if (!Number.isSafeInteger(i) || i < 0 || i >= config.num_hidden_layers)
             return TE.left(invalidInput("layer", `${i} is out of range 0..${config.num_hidden_layers - 1}`));
@@ -135,12 +143,13 @@ export const modelFromSource = (
             readF32("model.norm.weight", [h]),
             TE.chain((norm) =>
               pipe(
-                config.tie_word_embeddings && !present.has("lm_head.weight") ? loadEmbedding() : readF32("lm_head.weight", [config.vocab_size, h]),
+                config.tie_word_embeddings && !present.has("lm_head.weight") ? handle.loadEmbedding() : readF32("lm_head.weight", [config.vocab_size, h]),
                 TE.map((lmHead): HeadWeights => ({ norm, lmHead })),
               ),
             ),
           ),
         tensorNames: () => source.names(),
+        tensorInfo: infoOf(source),
         readTensor: (name) => source.read(name),
         close,
       };

@@ -1,6 +1,6 @@
 import { access, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type SerializationError, formatSerializationError, openCheckpoint } from "@llmq/serialization";
+import { type SerializationError, formatSerializationError, llmqDTypeOf, openCheckpoint } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
@@ -59,6 +59,10 @@ export const openModel = (dir: string): TE.TaskEither<ModelError, ModelHandle> =
           const source: WeightSource = {
             names: () => ckpt.names,
             shape: (name) => ckpt.info(name)?.info.shape,
+            dtype: (name) => {
+              const d = ckpt.info(name)?.info.dtype;
+              return d === undefined ? undefined : (llmqDTypeOf(d) ?? d);
+            },
             read: (name) => pipe(ckpt.read(name), TE.mapLeft(fromSerialization)),
           };
           return pipe(

@@ -1,5 +1,5 @@
 import * as E from "fp-ts/lib/Either.js";
-import { parse as parseYaml } from "yaml";
+import { parseDocument } from "yaml";
 import { type RecipeError, invalidRecipe, recipeSyntax } from "./recipe-errors.js";
 import { type ModifierConfig, decodeModifier } from "./recipe-modifiers.js";
 import { hasQuantizationConfig, needsCalibrationData, resolveQuantizationConfig } from "./recipe-resolve.js";
@@ -91,7 +91,11 @@ export const decodeRecipe = (u0: unknown, options: RecipeOptions = {}): E.Either
 export const parseRecipe = (text: string, options: RecipeOptions = {}): E.Either<RecipeError, Recipe> => {
   let obj: unknown;
   try {
-    obj = parseYaml(text);
+    // The yaml library reports unresolved tags (`!foo`) as warnings on stderr; a recipe with one is refused instead.
+    const doc = parseDocument(text, { logLevel: "silent" });
+    const problem = doc.errors[0] ?? doc.warnings[0];
+    if (problem !== undefined) return E.left(recipeSyntax(`could not parse recipe YAML/JSON: ${problem.message}`));
+    obj = doc.toJS();
   } catch (err) {
     return E.left(recipeSyntax(`could not parse recipe YAML/JSON: ${(err as Error).message}`));
   }

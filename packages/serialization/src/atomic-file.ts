@@ -42,7 +42,7 @@ export const writeAll = async (fh: FileHandle, bytes: Uint8Array): Promise<void>
   }
 };
 
-const pidAlive = (pid: number): boolean => {
+export const pidAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
     return true;

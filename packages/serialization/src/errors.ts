@@ -1,3 +1,5 @@
+import { describeErrno, errnoCode } from "./errno.js";
+
 // ----- model -----
 
 /**
@@ -5,7 +7,8 @@
  * tensor name (null where the problem is not about one tensor, e.g. the header length).
  */
 export type SerializationError =
-  | { readonly _tag: "IoError"; readonly file: string; readonly tensor: string | null; readonly op: string; readonly detail: string }
+  /** `code` is the errno code (ENOSPC, EROFS, EACCES…) where the system gave one; `detail` says it in words. */
+  | { readonly _tag: "IoError"; readonly file: string; readonly tensor: string | null; readonly op: string; readonly code: string | null; readonly detail: string }
   | { readonly _tag: "TruncatedFile"; readonly file: string; readonly tensor: string | null; readonly expected: number; readonly actual: number }
   | { readonly _tag: "HeaderTooLarge"; readonly file: string; readonly tensor: null; readonly length: number; readonly limit: number }
   | { readonly _tag: "HeaderBeyondFile"; readonly file: string; readonly tensor: null; readonly length: number; readonly fileSize: number }
@@ -35,10 +38,19 @@ export type SerializationError =
   | { readonly _tag: "InvalidIndex"; readonly file: string; readonly tensor: string | null; readonly detail: string }
   | { readonly _tag: "WriteRejected"; readonly file: string; readonly tensor: string | null; readonly detail: string }
   | { readonly _tag: "OutputExists"; readonly file: string; readonly tensor: null }
+  /** The output would equal, contain or lie inside a path the run reads (the model, the dataset, the report). */
+  | { readonly _tag: "OutputOverlaps"; readonly file: string; readonly tensor: null; readonly other: string; readonly relation: OverlapRelation }
+  /** The output path exists and is not a directory (a file, link or device): never replaced, even with overwrite. */
+  | { readonly _tag: "OutputNotDirectory"; readonly file: string; readonly tensor: null; readonly kind: string }
+  /** Another live process holds the output's lock. */
+  | { readonly _tag: "OutputLocked"; readonly file: string; readonly tensor: null; readonly lock: string; readonly pid: number }
   | { readonly _tag: "InvalidConfig"; readonly file: string; readonly tensor: null; readonly path: string; readonly detail: string }
   | { readonly _tag: "CompressorError"; readonly file: string; readonly tensor: string; readonly format: string; readonly detail: string };
 
 export type SerializationErrorTag = SerializationError["_tag"];
+
+/** How an output path relates to a protected path: the same, an ancestor of it, or inside it. */
+export type OverlapRelation = "equals" | "contains" | "inside";
 
 // ----- constructors -----
 
@@ -47,7 +59,8 @@ export const ioError = (file: string, op: string, err: unknown, tensor: string |
   file,
   tensor,
   op,
-  detail: err instanceof Error ? err.message : String(err),
+  code: errnoCode(err),
+  detail: describeErrno(err),
 });
 export const truncatedFile = (file: string, expected: number, actual: number, tensor: string | null = null): SerializationError => ({
   _tag: "TruncatedFile",
@@ -127,6 +140,15 @@ export const invalidIndex = (file: string, tensor: string | null, detail: string
 });
 /** A non-empty output directory that the caller did not allow to be replaced. */
 export const outputExists = (file: string): SerializationError => ({ _tag: "OutputExists", file, tensor: null });
+export const outputOverlaps = (file: string, other: string, relation: OverlapRelation): SerializationError => ({
+  _tag: "OutputOverlaps",
+  file,
+  tensor: null,
+  other,
+  relation,
+});
+export const outputNotDirectory = (file: string, kind: string): SerializationError => ({ _tag: "OutputNotDirectory", file, tensor: null, kind });
+export const outputLocked = (file: string, lock: string, pid: number): SerializationError => ({ _tag: "OutputLocked", file, tensor: null, lock, pid });
 export const writeRejected = (file: string, tensor: string | null, detail: string): SerializationError => ({
   _tag: "WriteRejected",
   file,
@@ -149,6 +171,8 @@ export const compressorError = (file: string, tensor: string, format: string, de
 });
 
 // ----- destructors -----
+
+const OVERLAP_WORDS: Readonly<Record<OverlapRelation, string>> = { equals: "is", contains: "contains", inside: "lies inside" };
 
 const where = (e: SerializationError): string => (e.tensor === null ? e.file : `${e.file}: tensor ${JSON.stringify(e.tensor)}`);
 
@@ -187,6 +211,12 @@ export const formatSerializationError = (e: SerializationError): string => {
       return `${where(e)}: cannot write: ${e.detail}`;
     case "OutputExists":
       return `${e.file}: exists and is not empty (allow overwriting to replace it)`;
+    case "OutputOverlaps":
+      return `${e.file}: ${OVERLAP_WORDS[e.relation]} ${e.other}, which this run reads (choose an output outside it)`;
+    case "OutputNotDirectory":
+      return `${e.file}: exists and is a ${e.kind}, not a directory (remove it or choose another output)`;
+    case "OutputLocked":
+      return `${e.file}: another llmq process (pid ${e.pid}) is writing this output (wait for it to finish, or remove ${e.lock} if that process is gone)`;
     case "InvalidConfig":
       return `${e.file}: ${e.path === "" ? "" : `${e.path}: `}${e.detail}`;
     case "CompressorError":

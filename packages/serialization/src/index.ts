@@ -11,6 +11,9 @@ export {
   ioError,
   offsetsOutOfRange,
   outputExists,
+  outputLocked,
+  outputNotDirectory,
+  outputOverlaps,
   overlappingTensors,
   pathEscape,
   sizeMismatch,
@@ -19,7 +22,12 @@ export {
   unsupportedDType,
   writeRejected,
 } from "./errors.js";
-export type { SerializationError, SerializationErrorTag } from "./errors.js";
+export type { OverlapRelation, SerializationError, SerializationErrorTag } from "./errors.js";
+export { describeErrno, errnoCode, errnoMeaning } from "./errno.js";
+export type { ErrnoMeaning } from "./errno.js";
+export { liveLockHolder, lockOutput, lockPathOf } from "./output-lock.js";
+export type { OutputLock } from "./output-lock.js";
+export { findOverlap, overlapOf, realpathLoose } from "./output-path.js";
 export {
   SAFETENSORS_DTYPES,
   SUPPORTED_LLMQ_DTYPES,
@@ -38,8 +46,8 @@ export { describeEntries, encodeHeaderChecked, serializeSafetensors, writeSafete
 export type { SafetensorsMetadata, TensorEntries } from "./safetensors-writer.js";
 export { createShardedWriter, parseShardSize, shardFileName, withShardedWriter } from "./sharded-writer.js";
 export type { ShardedSaveResult, ShardedWriter, ShardedWriterOptions } from "./sharded-writer.js";
-export { stageDirectory } from "./staged-directory.js";
-export type { StagedDirectory } from "./staged-directory.js";
+export { abandonStagedDirectoriesSync, outputState, removeStaleStaging, stageDirectory } from "./staged-directory.js";
+export type { OutputState, StageOptions, StagedDirectory } from "./staged-directory.js";
 export { PyFloat, dumpPythonJson, parsePythonJson, pyFloatRepr, pyJsonString, toPlainJson } from "./python-json.js";
 export type { PyDumpOptions, PyJson, PyJsonObject } from "./python-json.js";
 export { COMPRESSIBLE_MODULE_TYPES, FORMAT_PRIORITY, canCompress, inferFormat, inferModelFormat, torchName } from "./compression-format.js";
