@@ -117,11 +117,11 @@ export const awqWeightMean = (balance: ReadonlyArray<BalanceLayer>): E.Either<st
 /** torch's pow of an f32 tensor by a Python float: the exponent cast to f32; 0 fills ones, 0.5 is sqrt, 1 copies. */
 const powF32 = (x: number, e: number): number => {
   const ef = Math.fround(e);
-  return Math.fround(ef === 0 ? 1 : ef === 0.5 ? Math.sqrt(x) : ef === 1 ? x : Math.pow(x, ef));
+  return Math.fround(ef === 0 ? 1 : ef === 0.5 ? Math.sqrt(x) : ef === 1 ? x : x ** ef);
 };
 
 /** The same for an f64 tensor (the exponent stays f64). */
-const powF64 = (x: number, e: number): number => (e === 0 ? 1 : e === 0.5 ? Math.sqrt(x) : e === 1 ? x : Math.pow(x, e));
+const powF64 = (x: number, e: number): number => (e === 0 ? 1 : e === 0.5 ? Math.sqrt(x) : e === 1 ? x : x ** e);
 
 /** The scales of one grid point, normalised by √(max·min); non-finite entries become 1. */
 export const awqScales = (xMean: Float32Array, wMean: Float64Array | null, ratio: number, duo: boolean): Float64Array => {

@@ -64,7 +64,7 @@ export const foldChannelRange = (acc: ChannelRange | null, x: Tensor<"f32">): Ch
 /** torch's pow of a float tensor by a Python float: the exponent cast to the tensor's dtype (0.8 is 0.80078125 in bf16); 0.5 is sqrt, 1 the identity. */
 const powF = (x: number, e: number, dtype: FloatDType): number => {
   const ef = roundToDType(dtype, e);
-  return ef === 0.5 ? Math.sqrt(x) : ef === 1 ? x : ef === 0 ? 1 : Math.pow(x, ef);
+  return ef === 0.5 ? Math.sqrt(x) : ef === 1 ? x : ef === 0 ? 1 : x ** ef;
 };
 
 /**
