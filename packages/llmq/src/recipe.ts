@@ -122,7 +122,16 @@ export const recipeFromYaml = (
       }),
     ),
     E.chain((r) => fromLcRecipe(r, hooks)),
+    E.map((r) => ({ ...r, warnings: [...targetsWithoutEffect(r.source, overrides.targets), ...r.warnings] })),
   );
+
+/** `--targets` replaces a modifier's `targets`, which only a `scheme` uses: config groups name their own targets. */
+const targetsWithoutEffect = (r: LcRecipe, targets: ReadonlyArray<string> | undefined): ReadonlyArray<string> =>
+  targets?.length
+    ? r.modifiers
+        .filter((m) => (m.type === "QuantizationModifier" || m.type === "GPTQModifier") && m.config_groups !== null && m.scheme === null)
+        .map((m) => `--targets has no effect on ${m.type} with config_groups (each group names its own targets); edit the groups in the recipe instead`)
+    : [];
 
 /** The recipe `llmq quantize --scheme X --method m` means: `QuantizationModifier(scheme=X, targets, ignore)` or GPTQ. */
 export const recipeFromScheme = (o: SchemeRecipeOptions): E.Either<LlmqError, Recipe> =>

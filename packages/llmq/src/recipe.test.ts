@@ -1,0 +1,18 @@
+import { readFileSync } from "node:fs";
+import * as E from "fp-ts/lib/Either.js";
+import { describe, expect, it } from "vitest";
+import { recipeFromYaml } from "./recipe.js";
+
+const right = <A>(e: E.Either<unknown, A>): A => {
+  if (E.isLeft(e)) throw new Error(JSON.stringify(e.left));
+  return e.right;
+};
+
+describe("command-line overrides", () => {
+  it("--targets on a recipe whose quantization modifier uses config_groups is reported as having no effect", () => {
+    const text = readFileSync(new URL("../../../fixtures/recipes/stories260k-w4a16-g32.yaml", import.meta.url), "utf8");
+    const r = right(recipeFromYaml(text, { targets: ["re:("] }));
+    expect(r.warnings.join("\n")).toMatch(/--targets has no effect on QuantizationModifier with config_groups/);
+    expect(right(recipeFromYaml(text)).warnings).toEqual([]);
+  });
+});
