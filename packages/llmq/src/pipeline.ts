@@ -1,4 +1,5 @@
 import {
+  type EpochEnd,
   type LayerState,
   type ModelPlan,
   type ModifierRun,
@@ -164,24 +165,31 @@ interface EpochAcc {
   readonly records: ReadonlyArray<TransformRecord>;
 }
 
-/** sequential_epoch_end of the given modifiers, in order, each seeing the previous one's edits. */
+/** sequential_epoch_end of the given modifiers, in order, each seeing the previous one's edits (an edit may be async). */
 const epochEnds = (
   runs: ReadonlyArray<AnyRun>,
   which: ReadonlyArray<number>,
   layer: LayerState,
   calibrated: ReadonlyMap<number, unknown>,
-): E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun> } & EpochAcc> =>
-  E.map(({ runs: rs, acc }: { readonly runs: ReadonlyArray<AnyRun>; readonly acc: EpochAcc }) => ({ runs: rs, ...acc }))(
-    stepRuns(runs, which, { layer, warnings: [], records: [] } as EpochAcc, (r, acc, i) =>
-      pipe(
-        sequentialEpochEnd(r, acc.layer, calibrated.has(i) ? calibrated.get(i) : null),
-        E.bimap(
-          modifierFailure,
-          ({ run, result }) =>
-            [run, { layer: result.layer, warnings: [...acc.warnings, ...result.warnings], records: [...acc.records, ...(result.records ?? [])] }] as const,
-        ),
-      ),
-    ),
+  signal?: AbortSignal,
+): Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun> } & EpochAcc>> =>
+  which.reduce(
+    async (prev: Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun> } & EpochAcc>>, i) => {
+      const acc = await prev;
+      if (E.isLeft(acc)) return acc;
+      const r = expectRun(acc.right.runs[i]!, "Started", "event");
+      if (E.isLeft(r)) return E.left(internal(formatLifecycleError(r.left)));
+      const ended = await sequentialEpochEnd(r.right, acc.right.layer, calibrated.has(i) ? calibrated.get(i) : null, { signal });
+      // A modifier that stopped because the run was aborted reports the abort, not its own Left.
+      if (signal?.aborted) return E.left(abortedBy(signal));
+      return E.bimap(modifierFailure, ({ run, result }: { readonly run: AnyRun; readonly result: EpochEnd<unknown> }) => ({
+        runs: acc.right.runs.map((x, j) => (j === i ? run : x)),
+        layer: result.layer,
+        warnings: [...acc.right.warnings, ...result.warnings],
+        records: [...acc.right.records, ...(result.records ?? [])],
+      }))(ended);
+    },
+    Promise.resolve(E.right({ runs, layer, warnings: [], records: [] })),
   );
 
 /** Runs each layer step (or pass) after the previous one, stopping at the first Left; emits the last result. */
@@ -340,7 +348,7 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
     ctx.progress({ kind: "tick", stage: "quantize", done: index + (phase + (b + 1) / Math.max(1, s.hidden.length)) / 2, total, label: `${label} ${b + 1}/${s.hidden.length}` });
   const loaded = first ? await ctx.io.load(index) : E.fromNullable(internal(`layer ${index} was not kept between passes`))(s.kept.get(index));
   if (E.isLeft(loaded)) return loaded;
-  const pre = epochEnds(s.runs, pass.pre, loaded.right, new Map());
+  const pre = await epochEnds(s.runs, pass.pre, loaded.right, new Map(), ctx.signal);
   if (E.isLeft(pre)) return pre;
   const cal = calibrations(pre.right.runs, pass.data, pre.right.layer);
   // The error report compares with the layer as loaded when no calibrated modifier runs in this pass.
@@ -350,9 +358,9 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
       : await lastValueFrom(calibrate(ctx, reportOnly ? loaded.right : pre.right.layer, s.hidden, cal, tick(0, `layer ${index} · calibrating`)));
   if (E.isLeft(calibrated)) return calibrated;
   if (ctx.signal?.aborted) return E.left(abortedBy(ctx.signal));
-  const data = epochEnds(pre.right.runs, pass.data, pre.right.layer, calibrated.right.folded);
+  const data = await epochEnds(pre.right.runs, pass.data, pre.right.layer, calibrated.right.folded, ctx.signal);
   if (E.isLeft(data)) return data;
-  const post = epochEnds(data.right.runs, pass.post, data.right.layer, new Map());
+  const post = await epochEnds(data.right.runs, pass.post, data.right.layer, new Map(), ctx.signal);
   if (E.isLeft(post)) return post;
   const layer = post.right.layer;
   const records = [...(s.records.get(index) ?? []), ...pre.right.records, ...data.right.records, ...post.right.records];

@@ -33,6 +33,7 @@ export { observeWeightWith, weightObserverName } from "./observe-weight.js";
 export type {
   ArchitectureInfo,
   Calibration,
+  EpochContext,
   EpochEnd,
   LayerState,
   ModelInfo,

@@ -69,11 +69,15 @@ describe("ModifierRun: the lifecycle with the modifier's state", () => {
     onFinalize: (s) => (s > 1000 ? E.left(modifierError("Counting", null, "too many")) : E.right(s)),
   };
 
-  it("threads the state through initialize → start → events → end → finalize and counts events", () => {
-    const r = pipe(
+  it("threads the state through initialize → start → events → end → finalize and counts events", async () => {
+    const started = pipe(
       initializeAndStart(counting, model),
       E.chain((r) => calibrationEpochStart(r, { schemes: new Map() })),
-      E.chain((s) => sequentialEpochEnd(s, layer, null)),
+    );
+    if (E.isLeft(started)) throw new Error("start");
+    const ended = await sequentialEpochEnd(started.right, layer, null);
+    const r = pipe(
+      ended,
       E.chain(({ run }) => calibrationEpochEnd(run)),
       E.chain(endRun),
       E.chain(finalizeRun),
@@ -94,6 +98,14 @@ describe("ModifierRun: the lifecycle with the modifier's state", () => {
     void (() => finalizeRun(started.right));
     // @ts-expect-error initialize twice: initializeRun takes a Created run only
     void (() => initializeRun(started.right, model));
+  });
+
+  it("an epoch end may be asynchronous (a long search that yields to signals)", async () => {
+    const slow: Modifier<number, null> = { ...counting, onSequentialEpochEnd: async (s, l) => E.right({ state: s + 1, layer: l, warnings: [] }) };
+    const started = initializeAndStart(slow, model);
+    if (E.isLeft(started)) throw new Error("start");
+    const r = await sequentialEpochEnd(started.right, layer, null);
+    expect(E.isRight(r) && r.right.run.state).toBe(12);
   });
 
   it("a modifier's own failure stops the lifecycle as a typed value", () => {

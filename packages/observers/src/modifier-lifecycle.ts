@@ -1,6 +1,6 @@
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
-import type { EpochEnd, LayerState, ModelInfo, ModelPlan, Modifier, ModifierError } from "./modifier.js";
+import type { EpochContext, EpochEnd, LayerState, ModelInfo, ModelPlan, Modifier, ModifierError } from "./modifier.js";
 
 // The lifecycle of llm-compressor's Modifier (initialize → start → calibration events → end → finalize) as a tagged
 // union that carries the modifier's own state. The typed steps below accept only the variant they follow, so calling
@@ -81,12 +81,13 @@ const event =
 export const calibrationEpochStart = <S, C>(r: Run<"Started", S, C>, plan: ModelPlan): E.Either<ModifierError, Run<"Started", S, C>> =>
   E.map(event(r))(r.modifier.onCalibrationEpochStart === undefined ? E.right(r.state) : r.modifier.onCalibrationEpochStart(r.state, plan));
 
-export const sequentialEpochEnd = <S, C>(
+export const sequentialEpochEnd = async <S, C>(
   r: Run<"Started", S, C>,
   layer: LayerState,
   calibrated: C | null,
-): E.Either<ModifierError, { readonly run: Run<"Started", S, C>; readonly result: EpochEnd<S> }> =>
-  E.map((result: EpochEnd<S>) => ({ run: event(r)(result.state), result }))(r.modifier.onSequentialEpochEnd(r.state, layer, calibrated));
+  context: EpochContext = {},
+): Promise<E.Either<ModifierError, { readonly run: Run<"Started", S, C>; readonly result: EpochEnd<S> }>> =>
+  E.map((result: EpochEnd<S>) => ({ run: event(r)(result.state), result }))(await r.modifier.onSequentialEpochEnd(r.state, layer, calibrated, context));
 
 export const calibrationEpochEnd = <S, C>(r: Run<"Started", S, C>): E.Either<ModifierError, Run<"Started", S, C>> =>
   E.map(event(r))(optional(r.modifier as Modifier<S, unknown>, "onCalibrationEpochEnd", r.state));

@@ -168,6 +168,11 @@ export interface TransformRecord {
   readonly seconds: number;
 }
 
+/** What the pipeline hands a layer's epoch end besides the layer: the run's abort signal. */
+export interface EpochContext {
+  readonly signal?: AbortSignal | undefined;
+}
+
 /** What sequential_epoch_end returns: the next modifier state, the edited layer, and warnings. */
 export interface EpochEnd<S> {
   readonly state: S;
@@ -201,7 +206,16 @@ export interface Modifier<S = unknown, C = unknown> {
   /** The taps and fold for one layer's calibration pass; null when this modifier observes nothing there. */
   calibration?(state: S, layer: LayerState): Calibration<C> | null;
   /** on_sequential_epoch_end: edit (quantize, smooth, rotate…) the layer given the folded calibration. */
-  onSequentialEpochEnd(state: S, layer: LayerState, calibrated: C | null): E.Either<ModifierError, EpochEnd<S>>;
+  /**
+   * A long edit (AWQ's grid search) may return a Promise and yield between steps, so that a signal is handled: it then
+   * stops when `context.signal` is aborted (the pipeline reports the abort, not the modifier's Left).
+   */
+  onSequentialEpochEnd(
+    state: S,
+    layer: LayerState,
+    calibrated: C | null,
+    context?: EpochContext,
+  ): E.Either<ModifierError, EpochEnd<S>> | Promise<E.Either<ModifierError, EpochEnd<S>>>;
   onCalibrationEpochEnd?(state: S): E.Either<ModifierError, S>;
   onEnd?(state: S): E.Either<ModifierError, S>;
   onFinalize?(state: S): E.Either<ModifierError, S>;

@@ -16,7 +16,7 @@ import { type Tensor, roundToDType, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { smoothingEdits } from "./apply-smoothing.js";
-import { type BalanceLayer, awqSearch, referenceOutputs } from "./awq-search.js";
+import { type AwqResult, type BalanceLayer, awqSearch, referenceOutputs } from "./awq-search.js";
 import { type MappingSpec, type ResolvedMapping, lowestCommonAncestor, mappingsOfLayer, resolveMappings } from "./resolve-mappings.js";
 
 // llm-compressor 0.14's AWQModifier (modifiers/transform/awq/base.py) on the modifier contract. A transform only:
@@ -184,7 +184,7 @@ interface Smoothed {
 }
 
 /** One mapping: search against the parent's output with the layer as it is now, then the edits. */
-const smoothMapping = (s: AwqState, layer: LayerState, m: AwqMapping, cache: AwqCache, opts: AwqOptions): E.Either<ModifierError, Smoothed> => {
+const smoothMapping = async (s: AwqState, layer: LayerState, m: AwqMapping, cache: AwqCache, opts: AwqOptions, signal?: AbortSignal): Promise<E.Either<ModifierError, Smoothed>> => {
   const t0 = performance.now();
   const name = layer.prefix + m.smooth;
   if (cache.xSum === null || cache.inputs.length === 0) return E.right({ layer, record: null, warnings: [] });
@@ -214,7 +214,8 @@ const smoothMapping = (s: AwqState, layer: LayerState, m: AwqMapping, cache: Awq
   if (E.isLeft(reference)) return reference;
   if (reference.right === null)
     return E.right({ layer, record: null, warnings: [`${TYPE}: skipped ${name}: NaN or Inf outputs of ${layer.prefix}${m.parent} on the calibration data`] });
-  return E.map((r: ReturnType<typeof awqSearch> extends E.Either<unknown, infer A> ? A : never) => {
+  const searched = await awqSearch(search, reference.right, name, signal);
+  return E.map((r: AwqResult) => {
     let lo = Number.POSITIVE_INFINITY;
     let hi = Number.NEGATIVE_INFINITY;
     for (const v of r.scales) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
@@ -224,7 +225,7 @@ const smoothMapping = (s: AwqState, layer: LayerState, m: AwqMapping, cache: Awq
       record: { modifier: TYPE, smooth: name, balance: balance.map((b) => b.name), ratio: r.ratio, duoScaling: r.duoScaling, loss: r.loss, initialLoss: r.initialLoss, scaleMin: lo, scaleMax: hi, seconds: (performance.now() - t0) / 1000 },
       warnings: [],
     };
-  })(awqSearch(search, reference.right, name));
+  })(searched);
 };
 
 /**
@@ -238,7 +239,7 @@ export const AWQModifier = (cfg: AWQModifierConfig, opts: AwqOptions = {}): Modi
   initialize: (model) => initialize(cfg, model),
   onCalibrationEpochStart,
   calibration,
-  onSequentialEpochEnd: (s, layer, caches) => {
+  onSequentialEpochEnd: async (s, layer, caches, context) => {
     const ms = mappingsOfLayer(s.mappings, layer.index) as ReadonlyArray<AwqMapping>;
     let current = layer;
     const records: TransformRecord[] = [];
@@ -246,7 +247,7 @@ export const AWQModifier = (cfg: AWQModifierConfig, opts: AwqOptions = {}): Modi
     for (const [i, m] of ms.entries()) {
       const cache = caches?.[i];
       if (cache === undefined) continue;
-      const r = smoothMapping(s, current, m, cache, opts);
+      const r = await smoothMapping(s, current, m, cache, opts, context?.signal);
       if (E.isLeft(r)) return r;
       current = r.right.layer;
       if (r.right.record !== null) records.push(r.right.record);

@@ -65,10 +65,10 @@ describe("awqSearch on a linear parent", () => {
     forward: (over: ReadonlyMap<string, Tensor<"f32">>, x: Tensor<"f32">) => E.right(linear(x, over.get("down_proj")!)),
   };
 
-  it("finds a ratio whose loss is at most the first grid point's (identity scaling), and records every point", () => {
+  it("finds a ratio whose loss is at most the first grid point's (identity scaling), and records every point", async () => {
     const ref = referenceOutputs(search, "m");
     if (E.isLeft(ref) || ref.right === null) throw new Error("ref");
-    const r = awqSearch(search, ref.right, "m");
+    const r = await awqSearch(search, ref.right, "m");
     if (E.isLeft(r)) throw new Error(r.left.detail);
     expect(r.right.history.length).toBe(20);
     expect(r.right.loss).toBeLessThan(r.right.initialLoss);
@@ -76,9 +76,19 @@ describe("awqSearch on a linear parent", () => {
     expect(r.right.ratio).toBeGreaterThan(0);
   });
 
-  it("a forward that always gives NaN is a typed error (no finite loss)", () => {
+  it("stops between grid points once the signal is aborted", async () => {
+    const ref = referenceOutputs(search, "m");
+    if (E.isLeft(ref) || ref.right === null) throw new Error("ref");
+    const c = new AbortController();
+    let points = 0;
+    const r = await awqSearch({ ...search, onGridPoint: () => (++points === 3 ? c.abort() : undefined) }, ref.right, "m", c.signal);
+    expect(E.isLeft(r) && r.left.detail).toBe("interrupted");
+    expect(points).toBe(3);
+  });
+
+  it("a forward that always gives NaN is a typed error (no finite loss)", async () => {
     const nan = { ...search, forward: (_: ReadonlyMap<string, Tensor<"f32">>, x: Tensor<"f32">) => E.right(new Tensor("f32", [x.shape[0]!, 8], new Float32Array(x.shape[0]! * 8).fill(Number.NaN))) };
-    const r = awqSearch(nan, search.inputs.map((x) => linear(x, w)), "m");
+    const r = await awqSearch(nan, search.inputs.map((x) => linear(x, w)), "m");
     expect(E.isLeft(r) && r.left.detail).toMatch(/no finite loss/);
   });
 });
@@ -124,7 +134,7 @@ describe("AWQModifier", () => {
     expect(E.isLeft(r) && r.left.detail).toMatch(/parent module "", which llmq cannot run alone/);
   });
 
-  it("NaN activations are a typed error naming the mapping", () => {
+  it("NaN activations are a typed error naming the mapping", async () => {
     const model = llamaInfo(1);
     const m = AWQModifier(cfg({ mappings: [{ smooth_layer: "re:.*up_proj$", balance_layers: ["re:.*down_proj$"] }] }));
     const s0 = m.initialize(model);
@@ -138,7 +148,7 @@ describe("AWQModifier", () => {
     const layer: LayerState = { index: 0, prefix: "model.layers.0.", tensors, quantized: new Map(), modules: new Map() };
     const x = new Tensor("f32", [2, 16], rand(32, 5));
     x.data[3] = Number.NaN;
-    const r = m.onSequentialEpochEnd(s.right, layer, [{ inputs: [x], xSum: Float32Array.from({ length: 16 }, (_, j) => (j === 3 ? Number.NaN : 1)), count: 2 }]);
+    const r = await m.onSequentialEpochEnd(s.right, layer, [{ inputs: [x], xSum: Float32Array.from({ length: 16 }, (_, j) => (j === 3 ? Number.NaN : 1)), count: 2 }]);
     expect(E.isLeft(r) && r.left).toMatchObject({ modifier: "AWQModifier", module: "model.layers.0.mlp.up_proj" });
   });
 });

@@ -230,8 +230,19 @@ export const referenceOutputs = (search: AwqSearch, mapping: string): E.Either<M
   return E.right(out);
 };
 
-/** The grid search of one mapping against its reference outputs. */
-export const awqSearch = (search: AwqSearch, reference: ReadonlyArray<Tensor<"f32">>, mapping: string): E.Either<ModifierError, AwqResult> => {
+/** One macrotask: lets a signal handler run between two grid points (the search can take minutes per layer). */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
+/**
+ * The grid search of one mapping against its reference outputs. It yields to the event loop between grid points and
+ * stops with a Left when `signal` is aborted.
+ */
+export const awqSearch = async (
+  search: AwqSearch,
+  reference: ReadonlyArray<Tensor<"f32">>,
+  mapping: string,
+  signal?: AbortSignal,
+): Promise<E.Either<ModifierError, AwqResult>> => {
   const wMean = search.duoScaling === false ? E.right(null) : awqWeightMean(search.balance);
   if (E.isLeft(wMean)) return E.left(modifierError("AWQModifier", mapping, wMean.left));
   const grid = awqGrid(search.duoScaling, search.nGrid);
@@ -244,6 +255,8 @@ export const awqSearch = (search: AwqSearch, reference: ReadonlyArray<Tensor<"f3
     history.push({ ratio, duoScaling: duo, loss: loss.right });
     if (loss.right < (best?.loss ?? Number.POSITIVE_INFINITY)) best = { scales: s, ratio, duo, loss: loss.right };
     search.onGridPoint?.(k + 1, grid.length);
+    await yieldToEventLoop();
+    if (signal?.aborted) return E.left(modifierError("AWQModifier", mapping, "interrupted"));
   }
   if (best === null)
     return E.left(

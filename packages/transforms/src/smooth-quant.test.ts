@@ -78,22 +78,22 @@ describe("SmoothQuantModifier", () => {
     expect(E.isRight(some) && some.right.mappings.length).toBe(2);
   });
 
-  it("NaN in the statistics is a typed error naming the smooth layer", () => {
+  it("NaN in the statistics is a typed error naming the smooth layer", async () => {
     const m = SmoothQuantModifier(cfg());
     const s = m.initialize(model);
     if (E.isLeft(s)) throw new Error("init");
     const bad = foldChannelRange(null, f32([1, 4], [Number.NaN, 1, 2, 3]));
-    const r = m.onSequentialEpochEnd(s.right, layer(), [bad, null]);
+    const r = await m.onSequentialEpochEnd(s.right, layer(), [bad, null]);
     expect(E.isLeft(r) && r.left).toMatchObject({ _tag: "ModifierError", modifier: "SmoothQuantModifier", module: "model.layers.0.input_layernorm" });
   });
 
-  it("smooths the norm and its linears, output-preserving: norm/s · (W·s)ᵀ = norm · Wᵀ", () => {
+  it("smooths the norm and its linears, output-preserving: norm/s · (W·s)ᵀ = norm · Wᵀ", async () => {
     const m = SmoothQuantModifier(cfg({ smoothing_strength: 0.5 }));
     const s = m.initialize(model);
     if (E.isLeft(s)) throw new Error("init");
     const l = layer();
     const range = foldChannelRange(null, f32([2, 4], [-1, 2, 0.5, 8, 3, -2, 1, -8]));
-    const r = m.onSequentialEpochEnd(s.right, l, [range, null]);
+    const r = await m.onSequentialEpochEnd(s.right, l, [range, null]);
     if (E.isLeft(r)) throw new Error(r.left.detail);
     const norm = toFloat32(r.right.layer.tensors.get("input_layernorm.weight")!).data;
     const q = toFloat32(r.right.layer.tensors.get("self_attn.q_proj.weight")!).data;
