@@ -60,3 +60,14 @@ export const smoothingEdits = (
   }
   return edits;
 };
+
+/** The smallest and largest applied scale (reports). */
+export const scaleRange = (s: ArrayLike<number>): { readonly scaleMin: number; readonly scaleMax: number } => {
+  let scaleMin = Number.POSITIVE_INFINITY;
+  let scaleMax = Number.NEGATIVE_INFINITY;
+  for (let j = 0; j < s.length; j++) {
+    scaleMin = Math.min(scaleMin, s[j]!);
+    scaleMax = Math.max(scaleMax, s[j]!);
+  }
+  return { scaleMin, scaleMax };
+};

@@ -15,7 +15,7 @@ import type { AWQModifierConfig, QuantizationScheme } from "@llmq/schemes";
 import { type Tensor, roundToDType, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { smoothingEdits } from "./apply-smoothing.js";
+import { scaleRange, smoothingEdits } from "./apply-smoothing.js";
 import { type AwqResult, type BalanceLayer, awqSearch, referenceOutputs } from "./awq-search.js";
 import { type MappingSpec, type ResolvedMapping, lowestCommonAncestor, mappingsOfLayer, resolveMappings } from "./resolve-mappings.js";
 
@@ -188,12 +188,14 @@ const smoothMapping = async (s: AwqState, layer: LayerState, m: AwqMapping, cach
   const t0 = performance.now();
   const name = layer.prefix + m.smooth;
   if (cache.xSum === null || cache.inputs.length === 0) return E.right({ layer, record: null, warnings: [] });
-  const balance: BalanceLayer[] = [];
-  for (const b of m.balance) {
-    const w = layer.tensors.get(`${b}.weight`);
-    if (w === undefined) return E.left(modifierError(TYPE, layer.prefix + b, `the layer has no ${b}.weight`));
-    balance.push({ local: b, name: layer.prefix + b, weight: w, args: s.schemes.get(layer.prefix + b)?.weights ?? null });
-  }
+  const missing = m.balance.find((b) => !layer.tensors.has(`${b}.weight`));
+  if (missing !== undefined) return E.left(modifierError(TYPE, layer.prefix + missing, `the layer has no ${missing}.weight`));
+  const balance: ReadonlyArray<BalanceLayer> = m.balance.map((b) => ({
+    local: b,
+    name: layer.prefix + b,
+    weight: layer.tensors.get(`${b}.weight`)!,
+    args: s.schemes.get(layer.prefix + b)?.weights ?? null,
+  }));
   const f32 = new Map([...layer.tensors].map(([k, t]) => [k, toFloat32(t)] as const));
   const forward = (over: ReadonlyMap<string, Tensor<"f32">>, x: Tensor<"f32">) =>
     s.model.submodules.forward(m.parent, new Map([...f32, ...[...over].map(([local, w]) => [`${local}.weight`, w] as const)]), x);
@@ -215,17 +217,21 @@ const smoothMapping = async (s: AwqState, layer: LayerState, m: AwqMapping, cach
   if (reference.right === null)
     return E.right({ layer, record: null, warnings: [`${TYPE}: skipped ${name}: NaN or Inf outputs of ${layer.prefix}${m.parent} on the calibration data`] });
   const searched = await awqSearch(search, reference.right, name, signal);
-  return E.map((r: AwqResult) => {
-    let lo = Number.POSITIVE_INFINITY;
-    let hi = Number.NEGATIVE_INFINITY;
-    for (const v of r.scales) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
-    const edited = withTensors(layer, smoothingEdits(layer.tensors, m.smooth, balance.map((b) => [b.local, b.weight] as const), r.scales));
-    return {
-      layer: edited,
-      record: { modifier: TYPE, smooth: name, balance: balance.map((b) => b.name), ratio: r.ratio, duoScaling: r.duoScaling, loss: r.loss, initialLoss: r.initialLoss, scaleMin: lo, scaleMax: hi, seconds: (performance.now() - t0) / 1000 },
-      warnings: [],
-    };
-  })(searched);
+  return E.map((r: AwqResult) => ({
+    layer: withTensors(layer, smoothingEdits(layer.tensors, m.smooth, balance.map((b) => [b.local, b.weight] as const), r.scales)),
+    record: {
+      modifier: TYPE,
+      smooth: name,
+      balance: balance.map((b) => b.name),
+      ratio: r.ratio,
+      duoScaling: r.duoScaling,
+      loss: r.loss,
+      initialLoss: r.initialLoss,
+      ...scaleRange(r.scales),
+      seconds: (performance.now() - t0) / 1000,
+    },
+    warnings: [],
+  }))(searched);
 };
 
 /**

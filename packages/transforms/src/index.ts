@@ -1,6 +1,6 @@
 export type { MappingSpec, ResolvedMapping } from "./resolve-mappings.js";
 export { lowestCommonAncestor, mappingsOfLayer, resolveMappings } from "./resolve-mappings.js";
-export { divideOutputs, scaleColumns, smoothingEdits } from "./apply-smoothing.js";
+export { divideOutputs, scaleColumns, scaleRange, smoothingEdits } from "./apply-smoothing.js";
 export type { ChannelRange, SmoothQuantState } from "./smooth-quant.js";
 export { SmoothQuantModifier, foldChannelRange, smoothQuantScales } from "./smooth-quant.js";
 export type { AwqResult, AwqSearch, BalanceLayer, DuoScaling, GridPoint } from "./awq-search.js";

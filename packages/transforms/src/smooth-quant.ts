@@ -14,7 +14,7 @@ import { type SmoothQuantModifierConfig, isIgnored } from "@llmq/schemes";
 import { type Tensor, roundToDType, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { smoothingEdits } from "./apply-smoothing.js";
+import { scaleRange, smoothingEdits } from "./apply-smoothing.js";
 import { type MappingSpec, type ResolvedMapping, mappingsOfLayer, resolveMappings } from "./resolve-mappings.js";
 
 // llm-compressor 0.14's SmoothQuantModifier (modifiers/transform/smoothquant/base.py). Per mapping, the smooth
@@ -175,13 +175,19 @@ const smoothMapping = (s: SmoothQuantState, layer: LayerState, m: ResolvedMappin
   const weights = balance.map(([b, w]) => [b, w!] as const);
   const scales = smoothQuantScales(range, weights.map(([, w]) => w), s.cfg.smoothing_strength, s.cfg.algorithm, weightDType(weights[0]![1]));
   if (scales.some((v) => !Number.isFinite(v))) return E.left(modifierError(TYPE, name, `the smoothing scales of ${name} are not finite (activation range or weights with NaN/Inf)`));
-  const edited = withTensors(layer, smoothingEdits(layer.tensors, m.smooth, weights, scales));
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  for (const v of scales) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
   return E.right({
-    layer: edited,
-    record: { modifier: TYPE, smooth: name, balance: m.balance.map((b) => layer.prefix + b), ratio: null, duoScaling: null, loss: null, initialLoss: null, scaleMin: lo, scaleMax: hi, seconds: (performance.now() - t0) / 1000 },
+    layer: withTensors(layer, smoothingEdits(layer.tensors, m.smooth, weights, scales)),
+    record: {
+      modifier: TYPE,
+      smooth: name,
+      balance: m.balance.map((b) => layer.prefix + b),
+      ratio: null,
+      duoScaling: null,
+      loss: null,
+      initialLoss: null,
+      ...scaleRange(scales),
+      seconds: (performance.now() - t0) / 1000,
+    },
   });
 };
 
