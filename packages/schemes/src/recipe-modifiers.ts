@@ -4,7 +4,7 @@ import { decodeQuantizationScheme } from "./decode-quantization-scheme.js";
 import { invalidField } from "./errors.js";
 import { PRESET_NAMES, isPresetScheme } from "./preset-schemes.js";
 import type { ActivationOrdering, QuantizationArgs, QuantizationScheme } from "./quantization-args.js";
-import { type RecipeError, unknownModifier, unsupportedModifier } from "./recipe-errors.js";
+import { type RecipeError, invalidRecipe, unknownModifier, unsupportedModifier } from "./recipe-errors.js";
 import { has, isPlainObject, join, readBool, readInt, readString } from "./wire.js";
 
 // ----- model -----
@@ -358,6 +358,23 @@ export const LLM_COMPRESSOR_MODIFIERS: ReadonlyArray<string> = [
   "WandaPruningModifier",
 ];
 
+// The quantization keys LC's deprecated `llmcompressor.modifiers.awq.AWQModifier(...)` helper split off into a
+// QuantizationModifier; the recipe class AWQModifier (a transform since LC 0.9) refuses them as extra fields.
+const AWQ_SHIM_KEYS: ReadonlyArray<string> = [
+  "config_groups",
+  "targets",
+  "ignore",
+  "scheme",
+  "kv_cache_scheme",
+  "weight_observer",
+  "input_observer",
+  "output_observer",
+  "observer",
+  "bypass_divisibility_checks",
+];
+const AWQ_SHIM_HINT =
+  "AWQModifier is a transform and takes no quantization fields (llm-compressor 0.14 refuses them too: extra inputs are not permitted); move scheme / targets / ignore into a QuantizationModifier after it, e.g. AWQModifier: {duo_scaling: true} then QuantizationModifier: {scheme: W4A16_ASYM, targets: [Linear], ignore: [lm_head]}";
+
 // Fields LC accepts but that are runtime objects, never recipe values.
 const EXTRA_ACCEPTED: Readonly<Partial<Record<ModifierType, ReadonlyArray<string>>>> = {
   SmoothQuantModifier: ["calibration_function"],
@@ -378,7 +395,12 @@ export const decodeModifier = (name: string, u: unknown, path: string): E.Either
   if (!isPlainObject(args)) return E.left(invalidField(path, `a mapping of ${name} arguments`, u));
   const names = fields.map((x) => x.name);
   const extra = EXTRA_ACCEPTED[type] ?? [];
-  for (const k of Object.keys(args)) if (!names.includes(k) && !extra.includes(k)) return E.left({ _tag: "UnknownField", path: join(path, k), allowed: names });
+  for (const k of Object.keys(args)) {
+    if (names.includes(k) || extra.includes(k)) continue;
+    if (type === "AWQModifier" && AWQ_SHIM_KEYS.includes(k))
+      return E.left(invalidRecipe(join(path, k), AWQ_SHIM_HINT));
+    return E.left({ _tag: "UnknownField", path: join(path, k), allowed: names });
+  }
   const out: Record<string, unknown> = { type };
   for (const fd of fields) {
     if (has(args, fd.name) && !(args[fd.name] === undefined)) {

@@ -186,3 +186,10 @@ describe("recipe objects and resolution", () => {
     expect(E.isLeft(parseRecipeMarkdown("# no front matter"))).toBe(true);
   });
 });
+
+describe("AWQModifier with quantization fields (llm-compressor's old helper signature)", () => {
+  it("is refused with the way to write it now", () => {
+    const r = parseRecipe("s_stage:\n  m_modifiers:\n    AWQModifier: {scheme: W4A16_ASYM, targets: [Linear], ignore: [lm_head]}\n    QuantizationModifier: {scheme: W4A16}\n");
+    expect(E.isLeft(r) && formatRecipeError(r.left)).toMatch(/AWQModifier is a transform and takes no quantization fields .*move scheme \/ targets \/ ignore into a QuantizationModifier after it/);
+  });
+});
