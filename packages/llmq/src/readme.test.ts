@@ -6,7 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { convertCommand } from "./convert-command.js";
 
-// Every ```ts block of the README runs as written, in a directory where `.demo/stories260K` exists.
+// Every ```ts block of the README runs as written, in a directory where `.demo/stories260K` and `fixtures/` exist.
 
 const root = new URL("../../../", import.meta.url).pathname;
 const cwd = mkdtempSync(join(tmpdir(), "llmq-readme-"));
@@ -17,6 +17,8 @@ beforeAll(async () => {
   // As if `llmq` were installed: node_modules/llmq → this package (its own dependencies resolve from its real path).
   mkdirSync(join(cwd, "node_modules"), { recursive: true });
   symlinkSync(join(root, "packages/llmq"), join(cwd, "node_modules/llmq"), "dir");
+  // The bundled data, as in a checkout (the calibration example reads fixtures/wikitext-2).
+  symlinkSync(join(root, "fixtures"), join(cwd, "fixtures"), "dir");
   const r = await convertCommand({
     from: "llama2c",
     model: join(root, "fixtures/stories260K/stories260K.bin"),
