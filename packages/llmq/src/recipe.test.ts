@@ -16,3 +16,24 @@ describe("command-line overrides", () => {
     expect(right(recipeFromYaml(text)).warnings).toEqual([]);
   });
 });
+
+describe("transform fields llmq accepts without effect", () => {
+  it("SmoothQuantModifier.num_calibration_steps and AWQModifier.offload_device are named in warnings", () => {
+    const r = right(
+      recipeFromYaml(
+        [
+          "s_stage:",
+          "  m_modifiers:",
+          "    SmoothQuantModifier: {smoothing_strength: 0.5, num_calibration_steps: 16}",
+          "    AWQModifier: {offload_device: cpu}",
+          "    QuantizationModifier: {targets: [Linear], scheme: W4A16, ignore: [lm_head]}",
+          "",
+        ].join("\n"),
+      ),
+    );
+    expect(r.warnings).toEqual([
+      "SmoothQuantModifier.num_calibration_steps = 16 has no effect (llm-compressor 0.14 ignores it too; every calibration sample is used)",
+      "AWQModifier.offload_device = cpu has no effect in llmq (the cached activations stay in memory on the CPU)",
+    ]);
+  });
+});
