@@ -8,8 +8,13 @@ import { Tensor, castFromNumbers, toFloat32 } from "@llmq/tensor";
 
 // ----- algorithms -----
 
-/** f32 values (already rounded once, by the Float32Array) in the tensor's own dtype. */
-const stored = (t: Tensor, values: Float32Array): Tensor => (t.dtype === "f32" ? new Tensor("f32", t.shape, values) : castFromNumbers(t.dtype, values, t.shape));
+/** The float dtype a layer tensor's arithmetic runs in (bf16 / f16 as stored, everything else f32). */
+export type LayerFloatDType = "f32" | "bf16" | "f16";
+export const floatDTypeOf = (t: Tensor): LayerFloatDType => (t.dtype === "bf16" || t.dtype === "f16" ? t.dtype : "f32");
+
+/** f32 values (already rounded once, by the Float32Array) stored in `dtype`. */
+const stored = (dtype: Tensor["dtype"], shape: ReadonlyArray<number>, values: Float32Array): Tensor =>
+  dtype === "f32" ? new Tensor("f32", shape, values) : castFromNumbers(dtype, values, shape);
 
 /** W[:, j] · s_j, in the weight's dtype. */
 export const scaleColumns = (w: Tensor, s: ArrayLike<number>): Tensor => {
@@ -21,7 +26,20 @@ export const scaleColumns = (w: Tensor, s: ArrayLike<number>): Tensor => {
     const o = r * cols;
     for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! * s[j]!;
   }
-  return stored(w, out);
+  return stored(w.dtype, w.shape, out);
+};
+
+/** W[:, j] ÷ s_j, stored in `dtype` (AWQ's Q(W·s)/s, cast back to the weight's dtype). */
+export const divideColumns = (w: Tensor, s: ArrayLike<number>, dtype: Tensor["dtype"] = w.dtype): Tensor => {
+  const [rows, cols] = w.shape as [number, number];
+  if (cols !== s.length) throw new Error(`llmq internal: ${cols} columns, ${s.length} scales`);
+  const x = toFloat32(w).data;
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! / s[j]!;
+  }
+  return stored(dtype, w.shape, out);
 };
 
 /** A 1-D weight (norm, bias) ÷ s, or a 2-D weight's last len(s) rows ÷ s (row r − offset by s), in its dtype. */
@@ -31,7 +49,7 @@ export const divideOutputs = (w: Tensor, s: ArrayLike<number>): Tensor => {
   if (w.rank === 1) {
     if (w.size !== s.length) throw new Error(`llmq internal: ${w.size} channels, ${s.length} scales`);
     for (let j = 0; j < s.length; j++) out[j] = x[j]! / s[j]!;
-    return stored(w, out);
+    return stored(w.dtype, w.shape, out);
   }
   const [rows, cols] = w.shape as [number, number];
   const first = rows - s.length;
@@ -40,7 +58,7 @@ export const divideOutputs = (w: Tensor, s: ArrayLike<number>): Tensor => {
     const d = s[r - first]!;
     for (let j = 0; j < cols; j++) out[r * cols + j] = x[r * cols + j]! / d;
   }
-  return stored(w, out);
+  return stored(w.dtype, w.shape, out);
 };
 
 /**

@@ -15,7 +15,7 @@ import type { AWQModifierConfig, QuantizationScheme } from "@llmq/schemes";
 import { type Tensor, roundToDType, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { scaleRange, smoothingEdits } from "./apply-smoothing.js";
+import { type LayerFloatDType, floatDTypeOf, scaleRange, smoothingEdits } from "./apply-smoothing.js";
 import { type AwqResult, type BalanceLayer, awqSearch, referenceOutputs } from "./awq-search.js";
 import { type MappingSpec, type ResolvedMapping, lowestCommonAncestor, mappingsOfLayer, resolveMappings } from "./resolve-mappings.js";
 
@@ -140,19 +140,20 @@ const onCalibrationEpochStart = (s: AwqState, plan: ModelPlan): E.Either<Modifie
 
 // ----- calibration -----
 
-const absSum = (x: Tensor<"f32">, dtype: "f32" | "bf16" | "f16"): Float32Array => {
+const absSum = (x: Tensor<"f32">, dtype: LayerFloatDType): Float32Array => {
   const [rows, cols] = x.shape as [number, number];
   const out = new Float32Array(cols);
   for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) out[j] = out[j]! + Math.abs(roundToDType(dtype, x.data[r * cols + j]!));
   return out;
 };
 
-const modelDType = (layer: LayerState, local: string): "f32" | "bf16" | "f16" => {
-  const d = layer.tensors.get(`${local}.weight`)?.dtype;
-  return d === "bf16" || d === "f16" ? d : "f32";
+/** The dtype of a layer's activations in the model: its linear's weight dtype. */
+const modelDType = (layer: LayerState, local: string): LayerFloatDType => {
+  const w = layer.tensors.get(`${local}.weight`);
+  return w === undefined ? "f32" : floatDTypeOf(w);
 };
 
-const cacheStep = (m: AwqMapping, dtype: "f32" | "bf16" | "f16") => (c: AwqCache, t: Tap): AwqCache => {
+const cacheStep = (m: AwqMapping, dtype: LayerFloatDType) => (c: AwqCache, t: Tap): AwqCache => {
   if (t._tag !== "LinearInput") return c;
   const inputs = t.modules.includes(m.input) ? [...c.inputs, t.x] : c.inputs;
   if (!t.modules.includes(m.balance[0]!)) return { ...c, inputs };
@@ -197,8 +198,10 @@ const smoothMapping = async (s: AwqState, layer: LayerState, m: AwqMapping, cach
     args: s.schemes.get(layer.prefix + b)?.weights ?? null,
   }));
   const f32 = new Map([...layer.tensors].map(([k, t]) => [k, toFloat32(t)] as const));
-  const forward = (over: ReadonlyMap<string, Tensor<"f32">>, x: Tensor<"f32">) =>
-    s.model.submodules.forward(m.parent, new Map([...f32, ...[...over].map(([local, w]) => [`${local}.weight`, w] as const)]), x);
+  const parent = (over: ReadonlyMap<string, Tensor<"f32">>) => {
+    const weights = new Map([...f32, ...[...over].map(([local, w]) => [`${local}.weight`, w] as const)]);
+    return (x: Tensor<"f32">) => s.model.submodules.forward(m.parent, weights, x);
+  };
   const count = Math.fround(cache.count);
   const search = {
     balance,
@@ -208,7 +211,7 @@ const smoothMapping = async (s: AwqState, layer: LayerState, m: AwqMapping, cach
     fusedGroups: s.model.architecture.fusedGroups,
     inputs: cache.inputs,
     outputDType: modelDType(layer, m.balance[0]!),
-    forward,
+    parent,
     ...(opts.onGridPoint ? { onGridPoint: (d: number, t: number) => opts.onGridPoint!(name, d, t) } : {}),
   };
   if (search.xMean.some((v) => !Number.isFinite(v))) return E.left(modifierError(TYPE, name, `the input of ${layer.prefix + m.balance[0]!} has NaN or Inf values on the calibration data`));

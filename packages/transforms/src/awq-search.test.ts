@@ -62,7 +62,7 @@ describe("awqSearch on a linear parent", () => {
     fusedGroups: [],
     inputs,
     outputDType: "f32" as const,
-    forward: (over: ReadonlyMap<string, Tensor<"f32">>, x: Tensor<"f32">) => E.right(linear(x, over.get("down_proj")!)),
+    parent: (over: ReadonlyMap<string, Tensor<"f32">>) => (x: Tensor<"f32">) => E.right(linear(x, over.get("down_proj")!)),
   };
 
   it("finds a ratio whose loss is at most the first grid point's (identity scaling), and records every point", async () => {
@@ -87,7 +87,7 @@ describe("awqSearch on a linear parent", () => {
   });
 
   it("a forward that always gives NaN is a typed error (no finite loss)", async () => {
-    const nan = { ...search, forward: (_: ReadonlyMap<string, Tensor<"f32">>, x: Tensor<"f32">) => E.right(new Tensor("f32", [x.shape[0]!, 8], new Float32Array(x.shape[0]! * 8).fill(Number.NaN))) };
+    const nan = { ...search, parent: () => (x: Tensor<"f32">) => E.right(new Tensor("f32", [x.shape[0]!, 8], new Float32Array(x.shape[0]! * 8).fill(Number.NaN))) };
     const r = await awqSearch(nan, search.inputs.map((x) => linear(x, w)), "m");
     expect(E.isLeft(r) && r.left.detail).toMatch(/no finite loss/);
   });

@@ -2,8 +2,10 @@ import { fusedGlobalScales } from "@llmq/observers";
 import type { ModifierError } from "@llmq/observers";
 import { modifierError } from "@llmq/observers";
 import { type QuantizationArgs, formatSchemeError, rtnFakeQuantizeWeight } from "@llmq/schemes";
-import { Tensor, castFromNumbers, roundToDType, toFloat32 } from "@llmq/tensor";
+import { type Tensor, roundToDType, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
+import { type LayerFloatDType, divideColumns, floatDTypeOf, scaleColumns } from "./apply-smoothing.js";
+import { torchPow } from "./torch-pow.js";
 
 // AWQ's grid search for one mapping (llm-compressor 0.14 `AWQModifier._compute_best_scale`), as pure functions of
 // the balance weights, the mean input magnitude and a forward of the mapping's parent module on its cached inputs.
@@ -35,10 +37,13 @@ export interface AwqSearch {
   readonly fusedGroups: ReadonlyArray<ReadonlyArray<string>>;
   /** The parent's cached inputs, one per calibration batch. */
   readonly inputs: ReadonlyArray<Tensor<"f32">>;
-  /** The parent's output on one input with the balance weights replaced by these (f32 values, local names). */
-  readonly forward: (balance: ReadonlyMap<string, Tensor<"f32">>, x: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
+  /**
+   * The parent module with the balance weights replaced by these (f32 values, local names), as a forward over one
+   * input: built once per grid point, run on every batch.
+   */
+  readonly parent: (balance: ReadonlyMap<string, Tensor<"f32">>) => (x: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
   /** The dtype the parent's outputs have in the model (torch's mse_loss of a bf16 batch is a bf16 number). */
-  readonly outputDType: "f32" | "bf16" | "f16";
+  readonly outputDType: LayerFloatDType;
   /** Called after each grid point (progress). */
   readonly onGridPoint?: (done: number, total: number) => void;
 }
@@ -85,7 +90,7 @@ export const awqWeightMean = (balance: ReadonlyArray<BalanceLayer>): E.Either<st
   for (const b of balance) {
     if (b.args === null) continue;
     const [rows, cols] = b.weight.shape as [number, number];
-    const dtype = b.weight.dtype === "bf16" || b.weight.dtype === "f16" ? b.weight.dtype : "f32";
+    const dtype = floatDTypeOf(b.weight);
     const r = (v: number) => roundToDType(dtype, v);
     const x = toFloat32(b.weight).data;
     total ??= new Float64Array(cols);
@@ -114,15 +119,6 @@ export const awqWeightMean = (balance: ReadonlyArray<BalanceLayer>): E.Either<st
   return E.right(total.map((v) => v / rowsTotal));
 };
 
-/** torch's pow of an f32 tensor by a Python float: the exponent cast to f32; 0 fills ones, 0.5 is sqrt, 1 copies. */
-const powF32 = (x: number, e: number): number => {
-  const ef = Math.fround(e);
-  return Math.fround(ef === 0 ? 1 : ef === 0.5 ? Math.sqrt(x) : ef === 1 ? x : x ** ef);
-};
-
-/** The same for an f64 tensor (the exponent stays f64). */
-const powF64 = (x: number, e: number): number => (e === 0 ? 1 : e === 0.5 ? Math.sqrt(x) : e === 1 ? x : x ** e);
-
 /** The scales of one grid point, normalised by √(max·min); non-finite entries become 1. */
 export const awqScales = (xMean: Float32Array, wMean: Float64Array | null, ratio: number, duo: boolean): Float64Array => {
   const n = xMean.length;
@@ -130,8 +126,8 @@ export const awqScales = (xMean: Float32Array, wMean: Float64Array | null, ratio
   // Duo scales are f64 (x̄^r is f32, promoted by w̄'s f64); the others stay f32.
   const r = duo ? (v: number) => v : Math.fround;
   for (let j = 0; j < n; j++) {
-    const xp = powF32(xMean[j]!, ratio);
-    s[j] = duo ? Math.max(xp / (powF64(wMean![j]!, 1 - ratio) + 1e-4), 1e-4) : Math.max(xp, Math.fround(1e-4));
+    const xp = Math.fround(torchPow(xMean[j]!, ratio, "f32"));
+    s[j] = duo ? Math.max(xp / (torchPow(wMean![j]!, 1 - ratio, "f64") + 1e-4), 1e-4) : Math.max(xp, Math.fround(1e-4));
   }
   let max = Number.NEGATIVE_INFINITY;
   let min = Number.POSITIVE_INFINITY;
@@ -154,7 +150,7 @@ export const awqScales = (xMean: Float32Array, wMean: Float64Array | null, ratio
 
 /** (fake-quantized W·s) / s in the weight's dtype, for each quantized balance layer; the others as they are. */
 const scaledQuantized = (search: AwqSearch, s: Float64Array): E.Either<ModifierError, ReadonlyMap<string, Tensor<"f32">>> => {
-  const scaled = search.balance.map((b) => ({ ...b, weight: b.args === null ? b.weight : scaleBy(b.weight, s) }));
+  const scaled = search.balance.map((b) => ({ ...b, weight: b.args === null ? b.weight : scaleColumns(b.weight, s) }));
   const fused = fusedGlobalScales(
     scaled.map((b) => ({ name: b.name, local: b.local, weight: b.weight, args: b.args })),
     search.fusedGroups,
@@ -169,33 +165,13 @@ const scaledQuantized = (search: AwqSearch, s: Float64Array): E.Either<ModifierE
     const g = fused.right.get(b.name);
     const q = rtnFakeQuantizeWeight(b.weight, b.args, { name: `${b.name}.weight`, ...(g !== undefined ? { globalScale: g } : {}) });
     if (E.isLeft(q)) return E.left(modifierError("AWQModifier", b.name, formatSchemeError(q.left), q.left));
-    out.set(b.local, toFloat32(unscale(toFloat32(q.right), s, b.weight.dtype)));
+    out.set(b.local, toFloat32(divideColumns(q.right, s, b.weight.dtype)));
   }
   return E.right(out);
 };
 
-const asStored = (dtype: Tensor["dtype"], shape: ReadonlyArray<number>, v: Float32Array): Tensor =>
-  dtype === "f32" ? new Tensor("f32", shape, v) : castFromNumbers(dtype, v, shape);
-
-/** W · s per column, through f32 into the weight's dtype (torch: the f64/f32 product copied into the parameter). */
-export const scaleBy = (w: Tensor, s: ArrayLike<number>): Tensor => {
-  const x = toFloat32(w).data;
-  const cols = w.shape[1]!;
-  const out = new Float32Array(x.length);
-  for (let o = 0; o < x.length; o += cols) for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! * s[j]!;
-  return asStored(w.dtype, w.shape, out);
-};
-
-const unscale = (fq: Tensor<"f32">, s: ArrayLike<number>, dtype: Tensor["dtype"]): Tensor => {
-  const cols = fq.shape[1]!;
-  const x = fq.data;
-  const out = new Float32Array(fq.size);
-  for (let o = 0; o < x.length; o += cols) for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! / s[j]!;
-  return asStored(dtype, fq.shape, out);
-};
-
 /** Σ (a − b)² of one batch, rounded to the outputs' dtype as torch's mse_loss(reduction="sum") returns it. */
-const sumSquares = (a: Tensor<"f32">, b: Tensor<"f32">, dtype: "f32" | "bf16" | "f16"): number => {
+const sumSquares = (a: Tensor<"f32">, b: Tensor<"f32">, dtype: LayerFloatDType): number => {
   let s = 0;
   for (let i = 0; i < a.data.length; i++) {
     const d = a.data[i]! - b.data[i]!;
@@ -206,10 +182,11 @@ const sumSquares = (a: Tensor<"f32">, b: Tensor<"f32">, dtype: "f32" | "bf16" | 
 
 /** `_compute_loss`: Σ over batches (f32) / element count. */
 const lossOver = (search: AwqSearch, weights: ReadonlyMap<string, Tensor<"f32">>, reference: ReadonlyArray<Tensor<"f32">>, mapping: string): E.Either<ModifierError, number> => {
+  const forward = search.parent(weights);
   let loss = 0;
   let count = 0;
   for (const [i, x] of search.inputs.entries()) {
-    const y = search.forward(weights, x);
+    const y = forward(x);
     if (E.isLeft(y)) return E.left(modifierError("AWQModifier", mapping, y.left));
     loss = Math.fround(loss + sumSquares(reference[i]!, y.right, search.outputDType));
     count += y.right.size;
@@ -219,10 +196,10 @@ const lossOver = (search: AwqSearch, weights: ReadonlyMap<string, Tensor<"f32">>
 
 /** The parent's outputs with the weights as they are: null when some output is not finite (LC skips the mapping). */
 export const referenceOutputs = (search: AwqSearch, mapping: string): E.Either<ModifierError, ReadonlyArray<Tensor<"f32">> | null> => {
-  const current = new Map(search.balance.map((b) => [b.local, toFloat32(b.weight)] as const));
+  const forward = search.parent(new Map(search.balance.map((b) => [b.local, toFloat32(b.weight)] as const)));
   const out: Tensor<"f32">[] = [];
   for (const x of search.inputs) {
-    const y = search.forward(current, x);
+    const y = forward(x);
     if (E.isLeft(y)) return E.left(modifierError("AWQModifier", mapping, y.left));
     if (!y.right.data.every(Number.isFinite)) return E.right(null);
     out.push(y.right);

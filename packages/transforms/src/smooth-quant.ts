@@ -14,7 +14,8 @@ import { type SmoothQuantModifierConfig, isIgnored } from "@llmq/schemes";
 import { type Tensor, roundToDType, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { scaleRange, smoothingEdits } from "./apply-smoothing.js";
+import { type LayerFloatDType, floatDTypeOf, scaleRange, smoothingEdits } from "./apply-smoothing.js";
+import { torchPow } from "./torch-pow.js";
 import { type MappingSpec, type ResolvedMapping, mappingsOfLayer, resolveMappings } from "./resolve-mappings.js";
 
 // llm-compressor 0.14's SmoothQuantModifier (modifiers/transform/smoothquant/base.py). Per mapping, the smooth
@@ -38,8 +39,6 @@ export interface SmoothQuantState {
   readonly model: ModelInfo;
 }
 
-type FloatDType = "f32" | "bf16" | "f16";
-
 const TYPE = "SmoothQuantModifier";
 
 // ----- algorithms -----
@@ -61,11 +60,6 @@ export const foldChannelRange = (acc: ChannelRange | null, x: Tensor<"f32">): Ch
   return { min, max, nonFinite };
 };
 
-/** torch's pow of a float tensor by a Python float: the exponent cast to the tensor's dtype (0.8 is 0.80078125 in bf16); 0.5 is sqrt, 1 the identity. */
-const powF = (x: number, e: number, dtype: FloatDType): number => {
-  const ef = roundToDType(dtype, e);
-  return ef === 0.5 ? Math.sqrt(x) : ef === 1 ? x : ef === 0 ? 1 : x ** ef;
-};
 
 /**
  * The smoothing scales of one mapping (`_calculate_smoothing_scales` and the 1e-5 floor), in `dtype` arithmetic,
@@ -76,7 +70,7 @@ export const smoothQuantScales = (
   balance: ReadonlyArray<Tensor>,
   alpha: number,
   algorithm: "smoothquant" | "log_equalization",
-  dtype: FloatDType,
+  dtype: LayerFloatDType,
 ): Float32Array => {
   const r = (v: number) => roundToDType(dtype, v);
   const n = range.min.length;
@@ -98,7 +92,7 @@ export const smoothQuantScales = (
   }
   for (let j = 0; j < n; j++) {
     const ws = r(2 * wmax[j]!);
-    const s = ws > 0 ? r(r(powF(act[j]!, alpha, dtype)) / r(powF(ws, 1 - alpha, dtype))) : act[j]!;
+    const s = ws > 0 ? r(r(torchPow(act[j]!, alpha, dtype)) / r(torchPow(ws, 1 - alpha, dtype))) : act[j]!;
     out[j] = Number.isNaN(s) ? s : Math.max(s, floor);
   }
   return out;
@@ -162,7 +156,6 @@ const calibration = (s: SmoothQuantState, layer: LayerState): Calibration<Readon
   };
 };
 
-const weightDType = (w: Tensor): FloatDType => (w.dtype === "bf16" || w.dtype === "f16" ? w.dtype : "f32");
 
 /** One mapping applied to the layer: scales from its range, then the edits. */
 const smoothMapping = (s: SmoothQuantState, layer: LayerState, m: ResolvedMapping, range: ChannelRange): E.Either<ModifierError, { layer: LayerState; record: TransformRecord }> => {
@@ -173,7 +166,7 @@ const smoothMapping = (s: SmoothQuantState, layer: LayerState, m: ResolvedMappin
   const missing = balance.find(([, w]) => w === undefined);
   if (missing !== undefined) return E.left(modifierError(TYPE, layer.prefix + missing[0], `the layer has no ${missing[0]}.weight`));
   const weights = balance.map(([b, w]) => [b, w!] as const);
-  const scales = smoothQuantScales(range, weights.map(([, w]) => w), s.cfg.smoothing_strength, s.cfg.algorithm, weightDType(weights[0]![1]));
+  const scales = smoothQuantScales(range, weights.map(([, w]) => w), s.cfg.smoothing_strength, s.cfg.algorithm, floatDTypeOf(weights[0]![1]));
   if (scales.some((v) => !Number.isFinite(v))) return E.left(modifierError(TYPE, name, `the smoothing scales of ${name} are not finite (activation range or weights with NaN/Inf)`));
   return E.right({
     layer: withTensors(layer, smoothingEdits(layer.tensors, m.smooth, weights, scales)),
