@@ -84,20 +84,6 @@ const startAll = (mods: ReadonlyArray<Modifier>, info: ModelInfo): E.Either<Llmq
     E.mapLeft(modifierFailure),
   );
 
-/** Overlapping targets: LC would attach the later scheme to the earlier modifier's modules; llmq refuses. */
-const checkDisjoint = (runs: ReadonlyArray<AnyRun>): E.Either<LlmqError, void> => {
-  const owner = new Map<string, string>();
-  for (const r of runs) {
-    if (r._tag !== "Started") continue;
-    for (const name of r.modifier.plannedSchemes?.(r.state)?.keys() ?? []) {
-      const prev = owner.get(name);
-      if (prev !== undefined) return E.left(recipeError(`${name} is targeted by both ${prev} and ${r.modifier.type}; give each module to one quantization modifier (targets / ignore)`));
-      owner.set(name, r.modifier.type);
-    }
-  }
-  return E.right(undefined);
-};
-
 const needsDataError = (m: Modifier): LlmqError =>
   quantizationError(m.type, `${m.calibrationDataReason ?? `${m.type} needs calibration data`}: pass --dataset (text, JSONL or token ids)`);
 
@@ -173,11 +159,23 @@ interface Prepared {
   readonly plan: ModelPlan;
 }
 
-/** What every started modifier will quantize, with which scheme (the schemes LC attaches at initialize). */
-const planOf = (runs: ReadonlyArray<AnyRun>): ModelPlan => {
+/**
+ * What every started modifier will quantize, with which scheme (the schemes LC attaches at initialize). Overlapping
+ * targets are refused: LC would attach the later scheme to the earlier modifier's modules.
+ */
+const planOf = (runs: ReadonlyArray<AnyRun>): E.Either<LlmqError, ModelPlan> => {
   const schemes = new Map<string, QuantizationScheme>();
-  for (const r of runs) if (r._tag === "Started") for (const [n, sc] of r.modifier.plannedSchemes?.(r.state) ?? []) schemes.set(n, sc);
-  return { schemes };
+  const owner = new Map<string, string>();
+  for (const r of runs) {
+    if (r._tag !== "Started") continue;
+    for (const [name, scheme] of r.modifier.plannedSchemes?.(r.state) ?? []) {
+      const prev = owner.get(name);
+      if (prev !== undefined) return E.left(recipeError(`${name} is targeted by both ${prev} and ${r.modifier.type}; give each module to one quantization modifier (targets / ignore)`));
+      owner.set(name, r.modifier.type);
+      schemes.set(name, scheme);
+    }
+  }
+  return E.right({ schemes });
 };
 
 /** LC's recipe validator, for modifiers given as values too: AWQ is a transform and needs a later quantization modifier. */
@@ -202,14 +200,14 @@ const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prep
   if (missing !== undefined) return E.left(needsDataError(missing));
   return pipe(
     startAll(mods, modelInfo(h)),
-    E.chainFirst(checkDisjoint),
-    E.chain((runs) =>
+    E.chain((runs) => E.map((plan: ModelPlan) => ({ runs, plan }))(planOf(runs))),
+    E.chain(({ runs, plan }) =>
       pipe(
         planPasses(
           mods.map((m) => m.requiresCalibrationData),
           opts.pipeline ?? "independent",
         ),
-        E.bimap(recipeError, (passes) => ({ runs, passes, plan: planOf(runs) })),
+        E.bimap(recipeError, (passes) => ({ runs, passes, plan })),
       ),
     ),
   );
