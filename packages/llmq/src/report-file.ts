@@ -1,14 +1,11 @@
-import { randomBytes } from "node:crypto";
-import { open, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
-import { overlapOf, realpathLoose } from "@llmq/serialization";
+import { open, rm, stat } from "node:fs/promises";
+import { resolve } from "node:path";
+import { overlapOf, realpathLoose, tempSibling, writeAtomically } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { type LlmqError, ioErrorFrom, usageError } from "./errors.js";
 
 // The HTML report is checked before any work (a report that cannot be written must not cost a whole quantization, nor
 // fail after the checkpoint was committed) and written like every other output: to a temporary sibling, then renamed.
-
-const tempOf = (path: string): string => join(dirname(path), `.${basename(path)}.llmq-tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
 
 /**
  * Refuses a report path that is a directory, lies inside or equals the output or one of the inputs, or whose directory
@@ -31,7 +28,7 @@ export const checkReportPath = async (
     () => false,
   );
   if (isDir) return E.left(usageError("--report", `${report} is a directory`, "give a file name, e.g. report.html"));
-  const probe = tempOf(resolve(report));
+  const probe = tempSibling(resolve(report));
   try {
     const fh = await open(probe, "wx");
     await fh.close();
@@ -45,19 +42,10 @@ export const checkReportPath = async (
 
 /** Writes the report through a temporary sibling, so a failure leaves no truncated report. */
 export const writeReportFile = async (path: string, html: string): Promise<E.Either<LlmqError, void>> => {
-  const tmp = tempOf(resolve(path));
   try {
-    const fh = await open(tmp, "wx");
-    try {
-      await fh.writeFile(html);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await writeAtomically(resolve(path), (fh) => fh.writeFile(html));
     return E.right(undefined);
   } catch (e) {
-    await rm(tmp, { force: true }).catch(() => undefined);
     return E.left(ioErrorFrom(path, "cannot write the report", Object.assign(e as object, { path })));
   }
 };

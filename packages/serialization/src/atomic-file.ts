@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { type FileHandle, open, readdir, rm } from "node:fs/promises";
+import { type FileHandle, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 // ----- temporary siblings -----
@@ -28,6 +28,28 @@ export const fsyncDir = async (dir: string): Promise<void> => {
 
 /** Removes a file if it exists, ignoring every error (cleanup paths only). */
 export const removeQuietly = (path: string): Promise<void> => rm(path, { force: true }).catch(() => undefined);
+
+/**
+ * Writes a whole file through a temporary sibling: `write` fills it, it is fsynced and renamed over `path`, and the
+ * directory is fsynced; on any failure the temporary file is removed and the error rethrown (the caller maps it).
+ */
+export const writeAtomically = async (path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> => {
+  const tmp = tempSibling(path);
+  try {
+    const fh = await open(tmp, "wx");
+    try {
+      await write(fh);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await removeQuietly(tmp);
+    throw err;
+  }
+  await fsyncDir(dirname(path));
+};
 
 /** Writes all of `bytes` at the current position, in pieces below Node's 2 GiB single-write limit. */
 export const writeAll = async (fh: FileHandle, bytes: Uint8Array): Promise<void> => {

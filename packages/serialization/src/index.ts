@@ -24,6 +24,7 @@ export {
 } from "./errors.js";
 export type { OverlapRelation, SerializationError, SerializationErrorTag } from "./errors.js";
 export { describeErrno, errnoCode, errnoMeaning } from "./errno.js";
+export { tempSibling, writeAtomically } from "./atomic-file.js";
 export type { ErrnoMeaning } from "./errno.js";
 export { liveLockHolder, lockOutput, lockPathOf } from "./output-lock.js";
 export type { OutputLock } from "./output-lock.js";

@@ -1,10 +1,8 @@
-import { open, rename } from "node:fs/promises";
-import { dirname } from "node:path";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
-import { fsyncDir, removeQuietly, tempSibling, writeAll } from "./atomic-file.js";
+import { writeAll, writeAtomically } from "./atomic-file.js";
 import { type SerializationError, ioError, unsupportedDType, writeRejected } from "./errors.js";
 import { SUPPORTED_LLMQ_DTYPES, safetensorsDTypeOf } from "./safetensors-dtype.js";
 import { type EncodedHeader, MAX_HEADER_SIZE, type TensorEntryInfo, encodeHeader } from "./safetensors-header.js";
@@ -88,22 +86,10 @@ export const writeSafetensors = (
 const writeEncoded = (path: string, h: EncodedHeader, tensors: ReadonlyMap<string, Tensor>) =>
   TE.tryCatch(
     async () => {
-      const tmp = tempSibling(path);
-      try {
-        const fh = await open(tmp, "w");
-        try {
-          await writeAll(fh, h.bytes);
-          for (const e of h.layout) await writeAll(fh, tensors.get(e.name)!.bytes());
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await rename(tmp, path);
-      } catch (err) {
-        await removeQuietly(tmp);
-        throw err;
-      }
-      await fsyncDir(dirname(path));
+      await writeAtomically(path, async (fh) => {
+        await writeAll(fh, h.bytes);
+        for (const e of h.layout) await writeAll(fh, tensors.get(e.name)!.bytes());
+      });
       return { path, bytes: h.bytes.length + h.dataLength };
     },
     (err) => ioError(path, "write", err),
