@@ -139,24 +139,26 @@ export const planPasses = (needsData: ReadonlyArray<boolean>, pipeline: Pipeline
 
 type StartedRun = Extract<AnyRun, { _tag: "Started" }>;
 
-/** Steps the started runs `which`, in order, threading an accumulator; each step returns its run's next state. */
+/**
+ * Steps the started runs `which`, in order, threading an accumulator; each step returns (or resolves to) its run's
+ * next state. One step at a time: a modifier's edit may be asynchronous (AWQ yields to signals between grid points).
+ */
 const stepRuns = <A>(
   runs: ReadonlyArray<AnyRun>,
   which: ReadonlyArray<number>,
   init: A,
-  f: (r: StartedRun, acc: A, i: number) => E.Either<LlmqError, readonly [AnyRun, A]>,
-): E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly acc: A }> =>
+  f: (r: StartedRun, acc: A, i: number) => E.Either<LlmqError, readonly [AnyRun, A]> | Promise<E.Either<LlmqError, readonly [AnyRun, A]>>,
+): Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly acc: A }>> =>
   which.reduce(
-    (state: E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly acc: A }>, i) =>
-      E.chain(({ runs: rs, acc }: { readonly runs: ReadonlyArray<AnyRun>; readonly acc: A }) =>
-        pipe(
-          expectRun(rs[i]!, "Started", "event"),
-          E.mapLeft((e) => internal(formatLifecycleError(e))),
-          E.chain((r) => f(r, acc, i)),
-          E.map(([r, next]) => ({ runs: rs.map((x, j) => (j === i ? r : x)), acc: next })),
-        ),
-      )(state),
-    E.right({ runs, acc: init }),
+    async (prev: Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly acc: A }>>, i) => {
+      const state = await prev;
+      if (E.isLeft(state)) return state;
+      const { runs: rs, acc } = state.right;
+      const r = expectRun(rs[i]!, "Started", "event");
+      if (E.isLeft(r)) return E.left(internal(formatLifecycleError(r.left)));
+      return E.map(([run, next]: readonly [AnyRun, A]) => ({ runs: rs.map((x, j) => (j === i ? run : x)), acc: next }))(await f(r.right, acc, i));
+    },
+    Promise.resolve(E.right({ runs, acc: init })),
   );
 
 interface EpochAcc {
@@ -165,31 +167,25 @@ interface EpochAcc {
   readonly records: ReadonlyArray<TransformRecord>;
 }
 
-/** sequential_epoch_end of the given modifiers, in order, each seeing the previous one's edits (an edit may be async). */
-const epochEnds = (
+/** sequential_epoch_end of the given modifiers, in order, each seeing the previous one's edits. */
+const epochEnds = async (
   runs: ReadonlyArray<AnyRun>,
   which: ReadonlyArray<number>,
   layer: LayerState,
   calibrated: ReadonlyMap<number, unknown>,
   signal?: AbortSignal,
 ): Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun> } & EpochAcc>> =>
-  which.reduce(
-    async (prev: Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun> } & EpochAcc>>, i) => {
-      const acc = await prev;
-      if (E.isLeft(acc)) return acc;
-      const r = expectRun(acc.right.runs[i]!, "Started", "event");
-      if (E.isLeft(r)) return E.left(internal(formatLifecycleError(r.left)));
-      const ended = await sequentialEpochEnd(r.right, acc.right.layer, calibrated.has(i) ? calibrated.get(i) : null, { signal });
+  E.map(({ runs: rs, acc }: { readonly runs: ReadonlyArray<AnyRun>; readonly acc: EpochAcc }) => ({ runs: rs, ...acc }))(
+    await stepRuns(runs, which, { layer, warnings: [], records: [] } as EpochAcc, async (r, acc, i) => {
+      const ended = await sequentialEpochEnd(r, acc.layer, calibrated.has(i) ? calibrated.get(i) : null, { signal });
       // A modifier that stopped because the run was aborted reports the abort, not its own Left.
       if (signal?.aborted) return E.left(abortedBy(signal));
-      return E.bimap(modifierFailure, ({ run, result }: { readonly run: AnyRun; readonly result: EpochEnd<unknown> }) => ({
-        runs: acc.right.runs.map((x, j) => (j === i ? run : x)),
-        layer: result.layer,
-        warnings: [...acc.right.warnings, ...result.warnings],
-        records: [...acc.right.records, ...(result.records ?? [])],
-      }))(ended);
-    },
-    Promise.resolve(E.right({ runs, layer, warnings: [], records: [] })),
+      return E.bimap(
+        modifierFailure,
+        ({ run, result }: { readonly run: AnyRun; readonly result: EpochEnd<unknown> }) =>
+          [run, { layer: result.layer, warnings: [...acc.warnings, ...result.warnings], records: [...acc.records, ...(result.records ?? [])] }] as const,
+      )(ended);
+    }),
   );
 
 /** Runs each layer step (or pass) after the previous one, stopping at the first Left; emits the last result. */
@@ -382,9 +378,13 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
 
 // ----- the pipeline -----
 
-const passEvents = (runs: ReadonlyArray<AnyRun>, pass: Pass, f: (r: StartedRun) => ReturnType<typeof calibrationEpochEnd>): E.Either<LlmqError, ReadonlyArray<AnyRun>> =>
+const passEvents = async (
+  runs: ReadonlyArray<AnyRun>,
+  pass: Pass,
+  f: (r: StartedRun) => ReturnType<typeof calibrationEpochEnd>,
+): Promise<E.Either<LlmqError, ReadonlyArray<AnyRun>>> =>
   E.map((r: { readonly runs: ReadonlyArray<AnyRun> }) => r.runs)(
-    stepRuns(
+    await stepRuns(
       runs,
       [...pass.pre, ...pass.data, ...pass.post].sort((a, b) => a - b),
       null,
@@ -403,7 +403,7 @@ const runPass =
     const pass = passes[k]!;
     const first = k === 0;
     const last = k === passes.length - 1;
-    const started = passEvents(s.runs, pass, (r) => calibrationEpochStart(r, ctx.plan));
+    const started = await passEvents(s.runs, pass, (r) => calibrationEpochStart(r, ctx.plan));
     if (E.isLeft(started)) return started;
     if (last) {
       const g = await ctx.io.beforeSave();
@@ -416,7 +416,8 @@ const runPass =
     if (last) box.current = [];
     ctx.progress({ kind: "stage", stage: "quantize", total: ctx.numLayers + 1 });
     const done = await foldSteps(ctx.numLayers + 1, { ...s, runs: started.right, hidden }, layerStep(ctx, pass, first, last, reportOnly));
-    return E.chain((d: PassState) => E.map((runs: ReadonlyArray<AnyRun>) => ({ ...d, runs }))(passEvents(d.runs, pass, calibrationEpochEnd)))(done);
+    if (E.isLeft(done)) return done;
+    return E.map((runs: ReadonlyArray<AnyRun>) => ({ ...done.right, runs }))(await passEvents(done.right.runs, pass, calibrationEpochEnd));
   };
 
 /**
