@@ -55,10 +55,12 @@ const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqEr
 /** The files the run reads: the output may not overlap any of them. */
 const inputsOf = (o: QuantizeCommandOptions): ReadonlyArray<string> => [o.model, ...[o.dataset, o.recipe].filter((p): p is string => p !== undefined)];
 
+/** The paths the output may not equal, contain or lie inside: the inputs and the report. */
+const protectedPaths = (o: QuantizeCommandOptions): ReadonlyArray<string> => [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])];
+
 /** Everything about the paths that can be refused before any work: overlaps, an existing output, the report. */
 const checkPaths = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, void>> => {
-  const protect = [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])];
-  const overlap = await findOverlap(o.output, protect);
+  const overlap = await findOverlap(o.output, protectedPaths(o));
   if (overlap !== null) return E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
   const holder = await liveLockHolder(o.output);
   if (holder !== null) return E.left(outputLocked(o.output, holder, lockPathOf(resolve(o.output))));
@@ -106,7 +108,7 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
     dataset: calib.right?.data ?? null,
     ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
     overwrite: o.overwrite,
-    protect: [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])],
+    protect: protectedPaths(o),
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
   })();

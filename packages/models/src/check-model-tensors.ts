@@ -26,8 +26,7 @@ export const layerTensors = (h: ModelHandle, i: number): ReadonlyArray<ExpectedT
   const p = h.architecture.layerPrefix(i);
   const because = "hidden_size, intermediate_size, num_attention_heads, num_key_value_heads and head_dim";
   return [
-    { name: `${p}input_layernorm.weight`, shape: [c.hidden_size], because: hiddenOf(h) },
-    { name: `${p}post_attention_layernorm.weight`, shape: [c.hidden_size], because: hiddenOf(h) },
+    ...h.architecture.layerNorms.map((n) => ({ name: `${p}${n}.weight`, shape: [c.hidden_size], because: hiddenOf(h) })),
     ...h.architecture.layerLinears(c).flatMap((l) => [
       { name: `${p}${l.local}.weight`, shape: [l.out, l.in], because },
       ...(h.tensorInfo(`${p}${l.local}.bias`) !== undefined ? [{ name: `${p}${l.local}.bias`, shape: [l.out], because }] : []),
