@@ -1,9 +1,9 @@
 import { type ModelError, convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { findOverlap, outputState } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
-import { type LlmqError, displayPath, ioError, modelError, outputExists, outputNotDirectory, outputOverlaps } from "./errors.js";
+import { checkOutputPath } from "./check-output-path.js";
+import { type LlmqError, displayPath, ioError, modelError, outputExists } from "./errors.js";
 
 export interface ConvertOptions {
   readonly from: "llama2c";
@@ -22,15 +22,11 @@ export interface ConvertResult {
   readonly files: ReadonlyArray<string>;
 }
 
-/** `llmq convert --from llama2c`: a llama2.c checkpoint (+ tokenizer.bin) → an HF Llama directory. */
 /** The source checkpoint and tokenizer may not be the output, inside it, or contain it; the output must not be a file. */
-const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async () => {
-  const overlap = await findOverlap(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]);
-  if (overlap !== null) return E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
-  const state = await outputState(o.output).catch(() => "absent" as const);
-  return typeof state === "object" ? E.left(outputNotDirectory(o.output, state.notDirectory)) : E.right(undefined);
-};
+const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async () =>
+  E.map(() => undefined)(await checkOutputPath(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]));
 
+/** `llmq convert --from llama2c`: a llama2.c checkpoint (+ tokenizer.bin) → an HF Llama directory. */
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
   pipe(
     checkOutput(o),

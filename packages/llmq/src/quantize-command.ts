@@ -1,10 +1,11 @@
 import { resolve } from "node:path";
 import type { TransformRecord } from "@llmq/observers";
-import { findOverlap, liveLockHolder, lockPathOf, outputState } from "@llmq/serialization";
+import { liveLockHolder, lockPathOf } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset, readRegularFile } from "./dataset.js";
-import { type LlmqError, ioErrorFrom, outputExists, outputLocked, outputNotDirectory, outputOverlaps, recipeError, usageError } from "./errors.js";
+import { checkOutputPath } from "./check-output-path.js";
+import { type LlmqError, ioErrorFrom, outputExists, outputLocked, recipeError, usageError } from "./errors.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import type { PipelineName } from "./pipeline.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
@@ -60,13 +61,11 @@ const protectedPaths = (o: QuantizeCommandOptions): ReadonlyArray<string> => [..
 
 /** Everything about the paths that can be refused before any work: overlaps, an existing output, the report. */
 const checkPaths = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, void>> => {
-  const overlap = await findOverlap(o.output, protectedPaths(o));
-  if (overlap !== null) return E.left(outputOverlaps(o.output, overlap.other, overlap.relation));
+  const state = await checkOutputPath(o.output, protectedPaths(o));
+  if (E.isLeft(state)) return state;
   const holder = await liveLockHolder(o.output);
   if (holder !== null) return E.left(outputLocked(o.output, holder, lockPathOf(resolve(o.output))));
-  const state = await outputState(o.output).catch(() => "absent" as const);
-  if (typeof state === "object") return E.left(outputNotDirectory(o.output, state.notDirectory));
-  if (!o.overwrite && state === "non-empty") return E.left(outputExists(o.output));
+  if (!o.overwrite && state.right === "non-empty") return E.left(outputExists(o.output));
   return o.report === undefined ? E.right(undefined) : checkReportPath(o.report, o.output, inputsOf(o));
 };
 
