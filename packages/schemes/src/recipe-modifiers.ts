@@ -375,7 +375,8 @@ const AWQ_SHIM_KEYS: ReadonlyArray<string> = [
 const AWQ_SHIM_HINT =
   "AWQModifier is a transform and takes no quantization fields (llm-compressor 0.14 refuses them too: extra inputs are not permitted); move scheme / targets / ignore into a QuantizationModifier after it, e.g. AWQModifier: {duo_scaling: true} then QuantizationModifier: {scheme: W4A16_ASYM, targets: [Linear], ignore: [lm_head]}";
 
-// Fields LC accepts but that are runtime objects, never recipe values.
+// Fields LC accepts but that are runtime objects (Python callables): a recipe can only leave them null, as LC's own
+// saved recipes do; any other value is refused (LC's pydantic refuses a non-callable too).
 const EXTRA_ACCEPTED: Readonly<Partial<Record<ModifierType, ReadonlyArray<string>>>> = {
   SmoothQuantModifier: ["calibration_function"],
 };
@@ -396,7 +397,11 @@ export const decodeModifier = (name: string, u: unknown, path: string): E.Either
   const names = fields.map((x) => x.name);
   const extra = EXTRA_ACCEPTED[type] ?? [];
   for (const k of Object.keys(args)) {
-    if (names.includes(k) || extra.includes(k)) continue;
+    if (names.includes(k)) continue;
+    if (extra.includes(k)) {
+      if (args[k] === null) continue;
+      return E.left(invalidRecipe(join(path, k), `${k} is a Python callable in llm-compressor, which a recipe cannot give; leave it out (or null)`));
+    }
     if (type === "AWQModifier" && AWQ_SHIM_KEYS.includes(k))
       return E.left(invalidRecipe(join(path, k), AWQ_SHIM_HINT));
     return E.left({ _tag: "UnknownField", path: join(path, k), allowed: names });

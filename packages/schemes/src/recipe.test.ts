@@ -193,3 +193,12 @@ describe("AWQModifier with quantization fields (llm-compressor's old helper sign
     expect(E.isLeft(r) && formatRecipeError(r.left)).toMatch(/AWQModifier is a transform and takes no quantization fields .*move scheme \/ targets \/ ignore into a QuantizationModifier after it/);
   });
 });
+
+describe("SmoothQuantModifier.calibration_function (a Python callable in llm-compressor)", () => {
+  it("null, as llm-compressor writes it into saved recipes, is accepted; a value is refused", () => {
+    const text = (v: string) => `s_stage:\n  m_modifiers:\n    SmoothQuantModifier: {calibration_function: ${v}}\n`;
+    expect(E.isRight(parseRecipe(text("null")))).toBe(true);
+    const r = parseRecipe(text("my_forward"));
+    expect(E.isLeft(r) && formatRecipeError(r.left)).toMatch(/calibration_function is a Python callable in llm-compressor, which a recipe cannot give/);
+  });
+});
