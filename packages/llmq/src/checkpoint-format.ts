@@ -1,5 +1,12 @@
 import type { QuantizedModule } from "@llmq/observers";
-import { type QuantizationConfig, type QuantizationScheme, encodeQuantizationConfig, encodeQuantizationScheme } from "@llmq/schemes";
+import {
+  type QuantizationConfig,
+  type QuantizationScheme,
+  type TransformConfig,
+  encodeQuantizationConfig,
+  encodeQuantizationScheme,
+  encodeTransformConfig,
+} from "@llmq/schemes";
 import {
   type CompressionFormat,
   type PyJson,
@@ -68,6 +75,7 @@ export const quantizationConfigJson = (
   rawConfig: Readonly<Record<string, unknown>>,
   modules: ReadonlyArray<Pick<QuantizedModule, "scheme">>,
   unquantized: ReadonlyArray<string>,
+  transformConfig: TransformConfig | null = null,
 ): E.Either<LlmqError, { readonly text: string; readonly format: string; readonly config: QuantizationConfig }> => {
   const groups = configGroups(modules);
   const formats = Object.values(groups).map((s) => s.format as CompressionFormat);
@@ -88,11 +96,24 @@ export const quantizationConfigJson = (
     quant_method,
     version: COMPRESSED_TENSORS_VERSION,
     sparsity_config: {},
-    transform_config: {},
+    transform_config: transformConfig === null ? {} : encodeTransformConfig(transformConfig),
   };
   try {
     const text = dumpPythonJson({ ...rawConfig, quantization_config: qc } as unknown as PyJson, { indent: 2, sortKeys: true });
     return E.right({ text, format, config });
+  } catch (e) {
+    return E.left(ioError("config.json", `cannot encode: ${(e as Error).message}`));
+  }
+};
+
+/**
+ * config.json of a model with transforms but no quantized module: compressed-tensors still writes a
+ * quantization_config, holding only version, quant_method, sparsity_config and transform_config.
+ */
+export const transformOnlyConfigJson = (rawConfig: Readonly<Record<string, unknown>>, transformConfig: TransformConfig): E.Either<LlmqError, string> => {
+  const qc = { version: COMPRESSED_TENSORS_VERSION, quant_method: "compressed-tensors", sparsity_config: {}, transform_config: encodeTransformConfig(transformConfig) };
+  try {
+    return E.right(dumpPythonJson({ ...rawConfig, quantization_config: qc } as unknown as PyJson, { indent: 2, sortKeys: true }));
   } catch (e) {
     return E.left(ioError("config.json", `cannot encode: ${(e as Error).message}`));
   }

@@ -3,6 +3,7 @@ import { type Architecture, type LayerHooks, type LlamaConfig, type ModelError, 
 import { type Tensor, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type InputQuantSpec, inputQuantHooks } from "./activation-quant.js";
+import { mergeHooks } from "./online-transforms.js";
 
 // The forward passes the generic pipeline runs over one in-memory layer: the calibration pass (taps for the active
 // modifiers), the propagation pass (the layer as modifiers left it, quantization disabled as in llm-compressor's
@@ -74,9 +75,10 @@ export const decoderTapped = (
   weights: ReadonlyMap<string, Tensor<"f32">>,
   request: TapRequest,
   x: Tensor<"f32">,
+  online?: LayerHooks,
 ): E.Either<ModelError, TappedOutput> => {
   const taps: Tap[] = [];
-  return E.map((out: Tensor<"f32">) => ({ out, taps }))(decoderLayerForward(cfg, weights, x, undefined, tapHooks(request, taps)));
+  return E.map((out: Tensor<"f32">) => ({ out, taps }))(decoderLayerForward(cfg, weights, x, undefined, mergeHooks(online, tapHooks(request, taps))));
 };
 
 /** The head's calibration forward: the final norm's output is the input of the output projection (no logits needed). */

@@ -1,7 +1,7 @@
 import { copyFile, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ModelHandle, embed, submoduleRunner } from "@llmq/models";
-import type { QuantizationScheme } from "@llmq/schemes";
+import type { QuantizationScheme, TransformConfig } from "@llmq/schemes";
 import { type ModelInfo, type ModelPlan, type Modifier, type ModifierRun, endRun, expectRun, finalizeRun, formatLifecycleError, initializeAndStart } from "@llmq/observers";
 import {
   type SerializationError,
@@ -17,8 +17,8 @@ import { type Tensor, activeBackend, nativeAddon, toFloat32 } from "@llmq/tensor
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { quantizationConfigJson } from "./checkpoint-format.js";
-import { checkpointIO, loadGlobals } from "./checkpoint-io.js";
+import { quantizationConfigJson, transformOnlyConfigJson } from "./checkpoint-format.js";
+import { type GlobalTensors, checkpointIO, loadGlobals } from "./checkpoint-io.js";
 import type { Dataset } from "./dataset.js";
 import { type LlmqError, abortedBy, datasetError, internal, ioErrorFrom, modifierFailure, outputFailure as outputFailureOf, quantizationError, recipeError } from "./errors.js";
 import { openModelDir } from "./open-model.js";
@@ -73,7 +73,41 @@ type AnyRun = ModifierRun<unknown, unknown>;
 
 const modelInfo = (h: ModelHandle): ModelInfo => {
   const names = new Set(h.tensorNames());
-  return { linears: h.linearModules(), numLayers: h.numLayers, architecture: h.architecture, hasTensor: (n) => names.has(n), submodules: submoduleRunner(h.config) };
+  const a = h.architecture;
+  const rotation = {
+    embedding: a.embedding.replace(/\.weight$/, ""),
+    vocabSize: h.config.vocab_size,
+    hiddenSize: h.config.hidden_size,
+    headDim: h.config.head_dim,
+    finalNorm: a.finalNorm,
+    head: a.head,
+    tiedEmbeddings: h.config.tie_word_embeddings && !names.has(`${a.head}.weight`),
+  };
+  return { linears: h.linearModules(), numLayers: h.numLayers, architecture: a, hasTensor: (n) => names.has(n), submodules: submoduleRunner(h.config), rotation };
+};
+
+/** Each started modifier's edits of the tensors outside the layers (SpinQuant's embedding), in recipe order. */
+const editGlobals = (runs: ReadonlyArray<AnyRun>, globals: GlobalTensors): E.Either<LlmqError, ReadonlyArray<AnyRun>> => {
+  const out: AnyRun[] = [];
+  for (const r of runs) {
+    if (r._tag !== "Started" || r.modifier.editGlobals === undefined) {
+      out.push(r);
+      continue;
+    }
+    const e = r.modifier.editGlobals(r.state, globals.current);
+    if (E.isLeft(e)) return E.left(modifierFailure(e.left));
+    globals.current = new Map([...globals.current, ...e.right.edits]);
+    out.push({ ...r, state: e.right.state });
+  }
+  return E.right(out);
+};
+
+/** What the modifiers add to config.json (untied embeddings) and their transform config (one rotation modifier). */
+const checkpointConfigOf = (runs: ReadonlyArray<AnyRun>): E.Either<LlmqError, { readonly config: Readonly<Record<string, unknown>>; readonly transformConfig: TransformConfig | null }> => {
+  const parts = runs.flatMap((r) => (r._tag === "Started" && r.modifier.checkpointConfig !== undefined ? [r.modifier.checkpointConfig(r.state)] : []));
+  const withTransforms = parts.filter((p) => p.transformConfig !== null);
+  if (withTransforms.length > 1) return E.left(recipeError("llmq runs one rotation modifier (SpinQuantModifier or QuIPModifier) per recipe"));
+  return E.right({ config: Object.assign({}, ...parts.map((p) => p.config)), transformConfig: withTransforms[0]?.transformConfig ?? null });
 };
 
 /** LC's session.initialize: every modifier initialized (and, start ≤ 0 in oneshot, started) before any data. */
@@ -123,7 +157,13 @@ const copyModelExtras = async (from: string, to: string): Promise<void> => {
 
 /** config.json (the model's own, Python floats kept, plus quantization_config), recipe.yaml and the tokenizer files. */
 const writeMetadata =
-  (h: ModelHandle, staging: string, written: ReturnType<ReturnType<typeof checkpointIO>["written"]>, yaml: string | null): TE.TaskEither<LlmqError, string> =>
+  (
+    h: ModelHandle,
+    staging: string,
+    written: ReturnType<ReturnType<typeof checkpointIO>["written"]>,
+    yaml: string | null,
+    extra: { readonly config: Readonly<Record<string, unknown>>; readonly transformConfig: TransformConfig | null },
+  ): TE.TaskEither<LlmqError, string> =>
   async () => {
     const ioFail = (e: unknown): LlmqError => ioErrorFrom(staging, "cannot write the checkpoint metadata", e);
     const text = await TE.tryCatch(() => readFile(join(h.dir, "config.json"), "utf8"), ioFail)();
@@ -131,12 +171,15 @@ const writeMetadata =
     const raw = parsePythonJson(text.right);
     const quantized = new Set(written.map((m) => m.module.name));
     const unquantized = h.linearModules().map((m) => m.name).filter((n) => !quantized.has(n));
-    const base = E.isRight(raw) ? (raw.right as Record<string, unknown>) : h.rawConfig;
-    // Nothing quantized: compressed-tensors writes no quantization_config (QuantizationConfig.from_pretrained → None).
+    const base = { ...(E.isRight(raw) ? (raw.right as Record<string, unknown>) : h.rawConfig), ...extra.config };
+    // Nothing quantized: compressed-tensors writes no quantization_config (QuantizationConfig.from_pretrained → None)
+    // unless there are transforms.
     const cfg =
-      written.length === 0
-        ? E.right({ text: dumpPythonJson(base as PyJson, { indent: 2, sortKeys: true }), format: "dense" })
-        : quantizationConfigJson(base, written, unquantized);
+      written.length > 0
+        ? quantizationConfigJson(base, written, unquantized, extra.transformConfig)
+        : extra.transformConfig !== null
+          ? E.map((text: string) => ({ text, format: "dense" }))(transformOnlyConfigJson(base, extra.transformConfig))
+          : E.right({ text: dumpPythonJson(base as PyJson, { indent: 2, sortKeys: true }), format: "dense" });
     if (E.isLeft(cfg)) return cfg;
     const wrote = await TE.tryCatch(async () => {
       await writeFile(join(staging, "config.json"), cfg.right.text);
@@ -223,18 +266,22 @@ const quantizeInto = (
 ): TE.TaskEither<LlmqError, OneshotResult> => async () => {
   const globals = await loadGlobals(h);
   if (E.isLeft(globals)) return globals;
+  const runs = editGlobals(prep.runs, globals.right);
+  if (E.isLeft(runs)) return runs;
+  const extra = checkpointConfigOf(runs.right);
+  if (E.isLeft(extra)) return extra;
   const dataset = opts.dataset ?? null;
   const windows = embedWindows(h, globals.right.current, dataset);
   if (E.isLeft(windows)) return windows;
   const io = checkpointIO(h, globals.right, writer, opts.output, sampleRss);
   const ctx = { config: h.config, architecture: h.architecture, numLayers: h.numLayers, io, signal: opts.signal, progress: opts.progress ?? noProgress, plan: prep.plan };
-  const ran = await runPipeline(ctx, prep.runs, prep.passes, windows.right);
+  const ran = await runPipeline(ctx, runs.right, prep.passes, windows.right);
   if (E.isLeft(ran)) return ran;
   const finished = finishAll(ran.right.runs);
   if (E.isLeft(finished)) return finished;
   const closed = await writer.close()();
   if (E.isLeft(closed)) return E.left(outputFailureOf(opts.output, closed.left));
-  const format = await writeMetadata(h, staged.staging, io.written(), opts.recipe?.yaml ?? null)();
+  const format = await writeMetadata(h, staged.staging, io.written(), opts.recipe?.yaml ?? null, extra.right)();
   if (E.isLeft(format)) return format;
   if (opts.signal?.aborted) return E.left(abortedBy(opts.signal));
   const committed = await staged.commit()();

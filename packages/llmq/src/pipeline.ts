@@ -49,6 +49,7 @@ import {
   relErrParts,
   viewsAgree,
 } from "./layer-forward.js";
+import { mergeHooks, onlineHooks } from "./online-transforms.js";
 import type { ProgressSink } from "./progress.js";
 
 // llm-compressor's calibration pipelines over an in-memory model, layer by layer. A pass runs the layers in order; in a
@@ -241,12 +242,13 @@ const calibrate = (
   tick: (b: number) => void,
 ): Observable<E.Either<LlmqError, { readonly folded: ReadonlyMap<number, unknown>; readonly fpOut: ReadonlyArray<Tensor<"f32">> }>> => {
   const view = pipelineView(layer);
+  const online = onlineHooks(layer.online);
   const isHead = layer.index === ctx.numLayers;
   const forward = ([x, b]: readonly [Tensor<"f32">, number]): E.Either<LlmqError, TappedOutput> => {
     tick(b);
     return isHead
       ? E.right(headTapped(ctx.config, ctx.architecture, view, cal.request, x))
-      : E.mapLeft((e: Parameters<typeof formatModelError>[0]) => modelError(`layer ${layer.index}: ${formatModelError(e)}`))(decoderTapped(ctx.config, view, cal.request, x));
+      : E.mapLeft((e: Parameters<typeof formatModelError>[0]) => modelError(`layer ${layer.index}: ${formatModelError(e)}`))(decoderTapped(ctx.config, view, cal.request, x, online));
   };
   return windows$(hidden, ctx.signal).pipe(
     map(forward),
@@ -286,9 +288,10 @@ const propagate = async (
   tick: (b: number) => void,
 ): Promise<E.Either<LlmqError, { readonly hidden: Tensor<"f32">[]; readonly relErr: number | null }>> => {
   if (layer.index === ctx.numLayers || hidden.length === 0) return E.right({ hidden: [], relErr: null });
-  const qHooks = inputQuantization(layer);
+  const online = onlineHooks(layer.online);
+  const qHooks = mergeHooks(online, inputQuantization(layer));
   const pView = quantizedPropagation ? quantizedView(layer) : pipelineView(layer);
-  const pHooks = quantizedPropagation ? qHooks : undefined;
+  const pHooks = quantizedPropagation ? qHooks : online;
   const qView = viewsAgree(layer) || quantizedPropagation ? null : quantizedView(layer);
   const step = ([x, b]: readonly [Tensor<"f32">, number]): E.Either<ModelError, { readonly num: number; readonly den: number }> => {
     tick(b);

@@ -1,6 +1,6 @@
 import { GPTQModifier } from "@llmq/gptq";
 import { type Modifier, QuantizationModifier } from "@llmq/observers";
-import { AWQModifier, SmoothQuantModifier } from "@llmq/transforms";
+import { AWQModifier, QuIPModifier, SmoothQuantModifier, SpinQuantModifier } from "@llmq/transforms";
 import { type Recipe as LcRecipe, type RecipeModifier, encodeRecipeYaml, formatRecipeError, parseRecipe, recipeFromModifiers } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -32,7 +32,7 @@ export interface SchemeRecipeOptions {
 }
 
 /** Modifiers llmq can run today; the others parse (their configs are validated) but are refused with this list. */
-export const RUNNABLE_MODIFIERS = ["QuantizationModifier", "GPTQModifier", "SmoothQuantModifier", "AWQModifier"] as const;
+export const RUNNABLE_MODIFIERS = ["QuantizationModifier", "GPTQModifier", "SmoothQuantModifier", "AWQModifier", "SpinQuantModifier", "QuIPModifier"] as const;
 
 /** Hooks the modifiers report progress through (the CLI's progress bar). */
 export interface ModifierHooks {
@@ -52,10 +52,16 @@ const modifierOf = (hooks: ModifierHooks) => (m: RecipeModifier): E.Either<LlmqE
       return E.right(SmoothQuantModifier(m) as Modifier);
     case "AWQModifier":
       return E.right(AWQModifier(m, hooks.onGridPoint ? { onGridPoint: hooks.onGridPoint } : {}) as Modifier);
-    default:
+    case "SpinQuantModifier":
+      return E.right(SpinQuantModifier(m) as Modifier);
+    case "QuIPModifier":
+      return E.right(QuIPModifier(m) as Modifier);
+    default: {
+      const u = m as RecipeModifier;
       return E.left(
-        recipeError(`${m.stage}_stage: ${m.type} is not supported by llmq yet (runnable modifiers: ${RUNNABLE_MODIFIERS.join(", ")}); nothing was read or written`),
+        recipeError(`${u.stage}_stage: ${u.type} is not supported by llmq yet (runnable modifiers: ${RUNNABLE_MODIFIERS.join(", ")}); nothing was read or written`),
       );
+    }
   }
 };
 

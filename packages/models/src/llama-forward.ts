@@ -34,6 +34,13 @@ export interface LayerHooks {
    * input of a W8A8/FP8 linear before the matmul). Returns the tensor to multiply, e.g. a fake-quantized copy.
    */
   readonly transformLinearInput?: (localModule: string, x: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
+  /**
+   * Online rotations (compressed-tensors transforms at `input`): replaces the input of a group of linears fed the same
+   * tensor before it is observed, as CT's prepended forward pre-hook does.
+   */
+  readonly transformGroupInput?: (modules: ReadonlyArray<string>, x: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
+  /** Online rotations at `output`: replaces a linear's output (CT's forward hook). */
+  readonly transformLinearOutput?: (localModule: string, y: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
 }
 
 /** The linear modules of a decoder layer in execution order, with their (out, in) feature counts. */
@@ -107,12 +114,17 @@ const linears = (
   locals: ReadonlyArray<string>,
   x: Tensor<"f32">,
 ): E.Either<ModelError, ReadonlyArray<Tensor<"f32">>> => {
-  hooks?.onLinearInput?.(locals, x);
+  const xg = hooks?.transformGroupInput === undefined ? E.right(x) : hooks.transformGroupInput(locals, x);
+  if (E.isLeft(xg)) return E.left(forwardFailed(locals[0]!, xg.left));
+  hooks?.onLinearInput?.(locals, xg.right);
   const out: Tensor<"f32">[] = [];
   for (const local of locals) {
-    const xin = hooks?.transformLinearInput === undefined ? E.right(x) : hooks.transformLinearInput(local, x);
+    const xin = hooks?.transformLinearInput === undefined ? xg : hooks.transformLinearInput(local, xg.right);
     if (E.isLeft(xin)) return E.left(forwardFailed(local, xin.left));
-    out.push(linear(xin.right, weight(weights, `${local}.weight`), weights.get(`${local}.bias`)));
+    const y = linear(xin.right, weight(weights, `${local}.weight`), weights.get(`${local}.bias`));
+    const yo = hooks?.transformLinearOutput === undefined ? E.right(y) : hooks.transformLinearOutput(local, y);
+    if (E.isLeft(yo)) return E.left(forwardFailed(local, yo.left));
+    out.push(yo.right);
   }
   return E.right(out);
 };

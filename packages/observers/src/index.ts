@@ -37,6 +37,8 @@ export type {
   EpochEnd,
   LayerState,
   ModelInfo,
+  OnlineTransform,
+  RotationInfo,
   ModelPlan,
   Modifier,
   ModifierError,

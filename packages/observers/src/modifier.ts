@@ -1,4 +1,4 @@
-import type { QuantizationScheme } from "@llmq/schemes";
+import type { QuantizationScheme, TransformConfig } from "@llmq/schemes";
 import type { Tensor } from "@llmq/tensor";
 import type * as E from "fp-ts/lib/Either.js";
 import { type Observable, type OperatorFunction, defer, reduce } from "rxjs";
@@ -56,6 +56,34 @@ export interface ModelInfo {
   readonly hasTensor: (tensor: string) => boolean;
   /** Submodule forwards for modifiers that search on a parent module's output (AWQ). */
   readonly submodules: SubmoduleRunner;
+  /** What rotations (SpinQuant, QuIP) need beyond the linears; absent where the model cannot be rotated. */
+  readonly rotation?: RotationInfo;
+}
+
+/** The modules outside the decoder layers that rotations touch, and the attention geometry. */
+export interface RotationInfo {
+  /** Embedding module name ("model.embed_tokens"); its weight is `${embedding}.weight`, [vocab, hidden]. */
+  readonly embedding: string;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly headDim: number;
+  /** Final norm tensor ("model.norm.weight"), in the head's LayerState. */
+  readonly finalNorm: string;
+  /** The output projection module ("lm_head"). */
+  readonly head: string;
+  readonly tiedEmbeddings: boolean;
+}
+
+/** A transform applied to a linear's input or output at run time (x ← x · matrix / scale along the last axis, per block). */
+export interface OnlineTransform {
+  /** "<scheme>_<location>" (the submodule compressed-tensors registers). */
+  readonly name: string;
+  readonly location: "input" | "output";
+  /** Block size n; the matrix is n×n, applied block-diagonally. */
+  readonly n: number;
+  /** The matrix to right-multiply (already transposed / inverted as the args say), f64 or f32 (the precision). */
+  readonly matrix: Float64Array | Float32Array;
+  readonly scale: number;
 }
 
 /**
@@ -113,6 +141,8 @@ export interface LayerState {
   readonly quantized: ReadonlyMap<string, QuantizedModule>;
   /** The modules of this layer, by local name. */
   readonly modules: ReadonlyMap<string, ModuleInfo>;
+  /** Online transforms of this layer's linears (local name → transforms in application order); absent = none. */
+  readonly online?: ReadonlyMap<string, ReadonlyArray<OnlineTransform>>;
 }
 
 /** What a calibration pass emits. Module names are local to the layer. Tensors must not be mutated. */
@@ -216,6 +246,13 @@ export interface Modifier<S = unknown, C = unknown> {
     calibrated: C | null,
     context?: EpochContext,
   ): E.Either<ModifierError, EpochEnd<S>> | Promise<E.Either<ModifierError, EpochEnd<S>>>;
+  /**
+   * Edits of the tensors outside the decoder layers and the head (the embedding), before the calibration windows are
+   * embedded: what LC's on_calibration_start does to the whole model (SpinQuant centres and rotates the embedding).
+   */
+  editGlobals?(state: S, globals: ReadonlyMap<string, Tensor>): E.Either<ModifierError, { readonly state: S; readonly edits: ReadonlyArray<readonly [string, Tensor]> }>;
+  /** What the modifier adds to config.json: top-level keys (tie_word_embeddings) and a transform_config. */
+  checkpointConfig?(state: S): { readonly config: Readonly<Record<string, unknown>>; readonly transformConfig: TransformConfig | null };
   onCalibrationEpochEnd?(state: S): E.Either<ModifierError, S>;
   onEnd?(state: S): E.Either<ModifierError, S>;
   onFinalize?(state: S): E.Either<ModifierError, S>;

@@ -44,3 +44,16 @@ export { hasQuantizationConfig, needsCalibrationData, resolveQuantizationConfig 
 export { encodeModifierArgs, encodeRecipe, encodeRecipeYaml } from "./recipe-yaml.js";
 export { computeDynamicQParams, dynamicMinMax } from "./compute-dynamic-qparams.js";
 export { FORMAT_PREDICATES, inferModuleFormat, modelFormat } from "./infer-format.js";
+export type { TransformArgs, TransformConfig, TransformLocation, TransformScheme } from "./transform-config.js";
+export {
+  TRANSFORM_LOCATIONS,
+  TRANSFORM_TYPES,
+  decodeTransformArgs,
+  decodeTransformConfig,
+  decodeTransformScheme,
+  encodeTransformArgs,
+  encodeTransformConfig,
+  encodeTransformScheme,
+  isOnlineLocation,
+  readTorchDType,
+} from "./transform-config.js";

@@ -16,3 +16,4 @@ export * from "./ops/quantize.js";
 export { erf } from "./ops/erf.js";
 export type { FloatDType } from "./ops/check.js";
 export * from "./rng.js";
+export * from "./torch-generator.js";

@@ -9,3 +9,11 @@ export type { AwqResult, AwqSearch, BalanceLayer, DuoScaling, GridPoint } from "
 export { awqGrid, awqScales, awqSearch, awqWeightMean, referenceOutputs } from "./awq-search.js";
 export type { AwqCache, AwqMapping, AwqOptions, AwqState } from "./awq-modifier.js";
 export { AWQModifier } from "./awq-modifier.js";
+export type { TransformFactory, TransformMatrix } from "./transform-matrices.js";
+export { applyToWeight, invertMatrix, leftMultiply, rightMultiply, transformFactory, transformSize } from "./transform-matrices.js";
+export type { RotationModule, RotationPlan, RotationStep, SavedTransform } from "./rotation-plan.js";
+export { planRotations, rotationModules } from "./rotation-plan.js";
+export { SPINQUANT_LLAMA_MAPPING, quipTransformConfig, spinQuantTransformConfig } from "./rotation-config.js";
+export { applyStep, centerRows, fuseNormInto, onesLike, storeAs } from "./rotation-edits.js";
+export type { RotationState } from "./rotation-modifier.js";
+export { QuIPModifier, SpinQuantModifier } from "./rotation-modifier.js";

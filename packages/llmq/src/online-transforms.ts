@@ -1,0 +1,60 @@
+import type { LayerHooks } from "@llmq/models";
+import type { OnlineTransform } from "@llmq/observers";
+import { Tensor, kernels } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+
+// compressed-tensors' online transforms in llmq's forward: a linear's input (or output) becomes x · M / √n per block of
+// n along the last axis, computed in the transform's precision (f64 by default) and cast back to f32, as CT's
+// `(apply_transform_weight(weight, value.to(weight.dtype)) / scale).to(value.dtype)` does.
+
+/** x [T, width] → x · blockdiag(M) / scale, in M's dtype, returned in f32. */
+export const applyOnline = (t: OnlineTransform, x: Tensor<"f32">): E.Either<string, Tensor<"f32">> => {
+  const width = x.shape[x.rank - 1]!;
+  if (width % t.n !== 0) return E.left(`${t.name}: a ${t.n}×${t.n} transform cannot act on width ${width}`);
+  const rows = x.size / t.n;
+  const out = new Float32Array(x.size);
+  if (t.matrix instanceof Float64Array) {
+    const y = new Float64Array(x.size);
+    kernels().dgemm(rows, t.n, t.n, Float64Array.from(x.data), false, t.matrix, false, y, 1, 0);
+    for (let i = 0; i < y.length; i++) out[i] = y[i]! / t.scale;
+  } else {
+    kernels().sgemm(rows, t.n, t.n, x.data, false, t.matrix, false, out, 1, 0);
+    const s = Math.fround(t.scale);
+    for (let i = 0; i < out.length; i++) out[i] = out[i]! / s;
+  }
+  return E.right(new Tensor("f32", x.shape, out));
+};
+
+const applyAll = (ts: ReadonlyArray<OnlineTransform>, x: Tensor<"f32">): E.Either<string, Tensor<"f32">> =>
+  ts.reduce((acc: E.Either<string, Tensor<"f32">>, t) => E.flatMap(acc, (v) => applyOnline(t, v)), E.right(x));
+
+const sameTransforms = (a: ReadonlyArray<OnlineTransform>, b: ReadonlyArray<OnlineTransform>): boolean =>
+  a.length === b.length && a.every((t, i) => t.matrix === b[i]!.matrix && t.scale === b[i]!.scale);
+
+/**
+ * Hooks applying the online transforms of a layer's linears (local name → transforms). Linears fed the same tensor
+ * must share their input transforms (they do for SpinQuant and QuIP: one matrix per scheme and size).
+ */
+export const onlineHooks = (online: ReadonlyMap<string, ReadonlyArray<OnlineTransform>> | undefined): LayerHooks | undefined => {
+  if (online === undefined || online.size === 0) return undefined;
+  const inputs = (local: string): ReadonlyArray<OnlineTransform> => (online.get(local) ?? []).filter((t) => t.location === "input");
+  const outputs = (local: string): ReadonlyArray<OnlineTransform> => (online.get(local) ?? []).filter((t) => t.location === "output");
+  return {
+    transformGroupInput: (modules, x) => {
+      const first = inputs(modules[0]!);
+      const odd = modules.find((m) => !sameTransforms(inputs(m), first));
+      if (odd !== undefined) return E.left(`${odd} and ${modules[0]} read the same tensor but have different online input transforms, which llmq cannot run`);
+      return first.length === 0 ? E.right(x) : applyAll(first, x);
+    },
+    transformLinearOutput: (local, y) => {
+      const ts = outputs(local);
+      return ts.length === 0 ? E.right(y) : applyAll(ts, y);
+    },
+  };
+};
+
+/** Hooks of disjoint concerns side by side (online transforms, input quantization, taps: each sets its own fields). */
+export const mergeHooks = (...hs: ReadonlyArray<LayerHooks | undefined>): LayerHooks | undefined => {
+  const present = hs.filter((h): h is LayerHooks => h !== undefined);
+  return present.length === 0 ? undefined : Object.assign({}, ...present);
+};
