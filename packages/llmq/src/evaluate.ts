@@ -5,7 +5,8 @@ import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { inputQuantHooks } from "./activation-quant.js";
 import type { Dataset } from "./dataset.js";
-import { inputQuantSpecs } from "./open-model.js";
+import { mergeHooks, onlineHooks } from "./online-transforms.js";
+import { inputQuantSpecs, modelOnlineTransforms } from "./open-model.js";
 import { type LlmqError, aborted, datasetError, modelError } from "./errors.js";
 import { type EvalSummary, type PositionStats, scoreWindow, summarize } from "./metrics.js";
 import { type ProgressSink, noProgress } from "./progress.js";
@@ -55,7 +56,8 @@ export const finalHiddenStates = (
     if (E.isLeft(lw)) return lw;
     const prefix = h.architecture.layerPrefix(i);
     const specs = new Map([...inputQuantSpecs(h)].filter(([n]) => n.startsWith(prefix)).map(([n, s]) => [n.slice(prefix.length), s] as const));
-    const hooks = inputQuantHooks(prefix, specs);
+    const online = new Map([...modelOnlineTransforms(h)].filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t] as const));
+    const hooks = mergeHooks(onlineHooks(online), inputQuantHooks(prefix, specs));
     const next = E.traverseArray((x: Tensor<"f32">) => decoderLayerForward(h.config, lw.right, x, undefined, hooks))(hidden);
     if (E.isLeft(next)) return E.left(modelError(formatModelError(next.left)));
     hidden = [...next.right];
@@ -112,4 +114,12 @@ export const evaluate = (model: ModelHandle, reference: ModelHandle | null, data
     kldValues: all.flatMap((p) => (p.kld !== undefined ? [p.kld] : [])),
     windowPerplexity,
   });
+};
+
+/** The logits [T, vocab] of one token window as `eval` computes them (online transforms and input quantization applied). */
+export const modelLogits = (h: ModelHandle, tokens: Int32Array): TE.TaskEither<LlmqError, Tensor<"f32">> => async () => {
+  const hs = await finalHiddenStates(h, [tokens], "logits", noProgress)();
+  if (E.isLeft(hs)) return hs;
+  const head = await lift(h.loadHead())();
+  return E.map((hw: Parameters<typeof headForward>[1]) => headForward(h.config, hw, hs.right[0]!))(head);
 };

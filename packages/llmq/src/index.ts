@@ -12,7 +12,7 @@ export { type OneshotOptions, type OneshotResult, type LayerReport, type ModuleR
 export { type Pass, type PipelineName, ERROR_WINDOWS, planPasses, runPipeline } from "./pipeline.js";
 export { type Recipe, type SchemeRecipeOptions, RUNNABLE_MODIFIERS, recipeFromScheme, recipeFromYaml } from "./recipe.js";
 export { type Batch, type Dataset, type DatasetKind, type DatasetOptions, type DatasetTokenizer, batches$, loadDataset, seededPermutation } from "./dataset.js";
-export { type EvaluateOptions, type EvaluateResult, evaluate, finalHiddenStates } from "./evaluate.js";
+export { type EvaluateOptions, type EvaluateResult, evaluate, finalHiddenStates, modelLogits } from "./evaluate.js";
 export { type EvalSummary, type PositionStats, logSoftmaxRow, percentile, scoreWindow, summarize } from "./metrics.js";
 export { openModelDir, optionalTokenizer } from "./open-model.js";
 export { COMPRESSED_TENSORS_VERSION, type CompressedModule, compressModule, configGroups, groupFormat, quantizationConfigJson } from "./checkpoint-format.js";

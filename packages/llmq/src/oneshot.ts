@@ -1,6 +1,6 @@
 import { copyFile, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ModelHandle, embed, submoduleRunner } from "@llmq/models";
+import { type ModelHandle, embed } from "@llmq/models";
 import type { QuantizationScheme, TransformConfig } from "@llmq/schemes";
 import { type ModelInfo, type ModelPlan, type Modifier, type ModifierRun, endRun, expectRun, finalizeRun, formatLifecycleError, initializeAndStart } from "@llmq/observers";
 import {
@@ -21,6 +21,7 @@ import { quantizationConfigJson, transformOnlyConfigJson } from "./checkpoint-fo
 import { type GlobalTensors, checkpointIO, loadGlobals } from "./checkpoint-io.js";
 import type { Dataset } from "./dataset.js";
 import { type LlmqError, abortedBy, datasetError, internal, ioErrorFrom, modifierFailure, outputFailure as outputFailureOf, quantizationError, recipeError } from "./errors.js";
+import { modelInfo } from "./model-info.js";
 import { openModelDir } from "./open-model.js";
 import { type LayerReport, type Pass, type PipelineName, type WindowsBox, planPasses, runPipeline } from "./pipeline.js";
 import { type ProgressSink, noProgress } from "./progress.js";
@@ -70,21 +71,6 @@ export interface OneshotResult {
 type AnyRun = ModifierRun<unknown, unknown>;
 
 // ----- steps -----
-
-const modelInfo = (h: ModelHandle): ModelInfo => {
-  const names = new Set(h.tensorNames());
-  const a = h.architecture;
-  const rotation = {
-    embedding: a.embedding.replace(/\.weight$/, ""),
-    vocabSize: h.config.vocab_size,
-    hiddenSize: h.config.hidden_size,
-    headDim: h.config.head_dim,
-    finalNorm: a.finalNorm,
-    head: a.head,
-    tiedEmbeddings: h.config.tie_word_embeddings && !names.has(`${a.head}.weight`),
-  };
-  return { linears: h.linearModules(), numLayers: h.numLayers, architecture: a, hasTensor: (n) => names.has(n), submodules: submoduleRunner(h.config), rotation };
-};
 
 /** Each started modifier's edits of the tensors outside the layers (SpinQuant's embedding), in recipe order. */
 const editGlobals = (runs: ReadonlyArray<AnyRun>, globals: GlobalTensors): E.Either<LlmqError, ReadonlyArray<AnyRun>> => {

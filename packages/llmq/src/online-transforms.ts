@@ -1,7 +1,12 @@
-import type { LayerHooks } from "@llmq/models";
+import { type LayerHooks, type ModelHandle, formatModelError } from "@llmq/models";
 import type { OnlineTransform } from "@llmq/observers";
-import { Tensor, kernels } from "@llmq/tensor";
+import type { TransformConfig } from "@llmq/schemes";
+import { Tensor, kernels, toFloat32 } from "@llmq/tensor";
+import { planRotations } from "@llmq/transforms";
 import * as E from "fp-ts/lib/Either.js";
+import type * as TE from "fp-ts/lib/TaskEither.js";
+import { type LlmqError, modelError } from "./errors.js";
+import { modelInfo } from "./model-info.js";
 
 // compressed-tensors' online transforms in llmq's forward: a linear's input (or output) becomes x · M / √n per block of
 // n along the last axis, computed in the transform's precision (f64 by default) and cast back to f32, as CT's
@@ -57,4 +62,44 @@ export const onlineHooks = (online: ReadonlyMap<string, ReadonlyArray<OnlineTran
 export const mergeHooks = (...hs: ReadonlyArray<LayerHooks | undefined>): LayerHooks | undefined => {
   const present = hs.filter((h): h is LayerHooks => h !== undefined);
   return present.length === 0 ? undefined : Object.assign({}, ...present);
+};
+
+// ----- from a checkpoint -----
+
+const tensorMatrix = (t: Tensor, n: number, transposed: boolean): Float64Array | Float32Array => {
+  const src = t.dtype === "f64" ? (t.data as Float64Array) : toFloat32(t).data;
+  if (!transposed) return src;
+  const out = src instanceof Float64Array ? new Float64Array(n * n) : new Float32Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[j * n + i] = src[i * n + j]!;
+  return out;
+};
+
+/**
+ * The online transforms of a saved model (full module name → transforms), from its `transform_config` and the transform
+ * weights it stores (shared ones once, under the first module), as compressed-tensors / vLLM rebuild them at load.
+ */
+export const onlineTransformsOf = (h: ModelHandle, tc: TransformConfig): TE.TaskEither<LlmqError, ReadonlyMap<string, ReadonlyArray<OnlineTransform>>> => async () => {
+  const plan = planRotations(tc, modelInfo(h));
+  if (E.isLeft(plan)) return E.left(modelError(`${h.dir}: transform_config: ${plan.left}`));
+  const cache = new Map<string, Float64Array | Float32Array>();
+  const out = new Map<string, ReadonlyArray<OnlineTransform>>();
+  for (const [module, ts] of plan.right.online) {
+    const list: OnlineTransform[] = [];
+    for (const t of ts) {
+      const src = t.source!;
+      const key = `${src.tensor}|${src.transposed}`;
+      if (!cache.has(key)) {
+        const info = h.tensorInfo(src.tensor);
+        if (info === undefined) return E.left(modelError(`${h.dir}: transform_config applies ${t.name} to ${module}, but the checkpoint has no ${src.tensor}`));
+        if (info.shape.length !== 2 || info.shape[0] !== t.n || info.shape[1] !== t.n)
+          return E.left(modelError(`${h.dir}: ${src.tensor} has shape [${info.shape.join(", ")}], expected [${t.n}, ${t.n}]`));
+        const r = await h.readTensor(src.tensor)();
+        if (E.isLeft(r)) return E.left(modelError(formatModelError(r.left)));
+        cache.set(key, tensorMatrix(r.right, t.n, src.transposed));
+      }
+      list.push({ ...t, matrix: cache.get(key)! });
+    }
+    out.set(module, list);
+  }
+  return E.right(out);
 };

@@ -10,7 +10,8 @@ import {
   openModel,
   readConfigJson,
 } from "@llmq/models";
-import { type QuantizationConfig, decodeQuantizationConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
+import type { OnlineTransform } from "@llmq/observers";
+import { type QuantizationConfig, decodeQuantizationConfig, decodeTransformConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
 import {
   type Checkpoint,
   type CompressionFormat,
@@ -29,6 +30,7 @@ import { join } from "node:path";
 import type { InputQuantSpec } from "./activation-quant.js";
 import type { DatasetTokenizer } from "./dataset.js";
 import { type LlmqError, modelError } from "./errors.js";
+import { onlineTransformsOf } from "./online-transforms.js";
 
 // Opens any model directory llmq can run: a dense HF checkpoint, or a compressed-tensors one, whose quantized modules
 // are decompressed on read exactly as compressed-tensors' decompressors do (so `eval` measures what vLLM/transformers
@@ -160,13 +162,46 @@ export const openModelDir = (dir: string): TE.TaskEither<LlmqError, ModelHandle>
     ),
   );
 
+const onlineByHandle = new WeakMap<ModelHandle, ReadonlyMap<string, ReadonlyArray<OnlineTransform>>>();
+
+/** The online transforms (SpinQuant R4, QuIP) of an opened model's linears, by full module name; empty when none. */
+export const modelOnlineTransforms = (h: ModelHandle): ReadonlyMap<string, ReadonlyArray<OnlineTransform>> => onlineByHandle.get(h) ?? new Map();
+
+/** Reads config.json's `quantization_config.transform_config` (compressed-tensors writes {} when there is none). */
+const withTransforms = (dir: string, qc: unknown, open: TE.TaskEither<LlmqError, ModelHandle>): TE.TaskEither<LlmqError, ModelHandle> => {
+  const tc = typeof qc === "object" && qc !== null ? (qc as Record<string, unknown>).transform_config : undefined;
+  if (tc === undefined || tc === null || (typeof tc === "object" && Object.keys(tc).length === 0)) return open;
+  const decoded = decodeTransformConfig(tc, "quantization_config.transform_config");
+  if (E.isLeft(decoded)) return TE.left(modelError(`${join(dir, "config.json")}: ${formatSchemeError(decoded.left)}`));
+  return pipe(
+    open,
+    TE.chain((h) =>
+      pipe(
+        onlineTransformsOf(h, decoded.right),
+        TE.map((m) => {
+          onlineByHandle.set(h, m);
+          return h;
+        }),
+        TE.orElse((e) => pipe(TE.fromTask(() => h.close()), TE.chain(() => TE.left(e)))),
+      ),
+    ),
+  );
+};
+
 const openUnchecked = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
   pipe(
     readConfigJson(dir),
     TE.mapLeft(lift),
+    TE.chain((raw) => withTransforms(dir, raw.quantization_config, openCompressed(dir, raw))),
+  );
+
+const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    TE.right<LlmqError, Record<string, unknown>>(raw),
     TE.chain((raw) => {
       const qc = raw.quantization_config;
-      if (qc === undefined || qc === null) return pipe(openModel(dir), TE.mapLeft(lift));
+      // No quantization_config, or one holding only transforms: a dense checkpoint.
+      if (qc === undefined || qc === null || (typeof qc === "object" && !Object.hasOwn(qc, "config_groups"))) return pipe(openModel(dir), TE.mapLeft(lift));
       return pipe(
         TE.fromEither(pipe(decodeQuantizationConfig(qc, "quantization_config"), E.mapLeft((e) => modelError(`${join(dir, "config.json")}: ${formatSchemeError(e)}`)))),
         TE.chain((config) =>

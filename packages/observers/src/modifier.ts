@@ -84,6 +84,8 @@ export interface OnlineTransform {
   /** The matrix to right-multiply (already transposed / inverted as the args say), f64 or f32 (the precision). */
   readonly matrix: Float64Array | Float32Array;
   readonly scale: number;
+  /** The saved tensor holding this transform's weight (`<module>.<scheme>_<location>.weight`), transposed or not. */
+  readonly source?: { readonly tensor: string; readonly transposed: boolean };
 }
 
 /**

@@ -127,14 +127,16 @@ export const planRotations = (config: TransformConfig, model: ModelInfo): E.Eith
   const onlineSteps = drawn.right.filter((d) => d.online).sort((a, b) => index.get(a.step.module.name)! - index.get(b.step.module.name)! || a.order - b.order);
   const online = new Map<string, OnlineTransform[]>();
   const saved = new Map<string, SavedTransform[]>();
-  const seen = new Set<TransformMatrix>();
+  const first = new Map<TransformMatrix, string>();
   for (const d of onlineSteps) {
     const { module, scheme, location, matrix } = d.step;
     const sub = `${scheme}_${location}`;
-    online.set(module.name, [...(online.get(module.name) ?? []), { name: sub, location: location as "input" | "output", n: matrix.n, matrix: matrix.data, scale: matrix.scale }]);
-    if (seen.has(d.param)) continue;
-    seen.add(d.param);
-    saved.set(module.name, [...(saved.get(module.name) ?? []), { tensor: `${module.name}.${sub}.weight`, n: d.param.n, data: d.param.data }]);
+    const tensor = first.get(d.param) ?? `${module.name}.${sub}.weight`;
+    const source = { tensor, transposed: matrix !== d.param };
+    online.set(module.name, [...(online.get(module.name) ?? []), { name: sub, location: location as "input" | "output", n: matrix.n, matrix: matrix.data, scale: matrix.scale, source }]);
+    if (first.has(d.param)) continue;
+    first.set(d.param, tensor);
+    saved.set(module.name, [...(saved.get(module.name) ?? []), { tensor, n: d.param.n, data: d.param.data }]);
   }
   return E.right({ config, offline: drawn.right.filter((d) => !d.online).map((d) => d.step), online, saved });
 };

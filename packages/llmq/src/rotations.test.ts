@@ -1,0 +1,132 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as E from "fp-ts/lib/Either.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatLlmqError, modelLogits, oneshot, openModelDir, recipeFromYaml, serialization, tensor } from "./index.js";
+import { convertStories, must } from "./test-support/stories260k.js";
+
+// SpinQuant and QuIP against llm-compressor 0.14 / compressed-tensors 0.20 (packages/transforms/fixtures/rotations,
+// tools/gen_rotation_fixtures.py): llmq runs LC's own saved recipe.yaml on the same tiny models and must write the same
+// tensors bit for bit and the same config.json byte for byte; the checkpoint's logits under llmq's forward (online
+// transforms applied) must match LC's in-memory model (CT's hooks); fused rotations must leave the function unchanged.
+
+const FX = new URL("../../transforms/fixtures/rotations/", import.meta.url).pathname;
+const TOKENS = Int32Array.from([1, 5, 9, 17, 33, 2, 64, 77, 3, 90, 11, 0, 42, 8, 31, 60]);
+
+const CASES = [
+  ["tiny-gqa", "spinquant-r124"],
+  ["tiny-gqa", "quip-uv"],
+  ["tiny-gqa", "spinquant-r12-block32-rm"],
+  ["tiny-gqa", "spinquant-r12-w4a16"],
+  ["tiny-hd80", "spinquant-r124-rh"],
+  ["tiny-hd80", "quip-v"],
+] as const;
+
+let tmp = "";
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), "llmq-rotations-"));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const readAll = async (path: string): Promise<ReadonlyMap<string, tensor.Tensor>> => {
+  const f = must(await serialization.openSafetensors(path)());
+  try {
+    const out = new Map<string, tensor.Tensor>();
+    for (const n of f.names) out.set(n, must(await f.read(n)()));
+    return out;
+  } finally {
+    await f.close();
+  }
+};
+
+const bytesOf = (t: tensor.Tensor): Uint8Array => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+
+/** max |a − b| / max |b|. */
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    m = Math.max(m, Math.abs(b[i]!));
+  }
+  return d / m;
+};
+
+const run = async (model: string, recipe: string, name: string, dataset?: Parameters<typeof oneshot>[0]["dataset"]): Promise<string> => {
+  const out = join(tmp, name);
+  const r = await oneshot({ model, output: out, recipe: must(recipeFromYaml(recipe)), ...(dataset ? { dataset } : {}) })();
+  if (E.isLeft(r)) throw new Error(formatLlmqError(r.left));
+  return out;
+};
+
+const logitsOf = async (dir: string, tokens = TOKENS): Promise<Float32Array> => {
+  const h = must(await openModelDir(dir)());
+  try {
+    return must(await modelLogits(h, tokens)()).data;
+  } finally {
+    await h.close();
+  }
+};
+
+describe("SpinQuant / QuIP vs llm-compressor (tiny random Llamas, GQA, head_dim 16 and 80)", () => {
+  for (const [model, c] of CASES) {
+    it(`${model} ${c}: same tensors bit for bit, same config.json, LC's logits`, async () => {
+      const lc = `${FX}${model}/${c}`;
+      const out = await run(`${FX}${model}`, readFileSync(`${lc}/recipe.yaml`, "utf8"), `${model}-${c}`);
+      expect(readFileSync(`${out}/config.json`, "utf8")).toBe(readFileSync(`${lc}/config.json`, "utf8"));
+      const ours = await readAll(`${out}/model.safetensors`);
+      const theirs = await readAll(`${lc}/model.safetensors`);
+      expect([...ours.keys()].sort()).toEqual([...theirs.keys()].sort());
+      for (const [n, t] of theirs) {
+        const o = ours.get(n)!;
+        expect(`${n} ${o.dtype} [${o.shape}]`).toBe(`${n} ${t.dtype} [${t.shape}]`);
+        expect(Buffer.from(bytesOf(o)).equals(Buffer.from(bytesOf(t))), n).toBe(true);
+      }
+      // LC's model after oneshot (CT's online hooks; fake-quantized weights for W4A16) vs llmq's eval forward
+      // (uniform random matrices are ill-conditioned: torch's own f32 and f64 forwards of LC's checkpoint differ by
+      // 1.6e-3 there, so f32 summation order alone moves the logits that much)
+      const ref = (await readAll(`${lc}/logits.safetensors`)).get("after")!;
+      expect(relErr(await logitsOf(out), tensor.toFloat32(ref).data)).toBeLessThan(c.endsWith("-rm") ? 5e-3 : 1e-5);
+    });
+  }
+});
+
+describe("fused rotations leave the model's function unchanged", () => {
+  it("tiny GQA Llama: SpinQuant R1+R2+R4 vs the same pre-rotation surgery without rotations; QuIP u+v vs the original", async () => {
+    const spin = (rot: string) => `s_stage:\n  m_modifiers:\n    SpinQuantModifier:\n      rotations: ${rot}\n`;
+    const base = await logitsOf(await run(`${FX}tiny-gqa`, spin("[]"), "surgery-only"));
+    const rotated = await logitsOf(await run(`${FX}tiny-gqa`, spin("[R1, R2, R4]"), "r124"));
+    expect(relErr(rotated, base)).toBeLessThan(1e-5);
+    const quip = await logitsOf(await run(`${FX}tiny-hd80`, "s_stage:\n  m_modifiers:\n    QuIPModifier:\n      rotations: [v, u]\n", "quip"));
+    expect(relErr(quip, await logitsOf(`${FX}tiny-hd80`))).toBeLessThan(1e-5);
+  });
+
+  it("stories260K (head_dim 8, intermediate 172): R1+R2 hadamard and R4 random-hadamard", async () => {
+    const fp = join(tmp, "stories");
+    await convertStories(fp);
+    const spin = (rot: string, type: string) => `s_stage:\n  m_modifiers:\n    SpinQuantModifier:\n      rotations: ${rot}\n      transform_type: ${type}\n`;
+    const base = await logitsOf(await run(fp, spin("[]", "hadamard"), "stories-surgery"));
+    expect(relErr(await logitsOf(await run(fp, spin("[R1, R2]", "hadamard"), "stories-r12")), base)).toBeLessThan(1e-5);
+    expect(relErr(await logitsOf(await run(fp, spin("[R1, R2, R4]", "random-hadamard"), "stories-r124")), base)).toBeLessThan(1e-5);
+    const r = await oneshot({ model: fp, output: join(tmp, "stories-bad"), recipe: must(recipeFromYaml(spin("[R4]", "hadamard"))) })();
+    expect(E.isLeft(r) && formatLlmqError(r.left)).toMatch(/R4 \(model\.layers\.0\.mlp\.down_proj\): the hadamard transform needs a power-of-two size, got 172/);
+  });
+});
+
+describe("what llmq refuses, before anything is written", () => {
+  it("learnable / randomize (as llm-compressor 0.14), R3 (post-RoPE attention transforms), two rotation modifiers", async () => {
+    for (const f of ["learnable", "randomize"]) {
+      const r = recipeFromYaml(`s_stage:\n  m_modifiers:\n    SpinQuantModifier:\n      ${f}: true\n`);
+      expect(E.isLeft(r) && formatLlmqError(r.left)).toMatch(new RegExp(`${f}.*not supported by llm-compressor 0\\.14`));
+    }
+    const r3 = await oneshot({ model: `${FX}tiny-gqa`, output: join(tmp, "r3"), recipe: must(recipeFromYaml("s_stage:\n  m_modifiers:\n    SpinQuantModifier:\n      rotations: [R1, R3]\n")) })();
+    expect(E.isLeft(r3) && formatLlmqError(r3.left)).toMatch(/R3: q_attn transforms \(SpinQuant R3, on post-RoPE queries \/ keys\) are not supported by llmq yet/);
+    const two = await oneshot({
+      model: `${FX}tiny-gqa`,
+      output: join(tmp, "two"),
+      recipe: must(recipeFromYaml("s_stage:\n  m_modifiers:\n    SpinQuantModifier: {}\n    QuIPModifier: {}\n")),
+    })();
+    expect(E.isLeft(two) && formatLlmqError(two.left)).toMatch(/one rotation modifier/);
+  });
+});
