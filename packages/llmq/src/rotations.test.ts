@@ -4,7 +4,7 @@ import { join } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLlmqError, modelLogits, oneshot, openModelDir, recipeFromYaml, serialization, tensor } from "./index.js";
-import { convertStories, must } from "./test-support/stories260k.js";
+import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // SpinQuant and QuIP against llm-compressor 0.14 / compressed-tensors 0.20 (packages/transforms/fixtures/rotations,
 // tools/gen_rotation_fixtures.py): llmq runs LC's own saved recipe.yaml on the same tiny models and must write the same
@@ -129,4 +129,52 @@ describe("what llmq refuses, before anything is written", () => {
     })();
     expect(E.isLeft(two) && formatLlmqError(two.left)).toMatch(/one rotation modifier/);
   });
+});
+
+const PY = process.env.LLMQ_PYTHON;
+
+describe("interop: transformers 5.24 + compressed-tensors 0.20 load llmq's rotated checkpoints (stories260K)", () => {
+  it.skipIf(PY === undefined)(
+    "SpinQuant R1+R2 + W4A16 loads in plain transformers with llmq's logits (1e-4); R4 and QuIP need CT's online transforms, then match too",
+    async () => {
+      const { execFileSync } = await import("node:child_process");
+      const { writeSafetensors } = serialization;
+      const fp = join(tmp, "stories-interop");
+      await convertStories(fp);
+      // fixtures/recipes/stories260k-w4a16-g32.yaml's quantization modifier (down_proj's 172 columns take channels)
+      const w4 = readFileSync(join(ROOT, "fixtures/recipes/stories260k-w4a16-g32.yaml"), "utf8").split("\n").slice(4).join("\n").replace("quant_modifiers", "q_modifiers");
+      const recipes: Record<string, string> = {
+        "spin-r12-w4a16": `s_stage:\n  s_modifiers:\n    SpinQuantModifier:\n      rotations: [R1, R2]\nq_stage:\n${w4}`,
+        "spin-r124-w4a16": `s_stage:\n  s_modifiers:\n    SpinQuantModifier:\n      rotations: [R1, R2, R4]\n      transform_type: random-hadamard\nq_stage:\n${w4}`,
+        "quip-v-w4a16": `s_stage:\n  s_modifiers:\n    QuIPModifier: {}\nq_stage:\n${w4}`,
+      };
+      const windows = [0, 1].map((k) => Int32Array.from({ length: 48 }, (_, i) => (1 + 37 * i + 101 * k) % 512));
+      const dirs: string[] = [];
+      for (const [name, text] of Object.entries(recipes)) {
+        const dir = await run(fp, text, name);
+        const entries = new Map<string, tensor.Tensor>();
+        for (const [i, w] of windows.entries()) {
+          entries.set(`tokens.${i}`, new tensor.Tensor("i32", [w.length], w));
+          entries.set(`logits.${i}`, new tensor.Tensor("f32", [w.length, 512], await logitsOf(dir, w)));
+        }
+        must(await writeSafetensors(join(dir, "llmq-logits.safetensors"), entries)());
+        dirs.push(dir);
+      }
+      const out = JSON.parse(execFileSync(PY!, [join(ROOT, "tools/rotation_interop.py"), ...dirs], { encoding: "utf8", maxBuffer: 1 << 24 })) as Record<
+        string,
+        { readonly plain: number; readonly ct: number; readonly online: boolean }
+      >;
+      if (process.env.LLMQ_ROTATION_KEEP) console.log(JSON.stringify(out, null, 1));
+      const [r12, r124, quip] = dirs.map((d) => out[d]!);
+      expect(r12!.online).toBe(false);
+      expect(r12!.plain).toBeLessThan(1e-4);
+      for (const r of [r124!, quip!]) {
+        expect(r.online).toBe(true);
+        expect(r.ct).toBeLessThan(1e-4);
+        // transformers alone runs no online transform: far off
+        expect(r.plain).toBeGreaterThan(1e-2);
+      }
+    },
+    120_000,
+  );
 });
