@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+
 // Command-line handling shared by the `pnpm bench <name>` scripts: `--json` (JSON lines on stdout only) and
 // `--name value` options.
 
@@ -28,4 +30,20 @@ export const benchArgs = (argv: ReadonlyArray<string> = process.argv.slice(2)): 
       process.stderr.write(`${s}\n`);
     },
   };
+};
+
+/**
+ * Runs a Python peer script (`python -c script ...args`) on `threads` BLAS threads and returns the JSON object its last
+ * stdout line holds; on failure prints the peer's stderr tail and exits 2.
+ */
+export const runPythonPeer = <T>(script: string, args: ReadonlyArray<string>, threads: number, log: (s: string) => void): T => {
+  const python = process.env.LLMQ_PYTHON ?? "/work/pyenv/bin/python";
+  const env = { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  const p = spawnSync(python, ["-c", script, ...args], { env, encoding: "utf8", maxBuffer: 64 << 20 });
+  const last = p.stdout.trim().split("\n").pop() ?? "";
+  if (p.status !== 0 || !last.startsWith("{")) {
+    log(p.stderr.slice(-4000));
+    process.exit(2);
+  }
+  return JSON.parse(last) as T;
 };

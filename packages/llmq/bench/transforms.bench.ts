@@ -7,13 +7,12 @@
 // the layer (LC: AWQModifier._apply_smoothing; llmq: the modifier's per-mapping seconds) and the whole oneshot.
 // The issue's 128 × 512 calibration tokens take about an hour per side on 2 cores, so the default is 4 × 512: both
 // sides scale linearly in tokens (the grid search runs every batch through the parent module at each point).
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { activeBackend, nativeAddon } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
-import { benchArgs } from "../../../tooling/bench-args.js";
+import { benchArgs, runPythonPeer } from "../../../tooling/bench-args.js";
 import { loadDataset, oneshot, recipeFromYaml } from "../src/index.js";
 
 const { json, num, log } = benchArgs();
@@ -74,16 +73,8 @@ print(json.dumps({"awq_seconds": spent[0], "oneshot_seconds": total, "mappings":
 const main = async (): Promise<void> => {
   const dir = mkdtempSync(join(tmpdir(), "llmq-transforms-bench-"));
   try {
-    const python = process.env.LLMQ_PYTHON ?? "/work/pyenv/bin/python";
     log(`peer: llm-compressor AWQ on a ${hidden}/${inter} layer, ${samples} × ${seqLen} tokens (torch CPU, ${threads} threads) …`);
-    const env = { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
-    const p = spawnSync(python, ["-c", peer, dir, RECIPE], { env, encoding: "utf8", maxBuffer: 64 << 20 });
-    const last = p.stdout.trim().split("\n").pop() ?? "";
-    if (p.status !== 0 || !last.startsWith("{")) {
-      log(p.stderr.slice(-4000));
-      process.exit(2);
-    }
-    const lc = JSON.parse(last) as { awq_seconds: number; oneshot_seconds: number; mappings: string[]; torch: string; threads: number };
+    const lc = runPythonPeer<{ awq_seconds: number; oneshot_seconds: number; mappings: string[]; torch: string; threads: number }>(peer, [dir, RECIPE], threads, log);
     log(`peer: AWQ ${lc.awq_seconds.toFixed(1)} s, oneshot ${lc.oneshot_seconds.toFixed(1)} s; llmq (backend ${activeBackend()}) …`);
     const windows = join(dir, "windows.json");
     const ds = await loadDataset(windows, null, { numSamples: samples, seqLen, sampling: "sequential", vocabSize: 1024 })();

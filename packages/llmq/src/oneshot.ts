@@ -1,7 +1,7 @@
 import { copyFile, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ModelHandle, embed } from "@llmq/models";
-import type { QuantizationScheme, TransformConfig } from "@llmq/schemes";
+import { type QuantizationScheme, type TransformConfig, encodeRecipeYaml, encodeTransformConfig } from "@llmq/schemes";
 import { type ModelInfo, type ModelPlan, type Modifier, type ModifierRun, endRun, expectRun, finalizeRun, formatLifecycleError, initializeAndStart } from "@llmq/observers";
 import {
   type SerializationError,
@@ -175,6 +175,19 @@ const writeMetadata =
     return E.map(() => cfg.right.format)(wrote);
   };
 
+/** recipe.yaml as llm-compressor saves it after on_initialize: a rotation modifier holds the transform_config it built. */
+const savedRecipeYaml = (r: Recipe | undefined, tc: TransformConfig | null): string | null =>
+  r === undefined
+    ? null
+    : tc === null
+      ? r.yaml
+      : encodeRecipeYaml({
+          ...r.source,
+          modifiers: r.source.modifiers.map((m) =>
+            (m.type === "SpinQuantModifier" || m.type === "QuIPModifier") && m.transform_config === null ? { ...m, transform_config: encodeTransformConfig(tc) } : m,
+          ),
+        });
+
 // ----- the entry point -----
 
 let peakRss = 0;
@@ -267,7 +280,7 @@ const quantizeInto = (
   if (E.isLeft(finished)) return finished;
   const closed = await writer.close()();
   if (E.isLeft(closed)) return E.left(outputFailureOf(opts.output, closed.left));
-  const format = await writeMetadata(h, staged.staging, io.written(), opts.recipe?.yaml ?? null, extra.right)();
+  const format = await writeMetadata(h, staged.staging, io.written(), savedRecipeYaml(opts.recipe, extra.right.transformConfig), extra.right)();
   if (E.isLeft(format)) return format;
   if (opts.signal?.aborted) return E.left(abortedBy(opts.signal));
   const committed = await staged.commit()();

@@ -96,8 +96,11 @@ describe("fused rotations leave the model's function unchanged", () => {
   it("tiny GQA Llama: SpinQuant R1+R2+R4 vs the same pre-rotation surgery without rotations; QuIP u+v vs the original", async () => {
     const spin = (rot: string) => `s_stage:\n  m_modifiers:\n    SpinQuantModifier:\n      rotations: ${rot}\n`;
     const base = await logitsOf(await run(`${FX}tiny-gqa`, spin("[]"), "surgery-only"));
-    const rotated = await logitsOf(await run(`${FX}tiny-gqa`, spin("[R1, R2, R4]"), "r124"));
-    expect(relErr(rotated, base)).toBeLessThan(1e-5);
+    const r124 = await run(`${FX}tiny-gqa`, spin("[R1, R2, R4]"), "r124");
+    expect(relErr(await logitsOf(r124), base)).toBeLessThan(1e-5);
+    // recipe.yaml carries the transform_config the modifier built, as llm-compressor saves it
+    const tcOf = (yaml: string): unknown => must(recipeFromYaml(yaml)).source.modifiers.map((m) => (m as { transform_config?: unknown }).transform_config);
+    expect(tcOf(readFileSync(`${r124}/recipe.yaml`, "utf8"))).toEqual(tcOf(readFileSync(`${FX}tiny-gqa/spinquant-r124/recipe.yaml`, "utf8")));
     const quip = await logitsOf(await run(`${FX}tiny-hd80`, "s_stage:\n  m_modifiers:\n    QuIPModifier:\n      rotations: [v, u]\n", "quip"));
     expect(relErr(quip, await logitsOf(`${FX}tiny-hd80`))).toBeLessThan(1e-5);
   });

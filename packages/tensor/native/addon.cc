@@ -157,6 +157,16 @@ Napi::Value Fwht(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value Dfwht(const Napi::CallbackInfo& info) {
+  Args g{info, "dfwht"};
+  g.count(3);
+  int64_t rows = g.dim(1, "rows"), n = g.dim(2, "n");
+  if (n == 0 || (n & (n - 1)) != 0) g.fail("n must be a power of two, got " + std::to_string(n), true);
+  double* x = g.f64(0, "x", g.mul(rows, n, "rows·n"));
+  llmq_dfwht(x, rows, n);
+  return info.Env().Undefined();
+}
+
 int64_t CheckGroups(const Args& g, int64_t cols, int64_t groupSize) {
   if (groupSize < 1) g.fail("groupSize must be ≥ 1", true);
   if (cols % groupSize != 0) g.fail("groupSize " + std::to_string(groupSize) + " does not divide cols " + std::to_string(cols), true);
@@ -259,6 +269,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   k.Set("strsm", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Trsm<float>(i, "strsm"); }, "strsm"));
   k.Set("dtrsm", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Trsm<double>(i, "dtrsm"); }, "dtrsm"));
   k.Set("fwht", Napi::Function::New(env, Fwht, "fwht"));
+  k.Set("dfwht", Napi::Function::New(env, Dfwht, "dfwht"));
   k.Set("groupMinMax", Napi::Function::New(env, GroupMinMax, "groupMinMax"));
   k.Set("quantizeGroups", Napi::Function::New(env, QuantizeGroups, "quantizeGroups"));
   k.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));

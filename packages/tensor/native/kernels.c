@@ -218,6 +218,36 @@ static void range_of(long total, int tid, int nthr, long* b, long* e) {
 }
 
 typedef struct {
+  double* x;
+  long rows, n;
+} dfwht_ctx;
+
+/* f64 fast Walsh–Hadamard transform: the same butterflies, in the same order, as the js twin (exact). */
+static void dfwht_task(void* v, int tid, int nthr) {
+  dfwht_ctx* c = (dfwht_ctx*)v;
+  long b, e, n = c->n;
+  range_of(c->rows, tid, nthr, &b, &e);
+  for (long r = b; r < e; r++) {
+    double* row = c->x + r * n;
+    for (long h = 1; h < n; h *= 2)
+      for (long i = 0; i < n; i += 2 * h)
+        for (long j = i; j < i + h; j++) {
+          double u = row[j], w = row[j + h];
+          row[j] = u + w;
+          row[j + h] = u - w;
+        }
+  }
+}
+
+void llmq_dfwht(double* x, long rows, long n) {
+  ensure_init();
+  if (rows <= 0 || n <= 1) return;
+  dfwht_ctx c = {x, rows, n};
+  int nt = rows >= 2 ? want_threads((double)rows * (double)n) : 1;
+  llmq_parallel(nt, dfwht_task, &c);
+}
+
+typedef struct {
   float* x;
   long rows, n;
 } fwht_ctx;

@@ -27,6 +27,7 @@ void llmq_dpotri(double* l, long n);
 void llmq_strsm(int right, int lower, int transT, int unitDiag, long m, long n, const float* t, float* b);
 void llmq_dtrsm(int right, int lower, int transT, int unitDiag, long m, long n, const double* t, double* b);
 void llmq_fwht(float* x, long rows, long n);
+void llmq_dfwht(double* x, long rows, long n);
 void llmq_group_minmax(const float* x, long rows, long cols, long groupSize, float* mn, float* mx);
 void llmq_quantize_groups(const float* x, long rows, long cols, long groupSize, const float* scale, const float* zp, float qmin, float qmax,
                           int fake, float* out);

@@ -161,6 +161,20 @@ const fwht = (x: Float32Array, rows: number, n: number): void => {
   }
 };
 
+const dfwht = (x: Float64Array, rows: number, n: number): void => {
+  for (let r = 0; r < rows; r++) {
+    const o = r * n;
+    for (let h = 1; h < n; h *= 2)
+      for (let i = 0; i < n; i += 2 * h)
+        for (let j = o + i; j < o + i + h; j++) {
+          const u = x[j]!;
+          const v = x[j + h]!;
+          x[j] = u + v;
+          x[j + h] = u - v;
+        }
+  }
+};
+
 const groupMinMax = (x: Float32Array, rows: number, cols: number, groupSize: number, outMin: Float32Array, outMax: Float32Array): void => {
   const g = cols / groupSize;
   for (let r = 0; r < rows; r++) {
@@ -283,6 +297,7 @@ export const jsKernels: Kernels = {
   strsm: trsm,
   dtrsm: trsm,
   fwht,
+  dfwht,
   groupMinMax,
   quantizeGroups,
   siluMul,

@@ -31,6 +31,7 @@ const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "strsm",
   "dtrsm",
   "fwht",
+  "dfwht",
   "groupMinMax",
   "quantizeGroups",
   "siluMul",
@@ -163,6 +164,13 @@ const checkedKernels = (raw: RawAddon): Kernels => {
       if (n < 1 || (n & (n - 1)) !== 0) throw new RangeError(`fwht: n must be a power of two, got ${n}`);
       arr("fwht", "x", x, F32, rows * n);
       k.fwht(x, rows, n);
+    },
+    dfwht: (x, rows, n) => {
+      dim("dfwht", "rows", rows);
+      dim("dfwht", "n", n);
+      if (n < 1 || (n & (n - 1)) !== 0) throw new RangeError(`dfwht: n must be a power of two, got ${n}`);
+      arr("dfwht", "x", x, F64, rows * n);
+      k.dfwht(x, rows, n);
     },
     ...quantizeKernels(k),
     ...forwardKernels(k),

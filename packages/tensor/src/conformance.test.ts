@@ -60,7 +60,7 @@ const rand = (ctor: Ctor, n: number, seed: number): FA => {
 
 const eps = (ctor: Ctor): number => (ctor === Float32Array ? 2 ** -24 : 2 ** -53);
 
-const bitsEqual = (a: Float32Array, b: Float32Array): string | null => {
+const bitsEqual = (a: Float32Array | Float64Array, b: Float32Array | Float64Array): string | null => {
   if (a.length !== b.length) return `length ${a.length} vs ${b.length}`;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
@@ -396,6 +396,17 @@ const suite = (isa: NativeIsa, threads: number | null) => {
           nk.fwht(got, rows, n);
           expect(bitsEqual(got, want), `rows ${rows} n ${n}`).toBeNull();
         }
+      }
+    });
+
+    it("dfwht is exact (f64, n = 1 … 2¹⁵)", () => {
+      for (const [rows, n] of [[1, 1], [3, 2], [5, 8], [33, 16], [2, 64], [64, 4096], [1, 1 << 15]] as const) {
+        const x = rand(Float64Array, rows * n, n) as Float64Array;
+        const want = x.slice();
+        const got = x.slice();
+        jsKernels.dfwht(want, rows, n);
+        nk.dfwht(got, rows, n);
+        expect(bitsEqual(got, want), `rows ${rows} n ${n}`).toBeNull();
       }
     });
 

@@ -155,11 +155,11 @@ export const f32FromBits = (b: number): number => {
 };
 
 /** number → bf16 bits, RNE; NaN stays a quiet NaN. The input is first rounded to f32 as torch does. */
-export const bf16FromNumber = (x: number): number => {
-  const b = f32Bits(x);
-  if ((b & 0x7fffffff) > 0x7f800000) return ((b >>> 16) | 0x40) & 0xffff;
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
-};
+export const bf16FromNumber = (x: number): number => bf16FromF32Bits(f32Bits(x));
+
+/** f32 bits → bf16 bits, RNE; NaN stays a quiet NaN. */
+export const bf16FromF32Bits = (b: number): number =>
+  (b & 0x7fffffff) > 0x7f800000 ? ((b >>> 16) | 0x40) & 0xffff : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
 
 export const bf16ToNumber = (h: number): number => f32FromBits((h & 0xffff) << 16);
 

@@ -55,6 +55,8 @@ export interface KernelSignatures {
   readonly dtrsm: (side: Side, uplo: Uplo, transT: boolean, unitDiag: boolean, m: number, n: number, t: Float64Array, b: Float64Array) => void;
   /** In-place unnormalised fast Walsh–Hadamard transform (Sylvester order) of each of `rows` rows of length n = 2^p. */
   readonly fwht: (x: Float32Array, rows: number, n: number) => void;
+  /** The same in f64 (exact: every output is the same single f64 add / subtract as the js twin). */
+  readonly dfwht: (x: Float64Array, rows: number, n: number) => void;
   /**
    * Per-group min and max along the last axis: x is rows×cols, groups of `groupSize` consecutive columns
    * (groupSize = cols for per-row). Outputs are rows×(cols/groupSize). NaN propagates like torch.amin/amax.

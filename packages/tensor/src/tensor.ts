@@ -3,7 +3,7 @@ import {
   type DType,
   type Storage,
   allocStorage,
-  bf16FromNumber,
+  bf16FromF32Bits,
   bf16ToNumber,
   byteLength,
   f16FromNumber,
@@ -154,9 +154,17 @@ export const getNumber = (t: Tensor, i: number): number => {
 
 const nibble = (d: Uint8Array, i: number): number => (d[i >> 1]! >> ((i & 1) * 4)) & 0xf;
 
+/** bf16 bits → f32 values, a whole array at once (bf16 is the upper half of an f32). */
+const bf16ToF32Array = (d: Uint16Array): Float32Array => {
+  const u = new Uint32Array(d.length);
+  for (let i = 0; i < d.length; i++) u[i] = d[i]! << 16;
+  return new Float32Array(u.buffer);
+};
+
 /** Decodes any tensor to f32 values (exact for every dtype narrower than f32; f64/i32/i64 round). */
 export const toFloat32 = (t: Tensor): Tensor<"f32"> => {
   if (t.dtype === "f32") return t as Tensor<"f32">;
+  if (t.dtype === "bf16") return new Tensor("f32", t.shape, bf16ToF32Array(t.data as Uint16Array));
   const n = t.size;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = getNumber(t, i);
@@ -166,6 +174,11 @@ export const toFloat32 = (t: Tensor): Tensor<"f32"> => {
 /** Decodes any tensor to f64 values (exact for every dtype except i64 beyond 2^53). */
 export const toFloat64 = (t: Tensor): Tensor<"f64"> => {
   if (t.dtype === "f64") return t as Tensor<"f64">;
+  if (t.dtype === "bf16") {
+    const out = new Float64Array(t.size);
+    out.set(bf16ToF32Array(t.data as Uint16Array));
+    return new Tensor("f64", t.shape, out);
+  }
   const n = t.size;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = getNumber(t, i);
@@ -183,9 +196,14 @@ export const castFromNumbers = <D extends DType>(dtype: D, values: ArrayLike<num
     case "f16":
       for (let i = 0; i < n; i++) (out as Uint16Array)[i] = f16FromNumber(values[i]!);
       break;
-    case "bf16":
-      for (let i = 0; i < n; i++) (out as Uint16Array)[i] = bf16FromNumber(values[i]!);
+    case "bf16": {
+      // bf16FromNumber over the whole array: round to f32 at once, then RNE on the bits
+      const f = values instanceof Float32Array ? values : new Float32Array(n);
+      if (f !== values) f.set(values as ArrayLike<number>);
+      const u = new Uint32Array(f.buffer, f.byteOffset, n);
+      for (let i = 0; i < n; i++) (out as Uint16Array)[i] = bf16FromF32Bits(u[i]!);
       break;
+    }
     case "f8_e4m3fn":
       for (let i = 0; i < n; i++) (out as Uint8Array)[i] = fp8e4m3FromNumber(values[i]!);
       break;

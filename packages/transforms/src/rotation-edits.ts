@@ -7,8 +7,13 @@ import { applyToWeight } from "./transform-matrices.js";
 // f64 and cast back to the tensor's dtype after every step, as torch does (`.to(PRECISION)`, op, `.to(weight_dtype)`).
 
 /** f64 values back in `dtype` (bf16 / f16 through f32, as torch's double → half conversions round). */
-export const storeAs = (dtype: Tensor["dtype"], shape: ReadonlyArray<number>, v: Float64Array): Tensor =>
-  dtype === "f64" ? new Tensor("f64", shape, v) : dtype === "f32" ? new Tensor("f32", shape, Float32Array.from(v)) : castFromNumbers(dtype, Float32Array.from(v), shape);
+export const storeAs = (dtype: Tensor["dtype"], shape: ReadonlyArray<number>, v: Float64Array): Tensor => {
+  if (dtype === "f64") return new Tensor("f64", shape, v);
+  // typed-array set: the engine's own (fast) f64 → f32 rounding
+  const f = new Float32Array(v.length);
+  f.set(v);
+  return dtype === "f32" ? new Tensor("f32", shape, f) : castFromNumbers(dtype, f, shape);
+};
 
 /** center_embeddings: every row minus its mean, in f64. */
 export const centerRows = (w: Tensor): Tensor => {

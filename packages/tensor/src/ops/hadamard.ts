@@ -51,20 +51,6 @@ const resolve = (op: string, n: number, construction: HadamardConstruction | und
 
 // ----- transforms -----
 
-const fwht64 = (x: Float64Array, rows: number, n: number): void => {
-  for (let r = 0; r < rows; r++) {
-    const o = r * n;
-    for (let h = 1; h < n; h *= 2)
-      for (let i = 0; i < n; i += 2 * h)
-        for (let j = o + i; j < o + i + h; j++) {
-          const u = x[j]!;
-          const v = x[j + h]!;
-          x[j] = u + v;
-          x[j + h] = u - v;
-        }
-  }
-};
-
 /** In place: every length-n row of v becomes row · H (unnormalised). */
 const transformRows = (v: Float32Array | Float64Array, rows: number, n: number, c: HadamardConstruction, k: Kernels): void => {
   const K = c === "sylvester" ? 1 : knownHadamardDivisor(n)!;
@@ -72,7 +58,7 @@ const transformRows = (v: Float32Array | Float64Array, rows: number, n: number, 
   // Sylvester part: H_p on each of the K chunks of length p.
   if (p > 1) {
     if (v instanceof Float32Array) k.fwht(v, rows * K, p);
-    else fwht64(v, rows * K, p);
+    else k.dfwht(v, rows * K, p);
   }
   if (K === 1) return;
   // Known part: each row, seen as a K×p matrix Y, becomes H_K · Y.
