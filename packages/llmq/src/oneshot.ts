@@ -1,7 +1,7 @@
 import { copyFile, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ModelHandle, embed } from "@llmq/models";
-import { type QuantizationScheme, type TransformConfig, encodeRecipeYaml, encodeTransformConfig } from "@llmq/schemes";
+import { type QuantizationScheme, type TransformConfig, encodeRecipeYaml, encodeTransformConfig, isOnlineLocation } from "@llmq/schemes";
 import { type ModelInfo, type ModelPlan, type Modifier, type ModifierRun, endRun, expectRun, finalizeRun, formatLifecycleError, initializeAndStart } from "@llmq/observers";
 import {
   type SerializationError,
@@ -232,6 +232,18 @@ const checkAwqFollowed = (mods: ReadonlyArray<Modifier>): E.Either<LlmqError, vo
       );
 };
 
+/**
+ * One rotation modifier per recipe (config.json holds one transform_config), and none with online transforms in front
+ * of AWQ: llmq's AWQ grid search runs submodules without them.
+ */
+const checkRotations = (runs: ReadonlyArray<AnyRun>): E.Either<LlmqError, void> =>
+  E.flatMap(checkpointConfigOf(runs), ({ transformConfig }) => {
+    const online = transformConfig !== null && Object.values(transformConfig.config_groups).some((g) => g.apply.some((a) => isOnlineLocation(a.location)));
+    return online && runs.some((r) => r._tag === "Started" && r.modifier.type === "AWQModifier")
+      ? E.left(recipeError("AWQModifier cannot follow online rotations (SpinQuant R4, QuIP) in llmq: its grid search does not run them; use fused rotations only (R1, R2) with AWQ"))
+      : E.right(undefined);
+  });
+
 /** Everything decided before a byte is read or written: modifiers started, targets disjoint, data present. */
 const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prepared> => {
   const mods = (opts.modifiers ?? opts.recipe?.modifiers ?? []) as ReadonlyArray<Modifier>;
@@ -242,6 +254,7 @@ const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prep
   if (missing !== undefined) return E.left(needsDataError(missing));
   return pipe(
     startAll(mods, modelInfo(h)),
+    E.chainFirst(checkRotations),
     E.chain((runs) => E.map((plan: ModelPlan) => ({ runs, plan }))(planOf(runs))),
     E.chain(({ runs, plan }) =>
       pipe(

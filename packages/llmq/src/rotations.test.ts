@@ -131,6 +131,13 @@ describe("what llmq refuses, before anything is written", () => {
       recipe: must(recipeFromYaml("s_stage:\n  m_modifiers:\n    SpinQuantModifier: {}\n    QuIPModifier: {}\n")),
     })();
     expect(E.isLeft(two) && formatLlmqError(two.left)).toMatch(/one rotation modifier/);
+    const awq = await oneshot({
+      model: `${FX}tiny-gqa`,
+      output: join(tmp, "awq"),
+      recipe: must(recipeFromYaml("s_stage:\n  m_modifiers:\n    QuIPModifier: {}\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W8A8, ignore: [lm_head]}\n")),
+      dataset: { path: "x", windows: [Int32Array.from([1, 2, 3])], tokens: 3 } as never,
+    })();
+    expect(E.isLeft(awq) && formatLlmqError(awq.left)).toMatch(/AWQModifier cannot follow online rotations/);
   });
 });
 
