@@ -220,7 +220,7 @@ describe("recipes with several stages and modifiers", () => {
     expect(qc.ignore).toEqual(["lm_head"]);
   });
 
-  it("refuses what it cannot run before reading anything: kv_cache_scheme, SpinQuant, overlapping targets", async () => {
+  it("refuses what it cannot run before reading anything: kv_cache_scheme, SparseGPT, overlapping targets", async () => {
     const kv = recipeFromYaml(`quant_stage:
   quant_modifiers:
     QuantizationModifier:
@@ -233,12 +233,12 @@ describe("recipes with several stages and modifiers", () => {
     expect(existsSync(join(tmp, "kv"))).toBe(false);
     const sq = recipeFromYaml(`s_stage:
   s_modifiers:
-    SpinQuantModifier: {rotations: [R1]}
+    SparseGPTModifier: {sparsity: 0.5}
     GPTQModifier: {scheme: W8A8, ignore: [lm_head]}
 `);
     expect(E.isLeft(sq) && sq.left).toMatchObject({ _tag: "RecipeError" });
     expect(E.isLeft(sq) && sq.left._tag === "RecipeError" && sq.left.detail).toMatch(
-      /SpinQuantModifier is not supported by llmq yet \(runnable modifiers: QuantizationModifier, GPTQModifier, SmoothQuantModifier, AWQModifier\)/,
+      /SparseGPTModifier.*QuantizationModifier, GPTQModifier, SmoothQuantModifier, AWQModifier, SpinQuantModifier, QuIPModifier/,
     );
     const both = recipeFromYaml(`a_stage:
   a_modifiers:
