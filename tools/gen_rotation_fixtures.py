@@ -15,11 +15,13 @@ Writes packages/transforms/fixtures/rotations/:
                        for it alone (no quantization).
   tiny-gqa/            a random tied Llama (hidden 64, 4 heads, 2 KV heads, head_dim 16, intermediate 128, 2 layers,
                        vocab 128, f32, seed 0).
+  tiny-gqa-bf16/       the same weights as tiny-gqa (same seed), stored in bf16 (rounding after every fused step).
   tiny-hd80/           a random untied Llama with a non-power-of-two head_dim (hidden 160, 2 heads, 1 KV head,
                        head_dim 80, intermediate 320, 2 layers, vocab 96, f32, seed 1).
   <model>/<case>/      llm-compressor's oneshot output (config.json, model.safetensors, recipe.yaml) for the recipes in
                        CASES (data-free), plus logits.safetensors: LC's in-memory model logits on TOKENS (f32) before
-                       and after the modifiers (online transforms applied by CT's hooks).
+                       and after the modifiers (online transforms applied by CT's hooks); for bf16 models also
+                       after_f32, the same model cast to f32 after oneshot.
 """
 
 import json
@@ -95,7 +97,7 @@ def factories():
     return js, tensors
 
 
-def tiny_model(path, seed, **cfg):
+def tiny_model(path, seed, dtype=torch.float32, **cfg):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -107,7 +109,7 @@ def tiny_model(path, seed, **cfg):
                 p.copy_(1 + 0.3 * torch.randn_like(p))
             else:
                 p.copy_(torch.randn_like(p) * 0.2)
-    m.save_pretrained(path)
+    m.to(dtype).save_pretrained(path)
     return path
 
 
@@ -123,6 +125,10 @@ CASES = {
         "spinquant-r12-w4a16": SPIN + "      rotations: [R1, R2]\n" + W4A16,
         "quip-uv": QUIP + "      rotations: [v, u]\n",
         "spinquant-r12-block32-rm": SPIN + "      rotations: [R1, R2]\n      transform_type: random-matrix\n      transform_block_size: 32\n",
+    },
+    "tiny-gqa-bf16": {
+        "spinquant-r124": SPIN + "      rotations: [R1, R2, R4]\n",
+        "quip-uv": QUIP + "      rotations: [v, u]\n",
     },
     "tiny-hd80": {
         "spinquant-r124-rh": SPIN + "      rotations: [R1, R2, R4]\n      transform_type: random-hadamard\n",
@@ -140,11 +146,15 @@ def run_case(model_dir, out_dir, recipe):
     from transformers import AutoModelForCausalLM
     from llmcompressor import oneshot
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
     before = logits(model)
     oneshot(model=model, recipe=recipe, output_dir=out_dir)
     after = logits(model)
-    save_file({"before": before, "after": after, "tokens": torch.tensor(TOKENS, dtype=torch.int32)}, os.path.join(out_dir, "logits.safetensors"))
+    out = {"before": before, "after": after, "tokens": torch.tensor(TOKENS, dtype=torch.int32)}
+    if model.dtype != torch.float32:
+        # the same rotated (bf16-rounded) weights and CT's online hooks, run in f32 as llmq's forward does
+        out["after_f32"] = logits(model.float())
+    save_file(out, os.path.join(out_dir, "logits.safetensors"))
 
 
 def transform_configs():
@@ -192,7 +202,9 @@ def main():
                num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True)
     tiny_model(os.path.join(OUT, "tiny-hd80"), 1, vocab_size=96, hidden_size=160, intermediate_size=320, num_hidden_layers=2,
                num_attention_heads=2, num_key_value_heads=1, head_dim=80, tie_word_embeddings=False)
-    for d in ("tiny-gqa", "tiny-hd80"):
+    tiny_model(os.path.join(OUT, "tiny-gqa-bf16"), 0, dtype=torch.bfloat16, vocab_size=128, hidden_size=64, intermediate_size=128,
+               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True)
+    for d in ("tiny-gqa", "tiny-gqa-bf16", "tiny-hd80"):
         p = os.path.join(OUT, d, "generation_config.json")
         if os.path.exists(p):
             os.remove(p)

@@ -19,6 +19,8 @@ const CASES = [
   ["tiny-gqa", "quip-uv"],
   ["tiny-gqa", "spinquant-r12-block32-rm"],
   ["tiny-gqa", "spinquant-r12-w4a16"],
+  ["tiny-gqa-bf16", "spinquant-r124"],
+  ["tiny-gqa-bf16", "quip-uv"],
   ["tiny-hd80", "spinquant-r124-rh"],
   ["tiny-hd80", "quip-v"],
 ] as const;
@@ -69,7 +71,7 @@ const logitsOf = async (dir: string, tokens = TOKENS): Promise<Float32Array> => 
   }
 };
 
-describe("SpinQuant / QuIP vs llm-compressor (tiny random Llamas, GQA, head_dim 16 and 80)", () => {
+describe("SpinQuant / QuIP vs llm-compressor (tiny random Llamas: GQA, head_dim 16 and 80, f32 and bf16)", () => {
   for (const [model, c] of CASES) {
     it(`${model} ${c}: same tensors bit for bit, same config.json, LC's logits`, async () => {
       const lc = `${FX}${model}/${c}`;
@@ -83,10 +85,11 @@ describe("SpinQuant / QuIP vs llm-compressor (tiny random Llamas, GQA, head_dim 
         expect(`${n} ${o.dtype} [${o.shape}]`).toBe(`${n} ${t.dtype} [${t.shape}]`);
         expect(Buffer.from(bytesOf(o)).equals(Buffer.from(bytesOf(t))), n).toBe(true);
       }
-      // LC's model after oneshot (CT's online hooks; fake-quantized weights for W4A16) vs llmq's eval forward
-      // (uniform random matrices are ill-conditioned: torch's own f32 and f64 forwards of LC's checkpoint differ by
-      // 1.6e-3 there, so f32 summation order alone moves the logits that much)
-      const ref = (await readAll(`${lc}/logits.safetensors`)).get("after")!;
+      // LC's model after oneshot (CT's online hooks; fake-quantized weights for W4A16) vs llmq's eval forward; a bf16
+      // model cast to f32 after oneshot, as llmq's forward runs. Uniform random matrices are ill-conditioned: torch's own
+      // f32 and f64 forwards of LC's checkpoint differ by 1.6e-3 there, so f32 summation order alone moves the logits.
+      const logits = await readAll(`${lc}/logits.safetensors`);
+      const ref = logits.get("after_f32") ?? logits.get("after")!;
       expect(relErr(await logitsOf(out), tensor.toFloat32(ref).data)).toBeLessThan(c.endsWith("-rm") ? 5e-3 : 1e-5);
     });
   }
