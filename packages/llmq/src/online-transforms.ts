@@ -2,7 +2,7 @@ import { type LayerHooks, type ModelHandle, formatModelError } from "@llmq/model
 import type { OnlineTransform } from "@llmq/observers";
 import type { TransformConfig } from "@llmq/schemes";
 import { Tensor, kernels, toFloat32 } from "@llmq/tensor";
-import { planRotations } from "@llmq/transforms";
+import { planRotations, rightMultiply } from "@llmq/transforms";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type LlmqError, modelError } from "./errors.js";
@@ -18,7 +18,11 @@ export const applyOnline = (t: OnlineTransform, x: Tensor<"f32">): E.Either<stri
   if (width % t.n !== 0) return E.left(`${t.name}: a ${t.n}×${t.n} transform cannot act on width ${width}`);
   const rows = x.size / t.n;
   const out = new Float32Array(x.size);
-  if (t.matrix instanceof Float64Array) {
+  if (t.matrix instanceof Float64Array && t.structure !== undefined) {
+    // a Hadamard matrix: the fast transform (the same products as the GEMM, summed in butterfly order)
+    const y = rightMultiply(Float64Array.from(x.data), rows, t.n, { n: t.n, data: t.matrix, scale: t.scale, structure: t.structure });
+    out.set(y);
+  } else if (t.matrix instanceof Float64Array) {
     const y = new Float64Array(x.size);
     kernels().dgemm(rows, t.n, t.n, Float64Array.from(x.data), false, t.matrix, false, y, 1, 0);
     for (let i = 0; i < y.length; i++) out[i] = y[i]! / t.scale;
@@ -97,7 +101,11 @@ export const onlineTransformsOf = (h: ModelHandle, tc: TransformConfig): TE.Task
         if (E.isLeft(r)) return E.left(modelError(formatModelError(r.left)));
         cache.set(key, tensorMatrix(r.right, t.n, src.transposed));
       }
-      list.push({ ...t, matrix: cache.get(key)! });
+      const m = cache.get(key)!;
+      // the fast path only where the saved weight is the matrix compressed-tensors' factory draws (it is unless edited)
+      const same = m.length === t.matrix.length && m.every((v, i) => v === t.matrix[i]);
+      const { structure, ...dense } = t;
+      list.push(same && structure !== undefined ? { ...t, matrix: m } : { ...dense, matrix: m });
     }
     out.set(module, list);
   }

@@ -86,6 +86,11 @@ export interface OnlineTransform {
   readonly scale: number;
   /** The saved tensor holding this transform's weight (`<module>.<scheme>_<location>.weight`), transposed or not. */
   readonly source?: { readonly tensor: string; readonly transposed: boolean };
+  /**
+   * Hadamard types: matrix = M or Mᵀ (`transposed`), M = diag(signs) · H of a construction, so that the product can run
+   * as a fast transform (@llmq/transforms' rightMultiply); absent for random matrices.
+   */
+  readonly structure?: { readonly construction: "sylvester" | "known"; readonly signs: Float64Array | null; readonly transposed: boolean };
 }
 
 /**

@@ -133,7 +133,8 @@ export const planRotations = (config: TransformConfig, model: ModelInfo): E.Eith
     const sub = `${scheme}_${location}`;
     const tensor = first.get(d.param) ?? `${module.name}.${sub}.weight`;
     const source = { tensor, transposed: matrix !== d.param };
-    online.set(module.name, [...(online.get(module.name) ?? []), { name: sub, location: location as "input" | "output", n: matrix.n, matrix: matrix.data, scale: matrix.scale, source }]);
+    const t: OnlineTransform = { name: sub, location: location as "input" | "output", n: matrix.n, matrix: matrix.data, scale: matrix.scale, source, ...(matrix.structure ? { structure: matrix.structure } : {}) };
+    online.set(module.name, [...(online.get(module.name) ?? []), t]);
     if (first.has(d.param)) continue;
     first.set(d.param, tensor);
     saved.set(module.name, [...(saved.get(module.name) ?? []), { tensor, n: d.param.n, data: d.param.data }]);
