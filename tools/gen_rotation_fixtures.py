@@ -19,9 +19,11 @@ Writes packages/transforms/fixtures/rotations/:
   tiny-hd80/           a random untied Llama with a non-power-of-two head_dim (hidden 160, 2 heads, 1 KV head,
                        head_dim 80, intermediate 320, 2 layers, vocab 96, f32, seed 1).
   <model>/<case>/      llm-compressor's oneshot output (config.json, model.safetensors, recipe.yaml) for the recipes in
-                       CASES (data-free), plus logits.safetensors: LC's in-memory model logits on TOKENS (f32) before
+                       CASES (input.yaml: the recipe as given; LC's saved recipe.yaml of a GPTQ run holds Python tags),
+                       data-free unless GPTQ, plus logits.safetensors: LC's in-memory model logits on TOKENS (f32) before
                        and after the modifiers (online transforms applied by CT's hooks); for bf16 models also
-                       after_f32, the same model cast to f32 after oneshot.
+                       after_f32, the same model cast to f32 after oneshot. GPTQ cases calibrate on WINDOWS (4 × 32
+                       random token ids, seed 0, batch 1, no shuffle; saved as windows.json).
 """
 
 import json
@@ -119,8 +121,14 @@ QUIP = "transform_stage:\n  transform_modifiers:\n    QuIPModifier:\n"
 W4A16 = ("quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n      ignore: [lm_head]\n      config_groups:\n        group_0:\n"
          "          targets: [Linear]\n          weights: {num_bits: 4, type: int, symmetric: true, strategy: group, group_size: 32}\n")
 
+# GPTQ with calibration data: the Hessians must see R4's online rotation of down_proj's input (CT's prepended pre-hook)
+GPTQ_W4 = W4A16.replace("QuantizationModifier", "GPTQModifier")
+WINDOWS = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed(0)).tolist()
+
 CASES = {
     "tiny-gqa": {
+        "spinquant-r124-gptq-w4a16": SPIN + "      rotations: [R1, R2, R4]\n" + GPTQ_W4,
+        "quip-v-gptq-w4a16": QUIP + "      rotations: [v]\n" + GPTQ_W4,
         "spinquant-r124": SPIN + "      rotations: [R1, R2, R4]\n",
         "spinquant-r12-w4a16": SPIN + "      rotations: [R1, R2]\n" + W4A16,
         "quip-uv": QUIP + "      rotations: [v, u]\n",
@@ -148,7 +156,23 @@ def run_case(model_dir, out_dir, recipe):
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
     before = logits(model)
-    oneshot(model=model, recipe=recipe, output_dir=out_dir)
+    if "GPTQModifier" in recipe:
+        from datasets import Dataset
+
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import oneshot_compare  # noqa: F401  (patches pin_memory on CPU-only torch)
+
+        from tokenizers import Tokenizer, models
+        from transformers import PreTrainedTokenizerFast
+
+        tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({f"t{i}": i for i in range(128)}, unk_token="t0")))
+        ds = Dataset.from_dict({"input_ids": WINDOWS, "attention_mask": [[1] * len(w) for w in WINDOWS]})
+        oneshot(model=model, recipe=recipe, dataset=ds, processor=tok, num_calibration_samples=len(WINDOWS), max_seq_length=32,
+                shuffle_calibration_samples=False, output_dir=out_dir)
+        with open(os.path.join(out_dir, "windows.json"), "w") as f:
+            json.dump(WINDOWS, f)
+    else:
+        oneshot(model=model, recipe=recipe, output_dir=out_dir)
     after = logits(model)
     out = {"before": before, "after": after, "tokens": torch.tensor(TOKENS, dtype=torch.int32)}
     if model.dtype != torch.float32:
@@ -218,7 +242,9 @@ def main():
             out = os.path.join(OUT, model_name, case)
             shutil.rmtree(out, ignore_errors=True)
             run_case(os.path.join(OUT, model_name), out, recipe)
-            for extra in ("generation_config.json",):
+            with open(os.path.join(out, "input.yaml"), "w") as f:
+                f.write(recipe)
+            for extra in ("generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
                 p = os.path.join(out, extra)
                 if os.path.exists(p):
                     os.remove(p)

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatLlmqError, modelLogits, oneshot, openModelDir, recipeFromYaml, serialization, tensor } from "./index.js";
+import { formatLlmqError, loadDataset, modelLogits, oneshot, openModelDir, recipeFromYaml, serialization, tensor } from "./index.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // SpinQuant and QuIP against llm-compressor 0.14 / compressed-tensors 0.20 (packages/transforms/fixtures/rotations,
@@ -19,6 +19,8 @@ const CASES = [
   ["tiny-gqa", "quip-uv"],
   ["tiny-gqa", "spinquant-r12-block32-rm"],
   ["tiny-gqa", "spinquant-r12-w4a16"],
+  ["tiny-gqa", "spinquant-r124-gptq-w4a16"],
+  ["tiny-gqa", "quip-v-gptq-w4a16"],
   ["tiny-gqa-bf16", "spinquant-r124"],
   ["tiny-gqa-bf16", "quip-uv"],
   ["tiny-hd80", "spinquant-r124-rh"],
@@ -75,7 +77,9 @@ describe("SpinQuant / QuIP vs llm-compressor (tiny random Llamas: GQA, head_dim 
   for (const [model, c] of CASES) {
     it(`${model} ${c}: same tensors bit for bit, same config.json, LC's logits`, async () => {
       const lc = `${FX}${model}/${c}`;
-      const out = await run(`${FX}${model}`, readFileSync(`${lc}/recipe.yaml`, "utf8"), `${model}-${c}`);
+      // GPTQ cases calibrate on LC's windows (token ids as given, in order)
+      const ds = c.includes("gptq") ? must(await loadDataset(`${lc}/windows.json`, null, { numSamples: 4, seqLen: 32, sampling: "sequential", vocabSize: 128 })()) : undefined;
+      const out = await run(`${FX}${model}`, readFileSync(`${lc}/input.yaml`, "utf8"), `${model}-${c}`, ds);
       expect(readFileSync(`${out}/config.json`, "utf8")).toBe(readFileSync(`${lc}/config.json`, "utf8"));
       const ours = await readAll(`${out}/model.safetensors`);
       const theirs = await readAll(`${lc}/model.safetensors`);
