@@ -381,6 +381,16 @@ const EXTRA_ACCEPTED: Readonly<Partial<Record<ModifierType, ReadonlyArray<string
   SmoothQuantModifier: ["calibration_function"],
 };
 
+// Fields LC accepts but replaces before use: SpinQuantModifier.on_initialize overwrites `mappings` / `norm_mappings` with
+// the ones it infers from the model class (llm-compressor 0.14), so a value would silently do nothing there. null is
+// accepted; a value is refused with this reason rather than ignored.
+const WITHOUT_EFFECT: Readonly<Partial<Record<ModifierType, Readonly<Record<string, string>>>>> = {
+  SpinQuantModifier: {
+    mappings: "llm-compressor 0.14's SpinQuantModifier.on_initialize replaces it with the mapping inferred from the model class (LlamaForCausalLM's, also its fallback), so it has no effect; llmq uses that mapping too",
+    norm_mappings: "llm-compressor 0.14's SpinQuantModifier.on_initialize replaces it with the norm mappings inferred from the model class, so it has no effect; llmq fuses the Llama norms (input_layernorm → q/k/v, post_attention_layernorm → up/gate, model.norm → lm_head)",
+  },
+};
+
 // ----- decoder -----
 
 /**
@@ -401,6 +411,11 @@ export const decodeModifier = (name: string, u: unknown, path: string): E.Either
     if (extra.includes(k)) {
       if (args[k] === null) continue;
       return E.left(invalidRecipe(join(path, k), `${k} is a Python callable in llm-compressor, which a recipe cannot give; leave it out (or null)`));
+    }
+    const noEffect = WITHOUT_EFFECT[type]?.[k];
+    if (noEffect !== undefined) {
+      if (args[k] === null) continue;
+      return E.left(invalidRecipe(join(path, k), `${k}: ${noEffect}; leave it out (or null)`));
     }
     if (type === "AWQModifier" && AWQ_SHIM_KEYS.includes(k))
       return E.left(invalidRecipe(join(path, k), AWQ_SHIM_HINT));

@@ -202,3 +202,14 @@ describe("SmoothQuantModifier.calibration_function (a Python callable in llm-com
     expect(E.isLeft(r) && formatRecipeError(r.left)).toMatch(/calibration_function is a Python callable in llm-compressor, which a recipe cannot give/);
   });
 });
+
+describe("SpinQuantModifier.mappings / norm_mappings (replaced by llm-compressor 0.14's on_initialize)", () => {
+  it("null is accepted; a value is refused with the reason instead of being ignored", () => {
+    const text = (k: string, v: string) => `s_stage:\n  m_modifiers:\n    SpinQuantModifier: {${k}: ${v}}\n`;
+    expect(E.isRight(parseRecipe(text("mappings", "null")))).toBe(true);
+    const m = parseRecipe(text("mappings", "{embedding: 're:.*embed_tokens$'}"));
+    expect(E.isLeft(m) && formatRecipeError(m.left)).toMatch(/mappings: llm-compressor 0\.14's SpinQuantModifier\.on_initialize replaces it/);
+    const n = parseRecipe(text("norm_mappings", "[{norm: model.norm, linears: [lm_head]}]"));
+    expect(E.isLeft(n) && formatRecipeError(n.left)).toMatch(/norm_mappings: .*has no effect/);
+  });
+});
