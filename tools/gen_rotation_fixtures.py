@@ -17,7 +17,7 @@ Writes packages/transforms/fixtures/rotations/:
                        vocab 128, f32, seed 0).
   tiny-gqa-bf16/       the same weights as tiny-gqa (same seed), stored in bf16 (rounding after every fused step).
   tiny-hd80/           a random untied Llama with a non-power-of-two head_dim (hidden 160, 2 heads, 1 KV head,
-                       head_dim 80, intermediate 320, 2 layers, vocab 96, f32, seed 1).
+                       head_dim 80, intermediate 320, 1 layer, vocab 96, f32, seed 1).
   <model>/<case>/      llm-compressor's oneshot output (config.json, model.safetensors, recipe.yaml) for the recipes in
                        CASES (input.yaml: the recipe as given; LC's saved recipe.yaml of a GPTQ run holds Python tags),
                        data-free unless GPTQ, plus logits.safetensors: LC's in-memory model logits on TOKENS (f32) before
@@ -224,7 +224,7 @@ def main():
     save_file(tensors, os.path.join(OUT, "factories.safetensors"))
     tiny_model(os.path.join(OUT, "tiny-gqa"), 0, vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True)
-    tiny_model(os.path.join(OUT, "tiny-hd80"), 1, vocab_size=96, hidden_size=160, intermediate_size=320, num_hidden_layers=2,
+    tiny_model(os.path.join(OUT, "tiny-hd80"), 1, vocab_size=96, hidden_size=160, intermediate_size=320, num_hidden_layers=1,
                num_attention_heads=2, num_key_value_heads=1, head_dim=80, tie_word_embeddings=False)
     tiny_model(os.path.join(OUT, "tiny-gqa-bf16"), 0, dtype=torch.bfloat16, vocab_size=128, hidden_size=64, intermediate_size=128,
                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True)
