@@ -82,6 +82,15 @@ export const inspectCommand = (dir: string): TE.TaskEither<LlmqError, InspectRes
 
 const human = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 
+/** One line per transform scheme of a compressed-tensors transform_config (SpinQuant R1…, QuIP u / v). */
+const transformLines = (tc: unknown): ReadonlyArray<string> => {
+  const groups = (tc as { config_groups?: Record<string, { type?: string; head_dim?: number | null; apply?: Array<{ location?: string; inverse?: boolean }> }> } | undefined)?.config_groups;
+  return Object.entries(groups ?? {}).map(
+    ([g, s]) =>
+      `  transform ${g}: ${s.type}${s.head_dim ? ` block ${s.head_dim}` : ""} at ${(s.apply ?? []).map((a) => `${a.location}${a.inverse ? " (inverse)" : ""}`).join(", ")}`,
+  );
+};
+
 export const formatInspect = (r: InspectResult): string => {
   const groups = r.quantization_config?.config_groups as Record<string, { targets?: string[]; weights?: Record<string, unknown> | null }> | undefined;
   const lines = [
@@ -96,6 +105,7 @@ export const formatInspect = (r: InspectResult): string => {
     );
   }
   if (r.quantization_config && Array.isArray(r.quantization_config.ignore)) lines.push(`  ignore: ${JSON.stringify(r.quantization_config.ignore)}`);
+  lines.push(...transformLines(r.quantization_config?.transform_config));
   const w = Math.max(...r.tensors.map((t) => t.name.length));
   for (const t of r.tensors) lines.push(`  ${t.name.padEnd(w)}  ${t.dtype.padEnd(7)} [${t.shape.join(", ")}]  ${t.bytes}`);
   return lines.join("\n");

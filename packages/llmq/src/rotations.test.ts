@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatLlmqError, loadDataset, modelLogits, oneshot, openModelDir, recipeFromYaml, serialization, tensor } from "./index.js";
+import { formatLlmqError, inspectCommand, loadDataset, modelLogits, oneshot, openModelDir, recipeFromYaml, serialization, tensor } from "./index.js";
+import { formatInspect } from "./inspect-command.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // SpinQuant and QuIP against llm-compressor 0.14 / compressed-tensors 0.20 (packages/transforms/fixtures/rotations,
@@ -105,6 +106,8 @@ describe("fused rotations leave the model's function unchanged", () => {
     const base = await logitsOf(await run(`${FX}tiny-gqa`, spin("[]"), "surgery-only"));
     const r124 = await run(`${FX}tiny-gqa`, spin("[R1, R2, R4]"), "r124");
     expect(relErr(await logitsOf(r124), base)).toBeLessThan(1e-5);
+    // `llmq inspect` lists the transforms
+    expect(formatInspect(must(await inspectCommand(r124)()))).toMatch(/transform R4: hadamard at input, weight_input \(inverse\)/);
     // recipe.yaml carries the transform_config the modifier built, as llm-compressor saves it
     const tcOf = (yaml: string): unknown => must(recipeFromYaml(yaml)).source.modifiers.map((m) => (m as { transform_config?: unknown }).transform_config);
     expect(tcOf(readFileSync(`${r124}/recipe.yaml`, "utf8"))).toEqual(tcOf(readFileSync(`${FX}tiny-gqa/spinquant-r124/recipe.yaml`, "utf8")));
