@@ -207,16 +207,17 @@ Napi::Value SiluMul(const Napi::CallbackInfo& info) {
 
 Napi::Value CausalAttention(const Napi::CallbackInfo& info) {
   Args g{info, "causalAttention"};
-  g.count(10);
-  int64_t tokens = g.dim(3, "tokens"), heads = g.dim(4, "heads"), kv = g.dim(5, "kvHeads"), d = g.dim(6, "headDim"), window = g.dim(7, "window");
+  g.count(11);
+  int64_t tokens = g.dim(3, "tokens"), past = g.dim(4, "past"), heads = g.dim(5, "heads"), kv = g.dim(6, "kvHeads"), d = g.dim(7, "headDim"),
+          window = g.dim(8, "window");
   if (kv < 1 || heads % kv != 0) g.fail("heads must be a multiple of kvHeads", true);
   const float* q = g.f32(0, "q", g.mul(g.mul(tokens, heads, "tokens·heads"), d, "tokens·heads·headDim"));
-  uint64_t kvn = g.mul(g.mul(tokens, kv, "tokens·kvHeads"), d, "tokens·kvHeads·headDim");
+  uint64_t kvn = g.mul(g.mul(tokens + past, kv, "(past+tokens)·kvHeads"), d, "(past+tokens)·kvHeads·headDim");
   const float* k = g.f32(1, "k", kvn);
   const float* v = g.f32(2, "v", kvn);
-  double scale = g.num(8, "scale");
-  float* out = g.f32(9, "out", g.mul(g.mul(tokens, heads, "tokens·heads"), d, "tokens·heads·headDim"));
-  llmq_causal_attention(q, k, v, tokens, heads, kv, d, window, static_cast<float>(scale), out);
+  double scale = g.num(9, "scale");
+  float* out = g.f32(10, "out", g.mul(g.mul(tokens, heads, "tokens·heads"), d, "tokens·heads·headDim"));
+  llmq_causal_attention(q, k, v, tokens, past, heads, kv, d, window, static_cast<float>(scale), out);
   return info.Env().Undefined();
 }
 

@@ -306,7 +306,7 @@ void llmq_silu_mul(const float* gate, const float* up, long n, float* out) {
 typedef struct {
   const float *q, *k, *v;
   float* out;
-  long tokens, heads, kv_heads, d, window;
+  long tokens, past, heads, kv_heads, d, window;
   float scale;
 } attn_ctx;
 
@@ -328,29 +328,32 @@ static void softmax_row(float* s, long tokens, long lo, long hi) {
 
 static void attn_task(void* v, int tid, int nthr) {
   attn_ctx* c = (attn_ctx*)v;
-  const long T = c->tokens, d = c->d, H = c->heads, KV = c->kv_heads, group = H / KV;
+  const long T = c->tokens, P = c->past, N = P + T, d = c->d, H = c->heads, KV = c->kv_heads, group = H / KV;
   long b, e;
   range_of(H, tid, nthr, &b, &e);
   if (e <= b) return;
   float* qh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
-  float* kh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
-  float* vh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
+  float* kh = (float*)xmalloc((size_t)(N * d) * sizeof(float));
+  float* vh = (float*)xmalloc((size_t)(N * d) * sizeof(float));
   float* oh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
-  float* sc = (float*)xmalloc((size_t)T * (size_t)T * sizeof(float));
+  float* sc = (float*)xmalloc((size_t)T * (size_t)N * sizeof(float));
   long loaded = -1;
   for (long h = b; h < e; h++) {
     const long g = h / group;
     if (g != loaded) {
-      for (long t = 0; t < T; t++) {
+      for (long t = 0; t < N; t++) {
         memcpy(kh + t * d, c->k + (t * KV + g) * d, (size_t)d * sizeof(float));
         memcpy(vh + t * d, c->v + (t * KV + g) * d, (size_t)d * sizeof(float));
       }
       loaded = g;
     }
     for (long t = 0; t < T; t++) memcpy(qh + t * d, c->q + (t * H + h) * d, (size_t)d * sizeof(float));
-    spub_gemm(T, T, d, qh, 0, kh, 1, sc, c->scale, 0.0f);
-    for (long i = 0; i < T; i++) softmax_row(sc + i * T, T, c->window == 0 ? 0 : (i - c->window + 1 > 0 ? i - c->window + 1 : 0), i);
-    spub_gemm(T, d, T, sc, 0, vh, 0, oh, 1.0f, 0.0f);
+    spub_gemm(T, N, d, qh, 0, kh, 1, sc, c->scale, 0.0f);
+    for (long i = 0; i < T; i++) {
+      const long pos = P + i;
+      softmax_row(sc + i * N, N, c->window == 0 ? 0 : (pos - c->window + 1 > 0 ? pos - c->window + 1 : 0), pos);
+    }
+    spub_gemm(T, d, N, sc, 0, vh, 0, oh, 1.0f, 0.0f);
     for (long t = 0; t < T; t++) memcpy(c->out + (t * H + h) * d, oh + t * d, (size_t)d * sizeof(float));
   }
   free(qh);
@@ -360,12 +363,12 @@ static void attn_task(void* v, int tid, int nthr) {
   free(sc);
 }
 
-void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long heads, long kvHeads, long headDim, long window,
-                           float scale, float* out) {
+void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long past, long heads, long kvHeads, long headDim,
+                           long window, float scale, float* out) {
   ensure_init();
   if (tokens <= 0 || heads <= 0 || headDim <= 0) return;
-  attn_ctx c = {q, k, v, out, tokens, heads, kvHeads, headDim, window, scale};
-  const int nt = heads >= 2 ? want_threads((double)tokens * (double)tokens * (double)heads) : 1;
+  attn_ctx c = {q, k, v, out, tokens, past, heads, kvHeads, headDim, window, scale};
+  const int nt = heads >= 2 ? want_threads((double)tokens * (double)(tokens + past) * (double)heads * (double)headDim / 16.0) : 1;
   llmq_parallel(nt, attn_task, &c);
 }
 

@@ -33,8 +33,8 @@ void llmq_quantize_groups(const float* x, long rows, long cols, long groupSize, 
 /* out = silu(gate) · up as backend-js.ts defines it (exp in double, every other step in f32). */
 void llmq_silu_mul(const float* gate, const float* up, long n, float* out);
 /* Causal (window > 0: sliding-window) grouped-query attention of one sequence, as backend-js.ts defines it. */
-void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long heads, long kvHeads, long headDim, long window,
-                           float scale, float* out);
+void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long past, long heads, long kvHeads, long headDim,
+                           long window, float scale, float* out);
 
 /* Thread pool (pool.c): runs fn(ctx, tid, nthr) for tid in [0, nthr) and waits. Nested or concurrent calls run
  * serially on the caller (nthr = 1). */

@@ -91,15 +91,16 @@ const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention"> =>
     arr("siluMul", "out", out, Float32Array, n);
     k.siluMul(gate, up, n, out);
   },
-  causalAttention: (q, kk, v, tokens, heads, kvHeads, headDim, window, scale, out) => {
+  causalAttention: (q, kk, v, tokens, past, heads, kvHeads, headDim, window, scale, out) => {
     const n = "causalAttention";
-    for (const [label, x] of [["tokens", tokens], ["heads", heads], ["kvHeads", kvHeads], ["headDim", headDim], ["window", window]] as const) dim(n, label, x);
+    for (const [label, x] of [["tokens", tokens], ["past", past], ["heads", heads], ["kvHeads", kvHeads], ["headDim", headDim], ["window", window]] as const)
+      dim(n, label, x);
     if (kvHeads < 1 || heads % kvHeads !== 0) throw new RangeError(`${n}: heads ${heads} must be a multiple of kvHeads ${kvHeads}`);
     arr(n, "q", q, Float32Array, tokens * heads * headDim);
-    arr(n, "k", kk, Float32Array, tokens * kvHeads * headDim);
-    arr(n, "v", v, Float32Array, tokens * kvHeads * headDim);
+    arr(n, "k", kk, Float32Array, (past + tokens) * kvHeads * headDim);
+    arr(n, "v", v, Float32Array, (past + tokens) * kvHeads * headDim);
     arr(n, "out", out, Float32Array, tokens * heads * headDim);
-    k.causalAttention(q, kk, v, tokens, heads, kvHeads, headDim, window, scale, out);
+    k.causalAttention(q, kk, v, tokens, past, heads, kvHeads, headDim, window, scale, out);
   },
 });
 

@@ -502,30 +502,45 @@ const suite = (isa: NativeIsa, threads: number | null) => {
     });
 
     it("causalAttention matches the js reference (GQA, sliding window) to the sgemm tolerance", () => {
-      for (const [tokens, heads, kv, d, window] of [
-        [37, 4, 2, 8, 0],
-        [64, 8, 8, 16, 0],
-        [50, 6, 2, 8, 7],
-        [1, 2, 1, 4, 0],
+      for (const [tokens, past, heads, kv, d, window] of [
+        [37, 0, 4, 2, 8, 0],
+        [64, 0, 8, 8, 16, 0],
+        [50, 0, 6, 2, 8, 7],
+        [1, 0, 2, 1, 4, 0],
+        [1, 45, 4, 2, 8, 0], // one decode step against a cache of 45 positions
+        [3, 29, 6, 3, 16, 11], // a few new tokens, sliding window reaching into the cache
       ] as const) {
+        const n = past + tokens;
         const q = rand(Float32Array, tokens * heads * d, tokens) as Float32Array;
-        const k = rand(Float32Array, tokens * kv * d, tokens + 1) as Float32Array;
-        const v = rand(Float32Array, tokens * kv * d, tokens + 2) as Float32Array;
+        const k = rand(Float32Array, n * kv * d, tokens + 1) as Float32Array;
+        const v = rand(Float32Array, n * kv * d, tokens + 2) as Float32Array;
         const want = new Float32Array(tokens * heads * d);
         const got = new Float32Array(tokens * heads * d).fill(Number.NaN);
-        jsKernels.causalAttention(q, k, v, tokens, heads, kv, d, window, 1 / Math.sqrt(d), want);
-        nk.causalAttention(q, k, v, tokens, heads, kv, d, window, 1 / Math.sqrt(d), got);
+        jsKernels.causalAttention(q, k, v, tokens, past, heads, kv, d, window, 1 / Math.sqrt(d), want);
+        nk.causalAttention(q, k, v, tokens, past, heads, kv, d, window, 1 / Math.sqrt(d), got);
         // Scores differ by the sgemms' rounding (≤ 2·d·ε·|q||k|); softmax and P·V keep that relative size.
         let worst = 0;
         for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-        expect(worst, `${tokens}×${heads}/${kv}×${d} window ${window}`).toBeLessThanOrEqual(4 * (d + tokens) * 2 ** -24);
+        expect(worst, `${tokens}+${past}×${heads}/${kv}×${d} window ${window}`).toBeLessThanOrEqual(4 * (d + n) * 2 ** -24);
+      }
+      // A cached step computes the last row of the full causal attention (same positions, same keys).
+      {
+        const [t, h, kvh, d] = [9, 4, 2, 8];
+        const q = rand(Float32Array, t * h * d, 5) as Float32Array;
+        const k = rand(Float32Array, t * kvh * d, 6) as Float32Array;
+        const v = rand(Float32Array, t * kvh * d, 7) as Float32Array;
+        const full = new Float32Array(t * h * d);
+        const step = new Float32Array(h * d);
+        jsKernels.causalAttention(q, k, v, t, 0, h, kvh, d, 0, 0.3, full);
+        jsKernels.causalAttention(q.subarray((t - 1) * h * d), k, v, 1, t - 1, h, kvh, d, 0, 0.3, step);
+        for (let i = 0; i < h * d; i++) expect(Math.abs(step[i]! - full[(t - 1) * h * d + i]!)).toBeLessThanOrEqual(4 * (d + t) * 2 ** -24);
       }
       // The first row attends only to itself: exactly v of its KV head.
       const q = rand(Float32Array, 3 * 2 * 4, 1) as Float32Array;
       const k = rand(Float32Array, 3 * 4, 2) as Float32Array;
       const v = rand(Float32Array, 3 * 4, 3) as Float32Array;
       const out = new Float32Array(3 * 2 * 4);
-      nk.causalAttention(q, k, v, 3, 2, 1, 4, 0, 0.5, out);
+      nk.causalAttention(q, k, v, 3, 0, 2, 1, 4, 0, 0.5, out);
       expect(Array.from(out.subarray(0, 4))).toEqual(Array.from(v.subarray(0, 4)));
     });
   });
