@@ -56,6 +56,15 @@ export interface ModelInfo {
   readonly hasTensor: (tensor: string) => boolean;
   /** Submodule forwards for modifiers that search on a parent module's output (AWQ). */
   readonly submodules: SubmoduleRunner;
+  /** Head counts of the decoder's attention (KV-cache calibration); absent where the model has none. */
+  readonly attention?: AttentionShape;
+}
+
+/** The shape of a decoder layer's attention: query heads, key/value heads (GQA), and the head width. */
+export interface AttentionShape {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
 }
 
 /**
