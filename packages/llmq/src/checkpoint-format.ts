@@ -1,5 +1,5 @@
 import type { QuantizedModule } from "@llmq/observers";
-import { type QuantizationConfig, type QuantizationScheme, encodeQuantizationConfig, encodeQuantizationScheme } from "@llmq/schemes";
+import { type QuantizationArgs, type QuantizationConfig, type QuantizationScheme, encodeQuantizationConfig, encodeQuantizationScheme } from "@llmq/schemes";
 import {
   type CompressionFormat,
   type PyJson,
@@ -68,6 +68,7 @@ export const quantizationConfigJson = (
   rawConfig: Readonly<Record<string, unknown>>,
   modules: ReadonlyArray<Pick<QuantizedModule, "scheme">>,
   unquantized: ReadonlyArray<string>,
+  kvCacheScheme: QuantizationArgs | null = null,
 ): E.Either<LlmqError, { readonly text: string; readonly format: string; readonly config: QuantizationConfig }> => {
   const groups = configGroups(modules);
   const formats = Object.values(groups).map((s) => s.format as CompressionFormat);
@@ -75,7 +76,7 @@ export const quantizationConfigJson = (
   const config: QuantizationConfig = {
     config_groups: groups,
     quant_method: "compressed-tensors",
-    kv_cache_scheme: null,
+    kv_cache_scheme: kvCacheScheme,
     format,
     quantization_status: "compressed",
     global_compression_ratio: null,

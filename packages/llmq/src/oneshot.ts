@@ -1,7 +1,8 @@
 import { copyFile, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ModelHandle, embed, submoduleRunner } from "@llmq/models";
-import type { QuantizationScheme } from "@llmq/schemes";
+import { type QuantizationArgs, type QuantizationScheme, encodeQuantizationArgs } from "@llmq/schemes";
+import { kvCacheSchemeOf } from "@llmq/kv-cache";
 import { type ModelInfo, type ModelPlan, type Modifier, type ModifierRun, endRun, expectRun, finalizeRun, formatLifecycleError, initializeAndStart } from "@llmq/observers";
 import {
   type SerializationError,
@@ -73,7 +74,8 @@ type AnyRun = ModifierRun<unknown, unknown>;
 
 const modelInfo = (h: ModelHandle): ModelInfo => {
   const names = new Set(h.tensorNames());
-  return { linears: h.linearModules(), numLayers: h.numLayers, architecture: h.architecture, hasTensor: (n) => names.has(n), submodules: submoduleRunner(h.config) };
+  const attention = { heads: h.config.num_attention_heads, kvHeads: h.config.num_key_value_heads, headDim: h.config.head_dim };
+  return { linears: h.linearModules(), numLayers: h.numLayers, architecture: h.architecture, hasTensor: (n) => names.has(n), submodules: submoduleRunner(h.config), attention };
 };
 
 /** LC's session.initialize: every modifier initialized (and, start ≤ 0 in oneshot, started) before any data. */
@@ -123,7 +125,13 @@ const copyModelExtras = async (from: string, to: string): Promise<void> => {
 
 /** config.json (the model's own, Python floats kept, plus quantization_config), recipe.yaml and the tokenizer files. */
 const writeMetadata =
-  (h: ModelHandle, staging: string, written: ReturnType<ReturnType<typeof checkpointIO>["written"]>, yaml: string | null): TE.TaskEither<LlmqError, string> =>
+  (
+    h: ModelHandle,
+    staging: string,
+    written: ReturnType<ReturnType<typeof checkpointIO>["written"]>,
+    yaml: string | null,
+    kvCacheScheme: QuantizationArgs | null,
+  ): TE.TaskEither<LlmqError, string> =>
   async () => {
     const ioFail = (e: unknown): LlmqError => ioErrorFrom(staging, "cannot write the checkpoint metadata", e);
     const text = await TE.tryCatch(() => readFile(join(h.dir, "config.json"), "utf8"), ioFail)();
@@ -134,9 +142,9 @@ const writeMetadata =
     const base = E.isRight(raw) ? (raw.right as Record<string, unknown>) : h.rawConfig;
     // Nothing quantized: compressed-tensors writes no quantization_config (QuantizationConfig.from_pretrained → None).
     const cfg =
-      written.length === 0
+      written.length === 0 && kvCacheScheme === null
         ? E.right({ text: dumpPythonJson(base as PyJson, { indent: 2, sortKeys: true }), format: "dense" })
-        : quantizationConfigJson(base, written, unquantized);
+        : quantizationConfigJson(base, written, unquantized, kvCacheScheme);
     if (E.isLeft(cfg)) return cfg;
     const wrote = await TE.tryCatch(async () => {
       await writeFile(join(staging, "config.json"), cfg.right.text);
@@ -157,6 +165,7 @@ interface Prepared {
   readonly runs: ReadonlyArray<AnyRun>;
   readonly passes: ReadonlyArray<Pass>;
   readonly plan: ModelPlan;
+  readonly kvCacheScheme: QuantizationArgs | null;
 }
 
 /**
@@ -190,6 +199,17 @@ const checkAwqFollowed = (mods: ReadonlyArray<Modifier>): E.Either<LlmqError, vo
       );
 };
 
+/** config.json holds one kv_cache_scheme: two modifiers calibrating the cache with different args cannot both be saved. */
+const singleKvCacheScheme = (mods: ReadonlyArray<Modifier>): E.Either<LlmqError, QuantizationArgs | null> => {
+  const all = mods.flatMap((m) => {
+    const a = kvCacheSchemeOf(m);
+    return a === null ? [] : [{ type: m.type, key: JSON.stringify(encodeQuantizationArgs(a)), args: a }];
+  });
+  const other = all.find((x) => x.key !== all[0]?.key);
+  if (other !== undefined) return E.left(recipeError(`${all[0]!.type} and ${other.type} set different kv_cache_schemes; a checkpoint has one (keep it on one modifier)`));
+  return E.right(all[0]?.args ?? null);
+};
+
 /** Everything decided before a byte is read or written: modifiers started, targets disjoint, data present. */
 const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prepared> => {
   const mods = (opts.modifiers ?? opts.recipe?.modifiers ?? []) as ReadonlyArray<Modifier>;
@@ -198,6 +218,8 @@ const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prep
   if (E.isLeft(followed)) return followed;
   const missing = opts.dataset == null ? mods.find((m) => m.requiresCalibrationData) : undefined;
   if (missing !== undefined) return E.left(needsDataError(missing));
+  const kv = singleKvCacheScheme(mods);
+  if (E.isLeft(kv)) return kv;
   return pipe(
     startAll(mods, modelInfo(h)),
     E.chain((runs) => E.map((plan: ModelPlan) => ({ runs, plan }))(planOf(runs))),
@@ -207,7 +229,7 @@ const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prep
           mods.map((m) => m.requiresCalibrationData),
           opts.pipeline ?? "independent",
         ),
-        E.bimap(recipeError, (passes) => ({ runs, passes, plan })),
+        E.bimap(recipeError, (passes) => ({ runs, passes, plan, kvCacheScheme: kv.right })),
       ),
     ),
   );
@@ -234,7 +256,7 @@ const quantizeInto = (
   if (E.isLeft(finished)) return finished;
   const closed = await writer.close()();
   if (E.isLeft(closed)) return E.left(outputFailureOf(opts.output, closed.left));
-  const format = await writeMetadata(h, staged.staging, io.written(), opts.recipe?.yaml ?? null)();
+  const format = await writeMetadata(h, staged.staging, io.written(), opts.recipe?.yaml ?? null, prep.kvCacheScheme)();
   if (E.isLeft(format)) return format;
   if (opts.signal?.aborted) return E.left(abortedBy(opts.signal));
   const committed = await staged.commit()();
