@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Tensor, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertCommand, formatLlmqError, loadDataset, oneshot, optionalTokenizer, recipeFromYaml, serialization } from "./index.js";
+import { KvCacheModifier, convertCommand, evalCommand, formatLlmqError, loadDataset, oneshot, optionalTokenizer, recipeFromYaml, schemes, serialization } from "./index.js";
 
 // kv_cache_scheme against llm-compressor 0.14 itself: packages/llmq/fixtures/kv-cache, made by
 // tools/gen_kv_cache_fixtures.py (the command is at its top), holds the k_scale / v_scale tensors and the config.json
@@ -104,4 +104,63 @@ describe("kv_cache_scheme: llmq's k_scale / v_scale and config.json are llm-comp
         expect([...got.keys()].filter((n) => /_(scale|zero_point)$/.test(n) && n.includes("self_attn.") && !/_proj\./.test(n)).sort()).toEqual([...want.keys()].sort());
         console.log(`${name} ${recipe}: ${want.size} kv tensors, ${differ} elements differ from LC`);
       }, 120_000);
+});
+
+/** Renames tensors in a safetensors file's header (data untouched), as an older writer would have named them. */
+const renameTensors = (path: string, rename: (n: string) => string): void => {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, unknown>;
+  const renamed = Object.fromEntries(Object.entries(header).map(([k, v]) => [k === "__metadata__" ? k : rename(k), v]));
+  let text = JSON.stringify(renamed);
+  text += " ".repeat((8 - ((8 + Buffer.byteLength(text)) % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(text)));
+  writeFileSync(path, Buffer.concat([len, Buffer.from(text), buf.subarray(8 + n)]));
+};
+
+describe("a kv-calibrated checkpoint runs as its config says", () => {
+  const evalOf = async (model: string, kvCache?: "f32" | "fp8") =>
+    right(await evalCommand({ model, reference: CASES.stories260k!.model, dataset: `${ROOT}wikitext-2/test.txt`, seqLen: 128, numSamples: 4, scoreSecondHalf: false, kvCache })());
+
+  it("eval applies the stored k/v scales (legacy k_proj.output_scale names too); --kv-cache overrides them", async () => {
+    const out = await runOneshot("stories260k", "fp8-attn-head");
+    const own = await evalOf(out);
+    expect(own.kv_cache).toBe("static fp8 (attn_head) from the checkpoint's k/v scales");
+    const plain = await evalOf(out, "f32");
+    expect(plain.kv_cache).toBe("f32");
+    expect(own.kld!.mean).not.toBe(plain.kld!.mean);
+    const legacy = join(tmp, "legacy");
+    cpSync(out, legacy, { recursive: true });
+    renameTensors(join(legacy, "model.safetensors"), (k) => k.replace(/self_attn\.(k|v)_scale$/, "self_attn.$1_proj.output_scale"));
+    expect((await evalOf(legacy)).kld!.mean).toBe(own.kld!.mean);
+    const broken = join(tmp, "no-scales");
+    cpSync(out, broken, { recursive: true });
+    renameTensors(join(broken, "model.safetensors"), (k) => k.replace(/self_attn\.(k|v)_scale$/, "self_attn.$1_other"));
+    const r = await evalCommand({ model: broken, dataset: `${ROOT}wikitext-2/test.txt`, seqLen: 128, numSamples: 2, scoreSecondHalf: false })();
+    expect(E.isLeft(r) && formatLlmqError(r.left)).toMatch(/kv_cache_scheme but the checkpoint stores no self_attn\.k_scale/);
+  }, 120_000);
+
+  it("a kv_cache_scheme that cannot be calibrated, or a model without k/v projections, is refused before any data", async () => {
+    const dyn = "s_stage:\n  m_modifiers:\n    QuantizationModifier:\n      kv_cache_scheme: {num_bits: 8, type: float, strategy: token, dynamic: true}\n";
+    const out = join(tmp, "dyn");
+    const c = CASES["tiny-gqa-f32"]!;
+    const ds = right(await loadDataset(c.windows, null, { numSamples: 4, seqLen: 32, sampling: "sequential", vocabSize: 128 })());
+    const o = await oneshot({ model: c.model, output: out, recipe: right(recipeFromYaml(dyn)), dataset: ds })();
+    expect(E.isLeft(o) && formatLlmqError(o.left)).toMatch(/kv_cache_scheme\.dynamic: true is not supported/);
+    expect(existsSync(out)).toBe(false);
+    const none = await oneshot({ model: c.model, output: out, recipe: right(recipeFromYaml(dyn.replace("strategy: token, dynamic: true", "strategy: tensor"))) })();
+    expect(E.isLeft(none) && formatLlmqError(none.left)).toMatch(/calibration data/);
+    const m = KvCacheModifier(right(schemes.decodeQuantizationArgs({ num_bits: 8, type: "float", strategy: "tensor" })));
+    const info = {
+      linears: [{ name: "model.layers.0.mlp.up_proj", layer: 0, className: "Linear", inFeatures: 4, outFeatures: 4 }],
+      numLayers: 1,
+      architecture: { layerPrefix: (i: number) => `model.layers.${i}.`, sharedInputs: [], fusedGroups: [], layerNorms: [], normMappings: [], linearMappings: [] },
+      hasTensor: () => true,
+      submodules: { inputOf: () => null, forward: () => E.left("none") },
+      attention: { heads: 2, kvHeads: 1, headDim: 2 },
+    };
+    const r = m.initialize(info);
+    expect(E.isLeft(r) && r.left.detail).toMatch(/kv_cache_scheme needs attention modules with k_proj and v_proj/);
+  });
 });
