@@ -4,7 +4,24 @@ import { join } from "node:path";
 import { type Tensor, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KvCacheModifier, convertCommand, evalCommand, formatLlmqError, loadDataset, oneshot, optionalTokenizer, recipeFromYaml, schemes, serialization } from "./index.js";
+import { spawnSync } from "node:child_process";
+import {
+  KvCacheModifier,
+  convertCommand,
+  evalCommand,
+  finalHiddenStates,
+  formatLlmqError,
+  loadDataset,
+  models,
+  noProgress,
+  oneshot,
+  openModelDir,
+  optionalTokenizer,
+  recipeFromYaml,
+  schemes,
+  serialization,
+  tensor as tensorNs,
+} from "./index.js";
 
 // kv_cache_scheme against llm-compressor 0.14 itself: packages/llmq/fixtures/kv-cache, made by
 // tools/gen_kv_cache_fixtures.py (the command is at its top), holds the k_scale / v_scale tensors and the config.json
@@ -163,4 +180,47 @@ describe("a kv-calibrated checkpoint runs as its config says", () => {
     const r = m.initialize(info);
     expect(E.isLeft(r) && r.left.detail).toMatch(/kv_cache_scheme needs attention modules with k_proj and v_proj/);
   });
+});
+
+const PY = process.env.LLMQ_PYTHON;
+// transformers ≤ 5.17 (what llm-compressor 0.14 supports) on this PYTHONPATH: later releases rename the attention's
+// cache argument and compressed-tensors 0.20 then attaches no KV cache (tools/kv_interop_check.py explains).
+const KV_PYTHONPATH = process.env.LLMQ_KV_PYTHONPATH;
+
+describe("interop: transformers runs llmq's kv checkpoint with its k/v scales", () => {
+  it.skipIf(PY === undefined || KV_PYTHONPATH === undefined)(
+    "logits agree with llmq's (which apply the same scales) far closer than the kv quantization moves them",
+    async () => {
+      const out = await runOneshot("stories260k", "fp8-tensor");
+      const h = right(await openModelDir(out)());
+      const windows = (JSON.parse(readFileSync(CASES.stories260k!.windows, "utf8")) as number[][]).slice(0, 2).map((w) => Int32Array.from(w));
+      const head = right(await h.loadHead()());
+      const dump = async (file: string, kvCache?: "f32") => {
+        const hid = right(await finalHiddenStates(h, windows, "model", noProgress, undefined, kvCache)());
+        const entries = new Map<string, Tensor>();
+        hid.forEach((x, i) => {
+          entries.set(`llmq.logits.${i}`, models.headForward(h.config, head, x));
+          entries.set(`llmq.tokens.${i}`, right(tensorNs.fromStorage("i32", [windows[i]!.length], windows[i]!)));
+        });
+        right(await serialization.writeSafetensors(join(tmp, file), entries)());
+      };
+      await dump("kv.safetensors");
+      await dump("nokv.safetensors", "f32");
+      await h.close();
+      const check = (file: string) => {
+        const r = spawnSync(PY!, [`${ROOT}../tools/kv_interop_check.py`, out, join(tmp, file)], { encoding: "utf8", env: { ...process.env, PYTHONPATH: KV_PYTHONPATH } });
+        expect(r.status, r.stderr).toBe(0);
+        return JSON.parse(r.stdout.trim().split("\n").pop()!) as { kv_cache_attached: boolean; k_scale: number[]; logits_rel_err: number; logits_mean_rel_err: number; top1_agreement: number };
+      };
+      const [withKv, without] = [check("kv.safetensors"), check("nokv.safetensors")];
+      console.log(`transformers vs llmq with the k/v scales: ${JSON.stringify(withKv)}; vs llmq without: ${JSON.stringify(without)}`);
+      expect(withKv.kv_cache_attached).toBe(true);
+      expect(withKv.logits_mean_rel_err).toBeLessThan(1e-5);
+      expect(withKv.top1_agreement).toBeGreaterThanOrEqual(0.99);
+      // the fp8 cache moves the logits ~10⁴× more than the remaining difference (keys an ulp apart in the two forwards
+      // may round to neighbouring fp8 codes, so the max error is not bounded by the f32 tolerance of 1e-4)
+      expect(without.logits_mean_rel_err).toBeGreaterThan(100 * withKv.logits_mean_rel_err);
+    },
+    240_000,
+  );
 });
