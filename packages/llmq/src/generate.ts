@@ -108,8 +108,8 @@ const cachesFor = (m: LoadedModel, override: GenerateOptions["kvCache"], capacit
   return createKvCache(formats, { layers: m.layers.length, kvHeads: m.handle.config.num_key_value_heads, headDim: m.handle.config.head_dim, capacity });
 };
 
-/** Logits of the last of `tokens` (new positions after what the caches hold). */
-const lastLogits = (m: LoadedModel, tokens: Int32Array, caches: ReadonlyArray<LayerKvCache> | null): E.Either<LlmqError, Float32Array> => {
+/** Logits of the last of `tokens` (new positions after what the caches hold; without caches the whole sequence). */
+export const lastLogits = (m: LoadedModel, tokens: Int32Array, caches: ReadonlyArray<LayerKvCache> | null): E.Either<LlmqError, Float32Array> => {
   let hidden = embed(m.embedding, tokens);
   for (const [i, w] of m.layers.entries()) {
     const hooks = caches === null ? m.hooks[i] : { ...m.hooks[i], kvCache: caches[i]! };

@@ -23,7 +23,7 @@ export {
   kvCacheLabel,
   layerKvFormat,
 } from "./evaluate.js";
-export { type GenerateOptions, type GeneratedToken, type LoadedModel, generate, loadForGeneration, sampleToken } from "./generate.js";
+export { type GenerateOptions, type GeneratedToken, type LoadedModel, generate, lastLogits, loadForGeneration, sampleToken } from "./generate.js";
 export { type GenerateCommandOptions, type GenerateCommandResult, formatGenerate, generateCommand } from "./generate-command.js";
 export { type EvalSummary, type PositionStats, logSoftmaxRow, percentile, scoreWindow, summarize } from "./metrics.js";
 export { openModelDir, optionalTokenizer } from "./open-model.js";

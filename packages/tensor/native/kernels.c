@@ -372,8 +372,88 @@ void llmq_causal_attention(const float* q, const float* k, const float* v, long 
   llmq_parallel(nt, attn_task, &c);
 }
 
+/* ---- skinny sgemm (m ≤ 4, B transposed: a decode step's linears, y = x·Wᵀ with W [n, k] row-major) ----
+ * The blocked GEMM packs all of W for a single row of x, which makes a 1×k·kᵀ×n product memory-bound twice over and
+ * single-threaded in the packing; here each thread streams its own rows of W once and takes the m dot products. */
+typedef struct {
+  const float *a, *b;
+  float* c;
+  long m, n, k;
+  float alpha, beta;
+} gemv_ctx;
+
+__attribute__((target("avx512f,fma"))) static float dot_avx512(const float* x, const float* y, long k) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+  long p = 0;
+  for (; p + 64 <= k; p += 64) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p), _mm512_loadu_ps(y + p), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p + 16), _mm512_loadu_ps(y + p + 16), s1);
+    s2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p + 32), _mm512_loadu_ps(y + p + 32), s2);
+    s3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p + 48), _mm512_loadu_ps(y + p + 48), s3);
+  }
+  for (; p + 16 <= k; p += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p), _mm512_loadu_ps(y + p), s0);
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+  for (; p < k; p++) s += x[p] * y[p];
+  return s;
+}
+
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float* x, const float* y, long k) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  long p = 0;
+  for (; p + 32 <= k; p += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 8), _mm256_loadu_ps(y + p + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 16), _mm256_loadu_ps(y + p + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 24), _mm256_loadu_ps(y + p + 24), s3);
+  }
+  for (; p + 8 <= k; p += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
+  __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  float r = _mm_cvtss_f32(h);
+  for (; p < k; p++) r += x[p] * y[p];
+  return r;
+}
+
+static float dot_base(const float* x, const float* y, long k) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  long p = 0;
+  for (; p + 4 <= k; p += 4) {
+    s0 += x[p] * y[p];
+    s1 += x[p + 1] * y[p + 1];
+    s2 += x[p + 2] * y[p + 2];
+    s3 += x[p + 3] * y[p + 3];
+  }
+  float s = (s0 + s1) + (s2 + s3);
+  for (; p < k; p++) s += x[p] * y[p];
+  return s;
+}
+
+static void gemv_task(void* v, int tid, int nthr) {
+  gemv_ctx* c = (gemv_ctx*)v;
+  float (*dot)(const float*, const float*, long) = active_level == 2 ? dot_avx512 : active_level == 1 ? dot_avx2 : dot_base;
+  long b, e;
+  range_of(c->n, tid, nthr, &b, &e);
+  for (long j = b; j < e; j++)
+    for (long i = 0; i < c->m; i++) {
+      float* out = c->c + i * c->n + j;
+      const float d = c->alpha * dot(c->a + i * c->k, c->b + j * c->k, c->k);
+      *out = c->beta == 0.0f ? d : d + c->beta * *out;
+    }
+}
+
+/* Whether the skinny path takes this product (row-major A [m, k], B transposed [n, k]). */
+static int skinny(long m, long n, long k, int transA, int transB) { return !transA && transB && m >= 1 && m <= 4 && n >= 1 && k >= 1; }
+
 /* ---- public entry points ---- */
 void llmq_sgemm(long m, long n, long k, const float* a, int transA, const float* b, int transB, float* c, float alpha, float beta) {
+  if (skinny(m, n, k, transA, transB)) {
+    ensure_init();
+    gemv_ctx g = {a, b, c, m, n, k, alpha, beta};
+    llmq_parallel(n >= 2 ? want_threads((double)n * (double)k) : 1, gemv_task, &g);
+    return;
+  }
   spub_gemm(m, n, k, a, transA, b, transB, c, alpha, beta);
 }
 void llmq_dgemm(long m, long n, long k, const double* a, int transA, const double* b, int transB, double* c, double alpha, double beta) {

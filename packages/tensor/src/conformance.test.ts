@@ -124,6 +124,11 @@ const gemmCases: GemmCase[] = [
   { m: 513, n: 257, k: 1031, transA: false, transB: false, alpha: 1, beta: 0 },
   { m: 513, n: 257, k: 1031, transA: true, transB: true, alpha: 0.75, beta: 0.5 },
   { m: 300, n: 517, k: 290, transA: false, transB: true, alpha: 1, beta: 1 },
+  // skinny products (a decode step's x·Wᵀ, m ≤ 4): the native dot-product path, k tails past every vector width
+  { m: 1, n: 300, k: 1031, transA: false, transB: true, alpha: 1, beta: 0 },
+  { m: 3, n: 517, k: 77, transA: false, transB: true, alpha: 0.5, beta: 0.75 },
+  { m: 4, n: 1500, k: 2049, transA: false, transB: true, alpha: 1, beta: 0 },
+  { m: 2, n: 33, k: 300, transA: false, transB: true, alpha: 1, beta: 0, special: true },
 ];
 
 const gemmInputs = (ctor: Ctor, c: GemmCase) =>
