@@ -5,7 +5,8 @@ compressed-tensors 0.20.0).
 Command (from the repo root; $LLMQ_PYTHON is the env documented in tools/requirements.txt):
     node packages/llmq/dist/cli.js convert --from llama2c fixtures/stories260K/stories260K.bin \
         --tokenizer fixtures/stories260K/tok512.bin --output /tmp/stories260k-fp
-    $LLMQ_PYTHON tools/gen_kv_cache_fixtures.py --stories-fp /tmp/stories260k-fp
+    PYTHONPATH=../transformers-5.17 $LLMQ_PYTHON tools/gen_kv_cache_fixtures.py --stories-fp /tmp/stories260k-fp
+(transformers <= 5.17 first on the path: tools/requirements.txt says why and how to install it beside the env)
 
 Cases (model + calibration windows, run through LC's `oneshot` as tools/oneshot_compare.py does: batch size 1, no
 shuffling):
