@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { type Tensor, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readTensors } from "./test-support/read-tensors.js";
 import { spawnSync } from "node:child_process";
 import {
   KvCacheModifier,
@@ -37,16 +38,6 @@ const right = <A>(e: E.Either<unknown, A>): A => {
   return e.right;
 };
 
-const readAll = async (path: string): Promise<ReadonlyMap<string, Tensor>> => {
-  const f = right(await serialization.openSafetensors(path)());
-  try {
-    const out = new Map<string, Tensor>();
-    for (const n of f.names) out.set(n, right(await f.read(n)()));
-    return out;
-  } finally {
-    await f.close();
-  }
-};
 
 let tmp = "";
 const CASES: Record<string, { model: string; windows: string; vocab: number }> = {};
@@ -103,8 +94,8 @@ describe("kv_cache_scheme: llmq's k_scale / v_scale and config.json are llm-comp
         const lc = JSON.parse(readFileSync(join(FX, name, `${recipe}.json`), "utf8")) as { quantization_config: unknown; tensors: Record<string, { dtype: string; shape: number[] }> };
         const cfg = JSON.parse(readFileSync(join(out, "config.json"), "utf8")) as { quantization_config: unknown };
         expect(cfg.quantization_config).toEqual(lc.quantization_config);
-        const want = await readAll(join(FX, name, `${recipe}.safetensors`));
-        const got = await readAll(join(out, "model.safetensors"));
+        const want = await readTensors(join(FX, name, `${recipe}.safetensors`));
+        const got = await readTensors(join(out, "model.safetensors"));
         const dtypes: Record<string, string> = { f32: "float32", bf16: "bfloat16", i8: "int8" };
         let differ = 0;
         for (const [n, t] of want) {
