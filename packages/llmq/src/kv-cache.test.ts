@@ -61,7 +61,7 @@ const runOneshot = async (name: string, recipe: string): Promise<string> => {
   const ds = right(await loadDataset(c.windows, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: c.vocab })());
   const out = join(tmp, `${name}-${recipe}`);
   const text = readFileSync(join(FX, name, `${recipe}.yaml`), "utf8");
-  right(await oneshot({ model: c.model, output: out, recipe: right(recipeFromYaml(text)), dataset: ds })());
+  right(await oneshot({ model: c.model, output: out, recipe: right(recipeFromYaml(text)), dataset: ds, overwrite: true })());
   return out;
 };
 
