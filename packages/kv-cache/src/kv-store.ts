@@ -1,5 +1,5 @@
 import { type QuantizationArgs, computeDynamicQParams, decodeQuantizationArgs, formatSchemeError, quantize } from "@llmq/schemes";
-import { FP8_E4M3FN, Tensor, f16FromNumber, f16ToNumber, miniFloatToNumber, toFloat32 } from "@llmq/tensor";
+import { FP8_E4M3FN, Tensor, f16FromNumber, f16ToNumber, kernels, miniFloatToNumber, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type KvCacheError, formatKvCacheError, kvQuantizeFailed, kvStoreOverflow } from "./errors.js";
 
@@ -8,8 +8,8 @@ import { type KvCacheError, formatKvCacheError, kvQuantizeFailed, kvStoreOverflo
 // them. Quantized formats are either static (the calibrated k_scale / v_scale of a compressed-tensors checkpoint,
 // quantized exactly as compressed-tensors' QuantizedKVCache does) or dynamic (llmq's: one symmetric scale per token and
 // KV head, computed as compressed-tensors computes a dynamic per-token scale). Storage is allocated once for the
-// capacity; reads go through one f32 scratch per cache (layers are read one at a time), so what stays resident is the
-// stored bytes.
+// capacity; quantized and f16 reads go through one f32 scratch per cache (layers are read one at a time), so what
+// stays resident is the stored bytes; an f32 cache is read in place.
 
 // ----- model -----
 
@@ -52,6 +52,9 @@ const dynamicArgs = (type: "fp8" | "int8"): QuantizationArgs => {
 const DYNAMIC = { fp8: dynamicArgs("fp8"), int8: dynamicArgs("int8") } as const;
 
 const FP8_LUT = Float32Array.from({ length: 256 }, (_, c) => miniFloatToNumber(FP8_E4M3FN, c));
+/** An int8 code's value, indexed by its byte. */
+const I8_LUT = Float32Array.from({ length: 256 }, (_, c) => (c < 128 ? c : c - 256));
+const bytesOf = (codes: Uint8Array | Int8Array): Uint8Array => (codes instanceof Uint8Array ? codes : new Uint8Array(codes.buffer, codes.byteOffset, codes.length));
 let f16Lut: Float32Array | null = null;
 const F16_LUT = (): Float32Array => {
   f16Lut ??= Float32Array.from({ length: 65536 }, (_, c) => f16ToNumber(c));
@@ -82,6 +85,8 @@ const transpose = <A extends Float32Array | Uint8Array | Int8Array>(x: A, tokens
 interface Half {
   encode(x: Float32Array, at: number, tokens: number): E.Either<KvCacheError, void>;
   decode(tokens: number, out: Float32Array): void;
+  /** The stored rows themselves when they are f32 (read without a copy). */
+  view?(tokens: number): Float32Array;
   bytes(tokens: number): number;
 }
 
@@ -102,6 +107,7 @@ const plainHalf = (n: number, capacity: number, half: boolean): Half => {
       }
     },
     bytes: (tokens) => tokens * n * (half ? 2 : 4),
+    ...(f32 !== null ? { view: (tokens: number) => f32.subarray(0, tokens * n) } : {}),
   };
 };
 
@@ -124,15 +130,9 @@ const staticHalf = (args: QuantizationArgs, qp: KvQParams, name: string, kvHeads
       else codes.set(c, at * n);
       return E.right(undefined);
     },
-    decode: (tokens, out) => {
-      for (let t = 0; t < tokens; t++)
-        for (let h = 0; h < kvHeads; h++) {
-          const s = scale[perHead ? h : 0]!;
-          const z = zp === null ? 0 : zp[perHead ? h : 0]!;
-          const base = (t * kvHeads + h) * d;
-          for (let j = base; j < base + d; j++) out[j] = Math.fround((fp8 ? FP8_LUT[codes[j]!]! : Math.fround(codes[j]! - z)) * s);
-        }
-    },
+    // compressed-tensors' dequantize with an f32 scale: f32((q − zp) · s), q the code's value
+    decode: (tokens, out) =>
+      kernels().lutDequant(bytesOf(codes).subarray(0, tokens * n), fp8 ? FP8_LUT : I8_LUT, scale, zp, perHead ? d : n, perHead ? kvHeads : 1, out),
     bytes: (tokens) => tokens * n,
   };
 };
@@ -154,12 +154,8 @@ const dynamicHalf = (type: "fp8" | "int8", name: string, kvHeads: number, d: num
       scales.set(toFloat32(qp.right.scale).data, at * kvHeads);
       return E.right(undefined);
     },
-    decode: (tokens, out) => {
-      for (let r = 0; r < tokens * kvHeads; r++) {
-        const s = scales[r]!;
-        for (let j = r * d; j < (r + 1) * d; j++) out[j] = Math.fround((type === "fp8" ? FP8_LUT[codes[j]!]! : codes[j]!) * s);
-      }
-    },
+    decode: (tokens, out) =>
+      kernels().lutDequant(bytesOf(codes).subarray(0, tokens * n), type === "fp8" ? FP8_LUT : I8_LUT, scales.subarray(0, tokens * kvHeads), null, d, tokens * kvHeads, out),
     bytes: (tokens) => tokens * (n + 4 * kvHeads),
   };
 };
@@ -196,6 +192,7 @@ export const createKvCache = (formats: ReadonlyArray<KvCacheFormat>, shape: KvCa
         const r = E.flatMap(k.encode(kn, length, tokens), () => v.encode(vn, length, tokens));
         if (E.isLeft(r)) return E.left(formatKvCacheError(r.left));
         length += tokens;
+        if (k.view !== undefined && v.view !== undefined) return E.right({ k: k.view(length), v: v.view(length), tokens: length });
         scratch ??= { k: new Float32Array(shape.capacity * n), v: new Float32Array(shape.capacity * n) };
         const [ko, vo] = [scratch.k.subarray(0, length * n), scratch.v.subarray(0, length * n)];
         k.decode(length, ko);

@@ -194,6 +194,23 @@ Napi::Value QuantizeGroups(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value LutDequant(const Napi::CallbackInfo& info) {
+  Args g{info, "lutDequant"};
+  g.count(7);
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) g.fail("codes must be a Uint8Array");
+  Napi::Uint8Array codes = info[0].As<Napi::Uint8Array>();
+  int64_t n = static_cast<int64_t>(codes.ElementLength()), group = g.dim(4, "groupSize"), scales = g.dim(5, "scales");
+  if (group < 1 || n % group != 0) g.fail("groupSize must be ≥ 1 and divide the number of codes", true);
+  if (scales < 1) g.fail("scales must be ≥ 1", true);
+  const float* lut = g.f32(1, "lut", 256);
+  const float* scale = g.f32(2, "scale", static_cast<uint64_t>(scales));
+  const float* zp = nullptr;
+  if (!info[3].IsNull() && !info[3].IsUndefined()) zp = g.f32(3, "zp", static_cast<uint64_t>(scales));
+  float* out = g.f32(6, "out", static_cast<uint64_t>(n));
+  llmq_lut_dequant(codes.Data(), lut, scale, zp, n, group, scales, out);
+  return info.Env().Undefined();
+}
+
 Napi::Value SiluMul(const Napi::CallbackInfo& info) {
   Args g{info, "siluMul"};
   g.count(4);
@@ -263,6 +280,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   k.Set("groupMinMax", Napi::Function::New(env, GroupMinMax, "groupMinMax"));
   k.Set("quantizeGroups", Napi::Function::New(env, QuantizeGroups, "quantizeGroups"));
   k.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
+  k.Set("lutDequant", Napi::Function::New(env, LutDequant, "lutDequant"));
   k.Set("causalAttention", Napi::Function::New(env, CausalAttention, "causalAttention"));
   exports.Set("kernels", k);
   exports.Set("getIsa", Napi::Function::New(env, GetIsa, "getIsa"));

@@ -213,6 +213,16 @@ const quantizeGroups = (
   }
 };
 
+/** The reference table dequantization (see the kernel table). */
+const lutDequant = (codes: Uint8Array, lut: Float32Array, scale: Float32Array, zp: Float32Array | null, group: number, scales: number, out: Float32Array): void => {
+  for (let g = 0; g < codes.length / group; g++) {
+    const si = g % scales;
+    const s = scale[si]!;
+    const z = zp === null ? 0 : zp[si]!;
+    for (let j = g * group; j < (g + 1) * group; j++) out[j] = zp === null ? fr(lut[codes[j]!]! * s) : fr(fr(lut[codes[j]!]! - z) * s);
+  }
+};
+
 /** The reference causal attention (the definition the native kernel follows), built on this table's sgemm. */
 const causalAttention = (
   q: Float32Array,
@@ -289,4 +299,5 @@ export const jsKernels: Kernels = {
   quantizeGroups,
   siluMul,
   causalAttention,
+  lutDequant,
 };

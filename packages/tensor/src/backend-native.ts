@@ -34,6 +34,7 @@ const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "groupMinMax",
   "quantizeGroups",
   "siluMul",
+  "lutDequant",
   "causalAttention",
 ];
 
@@ -83,7 +84,20 @@ const quantizeKernels = (k: any): Pick<Kernels, "groupMinMax" | "quantizeGroups"
 
 /** The forward-pass kernels (attention, SiLU gate), checked like the others. */
 // biome-ignore lint/suspicious/noExplicitAny: the raw functions are typed by the checks in front of them
-const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention"> => ({
+const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention" | "lutDequant"> => ({
+  lutDequant: (codes, lut, scale, zp, groupSize, scales, out) => {
+    const n = "lutDequant";
+    dim(n, "groupSize", groupSize);
+    dim(n, "scales", scales);
+    if (!(codes instanceof Uint8Array)) throw new TypeError(`${n}: codes must be a Uint8Array`);
+    if (groupSize < 1 || codes.length % groupSize !== 0) throw new RangeError(`${n}: groupSize ${groupSize} must be ≥ 1 and divide ${codes.length} codes`);
+    if (scales < 1) throw new RangeError(`${n}: scales must be ≥ 1`);
+    arr(n, "lut", lut, Float32Array, 256);
+    arr(n, "scale", scale, Float32Array, scales);
+    if (zp !== null) arr(n, "zp", zp, Float32Array, scales);
+    arr(n, "out", out, Float32Array, codes.length);
+    k.lutDequant(codes, lut, scale, zp, groupSize, scales, out);
+  },
   siluMul: (gate, up, n, out) => {
     dim("siluMul", "n", n);
     arr("siluMul", "gate", gate, Float32Array, n);

@@ -3,6 +3,7 @@ import { jsKernels } from "./backend-js.js";
 import { NATIVE_ISAS, type NativeIsa } from "./backend-native.js";
 import { nativeAddon, nativeError } from "./backend.js";
 import type { Kernels, Side, Uplo } from "./kernels.js";
+import { FP8_E4M3FN, miniFloatToNumber } from "./dtype.js";
 
 // Conformance of the native kernels against the js reference (the spec), run once per SIMD level the CPU has
 // (AVX-512, AVX2+FMA, baseline) through addon.setIsa, plus the thread-pool path.
@@ -504,6 +505,26 @@ const suite = (isa: NativeIsa, threads: number | null) => {
       jsKernels.siluMul(g, u, n, want);
       nk.siluMul(g, u, n, got);
       expect(bitsEqual(got, want)).toBeNull();
+    });
+
+    it("lutDequant is exact (fp8 and int8 tables, per-row / per-head / one scale, with and without zero points)", () => {
+      const lutF8 = Float32Array.from({ length: 256 }, (_, c) => miniFloatToNumber(FP8_E4M3FN, c));
+      const lutI8 = Float32Array.from({ length: 256 }, (_, c) => (c < 128 ? c : c - 256));
+      for (const [n, group, scales, lut, withZp] of [
+        [64 * 37, 64, 37, lutF8, false], // dynamic: a scale per row
+        [8 * 3 * 16, 16, 3, lutI8, true], // static per head, asymmetric
+        [1 << 17, 1 << 17, 1, lutF8, false], // one scale, threaded
+        [5, 1, 5, lutI8, false],
+      ] as const) {
+        const codes = Uint8Array.from(rand(Float32Array, n, n) as Float32Array, (x) => Math.floor(Math.abs(x) * 997) & 255);
+        const scale = Float32Array.from(rand(Float32Array, scales, 3) as Float32Array, (x) => Math.abs(x) + 1e-3);
+        const zp = withZp ? Float32Array.from({ length: scales }, (_, i) => i * 7 - 9) : null;
+        const want = new Float32Array(n);
+        const got = new Float32Array(n).fill(Number.NaN);
+        jsKernels.lutDequant(codes, lut, scale, zp, group, scales, want);
+        nk.lutDequant(codes, lut, scale, zp, group, scales, got);
+        expect(withinBound(got, want, 0)).toBeNull();
+      }
     });
 
     it("causalAttention matches the js reference (GQA, sliding window) to the sgemm tolerance", () => {

@@ -78,6 +78,12 @@ export interface KernelSignatures {
     fake: boolean,
     out: Float32Array,
   ) => void;
+  /**
+   * Table dequantization of byte codes (fp8 / int8 KV-cache rows read back): out[i] = f32(f32(lut[codes[i]] − zp[s]) ·
+   * scale[s]) with s = ⌊i / groupSize⌋ mod scales.length (one scale per row, per head, or one for all); zp null = 0 and
+   * no subtraction. Exact: the same two f32 operations as the reference.
+   */
+  readonly lutDequant: (codes: Uint8Array, lut: Float32Array, scale: Float32Array, zp: Float32Array | null, groupSize: number, scales: number, out: Float32Array) => void;
   /** SiLU-gated product of the Llama MLP: out = f32(f32(g / f32(1 + f32(exp(−g)))) · u), exp in f64, elementwise. */
   readonly siluMul: (gate: Float32Array, up: Float32Array, n: number, out: Float32Array) => void;
   /**
