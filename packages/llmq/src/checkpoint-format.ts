@@ -1,5 +1,6 @@
 import type { QuantizedModule } from "@llmq/observers";
 import {
+  type QuantizationArgs,
   type QuantizationConfig,
   type QuantizationScheme,
   type TransformConfig,
@@ -75,6 +76,7 @@ export const quantizationConfigJson = (
   rawConfig: Readonly<Record<string, unknown>>,
   modules: ReadonlyArray<Pick<QuantizedModule, "scheme">>,
   unquantized: ReadonlyArray<string>,
+  kvCacheScheme: QuantizationArgs | null = null,
   transformConfig: TransformConfig | null = null,
 ): E.Either<LlmqError, { readonly text: string; readonly format: string; readonly config: QuantizationConfig }> => {
   const groups = configGroups(modules);
@@ -83,7 +85,7 @@ export const quantizationConfigJson = (
   const config: QuantizationConfig = {
     config_groups: groups,
     quant_method: "compressed-tensors",
-    kv_cache_scheme: null,
+    kv_cache_scheme: kvCacheScheme,
     format,
     quantization_status: "compressed",
     global_compression_ratio: null,

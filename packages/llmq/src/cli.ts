@@ -5,6 +5,8 @@ import { abandonStagedDirectoriesSync } from "@llmq/serialization";
 import { convertCommand, formatConvert } from "./convert-command.js";
 import { type LlmqError, aborted, exitCodeOf, formatLlmqError, internal, usageError } from "./errors.js";
 import { evalCommand, formatEval } from "./eval-command.js";
+import { KV_CACHE_OVERRIDES } from "./evaluate.js";
+import { formatGenerate, generateCommand } from "./generate-command.js";
 import { formatInspect, inspectCommand } from "./inspect-command.js";
 import { type ProgressSink, noProgress, stderrProgress } from "./progress.js";
 import { formatQuantize, quantizeCommand } from "./quantize-command.js";
@@ -16,6 +18,12 @@ import { formatQuantize, quantizeCommand } from "./quantize-command.js";
 const int = (name: string, min = 0) => (v: string): number => {
   const n = /^\s*\d+\s*$/.test(v) ? Number(v) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number ≥ ${min}, got "${v}"`);
+  return n;
+};
+
+const real = (name: string, min = 0) => (v: string): number => {
+  const n = /^\s*\d+(\.\d*)?([eE][-+]?\d+)?\s*$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number ≥ ${min}, got "${v}"`);
   return n;
 };
 
@@ -79,6 +87,80 @@ const run = async <A>(
   }
   process.stdout.write(o.json === true ? `${JSON.stringify(result.right)}\n` : `${human(result.right)}\n`);
   process.exitCode = 0;
+};
+
+/** `llmq eval`: its options and action. */
+const addEvalCommand = (program: Command): void => {
+  program
+    .command("eval")
+    .description("perplexity on a dataset; with --reference also KL divergence (reference ‖ model) and top-1 agreement")
+    .requiredOption("--model <dir>", "model directory (quantized or not)")
+    .option("--reference <dir>", "reference (unquantized) model directory")
+    .requiredOption("--dataset <file>", "evaluation data: .txt, .jsonl or .json (array of token-id arrays)")
+    .option("--seq-len <n>", "tokens per window", int("--seq-len", 2), 512)
+    .option("--num-samples <n>", "evaluate only the first N windows", int("--num-samples", 1))
+    .option("--score-second-half", "score only the second half of each window (llama.cpp protocol)")
+    .addOption(
+      new Option("--kv-cache <format>", "run the model's attention through this KV cache instead of its own (default: the checkpoint's k/v scales, if any)").choices(
+        KV_CACHE_OVERRIDES,
+      ),
+    )
+    .option("--report <file>", "write an HTML report with the KL-divergence distribution")
+    .option("--json", "print the result as JSON on stdout")
+    .option("-q, --quiet", "no progress on stderr")
+    .action(async (o) => {
+      await run(o, (signal, progress) =>
+        evalCommand({
+              model: o.model,
+              reference: o.reference,
+              dataset: o.dataset,
+              seqLen: o.seqLen,
+              numSamples: o.numSamples,
+              scoreSecondHalf: o.scoreSecondHalf === true,
+              kvCache: o.kvCache,
+              report: o.report,
+              signal,
+              progress,
+            }),
+        formatEval,
+      );
+    });
+};
+
+/** `llmq generate`: its options and action. */
+const addGenerateCommand = (program: Command): void => {
+  program
+    .command("generate")
+    .description("generate text from a prompt through the KV cache (the checkpoint's calibrated one, or --kv-cache); streams to stdout")
+    .requiredOption("--model <dir>", "model directory with tokenizer.json (quantized or not)")
+    .requiredOption("--prompt <text>", "prompt text (the tokenizer's BOS is prepended)")
+    .option("--max-tokens <n>", "tokens to generate at most", int("--max-tokens", 1), 64)
+    .option("--temperature <t>", "0 = greedy; > 0 samples softmax(logits / t)", real("--temperature", 0), 0)
+    .option("--top-p <p>", "nucleus sampling: keep the most likely tokens up to this mass", real("--top-p", 0), 1)
+    .option("--seed <n>", "sampling seed", int("--seed", 0), 0)
+    .addOption(
+      new Option("--kv-cache <format>", "KV cache format (default: the checkpoint's k/v scales, else f32); none = recompute every step").choices([...KV_CACHE_OVERRIDES, "none"]),
+    )
+    .option("--ignore-eos", "keep generating after the end-of-sequence token")
+    .option("--json", "print the result as JSON on stdout (no streaming)")
+    .option("-q, --quiet", "no progress on stderr")
+    .action(async (o) => {
+      await run(o, (signal) =>
+        generateCommand({
+          model: o.model,
+          prompt: o.prompt,
+          maxTokens: o.maxTokens,
+          temperature: o.temperature,
+          topP: o.topP,
+          seed: o.seed,
+          kvCache: o.kvCache,
+          ignoreEos: o.ignoreEos === true,
+          signal,
+          ...(o.json === true ? {} : { onText: (piece: string) => void process.stdout.write(piece) }),
+        }),
+        formatGenerate,
+      );
+    });
 };
 
 /** `llmq quantize`: its options and action. */
@@ -154,34 +236,8 @@ export const buildCli = (): Command => {
 
   addQuantizeCommand(program);
 
-  program
-    .command("eval")
-    .description("perplexity on a dataset; with --reference also KL divergence (reference ‖ model) and top-1 agreement")
-    .requiredOption("--model <dir>", "model directory (quantized or not)")
-    .option("--reference <dir>", "reference (unquantized) model directory")
-    .requiredOption("--dataset <file>", "evaluation data: .txt, .jsonl or .json (array of token-id arrays)")
-    .option("--seq-len <n>", "tokens per window", int("--seq-len", 2), 512)
-    .option("--num-samples <n>", "evaluate only the first N windows", int("--num-samples", 1))
-    .option("--score-second-half", "score only the second half of each window (llama.cpp protocol)")
-    .option("--report <file>", "write an HTML report with the KL-divergence distribution")
-    .option("--json", "print the result as JSON on stdout")
-    .option("-q, --quiet", "no progress on stderr")
-    .action(async (o) => {
-      await run(o, (signal, progress) =>
-        evalCommand({
-              model: o.model,
-              reference: o.reference,
-              dataset: o.dataset,
-              seqLen: o.seqLen,
-              numSamples: o.numSamples,
-              scoreSecondHalf: o.scoreSecondHalf === true,
-              report: o.report,
-              signal,
-              progress,
-            }),
-        formatEval,
-      );
-    });
+  addEvalCommand(program);
+  addGenerateCommand(program);
 
   program
     .command("inspect")

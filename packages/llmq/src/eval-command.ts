@@ -3,7 +3,7 @@ import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset } from "./dataset.js";
 import { type LlmqError, usageError } from "./errors.js";
-import { type EvaluateResult, evaluate } from "./evaluate.js";
+import { type EvaluateResult, type KvCacheOverride, evaluate, kvCacheLabel, layerKvFormat } from "./evaluate.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
@@ -17,6 +17,8 @@ export interface EvalCommandOptions {
   readonly seqLen: number;
   readonly numSamples?: number | undefined;
   readonly scoreSecondHalf: boolean;
+  /** Override the model's KV cache (f32, f16, dynamic fp8 / int8); default: the checkpoint's calibrated one, if any. */
+  readonly kvCache?: KvCacheOverride | undefined;
   readonly report?: string | undefined;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
@@ -32,6 +34,8 @@ export interface EvalCommandResult {
   readonly reference_perplexity: number | null;
   readonly kld: { readonly mean: number; readonly p99: number; readonly max: number } | null;
   readonly top1: number | null;
+  /** The model's KV cache while evaluated: "none", "f32"…, "static fp8 (attn_head)" from the checkpoint, "dynamic int8". */
+  readonly kv_cache: string;
   /** Things that did not stop the evaluation but may make it meaningless (e.g. --seq-len beyond the model's positions). */
   readonly warnings: ReadonlyArray<string>;
 }
@@ -75,6 +79,7 @@ export const evalCommand = (o: EvalCommandOptions): TE.TaskEither<LlmqError, Eva
     if (E.isLeft(ds)) return ds;
     const r = await evaluate(m.right, ref, ds.right, {
       scoreSecondHalf: o.scoreSecondHalf,
+      ...(o.kvCache !== undefined ? { kvCache: o.kvCache } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.progress ? { progress: o.progress } : {}),
     })();
@@ -89,17 +94,18 @@ export const evalCommand = (o: EvalCommandOptions): TE.TaskEither<LlmqError, Eva
       reference_perplexity: v.reference_perplexity,
       kld: v.kld,
       top1: v.top1,
+      kv_cache: kvCacheLabel(layerKvFormat(m.right, 0, o.kvCache)),
       warnings: seqLenWarning(m.right.config, o.seqLen),
     };
     if (o.report === undefined) return E.right(result);
-    const written = await writeReportFile(o.report, evalReport(o, v));
+    const written = await writeReportFile(o.report, evalReport(o, m.right, v));
     return E.isLeft(written) ? written : E.right(result);
   } finally {
     await Promise.all(opened.map((h) => h.close()));
   }
 };
 
-const evalReport = (o: EvalCommandOptions, v: EvaluateResult): string =>
+const evalReport = (o: EvalCommandOptions, m: ModelHandle, v: EvaluateResult): string =>
   renderReport(
     `llmq eval: ${o.model}`,
     {
@@ -112,6 +118,7 @@ const evalReport = (o: EvalCommandOptions, v: EvaluateResult): string =>
       "KLD mean (nats)": v.kld?.mean ?? null,
       "KLD p99": v.kld?.p99 ?? null,
       "top-1 agreement": v.top1,
+      "KV cache": kvCacheLabel(layerKvFormat(m, 0, o.kvCache)),
     },
     [
       ...(v.kldValues.length > 0 ? [{ title: "KL divergence per token (reference ‖ model)", svg: histogramSvg(v.kldValues, { xLabel: "KL divergence (nats)" }) }] : []),
@@ -127,6 +134,7 @@ export const formatEval = (r: EvalCommandResult): string =>
     ...(r.reference !== null ? [`reference:            ${r.reference}`] : []),
     `scored tokens:        ${r.tokens} (${r.windows} windows)`,
     `perplexity:           ${f(r.perplexity)}`,
+    ...(r.kv_cache !== "none" ? [`KV cache:             ${r.kv_cache}`] : []),
     ...(r.reference !== null
       ? [
           `reference perplexity: ${f(r.reference_perplexity)}`,

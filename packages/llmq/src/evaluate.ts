@@ -1,4 +1,5 @@
-import { type ModelHandle, decoderLayerForward, embed, formatModelError, headForward } from "@llmq/models";
+import { type KvCacheFormat, createKvCache } from "@llmq/kv-cache";
+import { type LayerHooks, type ModelHandle, decoderLayerForward, embed, formatModelError, headForward } from "@llmq/models";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
@@ -6,7 +7,7 @@ import { pipe } from "fp-ts/lib/function.js";
 import { inputQuantHooks } from "./activation-quant.js";
 import type { Dataset } from "./dataset.js";
 import { mergeHooks, onlineHooks } from "./online-transforms.js";
-import { inputQuantSpecs, modelOnlineTransforms } from "./open-model.js";
+import { inputQuantSpecs, kvCacheFormats, modelOnlineTransforms } from "./open-model.js";
 import { type LlmqError, aborted, datasetError, modelError } from "./errors.js";
 import { type EvalSummary, type PositionStats, scoreWindow, summarize } from "./metrics.js";
 import { type ProgressSink, noProgress } from "./progress.js";
@@ -17,6 +18,12 @@ import { type ProgressSink, noProgress } from "./progress.js";
 
 export interface EvaluateOptions {
   readonly scoreSecondHalf?: boolean;
+  /**
+   * The model's KV cache during evaluation: by default the checkpoint's calibrated one (kv_cache_scheme k/v scales) or
+   * none; an override runs every window through a cache of this format instead (dynamic fp8 / int8: a scale per token
+   * and KV head), to measure what a quantized cache costs on any model. The reference keeps its own default.
+   */
+  readonly kvCache?: KvCacheOverride;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
 }
@@ -33,6 +40,37 @@ export interface EvaluateResult extends EvalSummary {
 const lift = <A>(te: TE.TaskEither<import("@llmq/models").ModelError, A>): TE.TaskEither<LlmqError, A> =>
   pipe(te, TE.mapLeft((e) => modelError(formatModelError(e))));
 
+/** The formats `--kv-cache` names. */
+export const KV_CACHE_OVERRIDES = ["f32", "f16", "fp8", "int8"] as const;
+export type KvCacheOverride = (typeof KV_CACHE_OVERRIDES)[number];
+
+const overrideFormat = (o: KvCacheOverride): KvCacheFormat =>
+  o === "f32" || o === "f16" ? { kind: o } : { kind: "dynamic", type: o };
+
+/** The KV-cache format of decoder layer i: the override, else the checkpoint's calibrated one, else none. */
+export const layerKvFormat = (h: ModelHandle, i: number, override?: KvCacheOverride): KvCacheFormat | null => {
+  if (override !== undefined) return overrideFormat(override);
+  const prefix = h.architecture.layerPrefix(i);
+  return [...kvCacheFormats(h)].find(([attn]) => attn.startsWith(prefix))?.[1] ?? null;
+};
+
+/** A KV-cache format in words (reports, --json). */
+export const kvCacheLabel = (f: KvCacheFormat | null): string =>
+  f === null
+    ? "none"
+    : f.kind === "static"
+      ? `static ${f.args.type === "float" ? "fp8" : `int${f.args.num_bits}`} (${f.args.strategy}${f.args.symmetric ? "" : ", asymmetric"}) from the checkpoint's k/v scales`
+      : f.kind === "dynamic"
+        ? `dynamic ${f.type} (a scale per token and KV head)`
+        : f.kind;
+
+/** A window's hooks: quantized linear inputs, and a fresh KV cache holding the window when the layer has a format. */
+const windowHooks = (h: ModelHandle, inputHooks: LayerHooks | undefined, format: KvCacheFormat | null, tokens: number): LayerHooks | undefined => {
+  if (format === null) return inputHooks;
+  const [kvCache] = createKvCache([format], { layers: 1, kvHeads: h.config.num_key_value_heads, headDim: h.config.head_dim, capacity: tokens });
+  return { ...inputHooks, kvCache: kvCache! };
+};
+
 /** Final hidden states [T, hidden] of every window, computed layer by layer. */
 export const finalHiddenStates = (
   h: ModelHandle,
@@ -40,6 +78,7 @@ export const finalHiddenStates = (
   label: string,
   progress: ProgressSink,
   signal?: AbortSignal,
+  kvCache?: KvCacheOverride,
 ): TE.TaskEither<LlmqError, Tensor<"f32">[]> => async () => {
   const emb = await lift(h.loadEmbedding())();
   if (E.isLeft(emb)) return emb;
@@ -58,7 +97,8 @@ export const finalHiddenStates = (
     const specs = new Map([...inputQuantSpecs(h)].filter(([n]) => n.startsWith(prefix)).map(([n, s]) => [n.slice(prefix.length), s] as const));
     const online = new Map([...modelOnlineTransforms(h)].filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t] as const));
     const hooks = mergeHooks(onlineHooks(online), inputQuantHooks(prefix, specs));
-    const next = E.traverseArray((x: Tensor<"f32">) => decoderLayerForward(h.config, lw.right, x, undefined, hooks))(hidden);
+    const kv = layerKvFormat(h, i, kvCache);
+    const next = E.traverseArray((x: Tensor<"f32">) => decoderLayerForward(h.config, lw.right, x, undefined, windowHooks(h, hooks, kv, x.shape[0]!)))(hidden);
     if (E.isLeft(next)) return E.left(modelError(formatModelError(next.left)));
     hidden = [...next.right];
     progress({ kind: "tick", stage: label, done: i + 1, total: h.numLayers, label: `layer ${i}` });
@@ -79,7 +119,7 @@ export const evaluate = (model: ModelHandle, reference: ModelHandle | null, data
   const progress = opts.progress ?? noProgress;
   if (reference !== null && reference.config.vocab_size !== model.config.vocab_size)
     return E.left(modelError(`the reference has a vocabulary of ${reference.config.vocab_size}, the model ${model.config.vocab_size}: they cannot be compared`));
-  const hm = await finalHiddenStates(model, dataset.windows, "model", progress, opts.signal)();
+  const hm = await finalHiddenStates(model, dataset.windows, "model", progress, opts.signal, opts.kvCache)();
   if (E.isLeft(hm)) return hm;
   let hr: Tensor<"f32">[] | null = null;
   if (reference !== null) {

@@ -5,6 +5,7 @@ export * as schemes from "@llmq/schemes";
 export * as observers from "@llmq/observers";
 export * as gptq from "@llmq/gptq";
 export * as transforms from "@llmq/transforms";
+export * as kvCache from "@llmq/kv-cache";
 export * as serialization from "@llmq/serialization";
 export * as models from "@llmq/models";
 
@@ -12,7 +13,19 @@ export { type OneshotOptions, type OneshotResult, type LayerReport, type ModuleR
 export { type Pass, type PipelineName, ERROR_WINDOWS, planPasses, runPipeline } from "./pipeline.js";
 export { type Recipe, type SchemeRecipeOptions, RUNNABLE_MODIFIERS, recipeFromScheme, recipeFromYaml } from "./recipe.js";
 export { type Batch, type Dataset, type DatasetKind, type DatasetOptions, type DatasetTokenizer, batches$, loadDataset, seededPermutation } from "./dataset.js";
-export { type EvaluateOptions, type EvaluateResult, evaluate, finalHiddenStates, modelLogits } from "./evaluate.js";
+export {
+  type EvaluateOptions,
+  type EvaluateResult,
+  type KvCacheOverride,
+  KV_CACHE_OVERRIDES,
+  evaluate,
+  finalHiddenStates,
+  kvCacheLabel,
+  layerKvFormat,
+  modelLogits,
+} from "./evaluate.js";
+export { type GenerateOptions, type GeneratedToken, type LoadedModel, generate, lastLogits, loadForGeneration, sampleToken } from "./generate.js";
+export { type GenerateCommandOptions, type GenerateCommandResult, formatGenerate, generateCommand } from "./generate-command.js";
 export { type EvalSummary, type PositionStats, logSoftmaxRow, percentile, scoreWindow, summarize } from "./metrics.js";
 export { openModelDir, optionalTokenizer } from "./open-model.js";
 export { COMPRESSED_TENSORS_VERSION, type CompressedModule, compressModule, configGroups, groupFormat, quantizationConfigJson } from "./checkpoint-format.js";
@@ -34,6 +47,7 @@ export {
 } from "@llmq/observers";
 export { GPTQModifier } from "@llmq/gptq";
 export { AWQModifier, SmoothQuantModifier } from "@llmq/transforms";
+export { KvCacheModifier } from "@llmq/kv-cache";
 export { type ProgressEvent, type ProgressSink, noProgress } from "./progress.js";
 export { type BarDatum, type ReportSection, barChartSvg, histogramSvg, renderReport } from "./report.js";
 export { type LlmqError, exitCodeOf, formatLlmqError } from "./errors.js";

@@ -1,6 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { formatSerializationError, openCheckpoint } from "@llmq/serialization";
+import { kvScaleNames } from "@llmq/kv-cache";
+import { type Checkpoint, formatSerializationError, openCheckpoint } from "@llmq/serialization";
+import { toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type LlmqError, ioError, ioErrorFrom, modelError } from "./errors.js";
@@ -15,7 +17,26 @@ export interface InspectResult {
   readonly files: number;
   /** Bytes of the tensors that replace quantized weights vs the f32/bf16 weights they stand for (null when dense). */
   readonly compression_ratio: number | null;
+  /** The calibrated KV cache: config.json's kv_cache_scheme and each attention module's k / v scales (null when none). */
+  readonly kv_cache: {
+    readonly scheme: Record<string, unknown> | null;
+    readonly layers: ReadonlyArray<{ readonly attention: string; readonly k_scale: ReadonlyArray<number>; readonly v_scale: ReadonlyArray<number>; readonly legacy_names: boolean }>;
+  } | null;
 }
+
+/** The k / v scales a checkpoint stores (compressed-tensors' or the legacy names), read: they are a few numbers each. */
+const kvCacheOf = async (ck: Checkpoint, qc: Record<string, unknown> | null): Promise<InspectResult["kv_cache"]> => {
+  const names = kvScaleNames(ck.names);
+  const scheme = qc !== null && typeof qc.kv_cache_scheme === "object" && qc.kv_cache_scheme !== null ? (qc.kv_cache_scheme as Record<string, unknown>) : null;
+  if (names.size === 0 && scheme === null) return null;
+  const values = async (n: string): Promise<number[]> => {
+    const t = await ck.read(n)();
+    return E.isRight(t) ? Array.from(toFloat32(t.right).data) : [];
+  };
+  const layers = [];
+  for (const n of names.values()) layers.push({ attention: n.attention, k_scale: await values(n.k), v_scale: await values(n.v), legacy_names: n.legacy });
+  return { scheme, layers };
+};
 
 const DTYPE_BYTES: Readonly<Record<string, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
 
@@ -74,10 +95,21 @@ export const inspectCommand = (dir: string): TE.TaskEither<LlmqError, InspectRes
       total_bytes: total,
       files: ck.right.files.length,
       compression_ratio: ratio,
+      kv_cache: await kvCacheOf(ck.right, qc),
     });
   } finally {
     await ck.right.close();
   }
+};
+
+const kvLine = (kv: NonNullable<InspectResult["kv_cache"]>): string => {
+  const s = kv.scheme;
+  const range = (key: "k_scale" | "v_scale"): string => {
+    const all = kv.layers.flatMap((l) => l[key]);
+    return all.length === 0 ? "none" : `${Math.min(...all).toPrecision(4)}…${Math.max(...all).toPrecision(4)}`;
+  };
+  const what = s === null ? "scales without a kv_cache_scheme in config.json" : `${s.type}${s.num_bits} ${s.strategy}${s.symmetric === false ? " asym" : ""}${s.observer ? ` ${s.observer}` : ""}`;
+  return `  kv cache: ${what}; ${kv.layers.length} attention modules, k_scale ${range("k_scale")}, v_scale ${range("v_scale")}${kv.layers.some((l) => l.legacy_names) ? " (legacy k_proj/v_proj.output_scale names)" : ""}`;
 };
 
 const human = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
@@ -105,6 +137,7 @@ export const formatInspect = (r: InspectResult): string => {
     );
   }
   if (r.quantization_config && Array.isArray(r.quantization_config.ignore)) lines.push(`  ignore: ${JSON.stringify(r.quantization_config.ignore)}`);
+  if (r.kv_cache !== null) lines.push(kvLine(r.kv_cache));
   lines.push(...transformLines(r.quantization_config?.transform_config));
   const w = Math.max(...r.tensors.map((t) => t.name.length));
   for (const t of r.tensors) lines.push(`  ${t.name.padEnd(w)}  ${t.dtype.padEnd(7)} [${t.shape.join(", ")}]  ${t.bytes}`);

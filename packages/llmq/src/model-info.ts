@@ -14,5 +14,6 @@ export const modelInfo = (h: ModelHandle): ModelInfo => {
     head: a.head,
     tiedEmbeddings: h.config.tie_word_embeddings && !names.has(`${a.head}.weight`),
   };
-  return { linears: h.linearModules(), numLayers: h.numLayers, architecture: a, hasTensor: (n) => names.has(n), submodules: submoduleRunner(h.config), rotation };
+  const attention = { heads: h.config.num_attention_heads, kvHeads: h.config.num_key_value_heads, headDim: h.config.head_dim };
+  return { linears: h.linearModules(), numLayers: h.numLayers, architecture: a, hasTensor: (n) => names.has(n), submodules: submoduleRunner(h.config), rotation, attention };
 };

@@ -1,7 +1,16 @@
 import { copyFile, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ModelHandle, embed } from "@llmq/models";
-import { type QuantizationScheme, type TransformConfig, encodeRecipeYaml, encodeTransformConfig, isOnlineLocation } from "@llmq/schemes";
+import {
+  type QuantizationArgs,
+  type QuantizationScheme,
+  type TransformConfig,
+  encodeQuantizationArgs,
+  encodeRecipeYaml,
+  encodeTransformConfig,
+  isOnlineLocation,
+} from "@llmq/schemes";
+import { kvCacheSchemeOf } from "@llmq/kv-cache";
 import { type ModelInfo, type ModelPlan, type Modifier, type ModifierRun, endRun, expectRun, finalizeRun, formatLifecycleError, initializeAndStart } from "@llmq/observers";
 import {
   type SerializationError,
@@ -148,6 +157,7 @@ const writeMetadata =
     staging: string,
     written: ReturnType<ReturnType<typeof checkpointIO>["written"]>,
     yaml: string | null,
+    kvCacheScheme: QuantizationArgs | null,
     extra: { readonly config: Readonly<Record<string, unknown>>; readonly transformConfig: TransformConfig | null },
   ): TE.TaskEither<LlmqError, string> =>
   async () => {
@@ -161,8 +171,8 @@ const writeMetadata =
     // Nothing quantized: compressed-tensors writes no quantization_config (QuantizationConfig.from_pretrained → None)
     // unless there are transforms.
     const cfg =
-      written.length > 0
-        ? quantizationConfigJson(base, written, unquantized, extra.transformConfig)
+      written.length > 0 || kvCacheScheme !== null
+        ? quantizationConfigJson(base, written, unquantized, kvCacheScheme, extra.transformConfig)
         : extra.transformConfig !== null
           ? E.map((text: string) => ({ text, format: "dense" }))(transformOnlyConfigJson(base, extra.transformConfig))
           : E.right({ text: dumpPythonJson(base as PyJson, { indent: 2, sortKeys: true }), format: "dense" });
@@ -199,6 +209,7 @@ interface Prepared {
   readonly runs: ReadonlyArray<AnyRun>;
   readonly passes: ReadonlyArray<Pass>;
   readonly plan: ModelPlan;
+  readonly kvCacheScheme: QuantizationArgs | null;
 }
 
 /**
@@ -244,6 +255,17 @@ const checkRotations = (runs: ReadonlyArray<AnyRun>): E.Either<LlmqError, void> 
       : E.right(undefined);
   });
 
+/** config.json holds one kv_cache_scheme: two modifiers calibrating the cache with different args cannot both be saved. */
+const singleKvCacheScheme = (mods: ReadonlyArray<Modifier>): E.Either<LlmqError, QuantizationArgs | null> => {
+  const all = mods.flatMap((m) => {
+    const a = kvCacheSchemeOf(m);
+    return a === null ? [] : [{ type: m.type, key: JSON.stringify(encodeQuantizationArgs(a)), args: a }];
+  });
+  const other = all.find((x) => x.key !== all[0]?.key);
+  if (other !== undefined) return E.left(recipeError(`${all[0]!.type} and ${other.type} set different kv_cache_schemes; a checkpoint has one (keep it on one modifier)`));
+  return E.right(all[0]?.args ?? null);
+};
+
 /** Everything decided before a byte is read or written: modifiers started, targets disjoint, data present. */
 const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prepared> => {
   const mods = (opts.modifiers ?? opts.recipe?.modifiers ?? []) as ReadonlyArray<Modifier>;
@@ -252,6 +274,8 @@ const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prep
   if (E.isLeft(followed)) return followed;
   const missing = opts.dataset == null ? mods.find((m) => m.requiresCalibrationData) : undefined;
   if (missing !== undefined) return E.left(needsDataError(missing));
+  const kv = singleKvCacheScheme(mods);
+  if (E.isLeft(kv)) return kv;
   return pipe(
     startAll(mods, modelInfo(h)),
     E.chainFirst(checkRotations),
@@ -262,7 +286,7 @@ const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prep
           mods.map((m) => m.requiresCalibrationData),
           opts.pipeline ?? "independent",
         ),
-        E.bimap(recipeError, (passes) => ({ runs, passes, plan })),
+        E.bimap(recipeError, (passes) => ({ runs, passes, plan, kvCacheScheme: kv.right })),
       ),
     ),
   );
@@ -293,7 +317,7 @@ const quantizeInto = (
   if (E.isLeft(finished)) return finished;
   const closed = await writer.close()();
   if (E.isLeft(closed)) return E.left(outputFailureOf(opts.output, closed.left));
-  const format = await writeMetadata(h, staged.staging, io.written(), savedRecipeYaml(opts.recipe, extra.right.transformConfig), extra.right)();
+  const format = await writeMetadata(h, staged.staging, io.written(), savedRecipeYaml(opts.recipe, extra.right.transformConfig), prep.kvCacheScheme, extra.right)();
   if (E.isLeft(format)) return format;
   if (opts.signal?.aborted) return E.left(abortedBy(opts.signal));
   const committed = await staged.commit()();

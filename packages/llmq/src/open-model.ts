@@ -21,6 +21,7 @@ import {
   llmqDTypeOf,
   openCheckpoint,
 } from "@llmq/serialization";
+import { type KvCacheFormat, checkKvCacheScheme, formatKvCacheError, kvQParamsOf, kvScaleNames } from "@llmq/kv-cache";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
@@ -53,6 +54,38 @@ interface CompressedEntry {
 const storedDType = (ck: Checkpoint, name: string): string | undefined => {
   const d = ck.info(name)?.info.dtype;
   return d === undefined ? undefined : (llmqDTypeOf(d) ?? d);
+};
+
+/**
+ * The calibrated KV cache of a checkpoint whose config has a kv_cache_scheme: each attention module's k / v qparams
+ * (`self_attn.k_scale`, or the legacy `k_proj.output_scale`), checked against the scheme. A scheme without scales, or
+ * scales that do not fit it, is an error: the checkpoint would not run as its config says.
+ */
+const kvCacheOf = async (dir: string, ck: Checkpoint, config: QuantizationConfig, raw: Record<string, unknown>): Promise<E.Either<LlmqError, ReadonlyMap<string, KvCacheFormat>>> => {
+  const args = config.kv_cache_scheme;
+  if (args === null) return E.right(new Map());
+  const checked = checkKvCacheScheme(args);
+  if (E.isLeft(checked)) return E.left(modelError(`${join(dir, "config.json")}: ${formatKvCacheError(checked.left)}`));
+  const names = kvScaleNames(ck.names);
+  if (names.size === 0) return E.left(modelError(`${dir}: config.json has a kv_cache_scheme but the checkpoint stores no self_attn.k_scale / v_scale (nor legacy k_proj.output_scale)`));
+  const kvHeads = Number(raw.num_key_value_heads ?? raw.num_attention_heads);
+  const out = new Map<string, KvCacheFormat>();
+  for (const [attn, n] of names) {
+    const read = async (name: string | null): Promise<E.Either<LlmqError, Tensor | null>> => {
+      if (name === null) return E.right(null);
+      const t = await ck.read(name)();
+      return E.isLeft(t) ? E.left(modelError(formatSerializationError(t.left))) : E.right(t.right);
+    };
+    const [k, v, kz, vz] = [await read(n.k), await read(n.v), await read(n.kZeroPoint), await read(n.vZeroPoint)];
+    for (const x of [k, v, kz, vz]) if (E.isLeft(x)) return x;
+    const get = (x: E.Either<LlmqError, Tensor | null>): Tensor | null => (E.isRight(x) ? x.right : null);
+    const kq = kvQParamsOf(args, n.k, get(k)!, get(kz), kvHeads);
+    const vq = kvQParamsOf(args, n.v, get(v)!, get(vz), kvHeads);
+    if (E.isLeft(kq)) return E.left(modelError(`${dir}: ${formatKvCacheError(kq.left)}`));
+    if (E.isLeft(vq)) return E.left(modelError(`${dir}: ${formatKvCacheError(vq.left)}`));
+    out.set(attn, { kind: "static", args, k: kq.right, v: vq.right });
+  }
+  return E.right(out);
 };
 
 const compressedSource = (
@@ -137,6 +170,13 @@ const compressedSource = (
 };
 
 const inputSpecsByHandle = new WeakMap<ModelHandle, ReadonlyMap<string, InputQuantSpec>>();
+const kvCacheByHandle = new WeakMap<ModelHandle, ReadonlyMap<string, KvCacheFormat>>();
+
+/**
+ * The calibrated KV-cache format of an opened checkpoint's attention modules (full module name, e.g.
+ * "model.layers.0.self_attn" → static fp8/int8 with its k/v qparams); empty when its config has no kv_cache_scheme.
+ */
+export const kvCacheFormats = (h: ModelHandle): ReadonlyMap<string, KvCacheFormat> => kvCacheByHandle.get(h) ?? new Map();
 
 /**
  * The input-activation quantization of an opened compressed model's modules (full module name → spec), empty for a
@@ -211,12 +251,14 @@ const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEithe
             TE.chain((ck) =>
               pipe(
                 compressedSource(dir, ck, config),
-                TE.chainEitherK(({ source, inputs }) =>
+                TE.chain((c) => TE.map((kv: ReadonlyMap<string, KvCacheFormat>) => ({ ...c, kv }))(() => kvCacheOf(dir, ck, config, raw))),
+                TE.chainEitherK(({ source, inputs, kv }) =>
                   pipe(
                     modelFromSource(dir, raw, source, dir, () => ck.close()),
                     E.mapLeft(lift),
                     E.map((h) => {
                       inputSpecsByHandle.set(h, inputs);
+                      kvCacheByHandle.set(h, kv);
                       return h;
                     }),
                   ),

@@ -9,6 +9,7 @@ import { tap } from "rxjs";
 import { TestScheduler } from "rxjs/testing";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Dataset } from "./dataset.js";
+import { formatLlmqError } from "./errors.js";
 import { oneshot } from "./oneshot.js";
 import { planPasses, windows$ } from "./pipeline.js";
 import { recipeFromScheme, recipeFromYaml } from "./recipe.js";
@@ -220,16 +221,16 @@ describe("recipes with several stages and modifiers", () => {
     expect(qc.ignore).toEqual(["lm_head"]);
   });
 
-  it("refuses what it cannot run before reading anything: kv_cache_scheme, SparseGPT, overlapping targets", async () => {
+  it("refuses what it cannot run before reading anything: a kv_cache_scheme it cannot calibrate, SparseGPT, overlapping targets", async () => {
     const kv = recipeFromYaml(`quant_stage:
   quant_modifiers:
     QuantizationModifier:
       scheme: FP8
       ignore: [lm_head]
-      kv_cache_scheme: {num_bits: 8, type: float, strategy: tensor, dynamic: false, symmetric: true}
+      kv_cache_scheme: {num_bits: 8, type: float, strategy: channel, dynamic: false, symmetric: true}
 `);
     const r = await oneshot({ model: fp, output: join(tmp, "kv"), recipe: must(kv), dataset })();
-    expect(E.isLeft(r) && r.left._tag === "QuantizationError" && r.left.detail).toMatch(/kv_cache_scheme is not supported by llmq yet/);
+    expect(E.isLeft(r) && formatLlmqError(r.left)).toMatch(/kv_cache_scheme\.strategy: "channel" cannot be applied to the kv cache/);
     expect(existsSync(join(tmp, "kv"))).toBe(false);
     const sq = recipeFromYaml(`s_stage:
   s_modifiers:

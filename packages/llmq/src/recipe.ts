@@ -1,5 +1,6 @@
 import { GPTQModifier } from "@llmq/gptq";
-import { type Modifier, QuantizationModifier } from "@llmq/observers";
+import { KvCacheModifier } from "@llmq/kv-cache";
+import { type Modifier, QuantizationModifier, combineModifiers } from "@llmq/observers";
 import { AWQModifier, QuIPModifier, SmoothQuantModifier, SpinQuantModifier } from "@llmq/transforms";
 import { type Recipe as LcRecipe, type RecipeModifier, encodeRecipeYaml, formatRecipeError, parseRecipe, recipeFromModifiers } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
@@ -41,21 +42,33 @@ export interface ModifierHooks {
 
 // ----- constructors -----
 
-/** The modifier value of one recipe entry (the registry of runnable modifiers). */
-const modifierOf = (hooks: ModifierHooks) => (m: RecipeModifier): E.Either<LlmqError, Modifier> => {
+/**
+ * QuantizationMixin's modifiers: the weight / activation part, and with a kv_cache_scheme its kv part from
+ * @llmq/kv-cache (a kv-only QuantizationModifier, which LC accepts, is just the kv part).
+ */
+const mixinModifiers = (m: Extract<RecipeModifier, { type: "QuantizationModifier" | "GPTQModifier" }>): ReadonlyArray<Modifier> => {
+  const kv = m.kv_cache_scheme;
+  const weights = { ...m, kv_cache_scheme: null };
+  const main = m.type === "GPTQModifier" ? GPTQModifier(weights as typeof m) : QuantizationModifier(weights as Extract<RecipeModifier, { type: "QuantizationModifier" }>);
+  if (kv === null) return [main as Modifier];
+  const kvOnly = m.type === "QuantizationModifier" && m.scheme === null && m.config_groups === null;
+  return [combineModifiers(m.type, [...(kvOnly ? [] : [main as Modifier]), KvCacheModifier(kv, m.type) as Modifier]) as Modifier];
+};
+
+/** The modifier values of one recipe entry (the registry of runnable modifiers). */
+const modifierOf = (hooks: ModifierHooks) => (m: RecipeModifier): E.Either<LlmqError, ReadonlyArray<Modifier>> => {
   switch (m.type) {
     case "QuantizationModifier":
-      return E.right(QuantizationModifier(m) as Modifier);
     case "GPTQModifier":
-      return E.right(GPTQModifier(m) as Modifier);
+      return E.right(mixinModifiers(m));
     case "SmoothQuantModifier":
-      return E.right(SmoothQuantModifier(m) as Modifier);
+      return E.right([SmoothQuantModifier(m) as Modifier]);
     case "AWQModifier":
-      return E.right(AWQModifier(m, hooks.onGridPoint ? { onGridPoint: hooks.onGridPoint } : {}) as Modifier);
+      return E.right([AWQModifier(m, hooks.onGridPoint ? { onGridPoint: hooks.onGridPoint } : {}) as Modifier]);
     case "SpinQuantModifier":
-      return E.right(SpinQuantModifier(m) as Modifier);
+      return E.right([SpinQuantModifier(m) as Modifier]);
     case "QuIPModifier":
-      return E.right(QuIPModifier(m) as Modifier);
+      return E.right([QuIPModifier(m) as Modifier]);
     default: {
       const u = m as RecipeModifier;
       return E.left(
@@ -100,7 +113,7 @@ const fromLcRecipe = (r: LcRecipe, hooks: ModifierHooks = {}): E.Either<LlmqErro
     r.modifiers,
     E.traverseArray(modifierOf(hooks)),
     E.map((modifiers) => ({
-      modifiers,
+      modifiers: modifiers.flat(),
       source: r,
       schemeName: schemeLabel(r.modifiers),
       yaml: encodeRecipeYaml(r),

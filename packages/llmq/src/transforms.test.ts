@@ -6,7 +6,8 @@ import { type Tensor, toFloat32, toFloat64 } from "@llmq/tensor";
 import { type BalanceLayer, awqGrid, awqScales, awqWeightMean, smoothQuantScales, smoothingEdits } from "@llmq/transforms";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertCommand, formatLlmqError, loadDataset, oneshot, optionalTokenizer, recipeFromYaml, schemes, serialization, transforms } from "./index.js";
+import { readTensors } from "./test-support/read-tensors.js";
+import { convertCommand, formatLlmqError, loadDataset, oneshot, optionalTokenizer, recipeFromYaml, schemes, transforms } from "./index.js";
 import type { LayerReport } from "./pipeline.js";
 
 // SmoothQuant and AWQ against llm-compressor 0.14 itself: packages/llmq/fixtures/transforms, made by
@@ -35,20 +36,10 @@ const right = <A>(e: E.Either<unknown, A>): A => {
   return e.right;
 };
 
-const readAll = async (path: string): Promise<ReadonlyMap<string, Tensor>> => {
-  const f = right(await serialization.openSafetensors(path)());
-  try {
-    const out = new Map<string, Tensor>();
-    for (const n of f.names) out.set(n, right(await f.read(n)()));
-    return out;
-  } finally {
-    await f.close();
-  }
-};
 
 const records = async (dir: string, recipe: string): Promise<Records> => ({
   mappings: (JSON.parse(readFileSync(join(dir, `${recipe}.json`), "utf8")) as { mappings: MappingRecord[] }).mappings,
-  tensors: await readAll(join(dir, `${recipe}.safetensors`)),
+  tensors: await readTensors(join(dir, `${recipe}.safetensors`)),
 });
 
 /** LC's strict minimum over the grid losses (first wins). */
@@ -94,7 +85,7 @@ describe("SmoothQuant: llmq's math on llm-compressor's statistics", () => {
     it(`${name}: scales within 1 ulp of the model dtype, smoothed weights bit-identical`, async () => {
       const c = CASES[name]!;
       const r = await records(c.dir, "smoothquant-w8a8");
-      const model = await readAll(join(c.model, "model.safetensors"));
+      const model = await readTensors(join(c.model, "model.safetensors"));
       expect(r.mappings.length).toBeGreaterThanOrEqual(4);
       let unequal = 0;
       let total = 0;

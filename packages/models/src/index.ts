@@ -5,6 +5,7 @@ export {
   type LayerWeights,
   type HeadWeights,
   type LayerHooks,
+  type AttentionCache,
   layerLinears,
   linear,
   rmsNorm,

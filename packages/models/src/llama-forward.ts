@@ -41,6 +41,23 @@ export interface LayerHooks {
   readonly transformGroupInput?: (modules: ReadonlyArray<string>, x: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
   /** Online rotations at `output`: replaces a linear's output (CT's forward hook). */
   readonly transformLinearOutput?: (localModule: string, y: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
+  /**
+   * The layer's KV cache: takes the new tokens' keys (after RoPE) and values [T, KV·D] and returns every cached
+   * position's keys and values [past + T, KV·D] as attention reads them (a quantized cache returns them dequantized).
+   * Without it the window attends to its own keys and values only. Structural, so @llmq/kv-cache's store fits.
+   */
+  readonly kvCache?: AttentionCache;
+}
+
+/** What the forward needs of a KV cache (one decoder layer's). */
+export interface AttentionCache {
+  /** Positions already cached (the first new token's position). */
+  readonly length: () => number;
+  readonly append: (
+    k: Float32Array,
+    v: Float32Array,
+    tokens: number,
+  ) => E.Either<string, { readonly k: Float32Array; readonly v: Float32Array; readonly tokens: number }>;
 }
 
 /** The linear modules of a decoder layer in execution order, with their (out, in) feature counts. */
@@ -91,16 +108,32 @@ const add = (a: Tensor<"f32">, b: Tensor<"f32">): Tensor<"f32"> => {
   return new Tensor("f32", a.shape, out);
 };
 
-/** Causal (optionally sliding-window) grouped-query attention of one sequence; q [T, H·D], k/v [T, KV·D] → [T, H·D]. */
-const attention = (cfg: LlamaConfig, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number): Float32Array => {
+/**
+ * Causal (optionally sliding-window) grouped-query attention of T new tokens; q [T, H·D], k/v [past + T, KV·D] (the
+ * cached positions then the new ones) → [T, H·D].
+ */
+const attention = (cfg: LlamaConfig, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, past: number): Float32Array => {
   const out = new Float32Array(tokens * cfg.num_attention_heads * cfg.head_dim);
-  kernels().causalAttention(q, k, v, tokens, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.sliding_window ?? 0, 1 / Math.sqrt(cfg.head_dim), out);
+  kernels().causalAttention(q, k, v, tokens, past, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.sliding_window ?? 0, 1 / Math.sqrt(cfg.head_dim), out);
   return out;
+};
+
+/** The keys and values attention reads: the cache's (past and new) when there is one, else the window's own. */
+const attendedKV = (hooks: LayerHooks | undefined, k: Tensor<"f32">, v: Tensor<"f32">, tokens: number): E.Either<ModelError, { k: Float32Array; v: Float32Array; past: number }> => {
+  const cache = hooks?.kvCache;
+  if (cache === undefined) return E.right({ k: k.data, v: v.data, past: 0 });
+  return pipe(
+    cache.append(k.data, v.data, tokens),
+    E.bimap(
+      (e) => forwardFailed("self_attn.kv_cache", e),
+      (r) => ({ k: r.k, v: r.v, past: r.tokens - tokens }),
+    ),
+  );
 };
 
 // ----- forward -----
 
-const defaultPositions = (tokens: number): Int32Array => Int32Array.from({ length: tokens }, (_, i) => i);
+const defaultPositions = (tokens: number, past = 0): Int32Array => Int32Array.from({ length: tokens }, (_, i) => past + i);
 
 const checkHidden = (cfg: LlamaConfig, hidden: Tensor<"f32">): void => {
   if (hidden.rank !== 2 || hidden.shape[1] !== cfg.hidden_size)
@@ -131,7 +164,7 @@ const linears = (
 
 /**
  * HF LlamaAttention alone: the normed input xa [T, hidden] → o_proj(attention(q, k, v)) [T, hidden], without the
- * residual. `positions` default to 0..T−1.
+ * residual. `positions` default to 0..T−1, or past..past+T−1 after the `past` positions of `hooks.kvCache`.
  */
 export const selfAttentionForward = (
   cfg: LlamaConfig,
@@ -142,7 +175,7 @@ export const selfAttentionForward = (
 ): E.Either<ModelError, Tensor<"f32">> => {
   checkHidden(cfg, xa);
   const tokens = xa.shape[0]!;
-  const pos = positions ?? defaultPositions(tokens);
+  const pos = positions ?? defaultPositions(tokens, hooks?.kvCache?.length() ?? 0);
   if (pos.length !== tokens) throw new Error(`llmq internal: ${pos.length} positions for ${tokens} tokens`);
   return pipe(
     linears(weights, hooks, ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], xa),
@@ -151,8 +184,10 @@ export const selfAttentionForward = (
       applyRopeInPlace(q!.data, tokens, cfg.num_attention_heads, cfg.head_dim, cos, sin);
       applyRopeInPlace(k!.data, tokens, cfg.num_key_value_heads, cfg.head_dim, cos, sin);
       hooks?.onAttentionKV?.(k!, v!);
-      const ctx = new Tensor("f32", [tokens, cfg.num_attention_heads * cfg.head_dim], attention(cfg, q!.data, k!.data, v!.data, tokens));
-      return linears(weights, hooks, ["self_attn.o_proj"], ctx);
+      return E.chain((kv: { k: Float32Array; v: Float32Array; past: number }) => {
+        const ctx = new Tensor("f32", [tokens, cfg.num_attention_heads * cfg.head_dim], attention(cfg, q!.data, kv.k, kv.v, tokens, kv.past));
+        return linears(weights, hooks, ["self_attn.o_proj"], ctx);
+      })(attendedKV(hooks, k!, v!, tokens));
     }),
     E.map(([o]) => o!),
   );

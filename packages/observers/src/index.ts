@@ -32,6 +32,7 @@ export { observeWeightWith, weightObserverName } from "./observe-weight.js";
 // the modifier contract (modifier*.ts) and llm-compressor's QuantizationModifier
 export type {
   ArchitectureInfo,
+  AttentionShape,
   Calibration,
   EpochContext,
   EpochEnd,
@@ -51,6 +52,7 @@ export type {
   TransformRecord,
 } from "./modifier.js";
 export { formatModifierError, modifierError, reducer, withQuantized, withTensors } from "./modifier.js";
+export { type CombinedModifier, combineModifiers } from "./combine-modifiers.js";
 export type { LifecycleAction, LifecycleError, LifecycleState, ModifierRun } from "./modifier-lifecycle.js";
 export {
   activeAt,

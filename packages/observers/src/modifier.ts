@@ -58,6 +58,15 @@ export interface ModelInfo {
   readonly submodules: SubmoduleRunner;
   /** What rotations (SpinQuant, QuIP) need beyond the linears; absent where the model cannot be rotated. */
   readonly rotation?: RotationInfo;
+  /** Head counts of the decoder's attention (KV-cache calibration); absent where the model has none. */
+  readonly attention?: AttentionShape;
+}
+
+/** The shape of a decoder layer's attention: query heads, key/value heads (GQA), and the head width. */
+export interface AttentionShape {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
 }
 
 /** The modules outside the decoder layers that rotations touch, and the attention geometry. */

@@ -55,7 +55,7 @@ type MixinConfig = QuantizationModifierConfig | GPTQModifierConfig;
 /** The recipe fields llmq cannot honour yet: refused here, before any weight or dataset is read. */
 const refuseUnsupported = (type: string, cfg: MixinConfig, plan: QuantizationPlan): E.Either<ModifierError, void> => {
   if (cfg.kv_cache_scheme !== null)
-    return E.left(modifierError(type, null, "kv_cache_scheme is not supported by llmq yet (KV-cache calibration: k_scale / v_scale); remove it from the recipe"));
+    return E.left(modifierError(type, null, "kv_cache_scheme is calibrated by @llmq/kv-cache's KvCacheModifier (llmq's recipe registry adds it); build that modifier beside this one with kv_cache_scheme: null"));
   for (const p of plan.modules.values()) {
     if (p.scheme.output_activations !== null)
       return E.left(modifierError(type, p.module.name, `output_activations (config group ${p.group}) are not supported by llmq yet; remove them from the scheme`));

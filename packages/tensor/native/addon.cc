@@ -204,6 +204,23 @@ Napi::Value QuantizeGroups(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value LutDequant(const Napi::CallbackInfo& info) {
+  Args g{info, "lutDequant"};
+  g.count(7);
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) g.fail("codes must be a Uint8Array");
+  Napi::Uint8Array codes = info[0].As<Napi::Uint8Array>();
+  int64_t n = static_cast<int64_t>(codes.ElementLength()), group = g.dim(4, "groupSize"), scales = g.dim(5, "scales");
+  if (group < 1 || n % group != 0) g.fail("groupSize must be ≥ 1 and divide the number of codes", true);
+  if (scales < 1) g.fail("scales must be ≥ 1", true);
+  const float* lut = g.f32(1, "lut", 256);
+  const float* scale = g.f32(2, "scale", static_cast<uint64_t>(scales));
+  const float* zp = nullptr;
+  if (!info[3].IsNull() && !info[3].IsUndefined()) zp = g.f32(3, "zp", static_cast<uint64_t>(scales));
+  float* out = g.f32(6, "out", static_cast<uint64_t>(n));
+  llmq_lut_dequant(codes.Data(), lut, scale, zp, n, group, scales, out);
+  return info.Env().Undefined();
+}
+
 Napi::Value SiluMul(const Napi::CallbackInfo& info) {
   Args g{info, "siluMul"};
   g.count(4);
@@ -217,16 +234,17 @@ Napi::Value SiluMul(const Napi::CallbackInfo& info) {
 
 Napi::Value CausalAttention(const Napi::CallbackInfo& info) {
   Args g{info, "causalAttention"};
-  g.count(10);
-  int64_t tokens = g.dim(3, "tokens"), heads = g.dim(4, "heads"), kv = g.dim(5, "kvHeads"), d = g.dim(6, "headDim"), window = g.dim(7, "window");
+  g.count(11);
+  int64_t tokens = g.dim(3, "tokens"), past = g.dim(4, "past"), heads = g.dim(5, "heads"), kv = g.dim(6, "kvHeads"), d = g.dim(7, "headDim"),
+          window = g.dim(8, "window");
   if (kv < 1 || heads % kv != 0) g.fail("heads must be a multiple of kvHeads", true);
   const float* q = g.f32(0, "q", g.mul(g.mul(tokens, heads, "tokens·heads"), d, "tokens·heads·headDim"));
-  uint64_t kvn = g.mul(g.mul(tokens, kv, "tokens·kvHeads"), d, "tokens·kvHeads·headDim");
+  uint64_t kvn = g.mul(g.mul(tokens + past, kv, "(past+tokens)·kvHeads"), d, "(past+tokens)·kvHeads·headDim");
   const float* k = g.f32(1, "k", kvn);
   const float* v = g.f32(2, "v", kvn);
-  double scale = g.num(8, "scale");
-  float* out = g.f32(9, "out", g.mul(g.mul(tokens, heads, "tokens·heads"), d, "tokens·heads·headDim"));
-  llmq_causal_attention(q, k, v, tokens, heads, kv, d, window, static_cast<float>(scale), out);
+  double scale = g.num(9, "scale");
+  float* out = g.f32(10, "out", g.mul(g.mul(tokens, heads, "tokens·heads"), d, "tokens·heads·headDim"));
+  llmq_causal_attention(q, k, v, tokens, past, heads, kv, d, window, static_cast<float>(scale), out);
   return info.Env().Undefined();
 }
 
@@ -273,6 +291,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   k.Set("groupMinMax", Napi::Function::New(env, GroupMinMax, "groupMinMax"));
   k.Set("quantizeGroups", Napi::Function::New(env, QuantizeGroups, "quantizeGroups"));
   k.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
+  k.Set("lutDequant", Napi::Function::New(env, LutDequant, "lutDequant"));
   k.Set("causalAttention", Napi::Function::New(env, CausalAttention, "causalAttention"));
   exports.Set("kernels", k);
   exports.Set("getIsa", Napi::Function::New(env, GetIsa, "getIsa"));

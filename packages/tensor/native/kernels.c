@@ -331,12 +331,86 @@ void llmq_silu_mul(const float* gate, const float* up, long n, float* out) {
   llmq_parallel(want_threads((double)n * 16.0), silu_task, &c);
 }
 
+/* ---- skinny sgemm (m ≤ 4, B transposed: a decode step's linears, y = x·Wᵀ with W [n, k] row-major) ----
+ * The blocked GEMM packs all of W for a single row of x, which makes a 1×k·kᵀ×n product memory-bound twice over and
+ * single-threaded in the packing; here each thread streams its own rows of W once and takes the m dot products. */
+typedef struct {
+  const float *a, *b;
+  float* c;
+  long m, n, k;
+  float alpha, beta;
+} gemv_ctx;
+
+__attribute__((target("avx512f,fma"))) static float dot_avx512(const float* x, const float* y, long k) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+  long p = 0;
+  for (; p + 64 <= k; p += 64) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p), _mm512_loadu_ps(y + p), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p + 16), _mm512_loadu_ps(y + p + 16), s1);
+    s2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p + 32), _mm512_loadu_ps(y + p + 32), s2);
+    s3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p + 48), _mm512_loadu_ps(y + p + 48), s3);
+  }
+  for (; p + 16 <= k; p += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + p), _mm512_loadu_ps(y + p), s0);
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+  for (; p < k; p++) s += x[p] * y[p];
+  return s;
+}
+
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float* x, const float* y, long k) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  long p = 0;
+  for (; p + 32 <= k; p += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 8), _mm256_loadu_ps(y + p + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 16), _mm256_loadu_ps(y + p + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 24), _mm256_loadu_ps(y + p + 24), s3);
+  }
+  for (; p + 8 <= k; p += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
+  __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  float r = _mm_cvtss_f32(h);
+  for (; p < k; p++) r += x[p] * y[p];
+  return r;
+}
+
+static float dot_base(const float* x, const float* y, long k) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  long p = 0;
+  for (; p + 4 <= k; p += 4) {
+    s0 += x[p] * y[p];
+    s1 += x[p + 1] * y[p + 1];
+    s2 += x[p + 2] * y[p + 2];
+    s3 += x[p + 3] * y[p + 3];
+  }
+  float s = (s0 + s1) + (s2 + s3);
+  for (; p < k; p++) s += x[p] * y[p];
+  return s;
+}
+
+static void gemv_task(void* v, int tid, int nthr) {
+  gemv_ctx* c = (gemv_ctx*)v;
+  float (*dot)(const float*, const float*, long) = active_level == 2 ? dot_avx512 : active_level == 1 ? dot_avx2 : dot_base;
+  long b, e;
+  range_of(c->n, tid, nthr, &b, &e);
+  for (long j = b; j < e; j++)
+    for (long i = 0; i < c->m; i++) {
+      float* out = c->c + i * c->n + j;
+      const float d = c->alpha * dot(c->a + i * c->k, c->b + j * c->k, c->k);
+      *out = c->beta == 0.0f ? d : d + c->beta * *out;
+    }
+}
+
+/* Whether the skinny path takes this product (row-major A [m, k], B transposed [n, k]). */
+static int skinny(long m, long n, long k, int transA, int transB) { return !transA && transB && m >= 1 && m <= 4 && n >= 1 && k >= 1; }
+
 /* ---- causal attention: heads split over threads; per head two sgemms (single-threaded inside the task) and the
  * softmax of backend-js.ts (exp and the row sum in double, the probabilities rounded to f32) ---- */
 typedef struct {
   const float *q, *k, *v;
   float* out;
-  long tokens, heads, kv_heads, d, window;
+  long tokens, past, heads, kv_heads, d, window;
   float scale;
 } attn_ctx;
 
@@ -356,31 +430,64 @@ static void softmax_row(float* s, long tokens, long lo, long hi) {
   for (long j = lo; j <= hi; j++) s[j] = (float)((double)s[j] * inv);
 }
 
+/* A few new tokens against a long cache (decoding): per head, the scores are dot products with the cached keys and the
+ * output an accumulation of the cached values, read in place; no K/V copies and no packing. Same softmax as above. */
+static void attn_skinny_task(void* v, int tid, int nthr) {
+  attn_ctx* c = (attn_ctx*)v;
+  const long T = c->tokens, P = c->past, N = P + T, d = c->d, H = c->heads, KV = c->kv_heads, group = H / KV;
+  float (*dot)(const float*, const float*, long) = active_level == 2 ? dot_avx512 : active_level == 1 ? dot_avx2 : dot_base;
+  long b, e;
+  range_of(H, tid, nthr, &b, &e);
+  if (e <= b) return;
+  float* sc = (float*)xmalloc((size_t)N * sizeof(float));
+  for (long h = b; h < e; h++) {
+    const long g = h / group;
+    for (long i = 0; i < T; i++) {
+      const long pos = P + i;
+      const long lo = c->window == 0 ? 0 : (pos - c->window + 1 > 0 ? pos - c->window + 1 : 0);
+      const float* q = c->q + (i * H + h) * d;
+      for (long j = lo; j <= pos; j++) sc[j] = c->scale * dot(q, c->k + (j * KV + g) * d, d);
+      softmax_row(sc, pos + 1, lo, pos);
+      float* o = c->out + (i * H + h) * d;
+      for (long t = 0; t < d; t++) o[t] = 0.0f;
+      for (long j = lo; j <= pos; j++) {
+        const float p = sc[j];
+        const float* vj = c->v + (j * KV + g) * d;
+        for (long t = 0; t < d; t++) o[t] += p * vj[t];
+      }
+    }
+  }
+  free(sc);
+}
+
 static void attn_task(void* v, int tid, int nthr) {
   attn_ctx* c = (attn_ctx*)v;
-  const long T = c->tokens, d = c->d, H = c->heads, KV = c->kv_heads, group = H / KV;
+  const long T = c->tokens, P = c->past, N = P + T, d = c->d, H = c->heads, KV = c->kv_heads, group = H / KV;
   long b, e;
   range_of(H, tid, nthr, &b, &e);
   if (e <= b) return;
   float* qh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
-  float* kh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
-  float* vh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
+  float* kh = (float*)xmalloc((size_t)(N * d) * sizeof(float));
+  float* vh = (float*)xmalloc((size_t)(N * d) * sizeof(float));
   float* oh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
-  float* sc = (float*)xmalloc((size_t)T * (size_t)T * sizeof(float));
+  float* sc = (float*)xmalloc((size_t)T * (size_t)N * sizeof(float));
   long loaded = -1;
   for (long h = b; h < e; h++) {
     const long g = h / group;
     if (g != loaded) {
-      for (long t = 0; t < T; t++) {
+      for (long t = 0; t < N; t++) {
         memcpy(kh + t * d, c->k + (t * KV + g) * d, (size_t)d * sizeof(float));
         memcpy(vh + t * d, c->v + (t * KV + g) * d, (size_t)d * sizeof(float));
       }
       loaded = g;
     }
     for (long t = 0; t < T; t++) memcpy(qh + t * d, c->q + (t * H + h) * d, (size_t)d * sizeof(float));
-    spub_gemm(T, T, d, qh, 0, kh, 1, sc, c->scale, 0.0f);
-    for (long i = 0; i < T; i++) softmax_row(sc + i * T, T, c->window == 0 ? 0 : (i - c->window + 1 > 0 ? i - c->window + 1 : 0), i);
-    spub_gemm(T, d, T, sc, 0, vh, 0, oh, 1.0f, 0.0f);
+    spub_gemm(T, N, d, qh, 0, kh, 1, sc, c->scale, 0.0f);
+    for (long i = 0; i < T; i++) {
+      const long pos = P + i;
+      softmax_row(sc + i * N, N, c->window == 0 ? 0 : (pos - c->window + 1 > 0 ? pos - c->window + 1 : 0), pos);
+    }
+    spub_gemm(T, d, N, sc, 0, vh, 0, oh, 1.0f, 0.0f);
     for (long t = 0; t < T; t++) memcpy(c->out + (t * H + h) * d, oh + t * d, (size_t)d * sizeof(float));
   }
   free(qh);
@@ -390,17 +497,55 @@ static void attn_task(void* v, int tid, int nthr) {
   free(sc);
 }
 
-void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long heads, long kvHeads, long headDim, long window,
-                           float scale, float* out) {
+void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long past, long heads, long kvHeads, long headDim,
+                           long window, float scale, float* out) {
   ensure_init();
   if (tokens <= 0 || heads <= 0 || headDim <= 0) return;
-  attn_ctx c = {q, k, v, out, tokens, heads, kvHeads, headDim, window, scale};
-  const int nt = heads >= 2 ? want_threads((double)tokens * (double)tokens * (double)heads) : 1;
-  llmq_parallel(nt, attn_task, &c);
+  attn_ctx c = {q, k, v, out, tokens, past, heads, kvHeads, headDim, window, scale};
+  const int nt = heads >= 2 ? want_threads((double)tokens * (double)(tokens + past) * (double)heads * (double)headDim / 16.0) : 1;
+  llmq_parallel(nt, tokens <= 4 ? attn_skinny_task : attn_task, &c);
+}
+
+/* ---- table dequantization: out[i] = f32((lut[code[i]] − zp[s]) · scale[s]), s = (i / groupSize) mod scales: fp8 / int8
+ * KV-cache codes read back (one scale per row, per head, or one for all) ---- */
+typedef struct {
+  const uint8_t* codes;
+  const float *lut, *scale, *zp;
+  float* out;
+  long n, group, scales;
+} lut_ctx;
+
+static void lut_task(void* v, int tid, int nthr) {
+  lut_ctx* c = (lut_ctx*)v;
+  long b, e;
+  range_of(c->n / c->group, tid, nthr, &b, &e);
+  for (long gi = b; gi < e; gi++) {
+    const long si = gi % c->scales;
+    const float s = c->scale[si], z = c->zp ? c->zp[si] : 0.0f;
+    const uint8_t* q = c->codes + gi * c->group;
+    float* o = c->out + gi * c->group;
+    if (c->zp)
+      for (long j = 0; j < c->group; j++) o[j] = (c->lut[q[j]] - z) * s;
+    else
+      for (long j = 0; j < c->group; j++) o[j] = c->lut[q[j]] * s;
+  }
+}
+
+void llmq_lut_dequant(const uint8_t* codes, const float* lut, const float* scale, const float* zp, long n, long group, long scales, float* out) {
+  ensure_init();
+  if (n <= 0) return;
+  lut_ctx c = {codes, lut, scale, zp, out, n, group, scales};
+  llmq_parallel(want_threads((double)n), lut_task, &c);
 }
 
 /* ---- public entry points ---- */
 void llmq_sgemm(long m, long n, long k, const float* a, int transA, const float* b, int transB, float* c, float alpha, float beta) {
+  if (skinny(m, n, k, transA, transB)) {
+    ensure_init();
+    gemv_ctx g = {a, b, c, m, n, k, alpha, beta};
+    llmq_parallel(n >= 2 ? want_threads((double)n * (double)k) : 1, gemv_task, &g);
+    return;
+  }
   spub_gemm(m, n, k, a, transA, b, transB, c, alpha, beta);
 }
 void llmq_dgemm(long m, long n, long k, const double* a, int transA, const double* b, int transB, double* c, double alpha, double beta) {

@@ -2,6 +2,7 @@
  * checks them). */
 #ifndef LLMQ_KERNELS_H
 #define LLMQ_KERNELS_H
+#include <stdint.h>
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -33,9 +34,10 @@ void llmq_quantize_groups(const float* x, long rows, long cols, long groupSize, 
                           int fake, float* out);
 /* out = silu(gate) · up as backend-js.ts defines it (exp in double, every other step in f32). */
 void llmq_silu_mul(const float* gate, const float* up, long n, float* out);
+void llmq_lut_dequant(const uint8_t* codes, const float* lut, const float* scale, const float* zp, long n, long group, long scales, float* out);
 /* Causal (window > 0: sliding-window) grouped-query attention of one sequence, as backend-js.ts defines it. */
-void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long heads, long kvHeads, long headDim, long window,
-                           float scale, float* out);
+void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long past, long heads, long kvHeads, long headDim,
+                           long window, float scale, float* out);
 
 /* Thread pool (pool.c): runs fn(ctx, tid, nthr) for tid in [0, nthr) and waits. Nested or concurrent calls run
  * serially on the caller (nthr = 1). */

@@ -227,12 +227,23 @@ const quantizeGroups = (
   }
 };
 
+/** The reference table dequantization (see the kernel table). */
+const lutDequant = (codes: Uint8Array, lut: Float32Array, scale: Float32Array, zp: Float32Array | null, group: number, scales: number, out: Float32Array): void => {
+  for (let g = 0; g < codes.length / group; g++) {
+    const si = g % scales;
+    const s = scale[si]!;
+    const z = zp === null ? 0 : zp[si]!;
+    for (let j = g * group; j < (g + 1) * group; j++) out[j] = zp === null ? fr(lut[codes[j]!]! * s) : fr(fr(lut[codes[j]!]! - z) * s);
+  }
+};
+
 /** The reference causal attention (the definition the native kernel follows), built on this table's sgemm. */
 const causalAttention = (
   q: Float32Array,
   k: Float32Array,
   v: Float32Array,
   tokens: number,
+  past: number,
   heads: number,
   kvHeads: number,
   d: number,
@@ -241,21 +252,22 @@ const causalAttention = (
   out: Float32Array,
 ): void => {
   const group = heads / kvHeads;
+  const n = past + tokens;
   const qh = new Float32Array(tokens * d);
-  const kh = new Float32Array(tokens * d);
-  const vh = new Float32Array(tokens * d);
-  const scores = new Float32Array(tokens * tokens);
+  const kh = new Float32Array(n * d);
+  const vh = new Float32Array(n * d);
+  const scores = new Float32Array(tokens * n);
   const oh = new Float32Array(tokens * d);
   for (let g = 0; g < kvHeads; g++) {
-    for (let t = 0; t < tokens; t++) {
+    for (let t = 0; t < n; t++) {
       kh.set(k.subarray((t * kvHeads + g) * d, (t * kvHeads + g + 1) * d), t * d);
       vh.set(v.subarray((t * kvHeads + g) * d, (t * kvHeads + g + 1) * d), t * d);
     }
     for (let h = g * group; h < (g + 1) * group; h++) {
       for (let t = 0; t < tokens; t++) qh.set(q.subarray((t * heads + h) * d, (t * heads + h + 1) * d), t * d);
-      gemm(tokens, tokens, d, qh, false, kh, true, scores, scale, 0);
-      for (let i = 0; i < tokens; i++) softmaxRow(scores, i * tokens, tokens, window === 0 ? 0 : Math.max(0, i - window + 1), i);
-      gemm(tokens, d, tokens, scores, false, vh, false, oh, 1, 0);
+      gemm(tokens, n, d, qh, false, kh, true, scores, scale, 0);
+      for (let i = 0; i < tokens; i++) softmaxRow(scores, i * n, n, window === 0 ? 0 : Math.max(0, past + i - window + 1), past + i);
+      gemm(tokens, d, n, scores, false, vh, false, oh, 1, 0);
       for (let t = 0; t < tokens; t++) out.set(oh.subarray(t * d, (t + 1) * d), (t * heads + h) * d);
     }
   }
@@ -302,4 +314,5 @@ export const jsKernels: Kernels = {
   quantizeGroups,
   siluMul,
   causalAttention,
+  lutDequant,
 };

@@ -44,8 +44,8 @@ const badCalls: [string, string, (k: any) => unknown][] = [
   ["quantizeGroups out too short", "quantizeGroups", (k) => k.quantizeGroups(f32(8), 2, 4, 2, f32(4), null, -8, 7, false, f32(7))],
   ["quantizeGroups groupSize 0", "quantizeGroups", (k) => k.quantizeGroups(f32(8), 2, 4, 0, f32(4), null, -8, 7, false, f32(8))],
   ["siluMul out too short", "siluMul", (k) => k.siluMul(f32(8), f32(8), 8, f32(7))],
-  ["causalAttention heads not a multiple of kvHeads", "causalAttention", (k) => k.causalAttention(f32(12), f32(8), f32(8), 2, 3, 2, 2, 0, 1, f32(12))],
-  ["causalAttention k too short", "causalAttention", (k) => k.causalAttention(f32(8), f32(3), f32(4), 2, 2, 1, 2, 0, 1, f32(8))],
+  ["causalAttention heads not a multiple of kvHeads", "causalAttention", (k) => k.causalAttention(f32(12), f32(8), f32(8), 2, 0, 3, 2, 2, 0, 1, f32(12))],
+  ["causalAttention k too short", "causalAttention", (k) => k.causalAttention(f32(8), f32(3), f32(4), 2, 0, 2, 1, 2, 0, 1, f32(8))],
 ];
 
 describe.skipIf(skip)(`native boundary checks${skip ? ` (skipped: ${reason})` : ""}`, () => {

@@ -35,6 +35,7 @@ const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "groupMinMax",
   "quantizeGroups",
   "siluMul",
+  "lutDequant",
   "causalAttention",
 ];
 
@@ -84,7 +85,20 @@ const quantizeKernels = (k: any): Pick<Kernels, "groupMinMax" | "quantizeGroups"
 
 /** The forward-pass kernels (attention, SiLU gate), checked like the others. */
 // biome-ignore lint/suspicious/noExplicitAny: the raw functions are typed by the checks in front of them
-const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention"> => ({
+const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention" | "lutDequant"> => ({
+  lutDequant: (codes, lut, scale, zp, groupSize, scales, out) => {
+    const n = "lutDequant";
+    dim(n, "groupSize", groupSize);
+    dim(n, "scales", scales);
+    if (!(codes instanceof Uint8Array)) throw new TypeError(`${n}: codes must be a Uint8Array`);
+    if (groupSize < 1 || codes.length % groupSize !== 0) throw new RangeError(`${n}: groupSize ${groupSize} must be ≥ 1 and divide ${codes.length} codes`);
+    if (scales < 1) throw new RangeError(`${n}: scales must be ≥ 1`);
+    arr(n, "lut", lut, Float32Array, 256);
+    arr(n, "scale", scale, Float32Array, scales);
+    if (zp !== null) arr(n, "zp", zp, Float32Array, scales);
+    arr(n, "out", out, Float32Array, codes.length);
+    k.lutDequant(codes, lut, scale, zp, groupSize, scales, out);
+  },
   siluMul: (gate, up, n, out) => {
     dim("siluMul", "n", n);
     arr("siluMul", "gate", gate, Float32Array, n);
@@ -92,15 +106,16 @@ const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention"> =>
     arr("siluMul", "out", out, Float32Array, n);
     k.siluMul(gate, up, n, out);
   },
-  causalAttention: (q, kk, v, tokens, heads, kvHeads, headDim, window, scale, out) => {
+  causalAttention: (q, kk, v, tokens, past, heads, kvHeads, headDim, window, scale, out) => {
     const n = "causalAttention";
-    for (const [label, x] of [["tokens", tokens], ["heads", heads], ["kvHeads", kvHeads], ["headDim", headDim], ["window", window]] as const) dim(n, label, x);
+    for (const [label, x] of [["tokens", tokens], ["past", past], ["heads", heads], ["kvHeads", kvHeads], ["headDim", headDim], ["window", window]] as const)
+      dim(n, label, x);
     if (kvHeads < 1 || heads % kvHeads !== 0) throw new RangeError(`${n}: heads ${heads} must be a multiple of kvHeads ${kvHeads}`);
     arr(n, "q", q, Float32Array, tokens * heads * headDim);
-    arr(n, "k", kk, Float32Array, tokens * kvHeads * headDim);
-    arr(n, "v", v, Float32Array, tokens * kvHeads * headDim);
+    arr(n, "k", kk, Float32Array, (past + tokens) * kvHeads * headDim);
+    arr(n, "v", v, Float32Array, (past + tokens) * kvHeads * headDim);
     arr(n, "out", out, Float32Array, tokens * heads * headDim);
-    k.causalAttention(q, kk, v, tokens, heads, kvHeads, headDim, window, scale, out);
+    k.causalAttention(q, kk, v, tokens, past, heads, kvHeads, headDim, window, scale, out);
   },
 });
 

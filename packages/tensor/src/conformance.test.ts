@@ -3,6 +3,7 @@ import { jsKernels } from "./backend-js.js";
 import { NATIVE_ISAS, type NativeIsa } from "./backend-native.js";
 import { nativeAddon, nativeError } from "./backend.js";
 import type { Kernels, Side, Uplo } from "./kernels.js";
+import { FP8_E4M3FN, miniFloatToNumber } from "./dtype.js";
 
 // Conformance of the native kernels against the js reference (the spec), run once per SIMD level the CPU has
 // (AVX-512, AVX2+FMA, baseline) through addon.setIsa, plus the thread-pool path.
@@ -124,6 +125,11 @@ const gemmCases: GemmCase[] = [
   { m: 513, n: 257, k: 1031, transA: false, transB: false, alpha: 1, beta: 0 },
   { m: 513, n: 257, k: 1031, transA: true, transB: true, alpha: 0.75, beta: 0.5 },
   { m: 300, n: 517, k: 290, transA: false, transB: true, alpha: 1, beta: 1 },
+  // skinny products (a decode step's x·Wᵀ, m ≤ 4): the native dot-product path, k tails past every vector width
+  { m: 1, n: 300, k: 1031, transA: false, transB: true, alpha: 1, beta: 0 },
+  { m: 3, n: 517, k: 77, transA: false, transB: true, alpha: 0.5, beta: 0.75 },
+  { m: 4, n: 1500, k: 2049, transA: false, transB: true, alpha: 1, beta: 0 },
+  { m: 2, n: 33, k: 300, transA: false, transB: true, alpha: 1, beta: 0, special: true },
 ];
 
 const gemmInputs = (ctor: Ctor, c: GemmCase) =>
@@ -512,31 +518,66 @@ const suite = (isa: NativeIsa, threads: number | null) => {
       expect(bitsEqual(got, want)).toBeNull();
     });
 
-    it("causalAttention matches the js reference (GQA, sliding window) to the sgemm tolerance", () => {
-      for (const [tokens, heads, kv, d, window] of [
-        [37, 4, 2, 8, 0],
-        [64, 8, 8, 16, 0],
-        [50, 6, 2, 8, 7],
-        [1, 2, 1, 4, 0],
+    it("lutDequant is exact (fp8 and int8 tables, per-row / per-head / one scale, with and without zero points)", () => {
+      const lutF8 = Float32Array.from({ length: 256 }, (_, c) => miniFloatToNumber(FP8_E4M3FN, c));
+      const lutI8 = Float32Array.from({ length: 256 }, (_, c) => (c < 128 ? c : c - 256));
+      for (const [n, group, scales, lut, withZp] of [
+        [64 * 37, 64, 37, lutF8, false], // dynamic: a scale per row
+        [8 * 3 * 16, 16, 3, lutI8, true], // static per head, asymmetric
+        [1 << 17, 1 << 17, 1, lutF8, false], // one scale, threaded
+        [5, 1, 5, lutI8, false],
       ] as const) {
+        const codes = Uint8Array.from(rand(Float32Array, n, n) as Float32Array, (x) => Math.floor(Math.abs(x) * 997) & 255);
+        const scale = Float32Array.from(rand(Float32Array, scales, 3) as Float32Array, (x) => Math.abs(x) + 1e-3);
+        const zp = withZp ? Float32Array.from({ length: scales }, (_, i) => i * 7 - 9) : null;
+        const want = new Float32Array(n);
+        const got = new Float32Array(n).fill(Number.NaN);
+        jsKernels.lutDequant(codes, lut, scale, zp, group, scales, want);
+        nk.lutDequant(codes, lut, scale, zp, group, scales, got);
+        expect(withinBound(got, want, 0)).toBeNull();
+      }
+    });
+
+    it("causalAttention matches the js reference (GQA, sliding window) to the sgemm tolerance", () => {
+      for (const [tokens, past, heads, kv, d, window] of [
+        [37, 0, 4, 2, 8, 0],
+        [64, 0, 8, 8, 16, 0],
+        [50, 0, 6, 2, 8, 7],
+        [1, 0, 2, 1, 4, 0],
+        [1, 45, 4, 2, 8, 0], // one decode step against a cache of 45 positions
+        [3, 29, 6, 3, 16, 11], // a few new tokens, sliding window reaching into the cache
+      ] as const) {
+        const n = past + tokens;
         const q = rand(Float32Array, tokens * heads * d, tokens) as Float32Array;
-        const k = rand(Float32Array, tokens * kv * d, tokens + 1) as Float32Array;
-        const v = rand(Float32Array, tokens * kv * d, tokens + 2) as Float32Array;
+        const k = rand(Float32Array, n * kv * d, tokens + 1) as Float32Array;
+        const v = rand(Float32Array, n * kv * d, tokens + 2) as Float32Array;
         const want = new Float32Array(tokens * heads * d);
         const got = new Float32Array(tokens * heads * d).fill(Number.NaN);
-        jsKernels.causalAttention(q, k, v, tokens, heads, kv, d, window, 1 / Math.sqrt(d), want);
-        nk.causalAttention(q, k, v, tokens, heads, kv, d, window, 1 / Math.sqrt(d), got);
+        jsKernels.causalAttention(q, k, v, tokens, past, heads, kv, d, window, 1 / Math.sqrt(d), want);
+        nk.causalAttention(q, k, v, tokens, past, heads, kv, d, window, 1 / Math.sqrt(d), got);
         // Scores differ by the sgemms' rounding (≤ 2·d·ε·|q||k|); softmax and P·V keep that relative size.
         let worst = 0;
         for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-        expect(worst, `${tokens}×${heads}/${kv}×${d} window ${window}`).toBeLessThanOrEqual(4 * (d + tokens) * 2 ** -24);
+        expect(worst, `${tokens}+${past}×${heads}/${kv}×${d} window ${window}`).toBeLessThanOrEqual(4 * (d + n) * 2 ** -24);
+      }
+      // A cached step computes the last row of the full causal attention (same positions, same keys).
+      {
+        const [t, h, kvh, d] = [9, 4, 2, 8];
+        const q = rand(Float32Array, t * h * d, 5) as Float32Array;
+        const k = rand(Float32Array, t * kvh * d, 6) as Float32Array;
+        const v = rand(Float32Array, t * kvh * d, 7) as Float32Array;
+        const full = new Float32Array(t * h * d);
+        const step = new Float32Array(h * d);
+        jsKernels.causalAttention(q, k, v, t, 0, h, kvh, d, 0, 0.3, full);
+        jsKernels.causalAttention(q.subarray((t - 1) * h * d), k, v, 1, t - 1, h, kvh, d, 0, 0.3, step);
+        for (let i = 0; i < h * d; i++) expect(Math.abs(step[i]! - full[(t - 1) * h * d + i]!)).toBeLessThanOrEqual(4 * (d + t) * 2 ** -24);
       }
       // The first row attends only to itself: exactly v of its KV head.
       const q = rand(Float32Array, 3 * 2 * 4, 1) as Float32Array;
       const k = rand(Float32Array, 3 * 4, 2) as Float32Array;
       const v = rand(Float32Array, 3 * 4, 3) as Float32Array;
       const out = new Float32Array(3 * 2 * 4);
-      nk.causalAttention(q, k, v, 3, 2, 1, 4, 0, 0.5, out);
+      nk.causalAttention(q, k, v, 3, 0, 2, 1, 4, 0, 0.5, out);
       expect(Array.from(out.subarray(0, 4))).toEqual(Array.from(v.subarray(0, 4)));
     });
   });

@@ -81,19 +81,27 @@ export interface KernelSignatures {
     out: Float32Array,
   ) => void;
   /**
-   * Causal (optionally sliding-window) grouped-query attention of one sequence: q [T, H·D], k and v [T, KV·D] (keys
-   * after RoPE) → out [T, H·D]. Per head: scores = scale · q_h k_gᵀ by sgemm; each row's softmax over its window
+   * Table dequantization of byte codes (fp8 / int8 KV-cache rows read back): out[i] = f32(f32(lut[codes[i]] − zp[s]) ·
+   * scale[s]) with s = ⌊i / groupSize⌋ mod scales.length (one scale per row, per head, or one for all); zp null = 0 and
+   * no subtraction. Exact: the same two f32 operations as the reference.
+   */
+  readonly lutDequant: (codes: Uint8Array, lut: Float32Array, scale: Float32Array, zp: Float32Array | null, groupSize: number, scales: number, out: Float32Array) => void;
+  /** SiLU-gated product of the Llama MLP: out = f32(f32(g / f32(1 + f32(exp(−g)))) · u), exp in f64, elementwise. */
+  readonly siluMul: (gate: Float32Array, up: Float32Array, n: number, out: Float32Array) => void;
+  /**
+   * Causal (optionally sliding-window) grouped-query attention of one sequence: q [T, H·D] holds the queries of positions
+   * past..past+T−1, k and v [past+T, KV·D] the keys (after RoPE) and values of positions 0..past+T−1 (a KV cache plus
+   * the new tokens) → out [T, H·D]. Per head: scores = scale · q_h k_gᵀ by sgemm; each row's softmax over its window
    * (max in f32, e = f32(exp(s − max)) with exp in f64, Σe in f64 in column order, p = f32(e · (1 / f32(Σe)))), masked
    * entries exactly 0; out_h = P v_g by sgemm. window 0 = no window. Heads are independent (threads split them), so
    * the result does not depend on the thread count.
    */
-  /** SiLU-gated product of the Llama MLP: out = f32(f32(g / f32(1 + f32(exp(−g)))) · u), exp in f64, elementwise. */
-  readonly siluMul: (gate: Float32Array, up: Float32Array, n: number, out: Float32Array) => void;
   readonly causalAttention: (
     q: Float32Array,
     k: Float32Array,
     v: Float32Array,
     tokens: number,
+    past: number,
     heads: number,
     kvHeads: number,
     headDim: number,
