@@ -5,6 +5,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLlmqError, inspectCommand, loadDataset, modelLogits, oneshot, openModelDir, recipeFromYaml, serialization, tensor } from "./index.js";
 import { formatInspect } from "./inspect-command.js";
+import { readTensors } from "./test-support/read-tensors.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // SpinQuant and QuIP against llm-compressor 0.14 / compressed-tensors 0.20 (packages/transforms/fixtures/rotations,
@@ -33,17 +34,6 @@ beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), "llmq-rotations-"));
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const readAll = async (path: string): Promise<ReadonlyMap<string, tensor.Tensor>> => {
-  const f = must(await serialization.openSafetensors(path)());
-  try {
-    const out = new Map<string, tensor.Tensor>();
-    for (const n of f.names) out.set(n, must(await f.read(n)()));
-    return out;
-  } finally {
-    await f.close();
-  }
-};
 
 const bytesOf = (t: tensor.Tensor): Uint8Array => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 
@@ -82,8 +72,8 @@ describe("SpinQuant / QuIP vs llm-compressor (tiny random Llamas: GQA, head_dim 
       const ds = c.includes("gptq") ? must(await loadDataset(`${lc}/windows.json`, null, { numSamples: 4, seqLen: 32, sampling: "sequential", vocabSize: 128 })()) : undefined;
       const out = await run(`${FX}${model}`, readFileSync(`${lc}/input.yaml`, "utf8"), `${model}-${c}`, ds);
       expect(readFileSync(`${out}/config.json`, "utf8")).toBe(readFileSync(`${lc}/config.json`, "utf8"));
-      const ours = await readAll(`${out}/model.safetensors`);
-      const theirs = await readAll(`${lc}/model.safetensors`);
+      const ours = await readTensors(`${out}/model.safetensors`);
+      const theirs = await readTensors(`${lc}/model.safetensors`);
       expect([...ours.keys()].sort()).toEqual([...theirs.keys()].sort());
       for (const [n, t] of theirs) {
         const o = ours.get(n)!;
@@ -93,7 +83,7 @@ describe("SpinQuant / QuIP vs llm-compressor (tiny random Llamas: GQA, head_dim 
       // LC's model after oneshot (CT's online hooks; fake-quantized weights for W4A16) vs llmq's eval forward; a bf16
       // model cast to f32 after oneshot, as llmq's forward runs. Uniform random matrices are ill-conditioned: torch's own
       // f32 and f64 forwards of LC's checkpoint differ by 1.6e-3 there, so f32 summation order alone moves the logits.
-      const logits = await readAll(`${lc}/logits.safetensors`);
+      const logits = await readTensors(`${lc}/logits.safetensors`);
       const ref = logits.get("after_f32") ?? logits.get("after")!;
       expect(relErr(await logitsOf(out), tensor.toFloat32(ref).data)).toBeLessThan(c.endsWith("-rm") ? 5e-3 : 1e-5);
     });
