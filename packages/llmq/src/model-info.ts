@@ -9,7 +9,6 @@ export const modelInfo = (h: ModelHandle): ModelInfo => {
     embedding: a.embedding.replace(/\.weight$/, ""),
     vocabSize: h.config.vocab_size,
     hiddenSize: h.config.hidden_size,
-    headDim: h.config.head_dim,
     finalNorm: a.finalNorm,
     head: a.head,
     tiedEmbeddings: h.config.tie_word_embeddings && !names.has(`${a.head}.weight`),

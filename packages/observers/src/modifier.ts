@@ -69,13 +69,12 @@ export interface AttentionShape {
   readonly headDim: number;
 }
 
-/** The modules outside the decoder layers that rotations touch, and the attention geometry. */
+/** The modules outside the decoder layers that rotations touch (the head width is `ModelInfo.attention.headDim`). */
 export interface RotationInfo {
   /** Embedding module name ("model.embed_tokens"); its weight is `${embedding}.weight`, [vocab, hidden]. */
   readonly embedding: string;
   readonly vocabSize: number;
   readonly hiddenSize: number;
-  readonly headDim: number;
   /** Final norm tensor ("model.norm.weight"), in the head's LayerState. */
   readonly finalNorm: string;
   /** The output projection module ("lm_head"). */

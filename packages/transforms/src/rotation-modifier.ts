@@ -119,7 +119,7 @@ const editEmbedding = (s: RotationState, globals: ReadonlyMap<string, Tensor>): 
 const rotationModifier = (
   type: string,
   surgery: boolean,
-  configOf: (info: RotationInfo) => E.Either<string, TransformConfig>,
+  configOf: (model: ModelInfo) => E.Either<string, TransformConfig>,
   untieWhen: (plan: RotationPlan, info: RotationInfo) => boolean,
 ): Modifier<RotationState, never> => ({
   type,
@@ -127,7 +127,7 @@ const rotationModifier = (
   initialize: (model) => {
     const info = model.rotation;
     if (info === undefined) return E.left(modifierError(type, null, "this model gives no rotation geometry; only Llama-family models can be rotated"));
-    const plan = E.flatMap(configOf(info), (c) => planRotations(c, model));
+    const plan = E.flatMap(configOf(model), (c) => planRotations(c, model));
     if (E.isLeft(plan)) return E.left(modifierError(type, null, plan.left));
     return E.right({ type, plan: plan.right, info, surgery, untie: untieWhen(plan.right, info), originalEmbedding: null, normMappings: model.architecture.normMappings });
   },
@@ -142,7 +142,12 @@ const touchesEmbeddings = (plan: RotationPlan, info: RotationInfo): boolean =>
 
 /** SpinQuantModifier (R1, R2, R4; R3 is refused until llmq's attention takes query / key transforms). */
 export const SpinQuantModifier = (c: SpinQuantModifierConfig): Modifier<RotationState, never> =>
-  rotationModifier(c.type, true, (info) => spinQuantTransformConfig(c, info.headDim), () => true);
+  rotationModifier(
+    c.type,
+    true,
+    (model) => (model.attention === undefined ? E.left("the model gives no attention head width (R2 / R3 rotate per head)") : spinQuantTransformConfig(c, model.attention.headDim)),
+    () => true,
+  );
 
 /** QuIPModifier (v: online input + fused inverse; u: fused output + online inverse output). */
 export const QuIPModifier = (c: QuIPModifierConfig): Modifier<RotationState, never> => rotationModifier(c.type, false, () => quipTransformConfig(c), touchesEmbeddings);
