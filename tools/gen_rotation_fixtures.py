@@ -127,6 +127,7 @@ WINDOWS = torch.randint(0, 128, (4, 32), generator=torch.Generator().manual_seed
 
 CASES = {
     "tiny-gqa": {
+        "spinquant-r1234": SPIN + "      rotations: [R1, R2, R3, R4]\n",
         "spinquant-r124-gptq-w4a16": SPIN + "      rotations: [R1, R2, R4]\n" + GPTQ_W4,
         "quip-v-gptq-w4a16": QUIP + "      rotations: [v]\n" + GPTQ_W4,
         "spinquant-r124": SPIN + "      rotations: [R1, R2, R4]\n",

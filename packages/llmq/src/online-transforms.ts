@@ -59,6 +59,13 @@ export const onlineHooks = (online: ReadonlyMap<string, ReadonlyArray<OnlineTran
       const ts = outputs(local);
       return ts.length === 0 ? E.right(y) : applyAll(ts, y);
     },
+    // SpinQuant R3: the attention module's q_attn / k_cache transforms, per head (block = head_dim)
+    transformQueryKey: (q, k) => {
+      const at = online.get("self_attn") ?? [];
+      const qs = at.filter((t) => t.location === "q_attn");
+      const ks = at.filter((t) => t.location === "k_cache");
+      return E.flatMap(applyAll(qs, q), (qr) => E.map((kr: Tensor<"f32">) => ({ q: qr, k: kr }))(applyAll(ks, k)));
+    },
   };
 };
 

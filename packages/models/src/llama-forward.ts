@@ -42,6 +42,11 @@ export interface LayerHooks {
   /** Online rotations at `output`: replaces a linear's output (CT's forward hook). */
   readonly transformLinearOutput?: (localModule: string, y: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
   /**
+   * Online rotations of the queries and keys after RoPE (CT's `q_attn` / `k_cache` hooks, SpinQuant R3), before the keys
+   * are observed or cached. Returns the tensors attention uses.
+   */
+  readonly transformQueryKey?: (q: Tensor<"f32">, k: Tensor<"f32">) => E.Either<string, { readonly q: Tensor<"f32">; readonly k: Tensor<"f32"> }>;
+  /**
    * The layer's KV cache: takes the new tokens' keys (after RoPE) and values [T, KV·D] and returns every cached
    * position's keys and values [past + T, KV·D] as attention reads them (a quantized cache returns them dequantized).
    * Without it the window attends to its own keys and values only. Structural, so @llmq/kv-cache's store fits.
@@ -183,11 +188,13 @@ export const selfAttentionForward = (
       const { cos, sin } = ropeCosSin(ropeInvFreq(cfg), pos);
       applyRopeInPlace(q!.data, tokens, cfg.num_attention_heads, cfg.head_dim, cos, sin);
       applyRopeInPlace(k!.data, tokens, cfg.num_key_value_heads, cfg.head_dim, cos, sin);
-      hooks?.onAttentionKV?.(k!, v!);
+      const qk = hooks?.transformQueryKey === undefined ? E.right({ q: q!, k: k! }) : hooks.transformQueryKey(q!, k!);
+      if (E.isLeft(qk)) return E.left(forwardFailed("self_attn", qk.left));
+      hooks?.onAttentionKV?.(qk.right.k, v!);
       return E.chain((kv: { k: Float32Array; v: Float32Array; past: number }) => {
-        const ctx = new Tensor("f32", [tokens, cfg.num_attention_heads * cfg.head_dim], attention(cfg, q!.data, kv.k, kv.v, tokens, kv.past));
+        const ctx = new Tensor("f32", [tokens, cfg.num_attention_heads * cfg.head_dim], attention(cfg, qk.right.q.data, kv.k, kv.v, tokens, kv.past));
         return linears(weights, hooks, ["self_attn.o_proj"], ctx);
-      })(attendedKV(hooks, k!, v!, tokens));
+      })(attendedKV(hooks, qk.right.k, v!, tokens));
     }),
     E.map(([o]) => o!),
   );

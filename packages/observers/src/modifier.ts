@@ -86,7 +86,8 @@ export interface RotationInfo {
 export interface OnlineTransform {
   /** "<scheme>_<location>" (the submodule compressed-tensors registers). */
   readonly name: string;
-  readonly location: "input" | "output";
+  /** A linear's input or output, or (on the attention module) the post-RoPE queries / keys. */
+  readonly location: "input" | "output" | "q_attn" | "k_cache";
   /** Block size n; the matrix is n×n, applied block-diagonally. */
   readonly n: number;
   /** The matrix to right-multiply (already transposed / inverted as the args say), f64 or f32 (the precision). */

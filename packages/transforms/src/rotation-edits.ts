@@ -45,7 +45,9 @@ export const onesLike = (t: Tensor): Tensor => storeAs(t.dtype, t.shape, new Flo
 /** One fused transform on a module's weight (and, at weight_output of a linear, its bias). */
 export const applyStep = (step: RotationStep, weight: Tensor, bias: Tensor | undefined): E.Either<string, { readonly weight: Tensor; readonly bias: Tensor | undefined }> => {
   const [rows, cols] = weight.shape as [number, number];
-  const w = applyToWeight(step.location, step.module.kind, step.matrix, toFloat64(weight).data, rows, cols);
+  const kind = step.module.kind;
+  if (kind === "attention") return E.left(`${step.scheme} on ${step.module.name}: an attention module has no weight to fuse ${step.location} into`);
+  const w = applyToWeight(step.location, kind, step.matrix, toFloat64(weight).data, rows, cols);
   if (E.isLeft(w)) return E.left(`${step.scheme} on ${step.module.name}: ${w.left}`);
   if (bias === undefined || step.location !== "weight_output" || step.module.kind !== "linear") return E.right({ weight: storeAs(weight.dtype, weight.shape, w.right), bias });
   const b = applyToWeight(step.location, "linear", step.matrix, toFloat64(bias).data, bias.size, 1);

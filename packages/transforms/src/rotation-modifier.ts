@@ -78,7 +78,10 @@ const applySteps = (s: RotationState, layer: LayerState): Edit => {
 const attachOnline = (s: RotationState, layer: LayerState): LayerState => {
   const online = new Map<string, ReadonlyArray<OnlineTransform>>(layer.online ?? []);
   const saved: Array<readonly [string, Tensor]> = [];
-  for (const local of layer.modules.keys()) {
+  // the layer's linears, and its attention module (R3's q_attn / k_cache transforms)
+  const inLayer = [...s.plan.online.keys(), ...s.plan.saved.keys()].filter((n) => layer.prefix !== "" && n.startsWith(layer.prefix));
+  const locals = [...new Set([...layer.modules.keys(), ...inLayer.map((n) => n.slice(layer.prefix.length))])];
+  for (const local of locals) {
     const name = layer.prefix + local;
     const t = s.plan.online.get(name);
     if (t !== undefined) online.set(local, [...(online.get(local) ?? []), ...t]);

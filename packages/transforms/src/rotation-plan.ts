@@ -13,7 +13,8 @@ import { type TransformMatrix, transformFactory, transformSize } from "./transfo
 /** A module a transform can target: the embedding, a decoder linear or the head. */
 export interface RotationModule {
   readonly name: string;
-  readonly kind: "linear" | "embedding";
+  /** An attention module takes only the online q_attn / k_cache transforms (SpinQuant R3), sized by head_dim. */
+  readonly kind: "linear" | "embedding" | "attention";
   readonly className: string;
   /** Decoder layer, or null (embedding, head). */
   readonly layer: number | null;
@@ -54,9 +55,17 @@ export const rotationModules = (model: ModelInfo): E.Either<string, ReadonlyArra
   const r = model.rotation;
   if (r === undefined) return E.left("this model gives no rotation geometry (embedding, head_dim); it cannot be rotated");
   const linears = model.linears.map((m): RotationModule => ({ ...m, kind: "linear" }));
+  // named_modules order: a layer's self_attn comes before its projections
+  const layerModules = (i: number): ReadonlyArray<RotationModule> => {
+    const own = linears.filter((m) => m.layer === i);
+    const attn = own.find((m) => m.name.endsWith(".self_attn.q_proj"));
+    const attention: ReadonlyArray<RotationModule> =
+      attn === undefined ? [] : [{ name: attn.name.slice(0, -".q_proj".length), kind: "attention", className: "LlamaAttention", layer: i, inFeatures: 0, outFeatures: 0 }];
+    return [...attention, ...own];
+  };
   return E.right([
     { name: r.embedding, kind: "embedding", className: "Embedding", layer: null, inFeatures: r.vocabSize, outFeatures: r.hiddenSize },
-    ...linears.filter((m) => m.layer !== null),
+    ...Array.from({ length: model.numLayers }, (_, i) => layerModules(i)).flat(),
     ...linears.filter((m) => m.layer === null),
   ]);
 };
@@ -95,15 +104,17 @@ const drawSteps = (config: TransformConfig, modules: ReadonlyArray<RotationModul
     if (scheme.requires_grad) return E.left(`${name}: requires_grad true needs training (learnable rotations), which llmq does not do`);
     const factory = transformFactory(scheme);
     for (const args of scheme.apply) {
-      if (args.location === "q_attn" || args.location === "k_cache")
-        return E.left(`${name}: ${args.location} transforms (SpinQuant R3, on post-RoPE queries / keys) are not supported by llmq yet`);
       const ms = matched(modules, args.targets, args.ignore);
       if (E.isLeft(ms)) return E.left(`${name}: ${ms.left}`);
       const online = isOnlineLocation(args.location);
+      const onAttention = args.location === "q_attn" || args.location === "k_cache";
       for (const m of ms.right) {
-        if (online && (m.kind !== "linear" || m.layer === null))
-          return E.left(`${name}: an online ${args.location} transform on ${m.name} is not supported by llmq (only decoder-layer linears)`);
-        const size = transformSize(featuresAt(m, args.location), scheme.head_dim);
+        if (onAttention !== (m.kind === "attention"))
+          return E.left(`${name}: a ${args.location} transform on ${m.name} is not supported (q_attn / k_cache act on attention modules only)`);
+        if (online && (m.kind === "embedding" || m.layer === null))
+          return E.left(`${name}: an online ${args.location} transform on ${m.name} is not supported by llmq (only decoder-layer linears and attention)`);
+        if (m.kind === "attention" && scheme.head_dim === null) return E.left(`${name}: transforms on ${m.name} need head_dim (compressed-tensors refuses them too)`);
+        const size = transformSize(m.kind === "attention" ? scheme.head_dim! : featuresAt(m, args.location), scheme.head_dim);
         if (E.isLeft(size)) return E.left(`${name} (${m.name}, ${args.location}): ${size.left}`);
         const w = factory.weight(size.right, online ? scheme.precision : "torch.float64");
         if (E.isLeft(w)) return E.left(`${name} (${m.name}): ${w.left}`);
@@ -133,7 +144,7 @@ export const planRotations = (config: TransformConfig, model: ModelInfo): E.Eith
     const sub = `${scheme}_${location}`;
     const tensor = first.get(d.param) ?? `${module.name}.${sub}.weight`;
     const source = { tensor, transposed: matrix !== d.param };
-    const t: OnlineTransform = { name: sub, location: location as "input" | "output", n: matrix.n, matrix: matrix.data, scale: matrix.scale, source, ...(matrix.structure ? { structure: matrix.structure } : {}) };
+    const t: OnlineTransform = { name: sub, location: location as OnlineTransform["location"], n: matrix.n, matrix: matrix.data, scale: matrix.scale, source, ...(matrix.structure ? { structure: matrix.structure } : {}) };
     online.set(module.name, [...(online.get(module.name) ?? []), t]);
     if (first.has(d.param)) continue;
     first.set(d.param, tensor);
