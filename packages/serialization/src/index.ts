@@ -68,3 +68,10 @@ export {
   updateConfigJson,
 } from "./quantization-config-json.js";
 export type { ModelConfig, QuantizationConfigJsonOptions } from "./quantization-config-json.js";
+export { GGML_TYPES, ggmlByteLength, ggmlTypeById } from "./ggml-types.js";
+export type { GgmlType } from "./ggml-types.js";
+export { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_TYPES, parseGgufHeader, parseGgufPrefix } from "./gguf-header.js";
+export type { GgufHeader, GgufScalar, GgufTensorInfo, GgufValue, GgufValueType } from "./gguf-header.js";
+export { GGUF_DEQUANTIZABLE, canDequantizeGguf, dequantizeGguf } from "./gguf-dequantize.js";
+export { ggufTensorFromBytes, openGguf } from "./gguf-reader.js";
+export type { GgufFile } from "./gguf-reader.js";
