@@ -2,7 +2,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { abandonStagedDirectoriesSync } from "@llmq/serialization";
-import { convertCommand, formatConvert } from "./convert-command.js";
+import { GGUF_OUTPUT_DTYPES } from "@llmq/models";
+import { CONVERT_FORMATS, convertCommand, formatConvert } from "./convert-command.js";
 import { type LlmqError, aborted, exitCodeOf, formatLlmqError, internal, usageError } from "./errors.js";
 import { evalCommand, formatEval } from "./eval-command.js";
 import { formatInspect, inspectCommand } from "./inspect-command.js";
@@ -140,16 +141,17 @@ export const buildCli = (): Command => {
 
   program
     .command("convert")
-    .description("convert a llama2.c checkpoint (+ its tokenizer.bin) into a Hugging Face Llama directory (safetensors)")
-    .addOption(new Option("--from <format>", "source format").choices(["llama2c"]).makeOptionMandatory())
-    .argument("<model>", "the source checkpoint, e.g. stories260K.bin")
-    .option("--tokenizer <file>", "llama2.c tokenizer.bin to convert into tokenizer.json")
+    .description("convert a llama2.c checkpoint (+ its tokenizer.bin) or a llama.cpp GGUF file into a Hugging Face Llama directory (safetensors)")
+    .addOption(new Option("--from <format>", "source format").choices([...CONVERT_FORMATS]).makeOptionMandatory())
+    .argument("<model>", "the source checkpoint, e.g. stories260K.bin or SmolLM2-135M-Instruct.Q4_1.gguf")
+    .option("--tokenizer <file>", "llama2.c tokenizer.bin to convert into tokenizer.json (llama2c only)")
+    .addOption(new Option("--dtype <dtype>", "dtype of the written tensors").choices([...GGUF_OUTPUT_DTYPES]).default("f32"))
     .requiredOption("--output <dir>", "output directory")
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (model: string, o) => {
-      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true }), formatConvert);
+      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true, dtype: o.dtype }), formatConvert);
     });
 
   addQuantizeCommand(program);

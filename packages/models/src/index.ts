@@ -26,3 +26,16 @@ export { openModel, readConfigJson } from "./open-model.js";
 export { type SubmoduleRunner, submoduleRunner } from "./submodule-runner.js";
 export { type HfDirectoryContents, writeHfDirectory } from "./hf-directory.js";
 export { type ExpectedTensor, checkModelTensors, expectedTensors, globalTensors, layerTensors, modelTensorProblems } from "./check-model-tensors.js";
+export {
+  type ConvertedGguf,
+  type GgufModel,
+  type GgufOutputDType,
+  GGUF_OUTPUT_DTYPES,
+  GGUF_SUPPORTED_ARCHITECTURES,
+  convertGguf,
+  ggufLlamaConfigJson,
+  ggufToHfName,
+  ggufWeightSource,
+  openGgufModel,
+} from "./gguf-llama.js";
+export { BYTES_TO_UNICODE, GGUF_SUPPORTED_TOKENIZERS, ggufTokenizerFiles } from "./gguf-tokenizer.js";

@@ -1,0 +1,55 @@
+// `llmq convert --from gguf` on SmolLM2-135M-Instruct (fetched by tools/fetch_smollm2.sh into .models/; the tests
+// that need it skip with a message when it cannot be had). Numerics against transformers: packages/models smollm2.test.ts.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openModel } from "@llmq/models";
+import * as E from "fp-ts/lib/Either.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { convertCommand, formatConvert } from "./convert-command.js";
+
+const ROOT = new URL("../../../", import.meta.url).pathname;
+const MODEL = join(ROOT, ".models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+const tmp = mkdtempSync(join(tmpdir(), "llmq-convert-gguf-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const available = ((): boolean => {
+  if (!existsSync(MODEL) && process.env.LLMQ_NO_FETCH !== "1") {
+    try {
+      execFileSync("bash", [join(ROOT, "tools/fetch_smollm2.sh")], { stdio: "pipe", timeout: 300_000 });
+    } catch {
+      // reported below
+    }
+  }
+  if (!existsSync(MODEL)) console.warn(`convert --from gguf tests on SmolLM2 skipped: ${MODEL} is absent (bash tools/fetch_smollm2.sh)`);
+  return existsSync(MODEL);
+})();
+
+describe("llmq convert --from gguf", () => {
+  it("--tokenizer with a GGUF source is a usage error before any work", async () => {
+    const r = await convertCommand({ from: "gguf", model: "x.gguf", tokenizer: "t.bin", output: join(tmp, "never"), overwrite: false })();
+    expect(E.isLeft(r) && r.left).toMatchObject({ _tag: "UsageError", option: "--tokenizer" });
+    expect(existsSync(join(tmp, "never"))).toBe(false);
+  });
+
+  it("a missing or non-GGUF file is one model error, nothing written", async () => {
+    const r = await convertCommand({ from: "gguf", model: join(ROOT, "fixtures/stories260K/stories260K.bin"), output: join(tmp, "bad"), overwrite: false })();
+    expect(E.isLeft(r) && r.left._tag).toBe("ModelError");
+    expect(existsSync(join(tmp, "bad"))).toBe(false);
+  });
+
+  it.skipIf(!available)("SmolLM2 Q4_1 → an HF directory llmq opens (bf16, tied head, tokenizer files)", async () => {
+    const out = join(tmp, "smollm2-bf16");
+    const r = await convertCommand({ from: "gguf", model: MODEL, output: out, overwrite: false, dtype: "bf16" })();
+    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+    expect(r.right).toMatchObject({ tensors: 272, parameters: 134_515_008, dtype: "bf16", tokenizer: true, sourceTypes: { Q4_1: 210, F32: 61, Q8_0: 1 }, warnings: [] });
+    expect(formatConvert(r.right)).toContain("210 Q4_1");
+    const cfg = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(cfg).toMatchObject({ torch_dtype: "bfloat16", tie_word_embeddings: true, num_key_value_heads: 3 });
+    const m = await openModel(out)();
+    if (E.isLeft(m)) throw new Error(JSON.stringify(m.left));
+    expect(m.right.config.num_hidden_layers).toBe(30);
+    await m.right.close();
+  }, 120_000);
+});
