@@ -1,4 +1,4 @@
-import { type GgufOutputDType, type ModelError, convertGguf, convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
+import { type GgufOutputDType, type ModelError, convertGguf, convertLlama2c, convertQuantized, formatModelError, writeHfDirectory } from "@llmq/models";
 import { type Tensor, cast } from "@llmq/tensor";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -6,7 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { checkOutputPath } from "./check-output-path.js";
 import { type LlmqError, displayPath, ioError, modelError, outputExists, usageError } from "./errors.js";
 
-export const CONVERT_FORMATS = ["llama2c", "gguf"] as const;
+export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq"] as const;
 export type ConvertFormat = (typeof CONVERT_FORMATS)[number];
 
 export interface ConvertOptions {
@@ -39,12 +39,13 @@ const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async
   E.map(() => undefined)(await checkOutputPath(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]));
 
 /**
- * `llmq convert --from llama2c|gguf`: a llama2.c checkpoint (+ tokenizer.bin) or a llama.cpp GGUF Llama (any of the
- * dequantized ggml types; tokenizer from its metadata) → an HF Llama directory in the asked dtype.
+ * `llmq convert --from llama2c|gguf|gptq|awq`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
+ * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ directory (packed linears dequantized,
+ * tokenizer files carried over) → a dense HF directory in the asked dtype.
  */
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
-  o.from === "gguf" && o.tokenizer !== undefined
-    ? TE.left(usageError("--tokenizer", "is for --from llama2c only: a GGUF file carries its tokenizer in its metadata", "drop --tokenizer"))
+  o.from !== "llama2c" && o.tokenizer !== undefined
+    ? TE.left(usageError("--tokenizer", `is for --from llama2c only: a ${o.from} source carries its own tokenizer`, "drop --tokenizer"))
     : pipe(
         checkOutput(o),
         TE.chain(() => convertFrom(o)),
@@ -63,7 +64,19 @@ interface Converted {
 const TORCH_DTYPE: Readonly<Record<GgufOutputDType, string>> = { f32: "float32", bf16: "bfloat16", f16: "float16" };
 
 const fromSource = (o: ConvertOptions, dtype: GgufOutputDType): TE.TaskEither<ModelError, Converted> =>
-  o.from === "gguf"
+  o.from === "gptq" || o.from === "awq"
+    ? pipe(
+        convertQuantized(o.model, o.from, { dtype }),
+        TE.map((m) => ({
+          configJson: m.configJson,
+          generationConfigJson: m.generationConfigJson ?? { _from_model_config: true },
+          tensors: m.tensors,
+          tokenizerFiles: Object.keys(m.tokenizerFiles).length > 0 ? m.tokenizerFiles : undefined,
+          sourceTypes: { [`${m.method} packed linears`]: m.dequantized },
+          warnings: Object.keys(m.tokenizerFiles).length > 0 ? [] : [`${o.model} has no tokenizer files to carry over`],
+        })),
+      )
+    : o.from === "gguf"
     ? pipe(
         convertGguf(o.model, { dtype }),
         TE.map((m) => {

@@ -75,3 +75,7 @@ export type { GgufHeader, GgufScalar, GgufTensorInfo, GgufValue, GgufValueType }
 export { GGUF_DEQUANTIZABLE, canDequantizeGguf, dequantizeGguf } from "./gguf-dequantize.js";
 export { ggufTensorFromBytes, openGguf } from "./gguf-reader.js";
 export type { GgufFile } from "./gguf-reader.js";
+export { GPTQ_BITS, awqGemvZerosWidth, dequantizeAwq, dequantizeGptq, unpackCols, unpackRows } from "./gptq-awq-dequantize.js";
+export type { AwqOptions, AwqParts, DenseWeight, GptqOptions, GptqParts, PackedTensor } from "./gptq-awq-dequantize.js";
+export { READABLE_QUANT_METHODS, dequantizeCheckpoint, dequantizeModule, quantMethodOf, quantizedFormatOf } from "./quantized-checkpoint.js";
+export type { QuantizedFormat } from "./quantized-checkpoint.js";

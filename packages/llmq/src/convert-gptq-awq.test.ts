@@ -1,0 +1,75 @@
+// `llmq convert --from gptq|awq` on directories assembled from the packed fixtures of @llmq/serialization
+// (tools/gen_gptq_awq_fixtures.py: packed by AutoAWQ's / GPTQModel's code, expected weights from GPTQModel's
+// convert_gptq_file and the exact (q − z)·s).
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { deserializeSafetensors, openSafetensors, writeSafetensors } from "@llmq/serialization";
+import { type Tensor, castFromNumbers } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { convertCommand } from "./convert-command.js";
+
+const FX = new URL("../../serialization/fixtures/gptq-awq/", import.meta.url).pathname;
+const cases = E.getOrElseW(() => null)(deserializeSafetensors("cases", new Uint8Array(readFileSync(join(FX, "cases.safetensors")))))!.tensors;
+const manifest = JSON.parse(readFileSync(join(FX, "manifest.json"), "utf8")) as { cases: Record<string, Record<string, unknown>> };
+const tmp = mkdtempSync(join(tmpdir(), "llmq-convert-q-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const LINEAR = "model.layers.0.mlp.down_proj";
+
+const makeDir = async (name: string, quantizationConfig: Record<string, unknown>): Promise<string> => {
+  const dir = join(tmp, name);
+  mkdirSync(dir);
+  const tensors = new Map<string, Tensor>([["model.norm.weight", castFromNumbers("f16", [1, 0.5, 2], [3])]]);
+  for (const p of ["qweight", "qzeros", "scales", "g_idx"]) if (cases.has(`${name}.${p}`)) tensors.set(`${LINEAR}.${p}`, cases.get(`${name}.${p}`)!);
+  const w = await writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" })();
+  if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ model_type: "llama", quantization_config: quantizationConfig }));
+  writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ bos_token: "<s>" }));
+  return dir;
+};
+
+const readOut = async (dir: string, name: string): Promise<Tensor> => {
+  const f = await openSafetensors(join(dir, "model.safetensors"))();
+  if (E.isLeft(f)) throw new Error(JSON.stringify(f.left));
+  const t = await f.right.read(name)();
+  await f.right.close();
+  if (E.isLeft(t)) throw new Error(JSON.stringify(t.left));
+  return t.right;
+};
+
+const bits = (t: Tensor): Uint32Array => new Uint32Array((t.data as Float32Array).buffer, (t.data as Float32Array).byteOffset, t.size);
+
+describe("llmq convert --from gptq|awq", () => {
+  for (const [name, qc, from] of [
+    ["gptq_b3_sym_v1_act1", { quant_method: "gptq", bits: 3, group_size: 32, desc_act: true, sym: true, checkpoint_format: "gptq" }, "gptq"],
+    ["gptq_b4_asym_v2_act0", { quant_method: "gptq", bits: 4, group_size: 32, desc_act: false, sym: false, format: "gptq_v2" }, "gptq"],
+    ["awq_gemm_g64", { quant_method: "awq", bits: 4, group_size: 64, zero_point: true, version: "gemm" }, "awq"],
+    ["awq_gemv_g32", { quant_method: "awq", bits: 4, group_size: 32, zero_point: true, version: "gemv" }, "awq"],
+  ] as const) {
+    it(`${name}: the dense weight is the reference's, bit for bit; quantization_config dropped; tokenizer files kept`, async () => {
+      const dir = await makeDir(name, qc);
+      const out = join(tmp, `${name}-out`);
+      const r = await convertCommand({ from, model: dir, output: out, overwrite: false })();
+      if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+      expect(r.right).toMatchObject({ tensors: 2, dtype: "f32", tokenizer: true, sourceTypes: { [`${from} packed linears`]: 1 } });
+      const w = await readOut(out, `${LINEAR}.weight`);
+      expect(w.shape).toEqual(manifest.cases[name]!.shape);
+      expect(bits(w)).toEqual(bits(cases.get(`${name}.expected`)!));
+      const cfg = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+      expect(cfg.quantization_config).toBeUndefined();
+      expect(JSON.parse(readFileSync(join(out, "tokenizer_config.json"), "utf8"))).toEqual({ bos_token: "<s>" });
+      expect((await readOut(out, "model.norm.weight")).dtype).toBe("f32");
+    });
+  }
+
+  it("--from gptq on an AWQ directory, or an unsupported method, is one model error naming the right flag / the readable methods", async () => {
+    const awq = await makeDir("awq_gemm_g32", { quant_method: "awq", group_size: 32, version: "gemm" });
+    const r = await convertCommand({ from: "gptq", model: awq, output: join(tmp, "x1"), overwrite: false })();
+    expect(E.isLeft(r) && r.left._tag === "ModelError" && r.left.detail).toContain("use --from awq");
+    const bnb = await makeDir("gptq_b8_sym_v1_act0", { load_in_4bit: true, quant_method: "bitsandbytes" });
+    const b = await convertCommand({ from: "gptq", model: bnb, output: join(tmp, "x2"), overwrite: false })();
+    expect(E.isLeft(b) && b.left._tag === "ModelError" && b.left.detail).toContain("bitsandbytes_4bit");
+  });
+});
