@@ -120,11 +120,13 @@ const q3_K: BlockDecoder = (b, o, y, yo) => {
   }
 };
 
-/** get_scale_min_k4: the j-th 6-bit scale and min of Q4_K/Q5_K's 12 packed bytes at `s`. */
-const scaleMinK4 = (b: Uint8Array, s: number, j: number): readonly [number, number] =>
+/** get_scale_min_k4: the j-th 6-bit scale (sm = 0) or min (sm = 1) of Q4_K/Q5_K's 12 packed bytes at `s`. */
+const scaleMinK4 = (b: Uint8Array, s: number, j: number, sm: 0 | 1): number =>
   j < 4
-    ? [b[s + j]! & 63, b[s + j + 4]! & 63]
-    : [(b[s + j + 4]! & 0xf) | ((b[s + j - 4]! >> 6) << 4), (b[s + j + 4]! >> 4) | ((b[s + j]! >> 6) << 4)];
+    ? b[s + j + 4 * sm]! & 63
+    : sm === 0
+      ? (b[s + j + 4]! & 0xf) | ((b[s + j - 4]! >> 6) << 4)
+      : (b[s + j + 4]! >> 4) | ((b[s + j]! >> 6) << 4);
 
 /** Q4_K and Q5_K: 8 sub-blocks of 32, x = d·sc·q − dmin·m; `bits5` adds Q5_K's fifth bit from qh. */
 const kQuant45 =
@@ -137,24 +139,28 @@ const kQuant45 =
     let ql = bits5 ? o + 48 : o + 16;
     let out = yo;
     for (let is = 0; is < 8; is += 2) {
-      const [sc1, m1] = scaleMinK4(b, o + 4, is);
-      const [sc2, m2] = scaleMinK4(b, o + 4, is + 1);
-      const d1 = fr(d * sc1);
-      const mm1 = fr(min * m1);
-      const d2 = fr(d * sc2);
-      const mm2 = fr(min * m2);
-      const u1 = 1 << is;
-      const u2 = 2 << is;
-      for (let l = 0; l < 32; l++) y[out++] = fr(d1 * ((b[ql + l]! & 0xf) + (bits5 && b[qh + l]! & u1 ? 16 : 0))) - mm1;
-      for (let l = 0; l < 32; l++) y[out++] = fr(d2 * ((b[ql + l]! >> 4) + (bits5 && b[qh + l]! & u2 ? 16 : 0))) - mm2;
+      const d1 = fr(d * scaleMinK4(b, o + 4, is, 0));
+      const m1 = fr(min * scaleMinK4(b, o + 4, is, 1));
+      const d2 = fr(d * scaleMinK4(b, o + 4, is + 1, 0));
+      const m2 = fr(min * scaleMinK4(b, o + 4, is + 1, 1));
+      if (bits5) {
+        const u1 = 1 << is;
+        const u2 = 2 << is;
+        for (let l = 0; l < 32; l++) y[out++] = fr(d1 * ((b[ql + l]! & 0xf) + (b[qh + l]! & u1 ? 16 : 0))) - m1;
+        for (let l = 0; l < 32; l++) y[out++] = fr(d2 * ((b[ql + l]! >> 4) + (b[qh + l]! & u2 ? 16 : 0))) - m2;
+      } else {
+        for (let l = 0; l < 32; l++) y[out++] = fr(d1 * (b[ql + l]! & 0xf)) - m1;
+        for (let l = 0; l < 32; l++) y[out++] = fr(d2 * (b[ql + l]! >> 4)) - m2;
+      }
       ql += 32;
     }
   };
 
+const SD = new Float32Array(16);
 const q6_K: BlockDecoder = (b, o, y, yo) => {
   // block_q6_K: ql[128], qh[64], scales[16] (int8), d; x = (d·sc)·q as ggml multiplies left to right
   const d = half(b, o + 208);
-  const sd = new Float32Array(16);
+  const sd = SD;
   for (let i = 0; i < 16; i++) sd[i] = d * ((b[o + 192 + i]! << 24) >> 24);
   for (let n = 0; n < 2; n++) {
     const ql = o + 64 * n;
