@@ -6,7 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { checkOutputPath } from "./check-output-path.js";
 import { type LlmqError, displayPath, ioError, modelError, outputExists, usageError } from "./errors.js";
 
-export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq"] as const;
+export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb"] as const;
 export type ConvertFormat = (typeof CONVERT_FORMATS)[number];
 
 export interface ConvertOptions {
@@ -39,8 +39,8 @@ const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async
   E.map(() => undefined)(await checkOutputPath(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]));
 
 /**
- * `llmq convert --from llama2c|gguf|gptq|awq`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
- * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ directory (packed linears dequantized,
+ * `llmq convert --from llama2c|gguf|gptq|awq|bnb`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
+ * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes directory (packed linears dequantized,
  * tokenizer files carried over) → a dense HF directory in the asked dtype.
  */
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
@@ -64,7 +64,7 @@ interface Converted {
 const TORCH_DTYPE: Readonly<Record<GgufOutputDType, string>> = { f32: "float32", bf16: "bfloat16", f16: "float16" };
 
 const fromSource = (o: ConvertOptions, dtype: GgufOutputDType): TE.TaskEither<ModelError, Converted> =>
-  o.from === "gptq" || o.from === "awq"
+  o.from === "gptq" || o.from === "awq" || o.from === "bnb"
     ? pipe(
         convertQuantized(o.model, o.from, { dtype }),
         TE.map((m) => ({
@@ -72,7 +72,7 @@ const fromSource = (o: ConvertOptions, dtype: GgufOutputDType): TE.TaskEither<Mo
           generationConfigJson: m.generationConfigJson ?? { _from_model_config: true },
           tensors: m.tensors,
           tokenizerFiles: Object.keys(m.tokenizerFiles).length > 0 ? m.tokenizerFiles : undefined,
-          sourceTypes: { [`${m.method} packed linears`]: m.dequantized },
+          sourceTypes: { [`${m.method} linears`]: m.dequantized },
           warnings: Object.keys(m.tokenizerFiles).length > 0 ? [] : [`${o.model} has no tokenizer files to carry over`],
         })),
       )

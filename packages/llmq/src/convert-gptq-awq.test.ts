@@ -1,6 +1,6 @@
-// `llmq convert --from gptq|awq` on directories assembled from the packed fixtures of @llmq/serialization
+// `llmq convert --from gptq|awq|bnb` on directories assembled from the fixtures of @llmq/serialization
 // (tools/gen_gptq_awq_fixtures.py: packed by AutoAWQ's / GPTQModel's code, expected weights from GPTQModel's
-// convert_gptq_file and the exact (q − z)·s).
+// convert_gptq_file and the exact (q − z)·s; tools/gen_bnb_fixtures.py: bitsandbytes 0.50.2).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,9 +10,15 @@ import * as E from "fp-ts/lib/Either.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertCommand } from "./convert-command.js";
 
-const FX = new URL("../../serialization/fixtures/gptq-awq/", import.meta.url).pathname;
-const cases = E.getOrElseW(() => null)(deserializeSafetensors("cases", new Uint8Array(readFileSync(join(FX, "cases.safetensors")))))!.tensors;
-const manifest = JSON.parse(readFileSync(join(FX, "manifest.json"), "utf8")) as { cases: Record<string, Record<string, unknown>> };
+const FX = new URL("../../serialization/fixtures/", import.meta.url).pathname;
+const load = (d: string) => ({
+  tensors: E.getOrElseW(() => null)(deserializeSafetensors(d, new Uint8Array(readFileSync(join(FX, d, "cases.safetensors")))))!.tensors,
+  manifest: JSON.parse(readFileSync(join(FX, d, "manifest.json"), "utf8")) as { cases: Record<string, Record<string, unknown>> },
+});
+const packedFx = load("gptq-awq");
+const bnbFx = load("bnb");
+const cases = new Map([...packedFx.tensors, ...bnbFx.tensors]);
+const manifest = { cases: { ...packedFx.manifest.cases, ...bnbFx.manifest.cases } };
 const tmp = mkdtempSync(join(tmpdir(), "llmq-convert-q-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -22,7 +28,7 @@ const makeDir = async (name: string, quantizationConfig: Record<string, unknown>
   const dir = join(tmp, name);
   mkdirSync(dir);
   const tensors = new Map<string, Tensor>([["model.norm.weight", castFromNumbers("f16", [1, 0.5, 2], [3])]]);
-  for (const p of ["qweight", "qzeros", "scales", "g_idx"]) if (cases.has(`${name}.${p}`)) tensors.set(`${LINEAR}.${p}`, cases.get(`${name}.${p}`)!);
+  for (const [n, t] of cases) if (n.startsWith(`${name}.`) && !n.endsWith(".expected")) tensors.set(`${LINEAR}${n.slice(name.length)}`, t);
   const w = await writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" })();
   if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
   writeFileSync(join(dir, "config.json"), JSON.stringify({ model_type: "llama", quantization_config: quantizationConfig }));
@@ -41,19 +47,22 @@ const readOut = async (dir: string, name: string): Promise<Tensor> => {
 
 const bits = (t: Tensor): Uint32Array => new Uint32Array((t.data as Float32Array).buffer, (t.data as Float32Array).byteOffset, t.size);
 
-describe("llmq convert --from gptq|awq", () => {
+describe("llmq convert --from gptq|awq|bnb", () => {
   for (const [name, qc, from] of [
     ["gptq_b3_sym_v1_act1", { quant_method: "gptq", bits: 3, group_size: 32, desc_act: true, sym: true, checkpoint_format: "gptq" }, "gptq"],
     ["gptq_b4_asym_v2_act0", { quant_method: "gptq", bits: 4, group_size: 32, desc_act: false, sym: false, format: "gptq_v2" }, "gptq"],
     ["awq_gemm_g64", { quant_method: "awq", bits: 4, group_size: 64, zero_point: true, version: "gemm" }, "awq"],
     ["awq_gemv_g32", { quant_method: "awq", bits: 4, group_size: 32, zero_point: true, version: "gemv" }, "awq"],
+    ["nf4_dq_bfloat16", { quant_method: "bitsandbytes", load_in_4bit: true, bnb_4bit_quant_type: "nf4", bnb_4bit_use_double_quant: true }, "bnb"],
+    ["int8_b", { quant_method: "bitsandbytes", load_in_8bit: true }, "bnb"],
   ] as const) {
     it(`${name}: the dense weight is the reference's, bit for bit; quantization_config dropped; tokenizer files kept`, async () => {
       const dir = await makeDir(name, qc);
       const out = join(tmp, `${name}-out`);
       const r = await convertCommand({ from, model: dir, output: out, overwrite: false })();
       if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
-      expect(r.right).toMatchObject({ tensors: 2, dtype: "f32", tokenizer: true, sourceTypes: { [`${from} packed linears`]: 1 } });
+      expect(r.right).toMatchObject({ tensors: 2, dtype: "f32", tokenizer: true });
+      expect(Object.entries(r.right.sourceTypes ?? {})).toEqual([[`${from === "bnb" ? (name.startsWith("int8") ? "bitsandbytes_8bit" : "bitsandbytes_4bit") : from} linears`, 1]]);
       const w = await readOut(out, `${LINEAR}.weight`);
       expect(w.shape).toEqual(manifest.cases[name]!.shape);
       expect(bits(w)).toEqual(bits(cases.get(`${name}.expected`)!));
@@ -70,6 +79,6 @@ describe("llmq convert --from gptq|awq", () => {
     expect(E.isLeft(r) && r.left._tag === "ModelError" && r.left.detail).toContain("use --from awq");
     const bnb = await makeDir("gptq_b8_sym_v1_act0", { load_in_4bit: true, quant_method: "bitsandbytes" });
     const b = await convertCommand({ from: "gptq", model: bnb, output: join(tmp, "x2"), overwrite: false })();
-    expect(E.isLeft(b) && b.left._tag === "ModelError" && b.left.detail).toContain("bitsandbytes_4bit");
+    expect(E.isLeft(b) && b.left._tag === "ModelError" && b.left.detail).toContain("use --from bnb");
   });
 });

@@ -2,7 +2,7 @@
 // back to a dense model: packed linears dequantized (exact f32), quantization_config dropped, tokenizer files kept.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type SerializationError, dequantizeCheckpoint, formatSerializationError, openCheckpoint, quantizedFormatOf } from "@llmq/serialization";
+import { type QuantizedFormat, type SerializationError, dequantizeCheckpoint, formatSerializationError, openCheckpoint, quantizedFormatOf } from "@llmq/serialization";
 import { type Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -15,7 +15,7 @@ const fromSerialization = (e: SerializationError): ModelError => checkpointError
 
 /** A dense HF model made from a GPTQ / AWQ directory. */
 export interface ConvertedQuantized {
-  readonly method: "gptq" | "awq";
+  readonly method: QuantizedFormat["method"];
   readonly configJson: Record<string, unknown>;
   readonly generationConfigJson?: Record<string, unknown>;
   readonly tensors: ReadonlyMap<string, Tensor>;
@@ -42,10 +42,14 @@ const readJsonFiles = (dir: string): TE.TaskEither<ModelError, Record<string, Re
 };
 
 /**
- * Reads a GPTQ or AWQ directory (method from config.json's quantization_config, as transformers dispatches it;
+ * Reads a GPTQ, AWQ or bitsandbytes (4-bit NF4/FP4, LLM.int8) directory (method from config.json's quantization_config, as transformers dispatches it;
  * `expect` refuses a directory of the other method) into dense tensors of `dtype`.
  */
-export const convertQuantized = (dir: string, expect: "gptq" | "awq", opts: { readonly dtype?: GgufOutputDType } = {}): TE.TaskEither<ModelError, ConvertedQuantized> => {
+/** The `--from` name of a quantization method. */
+const flagOf = (m: QuantizedFormat["method"]): QuantizedSource => (m === "gptq" || m === "awq" ? m : "bnb");
+export type QuantizedSource = "gptq" | "awq" | "bnb";
+
+export const convertQuantized = (dir: string, expect: QuantizedSource, opts: { readonly dtype?: GgufOutputDType } = {}): TE.TaskEither<ModelError, ConvertedQuantized> => {
   const dtype = opts.dtype ?? "f32";
   return pipe(
     readConfigJson(dir),
@@ -54,7 +58,9 @@ export const convertQuantized = (dir: string, expect: "gptq" | "awq", opts: { re
         quantizedFormatOf(join(dir, "config.json"), config.quantization_config),
         E.mapLeft(fromSerialization),
         E.chain((fmt) =>
-          fmt.method === expect ? E.right({ config, fmt }) : E.left(invalidConfig(join(dir, "config.json"), "quantization_config.quant_method", `is ${fmt.method}, not ${expect} (use --from ${fmt.method})`)),
+          flagOf(fmt.method) === expect
+            ? E.right({ config, fmt })
+            : E.left(invalidConfig(join(dir, "config.json"), "quantization_config.quant_method", `is ${fmt.method}, not ${expect} (use --from ${flagOf(fmt.method)})`)),
         ),
       ),
     ),

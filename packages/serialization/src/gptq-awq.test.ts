@@ -53,14 +53,14 @@ describe("GPTQ / AWQ dequantization: bit for bit GPTQModel's convert_gptq_file a
 describe("quantization_config dispatch (transformers' AutoQuantizationConfig.from_dict)", () => {
   const m = (qc: unknown) => quantMethodOf("config.json", qc);
   it("load_in_4bit / load_in_8bit win over quant_method", () => {
-    expect(m({ quant_method: "gptq", load_in_4bit: true })).toEqual(E.left(expect.objectContaining({ detail: expect.stringContaining("bitsandbytes_4bit") })));
-    expect(E.isLeft(m({ load_in_8bit: true }))).toBe(true);
+    expect(m({ quant_method: "gptq", load_in_4bit: true })).toEqual(E.right("bitsandbytes_4bit"));
+    expect(m({ quant_method: "bitsandbytes", load_in_8bit: true })).toEqual(E.right("bitsandbytes_8bit"));
   });
   it("missing and unknown methods name the supported ones; known-but-unread ones say so", () => {
     for (const qc of [{}, { quant_method: "nope" }, { quant_method: "hqq" }]) {
       const r = m(qc);
       expect(E.isLeft(r) && r.left._tag).toBe("InvalidConfig");
-      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain("gptq, awq, compressed-tensors");
+      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain("gptq, awq, bitsandbytes_4bit, bitsandbytes_8bit, compressed-tensors");
     }
     expect(JSON.stringify(m({ quant_method: "hqq" }))).toContain("transformers knows it");
     expect(m({ quant_method: "awq" })).toEqual(E.right("awq"));

@@ -77,5 +77,7 @@ export { ggufTensorFromBytes, openGguf } from "./gguf-reader.js";
 export type { GgufFile } from "./gguf-reader.js";
 export { GPTQ_BITS, awqGemvZerosWidth, dequantizeAwq, dequantizeGptq, unpackCols, unpackRows } from "./gptq-awq-dequantize.js";
 export type { AwqOptions, AwqParts, DenseWeight, GptqOptions, GptqParts, PackedTensor } from "./gptq-awq-dequantize.js";
-export { READABLE_QUANT_METHODS, dequantizeCheckpoint, dequantizeModule, quantMethodOf, quantizedFormatOf } from "./quantized-checkpoint.js";
+export { READABLE_QUANT_METHODS, dequantizeCheckpoint, dequantizeModule, quantMethodOf, quantizedFormatOf, quantizedPartsOf } from "./quantized-checkpoint.js";
 export type { QuantizedFormat } from "./quantized-checkpoint.js";
+export { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-dequantize.js";
+export type { Bnb4bitParts, Bnb4bitState } from "./bnb-dequantize.js";

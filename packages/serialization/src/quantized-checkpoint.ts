@@ -6,11 +6,12 @@ import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type SerializationError, compressorError, invalidConfig } from "./errors.js";
-import { type AwqOptions, type GptqOptions, type PackedTensor, GPTQ_BITS, dequantizeAwq, dequantizeGptq } from "./gptq-awq-dequantize.js";
+import { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-dequantize.js";
+import { type AwqOptions, type DenseWeight, type GptqOptions, type PackedTensor, GPTQ_BITS, dequantizeAwq, dequantizeGptq } from "./gptq-awq-dequantize.js";
 import type { Checkpoint } from "./safetensors-reader.js";
 
 /** Methods llmq reads back from a pre-quantized checkpoint ("compressed-tensors" through decompressModule). */
-export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "compressed-tensors"];
+export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "compressed-tensors"];
 /** Methods transformers knows (HF ~4.56 AUTO_QUANTIZER_MAPPING), for the message when one is not readable yet. */
 const TRANSFORMERS_METHODS: ReadonlyArray<string> = [
   "awq",
@@ -35,7 +36,12 @@ const TRANSFORMERS_METHODS: ReadonlyArray<string> = [
   "mxfp4",
 ];
 
-export type QuantizedFormat = { readonly method: "gptq"; readonly options: GptqOptions } | { readonly method: "awq"; readonly options: AwqOptions };
+export type QuantizedFormat =
+  | { readonly method: "gptq"; readonly options: GptqOptions }
+  | { readonly method: "awq"; readonly options: AwqOptions }
+  /** Everything else (quant type, block sizes, dtype, shape) is in each weight's quant_state. */
+  | { readonly method: "bitsandbytes_4bit" }
+  | { readonly method: "bitsandbytes_8bit" };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -73,7 +79,7 @@ const awqOptions = (file: string, qc: Record<string, unknown>): E.Either<Seriali
   return E.right({ method: "awq", options: { groupSize: gs, version: v } });
 };
 
-/** The GPTQ / AWQ layout a config.json's quantization_config describes (compressed-tensors is read elsewhere). */
+/** The GPTQ / AWQ / bitsandbytes layout a config.json's quantization_config describes (compressed-tensors is read elsewhere). */
 export const quantizedFormatOf = (file: string, qc: unknown): E.Either<SerializationError, QuantizedFormat> =>
   pipe(
     quantMethodOf(file, qc),
@@ -82,34 +88,95 @@ export const quantizedFormatOf = (file: string, qc: unknown): E.Either<Serializa
         ? gptqOptions(file, qc as Record<string, unknown>)
         : m === "awq"
           ? awqOptions(file, qc as Record<string, unknown>)
-          : E.left(invalidConfig(file, "quantization_config.quant_method", `${m} checkpoints are opened with the compressed-tensors reader, not as GPTQ/AWQ`)),
+          : m === "bitsandbytes_4bit" || m === "bitsandbytes_8bit"
+            ? E.right({ method: m })
+            : E.left(invalidConfig(file, "quantization_config.quant_method", `${m} checkpoints are opened with the compressed-tensors reader, not as GPTQ/AWQ`)),
     ),
   );
 
 // ----- checkpoint -----
 
-const PARTS = ["qweight", "qzeros", "scales", "g_idx"] as const;
+const PACKED_PARTS = ["qweight", "qzeros", "scales", "g_idx"] as const;
+const BNB4_PARTS = /^(.*)\.weight\.(absmax|quant_map|nested_absmax|nested_quant_map|quant_state\.bitsandbytes__(?:nf4|fp4))$/;
+
+/**
+ * Which stored tensors belong to a quantized linear, as [module prefix, part]: GPTQ/AWQ `<m>.qweight|qzeros|scales|
+ * g_idx`; bitsandbytes 4-bit `<m>.weight` + `<m>.weight.absmax|quant_map|nested_*|quant_state.bitsandbytes__<t>`;
+ * LLM.int8 `<m>.weight` + `<m>.SCB` (+ `<m>.weight_format`). Other tensors are not listed.
+ */
+export const quantizedPartsOf = (fmt: QuantizedFormat, names: ReadonlyArray<string>): Map<string, readonly [string, string]> => {
+  const all = new Set(names);
+  const out = new Map<string, readonly [string, string]>();
+  for (const name of names) {
+    if (fmt.method === "gptq" || fmt.method === "awq") {
+      const p = PACKED_PARTS.find((s) => name.endsWith(`.${s}`));
+      if (p !== undefined) out.set(name, [name.slice(0, -p.length - 1), p]);
+    } else if (fmt.method === "bitsandbytes_4bit") {
+      const m = BNB4_PARTS.exec(name);
+      if (m !== null) out.set(name, [m[1]!, m[2]!.startsWith("quant_state") ? "quant_state" : m[2]!]);
+      else if (name.endsWith(".weight") && all.has(`${name}.absmax`)) out.set(name, [name.slice(0, -7), "weight"]);
+    } else {
+      const m = /^(.*)\.(SCB|weight_format)$/.exec(name);
+      if (m !== null) out.set(name, [m[1]!, m[2]!]);
+      else if (name.endsWith(".weight") && all.has(`${name.slice(0, -7)}.SCB`)) out.set(name, [name.slice(0, -7), "weight"]);
+    }
+  }
+  return out;
+};
 
 const packed = <A>(t: Tensor, f: (t: Tensor) => A): PackedTensor<A> => ({ data: f(t), shape: t.shape });
 const i32 = (t: Tensor): Int32Array => (t.dtype === "i32" ? (t.data as Int32Array) : Int32Array.from(cast(t, "i32").data as Int32Array));
 const f32 = (t: Tensor): Float32Array => cast(t, "f32").data as Float32Array;
 
-/** One packed linear (its tensors already read) → its dense f32 weight. */
-export const dequantizeModule = (file: string, prefix: string, parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat): E.Either<SerializationError, Tensor<"f32">> => {
+const u8 = (t: Tensor): Uint8Array => (t.dtype === "u8" ? (t.data as Uint8Array) : Uint8Array.from(cast(t, "i32").data as Int32Array));
+
+const bnb4 = (parts: ReadonlyMap<string, Tensor>): E.Either<string, DenseWeight> => {
+  const miss = ["weight", "absmax", "quant_map", "quant_state"].filter((p) => !parts.has(p));
+  if (miss.length > 0) return E.left(`missing ${miss.join(", ")}`);
+  if (parts.get("weight")!.dtype !== "u8" || parts.get("quant_state")!.dtype !== "u8") return E.left("weight and quant_state must be uint8");
+  const am = parts.get("absmax")!;
+  return pipe(
+    parseBnbQuantState(u8(parts.get("quant_state")!)),
+    E.chain((state) =>
+      dequantizeBnb4bit({
+        weight: u8(parts.get("weight")!),
+        absmax: am.dtype === "u8" ? u8(am) : f32(am),
+        quantMap: f32(parts.get("quant_map")!),
+        nestedAbsmax: parts.has("nested_absmax") ? f32(parts.get("nested_absmax")!) : undefined,
+        nestedQuantMap: parts.has("nested_quant_map") ? f32(parts.get("nested_quant_map")!) : undefined,
+        state,
+      }),
+    ),
+  );
+};
+
+const bnb8 = (parts: ReadonlyMap<string, Tensor>): E.Either<string, DenseWeight> => {
+  const w = parts.get("weight");
+  const scb = parts.get("SCB");
+  if (w === undefined || scb === undefined) return E.left(`missing ${w === undefined ? "weight" : "SCB"}`);
+  if (w.dtype !== "i8") return E.left(`weight must be int8, got ${w.dtype}`);
+  return dequantizeBnbInt8(w.data as Int8Array, w.shape, f32(scb));
+};
+
+const packedLinear = (parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat & { method: "gptq" | "awq" }): E.Either<string, DenseWeight> => {
   const missing = ["qweight", "qzeros", "scales"].filter((p) => !parts.has(p));
-  if (missing.length > 0) return E.left(compressorError(file, `${prefix}.weight`, fmt.method, `missing ${missing.map((m) => `${prefix}.${m}`).join(", ")}`));
+  if (missing.length > 0) return E.left(`missing ${missing.join(", ")}`);
   const bad = (["qweight", "qzeros", "g_idx"] as const).find((p) => parts.has(p) && !["i32", "i64"].includes(parts.get(p)!.dtype));
-  if (bad !== undefined) return E.left(compressorError(file, `${prefix}.${bad}`, fmt.method, `must be an integer tensor, got ${parts.get(bad)!.dtype}`));
+  if (bad !== undefined) return E.left(`${bad} must be an integer tensor, got ${parts.get(bad)!.dtype}`);
   const common = { qweight: packed(parts.get("qweight")!, i32), qzeros: packed(parts.get("qzeros")!, i32), scales: packed(parts.get("scales")!, f32) };
-  const r =
-    fmt.method === "gptq"
-      ? dequantizeGptq({ ...common, gIdx: parts.has("g_idx") ? packed(parts.get("g_idx")!, i32) : undefined }, fmt.options)
-      : dequantizeAwq(common, fmt.options);
+  return fmt.method === "gptq"
+    ? dequantizeGptq({ ...common, gIdx: parts.has("g_idx") ? packed(parts.get("g_idx")!, i32) : undefined }, fmt.options)
+    : dequantizeAwq(common, fmt.options);
+};
+
+/** One quantized linear (its tensors already read, keyed by part) → its dense f32 weight. */
+export const dequantizeModule = (file: string, prefix: string, parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat): E.Either<SerializationError, Tensor<"f32">> => {
+  const r = fmt.method === "bitsandbytes_4bit" ? bnb4(parts) : fmt.method === "bitsandbytes_8bit" ? bnb8(parts) : packedLinear(parts, fmt);
   return E.isLeft(r) ? E.left(compressorError(file, `${prefix}.weight`, fmt.method, r.left)) : E.right(new TensorClass("f32", r.right.shape, r.right.data));
 };
 
 /**
- * Every tensor of a GPTQ / AWQ checkpoint, packed linears replaced by their dense f32 `<prefix>.weight` (in the
+ * Every tensor of a GPTQ / AWQ / bitsandbytes checkpoint, quantized linears replaced by their dense f32 `<prefix>.weight` (in the
  * position of their qweight); all other tensors as stored.
  */
 export const dequantizeCheckpoint = (
@@ -118,15 +185,12 @@ export const dequantizeCheckpoint = (
 ): TE.TaskEither<SerializationError, { readonly tensors: Map<string, Tensor>; readonly dequantized: ReadonlyArray<string> }> => async () => {
   const modules = new Map<string, Map<string, Tensor>>();
   const out = new Map<string, Tensor>();
-  const partOf = (name: string): readonly [string, string] | null => {
-    const p = PARTS.find((s) => name.endsWith(`.${s}`));
-    return p === undefined ? null : [name.slice(0, -p.length - 1), p];
-  };
+  const parts = quantizedPartsOf(fmt, ckpt.names);
   for (const name of ckpt.names) {
     const r = await ckpt.read(name)();
     if (E.isLeft(r)) return r;
-    const part = partOf(name);
-    if (part === null) out.set(name, r.right);
+    const part = parts.get(name);
+    if (part === undefined) out.set(name, r.right);
     else {
       if (!modules.has(part[0])) out.set(`${part[0]}.weight`, r.right); // placeholder keeps the order
       modules.set(part[0], (modules.get(part[0]) ?? new Map()).set(part[1], r.right));
