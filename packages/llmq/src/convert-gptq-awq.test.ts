@@ -17,8 +17,9 @@ const load = (d: string) => ({
 });
 const packedFx = load("gptq-awq");
 const bnbFx = load("bnb");
-const cases = new Map([...packedFx.tensors, ...bnbFx.tensors]);
-const manifest = { cases: { ...packedFx.manifest.cases, ...bnbFx.manifest.cases } };
+const fp8Fx = load("fp8");
+const cases = new Map([...packedFx.tensors, ...bnbFx.tensors, ...fp8Fx.tensors]);
+const manifest = { cases: { ...packedFx.manifest.cases, ...bnbFx.manifest.cases, ...fp8Fx.manifest.cases } };
 const tmp = mkdtempSync(join(tmpdir(), "llmq-convert-q-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -47,7 +48,7 @@ const readOut = async (dir: string, name: string): Promise<Tensor> => {
 
 const bits = (t: Tensor): Uint32Array => new Uint32Array((t.data as Float32Array).buffer, (t.data as Float32Array).byteOffset, t.size);
 
-describe("llmq convert --from gptq|awq|bnb", () => {
+describe("llmq convert --from gptq|awq|bnb|fp8", () => {
   for (const [name, qc, from] of [
     ["gptq_b3_sym_v1_act1", { quant_method: "gptq", bits: 3, group_size: 32, desc_act: true, sym: true, checkpoint_format: "gptq" }, "gptq"],
     ["gptq_b4_asym_v2_act0", { quant_method: "gptq", bits: 4, group_size: 32, desc_act: false, sym: false, format: "gptq_v2" }, "gptq"],
@@ -55,6 +56,8 @@ describe("llmq convert --from gptq|awq|bnb", () => {
     ["awq_gemv_g32", { quant_method: "awq", bits: 4, group_size: 32, zero_point: true, version: "gemv" }, "awq"],
     ["nf4_dq_bfloat16", { quant_method: "bitsandbytes", load_in_4bit: true, bnb_4bit_quant_type: "nf4", bnb_4bit_use_double_quant: true }, "bnb"],
     ["int8_b", { quant_method: "bitsandbytes", load_in_8bit: true }, "bnb"],
+    ["fp8_block_1x32", { quant_method: "fp8", weight_block_size: [1, 32], activation_scheme: "dynamic" }, "fp8"],
+    ["fbgemm", { quant_method: "fbgemm_fp8", activation_scale_ub: 1200 }, "fp8"],
   ] as const) {
     it(`${name}: the dense weight is the reference's, bit for bit; quantization_config dropped; tokenizer files kept`, async () => {
       const dir = await makeDir(name, qc);
@@ -62,7 +65,8 @@ describe("llmq convert --from gptq|awq|bnb", () => {
       const r = await convertCommand({ from, model: dir, output: out, overwrite: false })();
       if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
       expect(r.right).toMatchObject({ tensors: 2, dtype: "f32", tokenizer: true });
-      expect(Object.entries(r.right.sourceTypes ?? {})).toEqual([[`${from === "bnb" ? (name.startsWith("int8") ? "bitsandbytes_8bit" : "bitsandbytes_4bit") : from} linears`, 1]]);
+      const method = { bnb: name.startsWith("int8") ? "bitsandbytes_8bit" : "bitsandbytes_4bit", fp8: name === "fbgemm" ? "fbgemm_fp8" : "fp8", gptq: "gptq", awq: "awq" }[from];
+      expect(Object.entries(r.right.sourceTypes ?? {})).toEqual([[`${method} linears`, 1]]);
       const w = await readOut(out, `${LINEAR}.weight`);
       expect(w.shape).toEqual(manifest.cases[name]!.shape);
       expect(bits(w)).toEqual(bits(cases.get(`${name}.expected`)!));

@@ -5,18 +5,20 @@ import { describe, expect, it } from "vitest";
 import { formatSerializationError } from "./errors.js";
 import { type QuantizedFormat, dequantizeModule } from "./quantized-checkpoint.js";
 
-/** Case count: LLMQ_FUZZ_RUNS (CI default 2000; run locally with 10000+). GPTQ, AWQ and bitsandbytes part sets. */
+/** Case count: LLMQ_FUZZ_RUNS (CI default 2000; run locally with 10000+). GPTQ, AWQ, bitsandbytes and FP8 part sets. */
 const RUNS = Number(process.env.LLMQ_FUZZ_RUNS ?? 2000);
 
 const dim = fc.oneof(fc.constantFrom(1, 3, 8, 16, 24, 32, 64), fc.integer({ min: 0, max: 70 }));
 const tensor = fc.record({
-  dtype: fc.constantFrom("i32", "i32", "i32", "f16", "f32", "i64", "u8", "u8", "i8"),
+  dtype: fc.constantFrom("i32", "i32", "i32", "f16", "f32", "i64", "u8", "u8", "i8", "f8_e4m3fn"),
   shape: fc.oneof(fc.tuple(dim, dim).map((s) => [...s]), fc.array(dim, { maxLength: 3 })),
   fill: fc.integer(),
 });
 const format: fc.Arbitrary<QuantizedFormat> = fc.oneof(
   fc.constant({ method: "bitsandbytes_4bit" as const }),
   fc.constant({ method: "bitsandbytes_8bit" as const }),
+  fc.constant({ method: "fp8" as const }),
+  fc.constant({ method: "fbgemm_fp8" as const }),
   fc.record({
     method: fc.constant("gptq" as const),
     options: fc.record({ bits: fc.constantFrom(2, 3, 4, 8) as fc.Arbitrary<2 | 3 | 4 | 8>, groupSize: fc.oneof(fc.constantFrom(-1, 8, 32, 128), fc.integer({ min: -3, max: 100 })), v1: fc.boolean() }),
@@ -48,7 +50,7 @@ const make = (t: { dtype: string; shape: number[]; fill: number }): Tensor => {
         ? new Float32Array(n).fill(t.fill)
         : t.dtype === "i64"
           ? new BigInt64Array(n).fill(BigInt(t.fill))
-          : t.dtype === "u8"
+          : t.dtype === "u8" || t.dtype === "f8_e4m3fn"
             ? new Uint8Array(n).map((_, i) => (t.fill + i * 7) & 0xff)
             : t.dtype === "i8"
               ? new Int8Array(n).map((_, i) => (t.fill + i) & 0x7f)
@@ -56,11 +58,11 @@ const make = (t: { dtype: string; shape: number[]; fill: number }): Tensor => {
   return new Tensor(t.dtype as "i32", t.shape, data as Int32Array);
 };
 
-describe("GPTQ / AWQ / bitsandbytes: malformed tensor sets", () => {
+describe("GPTQ / AWQ / bitsandbytes / FP8: malformed tensor sets", () => {
   it(`${RUNS} random packed-linear tensor sets → a dense weight of the implied shape or a typed error`, () => {
     fc.assert(
       fc.property(
-        fc.dictionary(fc.constantFrom("qweight", "qzeros", "scales", "g_idx", "weight", "absmax", "quant_map", "nested_absmax", "nested_quant_map", "SCB"), tensor),
+        fc.dictionary(fc.constantFrom("qweight", "qzeros", "scales", "g_idx", "weight", "absmax", "quant_map", "nested_absmax", "nested_quant_map", "SCB", "weight_scale_inv", "weight_scale"), tensor),
         fc.option(fc.oneof(fc.uint8Array({ maxLength: 40 }), QUANT_STATE)),
         format,
         (ts, qs, fmt) => {
@@ -72,7 +74,7 @@ describe("GPTQ / AWQ / bitsandbytes: malformed tensor sets", () => {
             expect(r.left._tag).toBe("CompressorError");
             expect(formatSerializationError(r.left).length).toBeGreaterThan(0);
           } else {
-            const src = parts.get(fmt.method.startsWith("bitsandbytes") ? "weight" : "qweight")!;
+            const src = parts.get(fmt.method === "gptq" || fmt.method === "awq" ? "qweight" : "weight")!;
             expect(r.right.size).toBeLessThanOrEqual(16 * src.size);
             expect(r.right.data.every((x) => Number.isFinite(x) || Number.isNaN(x))).toBe(true);
           }

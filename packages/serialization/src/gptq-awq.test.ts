@@ -60,7 +60,7 @@ describe("quantization_config dispatch (transformers' AutoQuantizationConfig.fro
     for (const qc of [{}, { quant_method: "nope" }, { quant_method: "hqq" }]) {
       const r = m(qc);
       expect(E.isLeft(r) && r.left._tag).toBe("InvalidConfig");
-      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain("gptq, awq, bitsandbytes_4bit, bitsandbytes_8bit, compressed-tensors");
+      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain("gptq, awq, bitsandbytes_4bit, bitsandbytes_8bit, fp8, fbgemm_fp8, compressed-tensors");
     }
     expect(JSON.stringify(m({ quant_method: "hqq" }))).toContain("transformers knows it");
     expect(m({ quant_method: "awq" })).toEqual(E.right("awq"));

@@ -81,3 +81,4 @@ export { READABLE_QUANT_METHODS, dequantizeCheckpoint, dequantizeModule, quantMe
 export type { QuantizedFormat } from "./quantized-checkpoint.js";
 export { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-dequantize.js";
 export type { Bnb4bitParts, Bnb4bitState } from "./bnb-dequantize.js";
+export { dequantizeFp8Blocks, dequantizeFp8Rows } from "./fp8-dequantize.js";

@@ -7,11 +7,12 @@ import { pipe } from "fp-ts/lib/function.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type SerializationError, compressorError, invalidConfig } from "./errors.js";
 import { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-dequantize.js";
+import { dequantizeFp8Blocks, dequantizeFp8Rows } from "./fp8-dequantize.js";
 import { type AwqOptions, type DenseWeight, type GptqOptions, type PackedTensor, GPTQ_BITS, dequantizeAwq, dequantizeGptq } from "./gptq-awq-dequantize.js";
 import type { Checkpoint } from "./safetensors-reader.js";
 
 /** Methods llmq reads back from a pre-quantized checkpoint ("compressed-tensors" through decompressModule). */
-export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "compressed-tensors"];
+export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "fp8", "fbgemm_fp8", "compressed-tensors"];
 /** Methods transformers knows (HF ~4.56 AUTO_QUANTIZER_MAPPING), for the message when one is not readable yet. */
 const TRANSFORMERS_METHODS: ReadonlyArray<string> = [
   "awq",
@@ -41,7 +42,10 @@ export type QuantizedFormat =
   | { readonly method: "awq"; readonly options: AwqOptions }
   /** Everything else (quant type, block sizes, dtype, shape) is in each weight's quant_state. */
   | { readonly method: "bitsandbytes_4bit" }
-  | { readonly method: "bitsandbytes_8bit" };
+  | { readonly method: "bitsandbytes_8bit" }
+  /** FineGrainedFP8 (block size implied by each weight_scale_inv grid) and FBGEMM per-row FP8. */
+  | { readonly method: "fp8" }
+  | { readonly method: "fbgemm_fp8" };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -88,7 +92,7 @@ export const quantizedFormatOf = (file: string, qc: unknown): E.Either<Serializa
         ? gptqOptions(file, qc as Record<string, unknown>)
         : m === "awq"
           ? awqOptions(file, qc as Record<string, unknown>)
-          : m === "bitsandbytes_4bit" || m === "bitsandbytes_8bit"
+          : m === "bitsandbytes_4bit" || m === "bitsandbytes_8bit" || m === "fp8" || m === "fbgemm_fp8"
             ? E.right({ method: m })
             : E.left(invalidConfig(file, "quantization_config.quant_method", `${m} checkpoints are opened with the compressed-tensors reader, not as GPTQ/AWQ`)),
     ),
@@ -102,7 +106,8 @@ const BNB4_PARTS = /^(.*)\.weight\.(absmax|quant_map|nested_absmax|nested_quant_
 /**
  * Which stored tensors belong to a quantized linear, as [module prefix, part]: GPTQ/AWQ `<m>.qweight|qzeros|scales|
  * g_idx`; bitsandbytes 4-bit `<m>.weight` + `<m>.weight.absmax|quant_map|nested_*|quant_state.bitsandbytes__<t>`;
- * LLM.int8 `<m>.weight` + `<m>.SCB` (+ `<m>.weight_format`). Other tensors are not listed.
+ * LLM.int8 `<m>.weight` + `<m>.SCB` (+ `<m>.weight_format`); FP8 `<m>.weight` + `<m>.weight_scale_inv` (fine-grained) or
+ * `<m>.weight_scale` (FBGEMM). Other tensors (activation scales too) are not listed and are kept as stored.
  */
 export const quantizedPartsOf = (fmt: QuantizedFormat, names: ReadonlyArray<string>): Map<string, readonly [string, string]> => {
   const all = new Set(names);
@@ -116,9 +121,10 @@ export const quantizedPartsOf = (fmt: QuantizedFormat, names: ReadonlyArray<stri
       if (m !== null) out.set(name, [m[1]!, m[2]!.startsWith("quant_state") ? "quant_state" : m[2]!]);
       else if (name.endsWith(".weight") && all.has(`${name}.absmax`)) out.set(name, [name.slice(0, -7), "weight"]);
     } else {
-      const m = /^(.*)\.(SCB|weight_format)$/.exec(name);
+      const aux = fmt.method === "bitsandbytes_8bit" ? "SCB" : fmt.method === "fp8" ? "weight_scale_inv" : "weight_scale";
+      const m = new RegExp(`^(.*)\\.(${aux}|weight_format)$`).exec(name);
       if (m !== null) out.set(name, [m[1]!, m[2]!]);
-      else if (name.endsWith(".weight") && all.has(`${name.slice(0, -7)}.SCB`)) out.set(name, [name.slice(0, -7), "weight"]);
+      else if (name.endsWith(".weight") && all.has(`${name.slice(0, -7)}.${aux}`)) out.set(name, [name.slice(0, -7), "weight"]);
     }
   }
   return out;
@@ -169,9 +175,25 @@ const packedLinear = (parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat &
     : dequantizeAwq(common, fmt.options);
 };
 
+const fp8 = (parts: ReadonlyMap<string, Tensor>, perRow: boolean): E.Either<string, DenseWeight> => {
+  const w = parts.get("weight");
+  const sc = parts.get(perRow ? "weight_scale" : "weight_scale_inv");
+  if (w === undefined || sc === undefined) return E.left(`missing ${w === undefined ? "weight" : perRow ? "weight_scale" : "weight_scale_inv"}`);
+  if (w.dtype !== "f8_e4m3fn") return E.left(`weight must be float8_e4m3fn, got ${w.dtype}`);
+  const q = f32(w);
+  return perRow ? dequantizeFp8Rows(q, w.shape, f32(sc)) : dequantizeFp8Blocks(q, w.shape, sc.dtype === "u8" ? u8(sc) : f32(sc), sc.shape);
+};
+
 /** One quantized linear (its tensors already read, keyed by part) → its dense f32 weight. */
 export const dequantizeModule = (file: string, prefix: string, parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat): E.Either<SerializationError, Tensor<"f32">> => {
-  const r = fmt.method === "bitsandbytes_4bit" ? bnb4(parts) : fmt.method === "bitsandbytes_8bit" ? bnb8(parts) : packedLinear(parts, fmt);
+  const r =
+    fmt.method === "bitsandbytes_4bit"
+      ? bnb4(parts)
+      : fmt.method === "bitsandbytes_8bit"
+        ? bnb8(parts)
+        : fmt.method === "fp8" || fmt.method === "fbgemm_fp8"
+          ? fp8(parts, fmt.method === "fbgemm_fp8")
+          : packedLinear(parts, fmt);
   return E.isLeft(r) ? E.left(compressorError(file, `${prefix}.weight`, fmt.method, r.left)) : E.right(new TensorClass("f32", r.right.shape, r.right.data));
 };
 
