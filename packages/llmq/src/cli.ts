@@ -159,8 +159,8 @@ export const buildCli = (): Command => {
   program
     .command("eval")
     .description("perplexity on a dataset; with --reference also KL divergence (reference ‖ model) and top-1 agreement")
-    .requiredOption("--model <dir>", "model directory (quantized or not)")
-    .option("--reference <dir>", "reference (unquantized) model directory")
+    .requiredOption("--model <dir>", "model directory (dense, compressed-tensors, GPTQ, AWQ, bitsandbytes, FP8) or .gguf file")
+    .option("--reference <dir>", "reference (unquantized) model directory or .gguf file")
     .requiredOption("--dataset <file>", "evaluation data: .txt, .jsonl or .json (array of token-id arrays)")
     .option("--seq-len <n>", "tokens per window", int("--seq-len", 2), 512)
     .option("--num-samples <n>", "evaluate only the first N windows", int("--num-samples", 1))
@@ -187,8 +187,8 @@ export const buildCli = (): Command => {
 
   program
     .command("inspect")
-    .description("show a checkpoint's scheme, format, tensors (dtype, shape, bytes) and size")
-    .argument("<dir>", "model directory")
+    .description("show a checkpoint's scheme, format, tensors (dtype, shape, bytes) and size (a model directory or a GGUF file)")
+    .argument("<dir>", "model directory or .gguf file")
     .option("--json", "print the result as JSON on stdout")
     .action(async (dir: string, o) => {
       await run({ json: o.json === true, quiet: true, abortable: false }, () => inspectCommand(dir), formatInspect);

@@ -4,10 +4,12 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openModel } from "@llmq/models";
+import { forwardLogits, openModel } from "@llmq/models";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertCommand, formatConvert } from "./convert-command.js";
+import { formatInspect, inspectCommand } from "./inspect-command.js";
+import { openModelDir, optionalTokenizer } from "./open-model.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const MODEL = join(ROOT, ".models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -52,4 +54,33 @@ describe("llmq convert --from gguf", () => {
     expect(m.right.config.num_hidden_layers).toBe(30);
     await m.right.close();
   }, 120_000);
+
+  it.skipIf(!available)("eval / quantize open the .gguf itself: same logits as the converted f32 directory, tokenizer from the metadata", async () => {
+    const out = join(tmp, "smollm2-f32");
+    const c = await convertCommand({ from: "gguf", model: MODEL, output: out, overwrite: false })();
+    if (E.isLeft(c)) throw new Error(JSON.stringify(c.left));
+    const tok = await optionalTokenizer(MODEL)();
+    if (E.isLeft(tok) || tok.right === null) throw new Error("no tokenizer from the GGUF metadata");
+    const ids = Int32Array.from(tok.right.encode("The capital of France is", { bos: false }));
+    expect([...ids]).toEqual([504, 3575, 282, 4649, 314]);
+    const logits = [];
+    for (const path of [MODEL, out]) {
+      const h = await openModelDir(path)();
+      if (E.isLeft(h)) throw new Error(JSON.stringify(h.left));
+      const l = await forwardLogits(h.right, ids)();
+      await h.right.close();
+      if (E.isLeft(l)) throw new Error(JSON.stringify(l.left));
+      logits.push(l.right.data as Float32Array);
+    }
+    expect(logits[0]).toEqual(logits[1]);
+  }, 120_000);
+
+  it.skipIf(!available)("inspect reads a .gguf: metadata, ggml types, torch-order shapes", async () => {
+    const r = await inspectCommand(MODEL)();
+    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+    expect(r.right).toMatchObject({ format: "gguf", files: 1, quantization_config: null });
+    expect(r.right.tensors.find((t) => t.name === "token_embd.weight")).toMatchObject({ dtype: "Q8_0", shape: [49152, 576] });
+    expect(r.right.gguf_metadata?.["llama.attention.head_count_kv"]).toBe(3);
+    expect(formatInspect(r.right)).toContain("general.architecture: llama");
+  });
 });

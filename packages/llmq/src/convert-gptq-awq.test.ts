@@ -4,11 +4,13 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deserializeSafetensors, openSafetensors, writeSafetensors } from "@llmq/serialization";
+import { deserializeSafetensors, openCheckpoint, openSafetensors, quantizedFormatOf, writeSafetensors } from "@llmq/serialization";
 import { type Tensor, castFromNumbers } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertCommand } from "./convert-command.js";
+import { quantizeCommand } from "./quantize-command.js";
+import { quantizedSource } from "./quantized-source.js";
 
 const FX = new URL("../../serialization/fixtures/", import.meta.url).pathname;
 const load = (d: string) => ({
@@ -74,6 +76,18 @@ describe("llmq convert --from gptq|awq|bnb|fp8", () => {
       expect(cfg.quantization_config).toBeUndefined();
       expect(JSON.parse(readFileSync(join(out, "tokenizer_config.json"), "utf8"))).toEqual({ bos_token: "<s>" });
       expect((await readOut(out, "model.norm.weight")).dtype).toBe("f32");
+      // the lazy source eval / inspect / quantize run on: same names, the dense shape before any read, same bits
+      const ck = await openCheckpoint(dir)();
+      const fmt = quantizedFormatOf("config.json", qc);
+      if (E.isLeft(ck) || E.isLeft(fmt)) throw new Error("open");
+      const src = await quantizedSource(ck.right, fmt.right)();
+      if (E.isLeft(src)) throw new Error(JSON.stringify(src.left));
+      expect([...src.right.names()].sort()).toEqual([`${LINEAR}.weight`, "model.norm.weight"]);
+      expect(src.right.shape(`${LINEAR}.weight`)).toEqual(manifest.cases[name]!.shape);
+      expect(src.right.dtype?.(`${LINEAR}.weight`)).toBe("f32");
+      const lazy = await src.right.read(`${LINEAR}.weight`)();
+      expect(E.isRight(lazy) && bits(lazy.right)).toEqual(bits(w));
+      await ck.right.close();
     });
   }
 
@@ -84,5 +98,17 @@ describe("llmq convert --from gptq|awq|bnb|fp8", () => {
     const bnb = await makeDir("gptq_b8_sym_v1_act0", { load_in_4bit: true, quant_method: "bitsandbytes" });
     const b = await convertCommand({ from: "gptq", model: bnb, output: join(tmp, "x2"), overwrite: false })();
     expect(E.isLeft(b) && b.left._tag === "ModelError" && b.left.detail).toContain("use --from bnb");
+  });
+
+  it("llmq quantize on a GPTQ / bitsandbytes directory is a usage error pointing at llmq convert, before any work", async () => {
+    for (const [dir, from] of [
+      [join(tmp, "gptq_b3_sym_v1_act1"), "gptq"],
+      [join(tmp, "nf4_dq_bfloat16"), "bnb"],
+    ] as const) {
+      const out = join(tmp, `q-${from}`);
+      const r = await quantizeCommand({ model: dir, output: out, scheme: "W8A16", method: "rtn", numSamples: 1, seqLen: 8, seed: 0, overwrite: false })();
+      expect(E.isLeft(r) && r.left).toMatchObject({ _tag: "UsageError", option: "--model" });
+      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain(`llmq convert --from ${from}`);
+    }
   });
 });

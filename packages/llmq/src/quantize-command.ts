@@ -1,6 +1,7 @@
-import { resolve } from "node:path";
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import type { TransformRecord } from "@llmq/observers";
-import { liveLockHolder, lockPathOf } from "@llmq/serialization";
+import { liveLockHolder, lockPathOf, quantMethodOf } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset, readRegularFile } from "./dataset.js";
@@ -8,7 +9,7 @@ import { checkOutputPath } from "./check-output-path.js";
 import { type LlmqError, ioErrorFrom, outputExists, outputLocked, recipeError, usageError } from "./errors.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import type { PipelineName } from "./pipeline.js";
-import { openModelDir, optionalTokenizer } from "./open-model.js";
+import { isGgufPath, openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
@@ -60,7 +61,33 @@ const inputsOf = (o: QuantizeCommandOptions): ReadonlyArray<string> => [o.model,
 const protectedPaths = (o: QuantizeCommandOptions): ReadonlyArray<string> => [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])];
 
 /** Everything about the paths that can be refused before any work: overlaps, an existing output, the report. */
+/**
+ * A GGUF file or a GPTQ / AWQ / bitsandbytes / FP8 directory runs (eval) but is not re-quantized in place: the
+ * output needs an HF config and tokenizer files of its own, which `llmq convert` writes. Said before any work.
+ */
+const checkSourceFormat = async (model: string): Promise<E.Either<LlmqError, void>> => {
+  const convert = (from: string) =>
+    E.left(
+      usageError(
+        "--model",
+        `${model} is a ${from === "gguf" ? "GGUF file" : `${from} checkpoint`}; quantizing it directly is not supported (its quality would be bounded by the source's quantization anyway)`,
+        `run llmq convert --from ${from} ${model} --output <dense dir> first, then quantize that`,
+      ),
+    );
+  if (await isGgufPath(model)) return convert("gguf");
+  const qc = await readFile(join(model, "config.json"), "utf8").then(
+    (t) => (JSON.parse(t) as Record<string, unknown>).quantization_config,
+    () => undefined,
+  );
+  if (typeof qc !== "object" || qc === null || !("quant_method" in qc)) return E.right(undefined);
+  const m = quantMethodOf("config.json", qc);
+  if (E.isLeft(m) || m.right === "compressed-tensors") return E.right(undefined);
+  return convert(m.right.startsWith("bitsandbytes") ? "bnb" : m.right === "fbgemm_fp8" ? "fp8" : m.right);
+};
+
 const checkPaths = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, void>> => {
+  const source = await checkSourceFormat(o.model);
+  if (E.isLeft(source)) return source;
   const state = await checkOutputPath(o.output, protectedPaths(o));
   if (E.isLeft(state)) return state;
   const holder = await liveLockHolder(o.output);

@@ -140,10 +140,8 @@ export const ggufWeightSource = (g: GgufFile, heads: number, kvHeads: number): W
       const n = toGguf.get(name);
       return n === undefined ? undefined : g.info(n)?.shape;
     },
-    dtype: (name) => {
-      const n = toGguf.get(name);
-      return n === undefined ? undefined : g.info(n)?.type.name;
-    },
+    // What `read` gives (the stored ggml type is in GgufFile.info).
+    dtype: (name) => (toGguf.has(name) ? "f32" : undefined),
     read: (name) => {
       const n = toGguf.get(name);
       if (n === undefined) return TE.left(missingTensor(name, g.path));
@@ -238,7 +236,7 @@ export const convertGguf = (path: string, opts: { readonly dtype?: GgufOutputDTy
             configJson: { ...c, torch_dtype: TORCH_NAMES[opts.dtype ?? "f32"] },
             generationConfigJson: { _from_model_config: true, bos_token_id: c.bos_token_id, eos_token_id: c.eos_token_id },
             tensors,
-            sourceTypes: new Map(m.source.names().map((n) => [n, m.source.dtype?.(n) ?? "?"])),
+            sourceTypes: new Map(m.file.header.tensors.map((t) => [ggufToHfName(t.name)!, t.type.name])),
             ...(E.isRight(tok) ? { tokenizerFiles: tok.right } : { tokenizerProblem: formatModelError(tok.left) }),
           };
         }),

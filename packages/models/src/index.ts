@@ -21,7 +21,7 @@ export { type WeightSource, memoryWeightSource } from "./weight-source.js";
 export { type LinearModule, type ModelHandle, modelFromSource, forwardLogits } from "./model-handle.js";
 export { type Llama2cHeader, type ConvertedModel, parseLlama2cHeader, interleavedToRotateHalf, llama2cConfigJson, llama2cTensors, convertLlama2c } from "./llama2c.js";
 export { type Llama2cVocab, parseLlama2cTokenizer, llama2cEncode, llama2cMerges, llama2cTokenizerFiles } from "./llama2c-tokenizer.js";
-export { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
+export { type TextTokenizer, loadTokenizer, tokenizerFromJson } from "./tokenizer.js";
 export { openModel, readConfigJson } from "./open-model.js";
 export { type SubmoduleRunner, submoduleRunner } from "./submodule-runner.js";
 export { type HfDirectoryContents, writeHfDirectory } from "./hf-directory.js";
