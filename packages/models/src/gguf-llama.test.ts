@@ -2,7 +2,10 @@ import type { GgufValue } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { convertGguf, ggufLlamaConfigJson, ggufToHfName } from "./gguf-llama.js";
-import { BYTES_TO_UNICODE, ggufTokenizerFiles } from "./gguf-tokenizer.js";
+import { readFileSync } from "node:fs";
+import { openGguf } from "@llmq/serialization";
+import { BYTES_TO_UNICODE, ggufTokenizerFiles, mergesFromScores } from "./gguf-tokenizer.js";
+import { tokenizerFromJson } from "./tokenizer.js";
 
 const SERIALIZATION_FX = new URL("../../serialization/fixtures/gguf/", import.meta.url).pathname;
 
@@ -88,7 +91,41 @@ describe("tokenizer from GGUF metadata", () => {
     expect(tj.model.vocab).toEqual({ "<|endoftext|>": 0, a: 1, b: 2, ab: 3, Ġx: 4 });
     expect(tj.model.merges).toEqual([["a", "b"]]);
     expect(r.right["tokenizer_config.json"]).toMatchObject({ bos_token: "<|endoftext|>", eos_token: null });
-    const sp = ggufTokenizerFiles("f", meta({ "tokenizer.ggml.model": s("llama") }));
-    expect(E.isLeft(sp) && sp.left).toMatchObject({ _tag: "TokenizerError" });
+    for (const m of [meta({ "tokenizer.ggml.model": s("t5") }), meta({ "tokenizer.ggml.model": s("llama"), "general.architecture": s("gemma2") })]) {
+      const r = ggufTokenizerFiles("f", m);
+      expect(E.isLeft(r) && r.left).toMatchObject({ _tag: "TokenizerError" });
+    }
+    const noScores = ggufTokenizerFiles("f", meta({ "tokenizer.ggml.model": s("llama"), "tokenizer.ggml.tokens": strs(["a"]) }));
+    expect(E.isLeft(noScores) && JSON.stringify(noScores.left)).toContain("scores");
+  });
+});
+
+describe("sentencepiece (llama) GGUF vocabulary: transformers' ids (fixtures/gguf-sp, tools/gen_gguf_tokenizer_fixtures.py)", () => {
+  const FX = new URL("../fixtures/gguf-sp/", import.meta.url).pathname;
+  const ROOT = new URL("../../../", import.meta.url).pathname;
+  const expected = JSON.parse(readFileSync(`${FX}expected.json`, "utf8")) as { lines: number; line_ids: number[][]; edge: { text: string; ids: number[] }[] };
+
+  it("merges derived from the scores, Metaspace, byte fallback: ids equal on 200 WikiText lines and edge strings (BOS added)", async () => {
+    const g = await openGguf(`${FX}tok512.gguf`)();
+    if (E.isLeft(g)) throw new Error(JSON.stringify(g.left));
+    await g.right.close();
+    const files = ggufTokenizerFiles("tok512.gguf", g.right.metadata);
+    if (E.isLeft(files)) throw new Error(JSON.stringify(files.left));
+    const t = tokenizerFromJson("tok512", files.right["tokenizer.json"]!, files.right["tokenizer_config.json"]);
+    if (E.isLeft(t)) throw new Error(JSON.stringify(t.left));
+    const lines = readFileSync(`${ROOT}fixtures/wikitext-2/test.txt`, "utf8").split("\n").filter((l) => l.trim() !== "").slice(0, expected.lines);
+    const wrong = lines.map((l, i) => (JSON.stringify(t.right.encode(l, { bos: true })) === JSON.stringify(expected.line_ids[i]) ? -1 : i)).filter((i) => i >= 0);
+    expect(wrong).toEqual([]);
+    for (const e of expected.edge) expect(t.right.encode(e.text, { bos: true }), JSON.stringify(e.text)).toEqual(e.ids);
+    expect(t.right.decode(t.right.encode("once upon a time"))).toBe("once upon a time");
+  });
+
+  it("mergesFromScores: higher score first, then longer left/right parts, vocabulary order within a piece", () => {
+    expect(mergesFromScores(["a", "b", "c", "ab", "abc", "bc"], [0, 0, 0, -1, -0.5, -2])).toEqual([
+      ["ab", "c"],
+      ["a", "bc"],
+      ["a", "b"],
+      ["b", "c"],
+    ]);
   });
 });

@@ -1,11 +1,13 @@
 // tokenizer.json from a GGUF file's `tokenizer.ggml.*` metadata, as transformers builds it
-// (integrations/gguf/gguf_tokenizer_mapping.py in transformers 5.24: byte_level_tokenizer + add_gguf_special_tokens
-// + set_split_regex), so that @huggingface/tokenizers gives transformers' ids.
+// (integrations/gguf/gguf_tokenizer_mapping.py in transformers 5.24: byte_level_tokenizer / sentencepiece_tokenizer
+// (LlamaTokenizer) + add_gguf_special_tokens), so that @huggingface/tokenizers gives transformers' ids.
 import type { GgufValue } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { type ModelError, tokenizerError } from "./errors.js";
 
-export const GGUF_SUPPORTED_TOKENIZERS: ReadonlyArray<string> = ["gpt2"];
+export const GGUF_SUPPORTED_TOKENIZERS: ReadonlyArray<string> = ["gpt2", "llama"];
+/** Architectures whose sentencepiece vocabularies transformers rebuilds differently (gemma*, phi3): not guessed. */
+const SENTENCEPIECE_SPECIAL_ARCHS: ReadonlyArray<string> = ["gemma", "gemma2", "gemma3", "phi3"];
 
 /** llama.cpp token types (llama_token_type / gguf-py TokenType). */
 const CONTROL = 3;
@@ -87,36 +89,145 @@ const byteLevelTokenizerJson = (tokens: ReadonlyArray<string>, types: ReadonlyAr
   };
 };
 
+const cps = (s: string): string[] => [...s];
+
+/**
+ * transformers' generate_merges(vocab, scores): every split of every piece into two vocabulary pieces, ordered by
+ * the piece's score (high first), then the longer left and right parts, ties in vocabulary order (Python's stable sort).
+ */
+export const mergesFromScores = (tokens: ReadonlyArray<string>, scores: ReadonlyArray<number>): Array<[string, string]> => {
+  const vocab = new Map<string, number>();
+  tokens.forEach((t, i) => vocab.set(t, i));
+  const scoreOf = new Map<string, number>();
+  tokens.forEach((t, i) => scoreOf.set(t, scores[i]!));
+  const merges: Array<{ l: string; r: string; score: number; ll: number; lr: number }> = [];
+  for (const [piece, score] of scoreOf) {
+    const chars = cps(piece);
+    const local: typeof merges = [];
+    for (let i = 1; i < chars.length; i++) {
+      const l = chars.slice(0, i).join("");
+      const r = chars.slice(i).join("");
+      if (vocab.has(l) && vocab.has(r)) local.push({ l, r, score, ll: i, lr: chars.length - i });
+    }
+    local.sort((a, b) => vocab.get(a.l)! - vocab.get(b.l)! || vocab.get(a.r)! - vocab.get(b.r)!);
+    merges.push(...local);
+  }
+  merges.sort((a, b) => b.score - a.score || b.ll - a.ll || b.lr - a.lr);
+  return merges.map((m) => [m.l, m.r]);
+};
+
+/** tokenizer.json for a sentencepiece ("llama") vocabulary, as transformers' LlamaTokenizer lays it out. */
+const sentencepieceTokenizerJson = (
+  tokens: ReadonlyArray<string>,
+  added: ReadonlyArray<Record<string, unknown>>,
+  merges: ReadonlyArray<readonly [string, string]>,
+  bos: string | null,
+  eos: string | null,
+  addBos: boolean,
+  addEos: boolean,
+): Record<string, unknown> => {
+  const vocab: Record<string, number> = {};
+  tokens.forEach((t, i) => {
+    vocab[t] = i;
+  });
+  const ends = (type: number) => [
+    ...(addBos && bos !== null ? [{ SpecialToken: { id: bos, type_id: type } }] : []),
+    ...[{ Sequence: { id: type === 0 ? "A" : "B", type_id: type } }],
+    ...(addEos && eos !== null ? [{ SpecialToken: { id: eos, type_id: type } }] : []),
+  ];
+  const special: Record<string, unknown> = {};
+  for (const t of [addBos ? bos : null, addEos ? eos : null]) if (t !== null) special[t] = { id: t, ids: [vocab[t]], tokens: [t] };
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false },
+    post_processor: { type: "TemplateProcessing", single: ends(0), pair: [...ends(0), ...ends(1)], special_tokens: special },
+    decoder: {
+      type: "Sequence",
+      decoders: [{ type: "Replace", pattern: { String: "\u2581" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, { type: "Strip", content: " ", start: 1, stop: 0 }],
+    },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
+  };
+};
+
 /**
  * tokenizer.json, tokenizer_config.json and special_tokens_map.json from GGUF metadata. A tokenizer type other than
  * gpt2 (byte-level BPE) is a TokenizerError naming the supported ones.
  */
 export const ggufTokenizerFiles = (file: string, meta: Meta): E.Either<ModelError, Record<string, Record<string, unknown>>> => {
   const model = scalar(meta, "tokenizer.ggml.model");
+  const arch = scalar(meta, "general.architecture");
   if (typeof model !== "string" || !GGUF_SUPPORTED_TOKENIZERS.includes(model))
     return E.left(tokenizerError(file, `tokenizer.ggml.model ${JSON.stringify(model)} is not supported (supported: ${GGUF_SUPPORTED_TOKENIZERS.join(", ")})`));
+  if (model === "llama" && SENTENCEPIECE_SPECIAL_ARCHS.includes(String(arch)))
+    return E.left(tokenizerError(file, `the ${String(arch)} sentencepiece vocabulary is rebuilt differently by transformers; not supported yet`));
   const tokens = array(meta, "tokenizer.ggml.tokens");
-  const merges = array(meta, "tokenizer.ggml.merges");
   if (tokens === undefined || !tokens.every((t) => typeof t === "string")) return E.left(tokenizerError(file, "tokenizer.ggml.tokens is missing or not an array of strings"));
-  if (merges === undefined || !merges.every((t) => typeof t === "string" && t.split(" ").length === 2))
-    return E.left(tokenizerError(file, "tokenizer.ggml.merges is missing or not an array of \"a b\" pairs"));
   const toks = tokens as ReadonlyArray<string>;
+  const fileMerges = array(meta, "tokenizer.ggml.merges");
+  if (fileMerges !== undefined && !fileMerges.every((t) => typeof t === "string" && t.split(" ").length === 2))
+    return E.left(tokenizerError(file, 'tokenizer.ggml.merges is not an array of "a b" pairs'));
+  const scores = array(meta, "tokenizer.ggml.scores");
+  if (fileMerges === undefined && (model === "gpt2" || scores === undefined || scores.length !== toks.length || !scores.every((x) => typeof x === "number")))
+    return E.left(tokenizerError(file, model === "gpt2" ? "tokenizer.ggml.merges is missing" : "a llama vocabulary without merges needs tokenizer.ggml.scores (one number per token)"));
   const token = (key: string): string | null => {
     const id = scalar(meta, `tokenizer.ggml.${key}`);
     return typeof id === "number" && id >= 0 && id < toks.length ? toks[id]! : null;
   };
   const specials = { bos_token: token("bos_token_id"), eos_token: token("eos_token_id"), unk_token: token("unknown_token_id"), pad_token: token("padding_token_id") };
   const addBos = scalar(meta, "tokenizer.ggml.add_bos_token");
+  const addEos = scalar(meta, "tokenizer.ggml.add_eos_token");
   const template = scalar(meta, "tokenizer.chat_template");
+  const types = array(meta, "tokenizer.ggml.token_type") ?? [];
+  const pairs = fileMerges !== undefined ? (fileMerges as ReadonlyArray<string>).map((m) => m.split(" ") as [string, string]) : mergesFromScores(toks, scores as ReadonlyArray<number>);
+  const tokenizerJson =
+    model === "gpt2"
+      ? byteLevelTokenizerJson(toks, types, fileMerges as ReadonlyArray<string>)
+      : sentencepieceTokenizerJson(
+          toks,
+          sentencepieceAdded(toks, types, [specials.unk_token, specials.bos_token, specials.eos_token]),
+          pairs,
+          specials.bos_token,
+          specials.eos_token,
+          // LlamaTokenizer's defaults when the file does not say (get_gguf_tokenizer sets add_bos_token for llama)
+          addBos !== false,
+          addEos === true,
+        );
   return E.right({
-    "tokenizer.json": byteLevelTokenizerJson(toks, array(meta, "tokenizer.ggml.token_type") ?? [], merges as ReadonlyArray<string>),
+    "tokenizer.json": tokenizerJson,
     "tokenizer_config.json": {
       ...specials,
-      ...(typeof addBos === "boolean" ? { add_bos_token: addBos } : {}),
+      ...(typeof addBos === "boolean" || model === "llama" ? { add_bos_token: addBos !== false } : {}),
+      ...(typeof addEos === "boolean" ? { add_eos_token: addEos } : {}),
       ...(typeof template === "string" ? { chat_template: template } : {}),
       clean_up_tokenization_spaces: false,
-      tokenizer_class: "GPT2Tokenizer",
+      tokenizer_class: model === "gpt2" ? "GPT2Tokenizer" : "LlamaTokenizer",
     },
     "special_tokens_map.json": Object.fromEntries(Object.entries(specials).filter(([, v]) => v !== null)),
   });
+};
+
+/** The special tokens a LlamaTokenizer carries (unk/bos/eos) plus the file's CONTROL and USER_DEFINED tokens, by id. */
+const sentencepieceAdded = (toks: ReadonlyArray<string>, types: ReadonlyArray<unknown>, specials: ReadonlyArray<string | null>): Array<Record<string, unknown>> => {
+  const ids = new Map<number, boolean>();
+  for (const s of specials) if (s !== null) ids.set(toks.indexOf(s), true);
+  toks.forEach((_, i) => {
+    if (types[i] === CONTROL) ids.set(i, true);
+    else if (types[i] === USER_DEFINED && !ids.has(i)) ids.set(i, false);
+  });
+  return [...ids].sort(([a], [b]) => a - b).map(([i, special]) => added(i, toks[i]!, special));
 };
