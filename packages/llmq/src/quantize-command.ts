@@ -75,10 +75,12 @@ const checkSourceFormat = async (model: string): Promise<E.Either<LlmqError, voi
       ),
     );
   if (await isGgufPath(model)) return convert("gguf");
-  const qc = await readFile(join(model, "config.json"), "utf8").then(
-    (t) => (JSON.parse(t) as Record<string, unknown>).quantization_config,
-    () => undefined,
-  );
+  let qc: unknown;
+  try {
+    qc = (JSON.parse(await readFile(join(model, "config.json"), "utf8")) as Record<string, unknown> | null)?.quantization_config;
+  } catch {
+    return E.right(undefined); // a missing or broken config.json is reported where the model is opened
+  }
   if (typeof qc !== "object" || qc === null || !("quant_method" in qc)) return E.right(undefined);
   const m = quantMethodOf("config.json", qc);
   if (E.isLeft(m) || m.right === "compressed-tensors") return E.right(undefined);
