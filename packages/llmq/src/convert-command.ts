@@ -6,7 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { checkOutputPath } from "./check-output-path.js";
 import { type LlmqError, displayPath, ioError, modelError, outputExists, usageError } from "./errors.js";
 
-export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8"] as const;
+export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq"] as const;
 export type ConvertFormat = (typeof CONVERT_FORMATS)[number];
 
 export interface ConvertOptions {
@@ -39,8 +39,8 @@ const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async
   E.map(() => undefined)(await checkOutputPath(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]));
 
 /**
- * `llmq convert --from llama2c|gguf|gptq|awq|bnb|fp8`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
- * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 directory (packed linears dequantized,
+ * `llmq convert --from llama2c|gguf|gptq|awq|bnb|fp8|hqq`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
+ * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ directory (packed linears dequantized,
  * tokenizer files carried over) → a dense HF directory in the asked dtype.
  */
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
@@ -64,7 +64,7 @@ interface Converted {
 const TORCH_DTYPE: Readonly<Record<GgufOutputDType, string>> = { f32: "float32", bf16: "bfloat16", f16: "float16" };
 
 const fromSource = (o: ConvertOptions, dtype: GgufOutputDType): TE.TaskEither<ModelError, Converted> =>
-  o.from === "gptq" || o.from === "awq" || o.from === "bnb" || o.from === "fp8"
+  o.from !== "llama2c" && o.from !== "gguf"
     ? pipe(
         convertQuantized(o.model, o.from, { dtype }),
         TE.map((m) => ({

@@ -177,7 +177,7 @@ export const isGgufPath = (p: string): Promise<boolean> =>
       )
     : Promise.resolve(false);
 
-/** A GPTQ / AWQ / bitsandbytes / FP8 directory, opened through a dequantizing source. */
+/** A GPTQ / AWQ / bitsandbytes / FP8 / HQQ directory, opened through a dequantizing source. */
 const openQuantizedDir = (dir: string, raw: Record<string, unknown>, fmt: QuantizedFormat): TE.TaskEither<LlmqError, ModelHandle> =>
   pipe(
     openCheckpoint(dir),

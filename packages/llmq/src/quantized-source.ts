@@ -1,4 +1,4 @@
-// GPTQ / AWQ / bitsandbytes / FP8 directories and GGUF files opened for running (eval, inspect, quantize): a lazy
+// GPTQ / AWQ / bitsandbytes / FP8 / HQQ directories and GGUF files opened for running (eval, inspect, quantize): a lazy
 // WeightSource that dequantizes each quantized linear when the forward asks for it, exactly as `llmq convert` writes it.
 import { type ModelError, type ModelHandle, type WeightSource, checkpointError, formatModelError, modelFromSource, openGgufModel } from "@llmq/models";
 import {
@@ -18,8 +18,8 @@ import { type LlmqError, modelError } from "./errors.js";
 
 const lift = (e: ModelError): LlmqError => modelError(formatModelError(e));
 
-/** The dense [out, in] shape of a quantized linear from its stored parts' shapes (bnb 4-bit: its quant_state). */
-const denseShape = (fmt: QuantizedFormat, shapes: ReadonlyMap<string, ReadonlyArray<number>>, bnbShape?: ReadonlyArray<number>): ReadonlyArray<number> | undefined => {
+/** The dense [out, in] shape of a quantized linear from its stored parts' shapes (bnb 4-bit, HQQ: read from a part). */
+const denseShape = (fmt: QuantizedFormat, shapes: ReadonlyMap<string, ReadonlyArray<number>>, storedShape?: ReadonlyArray<number>): ReadonlyArray<number> | undefined => {
   const qw = shapes.get("qweight");
   switch (fmt.method) {
     case "gptq":
@@ -27,7 +27,8 @@ const denseShape = (fmt: QuantizedFormat, shapes: ReadonlyMap<string, ReadonlyAr
     case "awq":
       return qw && (fmt.options.version === "gemm" ? [qw[1]! * 8, qw[0]!] : [qw[0]!, qw[1]! * 8]);
     case "bitsandbytes_4bit":
-      return bnbShape;
+    case "hqq":
+      return storedShape;
     default:
       return shapes.get("weight");
   }
@@ -48,14 +49,19 @@ export const quantizedSource = (ck: Checkpoint, fmt: QuantizedFormat): TE.TaskEi
   }
   const shapes = new Map<string, ReadonlyArray<number> | undefined>();
   for (const [prefix, ps] of modules) {
-    let bnbShape: ReadonlyArray<number> | undefined;
-    if (fmt.method === "bitsandbytes_4bit" && ps.has("quant_state")) {
-      const t = await ck.read(ps.get("quant_state")!)();
+    // bnb 4-bit keeps the shape in its quant_state JSON, HQQ in a `shape` tensor: both small, read now.
+    let stored: ReadonlyArray<number> | undefined;
+    const holder = fmt.method === "bitsandbytes_4bit" ? ps.get("quant_state") : fmt.method === "hqq" ? ps.get("shape") : undefined;
+    if (holder !== undefined) {
+      const t = await ck.read(holder)();
       if (E.isLeft(t)) return E.left(modelError(formatSerializationError(t.left)));
-      const st = parseBnbQuantState(t.right.data as Uint8Array);
-      bnbShape = E.isRight(st) ? st.right.shape : undefined;
+      if (fmt.method === "hqq") stored = Array.from(t.right.data as ArrayLike<number | bigint>, Number);
+      else {
+        const st = parseBnbQuantState(t.right.data as Uint8Array);
+        stored = E.isRight(st) ? st.right.shape : undefined;
+      }
     }
-    shapes.set(`${prefix}.weight`, denseShape(fmt, new Map([...ps].map(([part, n]) => [part, ck.info(n)?.info.shape ?? []])), bnbShape));
+    shapes.set(`${prefix}.weight`, denseShape(fmt, new Map([...ps].map(([part, n]) => [part, ck.info(n)?.info.shape ?? []])), stored));
   }
   const read = (name: string): TE.TaskEither<ModelError, Tensor> => {
     const prefix = name.endsWith(".weight") ? name.slice(0, -7) : "";

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { formatSerializationError } from "./errors.js";
 import { type QuantizedFormat, dequantizeModule } from "./quantized-checkpoint.js";
 
-/** Case count: LLMQ_FUZZ_RUNS (CI default 2000; run locally with 10000+). GPTQ, AWQ, bitsandbytes and FP8 part sets. */
+/** Case count: LLMQ_FUZZ_RUNS (CI default 2000; run locally with 10000+). GPTQ, AWQ, bitsandbytes, FP8 and HQQ part sets. */
 const RUNS = Number(process.env.LLMQ_FUZZ_RUNS ?? 2000);
 
 const dim = fc.oneof(fc.constantFrom(1, 3, 8, 16, 24, 32, 64), fc.integer({ min: 0, max: 70 }));
@@ -19,6 +19,7 @@ const format: fc.Arbitrary<QuantizedFormat> = fc.oneof(
   fc.constant({ method: "bitsandbytes_8bit" as const }),
   fc.constant({ method: "fp8" as const }),
   fc.constant({ method: "fbgemm_fp8" as const }),
+  fc.constant({ method: "hqq" as const }),
   fc.record({
     method: fc.constant("gptq" as const),
     options: fc.record({ bits: fc.constantFrom(2, 3, 4, 8) as fc.Arbitrary<2 | 3 | 4 | 8>, groupSize: fc.oneof(fc.constantFrom(-1, 8, 32, 128), fc.integer({ min: -3, max: 100 })), v1: fc.boolean() }),
@@ -58,11 +59,11 @@ const make = (t: { dtype: string; shape: number[]; fill: number }): Tensor => {
   return new Tensor(t.dtype as "i32", t.shape, data as Int32Array);
 };
 
-describe("GPTQ / AWQ / bitsandbytes / FP8: malformed tensor sets", () => {
+describe("GPTQ / AWQ / bitsandbytes / FP8 / HQQ: malformed tensor sets", () => {
   it(`${RUNS} random packed-linear tensor sets → a dense weight of the implied shape or a typed error`, () => {
     fc.assert(
       fc.property(
-        fc.dictionary(fc.constantFrom("qweight", "qzeros", "scales", "g_idx", "weight", "absmax", "quant_map", "nested_absmax", "nested_quant_map", "SCB", "weight_scale_inv", "weight_scale"), tensor),
+        fc.dictionary(fc.constantFrom("qweight", "qzeros", "scales", "g_idx", "weight", "absmax", "quant_map", "nested_absmax", "nested_quant_map", "SCB", "weight_scale_inv", "weight_scale", "W_q", "scale", "zero", "nbits", "shape", "packing", "axis", "group_size"), tensor),
         fc.option(fc.oneof(fc.uint8Array({ maxLength: 40 }), QUANT_STATE)),
         format,
         (ts, qs, fmt) => {
@@ -74,7 +75,7 @@ describe("GPTQ / AWQ / bitsandbytes / FP8: malformed tensor sets", () => {
             expect(r.left._tag).toBe("CompressorError");
             expect(formatSerializationError(r.left).length).toBeGreaterThan(0);
           } else {
-            const src = parts.get(fmt.method === "gptq" || fmt.method === "awq" ? "qweight" : "weight")!;
+            const src = parts.get(fmt.method === "gptq" || fmt.method === "awq" ? "qweight" : fmt.method === "hqq" ? "W_q" : "weight")!;
             expect(r.right.size).toBeLessThanOrEqual(16 * src.size);
             expect(r.right.data.every((x) => Number.isFinite(x) || Number.isNaN(x))).toBe(true);
           }

@@ -57,12 +57,12 @@ describe("quantization_config dispatch (transformers' AutoQuantizationConfig.fro
     expect(m({ quant_method: "bitsandbytes", load_in_8bit: true })).toEqual(E.right("bitsandbytes_8bit"));
   });
   it("missing and unknown methods name the supported ones; known-but-unread ones say so", () => {
-    for (const qc of [{}, { quant_method: "nope" }, { quant_method: "hqq" }]) {
+    for (const qc of [{}, { quant_method: "nope" }, { quant_method: "quanto" }]) {
       const r = m(qc);
       expect(E.isLeft(r) && r.left._tag).toBe("InvalidConfig");
-      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain("gptq, awq, bitsandbytes_4bit, bitsandbytes_8bit, fp8, fbgemm_fp8, compressed-tensors");
+      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain("gptq, awq, bitsandbytes_4bit, bitsandbytes_8bit, fp8, fbgemm_fp8, hqq, compressed-tensors");
     }
-    expect(JSON.stringify(m({ quant_method: "hqq" }))).toContain("transformers knows it");
+    expect(JSON.stringify(m({ quant_method: "quanto" }))).toContain("transformers knows it");
     expect(m({ quant_method: "awq" })).toEqual(E.right("awq"));
   });
   it("GPTQ/AWQ options: bits, group_size, checkpoint_format / format, version are checked", () => {

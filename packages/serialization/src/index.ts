@@ -82,3 +82,5 @@ export type { QuantizedFormat } from "./quantized-checkpoint.js";
 export { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-dequantize.js";
 export type { Bnb4bitParts, Bnb4bitState } from "./bnb-dequantize.js";
 export { dequantizeFp8Blocks, dequantizeFp8Rows } from "./fp8-dequantize.js";
+export { HQQ_PACKINGS, dequantizeHqq } from "./hqq-dequantize.js";
+export type { HqqFloat, HqqFloatTensor, HqqParts } from "./hqq-dequantize.js";

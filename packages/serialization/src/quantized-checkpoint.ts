@@ -8,11 +8,12 @@ import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type SerializationError, compressorError, invalidConfig } from "./errors.js";
 import { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-dequantize.js";
 import { dequantizeFp8Blocks, dequantizeFp8Rows } from "./fp8-dequantize.js";
+import { type HqqFloat, type HqqFloatTensor, dequantizeHqq } from "./hqq-dequantize.js";
 import { type AwqOptions, type DenseWeight, type GptqOptions, type PackedTensor, GPTQ_BITS, dequantizeAwq, dequantizeGptq } from "./gptq-awq-dequantize.js";
 import type { Checkpoint } from "./safetensors-reader.js";
 
 /** Methods llmq reads back from a pre-quantized checkpoint ("compressed-tensors" through decompressModule). */
-export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "fp8", "fbgemm_fp8", "compressed-tensors"];
+export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "fp8", "fbgemm_fp8", "hqq", "compressed-tensors"];
 /** Methods transformers knows (HF ~4.56 AUTO_QUANTIZER_MAPPING), for the message when one is not readable yet. */
 const TRANSFORMERS_METHODS: ReadonlyArray<string> = [
   "awq",
@@ -45,7 +46,9 @@ export type QuantizedFormat =
   | { readonly method: "bitsandbytes_8bit" }
   /** FineGrainedFP8 (block size implied by each weight_scale_inv grid) and FBGEMM per-row FP8. */
   | { readonly method: "fp8" }
-  | { readonly method: "fbgemm_fp8" };
+  | { readonly method: "fbgemm_fp8" }
+  /** Per-module meta (nbits, group size, axis, packing, compute dtype) is stored beside each W_q. */
+  | { readonly method: "hqq" };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -92,7 +95,7 @@ export const quantizedFormatOf = (file: string, qc: unknown): E.Either<Serializa
         ? gptqOptions(file, qc as Record<string, unknown>)
         : m === "awq"
           ? awqOptions(file, qc as Record<string, unknown>)
-          : m === "bitsandbytes_4bit" || m === "bitsandbytes_8bit" || m === "fp8" || m === "fbgemm_fp8"
+          : m === "bitsandbytes_4bit" || m === "bitsandbytes_8bit" || m === "fp8" || m === "fbgemm_fp8" || m === "hqq"
             ? E.right({ method: m })
             : E.left(invalidConfig(file, "quantization_config.quant_method", `${m} checkpoints are opened with the compressed-tensors reader, not as GPTQ/AWQ`)),
     ),
@@ -101,6 +104,28 @@ export const quantizedFormatOf = (file: string, qc: unknown): E.Either<Serializa
 // ----- checkpoint -----
 
 const PACKED_PARTS = ["qweight", "qzeros", "scales", "g_idx"] as const;
+/** HQQLinear.state_dict_keys(): W_q, scale, zero and the meta hqq encodes as tensors. */
+const HQQ_PARTS: ReadonlyArray<string> = [
+  "W_q",
+  "scale",
+  "zero",
+  "nbits",
+  "group_size",
+  "shape",
+  "axis",
+  "packing",
+  "unpack_view_dtype",
+  "view_as_float",
+  "quant_scale",
+  "quant_zero",
+  "compute_dtype",
+  "offload_meta",
+  "encoded_state_dict",
+  "stores_quant_config",
+  "channel_wise",
+  "optimize",
+  "round_zero",
+];
 const BNB4_PARTS = /^(.*)\.weight\.(absmax|quant_map|nested_absmax|nested_quant_map|quant_state\.bitsandbytes__(?:nf4|fp4))$/;
 
 /**
@@ -120,6 +145,9 @@ export const quantizedPartsOf = (fmt: QuantizedFormat, names: ReadonlyArray<stri
       const m = BNB4_PARTS.exec(name);
       if (m !== null) out.set(name, [m[1]!, m[2]!.startsWith("quant_state") ? "quant_state" : m[2]!]);
       else if (name.endsWith(".weight") && all.has(`${name}.absmax`)) out.set(name, [name.slice(0, -7), "weight"]);
+    } else if (fmt.method === "hqq") {
+      const i = name.lastIndexOf(".");
+      if (i > 0 && HQQ_PARTS.includes(name.slice(i + 1)) && all.has(`${name.slice(0, i)}.W_q`)) out.set(name, [name.slice(0, i), name.slice(i + 1)]);
     } else {
       const aux = fmt.method === "bitsandbytes_8bit" ? "SCB" : fmt.method === "fp8" ? "weight_scale_inv" : "weight_scale";
       const m = new RegExp(`^(.*)\\.(${aux}|weight_format)$`).exec(name);
@@ -184,6 +212,53 @@ const fp8 = (parts: ReadonlyMap<string, Tensor>, perRow: boolean): E.Either<stri
   return perRow ? dequantizeFp8Rows(q, w.shape, f32(sc)) : dequantizeFp8Blocks(q, w.shape, sc.dtype === "u8" ? u8(sc) : f32(sc), sc.shape);
 };
 
+const HQQ_FLOATS: Readonly<Record<string, HqqFloat>> = { f32: "float32", f16: "float16", bf16: "bfloat16", "torch.float32": "float32", "torch.float16": "float16", "torch.bfloat16": "bfloat16" };
+const chars = (t: Tensor | undefined): string => (t === undefined ? "" : String.fromCharCode(...u8(t)));
+const int = (t: Tensor | undefined): number => (t === undefined || t.size !== 1 ? Number.NaN : Number((t.data as ArrayLike<number | bigint>)[0]));
+const bytesOf = (t: Tensor): Uint8Array => {
+  const d = t.data as unknown as ArrayBufferView;
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+};
+
+const hqq = (parts: ReadonlyMap<string, Tensor>): E.Either<string, DenseWeight> => {
+  const miss = ["W_q", "scale", "zero", "nbits", "shape", "packing"].filter((p) => !parts.has(p));
+  if (miss.length > 0) return E.left(`missing ${miss.join(", ")}`);
+  if (int(parts.get("quant_scale")) === 1 || int(parts.get("quant_zero")) === 1) return E.left("quantized scale/zero meta (hqq quant_scale / quant_zero, deprecated upstream) is not read");
+  const floatOf = (key: string, t: Tensor): E.Either<string, HqqFloatTensor> => {
+    const dtype = HQQ_FLOATS[t.dtype];
+    return dtype === undefined ? E.left(`${key} must be a float tensor, got ${t.dtype}`) : E.right({ data: f32(t), shape: t.shape, dtype });
+  };
+  const wq = parts.get("W_q")!;
+  // view_as_float stores W_q as the compute dtype; its bytes are the unpack_view_dtype words.
+  const view = int(parts.get("view_as_float")) === 1 ? chars(parts.get("unpack_view_dtype")) : wq.dtype === "i32" ? "torch.int32" : "torch.uint8";
+  const wordBytes = view === "torch.int32" ? 4 : view === "torch.uint8" ? 1 : 0;
+  if (wordBytes === 0) return E.left(`W_q view dtype ${view} (hqq unpacks torch.uint8 or torch.int32)`);
+  const raw = bytesOf(wq);
+  const wqShape = wq.shape.length === 2 ? [wq.shape[0]!, (wq.shape[1]! * raw.length) / (wq.size * wordBytes)] : wq.shape;
+  const compute = HQQ_FLOATS[chars(parts.get("compute_dtype")) || "torch.float16"];
+  if (compute === undefined) return E.left(`compute_dtype ${JSON.stringify(chars(parts.get("compute_dtype")))}`);
+  const shapeT = parts.get("shape")!;
+  return pipe(
+    E.Do,
+    E.apS("zero", floatOf("zero", parts.get("zero")!)),
+    E.apS("scale", floatOf("scale", parts.get("scale")!)),
+    E.chain(({ zero, scale }) =>
+      dequantizeHqq({
+        wq: raw,
+        wqShape,
+        packing: chars(parts.get("packing")),
+        nbits: int(parts.get("nbits")),
+        axis: parts.has("axis") ? int(parts.get("axis")) : 1,
+        groupSize: int(parts.get("group_size")),
+        shape: Array.from(shapeT.data as ArrayLike<number | bigint>, Number),
+        zero,
+        scale,
+        computeDtype: compute,
+      }),
+    ),
+  );
+};
+
 /** One quantized linear (its tensors already read, keyed by part) → its dense f32 weight. */
 export const dequantizeModule = (file: string, prefix: string, parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat): E.Either<SerializationError, Tensor<"f32">> => {
   const r =
@@ -193,7 +268,9 @@ export const dequantizeModule = (file: string, prefix: string, parts: ReadonlyMa
         ? bnb8(parts)
         : fmt.method === "fp8" || fmt.method === "fbgemm_fp8"
           ? fp8(parts, fmt.method === "fbgemm_fp8")
-          : packedLinear(parts, fmt);
+          : fmt.method === "hqq"
+            ? hqq(parts)
+            : packedLinear(parts, fmt);
   return E.isLeft(r) ? E.left(compressorError(file, `${prefix}.weight`, fmt.method, r.left)) : E.right(new TensorClass("f32", r.right.shape, r.right.data));
 };
 
