@@ -96,10 +96,8 @@ const cps = (s: string): string[] => [...s];
  * the piece's score (high first), then the longer left and right parts, ties in vocabulary order (Python's stable sort).
  */
 export const mergesFromScores = (tokens: ReadonlyArray<string>, scores: ReadonlyArray<number>): Array<[string, string]> => {
-  const vocab = new Map<string, number>();
-  tokens.forEach((t, i) => vocab.set(t, i));
-  const scoreOf = new Map<string, number>();
-  tokens.forEach((t, i) => scoreOf.set(t, scores[i]!));
+  const vocab = new Map<string, number>(tokens.map((t, i) => [t, i]));
+  const scoreOf = new Map<string, number>(tokens.map((t, i) => [t, scores[i]!]));
   const merges: Array<{ l: string; r: string; score: number; ll: number; lr: number }> = [];
   for (const [piece, score] of scoreOf) {
     const chars = cps(piece);
