@@ -141,9 +141,9 @@ export const buildCli = (): Command => {
 
   program
     .command("convert")
-    .description("convert a llama2.c checkpoint (+ its tokenizer.bin), a llama.cpp GGUF file or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ directory into a dense Hugging Face Llama directory (safetensors)")
+    .description("convert a llama2.c checkpoint (+ its tokenizer.bin), a llama.cpp GGUF file or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM directory into a dense Hugging Face Llama directory (safetensors)")
     .addOption(new Option("--from <format>", "source format").choices([...CONVERT_FORMATS]).makeOptionMandatory())
-    .argument("<model>", "the source: stories260K.bin, SmolLM2-135M-Instruct.Q4_1.gguf, or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ model directory")
+    .argument("<model>", "the source: stories260K.bin, SmolLM2-135M-Instruct.Q4_1.gguf, or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM model directory")
     .option("--tokenizer <file>", "llama2.c tokenizer.bin to convert into tokenizer.json (llama2c only)")
     .addOption(new Option("--dtype <dtype>", "dtype of the written tensors").choices([...GGUF_OUTPUT_DTYPES]).default("f32"))
     .requiredOption("--output <dir>", "output directory")
@@ -159,7 +159,7 @@ export const buildCli = (): Command => {
   program
     .command("eval")
     .description("perplexity on a dataset; with --reference also KL divergence (reference ‖ model) and top-1 agreement")
-    .requiredOption("--model <dir>", "model directory (dense, compressed-tensors, GPTQ, AWQ, bitsandbytes, FP8, HQQ) or .gguf file")
+    .requiredOption("--model <dir>", "model directory (dense, compressed-tensors, GPTQ, AWQ, bitsandbytes, FP8, HQQ, AQLM) or .gguf file")
     .option("--reference <dir>", "reference (unquantized) model directory or .gguf file")
     .requiredOption("--dataset <file>", "evaluation data: .txt, .jsonl or .json (array of token-id arrays)")
     .option("--seq-len <n>", "tokens per window", int("--seq-len", 2), 512)

@@ -6,7 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { checkOutputPath } from "./check-output-path.js";
 import { type LlmqError, displayPath, ioError, modelError, outputExists, usageError } from "./errors.js";
 
-export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq"] as const;
+export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq", "aqlm"] as const;
 export type ConvertFormat = (typeof CONVERT_FORMATS)[number];
 
 export interface ConvertOptions {
@@ -39,8 +39,8 @@ const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async
   E.map(() => undefined)(await checkOutputPath(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]));
 
 /**
- * `llmq convert --from llama2c|gguf|gptq|awq|bnb|fp8|hqq`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
- * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ directory (packed linears dequantized,
+ * `llmq convert --from llama2c|gguf|gptq|awq|bnb|fp8|hqq|aqlm`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
+ * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM directory (packed linears dequantized,
  * tokenizer files carried over) → a dense HF directory in the asked dtype.
  */
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>

@@ -21,8 +21,9 @@ const packedFx = load("gptq-awq");
 const bnbFx = load("bnb");
 const fp8Fx = load("fp8");
 const hqqFx = load("hqq");
-const cases = new Map([...packedFx.tensors, ...bnbFx.tensors, ...fp8Fx.tensors, ...hqqFx.tensors]);
-const manifest = { cases: { ...packedFx.manifest.cases, ...bnbFx.manifest.cases, ...fp8Fx.manifest.cases, ...hqqFx.manifest.cases } };
+const aqlmFx = load("aqlm");
+const cases = new Map([...packedFx.tensors, ...bnbFx.tensors, ...fp8Fx.tensors, ...hqqFx.tensors, ...aqlmFx.tensors]);
+const manifest = { cases: { ...packedFx.manifest.cases, ...bnbFx.manifest.cases, ...fp8Fx.manifest.cases, ...hqqFx.manifest.cases, ...aqlmFx.manifest.cases } };
 const tmp = mkdtempSync(join(tmpdir(), "llmq-convert-q-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -51,7 +52,7 @@ const readOut = async (dir: string, name: string): Promise<Tensor> => {
 
 const bits = (t: Tensor): Uint32Array => new Uint32Array((t.data as Float32Array).buffer, (t.data as Float32Array).byteOffset, t.size);
 
-describe("llmq convert --from gptq|awq|bnb|fp8|hqq", () => {
+describe("llmq convert --from gptq|awq|bnb|fp8|hqq|aqlm", () => {
   for (const [name, qc, from] of [
     ["gptq_b3_sym_v1_act1", { quant_method: "gptq", bits: 3, group_size: 32, desc_act: true, sym: true, checkpoint_format: "gptq" }, "gptq"],
     ["gptq_b4_asym_v2_act0", { quant_method: "gptq", bits: 4, group_size: 32, desc_act: false, sym: false, format: "gptq_v2" }, "gptq"],
@@ -61,6 +62,7 @@ describe("llmq convert --from gptq|awq|bnb|fp8|hqq", () => {
     ["int8_b", { quant_method: "bitsandbytes", load_in_8bit: true }, "bnb"],
     ["fp8_block_1x32", { quant_method: "fp8", weight_block_size: [1, 32], activation_scheme: "dynamic" }, "fp8"],
     ["fbgemm", { quant_method: "fbgemm_fp8", activation_scale_ub: 1200 }, "fp8"],
+    ["4x8_og2_ig4_f32", { quant_method: "aqlm", in_group_size: 4, out_group_size: 2, num_codebooks: 4, nbits_per_codebook: 8 }, "aqlm"],
     ["b3_g64_ax0_f32", { quant_method: "hqq", quant_config: { weight_quant_params: { nbits: 3, group_size: 64, axis: 0 } }, skip_modules: ["lm_head"] }, "hqq"],
   ] as const) {
     it(`${name}: the dense weight is the reference's, bit for bit; quantization_config dropped; tokenizer files kept`, async () => {
@@ -69,7 +71,7 @@ describe("llmq convert --from gptq|awq|bnb|fp8|hqq", () => {
       const r = await convertCommand({ from, model: dir, output: out, overwrite: false })();
       if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
       expect(r.right).toMatchObject({ tensors: 2, dtype: "f32", tokenizer: true });
-      const method = { bnb: name.startsWith("int8") ? "bitsandbytes_8bit" : "bitsandbytes_4bit", fp8: name === "fbgemm" ? "fbgemm_fp8" : "fp8", gptq: "gptq", awq: "awq", hqq: "hqq" }[from];
+      const method = { bnb: name.startsWith("int8") ? "bitsandbytes_8bit" : "bitsandbytes_4bit", fp8: name === "fbgemm" ? "fbgemm_fp8" : "fp8", gptq: "gptq", awq: "awq", hqq: "hqq", aqlm: "aqlm" }[from];
       expect(Object.entries(r.right.sourceTypes ?? {})).toEqual([[`${method} linears`, 1]]);
       const w = await readOut(out, `${LINEAR}.weight`);
       expect(w.shape).toEqual(manifest.cases[name]!.shape);

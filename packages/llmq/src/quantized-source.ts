@@ -1,4 +1,4 @@
-// GPTQ / AWQ / bitsandbytes / FP8 / HQQ directories and GGUF files opened for running (eval, inspect, quantize): a lazy
+// GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM directories and GGUF files opened for running (eval, inspect, quantize): a lazy
 // WeightSource that dequantizes each quantized linear when the forward asks for it, exactly as `llmq convert` writes it.
 import { type ModelError, type ModelHandle, type WeightSource, checkpointError, formatModelError, modelFromSource, openGgufModel } from "@llmq/models";
 import {
@@ -29,6 +29,10 @@ const denseShape = (fmt: QuantizedFormat, shapes: ReadonlyMap<string, ReadonlyAr
     case "bitsandbytes_4bit":
     case "hqq":
       return storedShape;
+    case "aqlm": {
+      const [codes, books] = [shapes.get("codes"), shapes.get("codebooks")];
+      return codes && books && [codes[0]! * books[2]!, codes[1]! * books[3]!];
+    }
     default:
       return shapes.get("weight");
   }

@@ -42,12 +42,12 @@ const readJsonFiles = (dir: string): TE.TaskEither<ModelError, Record<string, Re
 };
 
 /**
- * Reads a GPTQ, AWQ, bitsandbytes (4-bit NF4/FP4, LLM.int8), FP8 (fine-grained, FBGEMM) or HQQ directory (method from config.json's quantization_config, as transformers dispatches it;
+ * Reads a GPTQ, AWQ, bitsandbytes (4-bit NF4/FP4, LLM.int8), FP8 (fine-grained, FBGEMM), HQQ or AQLM directory (method from config.json's quantization_config, as transformers dispatches it;
  * `expect` refuses a directory of the other method) into dense tensors of `dtype`.
  */
 /** The `--from` name of a quantization method. */
-const flagOf = (m: QuantizedFormat["method"]): QuantizedSource => (m === "gptq" || m === "awq" || m === "hqq" ? m : m === "fp8" || m === "fbgemm_fp8" ? "fp8" : "bnb");
-export type QuantizedSource = "gptq" | "awq" | "bnb" | "fp8" | "hqq";
+const flagOf = (m: QuantizedFormat["method"]): QuantizedSource => (m === "gptq" || m === "awq" || m === "hqq" || m === "aqlm" ? m : m === "fp8" || m === "fbgemm_fp8" ? "fp8" : "bnb");
+export type QuantizedSource = "gptq" | "awq" | "bnb" | "fp8" | "hqq" | "aqlm";
 
 export const convertQuantized = (dir: string, expect: QuantizedSource, opts: { readonly dtype?: GgufOutputDType } = {}): TE.TaskEither<ModelError, ConvertedQuantized> => {
   const dtype = opts.dtype ?? "f32";

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { formatSerializationError } from "./errors.js";
 import { type QuantizedFormat, dequantizeModule } from "./quantized-checkpoint.js";
 
-/** Case count: LLMQ_FUZZ_RUNS (CI default 2000; run locally with 10000+). GPTQ, AWQ, bitsandbytes, FP8 and HQQ part sets. */
+/** Case count: LLMQ_FUZZ_RUNS (CI default 2000; run locally with 10000+). GPTQ, AWQ, bitsandbytes, FP8, HQQ and AQLM part sets. */
 const RUNS = Number(process.env.LLMQ_FUZZ_RUNS ?? 2000);
 
 const dim = fc.oneof(fc.constantFrom(1, 3, 8, 16, 24, 32, 64), fc.integer({ min: 0, max: 70 }));
@@ -20,6 +20,7 @@ const format: fc.Arbitrary<QuantizedFormat> = fc.oneof(
   fc.constant({ method: "fp8" as const }),
   fc.constant({ method: "fbgemm_fp8" as const }),
   fc.constant({ method: "hqq" as const }),
+  fc.constant({ method: "aqlm" as const }),
   fc.record({
     method: fc.constant("gptq" as const),
     options: fc.record({ bits: fc.constantFrom(2, 3, 4, 8) as fc.Arbitrary<2 | 3 | 4 | 8>, groupSize: fc.oneof(fc.constantFrom(-1, 8, 32, 128), fc.integer({ min: -3, max: 100 })), v1: fc.boolean() }),
@@ -59,11 +60,11 @@ const make = (t: { dtype: string; shape: number[]; fill: number }): Tensor => {
   return new Tensor(t.dtype as "i32", t.shape, data as Int32Array);
 };
 
-describe("GPTQ / AWQ / bitsandbytes / FP8 / HQQ: malformed tensor sets", () => {
+describe("GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM: malformed tensor sets", () => {
   it(`${RUNS} random packed-linear tensor sets → a dense weight of the implied shape or a typed error`, () => {
     fc.assert(
       fc.property(
-        fc.dictionary(fc.constantFrom("qweight", "qzeros", "scales", "g_idx", "weight", "absmax", "quant_map", "nested_absmax", "nested_quant_map", "SCB", "weight_scale_inv", "weight_scale", "W_q", "scale", "zero", "nbits", "shape", "packing", "axis", "group_size"), tensor),
+        fc.dictionary(fc.constantFrom("qweight", "qzeros", "scales", "g_idx", "weight", "absmax", "quant_map", "nested_absmax", "nested_quant_map", "SCB", "weight_scale_inv", "weight_scale", "W_q", "scale", "zero", "nbits", "shape", "packing", "axis", "group_size", "codes", "codebooks"), tensor),
         fc.option(fc.oneof(fc.uint8Array({ maxLength: 40 }), QUANT_STATE)),
         format,
         (ts, qs, fmt) => {
@@ -75,8 +76,10 @@ describe("GPTQ / AWQ / bitsandbytes / FP8 / HQQ: malformed tensor sets", () => {
             expect(r.left._tag).toBe("CompressorError");
             expect(formatSerializationError(r.left).length).toBeGreaterThan(0);
           } else {
-            const src = parts.get(fmt.method === "gptq" || fmt.method === "awq" ? "qweight" : fmt.method === "hqq" ? "W_q" : "weight")!;
-            expect(r.right.size).toBeLessThanOrEqual(16 * src.size);
+            const src = parts.get(fmt.method === "gptq" || fmt.method === "awq" ? "qweight" : fmt.method === "hqq" ? "W_q" : fmt.method === "aqlm" ? "codes" : "weight")!;
+            // AQLM: one tile (≤ 256 values) per code group; the others ≤ 16 values per stored element
+            const bound = fmt.method === "aqlm" ? 256 * src.size : 16 * src.size;
+            expect(r.right.size).toBeLessThanOrEqual(bound);
             expect(r.right.data.every((x) => Number.isFinite(x) || Number.isNaN(x))).toBe(true);
           }
         },

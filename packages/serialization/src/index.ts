@@ -84,3 +84,5 @@ export type { Bnb4bitParts, Bnb4bitState } from "./bnb-dequantize.js";
 export { dequantizeFp8Blocks, dequantizeFp8Rows } from "./fp8-dequantize.js";
 export { HQQ_PACKINGS, dequantizeHqq } from "./hqq-dequantize.js";
 export type { HqqFloat, HqqFloatTensor, HqqParts } from "./hqq-dequantize.js";
+export { dequantizeAqlm } from "./aqlm-dequantize.js";
+export type { AqlmParts } from "./aqlm-dequantize.js";

@@ -9,11 +9,12 @@ import { type SerializationError, compressorError, invalidConfig } from "./error
 import { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-dequantize.js";
 import { dequantizeFp8Blocks, dequantizeFp8Rows } from "./fp8-dequantize.js";
 import { type HqqFloat, type HqqFloatTensor, dequantizeHqq } from "./hqq-dequantize.js";
+import { dequantizeAqlm } from "./aqlm-dequantize.js";
 import { type AwqOptions, type DenseWeight, type GptqOptions, type PackedTensor, GPTQ_BITS, dequantizeAwq, dequantizeGptq } from "./gptq-awq-dequantize.js";
 import type { Checkpoint } from "./safetensors-reader.js";
 
 /** Methods llmq reads back from a pre-quantized checkpoint ("compressed-tensors" through decompressModule). */
-export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "fp8", "fbgemm_fp8", "hqq", "compressed-tensors"];
+export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "fp8", "fbgemm_fp8", "hqq", "aqlm", "compressed-tensors"];
 /** Methods transformers knows (HF ~4.56 AUTO_QUANTIZER_MAPPING), for the message when one is not readable yet. */
 const TRANSFORMERS_METHODS: ReadonlyArray<string> = [
   "awq",
@@ -48,7 +49,9 @@ export type QuantizedFormat =
   | { readonly method: "fp8" }
   | { readonly method: "fbgemm_fp8" }
   /** Per-module meta (nbits, group size, axis, packing, compute dtype) is stored beside each W_q. */
-  | { readonly method: "hqq" };
+  | { readonly method: "hqq" }
+  /** Group sizes and codebook counts are in each module's tensor shapes. */
+  | { readonly method: "aqlm" };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -95,7 +98,7 @@ export const quantizedFormatOf = (file: string, qc: unknown): E.Either<Serializa
         ? gptqOptions(file, qc as Record<string, unknown>)
         : m === "awq"
           ? awqOptions(file, qc as Record<string, unknown>)
-          : m === "bitsandbytes_4bit" || m === "bitsandbytes_8bit" || m === "fp8" || m === "fbgemm_fp8" || m === "hqq"
+          : m === "bitsandbytes_4bit" || m === "bitsandbytes_8bit" || m === "fp8" || m === "fbgemm_fp8" || m === "hqq" || m === "aqlm"
             ? E.right({ method: m })
             : E.left(invalidConfig(file, "quantization_config.quant_method", `${m} checkpoints are opened with the compressed-tensors reader, not as GPTQ/AWQ`)),
     ),
@@ -145,6 +148,9 @@ export const quantizedPartsOf = (fmt: QuantizedFormat, names: ReadonlyArray<stri
       const m = BNB4_PARTS.exec(name);
       if (m !== null) out.set(name, [m[1]!, m[2]!.startsWith("quant_state") ? "quant_state" : m[2]!]);
       else if (name.endsWith(".weight") && all.has(`${name}.absmax`)) out.set(name, [name.slice(0, -7), "weight"]);
+    } else if (fmt.method === "aqlm") {
+      const m = /^(.*)\.(codes|codebooks|scales)$/.exec(name);
+      if (m !== null && all.has(`${m[1]}.codes`) && all.has(`${m[1]}.codebooks`)) out.set(name, [m[1]!, m[2]!]);
     } else if (fmt.method === "hqq") {
       const i = name.lastIndexOf(".");
       if (i > 0 && HQQ_PARTS.includes(name.slice(i + 1)) && all.has(`${name.slice(0, i)}.W_q`)) out.set(name, [name.slice(0, i), name.slice(i + 1)]);
@@ -259,6 +265,15 @@ const hqq = (parts: ReadonlyMap<string, Tensor>): E.Either<string, DenseWeight> 
   );
 };
 
+const aqlm = (parts: ReadonlyMap<string, Tensor>): E.Either<string, DenseWeight> => {
+  const [codes, codebooks, scales] = [parts.get("codes"), parts.get("codebooks"), parts.get("scales")];
+  if (codes === undefined || codebooks === undefined || scales === undefined) return E.left("missing codes, codebooks or scales");
+  if (!["i8", "i16", "i32", "i64"].includes(codes.dtype)) return E.left(`codes must be integers, got ${codes.dtype}`);
+  const dtype = HQQ_FLOATS[codebooks.dtype];
+  if (dtype === undefined) return E.left(`codebooks must be float, got ${codebooks.dtype}`);
+  return dequantizeAqlm({ codes: i32(codes), codesShape: codes.shape, codebooks: f32(codebooks), codebooksShape: codebooks.shape, scales: f32(scales), dtype });
+};
+
 /** One quantized linear (its tensors already read, keyed by part) → its dense f32 weight. */
 export const dequantizeModule = (file: string, prefix: string, parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat): E.Either<SerializationError, Tensor<"f32">> => {
   const r =
@@ -270,7 +285,9 @@ export const dequantizeModule = (file: string, prefix: string, parts: ReadonlyMa
           ? fp8(parts, fmt.method === "fbgemm_fp8")
           : fmt.method === "hqq"
             ? hqq(parts)
-            : packedLinear(parts, fmt);
+            : fmt.method === "aqlm"
+              ? aqlm(parts)
+              : packedLinear(parts, fmt);
   return E.isLeft(r) ? E.left(compressorError(file, `${prefix}.weight`, fmt.method, r.left)) : E.right(new TensorClass("f32", r.right.shape, r.right.data));
 };
 
