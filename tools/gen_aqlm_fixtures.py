@@ -19,7 +19,7 @@ from importlib.metadata import version
 
 import torch
 from aqlm.utils import _dequantize_weight, pack_int_data, unpack_int_data
-from safetensors.torch import save_file
+from fixture_cases import save_cases
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "packages", "serialization", "fixtures", "aqlm")
 os.makedirs(OUT, exist_ok=True)
@@ -43,9 +43,4 @@ for name, n, k, og, ig, nc, nbits, dtype in (
     tensors.update({f"{name}.codes": stored, f"{name}.codebooks": codebooks, f"{name}.scales": scales, f"{name}.expected": expected.float().contiguous()})
     manifest["cases"][name] = {"shape": [n, k], "out_group_size": og, "in_group_size": ig, "num_codebooks": nc, "nbits_per_codebook": nbits, "dtype": dtype}
 
-save_file(tensors, os.path.join(OUT, "cases.safetensors"))
-os.chmod(os.path.join(OUT, "cases.safetensors"), 0o644)
-with open(os.path.join(OUT, "manifest.json"), "w") as f:
-    json.dump(manifest, f, indent=1)
-    f.write("\n")
-print(len(manifest["cases"]), "cases")
+save_cases(OUT, tensors, manifest)

@@ -20,7 +20,7 @@ import os
 
 import torch
 from importlib.metadata import version
-from safetensors.torch import save_file
+from fixture_cases import save_cases
 
 import bitsandbytes.functional as F
 from bitsandbytes.backends.default.ops import _dequantize_4bit_compute, _dequantize_blockwise_compute
@@ -66,9 +66,4 @@ for name, shape in (("int8_a", (48, 80)), ("int8_b", (17, 33))):
     tensors[f"{name}.expected"] = F.int8_vectorwise_dequant(cb, scb).float().contiguous()
     manifest["cases"][name] = {"kind": "int8", "shape": list(shape)}
 
-save_file(tensors, os.path.join(OUT, "cases.safetensors"))
-os.chmod(os.path.join(OUT, "cases.safetensors"), 0o644)
-with open(os.path.join(OUT, "manifest.json"), "w") as f:
-    json.dump(manifest, f, indent=1)
-    f.write("\n")
-print(len(manifest["cases"]), "cases")
+save_cases(OUT, tensors, manifest)

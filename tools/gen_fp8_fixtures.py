@@ -15,7 +15,7 @@ import json
 import os
 
 import torch
-from safetensors.torch import save_file
+from fixture_cases import save_cases
 from transformers import __version__ as tf_version
 from transformers.integrations.finegrained_fp8 import Fp8Dequantize
 
@@ -45,9 +45,4 @@ tensors["fbgemm.weight_scale"] = s
 tensors["fbgemm.expected"] = (q.to(torch.float32) * s).contiguous()
 manifest["cases"]["fbgemm"] = {"method": "fbgemm_fp8", "shape": [48, 80]}
 
-save_file(tensors, os.path.join(OUT, "cases.safetensors"))
-os.chmod(os.path.join(OUT, "cases.safetensors"), 0o644)
-with open(os.path.join(OUT, "manifest.json"), "w") as f:
-    json.dump(manifest, f, indent=1)
-    f.write("\n")
-print(len(manifest["cases"]), "cases")
+save_cases(OUT, tensors, manifest)

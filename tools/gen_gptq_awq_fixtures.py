@@ -19,7 +19,6 @@
 # Outputs (packages/serialization/fixtures/gptq-awq/): cases.safetensors (per case: qweight, qzeros, scales,
 # [g_idx], expected), manifest.json (per case: method, bits, group_size, format/version, sym, desc_act, shapes).
 import glob
-import json
 import logging
 import os
 import subprocess
@@ -31,6 +30,7 @@ import types
 import numpy as np
 import torch
 from safetensors.torch import save_file
+from fixture_cases import save_cases
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "packages", "serialization", "fixtures", "gptq-awq")
 os.makedirs(OUT, exist_ok=True)
@@ -182,9 +182,5 @@ for version in ("gemm", "gemv"):
     for gs in (32, 64, 128):
         awq_case(f"awq_{version}_g{gs}", version, gs)
 
-save_file(tensors, os.path.join(OUT, "cases.safetensors"))
-os.chmod(os.path.join(OUT, "cases.safetensors"), 0o644)
-with open(os.path.join(OUT, "manifest.json"), "w") as f:
-    json.dump(manifest, f, indent=1)
-    f.write("\n")
-print(len(manifest["cases"]), "cases;", sum(c.get("v1_quirk_corrupts", False) for c in manifest["cases"].values()), "show the v1 quirk")
+save_cases(OUT, tensors, manifest)
+print(sum(c.get("v1_quirk_corrupts", False) for c in manifest["cases"].values()), "cases show the v1 quirk")

@@ -16,7 +16,7 @@ from importlib.metadata import version
 
 import torch
 from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
-from safetensors.torch import save_file
+from fixture_cases import save_cases
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "packages", "serialization", "fixtures", "hqq")
 os.makedirs(OUT, exist_ok=True)
@@ -46,9 +46,4 @@ for name, nbits, gs, axis, dtype, vaf in (
     tensors[f"{name}.expected"] = h.dequantize().float().contiguous()
     manifest["cases"][name] = {"nbits": nbits, "group_size": gs, "axis": axis, "compute_dtype": dtype, "view_as_float": vaf, "shape": [48, 256]}
 
-save_file(tensors, os.path.join(OUT, "cases.safetensors"))
-os.chmod(os.path.join(OUT, "cases.safetensors"), 0o644)
-with open(os.path.join(OUT, "manifest.json"), "w") as f:
-    json.dump(manifest, f, indent=1)
-    f.write("\n")
-print(len(manifest["cases"]), "cases")
+save_cases(OUT, tensors, manifest)

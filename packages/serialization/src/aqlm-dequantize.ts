@@ -4,10 +4,9 @@
 // codebooks) and is rounded to the codebooks' dtype once; the scale product rounds once more, as torch computes it on
 // the CPU. Bit-exact for float32 and float16 codebooks; torch's bfloat16 embedding_bag (a vectorized CPU path) can
 // differ from this f32-accumulated sum by one bf16 ulp.
-import { bf16FromNumber, bf16ToNumber, f16FromNumber, f16ToNumber } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
+import { type TorchFloat, roundTo } from "./float-rounding.js";
 import type { DenseWeight } from "./gptq-awq-dequantize.js";
-import type { HqqFloat } from "./hqq-dequantize.js";
 
 export interface AqlmParts {
   /** [outGroups, inGroups, numCodebooks] */
@@ -18,11 +17,8 @@ export interface AqlmParts {
   readonly codebooksShape: ReadonlyArray<number>;
   /** [outGroups, 1, 1, 1] */
   readonly scales: Float32Array;
-  readonly dtype: HqqFloat;
+  readonly dtype: TorchFloat;
 }
-
-const rounder = (d: HqqFloat): ((x: number) => number) =>
-  d === "float32" ? Math.fround : d === "float16" ? (x) => f16ToNumber(f16FromNumber(x)) : (x) => bf16ToNumber(bf16FromNumber(x));
 
 const MAX_TILE = 256;
 
@@ -36,7 +32,7 @@ export const dequantizeAqlm = (p: AqlmParts): E.Either<string, DenseWeight> => {
   if (p.scales.length !== og) return E.left(`scales hold ${p.scales.length} values for ${og} output groups`);
   // AQLM tiles are 1×8 … 2×16; a larger one would let a small file claim a huge weight.
   if (ogs * igs > MAX_TILE) return E.left(`out_group_size·in_group_size ${ogs * igs} is beyond ${MAX_TILE}`);
-  const round = rounder(p.dtype);
+  const round = roundTo(p.dtype);
   const [n, k] = [og * ogs, ig * igs];
   const y = new Float32Array(n * k);
   const tile = ogs * igs;

@@ -2,8 +2,8 @@
 // 4-bit NF4/FP4 (`functional.dequantize_4bit`: code[nibble]·absmax in f32, first element in the HIGH nibble, absmax
 // itself blockwise-8-bit with double quant: nested_code[u8]·nested_absmax + offset, all f32; the result rounded to the
 // quant_state dtype) and LLM.int8 (`int8_vectorwise_dequant`: (CB·SCB)·(1/127) in f32).
-import { bf16FromNumber, bf16ToNumber, f16FromNumber, f16ToNumber } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
+import { roundTo } from "./float-rounding.js";
 import type { DenseWeight } from "./gptq-awq-dequantize.js";
 
 /** The JSON bitsandbytes stores (as uint8 bytes) under `<m>.weight.quant_state.bitsandbytes__<type>`. */
@@ -49,12 +49,6 @@ export const parseBnbQuantState = (bytes: Uint8Array): E.Either<string, Bnb4bitS
   return E.right(s as unknown as Bnb4bitState);
 };
 
-/** Rounds f32 values to the state's dtype (bf16/f16 round half to even), kept as f32 numbers. */
-const roundTo = (dtype: Bnb4bitState["dtype"], y: Float32Array): void => {
-  if (dtype === "bfloat16") for (let i = 0; i < y.length; i++) y[i] = bf16ToNumber(bf16FromNumber(y[i]!));
-  else if (dtype === "float16") for (let i = 0; i < y.length; i++) y[i] = f16ToNumber(f16FromNumber(y[i]!));
-};
-
 /** Per-block absmax in f32: stored directly, or (double quant) nested_code[u8]·nested_absmax[i / nested_blocksize] + offset. */
 const blockAbsmax = (p: Bnb4bitParts, blocks: number): E.Either<string, Float32Array> => {
   if (p.absmax.length !== blocks) return E.left(`absmax has ${p.absmax.length} values for ${blocks} blocks`);
@@ -80,11 +74,13 @@ export const dequantizeBnb4bit = (p: Bnb4bitParts): E.Either<string, DenseWeight
   const am = blockAbsmax(p, blocks);
   if (E.isLeft(am)) return am;
   const y = new Float32Array(n);
+  const round = roundTo(p.state.dtype);
   for (let i = 0; i < n; i++) {
     const b = p.weight[i >> 1]!;
-    y[i] = p.quantMap[i & 1 ? b & 0xf : b >> 4]! * am.right[Math.floor(i / blocksize)]!;
+    // f32 product, then the cast to the quant_state dtype (a second rounding for bf16/f16)
+    y[i] = round(fr(p.quantMap[i & 1 ? b & 0xf : b >> 4]! * am.right[Math.floor(i / blocksize)]!));
   }
-  roundTo(p.state.dtype, y);
+
   return E.right({ data: y, shape: [shape[0]!, shape[1]!] });
 };
 

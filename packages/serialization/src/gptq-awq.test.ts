@@ -1,10 +1,8 @@
-import { readFileSync } from "node:fs";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { quantMethodOf, quantizedFormatOf, dequantizeModule } from "./quantized-checkpoint.js";
-import { deserializeSafetensors } from "./safetensors-reader.js";
-import { FIXTURES, readJson } from "./test-support/fixtures.js";
+import { dequantizeModule, quantMethodOf, quantizedFormatOf } from "./quantized-checkpoint.js";
+import { f32Bits as bits, quantFixture } from "./test-support/fixtures.js";
 
 interface Case {
   readonly method: "gptq" | "awq";
@@ -15,11 +13,7 @@ interface Case {
   readonly shape: number[];
   readonly v1_quirk_corrupts?: boolean;
 }
-const manifest = readJson<{ cases: Record<string, Case> }>("gptq-awq/manifest.json");
-const file = deserializeSafetensors("cases", new Uint8Array(readFileSync(`${FIXTURES}gptq-awq/cases.safetensors`)));
-if (E.isLeft(file)) throw new Error(JSON.stringify(file.left));
-const tensors = file.right.tensors;
-const bits = (t: Tensor): Uint32Array => new Uint32Array((t.data as Float32Array).buffer, (t.data as Float32Array).byteOffset, t.size);
+const { cases, tensors } = quantFixture<Case>("gptq-awq");
 
 const configOf = (c: Case): Record<string, unknown> =>
   c.method === "gptq"
@@ -27,7 +21,7 @@ const configOf = (c: Case): Record<string, unknown> =>
     : { quant_method: "awq", bits: 4, group_size: c.group_size, zero_point: true, version: c.version!.toUpperCase() };
 
 describe("GPTQ / AWQ dequantization: bit for bit GPTQModel's convert_gptq_file and AutoAWQ's packers", () => {
-  for (const [name, c] of Object.entries(manifest.cases)) {
+  for (const [name, c] of Object.entries(cases)) {
     it(`${name}${c.v1_quirk_corrupts === true ? " (v1 −1 quirk: corrupted zeros reproduced)" : ""}`, () => {
       const fmt = quantizedFormatOf("config.json", configOf(c));
       if (E.isLeft(fmt)) throw new Error(JSON.stringify(fmt.left));

@@ -2,11 +2,11 @@
 // encoded as tensors), dequantized as hqq's Quantizer.dequantize does: unpack along dim 0 (4bit_u8 halves, 2bit_u8
 // quarters, 3bit_32 ten slices of an int32, 1bit_u8 eighths, 8bit_u8 plain), W = ((W_q − zero)·scale) in the compute
 // dtype with torch's type promotion and one rounding per operation, reshaped to `shape`.
-import { bf16FromNumber, bf16ToNumber, f16FromNumber, f16ToNumber } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
+import { type TorchFloat, promoteFloat, roundTo } from "./float-rounding.js";
 import type { DenseWeight } from "./gptq-awq-dequantize.js";
 
-export type HqqFloat = "float32" | "float16" | "bfloat16";
+export type HqqFloat = TorchFloat;
 
 /** A float tensor's values with the dtype they are stored in (the arithmetic rounds to it). */
 export interface HqqFloatTensor {
@@ -40,11 +40,6 @@ const PACKINGS: Readonly<Record<string, { readonly rows: number; readonly bits: 
 };
 export const HQQ_PACKINGS: ReadonlyArray<string> = Object.keys(PACKINGS);
 
-/** torch's result dtype of a binary op between two floating tensors. */
-const promote = (a: HqqFloat, b: HqqFloat): HqqFloat => (a === b ? a : "float32");
-
-const rounder = (d: HqqFloat): ((x: number) => number) =>
-  d === "float32" ? Math.fround : d === "float16" ? (x) => f16ToNumber(f16FromNumber(x)) : (x) => bf16ToNumber(bf16FromNumber(x));
 
 /** Packed slice i (0 = first block of rows) of a word: shifts from the top as hqq packs them. */
 const unpack = (p: HqqParts, rows: number, cols: number): Uint8Array => {
@@ -87,10 +82,10 @@ export const dequantizeHqq = (p: HqqParts): E.Either<string, DenseWeight> => {
   if (E.isLeft(zi)) return zi;
   if (E.isLeft(si)) return si;
   const q = unpack(p, packedRows, cols);
-  const d1 = promote(p.computeDtype, p.zero.dtype);
-  const d2 = promote(d1, p.scale.dtype);
-  const r1 = rounder(d1);
-  const r2 = rounder(d2);
+  const d1 = promoteFloat(p.computeDtype, p.zero.dtype);
+  const d2 = promoteFloat(d1, p.scale.dtype);
+  const r1 = roundTo(d1);
+  const r2 = roundTo(d2);
   const y = new Float32Array(n);
   for (let r = 0; r < rows; r++)
     for (let c = 0; c < cols; c++) y[r * cols + c] = r2(r1(q[r * cols + c]! - p.zero.data[zi.right(r, c)]!) * p.scale.data[si.right(r, c)]!);

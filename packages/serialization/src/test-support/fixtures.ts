@@ -1,6 +1,9 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { DType } from "@llmq/tensor";
+import type { DType, Tensor } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { type QuantizedFormat, quantizedPartsOf } from "../quantized-checkpoint.js";
+import { deserializeSafetensors } from "../safetensors-reader.js";
 
 /** packages/serialization/fixtures (made by tools/gen_serialization_fixtures.py). */
 export const FIXTURES = fileURLToPath(new URL("../../fixtures/", import.meta.url));
@@ -23,3 +26,24 @@ export const TORCH_TO_LLMQ: Readonly<Record<string, DType>> = {
 };
 
 export const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+
+/** The f32 bit patterns of a tensor (bit-for-bit comparisons). */
+export const f32Bits = (t: { readonly data: unknown; readonly size: number }): Uint32Array => {
+  const d = t.data as Float32Array;
+  return new Uint32Array(d.buffer, d.byteOffset, t.size);
+};
+
+/** A quantized-linear fixture folder (cases.safetensors + manifest.json from a tools/gen_*_fixtures.py script). */
+export const quantFixture = <C>(dir: string): { readonly cases: Record<string, C>; readonly tensors: ReadonlyMap<string, Tensor> } => {
+  const file = deserializeSafetensors(dir, new Uint8Array(readFileSync(`${FIXTURES}${dir}/cases.safetensors`)));
+  if (E.isLeft(file)) throw new Error(JSON.stringify(file.left));
+  return { cases: readJson<{ cases: Record<string, C> }>(`${dir}/manifest.json`).cases, tensors: file.right.tensors };
+};
+
+/** The stored tensors of one case (`<case>.<part>`, not the expected weight), keyed by the part `quantizedPartsOf` gives. */
+export const caseParts = (fmt: QuantizedFormat, tensors: ReadonlyMap<string, Tensor>, name: string): Map<string, Tensor> => {
+  const names = [...tensors.keys()].filter((n) => n.startsWith(`${name}.`) && !n.endsWith(".expected"));
+  const parts = quantizedPartsOf(fmt, names);
+  if (parts.size !== names.length) throw new Error(`${name}: ${names.length - parts.size} tensors are not parts of the linear`);
+  return new Map([...parts].map(([n, [, part]]) => [part, tensors.get(n)!] as const));
+};
