@@ -1,22 +1,15 @@
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { dequantizeModule, quantizedFormatOf } from "./quantized-checkpoint.js";
-import { caseParts, f32Bits as bits, quantFixture } from "./test-support/fixtures.js";
+import { bitExactCases, caseParts } from "./test-support/fixtures.js";
 
-const { cases, tensors } = quantFixture<{ shape: number[] }>("aqlm");
-const fmt = quantizedFormatOf("config.json", { quant_method: "aqlm", in_group_size: 8, out_group_size: 1, num_codebooks: 1, nbits_per_codebook: 16 });
+const CONFIG = { quant_method: "aqlm", in_group_size: 8, out_group_size: 1, num_codebooks: 1, nbits_per_codebook: 16 };
+const fmt = quantizedFormatOf("config.json", CONFIG);
 if (E.isLeft(fmt)) throw new Error(JSON.stringify(fmt.left));
-const partsOf = (name: string) => caseParts(fmt.right, tensors, name);
 
-describe("AQLM: bit for bit aqlm 1.1.7 _dequantize_weight (CPU)", () => {
-  for (const [name, c] of Object.entries(cases)) {
-    it(name, () => {
-      const w = dequantizeModule("cases", name, partsOf(name), fmt.right);
-      if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
-      expect(w.right.shape).toEqual(c.shape);
-      expect(bits(w.right)).toEqual(bits(tensors.get(`${name}.expected`)!));
-    });
-  }
+describe("AQLM: bit for bit aqlm 1.1.7 _dequantize_weight (CPU; float32 and float16 codebooks)", () => {
+  const { tensors } = bitExactCases<{ shape: number[] }>("aqlm", () => CONFIG);
+  const partsOf = (name: string) => caseParts(fmt.right, tensors, name);
 
   it("codes naming more codebooks than stored, or a missing part, is a CompressorError", () => {
     const p = partsOf("1x10_g8_f32");

@@ -1,21 +1,14 @@
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { dequantizeModule, quantizedFormatOf } from "./quantized-checkpoint.js";
-import { caseParts, f32Bits as bits, quantFixture } from "./test-support/fixtures.js";
-
-const { cases, tensors } = quantFixture<{ kind: string; shape: number[] }>("bnb");
+import { dequantizeModule } from "./quantized-checkpoint.js";
+import { bitExactCases, caseParts } from "./test-support/fixtures.js";
 
 describe("bitsandbytes: bit for bit bitsandbytes 0.50.2's dequantize_4bit / int8_vectorwise_dequant (CPU)", () => {
-  for (const [name, c] of Object.entries(cases)) {
-    it(`${name} (${c.kind})`, () => {
-      const fmt = quantizedFormatOf("config.json", c.kind === "4bit" ? { quant_method: "bitsandbytes", load_in_4bit: true } : { quant_method: "bitsandbytes", load_in_8bit: true });
-      if (E.isLeft(fmt)) throw new Error(JSON.stringify(fmt.left));
-      const w = dequantizeModule("cases", name, caseParts(fmt.right, tensors, name), fmt.right);
-      if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
-      expect(w.right.shape).toEqual(c.shape);
-      expect(bits(w.right)).toEqual(bits(tensors.get(`${name}.expected`)!));
-    });
-  }
+  const { tensors } = bitExactCases<{ kind: string; shape: number[] }>(
+    "bnb",
+    (c) => ({ quant_method: "bitsandbytes", ...(c.kind === "4bit" ? { load_in_4bit: true } : { load_in_8bit: true }) }),
+    (name, c) => `${name} (${c.kind})`,
+  );
 
   it("a broken quant_state or a missing part is a CompressorError naming the weight", () => {
     const fmt = { method: "bitsandbytes_4bit" } as const;

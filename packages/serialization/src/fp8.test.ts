@@ -1,23 +1,14 @@
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { dequantizeModule, quantizedFormatOf } from "./quantized-checkpoint.js";
-import { caseParts, f32Bits as bits, quantFixture } from "./test-support/fixtures.js";
-
-const { cases, tensors } = quantFixture<{ method: string; shape: number[] }>("fp8");
+import { dequantizeModule } from "./quantized-checkpoint.js";
+import { bitExactCases } from "./test-support/fixtures.js";
 
 describe("FP8 checkpoints: bit for bit transformers' Fp8Dequantize (fine-grained) and q·scale (FBGEMM)", () => {
-  for (const [name, c] of Object.entries(cases)) {
-    it(`${name} (${c.method})`, () => {
-      const fmt = quantizedFormatOf("config.json", { quant_method: c.method, weight_block_size: [128, 128] });
-      if (E.isLeft(fmt)) throw new Error(JSON.stringify(fmt.left));
-      const parts = caseParts(fmt.right, tensors, name);
-      expect(parts.size).toBe(2);
-      const w = dequantizeModule("cases", name, parts, fmt.right);
-      if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
-      expect(w.right.shape).toEqual(c.shape);
-      expect(bits(w.right)).toEqual(bits(tensors.get(`${name}.expected`)!));
-    });
-  }
+  const { tensors } = bitExactCases<{ method: string; shape: number[] }>(
+    "fp8",
+    (c) => ({ quant_method: c.method, weight_block_size: [128, 128] }),
+    (name, c) => `${name} (${c.method})`,
+  );
 
   it("a scale grid that does not divide the weight, or a non-fp8 weight, is a CompressorError", () => {
     const fmt = { method: "fp8" } as const;

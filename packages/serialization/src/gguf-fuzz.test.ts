@@ -4,10 +4,10 @@ import { join } from "node:path";
 import fc from "fast-check";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, describe, expect, it } from "vitest";
-import { type SerializationErrorTag, formatSerializationError } from "./errors.js";
+import { formatSerializationError } from "./errors.js";
 import { parseGgufHeader, parseGgufPrefix } from "./gguf-header.js";
 import { openGguf } from "./gguf-reader.js";
-import { FIXTURES } from "./test-support/fixtures.js";
+import { type BrokenCase, FIXTURES } from "./test-support/fixtures.js";
 
 /** Case count: LLMQ_FUZZ_RUNS (CI default 2000; run locally with 100000). */
 const RUNS = Number(process.env.LLMQ_FUZZ_RUNS ?? 2000);
@@ -62,12 +62,6 @@ const gguf = (o: { version?: number; kv?: KV[]; tensors?: TI[]; data?: number; c
 
 const F32 = (name: string, n: number, offset: bigint | number = 0): TI => ({ name, ne: [n], type: 0, offset });
 
-interface BrokenCase {
-  readonly name: string;
-  readonly bytes: Uint8Array;
-  readonly tag: SerializationErrorTag;
-  readonly tensor: string | null;
-}
 
 const CORPUS: ReadonlyArray<BrokenCase> = [
   { name: "empty", bytes: new Uint8Array(0), tag: "TruncatedFile", tensor: null },

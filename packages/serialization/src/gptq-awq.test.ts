@@ -1,8 +1,7 @@
-import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { dequantizeModule, quantMethodOf, quantizedFormatOf } from "./quantized-checkpoint.js";
-import { f32Bits as bits, quantFixture } from "./test-support/fixtures.js";
+import { bitExactCases, f32Bits as bits } from "./test-support/fixtures.js";
 
 interface Case {
   readonly method: "gptq" | "awq";
@@ -13,7 +12,6 @@ interface Case {
   readonly shape: number[];
   readonly v1_quirk_corrupts?: boolean;
 }
-const { cases, tensors } = quantFixture<Case>("gptq-awq");
 
 const configOf = (c: Case): Record<string, unknown> =>
   c.method === "gptq"
@@ -21,19 +19,7 @@ const configOf = (c: Case): Record<string, unknown> =>
     : { quant_method: "awq", bits: 4, group_size: c.group_size, zero_point: true, version: c.version!.toUpperCase() };
 
 describe("GPTQ / AWQ dequantization: bit for bit GPTQModel's convert_gptq_file and AutoAWQ's packers", () => {
-  for (const [name, c] of Object.entries(cases)) {
-    it(`${name}${c.v1_quirk_corrupts === true ? " (v1 −1 quirk: corrupted zeros reproduced)" : ""}`, () => {
-      const fmt = quantizedFormatOf("config.json", configOf(c));
-      if (E.isLeft(fmt)) throw new Error(JSON.stringify(fmt.left));
-      const parts = new Map<string, Tensor>();
-      for (const p of ["qweight", "qzeros", "scales", "g_idx"]) if (tensors.has(`${name}.${p}`)) parts.set(p, tensors.get(`${name}.${p}`)!);
-      const w = dequantizeModule("cases", name, parts, fmt.right);
-      if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
-      const want = tensors.get(`${name}.expected`)!;
-      expect(w.right.shape).toEqual(c.shape);
-      expect(bits(w.right)).toEqual(bits(want));
-    });
-  }
+  const { tensors } = bitExactCases<Case>("gptq-awq", configOf, (name, c) => `${name}${c.v1_quirk_corrupts === true ? " (v1 −1 quirk: corrupted zeros reproduced)" : ""}`);
 
   it("without g_idx, GPTQ groups are k // group_size (equal to the fixture's act-order-free case)", () => {
     const name = "gptq_b4_sym_v1_act0";

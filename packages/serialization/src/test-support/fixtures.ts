@@ -2,7 +2,9 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { DType, Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
-import { type QuantizedFormat, quantizedPartsOf } from "../quantized-checkpoint.js";
+import { expect, it } from "vitest";
+import type { SerializationErrorTag } from "../errors.js";
+import { type QuantizedFormat, dequantizeModule, quantizedFormatOf, quantizedPartsOf } from "../quantized-checkpoint.js";
 import { deserializeSafetensors } from "../safetensors-reader.js";
 
 /** packages/serialization/fixtures (made by tools/gen_serialization_fixtures.py). */
@@ -47,3 +49,34 @@ export const caseParts = (fmt: QuantizedFormat, tensors: ReadonlyMap<string, Ten
   if (parts.size !== names.length) throw new Error(`${name}: ${names.length - parts.size} tensors are not parts of the linear`);
   return new Map([...parts].map(([n, [, part]]) => [part, tensors.get(n)!] as const));
 };
+
+/**
+ * One test per case of a quantized-linear fixture: `dequantizeModule` on the case's stored parts must give the case's
+ * `expected` tensor bit for bit, in the manifest's shape. `formatOf` picks the quantization_config per case.
+ */
+export const bitExactCases = <C extends { readonly shape: ReadonlyArray<number> }>(
+  dir: string,
+  formatOf: (c: C) => Record<string, unknown>,
+  label: (name: string, c: C) => string = (name) => name,
+): { readonly cases: Record<string, C>; readonly tensors: ReadonlyMap<string, Tensor> } => {
+  const fx = quantFixture<C>(dir);
+  for (const [name, c] of Object.entries(fx.cases)) {
+    it(label(name, c), () => {
+      const fmt = quantizedFormatOf("config.json", formatOf(c));
+      if (E.isLeft(fmt)) throw new Error(JSON.stringify(fmt.left));
+      const w = dequantizeModule("cases", name, caseParts(fmt.right, fx.tensors, name), fmt.right);
+      if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
+      expect(w.right.shape).toEqual(c.shape);
+      expect(f32Bits(w.right)).toEqual(f32Bits(fx.tensors.get(`${name}.expected`)!));
+    });
+  }
+  return fx;
+};
+
+/** A hand-broken input file and the error it must give. */
+export interface BrokenCase {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+  readonly tag: SerializationErrorTag;
+  readonly tensor: string | null;
+}
