@@ -1,6 +1,6 @@
 // `llmq convert --from gguf` on SmolLM2-135M-Instruct (fetched by tools/fetch_smollm2.sh into .models/; the tests
 // that need it skip with a message when it cannot be had). Numerics against transformers: packages/models smollm2.test.ts.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -74,6 +74,13 @@ describe("llmq convert --from gguf", () => {
     }
     expect(logits[0]).toEqual(logits[1]);
   }, 120_000);
+
+  it.skipIf(!available || process.env.LLMQ_PYTHON === undefined)("transformers loads the f32 conversion with every tensor equal to its own GGUF loader's, and equal logits (LLMQ_PYTHON)", () => {
+    const out = join(tmp, "smollm2-f32");
+    const r = spawnSync(process.env.LLMQ_PYTHON!, [join(ROOT, "tools/check_gguf_convert.py"), out, MODEL], { encoding: "utf8", timeout: 300_000 });
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split("\n").pop()!)).toMatchObject({ tensors: 273, differing_tensors: [], max_abs_logit_diff: 0, tokenizer_ids_equal: true });
+  }, 300_000);
 
   it.skipIf(!available)("inspect reads a .gguf: metadata, ggml types, torch-order shapes", async () => {
     const r = await inspectCommand(MODEL)();
