@@ -1,7 +1,7 @@
 // `llmq convert --from gguf` on SmolLM2-135M-Instruct (fetched by tools/fetch_smollm2.sh into .models/; the tests
 // that need it skip with a message when it cannot be had). Numerics against transformers: packages/models smollm2.test.ts.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { forwardLogits, openModel } from "@llmq/models";
@@ -9,6 +9,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertCommand, formatConvert } from "./convert-command.js";
 import { formatInspect, inspectCommand } from "./inspect-command.js";
+import { quantizeCommand } from "./quantize-command.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
@@ -80,6 +81,17 @@ describe("llmq convert --from gguf", () => {
     const r = spawnSync(process.env.LLMQ_PYTHON!, [join(ROOT, "tools/check_gguf_convert.py"), out, MODEL], { encoding: "utf8", timeout: 300_000 });
     expect(r.status, r.stderr.slice(-2000)).toBe(0);
     expect(JSON.parse(r.stdout.trim().split("\n").pop()!)).toMatchObject({ tensors: 273, differing_tensors: [], max_abs_logit_diff: 0, tokenizer_ids_equal: true });
+  }, 300_000);
+
+  it.skipIf(!available)("quantize --model file.gguf: dequantized beside the output, quantized, the copy removed, with a warning", async () => {
+    const out = join(tmp, "smollm2-w8a8");
+    const r = await quantizeCommand({ model: MODEL, output: out, scheme: "W8A8", method: "rtn", numSamples: 1, seqLen: 8, seed: 0, overwrite: false })();
+    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+    expect(r.right.warnings.join("\n")).toMatch(/is a gguf checkpoint \(1 Q8_0, 61 F32, 210 Q4_1\): it was dequantized to f32 and re-quantized/);
+    expect(readdirSync(tmp).filter((n) => n.startsWith(".llmq-dequantized-"))).toEqual([]);
+    const cfg = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(cfg.quantization_config.quant_method).toBe("compressed-tensors");
+    expect(existsSync(join(out, "tokenizer.json"))).toBe(true);
   }, 300_000);
 
   it.skipIf(!available)("inspect reads a .gguf: metadata, ggml types, torch-order shapes", async () => {

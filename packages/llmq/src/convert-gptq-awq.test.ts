@@ -1,7 +1,7 @@
 // `llmq convert --from gptq|awq|bnb` on directories assembled from the fixtures of @llmq/serialization
 // (tools/gen_gptq_awq_fixtures.py: packed by AutoAWQ's / GPTQModel's code, expected weights from GPTQModel's
 // convert_gptq_file and the exact (q − z)·s; tools/gen_bnb_fixtures.py: bitsandbytes 0.50.2).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deserializeSafetensors, openCheckpoint, openSafetensors, quantizedFormatOf, writeSafetensors } from "@llmq/serialization";
@@ -104,15 +104,12 @@ describe("llmq convert --from gptq|awq|bnb|fp8|hqq|aqlm", () => {
     expect(E.isLeft(b) && b.left._tag === "ModelError" && b.left.detail).toContain("use --from bnb");
   });
 
-  it("llmq quantize on a GPTQ / bitsandbytes directory is a usage error pointing at llmq convert, before any work", async () => {
-    for (const [dir, from] of [
-      [join(tmp, "gptq_b3_sym_v1_act1"), "gptq"],
-      [join(tmp, "nf4_dq_bfloat16"), "bnb"],
-    ] as const) {
-      const out = join(tmp, `q-${from}`);
-      const r = await quantizeCommand({ model: dir, output: out, scheme: "W8A16", method: "rtn", numSamples: 1, seqLen: 8, seed: 0, overwrite: false })();
-      expect(E.isLeft(r) && r.left).toMatchObject({ _tag: "UsageError", option: "--model" });
-      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain(`llmq convert --from ${from}`);
-    }
+  it("llmq quantize on a GPTQ directory dequantizes it beside the output first; a source that is no full model fails there, leaving nothing", async () => {
+    const dir = join(tmp, "gptq_b3_sym_v1_act1");
+    const out = join(tmp, "q-gptq");
+    const r = await quantizeCommand({ model: dir, output: out, scheme: "W8A8", method: "rtn", numSamples: 1, seqLen: 8, seed: 0, overwrite: false })();
+    expect(E.isLeft(r) && r.left._tag).toBe("ModelError"); // the fixture directory has one linear and no Llama config
+    expect(readdirSync(tmp).filter((n) => n.startsWith(".llmq-dequantized-") || n === "q-gptq")).toEqual([]);
   });
+
 });
