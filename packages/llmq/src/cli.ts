@@ -2,7 +2,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { abandonStagedDirectoriesSync } from "@llmq/serialization";
-import { convertCommand, formatConvert } from "./convert-command.js";
+import { GGUF_OUTPUT_DTYPES } from "@llmq/models";
+import { CONVERT_FORMATS, convertCommand, formatConvert } from "./convert-command.js";
 import { type LlmqError, aborted, exitCodeOf, formatLlmqError, internal, usageError } from "./errors.js";
 import { evalCommand, formatEval } from "./eval-command.js";
 import { KV_CACHE_OVERRIDES } from "./evaluate.js";
@@ -94,8 +95,8 @@ const addEvalCommand = (program: Command): void => {
   program
     .command("eval")
     .description("perplexity on a dataset; with --reference also KL divergence (reference ‖ model) and top-1 agreement")
-    .requiredOption("--model <dir>", "model directory (quantized or not)")
-    .option("--reference <dir>", "reference (unquantized) model directory")
+    .requiredOption("--model <dir>", "model directory (dense, compressed-tensors, GPTQ, AWQ, bitsandbytes, FP8, HQQ, AQLM) or .gguf file")
+    .option("--reference <dir>", "reference (unquantized) model directory or .gguf file")
     .requiredOption("--dataset <file>", "evaluation data: .txt, .jsonl or .json (array of token-id arrays)")
     .option("--seq-len <n>", "tokens per window", int("--seq-len", 2), 512)
     .option("--num-samples <n>", "evaluate only the first N windows", int("--num-samples", 1))
@@ -222,16 +223,17 @@ export const buildCli = (): Command => {
 
   program
     .command("convert")
-    .description("convert a llama2.c checkpoint (+ its tokenizer.bin) into a Hugging Face Llama directory (safetensors)")
-    .addOption(new Option("--from <format>", "source format").choices(["llama2c"]).makeOptionMandatory())
-    .argument("<model>", "the source checkpoint, e.g. stories260K.bin")
-    .option("--tokenizer <file>", "llama2.c tokenizer.bin to convert into tokenizer.json")
+    .description("convert a llama2.c checkpoint (+ its tokenizer.bin), a llama.cpp GGUF file or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM directory into a dense Hugging Face Llama directory (safetensors)")
+    .addOption(new Option("--from <format>", "source format").choices([...CONVERT_FORMATS]).makeOptionMandatory())
+    .argument("<model>", "the source: stories260K.bin, SmolLM2-135M-Instruct.Q4_1.gguf, or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM model directory")
+    .option("--tokenizer <file>", "llama2.c tokenizer.bin to convert into tokenizer.json (llama2c only)")
+    .addOption(new Option("--dtype <dtype>", "dtype of the written tensors").choices([...GGUF_OUTPUT_DTYPES]).default("f32"))
     .requiredOption("--output <dir>", "output directory")
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (model: string, o) => {
-      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true }), formatConvert);
+      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true, dtype: o.dtype }), formatConvert);
     });
 
   addQuantizeCommand(program);
@@ -241,8 +243,8 @@ export const buildCli = (): Command => {
 
   program
     .command("inspect")
-    .description("show a checkpoint's scheme, format, tensors (dtype, shape, bytes) and size")
-    .argument("<dir>", "model directory")
+    .description("show a checkpoint's scheme, format, tensors (dtype, shape, bytes) and size (a model directory or a GGUF file)")
+    .argument("<dir>", "model directory or .gguf file")
     .option("--json", "print the result as JSON on stdout")
     .action(async (dir: string, o) => {
       await run({ json: o.json === true, quiet: true, abortable: false }, () => inspectCommand(dir), formatInspect);

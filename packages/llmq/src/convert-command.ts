@@ -1,41 +1,105 @@
-import { type ModelError, convertLlama2c, formatModelError, writeHfDirectory } from "@llmq/models";
+import { type GgufOutputDType, type ModelError, convertGguf, convertLlama2c, convertQuantized, formatModelError, writeHfDirectory } from "@llmq/models";
+import { type Tensor, cast } from "@llmq/tensor";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as E from "fp-ts/lib/Either.js";
 import { checkOutputPath } from "./check-output-path.js";
-import { type LlmqError, displayPath, ioError, modelError, outputExists } from "./errors.js";
+import { type LlmqError, displayPath, ioError, modelError, outputExists, usageError } from "./errors.js";
+
+export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq", "aqlm"] as const;
+export type ConvertFormat = (typeof CONVERT_FORMATS)[number];
 
 export interface ConvertOptions {
-  readonly from: "llama2c";
+  readonly from: ConvertFormat;
   readonly model: string;
+  /** llama2c only: its tokenizer.bin (a GGUF carries its tokenizer in the metadata). */
   readonly tokenizer?: string | undefined;
   readonly output: string;
   readonly overwrite: boolean;
+  /** Output dtype of every tensor (default f32: llama2.c is f32, GGUF dequantizes to f32 exactly). */
+  readonly dtype?: GgufOutputDType | undefined;
 }
 
 export interface ConvertResult {
   readonly output: string;
-  readonly from: "llama2c";
+  readonly from: ConvertFormat;
+  readonly dtype: GgufOutputDType;
   readonly tensors: number;
   readonly parameters: number;
   readonly tokenizer: boolean;
   readonly files: ReadonlyArray<string>;
+  /** GGUF: tensors per source ggml type ({"Q4_1": 210, "F32": 61, "Q8_0": 1}). */
+  readonly sourceTypes?: Readonly<Record<string, number>>;
+  /** What was not converted and why (e.g. a tokenizer type llmq cannot build yet). */
+  readonly warnings: ReadonlyArray<string>;
 }
 
 /** The source checkpoint and tokenizer may not be the output, inside it, or contain it; the output must not be a file. */
 const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async () =>
   E.map(() => undefined)(await checkOutputPath(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]));
 
-/** `llmq convert --from llama2c`: a llama2.c checkpoint (+ tokenizer.bin) → an HF Llama directory. */
+/**
+ * `llmq convert --from llama2c|gguf|gptq|awq|bnb|fp8|hqq|aqlm`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
+ * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM directory (packed linears dequantized,
+ * tokenizer files carried over) → a dense HF directory in the asked dtype.
+ */
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
-  pipe(
-    checkOutput(o),
-    TE.chain(() => convertFrom(o)),
-  );
+  o.from !== "llama2c" && o.tokenizer !== undefined
+    ? TE.left(usageError("--tokenizer", `is for --from llama2c only: a ${o.from} source carries its own tokenizer`, "drop --tokenizer"))
+    : pipe(
+        checkOutput(o),
+        TE.chain(() => convertFrom(o)),
+      );
 
-const convertFrom = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
-  pipe(
-    convertLlama2c(o.model, o.tokenizer !== undefined ? { tokenizerBinPath: o.tokenizer } : {}),
+/** Both sources as one shape: HF files in memory plus what the report says about them. */
+interface Converted {
+  readonly configJson: Record<string, unknown>;
+  readonly generationConfigJson: Record<string, unknown>;
+  readonly tensors: ReadonlyMap<string, Tensor>;
+  readonly tokenizerFiles?: Readonly<Record<string, Record<string, unknown>>> | undefined;
+  readonly sourceTypes?: Readonly<Record<string, number>>;
+  readonly warnings: ReadonlyArray<string>;
+}
+
+const TORCH_DTYPE: Readonly<Record<GgufOutputDType, string>> = { f32: "float32", bf16: "bfloat16", f16: "float16" };
+
+const fromSource = (o: ConvertOptions, dtype: GgufOutputDType): TE.TaskEither<ModelError, Converted> =>
+  o.from !== "llama2c" && o.from !== "gguf"
+    ? pipe(
+        convertQuantized(o.model, o.from, { dtype }),
+        TE.map((m) => ({
+          configJson: m.configJson,
+          generationConfigJson: m.generationConfigJson ?? { _from_model_config: true },
+          tensors: m.tensors,
+          tokenizerFiles: Object.keys(m.tokenizerFiles).length > 0 ? m.tokenizerFiles : undefined,
+          sourceTypes: { [`${m.method} linears`]: m.dequantized },
+          warnings: Object.keys(m.tokenizerFiles).length > 0 ? [] : [`${o.model} has no tokenizer files to carry over`],
+        })),
+      )
+    : o.from === "gguf"
+    ? pipe(
+        convertGguf(o.model, { dtype }),
+        TE.map((m) => {
+          const counts: Record<string, number> = {};
+          for (const t of m.sourceTypes.values()) counts[t] = (counts[t] ?? 0) + 1;
+          return { ...m, sourceTypes: counts, warnings: m.tokenizerProblem === undefined ? [] : [`no tokenizer files written: ${m.tokenizerProblem}`] };
+        }),
+      )
+    : pipe(
+        convertLlama2c(o.model, o.tokenizer !== undefined ? { tokenizerBinPath: o.tokenizer } : {}),
+        TE.map((m) => ({
+          configJson: { ...m.configJson, torch_dtype: TORCH_DTYPE[dtype] },
+          generationConfigJson: m.generationConfigJson,
+          tensors: dtype === "f32" ? m.tensors : new Map([...m.tensors].map(([n, t]) => [n, cast(t, dtype)] as const)),
+          tokenizerFiles: m.tokenizerFiles,
+          warnings: [],
+        })),
+      );
+
+const convertFrom = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> => {
+  const dtype = o.dtype ?? "f32";
+  return pipe(
+    fromSource(o, dtype),
     TE.chain((m) =>
       pipe(
         writeHfDirectory(
@@ -52,16 +116,20 @@ const convertFrom = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult>
           (w): ConvertResult => ({
             output: w.dir,
             from: o.from,
+            dtype,
             tensors: m.tensors.size,
             parameters: [...m.tensors.values()].reduce((a, t) => a + t.size, 0),
             tokenizer: m.tokenizerFiles !== undefined,
             files: w.files,
+            ...(m.sourceTypes !== undefined ? { sourceTypes: m.sourceTypes } : {}),
+            warnings: m.warnings,
           }),
         ),
       ),
     ),
     TE.mapLeft(convertFailure),
   );
+};
 
 /** The errno code a message ends a reason with ("… (ENOSPC)"), if any. */
 const errnoIn = (detail: string): string | null => /\((E[A-Z0-9]+)\)/.exec(detail)?.[1] ?? null;
@@ -75,4 +143,8 @@ const convertFailure = (e: ModelError): LlmqError => {
 };
 
 export const formatConvert = (r: ConvertResult): string =>
-  `converted ${r.from} → ${r.output}: ${r.tensors} tensors, ${r.parameters.toLocaleString("en-US")} parameters${r.tokenizer ? ", tokenizer.json" : ""}`;
+  [
+    `converted ${r.from} → ${r.output}: ${r.tensors} tensors, ${r.parameters.toLocaleString("en-US")} parameters (${r.dtype})${r.tokenizer ? ", tokenizer.json" : ""}`,
+    ...(r.sourceTypes === undefined ? [] : [`source types: ${Object.entries(r.sourceTypes).map(([t, n]) => `${n} ${t}`).join(", ")}`]),
+    ...r.warnings.map((w) => `warning: ${w}`),
+  ].join("\n");

@@ -515,7 +515,7 @@ describe("convert and inspect", () => {
     ["convert with a missing tokenizer", () => ["convert", "--from", "llama2c", bin, "--tokenizer", join(tmp, "no-tok.bin"), "--output", join(tmp, "cv-out")], /no-tok\.bin: llama2\.c tokenizer not found/],
     ["convert onto its own source file", () => ["convert", "--from", "llama2c", file("src.bin", readFileSync(bin)), "--output", join(tmp, "src.bin"), "--overwrite"], /src\.bin — is the same path as .*src\.bin/],
     ["convert onto an existing model", () => ["convert", "--from", "llama2c", bin, "--output", fp], /output .*fp — exists and is not empty/],
-    ["convert from an unknown format", () => ["convert", "--from", "gguf", bin, "--output", join(tmp, "cv-out")], /argument 'gguf' is invalid/],
+    ["convert from an unknown format", () => ["convert", "--from", "safetensors", bin, "--output", join(tmp, "cv-out")], /argument 'safetensors' is invalid/],
     ["inspect of a missing directory", () => ["inspect", join(tmp, "nothing-here")], /config\.json — not found \(is this a model directory\?\)/],
     ["inspect of a null config.json", () => ["inspect", withFile(freshDir(tmp, "null-config"), "config.json", "null")], /the top level must be a JSON object/],
     ["inspect of a config.json that is a directory", () => ["inspect", (() => { const d = freshDir(tmp, "dir-config"); mkdirSync(join(d, "config.json")); return d; })()], /cannot read: it is a directory/],

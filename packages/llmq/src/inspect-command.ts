@@ -1,11 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { kvScaleNames } from "@llmq/kv-cache";
-import { type Checkpoint, formatSerializationError, openCheckpoint } from "@llmq/serialization";
+import { type Checkpoint, formatSerializationError, openCheckpoint, openGguf } from "@llmq/serialization";
 import { toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type LlmqError, ioError, ioErrorFrom, modelError } from "./errors.js";
+import { isGgufPath } from "./open-model.js";
 
 /** The stable `--json` shape of `llmq inspect` (DESIGN.md §5). */
 export interface InspectResult {
@@ -17,6 +18,8 @@ export interface InspectResult {
   readonly files: number;
   /** Bytes of the tensors that replace quantized weights vs the f32/bf16 weights they stand for (null when dense). */
   readonly compression_ratio: number | null;
+  /** GGUF files only: every scalar metadata value (64-bit integers as strings) and each array's length. */
+  readonly gguf_metadata?: Readonly<Record<string, unknown>>;
   /** The calibrated KV cache: config.json's kv_cache_scheme and each attention module's k / v scales (null when none). */
   readonly kv_cache: {
     readonly scheme: Record<string, unknown> | null;
@@ -38,10 +41,36 @@ const kvCacheOf = async (ck: Checkpoint, qc: Record<string, unknown> | null): Pr
   return { scheme, layers };
 };
 
+/** `llmq inspect file.gguf`: metadata, and per tensor its ggml type, torch-order shape and bytes. */
+const inspectGguf = async (path: string): Promise<E.Either<LlmqError, InspectResult>> => {
+  const g = await openGguf(path)();
+  if (E.isLeft(g)) return E.left(modelError(formatSerializationError(g.left)));
+  await g.right.close();
+  const meta: Record<string, unknown> = {};
+  for (const [k, v] of g.right.metadata)
+    meta[k] = v.type === "ARRAY" ? `[${v.itemType} × ${v.value.length}]` : typeof v.value === "bigint" ? v.value.toString() : v.value;
+  const tensors = g.right.header.tensors.map((t) => ({ name: t.name, dtype: t.type.name, shape: t.shape, bytes: t.byteLength }));
+  const quantized = g.right.header.tensors.filter((t) => !["F32", "F16", "BF16"].includes(t.type.name));
+  const q = quantized.reduce((a, t) => a + t.byteLength, 0);
+  return E.right({
+    dir: path,
+    format: "gguf",
+    quantization_config: null,
+    tensors,
+    total_bytes: tensors.reduce((a, t) => a + t.bytes, 0),
+    files: 1,
+    // quantized tensors vs the bf16 tensors they stand for
+    compression_ratio: q > 0 ? quantized.reduce((a, t) => a + 2 * t.elements, 0) / q : null,
+    kv_cache: null,
+    gguf_metadata: meta,
+  });
+};
+
 const DTYPE_BYTES: Readonly<Record<string, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
 
-/** `llmq inspect <dir>`: scheme, format and every tensor's dtype/shape/bytes, read from headers only. */
+/** `llmq inspect <dir | file.gguf>`: scheme, format and every tensor's dtype/shape/bytes, read from headers only. */
 export const inspectCommand = (dir: string): TE.TaskEither<LlmqError, InspectResult> => async () => {
+  if (await isGgufPath(dir)) return inspectGguf(dir);
   let raw: Record<string, unknown>;
   const cfgPath = join(dir, "config.json");
   try {
@@ -139,6 +168,7 @@ export const formatInspect = (r: InspectResult): string => {
   if (r.quantization_config && Array.isArray(r.quantization_config.ignore)) lines.push(`  ignore: ${JSON.stringify(r.quantization_config.ignore)}`);
   if (r.kv_cache !== null) lines.push(kvLine(r.kv_cache));
   lines.push(...transformLines(r.quantization_config?.transform_config));
+  for (const [k, v] of Object.entries(r.gguf_metadata ?? {})) if (!k.startsWith("tokenizer.chat_template")) lines.push(`  ${k}: ${String(v)}`);
   const w = Math.max(...r.tensors.map((t) => t.name.length));
   for (const t of r.tensors) lines.push(`  ${t.name.padEnd(w)}  ${t.dtype.padEnd(7)} [${t.shape.join(", ")}]  ${t.bytes}`);
   return lines.join("\n");

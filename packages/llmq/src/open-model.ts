@@ -5,10 +5,12 @@ import {
   checkModelTensors,
   checkpointError,
   formatModelError,
+  ggufTokenizerFiles,
   loadTokenizer,
   modelFromSource,
   openModel,
   readConfigJson,
+  tokenizerFromJson,
 } from "@llmq/models";
 import type { OnlineTransform } from "@llmq/observers";
 import { type QuantizationConfig, decodeQuantizationConfig, decodeTransformConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
@@ -20,22 +22,28 @@ import {
   inferFormat,
   llmqDTypeOf,
   openCheckpoint,
+  openGguf,
+  quantMethodOf,
+  quantizedFormatOf,
+  type QuantizedFormat,
 } from "@llmq/serialization";
 import { type KvCacheFormat, checkKvCacheScheme, formatKvCacheError, kvQParamsOf, kvScaleNames } from "@llmq/kv-cache";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { access } from "node:fs/promises";
+import { access, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { InputQuantSpec } from "./activation-quant.js";
 import type { DatasetTokenizer } from "./dataset.js";
 import { type LlmqError, modelError } from "./errors.js";
 import { onlineTransformsOf } from "./online-transforms.js";
+import { openGgufFile, quantizedSource } from "./quantized-source.js";
 
-// Opens any model directory llmq can run: a dense HF checkpoint, or a compressed-tensors one, whose quantized modules
-// are decompressed on read exactly as compressed-tensors' decompressors do (so `eval` measures what vLLM/transformers
-// would load).
+// Opens any model llmq can run: a dense HF checkpoint, a compressed-tensors one, whose quantized modules are
+// decompressed on read exactly as compressed-tensors' decompressors do (so `eval` measures what vLLM/transformers
+// would load), a GPTQ / AWQ / bitsandbytes / FP8 directory or a llama.cpp GGUF file (dequantized on read as
+// `llmq convert` does).
 
 const lift = (e: ModelError): LlmqError => modelError(formatModelError(e));
 
@@ -228,7 +236,36 @@ const withTransforms = (dir: string, qc: unknown, open: TE.TaskEither<LlmqError,
   );
 };
 
+/** A path naming a GGUF file (not a directory). */
+export const isGgufPath = (p: string): Promise<boolean> =>
+  p.toLowerCase().endsWith(".gguf")
+    ? stat(p).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    : Promise.resolve(false);
+
+/** A GPTQ / AWQ / bitsandbytes / FP8 / HQQ directory, opened through a dequantizing source. */
+const openQuantizedDir = (dir: string, raw: Record<string, unknown>, fmt: QuantizedFormat): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    openCheckpoint(dir),
+    TE.mapLeft((e) => modelError(formatSerializationError(e))),
+    TE.chain((ck) =>
+      pipe(
+        quantizedSource(ck, fmt),
+        TE.chainEitherK((source) => pipe(modelFromSource(dir, raw, source, dir, () => ck.close()), E.mapLeft(lift))),
+        TE.orElse((e) => pipe(TE.fromTask(() => ck.close()), TE.chain(() => TE.left(e)))),
+      ),
+    ),
+  );
+
 const openUnchecked = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    TE.fromTask(() => isGgufPath(dir)),
+    TE.chain((gguf) => (gguf ? openGgufFile(dir) : openDirectory(dir))),
+  );
+
+const openDirectory = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
   pipe(
     readConfigJson(dir),
     TE.mapLeft(lift),
@@ -240,8 +277,16 @@ const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEithe
     TE.right<LlmqError, Record<string, unknown>>(raw),
     TE.chain((raw) => {
       const qc = raw.quantization_config;
-      // No quantization_config, or one holding only transforms: a dense checkpoint.
-      if (qc === undefined || qc === null || (typeof qc === "object" && !Object.hasOwn(qc, "config_groups"))) return pipe(openModel(dir), TE.mapLeft(lift));
+      if (qc === undefined || qc === null) return pipe(openModel(dir), TE.mapLeft(lift));
+      // transformers' dispatch first: a method llmq does not read is named as such (compressed-tensors goes on below).
+      const method = typeof qc === "object" && "quant_method" in qc ? quantMethodOf(join(dir, "config.json"), qc) : E.right("compressed-tensors");
+      if (E.isLeft(method)) return TE.left(modelError(formatSerializationError(method.left)));
+      if (method.right !== "compressed-tensors") {
+        const fmt = quantizedFormatOf(join(dir, "config.json"), qc);
+        return E.isLeft(fmt) ? TE.left(modelError(formatSerializationError(fmt.left))) : openQuantizedDir(dir, raw, fmt.right);
+      }
+      // A quantization_config holding only transforms: a dense checkpoint.
+      if (typeof qc === "object" && !Object.hasOwn(qc, "config_groups")) return pipe(openModel(dir), TE.mapLeft(lift));
       return pipe(
         TE.fromEither(pipe(decodeQuantizationConfig(qc, "quantization_config"), E.mapLeft((e) => modelError(`${join(dir, "config.json")}: ${formatSchemeError(e)}`)))),
         TE.chain((config) =>
@@ -278,6 +323,17 @@ const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEithe
 export const optionalTokenizer = (...dirs: ReadonlyArray<string | undefined>): TE.TaskEither<LlmqError, DatasetTokenizer | null> => async () => {
   for (const d of dirs) {
     if (d === undefined) continue;
+    if (await isGgufPath(d)) {
+      const files = await pipe(openGguf(d), TE.mapLeft((e) => modelError(formatSerializationError(e))))();
+      if (E.isLeft(files)) return files;
+      await files.right.close();
+      const made = ggufTokenizerFiles(d, files.right.metadata);
+      if (E.isLeft(made)) continue;
+      const t = tokenizerFromJson(d, made.right["tokenizer.json"]!, made.right["tokenizer_config.json"]);
+      if (E.isLeft(t)) return E.left(lift(t.left));
+      const tok = t.right;
+      return E.right({ encode: (text, o) => tok.encode(text, { bos: o.bos }), bosId: tok.bosId });
+    }
     const has = await access(join(d, "tokenizer.json")).then(
       () => true,
       () => false,

@@ -1,14 +1,16 @@
-import { resolve } from "node:path";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import type { TransformRecord } from "@llmq/observers";
-import { liveLockHolder, lockPathOf } from "@llmq/serialization";
+import { liveLockHolder, lockPathOf, quantMethodOf } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset, readRegularFile } from "./dataset.js";
 import { checkOutputPath } from "./check-output-path.js";
+import { type ConvertFormat, convertCommand } from "./convert-command.js";
 import { type LlmqError, ioErrorFrom, outputExists, outputLocked, recipeError, usageError } from "./errors.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import type { PipelineName } from "./pipeline.js";
-import { openModelDir, optionalTokenizer } from "./open-model.js";
+import { isGgufPath, openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
@@ -60,6 +62,47 @@ const inputsOf = (o: QuantizeCommandOptions): ReadonlyArray<string> => [o.model,
 const protectedPaths = (o: QuantizeCommandOptions): ReadonlyArray<string> => [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])];
 
 /** Everything about the paths that can be refused before any work: overlaps, an existing output, the report. */
+/**
+ * The `llmq convert --from` format of a model that is not a dense / compressed-tensors directory: a GGUF file, or a
+ * GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM directory (null otherwise). Such a model is dequantized to a dense f32
+ * directory first and that is quantized (the output needs an HF config and tokenizer files of its own).
+ */
+const sourceFormatOf = async (model: string): Promise<ConvertFormat | null> => {
+  if (await isGgufPath(model)) return "gguf";
+  let qc: unknown;
+  try {
+    qc = (JSON.parse(await readFile(join(model, "config.json"), "utf8")) as Record<string, unknown> | null)?.quantization_config;
+  } catch {
+    return null; // a missing or broken config.json is reported where the model is opened
+  }
+  if (typeof qc !== "object" || qc === null || !("quant_method" in qc)) return null;
+  const m = quantMethodOf("config.json", qc);
+  if (E.isLeft(m) || m.right === "compressed-tensors") return null;
+  return m.right.startsWith("bitsandbytes") ? "bnb" : m.right === "fbgemm_fp8" ? "fp8" : (m.right as ConvertFormat);
+};
+
+/** Dequantizes a quantized source into a hidden sibling of the output (removed by the caller) with a warning. */
+const dequantizedSource = async (o: QuantizeCommandOptions, from: ConvertFormat): Promise<E.Either<LlmqError, { readonly dir: string; readonly model: string; readonly warning: string }>> => {
+  let dir: string;
+  try {
+    dir = await mkdtemp(join(dirname(resolve(o.output)), ".llmq-dequantized-"));
+  } catch (e) {
+    return E.left(ioErrorFrom(dirname(resolve(o.output)), "cannot create the dequantized copy of the model beside the output", e));
+  }
+  const model = join(dir, "model");
+  const c = await convertCommand({ from, model: o.model, output: model, overwrite: false, dtype: "f32" })();
+  if (E.isLeft(c)) {
+    await rm(dir, { recursive: true, force: true });
+    return c;
+  }
+  const types = Object.entries(c.right.sourceTypes ?? {}).map(([t, n]) => `${n} ${t}`).join(", ");
+  return E.right({
+    dir,
+    model,
+    warning: `${o.model} is a ${from} checkpoint (${types}): it was dequantized to f32 and re-quantized, so the result's quality is bounded by the source's quantization`,
+  });
+};
+
 const checkPaths = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, void>> => {
   const state = await checkOutputPath(o.output, protectedPaths(o));
   if (E.isLeft(state)) return state;
@@ -98,12 +141,25 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
   if (E.isLeft(paths)) return paths;
   const recipe = await resolveRecipe(o);
   if (E.isLeft(recipe)) return recipe;
-  const calib = o.dataset !== undefined ? await loadCalibration(o, o.dataset) : E.right(null);
+  const from = await sourceFormatOf(o.model);
+  if (from === null) return quantizeDense(o, o, recipe.right, []);
+  const src = await dequantizedSource(o, from);
+  if (E.isLeft(src)) return src;
+  try {
+    return await quantizeDense({ ...o, model: src.right.model }, o, recipe.right, [src.right.warning]);
+  } finally {
+    await rm(src.right.dir, { recursive: true, force: true });
+  }
+};
+
+/** Calibration, oneshot and the report for a dense (or compressed-tensors) model `run.model`; `o` is what the user gave. */
+const quantizeDense = async (run: QuantizeCommandOptions, o: QuantizeCommandOptions, recipe: Recipe, warnings: ReadonlyArray<string>): Promise<E.Either<LlmqError, OneshotResult>> => {
+  const calib = run.dataset !== undefined ? await loadCalibration(run, run.dataset) : E.right(null);
   if (E.isLeft(calib)) return calib;
   const r = await oneshot({
-    model: o.model,
+    model: run.model,
     output: o.output,
-    recipe: recipe.right,
+    recipe,
     dataset: calib.right?.data ?? null,
     ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
     overwrite: o.overwrite,
@@ -112,9 +168,9 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
     ...(o.progress ? { progress: o.progress } : {}),
   })();
   if (E.isLeft(r)) return r;
-  const result: OneshotResult = { ...r.right, warnings: [...(calib.right?.warnings ?? []), ...r.right.warnings] };
+  const result: OneshotResult = { ...r.right, warnings: [...warnings, ...(calib.right?.warnings ?? []), ...r.right.warnings] };
   if (o.report === undefined) return E.right(result);
-  const written = await writeQuantizeReport(o.report, o.model, recipe.right, result);
+  const written = await writeQuantizeReport(o.report, o.model, recipe, result);
   return E.isLeft(written) ? E.left(reportAfterCommit(written.left, result.output)) : E.right(result);
 };
 

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { type ModelError, fileNotFound, invalidJson, ioError, tokenizerError } from "./errors.js";
@@ -47,36 +48,34 @@ const tokenId = (tok: Tokenizer, v: unknown): number | null => {
   return s === null ? null : (tok.token_to_id(s) ?? null);
 };
 
+/** A TextTokenizer from tokenizer.json / tokenizer_config.json contents (`where` names them in errors). */
+export const tokenizerFromJson = (where: string, tj: Record<string, unknown>, tc: Record<string, unknown> | undefined): E.Either<ModelError, TextTokenizer> => {
+  try {
+    const tok = new Tokenizer(tj as object, (tc ?? {}) as object);
+    const bosId = tokenId(tok, tc?.bos_token ?? "<s>");
+    const eosId = tokenId(tok, tc?.eos_token ?? "</s>");
+    const model = (tj as { model?: { vocab?: Record<string, number> | unknown[] } }).model;
+    const base = model?.vocab === undefined ? 0 : Array.isArray(model.vocab) ? model.vocab.length : Object.keys(model.vocab).length;
+    return E.right({
+      encode: (text, opts) => {
+        const ids = tok.encode(text, { add_special_tokens: false }).ids;
+        return opts?.bos === true && bosId !== null ? [bosId, ...ids] : ids;
+      },
+      decode: (ids) => tok.decode([...ids], { skip_special_tokens: true }),
+      bosId,
+      eosId,
+      vocabSize: base,
+    });
+  } catch (e) {
+    return E.left(tokenizerError(where, (e as Error).message));
+  }
+};
+
 /** Loads `dir/tokenizer.json` with @huggingface/tokenizers; BOS/EOS come from tokenizer_config.json or "<s>"/"</s>". */
 export const loadTokenizer = (dir: string): TE.TaskEither<ModelError, TextTokenizer> =>
   pipe(
     TE.Do,
     TE.apS("tj", readJson(join(dir, "tokenizer.json"), false)),
     TE.apS("tc", readJson(join(dir, "tokenizer_config.json"), true)),
-    TE.chain(({ tj, tc }) =>
-      TE.fromEither(
-        (() => {
-          try {
-            const tok = new Tokenizer(tj as object, (tc ?? {}) as object);
-            const bosId = tokenId(tok, tc?.bos_token ?? "<s>");
-            const eosId = tokenId(tok, tc?.eos_token ?? "</s>");
-            const model = (tj as { model?: { vocab?: Record<string, number> | unknown[] } }).model;
-            const base = model?.vocab === undefined ? 0 : Array.isArray(model.vocab) ? model.vocab.length : Object.keys(model.vocab).length;
-            const tokenizer: TextTokenizer = {
-              encode: (text, opts) => {
-                const ids = tok.encode(text, { add_special_tokens: false }).ids;
-                return opts?.bos === true && bosId !== null ? [bosId, ...ids] : ids;
-              },
-              decode: (ids) => tok.decode([...ids], { skip_special_tokens: true }),
-              bosId,
-              eosId,
-              vocabSize: base,
-            };
-            return { _tag: "Right" as const, right: tokenizer };
-          } catch (e) {
-            return { _tag: "Left" as const, left: tokenizerError(join(dir, "tokenizer.json"), (e as Error).message) };
-          }
-        })(),
-      ),
-    ),
+    TE.chainEitherK(({ tj, tc }) => tokenizerFromJson(join(dir, "tokenizer.json"), tj as Record<string, unknown>, tc)),
   );

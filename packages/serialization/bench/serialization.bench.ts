@@ -8,6 +8,8 @@
 // - pack-quantized compress/decompress of one 4096×4096 int4 group-128 asymmetric layer (codes, bf16 scales, zero
 //   points → weight_packed/zero points and back to the dequantized weight) vs compressed-tensors 0.20.0's
 //   pack_to_int32 + PackedQuantizationCompressor.decompress on the same inputs (torch CPU, 2 threads).
+// - GGUF dequantization GB/s of Q4_0 / Q4_K / Q6_K (`--gguf-mb`, default 64) vs the gguf Python package
+//   (bench/gguf-dequant.ts); `--gguf-only 1` runs just that part.
 // Everything lives in a temp dir that is deleted at the end.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
@@ -17,6 +19,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { Tensor, castFromNumbers } from "@llmq/tensor";
 import { compressModule, decompressModule, openSafetensors, writeSafetensors } from "../src/index.js";
 import { benchArgs } from "../../../tooling/bench-args.js";
+import { ggufDequantBench } from "./gguf-dequant.js";
 
 const { json, num: opt, log } = benchArgs();
 const gb = opt("gb", 1);
@@ -42,6 +45,13 @@ interface Peer {
 
 const dir = mkdtempSync(join(tmpdir(), "llmq-ser-bench-"));
 try {
+  ggufDequantBench(dir, opt("gguf-mb", 64), emit, log);
+  if (opt("gguf-only", 0) !== 1) await ioBenches();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function ioBenches(): Promise<void> {
   const count = 64;
   const perTensor = Math.floor((gb * 1e9) / count / 4 / 1024) * 1024; // f32 elements
   const entries: Array<[string, Tensor]> = [];
@@ -222,6 +232,4 @@ print(json.dumps({"compress": bc, "decompress": bd, "torch": torch.__version__})
     value: Number(res.peak_rss_mb.toFixed(1)),
     unit: "MB",
   });
-} finally {
-  rmSync(dir, { recursive: true, force: true });
 }

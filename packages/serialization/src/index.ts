@@ -68,3 +68,21 @@ export {
   updateConfigJson,
 } from "./quantization-config-json.js";
 export type { ModelConfig, QuantizationConfigJsonOptions } from "./quantization-config-json.js";
+export { GGML_TYPES, ggmlByteLength, ggmlTypeById } from "./ggml-types.js";
+export type { GgmlType } from "./ggml-types.js";
+export { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_TYPES, parseGgufHeader, parseGgufPrefix } from "./gguf-header.js";
+export type { GgufHeader, GgufScalar, GgufTensorInfo, GgufValue, GgufValueType } from "./gguf-header.js";
+export { GGUF_DEQUANTIZABLE, canDequantizeGguf, dequantizeGguf } from "./gguf-dequantize.js";
+export { ggufTensorFromBytes, openGguf } from "./gguf-reader.js";
+export type { GgufFile } from "./gguf-reader.js";
+export { GPTQ_BITS, awqGemvZerosWidth, dequantizeAwq, dequantizeGptq, unpackCols, unpackRows } from "./gptq-awq-dequantize.js";
+export type { AwqOptions, AwqParts, DenseWeight, GptqOptions, GptqParts, PackedTensor } from "./gptq-awq-dequantize.js";
+export { READABLE_QUANT_METHODS, dequantizeCheckpoint, dequantizeModule, quantMethodOf, quantizedFormatOf, quantizedPartsOf } from "./quantized-checkpoint.js";
+export type { QuantizedFormat } from "./quantized-checkpoint.js";
+export { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-dequantize.js";
+export type { Bnb4bitParts, Bnb4bitState } from "./bnb-dequantize.js";
+export { dequantizeFp8Blocks, dequantizeFp8Rows } from "./fp8-dequantize.js";
+export { HQQ_PACKINGS, dequantizeHqq } from "./hqq-dequantize.js";
+export type { HqqFloat, HqqFloatTensor, HqqParts } from "./hqq-dequantize.js";
+export { dequantizeAqlm } from "./aqlm-dequantize.js";
+export type { AqlmParts } from "./aqlm-dequantize.js";

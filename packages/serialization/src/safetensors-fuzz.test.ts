@@ -11,6 +11,7 @@ import { SAFETENSORS_DTYPES } from "./safetensors-dtype.js";
 import { MAX_HEADER_SIZE, parseSafetensorsBuffer } from "./safetensors-header.js";
 import { deserializeSafetensors, openCheckpoint, openSafetensors } from "./safetensors-reader.js";
 import { serializeSafetensors } from "./safetensors-writer.js";
+import type { BrokenCase } from "./test-support/fixtures.js";
 
 /** Case count: LLMQ_FUZZ_RUNS (CI default 2000; run locally with 100000). */
 const RUNS = Number(process.env.LLMQ_FUZZ_RUNS ?? 2000);
@@ -32,12 +33,6 @@ const fileOf = (header: string | Uint8Array, data: Uint8Array | number = 0, leng
 
 const ENTRY = (dtype: string, shape: number[], b: number, e: number) => `{"dtype":"${dtype}","shape":[${shape.join(",")}],"data_offsets":[${b},${e}]}`;
 
-interface BrokenCase {
-  readonly name: string;
-  readonly bytes: Uint8Array;
-  readonly tag: SerializationErrorTag;
-  readonly tensor: string | null;
-}
 
 /** The hand-broken corpus: each file and the error it must give. */
 const CORPUS: ReadonlyArray<BrokenCase> = [

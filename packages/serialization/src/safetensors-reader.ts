@@ -56,7 +56,7 @@ const READ_CHUNK = 1 << 30;
 
 // ----- reading -----
 
-const readFully = async (fh: FileHandle, into: Uint8Array, position: number): Promise<number> => {
+export const readFully = async (fh: FileHandle, into: Uint8Array, position: number): Promise<number> => {
   let done = 0;
   while (done < into.length) {
     const want = Math.min(READ_CHUNK, into.length - done);
@@ -67,7 +67,7 @@ const readFully = async (fh: FileHandle, into: Uint8Array, position: number): Pr
   return done;
 };
 
-const tryIo = <A>(file: string, op: string, f: () => Promise<A>, tensor: string | null = null): TE.TaskEither<SerializationError, A> =>
+export const tryIo = <A>(file: string, op: string, f: () => Promise<A>, tensor: string | null = null): TE.TaskEither<SerializationError, A> =>
   TE.tryCatch(f, (err) => ioError(file, op, err, tensor));
 
 /**
