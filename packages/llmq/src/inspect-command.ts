@@ -68,6 +68,33 @@ const inspectGguf = async (path: string): Promise<E.Either<LlmqError, InspectRes
 
 const DTYPE_BYTES: Readonly<Record<string, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
 
+/** Bytes of the tensors that replace quantized weights vs the dense weights they stand for (null: nothing compressed). */
+const compressionRatio = async (ck: Checkpoint, tensors: InspectResult["tensors"]): Promise<number | null> => {
+  // Each compressed module's tensors vs its dense weight at the dtype of the model's unquantized float tensors.
+  const dense = tensors.find((t) => t.name.endsWith("norm.weight"));
+  const elemBytes = dense ? (DTYPE_BYTES[dense.dtype] ?? 4) : 4;
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  let compressed = 0;
+  let original = 0;
+  for (const t of tensors) {
+    if (!t.name.endsWith(".weight_scale")) continue;
+    const base = t.name.slice(0, -".weight_scale".length);
+    let elems: number | null = null;
+    const shapeT = byName.get(`${base}.weight_shape`);
+    if (shapeT !== undefined) {
+      const v = await ck.read(shapeT.name)();
+      if (E.isRight(v)) elems = Array.from(v.right.data as BigInt64Array, Number).reduce((a, b) => a * b, 1);
+    } else {
+      const w = byName.get(`${base}.weight`);
+      if (w !== undefined) elems = w.shape.reduce((a, b) => a * b, 1);
+    }
+    if (elems === null) continue;
+    original += elems * elemBytes;
+    for (const [n, u] of byName) if (n === `${base}.weight` || n.startsWith(`${base}.weight_`)) compressed += u.bytes;
+  }
+  return compressed > 0 ? original / compressed : null;
+};
+
 /** `llmq inspect <dir | file.gguf>`: scheme, format and every tensor's dtype/shape/bytes, read from headers only. */
 export const inspectCommand = (dir: string): TE.TaskEither<LlmqError, InspectResult> => async () => {
   if (await isGgufPath(dir)) return inspectGguf(dir);
@@ -90,32 +117,7 @@ export const inspectCommand = (dir: string): TE.TaskEither<LlmqError, InspectRes
     });
     const qc = typeof raw.quantization_config === "object" && raw.quantization_config !== null ? (raw.quantization_config as Record<string, unknown>) : null;
     const total = tensors.reduce((a, t) => a + t.bytes, 0);
-    let ratio: number | null = null;
-    if (qc !== null) {
-      // Each compressed module's tensors vs its dense weight at the dtype of the model's unquantized float tensors.
-      const dense = tensors.find((t) => t.name.endsWith("norm.weight"));
-      const elemBytes = dense ? (DTYPE_BYTES[dense.dtype] ?? 4) : 4;
-      const byName = new Map(tensors.map((t) => [t.name, t]));
-      let compressed = 0;
-      let original = 0;
-      for (const t of tensors) {
-        if (!t.name.endsWith(".weight_scale")) continue;
-        const base = t.name.slice(0, -".weight_scale".length);
-        let elems: number | null = null;
-        const shapeT = byName.get(`${base}.weight_shape`);
-        if (shapeT !== undefined) {
-          const v = await ck.right.read(shapeT.name)();
-          if (E.isRight(v)) elems = Array.from(v.right.data as BigInt64Array, Number).reduce((a, b) => a * b, 1);
-        } else {
-          const w = byName.get(`${base}.weight`);
-          if (w !== undefined) elems = w.shape.reduce((a, b) => a * b, 1);
-        }
-        if (elems === null) continue;
-        original += elems * elemBytes;
-        for (const [n, u] of byName) if (n === `${base}.weight` || n.startsWith(`${base}.weight_`)) compressed += u.bytes;
-      }
-      ratio = compressed > 0 ? original / compressed : null;
-    }
+    const ratio = qc === null ? null : await compressionRatio(ck.right, tensors);
     return E.right({
       dir,
       format: qc !== null && typeof qc.format === "string" ? qc.format : "dense",
