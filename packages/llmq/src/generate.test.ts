@@ -77,5 +77,8 @@ describe("generate", () => {
     expect(E.isLeft(r[0]!) && r[0].left).toMatchObject({ _tag: "UsageError" });
     const v = await lastValueFrom(generate(model, Int32Array.of(600), { maxTokens: 4 }).pipe(toArray()));
     expect(E.isLeft(v[0]!) && JSON.stringify(v[0].left)).toMatch(/outside the vocabulary of 512/);
+    // the cache is sized for the whole sequence: past the model's positions is refused before anything is allocated
+    const w = await lastValueFrom(generate(model, Int32Array.of(1, 2), { maxTokens: 10 ** 9 }).pipe(toArray()));
+    expect(E.isLeft(w[0]!) && JSON.stringify(w[0].left)).toMatch(/exceed the model's 512 positions/);
   });
 });

@@ -128,6 +128,10 @@ const checkOptions = (m: LoadedModel, prompt: Int32Array, o: GenerateOptions): L
   const bad = prompt.findIndex((t) => t < 0 || t >= vocab);
   if (bad >= 0) return usageError("--prompt", `token ${prompt[bad]} is outside the vocabulary of ${vocab}`, "use the model's own tokenizer");
   if (!(Number.isSafeInteger(o.maxTokens) && o.maxTokens >= 1)) return usageError("--max-tokens", `must be a positive integer, got ${o.maxTokens}`, "pass e.g. --max-tokens 64");
+  // The cache is allocated for the whole sequence up front; positions past the model's range are not what it learned.
+  const limit = m.handle.config.max_position_embeddings;
+  if (prompt.length + o.maxTokens > limit)
+    return usageError("--max-tokens", `${prompt.length} prompt tokens + ${o.maxTokens} exceed the model's ${limit} positions (max_position_embeddings)`, `pass at most --max-tokens ${Math.max(1, limit - prompt.length)}`);
   if (!((o.temperature ?? 0) >= 0)) return usageError("--temperature", `must be ≥ 0, got ${o.temperature}`, "0 is greedy");
   if (!((o.topP ?? 1) > 0 && (o.topP ?? 1) <= 1)) return usageError("--top-p", `must be in (0, 1], got ${o.topP}`, "1 keeps the whole distribution");
   return null;
