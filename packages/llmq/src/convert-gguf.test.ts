@@ -42,24 +42,35 @@ describe("llmq convert --from gguf", () => {
     expect(existsSync(join(tmp, "bad"))).toBe(false);
   });
 
-  it.skipIf(!available)("SmolLM2 Q4_1 → an HF directory llmq opens (bf16, tied head, tokenizer files)", async () => {
-    const out = join(tmp, "smollm2-bf16");
-    const r = await convertCommand({ from: "gguf", model: MODEL, output: out, overwrite: false, dtype: "bf16" })();
+  it.skipIf(!available)("SmolLM2 Q4_1 → an HF directory llmq opens (f32, tied head, tokenizer files)", async () => {
+    const out = join(tmp, "smollm2-f32");
+    const r = await convertCommand({ from: "gguf", model: MODEL, output: out, overwrite: false })();
     if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
-    expect(r.right).toMatchObject({ tensors: 272, parameters: 134_515_008, dtype: "bf16", tokenizer: true, sourceTypes: { Q4_1: 210, F32: 61, Q8_0: 1 }, warnings: [] });
+    expect(r.right).toMatchObject({ tensors: 272, parameters: 134_515_008, dtype: "f32", tokenizer: true, sourceTypes: { Q4_1: 210, F32: 61, Q8_0: 1 }, warnings: [] });
     expect(formatConvert(r.right)).toContain("210 Q4_1");
     const cfg = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
-    expect(cfg).toMatchObject({ torch_dtype: "bfloat16", tie_word_embeddings: true, num_key_value_heads: 3 });
+    expect(cfg).toMatchObject({ torch_dtype: "float32", tie_word_embeddings: true, num_key_value_heads: 3 });
     const m = await openModel(out)();
     if (E.isLeft(m)) throw new Error(JSON.stringify(m.left));
     expect(m.right.config.num_hidden_layers).toBe(30);
     await m.right.close();
   }, 120_000);
 
+  it("--dtype bf16 casts every tensor (round half to even) and says so in config.json (llama2c source: small)", async () => {
+    const out = join(tmp, "stories-bf16");
+    const r = await convertCommand({ from: "llama2c", model: join(ROOT, "fixtures/stories260K/stories260K.bin"), output: out, overwrite: false, dtype: "bf16" })();
+    if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+    expect(r.right.dtype).toBe("bf16");
+    expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).torch_dtype).toBe("bfloat16");
+    const m = await openModel(out)();
+    if (E.isLeft(m)) throw new Error(JSON.stringify(m.left));
+    const w = await m.right.readTensor("model.layers.0.self_attn.q_proj.weight")();
+    await m.right.close();
+    expect(E.isRight(w) && w.right.dtype).toBe("bf16");
+  });
+
   it.skipIf(!available)("eval / quantize open the .gguf itself: same logits as the converted f32 directory, tokenizer from the metadata", async () => {
-    const out = join(tmp, "smollm2-f32");
-    const c = await convertCommand({ from: "gguf", model: MODEL, output: out, overwrite: false })();
-    if (E.isLeft(c)) throw new Error(JSON.stringify(c.left));
+    const out = join(tmp, "smollm2-f32"); // written by the first test
     const tok = await optionalTokenizer(MODEL)();
     if (E.isLeft(tok) || tok.right === null) throw new Error("no tokenizer from the GGUF metadata");
     const ids = Int32Array.from(tok.right.encode("The capital of France is", { bos: false }));

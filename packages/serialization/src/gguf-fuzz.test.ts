@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { formatSerializationError } from "./errors.js";
 import { parseGgufHeader, parseGgufPrefix } from "./gguf-header.js";
 import { openGguf } from "./gguf-reader.js";
-import { type BrokenCase, FIXTURES } from "./test-support/fixtures.js";
+import { type BrokenCase, FIXTURES, readJson } from "./test-support/fixtures.js";
 
 /** Case count: LLMQ_FUZZ_RUNS (CI default 2000; run locally with 100000). */
 const RUNS = Number(process.env.LLMQ_FUZZ_RUNS ?? 2000);
@@ -155,7 +155,8 @@ describe("GGUF reader: hand-broken corpus", () => {
 // ----- property-based -----
 
 const valid = new Uint8Array(readFileSync(`${FIXTURES}gguf/quants.gguf`));
-const headerEnd = 1152; // data section start of quants.gguf (manifest.json)
+/** Data section start of quants.gguf: mutations hit the header and tensor infos. */
+const headerEnd = readJson<{ files: Record<string, { data_offset: number }> }>("gguf/manifest.json").files["quants.gguf"]!.data_offset;
 
 /** Every outcome is a value: a header or a typed error; never a throw, never a `more` beyond the file. */
 const total = (bytes: Uint8Array, prefix = bytes.length): void => {
