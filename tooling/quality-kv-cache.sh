@@ -33,3 +33,21 @@ done
 row "w4a16-g32-gptq" "$out/w4a16-g32-gptq" --kv-cache f16
 row "w4a16-g32-gptq" "$out/w4a16-g32-gptq" --kv-cache fp8
 row "w4a16-g32-gptq" "$out/w4a16-g32-gptq" --kv-cache int8
+
+# SmolLM2-135M-Instruct (tools/fetch_smollm2.sh; skipped when it cannot be fetched): W4A16 g64 GPTQ with the same caches.
+gguf=$(bash tools/fetch_smollm2.sh 2>/dev/null) || { echo "SmolLM2 not available: its rows are skipped" >&2; exit 0; }
+llmq convert --from gguf "$gguf" --output "$out/smollm2-fp" --overwrite >/dev/null
+out_fp=$out/smollm2-fp
+row_s() { local label=$1 model=$2; shift 2
+  e=$(llmq eval --model "$model" --reference "$out_fp" --dataset fixtures/wikitext-2/test.txt --seq-len 256 --num-samples 32 --json "$@" 2>/dev/null)
+  node -e 'const e = JSON.parse(process.argv[1]); console.log(`| ${process.argv[2]} | ${e.kv_cache} | ${e.kld.mean.toFixed(4)} | ${(100 * e.top1).toFixed(2)} % | ${e.perplexity.toFixed(2)} |`);' "$e" "$label"
+}
+row_s "SmolLM2 fp32" "$out_fp" --kv-cache fp8
+row_s "SmolLM2 fp32" "$out_fp" --kv-cache int8
+for r in gptq gptq-kv-fp8 gptq-kv-int8; do
+  llmq quantize --model "$out_fp" --recipe "fixtures/recipes/smollm2-w4a16-g64-$r.yaml" --dataset fixtures/wikitext-2/valid.txt \
+    --num-samples 64 --seq-len 256 --output "$out/smollm2-$r" --overwrite --json >/dev/null 2>&1
+  row_s "SmolLM2 w4a16-g64-$r" "$out/smollm2-$r"
+done
+row_s "SmolLM2 w4a16-g64-gptq" "$out/smollm2-gptq" --kv-cache fp8
+row_s "SmolLM2 w4a16-g64-gptq" "$out/smollm2-gptq" --kv-cache int8
