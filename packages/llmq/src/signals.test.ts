@@ -97,9 +97,15 @@ describe(`quantize killed at ${RUNS} random moments (seed ${SEED}; LLMQ_SIGNAL_R
       expect(leftovers(tmp).filter((f) => f.startsWith(`.out-${i}.`)), r.stderr).toEqual([]);
     }
     const committed = existsSync(out);
+    const t0 = performance.now();
     const again = llmq(args(out), tmp);
     if (committed) expect(again.stderr).toMatch(/exists and is not empty/);
-    else expect(again.code, again.stderr).toBe(0);
+    else {
+      expect(again.code, again.stderr).toBe(0);
+      // The machine may have been busier when the baseline was timed: follow the fastest whole run seen, so the next
+      // moments still land in flight (a baseline too long makes every late kill land after the commit).
+      baselineMs = Math.min(baselineMs, performance.now() - t0);
+    }
     expect(isCompleteCheckpoint(out)).toBe(true);
     expect(leftovers(tmp).filter((f) => f.startsWith(`.out-${i}.`))).toEqual([]);
   }, 120_000);
