@@ -64,6 +64,19 @@ export const kvCacheLabel = (f: KvCacheFormat | null): string =>
         ? `dynamic ${f.type} (a scale per token and KV head)`
         : f.kind;
 
+/** The entries of a by-full-name map that belong to the module prefix, keyed by local name. */
+const localEntries = <V>(m: ReadonlyMap<string, V>, prefix: string): ReadonlyMap<string, V> =>
+  new Map([...m].filter(([n]) => n.startsWith(prefix)).map(([n, v]) => [n.slice(prefix.length), v] as const));
+
+/**
+ * Decoder layer i as a runtime runs the opened checkpoint: its online transforms (SpinQuant R3/R4, QuIP) and its
+ * linears' input quantization. Every forward over a saved model (eval, generate) takes these.
+ */
+export const runtimeLayerHooks = (h: ModelHandle, i: number): LayerHooks | undefined => {
+  const prefix = h.architecture.layerPrefix(i);
+  return mergeHooks(onlineHooks(localEntries(modelOnlineTransforms(h), prefix)), inputQuantHooks(prefix, localEntries(inputQuantSpecs(h), prefix)));
+};
+
 /** A window's hooks: quantized linear inputs, and a fresh KV cache holding the window when the layer has a format. */
 const windowHooks = (h: ModelHandle, inputHooks: LayerHooks | undefined, format: KvCacheFormat | null, tokens: number): LayerHooks | undefined => {
   if (format === null) return inputHooks;
@@ -93,10 +106,7 @@ export const finalHiddenStates = (
     if (signal?.aborted) return E.left(aborted("interrupted"));
     const lw = await lift(h.loadLayer(i))();
     if (E.isLeft(lw)) return lw;
-    const prefix = h.architecture.layerPrefix(i);
-    const specs = new Map([...inputQuantSpecs(h)].filter(([n]) => n.startsWith(prefix)).map(([n, s]) => [n.slice(prefix.length), s] as const));
-    const online = new Map([...modelOnlineTransforms(h)].filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t] as const));
-    const hooks = mergeHooks(onlineHooks(online), inputQuantHooks(prefix, specs));
+    const hooks = runtimeLayerHooks(h, i);
     const kv = layerKvFormat(h, i, kvCache);
     const next = E.traverseArray((x: Tensor<"f32">) => decoderLayerForward(h.config, lw.right, x, undefined, windowHooks(h, hooks, kv, x.shape[0]!)))(hidden);
     if (E.isLeft(next)) return E.left(modelError(formatModelError(next.left)));

@@ -4,9 +4,10 @@ import { join } from "node:path";
 import * as E from "fp-ts/lib/Either.js";
 import { lastValueFrom, toArray } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LoadedModel, generate, generateCommand, loadForGeneration, sampleToken } from "./index.js";
+import { readFileSync } from "node:fs";
+import { type LoadedModel, generate, generateCommand, loadForGeneration, modelLogits, oneshot, recipeFromYaml, sampleToken } from "./index.js";
 import { openModelDir } from "./open-model.js";
-import { convertStories, must } from "./test-support/stories260k.js";
+import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // Incremental decoding through the KV cache against recomputing the whole sequence, and against llama2.c's own greedy
 // output for stories260K (its README).
@@ -70,6 +71,24 @@ describe("generate", () => {
     expect(a.tokens).toEqual(b.tokens);
     expect(c.tokens).not.toEqual(a.tokens);
   });
+
+  it("a rotated checkpoint decodes with its online transforms, as eval runs it (QuIP v + W4A16)", async () => {
+    const quip = join(tmp, "quip");
+    const recipe = must(recipeFromYaml(readFileSync(join(ROOT, "fixtures/recipes/stories260k-quip-w4a16-g32.yaml"), "utf8")));
+    must(await oneshot({ model: fp, output: quip, recipe })());
+    const h = must(await openModelDir(quip)());
+    const m = must(await loadForGeneration(h)());
+    const got = (await lastValueFrom(generate(m, Int32Array.of(1), { maxTokens: 8, eosId: null }).pipe(toArray()))).map((r) => must(r).id);
+    // eval's forward on the growing sequence, argmax of its last position
+    const seq = [1];
+    for (let s = 0; s < 8; s++) {
+      const logits = must(await modelLogits(h, Int32Array.from(seq))()).data;
+      const last = logits.subarray((seq.length - 1) * 512, seq.length * 512);
+      seq.push(last.indexOf(Math.max(...last)));
+    }
+    await h.close();
+    expect(got).toEqual(seq.slice(1));
+  }, 60_000);
 
   it("bad options are usage errors before any token", async () => {
     const r = await lastValueFrom(generate(model, Int32Array.of(1), { maxTokens: 4, topP: 0 }).pipe(toArray()));

@@ -4,10 +4,8 @@ import { Rng, Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { Observable } from "rxjs";
-import { inputQuantHooks } from "./activation-quant.js";
 import { type LlmqError, aborted, modelError, usageError } from "./errors.js";
-import { type KvCacheOverride, layerKvFormat } from "./evaluate.js";
-import { inputQuantSpecs } from "./open-model.js";
+import { type KvCacheOverride, layerKvFormat, runtimeLayerHooks } from "./evaluate.js";
 
 // Incremental decoding: the prompt is run once through every layer, each layer's keys and values kept in a KV cache
 // (f32 by default, the checkpoint's calibrated fp8/int8 one, or an override), then each new token is one position
@@ -22,7 +20,7 @@ export interface LoadedModel {
   readonly embedding: Tensor<"f32">;
   readonly layers: ReadonlyArray<LayerWeights>;
   readonly head: HeadWeights;
-  /** Per layer: input quantization of its linears, as a runtime applies it. */
+  /** Per layer: its online transforms and the input quantization of its linears, as a runtime applies them. */
   readonly hooks: ReadonlyArray<LayerHooks | undefined>;
 }
 
@@ -56,17 +54,14 @@ export const loadForGeneration = (h: ModelHandle): TE.TaskEither<LlmqError, Load
   const emb = lift(await h.loadEmbedding()());
   if (E.isLeft(emb)) return emb;
   const layers: LayerWeights[] = [];
-  const hooks: Array<LayerHooks | undefined> = [];
-  const specs = inputQuantSpecs(h);
   for (let i = 0; i < h.numLayers; i++) {
     const w = lift(await h.loadLayer(i)());
     if (E.isLeft(w)) return w;
     layers.push(w.right);
-    const prefix = h.architecture.layerPrefix(i);
-    hooks.push(inputQuantHooks(prefix, new Map([...specs].filter(([n]) => n.startsWith(prefix)).map(([n, s]) => [n.slice(prefix.length), s] as const))));
   }
   const head = lift(await h.loadHead()());
   if (E.isLeft(head)) return head;
+  const hooks = layers.map((_, i) => runtimeLayerHooks(h, i));
   return E.right({ handle: h, embedding: emb.right, layers, head: head.right, hooks });
 };
 
