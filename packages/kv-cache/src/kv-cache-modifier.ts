@@ -9,6 +9,7 @@ import {
   type ObserverError,
   type QParams,
   type Tap,
+  activationScaleDType,
   createObserver,
   formatObserverError,
   modifierError,
@@ -16,11 +17,12 @@ import {
   withTensors,
 } from "@llmq/observers";
 import type { QuantizationArgs } from "@llmq/schemes";
-import { Tensor, cast } from "@llmq/tensor";
+import { type Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { connect, filter, map, zip } from "rxjs";
 import { formatKvCacheError } from "./errors.js";
+import { headsMajor } from "./heads-major.js";
 import { type KvCacheScheme, checkKvCacheScheme } from "./kv-cache-scheme.js";
 
 // The kv part of llm-compressor's QuantizationMixin: with a kv_cache_scheme, every attention module gets static k and v
@@ -49,15 +51,6 @@ export interface ObservedKv {
 
 // ----- functions -----
 
-/** A key or value state [T, KV·D] viewed heads-major [KV, T, D], as compressed-tensors sees [batch, heads, seq, dim]. */
-export const headsMajor = (x: Tensor<"f32">, kvHeads: number, headDim: number): Tensor<"f32"> => {
-  const tokens = x.shape[0]!;
-  const out = new Float32Array(x.size);
-  for (let t = 0; t < tokens; t++)
-    for (let h = 0; h < kvHeads; h++) out.set(x.data.subarray((t * kvHeads + h) * headDim, (t * kvHeads + h + 1) * headDim), (h * tokens + t) * headDim);
-  return new Tensor("f32", [kvHeads, tokens, headDim], out);
-};
-
 /** The attention module of each decoder layer: the parent of a k_proj that has a v_proj sibling. */
 const attentionModules = (type: string, model: ModelInfo): E.Either<ModifierError, ReadonlyMap<number, string>> => {
   const out = new Map<number, string>();
@@ -79,9 +72,6 @@ const kvObserver = (type: string, scheme: KvCacheScheme, kind: "k" | "v"): E.Eit
     createObserver(scheme.args, { tensor: `self_attn.${kind}`, kind }, scheme.observer),
   );
 
-/** The scale dtype compressed-tensors gives a module's qparams: the model's float dtype (f32 for anything else). */
-const scaleDType = (weight: Tensor | undefined): "f32" | "bf16" | "f16" | "f64" =>
-  weight !== undefined && (weight.dtype === "bf16" || weight.dtype === "f16" || weight.dtype === "f64") ? weight.dtype : "f32";
 
 /** The tensors of one calibrated layer: `<attn>.k_scale`, `<attn>.v_scale` (+ `*_zero_point` for asymmetric args). */
 export const kvTensors = (
@@ -144,7 +134,7 @@ const epochEnd = (s: KvCacheState, layer: LayerState, observed: ObservedKv | nul
     E.mapLeft((e: ObserverError) => modifierError(s.type, name, formatObserverError(e), e)),
     E.map((q) => ({
       state: s,
-      layer: withTensors(layer, kvTensors(attn, s.scheme.args, q, scaleDType(layer.tensors.get(`${attn}.k_proj.weight`)))),
+      layer: withTensors(layer, kvTensors(attn, s.scheme.args, q, activationScaleDType(layer.tensors.get(`${attn}.k_proj.weight`)?.dtype ?? "f32"))),
       warnings: layer.index === 0 ? [...s.scheme.warnings] : [],
     })),
   );

@@ -2,7 +2,7 @@ import { decodeQuantizationArgs, computeDynamicQParams, fakeQuantize } from "@ll
 import { Tensor, f16FromNumber, f16ToNumber, f32, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { headsMajor } from "./kv-cache-modifier.js";
+import { headsMajor, transposeHeads } from "./heads-major.js";
 import { type KvCacheFormat, createKvCache, kvBytesPerToken } from "./kv-store.js";
 
 // The store's read-back is compressed-tensors' fake quantization of what was appended (static: with the calibrated
@@ -39,10 +39,7 @@ const run = (format: KvCacheFormat, x: Float32Array, y: Float32Array, steps: Rea
 const ctFake = (x: Float32Array, tokens: number, a: ReturnType<typeof args>, scale: Tensor, zp: Tensor | null): Float32Array => {
   const view = a.strategy === "attn_head" ? headsMajor(new Tensor("f32", [tokens, KV * D], x), KV, D) : new Tensor("f32", [tokens, KV * D], x);
   const q = toFloat32(right(fakeQuantize(view, scale, zp, a))).data;
-  if (a.strategy !== "attn_head") return q;
-  const out = new Float32Array(q.length);
-  for (let h = 0; h < KV; h++) for (let t = 0; t < tokens; t++) out.set(q.subarray((h * tokens + t) * D, (h * tokens + t + 1) * D), (t * KV + h) * D);
-  return out;
+  return a.strategy === "attn_head" ? transposeHeads(q, tokens, KV, D, false, new Float32Array(q.length)) : q;
 };
 
 describe("createKvCache", () => {

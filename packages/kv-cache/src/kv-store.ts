@@ -2,6 +2,7 @@ import { type QuantizationArgs, computeDynamicQParams, decodeQuantizationArgs, f
 import { FP8_E4M3FN, Tensor, f16FromNumber, f16ToNumber, kernels, miniFloatToNumber, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type KvCacheError, formatKvCacheError, kvQuantizeFailed, kvStoreOverflow } from "./errors.js";
+import { transposeHeads } from "./heads-major.js";
 
 // A KV cache for incremental decoding: per decoder layer, the keys (after RoPE) and values of every position so far,
 // stored as f32, f16, or quantized codes (fp8 e4m3 / int8) with their scales, and dequantized when attention reads
@@ -69,18 +70,6 @@ export const kvBytesPerToken = (format: KvCacheFormat, shape: Pick<KvCacheShape,
   return 2 * shape.layers * perHalf;
 };
 
-/** Token-major [T, KV·D] ↔ heads-major [KV, T, D]. */
-const transpose = <A extends Float32Array | Uint8Array | Int8Array>(x: A, tokens: number, kvHeads: number, d: number, toHeads: boolean, out: A): A => {
-  for (let t = 0; t < tokens; t++)
-    for (let h = 0; h < kvHeads; h++) {
-      const tm = (t * kvHeads + h) * d;
-      const hm = (h * tokens + t) * d;
-      if (toHeads) out.set(x.subarray(tm, tm + d), hm);
-      else out.set(x.subarray(hm, hm + d), tm);
-    }
-  return out;
-};
-
 /** One half (keys or values) of a layer: storage, how new rows are encoded, how rows are decoded. */
 interface Half {
   encode(x: Float32Array, at: number, tokens: number): E.Either<KvCacheError, void>;
@@ -122,11 +111,11 @@ const staticHalf = (args: QuantizationArgs, qp: KvQParams, name: string, kvHeads
   return {
     encode: (x, at, tokens) => {
       const rows = x.subarray(0, tokens * n);
-      const view = perHead ? new Tensor("f32", [kvHeads, tokens, d], transpose(rows, tokens, kvHeads, d, true, new Float32Array(rows.length))) : new Tensor("f32", [tokens, n], rows);
+      const view = perHead ? new Tensor("f32", [kvHeads, tokens, d], transposeHeads(rows, tokens, kvHeads, d, true, new Float32Array(rows.length))) : new Tensor("f32", [tokens, n], rows);
       const q = quantize(view, qp.scale, zp === null ? null : qp.zeroPoint, args, { dtype: fp8 ? "f8_e4m3fn" : "i8" });
       if (E.isLeft(q)) return E.left(kvQuantizeFailed(name, formatSchemeError(q.left)));
       const c = q.right.data as Uint8Array | Int8Array;
-      if (perHead) transpose(c, tokens, kvHeads, d, false, codes.subarray(at * n, (at + tokens) * n) as typeof c);
+      if (perHead) transposeHeads(c, tokens, kvHeads, d, false, codes.subarray(at * n, (at + tokens) * n) as typeof c);
       else codes.set(c, at * n);
       return E.right(undefined);
     },

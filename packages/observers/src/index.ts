@@ -72,7 +72,7 @@ export {
 } from "./modifier-lifecycle.js";
 export type { PlannedModule, QuantizationPlan } from "./plan-quantization.js";
 export { checkWeightFits, planQuantization } from "./plan-quantization.js";
-export { activationQParams, fusedGlobalScales, inputObserver, rtnModule } from "./rtn-module.js";
+export { activationQParams, activationScaleDType, fusedGlobalScales, inputObserver, rtnModule } from "./rtn-module.js";
 export type { ObservedInputs, QuantizationMixinState } from "./quantization-modifier.js";
 export {
   QuantizationModifier,

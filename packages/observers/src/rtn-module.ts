@@ -117,6 +117,10 @@ export const inputObserver = (module: string, scheme: QuantizationScheme): E.Eit
   );
 };
 
+/** The dtype compressed-tensors gives a module's activation (and kv-cache) qparams: the model's float dtype, else f32. */
+export const activationScaleDType = (modelDType: DType): "f32" | "bf16" | "f16" | "f64" =>
+  modelDType === "bf16" || modelDType === "f16" || modelDType === "f64" ? modelDType : "f32";
+
 /** The on-disk activation qparams of an observed module (`input_scale` [+ `input_zero_point`] or `input_global_scale`). */
 export const activationQParams = (
   module: string,
@@ -127,9 +131,8 @@ export const activationQParams = (
   if (E.isLeft(observed)) return E.left(quantizationError(module, formatObserverError(observed.left), observed.left));
   const q = observed.right;
   if (args.dynamic === "local") return E.right(q.globalScale === null ? [] : [["input_global_scale", q.globalScale]]);
-  const scaleDType = modelDType === "bf16" || modelDType === "f16" || modelDType === "f64" ? modelDType : "f32";
   return E.right([
-    ["input_scale", cast(q.scale, scaleDType)],
+    ["input_scale", cast(q.scale, activationScaleDType(modelDType))],
     ...(args.symmetric ? [] : ([["input_zero_point", q.zeroPoint]] as const)),
     ...(q.globalScale !== null ? ([["input_global_scale", q.globalScale]] as const) : []),
   ]);
