@@ -64,6 +64,15 @@ const storedDType = (ck: Checkpoint, name: string): string | undefined => {
   return d === undefined ? undefined : (llmqDTypeOf(d) ?? d);
 };
 
+/** A checkpoint tensor, or null when `name` is null or not stored (optional parameters: zero points, input scales). */
+const readIfStored = async (ck: Checkpoint, name: string | null): Promise<E.Either<LlmqError, Tensor | null>> => {
+  if (name === null || ck.info(name) === undefined) return E.right(null);
+  const t = await ck.read(name)();
+  return E.isLeft(t) ? E.left(modelError(formatSerializationError(t.left))) : E.right(t.right);
+};
+
+const orNull = (x: E.Either<LlmqError, Tensor | null>): Tensor | null => (E.isRight(x) ? x.right : null);
+
 /**
  * The calibrated KV cache of a checkpoint whose config has a kv_cache_scheme: each attention module's k / v qparams
  * (`self_attn.k_scale`, or the legacy `k_proj.output_scale`), checked against the scheme. A scheme without scales, or
@@ -79,16 +88,10 @@ const kvCacheOf = async (dir: string, ck: Checkpoint, config: QuantizationConfig
   const kvHeads = Number(raw.num_key_value_heads ?? raw.num_attention_heads);
   const out = new Map<string, KvCacheFormat>();
   for (const [attn, n] of names) {
-    const read = async (name: string | null): Promise<E.Either<LlmqError, Tensor | null>> => {
-      if (name === null) return E.right(null);
-      const t = await ck.read(name)();
-      return E.isLeft(t) ? E.left(modelError(formatSerializationError(t.left))) : E.right(t.right);
-    };
-    const [k, v, kz, vz] = [await read(n.k), await read(n.v), await read(n.kZeroPoint), await read(n.vZeroPoint)];
+    const [k, v, kz, vz] = [await readIfStored(ck, n.k), await readIfStored(ck, n.v), await readIfStored(ck, n.kZeroPoint), await readIfStored(ck, n.vZeroPoint)];
     for (const x of [k, v, kz, vz]) if (E.isLeft(x)) return x;
-    const get = (x: E.Either<LlmqError, Tensor | null>): Tensor | null => (E.isRight(x) ? x.right : null);
-    const kq = kvQParamsOf(args, n.k, get(k)!, get(kz), kvHeads);
-    const vq = kvQParamsOf(args, n.v, get(v)!, get(vz), kvHeads);
+    const kq = kvQParamsOf(args, n.k, orNull(k)!, orNull(kz), kvHeads);
+    const vq = kvQParamsOf(args, n.v, orNull(v)!, orNull(vz), kvHeads);
     if (E.isLeft(kq)) return E.left(modelError(`${dir}: ${formatKvCacheError(kq.left)}`));
     if (E.isLeft(vq)) return E.left(modelError(`${dir}: ${formatKvCacheError(vq.left)}`));
     out.set(attn, { kind: "static", args, k: kq.right, v: vq.right });
@@ -104,11 +107,6 @@ const compressedSource = (
   const present = new Set(ck.names);
   const entries = new Map<string, CompressedEntry>();
   const inputs = new Map<string, InputQuantSpec>();
-  const readOpt = async (name: string): Promise<E.Either<LlmqError, Tensor | null>> => {
-    if (!present.has(name)) return E.right(null);
-    const t = await ck.read(name)();
-    return E.isLeft(t) ? E.left(modelError(formatSerializationError(t.left))) : E.right(t.right);
-  };
   for (const n of ck.names) {
     if (!n.endsWith(".weight_scale")) continue;
     const base = n.slice(0, -".weight_scale".length);
@@ -118,11 +116,10 @@ const compressedSource = (
     const scheme = r.right.scheme;
     const ia = scheme.input_activations;
     if (ia !== null) {
-      const [sc, zp, gs] = [await readOpt(`${base}.input_scale`), await readOpt(`${base}.input_zero_point`), await readOpt(`${base}.input_global_scale`)];
+      const [sc, zp, gs] = [await readIfStored(ck, `${base}.input_scale`), await readIfStored(ck, `${base}.input_zero_point`), await readIfStored(ck, `${base}.input_global_scale`)];
       for (const v of [sc, zp, gs]) if (E.isLeft(v)) return v;
-      const get = (v: E.Either<LlmqError, Tensor | null>): Tensor | null => (E.isRight(v) ? v.right : null);
-      if (ia.dynamic === false && get(sc) === null) return E.left(modelError(`${dir}: ${base} has static input activations but no input_scale`));
-      inputs.set(base, { args: ia, scale: get(sc), zeroPoint: get(zp), globalScale: get(gs) });
+      if (ia.dynamic === false && orNull(sc) === null) return E.left(modelError(`${dir}: ${base} has static input activations but no input_scale`));
+      inputs.set(base, { args: ia, scale: orNull(sc), zeroPoint: orNull(zp), globalScale: orNull(gs) });
     }
     const format = (scheme.format as CompressionFormat | null) ?? (config.format !== "mixed-precision" ? (config.format as CompressionFormat) : inferFormat(scheme));
     let shape: ReadonlyArray<number> | undefined;
