@@ -5,6 +5,7 @@ import { type Tensor, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTensors } from "./test-support/read-tensors.js";
+import { must } from "./test-support/stories260k.js";
 import { spawnSync } from "node:child_process";
 import {
   KvCacheModifier,
@@ -33,19 +34,13 @@ const FX = new URL("../fixtures/kv-cache/", import.meta.url).pathname;
 const TFX = new URL("../fixtures/transforms/", import.meta.url).pathname;
 const ROOT = new URL("../../../fixtures/", import.meta.url).pathname;
 
-const right = <A>(e: E.Either<unknown, A>): A => {
-  if (E.isLeft(e)) throw new Error(typeof e.left === "object" && e.left !== null && "_tag" in e.left ? formatLlmqError(e.left as never) : JSON.stringify(e.left));
-  return e.right;
-};
-
-
 let tmp = "";
 const CASES: Record<string, { model: string; windows: string; vocab: number }> = {};
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "llmq-kv-"));
   const st = join(tmp, "stories260k");
-  right(await convertCommand({ from: "llama2c", model: `${ROOT}stories260K/stories260K.bin`, tokenizer: `${ROOT}stories260K/tok512.bin`, output: st, overwrite: false })());
+  must(await convertCommand({ from: "llama2c", model: `${ROOT}stories260K/stories260K.bin`, tokenizer: `${ROOT}stories260K/tok512.bin`, output: st, overwrite: false })());
   CASES["tiny-gqa-f32"] = { model: `${FX}tiny-gqa-f32`, windows: `${FX}tiny-gqa-f32/windows.json`, vocab: 128 };
   CASES["tiny-gqa-bf16"] = { model: `${FX}tiny-gqa-bf16`, windows: `${FX}tiny-gqa-bf16/windows.json`, vocab: 128 };
   CASES.stories260k = { model: st, windows: `${TFX}stories260k-windows.json`, vocab: 512 };
@@ -57,11 +52,11 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const runOneshot = async (name: string, recipe: string): Promise<string> => {
   const c = CASES[name]!;
   const windows = JSON.parse(readFileSync(c.windows, "utf8")) as number[][];
-  const tok = right(await optionalTokenizer(c.model)());
-  const ds = right(await loadDataset(c.windows, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: c.vocab })());
+  const tok = must(await optionalTokenizer(c.model)());
+  const ds = must(await loadDataset(c.windows, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: c.vocab })());
   const out = join(tmp, `${name}-${recipe}`);
   const text = readFileSync(join(FX, name, `${recipe}.yaml`), "utf8");
-  right(await oneshot({ model: c.model, output: out, recipe: right(recipeFromYaml(text)), dataset: ds, overwrite: true })());
+  must(await oneshot({ model: c.model, output: out, recipe: must(recipeFromYaml(text)), dataset: ds, overwrite: true })());
   return out;
 };
 
@@ -129,7 +124,7 @@ const renameTensors = (path: string, rename: (n: string) => string): void => {
 
 describe("a kv-calibrated checkpoint runs as its config says", () => {
   const evalOf = async (model: string, kvCache?: "f32" | "fp8") =>
-    right(await evalCommand({ model, reference: CASES.stories260k!.model, dataset: `${ROOT}wikitext-2/test.txt`, seqLen: 128, numSamples: 4, scoreSecondHalf: false, kvCache })());
+    must(await evalCommand({ model, reference: CASES.stories260k!.model, dataset: `${ROOT}wikitext-2/test.txt`, seqLen: 128, numSamples: 4, scoreSecondHalf: false, kvCache })());
 
   it("eval applies the stored k/v scales (legacy k_proj.output_scale names too); --kv-cache overrides them", async () => {
     const out = await runOneshot("stories260k", "fp8-attn-head");
@@ -153,13 +148,13 @@ describe("a kv-calibrated checkpoint runs as its config says", () => {
     const dyn = "s_stage:\n  m_modifiers:\n    QuantizationModifier:\n      kv_cache_scheme: {num_bits: 8, type: float, strategy: token, dynamic: true}\n";
     const out = join(tmp, "dyn");
     const c = CASES["tiny-gqa-f32"]!;
-    const ds = right(await loadDataset(c.windows, null, { numSamples: 4, seqLen: 32, sampling: "sequential", vocabSize: 128 })());
-    const o = await oneshot({ model: c.model, output: out, recipe: right(recipeFromYaml(dyn)), dataset: ds })();
+    const ds = must(await loadDataset(c.windows, null, { numSamples: 4, seqLen: 32, sampling: "sequential", vocabSize: 128 })());
+    const o = await oneshot({ model: c.model, output: out, recipe: must(recipeFromYaml(dyn)), dataset: ds })();
     expect(E.isLeft(o) && formatLlmqError(o.left)).toMatch(/kv_cache_scheme\.dynamic: true is not supported/);
     expect(existsSync(out)).toBe(false);
-    const none = await oneshot({ model: c.model, output: out, recipe: right(recipeFromYaml(dyn.replace("strategy: token, dynamic: true", "strategy: tensor"))) })();
+    const none = await oneshot({ model: c.model, output: out, recipe: must(recipeFromYaml(dyn.replace("strategy: token, dynamic: true", "strategy: tensor"))) })();
     expect(E.isLeft(none) && formatLlmqError(none.left)).toMatch(/calibration data/);
-    const m = KvCacheModifier(right(schemes.decodeQuantizationArgs({ num_bits: 8, type: "float", strategy: "tensor" })));
+    const m = KvCacheModifier(must(schemes.decodeQuantizationArgs({ num_bits: 8, type: "float", strategy: "tensor" })));
     const info = {
       linears: [{ name: "model.layers.0.mlp.up_proj", layer: 0, className: "Linear", inFeatures: 4, outFeatures: 4 }],
       numLayers: 1,
@@ -183,17 +178,17 @@ describe("interop: transformers runs llmq's kv checkpoint with its k/v scales", 
     "logits agree with llmq's (which apply the same scales) far closer than the kv quantization moves them",
     async () => {
       const out = await runOneshot("stories260k", "fp8-tensor");
-      const h = right(await openModelDir(out)());
+      const h = must(await openModelDir(out)());
       const windows = (JSON.parse(readFileSync(CASES.stories260k!.windows, "utf8")) as number[][]).slice(0, 2).map((w) => Int32Array.from(w));
-      const head = right(await h.loadHead()());
+      const head = must(await h.loadHead()());
       const dump = async (file: string, kvCache?: "f32") => {
-        const hid = right(await finalHiddenStates(h, windows, "model", noProgress, undefined, kvCache)());
+        const hid = must(await finalHiddenStates(h, windows, "model", noProgress, undefined, kvCache)());
         const entries = new Map<string, Tensor>();
         hid.forEach((x, i) => {
           entries.set(`llmq.logits.${i}`, models.headForward(h.config, head, x));
-          entries.set(`llmq.tokens.${i}`, right(tensorNs.fromStorage("i32", [windows[i]!.length], windows[i]!)));
+          entries.set(`llmq.tokens.${i}`, must(tensorNs.fromStorage("i32", [windows[i]!.length], windows[i]!)));
         });
-        right(await serialization.writeSafetensors(join(tmp, file), entries)());
+        must(await serialization.writeSafetensors(join(tmp, file), entries)());
       };
       await dump("kv.safetensors");
       await dump("nokv.safetensors", "f32");
