@@ -62,13 +62,15 @@ const F16_LUT = (): Float32Array => {
   return f16Lut;
 };
 
-/** Bytes one cached position takes in every layer's keys and values (codes plus per-token scales). */
-export const kvBytesPerToken = (format: KvCacheFormat, shape: Pick<KvCacheShape, "layers" | "kvHeads" | "headDim">): number => {
-  const n = shape.kvHeads * shape.headDim;
-  const perHalf =
-    format.kind === "f32" ? 4 * n : format.kind === "f16" ? 2 * n : format.kind === "static" ? n : n + 4 * shape.kvHeads; // dynamic: an f32 scale per head
-  return 2 * shape.layers * perHalf;
+/** Bytes one position takes in one layer's keys (or values): codes, plus an f32 scale per KV head when dynamic. */
+const halfBytesPerToken = (format: KvCacheFormat, kvHeads: number, headDim: number): number => {
+  const n = kvHeads * headDim;
+  return format.kind === "f32" ? 4 * n : format.kind === "f16" ? 2 * n : format.kind === "static" ? n : n + 4 * kvHeads;
 };
+
+/** Bytes one cached position takes in every layer's keys and values (codes plus per-token scales). */
+export const kvBytesPerToken = (format: KvCacheFormat, shape: Pick<KvCacheShape, "layers" | "kvHeads" | "headDim">): number =>
+  2 * shape.layers * halfBytesPerToken(format, shape.kvHeads, shape.headDim);
 
 /** One half (keys or values) of a layer: storage, how new rows are encoded, how rows are decoded. */
 interface Half {
@@ -76,7 +78,6 @@ interface Half {
   decode(tokens: number, out: Float32Array): void;
   /** The stored rows themselves when they are f32 (read without a copy). */
   view?(tokens: number): Float32Array;
-  bytes(tokens: number): number;
 }
 
 const plainHalf = (n: number, capacity: number, half: boolean): Half => {
@@ -95,7 +96,6 @@ const plainHalf = (n: number, capacity: number, half: boolean): Half => {
         for (let i = 0; i < tokens * n; i++) out[i] = lut[f16![i]!]!;
       }
     },
-    bytes: (tokens) => tokens * n * (half ? 2 : 4),
     ...(f32 !== null ? { view: (tokens: number) => f32.subarray(0, tokens * n) } : {}),
   };
 };
@@ -122,7 +122,6 @@ const staticHalf = (args: QuantizationArgs, qp: KvQParams, name: string, kvHeads
     // compressed-tensors' dequantize with an f32 scale: f32((q − zp) · s), q the code's value
     decode: (tokens, out) =>
       kernels().lutDequant(bytesOf(codes).subarray(0, tokens * n), fp8 ? FP8_LUT : I8_LUT, scale, zp, perHead ? d : n, perHead ? kvHeads : 1, out),
-    bytes: (tokens) => tokens * n,
   };
 };
 
@@ -145,7 +144,6 @@ const dynamicHalf = (type: "fp8" | "int8", name: string, kvHeads: number, d: num
     },
     decode: (tokens, out) =>
       kernels().lutDequant(bytesOf(codes).subarray(0, tokens * n), type === "fp8" ? FP8_LUT : I8_LUT, scales.subarray(0, tokens * kvHeads), null, d, tokens * kvHeads, out),
-    bytes: (tokens) => tokens * (n + 4 * kvHeads),
   };
 };
 
@@ -175,7 +173,7 @@ export const createKvCache = (formats: ReadonlyArray<KvCacheFormat>, shape: KvCa
     let length = 0;
     return {
       length: () => length,
-      bytes: () => k.bytes(length) + v.bytes(length),
+      bytes: () => 2 * length * halfBytesPerToken(format, shape.kvHeads, shape.headDim),
       append: (kn, vn, tokens) => {
         if (length + tokens > shape.capacity) return E.left(formatKvCacheError(kvStoreOverflow(layer, shape.capacity, length + tokens)));
         const r = E.flatMap(k.encode(kn, length, tokens), () => v.encode(vn, length, tokens));
