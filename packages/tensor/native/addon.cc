@@ -147,23 +147,16 @@ Napi::Value Trsm(const Napi::CallbackInfo& info, const char* name) {
   return info.Env().Undefined();
 }
 
-Napi::Value Fwht(const Napi::CallbackInfo& info) {
-  Args g{info, "fwht"};
+template <typename E>
+Napi::Value Fwht(const Napi::CallbackInfo& info, const char* name) {
+  Args g{info, name};
   g.count(3);
   int64_t rows = g.dim(1, "rows"), n = g.dim(2, "n");
   if (n == 0 || (n & (n - 1)) != 0) g.fail("n must be a power of two, got " + std::to_string(n), true);
-  float* x = g.f32(0, "x", g.mul(rows, n, "rows·n"));
-  llmq_fwht(x, rows, n);
-  return info.Env().Undefined();
-}
-
-Napi::Value Dfwht(const Napi::CallbackInfo& info) {
-  Args g{info, "dfwht"};
-  g.count(3);
-  int64_t rows = g.dim(1, "rows"), n = g.dim(2, "n");
-  if (n == 0 || (n & (n - 1)) != 0) g.fail("n must be a power of two, got " + std::to_string(n), true);
-  double* x = g.f64(0, "x", g.mul(rows, n, "rows·n"));
-  llmq_dfwht(x, rows, n);
+  if constexpr (sizeof(E) == 4)
+    llmq_fwht(g.f32(0, "x", g.mul(rows, n, "rows·n")), rows, n);
+  else
+    llmq_dfwht(g.f64(0, "x", g.mul(rows, n, "rows·n")), rows, n);
   return info.Env().Undefined();
 }
 
@@ -286,8 +279,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   k.Set("dpotri", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Potri<double>(i, "dpotri"); }, "dpotri"));
   k.Set("strsm", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Trsm<float>(i, "strsm"); }, "strsm"));
   k.Set("dtrsm", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Trsm<double>(i, "dtrsm"); }, "dtrsm"));
-  k.Set("fwht", Napi::Function::New(env, Fwht, "fwht"));
-  k.Set("dfwht", Napi::Function::New(env, Dfwht, "dfwht"));
+  k.Set("fwht", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Fwht<float>(i, "fwht"); }, "fwht"));
+  k.Set("dfwht", Napi::Function::New(env, [](const Napi::CallbackInfo& i) { return Fwht<double>(i, "dfwht"); }, "dfwht"));
   k.Set("groupMinMax", Napi::Function::New(env, GroupMinMax, "groupMinMax"));
   k.Set("quantizeGroups", Napi::Function::New(env, QuantizeGroups, "quantizeGroups"));
   k.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));

@@ -151,6 +151,15 @@ const checkedKernels = (raw: RawAddon): Kernels => {
       arr(name, name.endsWith("trf") ? "a" : "l", a, ctor, n * n);
       return k[name](a, n) as number;
     };
+  const walshHadamard =
+    (name: "fwht" | "dfwht", ctor: typeof F32 | typeof F64) =>
+    (x: FArr, rows: number, n: number): void => {
+      dim(name, "rows", rows);
+      dim(name, "n", n);
+      if (n < 1 || (n & (n - 1)) !== 0) throw new RangeError(`${name}: n must be a power of two, got ${n}`);
+      arr(name, "x", x, ctor, rows * n);
+      k[name](x, rows, n);
+    };
   const trsm =
     (name: "strsm" | "dtrsm", ctor: typeof F32 | typeof F64) =>
     (s: Side, u: Uplo, transT: boolean, unitDiag: boolean, m: number, n: number, t: FArr, b: FArr): void => {
@@ -173,20 +182,8 @@ const checkedKernels = (raw: RawAddon): Kernels => {
     dpotri: square("dpotri", F64),
     strsm: trsm("strsm", F32),
     dtrsm: trsm("dtrsm", F64),
-    fwht: (x, rows, n) => {
-      dim("fwht", "rows", rows);
-      dim("fwht", "n", n);
-      if (n < 1 || (n & (n - 1)) !== 0) throw new RangeError(`fwht: n must be a power of two, got ${n}`);
-      arr("fwht", "x", x, F32, rows * n);
-      k.fwht(x, rows, n);
-    },
-    dfwht: (x, rows, n) => {
-      dim("dfwht", "rows", rows);
-      dim("dfwht", "n", n);
-      if (n < 1 || (n & (n - 1)) !== 0) throw new RangeError(`dfwht: n must be a power of two, got ${n}`);
-      arr("dfwht", "x", x, F64, rows * n);
-      k.dfwht(x, rows, n);
-    },
+    fwht: walshHadamard("fwht", F32),
+    dfwht: walshHadamard("dfwht", F64),
     ...quantizeKernels(k),
     ...forwardKernels(k),
   };
