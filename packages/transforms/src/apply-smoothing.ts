@@ -16,31 +16,25 @@ export const floatDTypeOf = (t: Tensor): LayerFloatDType => (t.dtype === "bf16" 
 const stored = (dtype: Tensor["dtype"], shape: ReadonlyArray<number>, values: Float32Array): Tensor =>
   dtype === "f32" ? new Tensor("f32", shape, values) : castFromNumbers(dtype, values, shape);
 
-/** W[:, j] · s_j, in the weight's dtype. */
-export const scaleColumns = (w: Tensor, s: ArrayLike<number>): Tensor => {
+/** W[:, j] · s_j or W[:, j] ÷ s_j per column, each product / quotient rounded to f32, stored in `dtype`. */
+const columnwise = (w: Tensor, s: ArrayLike<number>, divide: boolean, dtype: Tensor["dtype"]): Tensor => {
   const [rows, cols] = w.shape as [number, number];
   if (cols !== s.length) throw new Error(`llmq internal: ${cols} columns, ${s.length} scales`);
   const x = toFloat32(w).data;
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
-    for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! * s[j]!;
-  }
-  return stored(w.dtype, w.shape, out);
-};
-
-/** W[:, j] ÷ s_j, stored in `dtype` (AWQ's Q(W·s)/s, cast back to the weight's dtype). */
-export const divideColumns = (w: Tensor, s: ArrayLike<number>, dtype: Tensor["dtype"] = w.dtype): Tensor => {
-  const [rows, cols] = w.shape as [number, number];
-  if (cols !== s.length) throw new Error(`llmq internal: ${cols} columns, ${s.length} scales`);
-  const x = toFloat32(w).data;
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! / s[j]!;
+    if (divide) for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! / s[j]!;
+    else for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! * s[j]!;
   }
   return stored(dtype, w.shape, out);
 };
+
+/** W[:, j] · s_j, in the weight's dtype. */
+export const scaleColumns = (w: Tensor, s: ArrayLike<number>): Tensor => columnwise(w, s, false, w.dtype);
+
+/** W[:, j] ÷ s_j, stored in `dtype` (AWQ's Q(W·s)/s, cast back to the weight's dtype). */
+export const divideColumns = (w: Tensor, s: ArrayLike<number>, dtype: Tensor["dtype"] = w.dtype): Tensor => columnwise(w, s, true, dtype);
 
 /** A 1-D weight (norm, bias) ÷ s, or a 2-D weight's last len(s) rows ÷ s (row r − offset by s), in its dtype. */
 export const divideOutputs = (w: Tensor, s: ArrayLike<number>): Tensor => {
