@@ -34,6 +34,8 @@ describe("checkKvCacheScheme", () => {
     expect(refusal({ strategy: "channel" })).toMatch(/^kv_cache_scheme\.strategy: "channel" cannot be applied to the kv cache/);
     expect(refusal({ num_bits: 4, type: "float" })).toMatch(/^kv_cache_scheme\.num_bits: float kv caches are fp8/);
     expect(refusal({ type: "int", strategy: "group", group_size: 16 })).toMatch(/^kv_cache_scheme\.strategy/);
+    expect(refusal({ scale_dtype: "torch.float16" })).toMatch(/^kv_cache_scheme\.scale_dtype: torch\.float16 is not supported/);
+    expect(refusal({ type: "int", symmetric: false, zp_dtype: "torch.int8" })).toMatch(/^kv_cache_scheme\.zp_dtype/);
   });
 });
 

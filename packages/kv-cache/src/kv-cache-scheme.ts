@@ -39,6 +39,10 @@ export const checkKvCacheScheme = (args: QuantizationArgs): E.Either<KvCacheErro
   if (args.group_size !== null) return refuse("group_size", "groups cannot be applied to the kv cache; remove group_size");
   if (args.block_structure !== null) return refuse("block_structure", "blocks cannot be applied to the kv cache; remove block_structure");
   if (args.actorder !== null) return refuse("actorder", "act-order applies to weights only; remove it from kv_cache_scheme");
+  // k_scale / v_scale are saved in the model's dtype and zero points as int8, compressed-tensors' defaults; other
+  // dtypes would be written differently from what was asked, so they are refused rather than ignored.
+  if (args.scale_dtype !== null) return refuse("scale_dtype", `${args.scale_dtype} is not supported for kv caches by llmq yet (k/v scales take the model's dtype); remove it`);
+  if (args.fields_set?.includes("zp_dtype") === true) return refuse("zp_dtype", `${args.zp_dtype} is not supported for kv caches by llmq yet (zero points are int8); remove it`);
   const warnings = [
     ...(args.symmetric ? [] : [ASYMMETRIC_KV_WARNING]),
     ...(args.type === "float"
