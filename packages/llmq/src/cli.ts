@@ -146,7 +146,7 @@ const addGenerateCommand = (program: Command): void => {
     .option("--json", "print the result as JSON on stdout (no streaming)")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (o) => {
-      await run(o, (signal) =>
+      await run(o, (signal, progress) =>
         generateCommand({
           model: o.model,
           prompt: o.prompt,
@@ -157,6 +157,7 @@ const addGenerateCommand = (program: Command): void => {
           kvCache: o.kvCache,
           ignoreEos: o.ignoreEos === true,
           signal,
+          progress,
           ...(o.json === true ? {} : { onText: (piece: string) => void process.stdout.write(piece) }),
         }),
         formatGenerate,

@@ -6,6 +6,7 @@ import { type LlmqError, modelError } from "./errors.js";
 import { type KvCacheOverride, kvCacheLabel, layerKvFormat } from "./evaluate.js";
 import { type GeneratedToken, generate, loadForGeneration } from "./generate.js";
 import { openModelDir } from "./open-model.js";
+import type { ProgressSink } from "./progress.js";
 
 // `llmq generate`: text from a prompt with the model's tokenizer, streamed as it is decoded, through the KV cache.
 
@@ -20,6 +21,8 @@ export interface GenerateCommandOptions {
   /** Keep generating past the tokenizer's EOS. */
   readonly ignoreEos: boolean;
   readonly signal?: AbortSignal;
+  /** Loading the weights (the CLI's progress bar on stderr unless -q). */
+  readonly progress?: ProgressSink;
   /** Each new piece of text, as soon as it is decoded (the CLI writes it to stdout unless --json). */
   readonly onText?: (piece: string) => void;
 }
@@ -46,7 +49,7 @@ export const generateCommand = (o: GenerateCommandOptions): TE.TaskEither<LlmqEr
   try {
     const tok = await loadTokenizer(o.model)();
     if (E.isLeft(tok)) return E.left(modelError(`${formatModelError(tok.left)} (generate needs the model's tokenizer.json)`));
-    const m = await loadForGeneration(h.right)();
+    const m = await loadForGeneration(h.right, o.progress)();
     if (E.isLeft(m)) return m;
     const prompt = Int32Array.from(tok.right.encode(o.prompt, { bos: true }));
     const t0 = performance.now();

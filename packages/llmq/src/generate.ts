@@ -6,6 +6,7 @@ import type * as TE from "fp-ts/lib/TaskEither.js";
 import { Observable } from "rxjs";
 import { type LlmqError, aborted, modelError, usageError } from "./errors.js";
 import { type KvCacheOverride, layerKvFormat, runtimeLayerHooks } from "./evaluate.js";
+import { type ProgressSink, noProgress } from "./progress.js";
 
 // Incremental decoding: the prompt is run once through every layer, each layer's keys and values kept in a KV cache
 // (f32 by default, the checkpoint's calibrated fp8/int8 one, or an override), then each new token is one position
@@ -49,15 +50,17 @@ export interface GeneratedToken {
 // ----- functions -----
 
 /** Reads the embedding, every decoder layer and the head into memory. */
-export const loadForGeneration = (h: ModelHandle): TE.TaskEither<LlmqError, LoadedModel> => async () => {
+export const loadForGeneration = (h: ModelHandle, progress: ProgressSink = noProgress): TE.TaskEither<LlmqError, LoadedModel> => async () => {
   const lift = <A>(r: E.Either<Parameters<typeof formatModelError>[0], A>): E.Either<LlmqError, A> => E.mapLeft((e: Parameters<typeof formatModelError>[0]) => modelError(formatModelError(e)))(r);
   const emb = lift(await h.loadEmbedding()());
   if (E.isLeft(emb)) return emb;
   const layers: LayerWeights[] = [];
+  progress({ kind: "stage", stage: "loading", total: h.numLayers });
   for (let i = 0; i < h.numLayers; i++) {
     const w = lift(await h.loadLayer(i)());
     if (E.isLeft(w)) return w;
     layers.push(w.right);
+    progress({ kind: "tick", stage: "loading", done: i + 1, total: h.numLayers, label: `layer ${i}` });
   }
   const head = lift(await h.loadHead()());
   if (E.isLeft(head)) return head;
