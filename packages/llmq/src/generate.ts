@@ -147,17 +147,16 @@ export const generate = (m: LoadedModel, prompt: Int32Array, o: GenerateOptions)
       if (bad !== null) return void sub.next(E.left(bad));
       const caches = cachesFor(m, o.kvCache, prompt.length + o.maxTokens);
       const rng = new Rng(o.seed ?? 0);
-      let seq = Int32Array.from(prompt);
-      let fresh = seq;
+      // The positions the next step runs: all of them without a cache, else only those the cache does not hold yet.
+      let next = Int32Array.from(prompt);
       for (let index = 0; index < o.maxTokens && !stopped; index++) {
         if (o.signal?.aborted) return void sub.next(E.left(aborted("interrupted")));
-        const logits = lastLogits(m, caches === null ? seq : fresh, caches);
+        const logits = lastLogits(m, next, caches);
         if (E.isLeft(logits)) return void sub.next(logits);
         const id = sampleToken(logits.right, o.temperature ?? 0, o.topP ?? 1, rng.uniform());
         sub.next(E.right({ id, index, kvBytes: caches === null ? 0 : caches.reduce((a, c) => a + c.bytes(), 0) }));
         if (id === o.eosId) return;
-        fresh = Int32Array.of(id);
-        seq = Int32Array.from([...seq, id]);
+        next = caches === null ? Int32Array.from([...next, id]) : Int32Array.of(id);
         await new Promise((r) => setTimeout(r, 0)); // let a signal or an unsubscribe in between tokens
       }
     };
