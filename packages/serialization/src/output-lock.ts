@@ -21,6 +21,21 @@ export interface OutputLock {
   readonly releaseSync: () => void;
 }
 
+/**
+ * Removes every lock this process holds. Synchronous, for exit paths (a second interrupt): a lock is held from the
+ * moment it is taken until its release has removed it, whatever the staging directory's state.
+ */
+export const releaseHeldLocksSync = (): void => {
+  for (const lock of held) {
+    try {
+      unlinkSync(lock);
+    } catch {
+      // Already gone: nothing to release.
+    }
+  }
+  held.clear();
+};
+
 /** `.name.llmq-lock` next to `target`. */
 export const lockPathOf = (target: string): string => join(dirname(target), `.${basename(target)}.llmq-lock`);
 
@@ -118,9 +133,10 @@ const acquire = async (target: string, lock: string): Promise<SerializationError
       const forget = (): void => void held.delete(lock);
       return {
         path: lock,
+        // Forgotten only once removed: an exit in between (a second Ctrl-C) still finds it in `held` and removes it.
         release: async () => {
-          forget();
           await unlink(lock).catch(() => undefined);
+          forget();
         },
         releaseSync: () => {
           forget();

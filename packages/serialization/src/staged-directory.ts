@@ -6,7 +6,7 @@ import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { fsyncDir, pidAlive, tempSibling } from "./atomic-file.js";
 import { type SerializationError, ioError, outputExists, outputNotDirectory, outputOverlaps } from "./errors.js";
-import { type OutputLock, lockOutput } from "./output-lock.js";
+import { type OutputLock, lockOutput, releaseHeldLocksSync } from "./output-lock.js";
 import { findOverlap } from "./output-path.js";
 
 // A whole output directory (a checkpoint plus its JSON files) is produced in a hidden sibling and renamed into place
@@ -47,6 +47,7 @@ const live = new Map<string, () => void>();
 export const abandonStagedDirectoriesSync = (): void => {
   for (const abandon of [...live.values()]) abandon();
   live.clear();
+  releaseHeldLocksSync();
 };
 
 // ----- constructors -----
@@ -145,10 +146,12 @@ const staged = (abs: string, overwrite: boolean, lock: OutputLock): StagedDirect
   return {
     target: abs,
     staging,
+    // Each step leaves the synchronous abandon registered until it is done, so an exit in between still cleans up.
     discard: async () => {
       if (done) return;
-      forget();
+      done = true;
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      forget();
       await lock.release();
     },
     commit: () => async () => {
