@@ -85,6 +85,18 @@ const holderOf = async (lock: string): Promise<Holder> => {
   return age < FRESH_MS ? { kind: "live", pid: 0 } : { kind: "stale" };
 };
 
+/**
+ * The holder once an empty lock has settled: a lock file without a pid is being written by its creator (which takes
+ * microseconds) or was left by one killed in between (then it turns stale after FRESH_MS). Polls until either shows.
+ */
+const settledHolderOf = async (lock: string): Promise<Holder> => {
+  for (;;) {
+    const h = await holderOf(lock);
+    if (h.kind !== "live" || h.pid !== 0) return h;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
 const ownStart = startTimeOf(process.pid);
 
 const create = async (lock: string): Promise<boolean> => {
@@ -148,7 +160,7 @@ const acquire = async (target: string, lock: string): Promise<SerializationError
         },
       };
     }
-    const h = await holderOf(lock);
+    const h = await settledHolderOf(lock);
     if (h.kind === "live") return outputLocked(target, lock, h.pid);
     if (h.kind === "stale") await breakStale(lock);
   }
@@ -156,11 +168,11 @@ const acquire = async (target: string, lock: string): Promise<SerializationError
 };
 
 /**
- * The pid of a live process holding `target`'s lock (0 when a fresh lock has no pid yet), or null: lets a command refuse
- * a locked output before its slow preparation, without taking the lock yet.
+ * The pid of a live process holding `target`'s lock, or null: lets a command refuse a locked output before its slow
+ * preparation, without taking the lock yet.
  */
 export const liveLockHolder = async (target: string): Promise<number | null> => {
-  const h = await holderOf(lockPathOf(resolve(target))).catch((): Holder => ({ kind: "gone" }));
+  const h = await settledHolderOf(lockPathOf(resolve(target))).catch((): Holder => ({ kind: "gone" }));
   return h.kind === "live" ? h.pid : null;
 };
 
