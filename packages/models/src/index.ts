@@ -1,6 +1,6 @@
 export * from "./errors.js";
 export * from "./llama-config.js";
-export { ropeInvFreq, ropeCosSin, applyRopeInPlace } from "./rope.js";
+export { ropeInvFreq } from "./rope.js";
 export {
   type LayerWeights,
   type HeadWeights,

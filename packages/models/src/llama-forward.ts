@@ -1,10 +1,10 @@
-import { Tensor, kernels } from "@llmq/tensor";
+import { Tensor, embedding, formatTensorError, kernels, ropeCosSin } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { LLAMA_ARCHITECTURE, type LayerLinear } from "./architecture.js";
 import { type ModelError, forwardFailed } from "./errors.js";
 import type { LlamaConfig } from "./llama-config.js";
-import { applyRopeInPlace, ropeCosSin, ropeInvFreq } from "./rope.js";
+import { ropeInvFreq } from "./rope.js";
 
 // ----- model -----
 
@@ -70,7 +70,6 @@ export const layerLinears = (cfg: LlamaConfig): ReadonlyArray<LayerLinear> => LL
 
 // ----- ops on raw row-major arrays -----
 
-const f = Math.fround;
 
 const weight = (w: LayerWeights, name: string): Tensor<"f32"> => {
   const t = w.get(name);
@@ -92,24 +91,17 @@ export const linear = (x: Tensor<"f32">, w: Tensor<"f32">, bias?: Tensor<"f32">)
   return new Tensor("f32", [t, n], y);
 };
 
-/** LlamaRMSNorm: x · rsqrt(mean(x²) + eps) in f32, times the weight. */
+/** HF LlamaRMSNorm of each row of x [T, hidden] (@llmq/tensor's `rmsNorm` kernel). */
 export const rmsNorm = (x: Tensor<"f32">, w: Tensor<"f32">, eps: number): Tensor<"f32"> => {
   const [t, h] = x.shape as [number, number];
   const out = new Float32Array(t * h);
-  const xd = x.data;
-  const wd = w.data;
-  for (let r = 0; r < t; r++) {
-    let ss = 0;
-    for (let j = 0; j < h; j++) ss += xd[r * h + j]! * xd[r * h + j]!;
-    const inv = f(1 / Math.sqrt(f(f(ss / h) + eps)));
-    for (let j = 0; j < h; j++) out[r * h + j] = f(wd[j]! * f(xd[r * h + j]! * inv));
-  }
+  kernels().rmsNorm(x.data, t, h, w.data, eps, out);
   return new Tensor("f32", [t, h], out);
 };
 
 const add = (a: Tensor<"f32">, b: Tensor<"f32">): Tensor<"f32"> => {
   const out = new Float32Array(a.size);
-  for (let i = 0; i < out.length; i++) out[i] = a.data[i]! + b.data[i]!;
+  kernels().add(a.data, b.data, out.length, out);
   return new Tensor("f32", a.shape, out);
 };
 
@@ -186,8 +178,8 @@ export const selfAttentionForward = (
     linears(weights, hooks, ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], xa),
     E.chain(([q, k, v]) => {
       const { cos, sin } = ropeCosSin(ropeInvFreq(cfg), pos);
-      applyRopeInPlace(q!.data, tokens, cfg.num_attention_heads, cfg.head_dim, cos, sin);
-      applyRopeInPlace(k!.data, tokens, cfg.num_key_value_heads, cfg.head_dim, cos, sin);
+      kernels().rope(q!.data, tokens, cfg.num_attention_heads, cfg.head_dim, cos, sin);
+      kernels().rope(k!.data, tokens, cfg.num_key_value_heads, cfg.head_dim, cos, sin);
       const qk = hooks?.transformQueryKey === undefined ? E.right({ q: q!, k: k! }) : hooks.transformQueryKey(q!, k!);
       if (E.isLeft(qk)) return E.left(forwardFailed("self_attn", qk.left));
       hooks?.onAttentionKV?.(qk.right.k, v!);
@@ -251,15 +243,11 @@ export const decoderLayerForward = (
     E.chain((h) => mlpBlockForward(cfg, weights, h, hooks)),
   );
 
-/** Rows of the embedding matrix [vocab, hidden] for each token → [T, hidden]. */
-export const embed = (embedding: Tensor<"f32">, tokens: Int32Array): Tensor<"f32"> => {
-  const [vocab, h] = embedding.shape as [number, number];
-  const out = new Float32Array(tokens.length * h);
-  tokens.forEach((id, t) => {
-    if (id < 0 || id >= vocab) throw new Error(`llmq internal: token id ${id} outside the vocabulary of ${vocab}`);
-    out.set(embedding.data.subarray(id * h, (id + 1) * h), t * h);
-  });
-  return new Tensor("f32", [tokens.length, h], out);
+/** Rows of the embedding matrix [vocab, hidden] for each token → [T, hidden] (@llmq/tensor's `embedding`). */
+export const embed = (table: Tensor<"f32">, tokens: Int32Array): Tensor<"f32"> => {
+  const e = embedding(table, Array.from(tokens));
+  if (E.isLeft(e)) throw new Error(`llmq internal: ${formatTensorError(e.left)}`);
+  return e.right;
 };
 
 /** Final RMSNorm and lm_head: hidden [T, hidden] → logits [T, vocab]. */

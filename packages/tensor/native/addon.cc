@@ -241,6 +241,42 @@ Napi::Value CausalAttention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  Args g{info, "rmsNorm"};
+  g.count(6);
+  int64_t rows = g.dim(1, "rows"), cols = g.dim(2, "cols");
+  uint64_t n = g.mul(rows, cols, "rows·cols");
+  const float* x = g.f32(0, "x", n);
+  const float* w = g.f32(3, "weight", cols);
+  double eps = g.num(4, "eps");
+  float* out = g.f32(5, "out", n);
+  llmq_rmsnorm(x, rows, cols, w, static_cast<float>(eps), out);
+  return info.Env().Undefined();
+}
+
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  Args g{info, "rope"};
+  g.count(6);
+  int64_t tokens = g.dim(1, "tokens"), heads = g.dim(2, "heads"), dim = g.dim(3, "dim");
+  if (dim % 2 != 0) g.fail("dim must be even", true);
+  float* x = g.f32(0, "x", g.mul(g.mul(tokens, heads, "tokens·heads"), dim, "tokens·heads·dim"));
+  const float* c = g.f32(4, "cos", g.mul(tokens, dim / 2, "tokens·dim/2"));
+  const float* s = g.f32(5, "sin", g.mul(tokens, dim / 2, "tokens·dim/2"));
+  llmq_rope(x, tokens, heads, dim, c, s);
+  return info.Env().Undefined();
+}
+
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  Args g{info, "add"};
+  g.count(4);
+  int64_t n = g.dim(2, "n");
+  const float* a = g.f32(0, "a", n);
+  const float* b = g.f32(1, "b", n);
+  float* out = g.f32(3, "out", n);
+  llmq_add(a, b, n, out);
+  return info.Env().Undefined();
+}
+
 const char* IsaName(int level) { return level == 2 ? "avx512" : level == 1 ? "avx2" : "scalar"; }
 
 Napi::Value GetIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), IsaName(llmq_isa())); }
@@ -286,6 +322,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   k.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
   k.Set("lutDequant", Napi::Function::New(env, LutDequant, "lutDequant"));
   k.Set("causalAttention", Napi::Function::New(env, CausalAttention, "causalAttention"));
+  k.Set("rmsNorm", Napi::Function::New(env, RmsNorm, "rmsNorm"));
+  k.Set("rope", Napi::Function::New(env, Rope, "rope"));
+  k.Set("add", Napi::Function::New(env, Add, "add"));
   exports.Set("kernels", k);
   exports.Set("getIsa", Napi::Function::New(env, GetIsa, "getIsa"));
   exports.Set("supportedIsa", Napi::Function::New(env, SupportedIsa, "supportedIsa"));

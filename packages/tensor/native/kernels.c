@@ -45,6 +45,11 @@ typedef struct {
   void (*quant_groups)(const float*, long, long, long, const float*, const float*, float, float, int, float*);
   long (*potf2_d)(double*, long, double*);
   void (*trtri_d)(const double*, double*, long, int);
+  void (*silu_range)(const float*, const float*, float*, long, long);
+  void (*softmax_span)(float*, long, long);
+  void (*rmsnorm_range)(const float*, const float*, long, float, float*, long, long);
+  void (*rope_range)(float*, long, long, const float*, const float*, long, long);
+  void (*add_range)(const float*, const float*, float*, long, long);
 } isa_ops;
 
 /* Pack-buffer capacity covers every level: MC ≤ MC_MULT·12, KC = 256, NC·KC ≤ 4096·256 (f32) / 2048·256 (f64). */
@@ -317,11 +322,7 @@ static void silu_task(void* v, int tid, int nthr) {
   silu_ctx* c = (silu_ctx*)v;
   long b, e;
   range_of(c->n, tid, nthr, &b, &e);
-  for (long i = b; i < e; i++) {
-    const float g = c->g[i];
-    const float den = 1.0f + (float)exp(-(double)g);
-    c->out[i] = (g / den) * c->u[i];
-  }
+  ops->silu_range(c->g, c->u, c->out, b, e);
 }
 
 void llmq_silu_mul(const float* gate, const float* up, long n, float* out) {
@@ -415,19 +416,9 @@ typedef struct {
 } attn_ctx;
 
 static void softmax_row(float* s, long tokens, long lo, long hi) {
-  float mx = -INFINITY;
-  for (long j = lo; j <= hi; j++)
-    if (s[j] > mx) mx = s[j];
-  double sum = 0;
   for (long j = 0; j < lo; j++) s[j] = 0.0f;
   for (long j = hi + 1; j < tokens; j++) s[j] = 0.0f;
-  for (long j = lo; j <= hi; j++) {
-    float e = (float)exp((double)s[j] - (double)mx);
-    s[j] = e;
-    sum += e;
-  }
-  double inv = 1.0 / (double)(float)sum;
-  for (long j = lo; j <= hi; j++) s[j] = (float)((double)s[j] * inv);
+  ops->softmax_span(s, lo, hi);
 }
 
 /* A few new tokens against a long cache (decoding): per head, the scores are dot products with the cached keys and the
@@ -460,20 +451,27 @@ static void attn_skinny_task(void* v, int tid, int nthr) {
   free(sc);
 }
 
+/* Query blocks of ATTN_QB rows: a block's scores cover only the keys its rows can see (causal: up to its last row; a
+ * sliding window: from its first row's window start), so the masked triangle is neither computed nor multiplied, and
+ * at most ATTN_QB × (past + T) scores are alive per thread. Threads take (head, block) units, head-major, so a thread
+ * copies a KV head's keys and values once for all the blocks it takes of that head's group. */
+#define ATTN_QB 64
+
 static void attn_task(void* v, int tid, int nthr) {
   attn_ctx* c = (attn_ctx*)v;
   const long T = c->tokens, P = c->past, N = P + T, d = c->d, H = c->heads, KV = c->kv_heads, group = H / KV;
+  const long blocks = (T + ATTN_QB - 1) / ATTN_QB;
   long b, e;
-  range_of(H, tid, nthr, &b, &e);
+  range_of(H * blocks, tid, nthr, &b, &e);
   if (e <= b) return;
-  float* qh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
+  float* qh = (float*)xmalloc((size_t)(ATTN_QB * d) * sizeof(float));
   float* kh = (float*)xmalloc((size_t)(N * d) * sizeof(float));
   float* vh = (float*)xmalloc((size_t)(N * d) * sizeof(float));
-  float* oh = (float*)xmalloc((size_t)(T * d) * sizeof(float));
-  float* sc = (float*)xmalloc((size_t)T * (size_t)N * sizeof(float));
+  float* oh = (float*)xmalloc((size_t)(ATTN_QB * d) * sizeof(float));
+  float* sc = (float*)xmalloc((size_t)ATTN_QB * (size_t)N * sizeof(float));
   long loaded = -1;
-  for (long h = b; h < e; h++) {
-    const long g = h / group;
+  for (long u = b; u < e; u++) {
+    const long h = u / blocks, i0 = (u % blocks) * ATTN_QB, rows = T - i0 < ATTN_QB ? T - i0 : ATTN_QB, g = h / group;
     if (g != loaded) {
       for (long t = 0; t < N; t++) {
         memcpy(kh + t * d, c->k + (t * KV + g) * d, (size_t)d * sizeof(float));
@@ -481,14 +479,17 @@ static void attn_task(void* v, int tid, int nthr) {
       }
       loaded = g;
     }
-    for (long t = 0; t < T; t++) memcpy(qh + t * d, c->q + (t * H + h) * d, (size_t)d * sizeof(float));
-    spub_gemm(T, N, d, qh, 0, kh, 1, sc, c->scale, 0.0f);
-    for (long i = 0; i < T; i++) {
-      const long pos = P + i;
-      softmax_row(sc + i * N, N, c->window == 0 ? 0 : (pos - c->window + 1 > 0 ? pos - c->window + 1 : 0), pos);
+    const long first = P + i0, last = P + i0 + rows - 1;
+    const long lo = c->window == 0 || first - c->window + 1 < 0 ? 0 : first - c->window + 1, cols = last - lo + 1;
+    for (long t = 0; t < rows; t++) memcpy(qh + t * d, c->q + ((i0 + t) * H + h) * d, (size_t)d * sizeof(float));
+    spub_gemm(rows, cols, d, qh, 0, kh + lo * d, 1, sc, c->scale, 0.0f);
+    for (long i = 0; i < rows; i++) {
+      const long pos = first + i;
+      const long wlo = c->window == 0 || pos - c->window + 1 < 0 ? 0 : pos - c->window + 1;
+      softmax_row(sc + i * cols, cols, wlo - lo, pos - lo);
     }
-    spub_gemm(T, d, N, sc, 0, vh, 0, oh, 1.0f, 0.0f);
-    for (long t = 0; t < T; t++) memcpy(c->out + (t * H + h) * d, oh + t * d, (size_t)d * sizeof(float));
+    spub_gemm(rows, d, cols, sc, 0, vh + lo * d, 0, oh, 1.0f, 0.0f);
+    for (long t = 0; t < rows; t++) memcpy(c->out + ((i0 + t) * H + h) * d, oh + t * d, (size_t)d * sizeof(float));
   }
   free(qh);
   free(kh);
@@ -502,8 +503,59 @@ void llmq_causal_attention(const float* q, const float* k, const float* v, long 
   ensure_init();
   if (tokens <= 0 || heads <= 0 || headDim <= 0) return;
   attn_ctx c = {q, k, v, out, tokens, past, heads, kvHeads, headDim, window, scale};
-  const int nt = heads >= 2 ? want_threads((double)tokens * (double)(tokens + past) * (double)heads * (double)headDim / 16.0) : 1;
+  const long units = tokens <= 4 ? heads : heads * ((tokens + ATTN_QB - 1) / ATTN_QB);
+  const int nt = units >= 2 ? want_threads((double)tokens * (double)(tokens + past) * (double)heads * (double)headDim / 16.0) : 1;
   llmq_parallel(nt, tokens <= 4 ? attn_skinny_task : attn_task, &c);
+}
+
+/* ---- the decoder forward's row kernels (forward.inc), split over threads ---- */
+typedef struct {
+  const float *x, *w, *cosv, *sinv, *b;
+  float* out;
+  long rows, cols, heads;
+  float eps;
+} rows_ctx;
+
+static void rmsnorm_task(void* v, int tid, int nthr) {
+  rows_ctx* c = (rows_ctx*)v;
+  long b, e;
+  range_of(c->rows, tid, nthr, &b, &e);
+  ops->rmsnorm_range(c->x, c->w, c->cols, c->eps, c->out, b, e);
+}
+
+void llmq_rmsnorm(const float* x, long rows, long cols, const float* w, float eps, float* out) {
+  ensure_init();
+  if (rows <= 0 || cols <= 0) return;
+  rows_ctx c = {x, w, NULL, NULL, NULL, out, rows, cols, 0, eps};
+  llmq_parallel(rows >= 2 ? want_threads((double)rows * (double)cols) : 1, rmsnorm_task, &c);
+}
+
+static void rope_task(void* v, int tid, int nthr) {
+  rows_ctx* c = (rows_ctx*)v;
+  long b, e;
+  range_of(c->rows, tid, nthr, &b, &e);
+  ops->rope_range(c->out, c->heads, c->cols, c->cosv, c->sinv, b, e);
+}
+
+void llmq_rope(float* x, long tokens, long heads, long dim, const float* cosv, const float* sinv) {
+  ensure_init();
+  if (tokens <= 0 || heads <= 0 || dim <= 0) return;
+  rows_ctx c = {NULL, NULL, cosv, sinv, NULL, x, tokens, dim, heads, 0.0f};
+  llmq_parallel(tokens >= 2 ? want_threads((double)tokens * (double)heads * (double)dim) : 1, rope_task, &c);
+}
+
+static void add_task(void* v, int tid, int nthr) {
+  rows_ctx* c = (rows_ctx*)v;
+  long b, e;
+  range_of(c->rows, tid, nthr, &b, &e);
+  ops->add_range(c->x, c->b, c->out, b, e);
+}
+
+void llmq_add(const float* a, const float* b, long n, float* out) {
+  ensure_init();
+  if (n <= 0) return;
+  rows_ctx c = {a, NULL, NULL, NULL, b, out, n, 0, 0, 0.0f};
+  llmq_parallel(want_threads((double)n), add_task, &c);
 }
 
 /* ---- table dequantization: out[i] = f32((lut[code[i]] − zp[s]) · scale[s]), s = (i / groupSize) mod scales: fp8 / int8

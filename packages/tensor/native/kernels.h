@@ -39,6 +39,12 @@ void llmq_lut_dequant(const uint8_t* codes, const float* lut, const float* scale
 void llmq_causal_attention(const float* q, const float* k, const float* v, long tokens, long past, long heads, long kvHeads, long headDim,
                            long window, float scale, float* out);
 
+/* HF LlamaRMSNorm of each row, rotate-half RoPE in place (cos/sin [tokens, dim/2]), and out = a + b, as backend-js.ts
+ * defines them (bit for bit). */
+void llmq_rmsnorm(const float* x, long rows, long cols, const float* w, float eps, float* out);
+void llmq_rope(float* x, long tokens, long heads, long dim, const float* cosv, const float* sinv);
+void llmq_add(const float* a, const float* b, long n, float* out);
+
 /* Thread pool (pool.c): runs fn(ctx, tid, nthr) for tid in [0, nthr) and waits. Nested or concurrent calls run
  * serially on the caller (nthr = 1). */
 typedef void (*llmq_task)(void* ctx, int tid, int nthr);

@@ -1,4 +1,5 @@
 import { roundHalfEven } from "./dtype.js";
+import { expF64, lanes8Sum } from "./exp-f64.js";
 import type { Kernels, Side, Uplo } from "./kernels.js";
 
 // The reference backend: plain loops written for clarity and exactness, portable to browsers. It is the spec the
@@ -277,23 +278,58 @@ const causalAttention = (
 const softmaxRow = (scores: Float32Array, row: number, tokens: number, lo: number, hi: number): void => {
   let max = Number.NEGATIVE_INFINITY;
   for (let j = lo; j <= hi; j++) if (scores[row + j]! > max) max = scores[row + j]!;
-  let sum = 0;
   scores.fill(0, row, row + lo);
   scores.fill(0, row + hi + 1, row + tokens);
-  for (let j = lo; j <= hi; j++) {
-    const e = fr(Math.exp(scores[row + j]! - max));
-    scores[row + j] = e;
-    sum += e;
-  }
-  const inv = 1 / fr(sum);
+  for (let j = lo; j <= hi; j++) scores[row + j] = expF64(scores[row + j]! - max);
+  const inv = 1 / fr(lanes8Sum(scores, row + lo, row + hi));
   for (let j = lo; j <= hi; j++) scores[row + j] = scores[row + j]! * inv;
 };
 
 const siluMul = (gate: Float32Array, up: Float32Array, n: number, out: Float32Array): void => {
   for (let i = 0; i < n; i++) {
     const g = gate[i]!;
-    out[i] = fr(fr(g / fr(1 + fr(Math.exp(-g)))) * up[i]!);
+    out[i] = fr(fr(g / fr(1 + fr(expF64(-g)))) * up[i]!);
   }
+};
+
+/** HF LlamaRMSNorm of each row (the definition; @llmq/tensor's `rmsnorm` op and the models' forward use it). */
+export const rmsNormRows = (x: Float32Array | Float64Array, rows: number, cols: number, w: Float32Array | Float64Array, eps: number, out: Float32Array | Float64Array): void => {
+  const round = out instanceof Float32Array ? fr : (a: number) => a;
+  const e = fr(eps);
+  // HF casts the input to f32 first, whatever its dtype.
+  const square = (v: number): number => {
+    const a = fr(v);
+    return fr(a * a);
+  };
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const variance = fr(lanes8Sum(x, o, o + cols - 1, square) / cols);
+    const inv = fr(1 / Math.sqrt(fr(variance + e)));
+    for (let j = 0; j < cols; j++) out[o + j] = round(w[j]! * fr(fr(x[o + j]!) * inv));
+  }
+};
+
+const rmsNorm = (x: Float32Array, rows: number, cols: number, w: Float32Array, eps: number, out: Float32Array): void => rmsNormRows(x, rows, cols, w, eps, out);
+
+const rope = (x: Float32Array, tokens: number, heads: number, dim: number, cos: Float32Array, sin: Float32Array): void => {
+  const half = dim / 2;
+  for (let t = 0; t < tokens; t++) {
+    for (let h = 0; h < heads; h++) {
+      const o = (t * heads + h) * dim;
+      for (let i = 0; i < half; i++) {
+        const x1 = x[o + i]!;
+        const x2 = x[o + half + i]!;
+        const c = cos[t * half + i]!;
+        const s = sin[t * half + i]!;
+        x[o + i] = fr(x1 * c) - fr(x2 * s);
+        x[o + half + i] = fr(x2 * c) + fr(x1 * s);
+      }
+    }
+  }
+};
+
+const add = (a: Float32Array, b: Float32Array, n: number, out: Float32Array): void => {
+  for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
 };
 
 /** The reference kernel table. */
@@ -315,4 +351,7 @@ export const jsKernels: Kernels = {
   siluMul,
   causalAttention,
   lutDequant,
+  rmsNorm,
+  rope,
+  add,
 };

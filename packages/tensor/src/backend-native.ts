@@ -37,6 +37,9 @@ const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "siluMul",
   "lutDequant",
   "causalAttention",
+  "rmsNorm",
+  "rope",
+  "add",
 ];
 
 type FArr = Float32Array | Float64Array;
@@ -85,7 +88,7 @@ const quantizeKernels = (k: any): Pick<Kernels, "groupMinMax" | "quantizeGroups"
 
 /** The forward-pass kernels (attention, SiLU gate), checked like the others. */
 // biome-ignore lint/suspicious/noExplicitAny: the raw functions are typed by the checks in front of them
-const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention" | "lutDequant"> => ({
+const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention" | "lutDequant" | "rmsNorm" | "rope" | "add"> => ({
   lutDequant: (codes, lut, scale, zp, groupSize, scales, out) => {
     const n = "lutDequant";
     dim(n, "groupSize", groupSize);
@@ -116,6 +119,29 @@ const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention" | "
     arr(n, "v", v, Float32Array, (past + tokens) * kvHeads * headDim);
     arr(n, "out", out, Float32Array, tokens * heads * headDim);
     k.causalAttention(q, kk, v, tokens, past, heads, kvHeads, headDim, window, scale, out);
+  },
+  rmsNorm: (x, rows, cols, weight, eps, out) => {
+    dim("rmsNorm", "rows", rows);
+    dim("rmsNorm", "cols", cols);
+    arr("rmsNorm", "x", x, Float32Array, rows * cols);
+    arr("rmsNorm", "weight", weight, Float32Array, cols);
+    arr("rmsNorm", "out", out, Float32Array, rows * cols);
+    k.rmsNorm(x, rows, cols, weight, eps, out);
+  },
+  rope: (x, tokens, heads, d, cos, sin) => {
+    for (const [label, v] of [["tokens", tokens], ["heads", heads], ["dim", d]] as const) dim("rope", label, v);
+    if (d % 2 !== 0) throw new RangeError(`rope: dim ${d} must be even`);
+    arr("rope", "x", x, Float32Array, tokens * heads * d);
+    arr("rope", "cos", cos, Float32Array, (tokens * d) / 2);
+    arr("rope", "sin", sin, Float32Array, (tokens * d) / 2);
+    k.rope(x, tokens, heads, d, cos, sin);
+  },
+  add: (a, b, n, out) => {
+    dim("add", "n", n);
+    arr("add", "a", a, Float32Array, n);
+    arr("add", "b", b, Float32Array, n);
+    arr("add", "out", out, Float32Array, n);
+    k.add(a, b, n, out);
   },
 });
 

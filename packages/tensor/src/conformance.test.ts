@@ -518,6 +518,42 @@ const suite = (isa: NativeIsa, threads: number | null) => {
       expect(bitsEqual(got, want)).toBeNull();
     });
 
+    it("rmsNorm is exact (odd widths, lane tails, tiny and huge rows, zeros, NaN, threaded)", () => {
+      for (const [rows, cols] of [[1, 1], [3, 7], [5, 8], [9, 17], [33, 576], [300, 2048], [2, 4099]] as const) {
+        const x = rand(Float32Array, rows * cols, cols) as Float32Array;
+        for (let i = 0; i < cols; i++) x[i] = x[i]! * 1e-20; // a row whose squares underflow
+        if (rows > 2) x.fill(0, cols, 2 * cols); // an all-zero row: 0 · rsqrt(eps)
+        if (rows > 3) x[3 * cols + (cols >> 1)] = Number.NaN;
+        if (rows > 4) x[4 * cols] = 3e19; // x² overflows f32
+        const w = rand(Float32Array, cols, cols + 1) as Float32Array;
+        const want = new Float32Array(rows * cols);
+        const got = new Float32Array(rows * cols).fill(7);
+        jsKernels.rmsNorm(x, rows, cols, w, 1e-5, want);
+        nk.rmsNorm(x, rows, cols, w, 1e-5, got);
+        expect(bitsEqual(got, want), `${rows}×${cols}`).toBeNull();
+      }
+    });
+
+    it("rope and add are exact (odd head counts, head_dim 2 … 128, threaded, NaN)", () => {
+      for (const [tokens, heads, d] of [[1, 1, 2], [7, 3, 10], [129, 9, 64], [600, 4, 128]] as const) {
+        const x = rand(Float32Array, tokens * heads * d, d) as Float32Array;
+        x[tokens >> 1] = Number.NaN;
+        const cos = rand(Float32Array, (tokens * d) / 2, 1) as Float32Array;
+        const sin = rand(Float32Array, (tokens * d) / 2, 2) as Float32Array;
+        const want = x.slice();
+        const got = x.slice();
+        jsKernels.rope(want, tokens, heads, d, cos, sin);
+        nk.rope(got, tokens, heads, d, cos, sin);
+        expect(bitsEqual(got, want), `rope ${tokens}×${heads}×${d}`).toBeNull();
+        const b = rand(Float32Array, x.length, 3) as Float32Array;
+        const sumJs = new Float32Array(x.length);
+        const sumNative = new Float32Array(x.length);
+        jsKernels.add(x, b, x.length, sumJs);
+        nk.add(x, b, x.length, sumNative);
+        expect(bitsEqual(sumNative, sumJs), `add ${x.length}`).toBeNull();
+      }
+    });
+
     it("lutDequant is exact (fp8 and int8 tables, per-row / per-head / one scale, with and without zero points)", () => {
       const lutF8 = Float32Array.from({ length: 256 }, (_, c) => miniFloatToNumber(FP8_E4M3FN, c));
       const lutI8 = Float32Array.from({ length: 256 }, (_, c) => (c < 128 ? c : c - 256));
@@ -546,6 +582,9 @@ const suite = (isa: NativeIsa, threads: number | null) => {
         [1, 0, 2, 1, 4, 0],
         [1, 45, 4, 2, 8, 0], // one decode step against a cache of 45 positions
         [3, 29, 6, 3, 16, 11], // a few new tokens, sliding window reaching into the cache
+        [200, 0, 3, 1, 64, 0], // several query blocks, the last one partial
+        [131, 70, 4, 2, 32, 90], // blocks after a cache, a window that starts inside a block
+        [700, 0, 2, 1, 8, 0], // a long window: blocks see up to 700 keys
       ] as const) {
         const n = past + tokens;
         const q = rand(Float32Array, tokens * heads * d, tokens) as Float32Array;
@@ -559,6 +598,21 @@ const suite = (isa: NativeIsa, threads: number | null) => {
         let worst = 0;
         for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
         expect(worst, `${tokens}+${past}×${heads}/${kv}×${d} window ${window}`).toBeLessThanOrEqual(4 * (d + n) * 2 ** -24);
+      }
+      // A NaN query poisons its own head's rows only; the others are unchanged.
+      {
+        const [t, h, kvh, d] = [70, 2, 1, 8];
+        const q = rand(Float32Array, t * h * d, 11) as Float32Array;
+        q[(65 * h + 1) * d + 3] = Number.NaN;
+        const k = rand(Float32Array, t * kvh * d, 12) as Float32Array;
+        const v = rand(Float32Array, t * kvh * d, 13) as Float32Array;
+        const want = new Float32Array(t * h * d);
+        const got = new Float32Array(t * h * d);
+        jsKernels.causalAttention(q, k, v, t, 0, h, kvh, d, 0, 0.3, want);
+        nk.causalAttention(q, k, v, t, 0, h, kvh, d, 0, 0.3, got);
+        expect(withinBound(got, want, 4 * (d + t) * 2 ** -24)).toBeNull();
+        expect(Number.isNaN(got[(65 * h + 1) * d]!)).toBe(true);
+        expect(Number.isNaN(got[(65 * h + 0) * d]!)).toBe(false);
       }
       // A cached step computes the last row of the full causal attention (same positions, same keys).
       {

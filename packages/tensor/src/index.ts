@@ -3,6 +3,7 @@ export * from "./errors.js";
 export * from "./tensor.js";
 export type { KernelSignatures, KernelName, BackendName, Kernels, Side, Uplo } from "./kernels.js";
 export { jsKernels } from "./backend-js.js";
+export { expF64, lanes8Sum } from "./exp-f64.js";
 export { activeBackend, kernels, kernelsFor, nativeAddon, nativeError, setBackend } from "./backend.js";
 export type { NativeAddon } from "./backend.js";
 export { NATIVE_ISAS, type NativeIsa } from "./backend-native.js";

@@ -86,14 +86,15 @@ export interface KernelSignatures {
    * no subtraction. Exact: the same two f32 operations as the reference.
    */
   readonly lutDequant: (codes: Uint8Array, lut: Float32Array, scale: Float32Array, zp: Float32Array | null, groupSize: number, scales: number, out: Float32Array) => void;
-  /** SiLU-gated product of the Llama MLP: out = f32(f32(g / f32(1 + f32(exp(−g)))) · u), exp in f64, elementwise. */
+  /** SiLU-gated product of the Llama MLP: out = f32(f32(g / f32(1 + f32(exp(−g)))) · u), exp = `expF64`, elementwise. */
   readonly siluMul: (gate: Float32Array, up: Float32Array, n: number, out: Float32Array) => void;
   /**
    * Causal (optionally sliding-window) grouped-query attention of one sequence: q [T, H·D] holds the queries of positions
    * past..past+T−1, k and v [past+T, KV·D] the keys (after RoPE) and values of positions 0..past+T−1 (a KV cache plus
    * the new tokens) → out [T, H·D]. Per head: scores = scale · q_h k_gᵀ by sgemm; each row's softmax over its window
-   * (max in f32, e = f32(exp(s − max)) with exp in f64, Σe in f64 in column order, p = f32(e · (1 / f32(Σe)))), masked
-   * entries exactly 0; out_h = P v_g by sgemm. window 0 = no window. Heads are independent (threads split them), so
+   * (max in f32, e = f32(expF64(s − max)) with the difference in f64, Σe in f64 over 8 interleaved lanes (`lanes8Sum`),
+   * p = f32(e · (1 / f32(Σe)))), masked entries exactly 0; out_h = P v_g by sgemm (the native kernel skips the masked
+   * blocks and computes by query blocks, so its sgemms round differently). window 0 = no window. Heads are independent (threads split them), so
    * the result does not depend on the thread count.
    */
   readonly causalAttention: (
@@ -109,6 +110,18 @@ export interface KernelSignatures {
     scale: number,
     out: Float32Array,
   ) => void;
+  /**
+   * HF LlamaRMSNorm of each of `rows` rows: variance = f32(Σ f32(x²) / cols), the sum in f64 over 8 interleaved lanes,
+   * inv = f32(1 / √f32(variance + f32(eps))), out = f32(w · f32(x · inv)). Exact (the same bits on every backend).
+   */
+  readonly rmsNorm: (x: Float32Array, rows: number, cols: number, weight: Float32Array, eps: number, out: Float32Array) => void;
+  /**
+   * Rotate-half rotary embedding in place on x [tokens, heads·dim] (HF Llama: pairs i, i + dim/2), cos and sin
+   * [tokens, dim/2]: (x1, x2) ← (f32(x1·c) − f32(x2·s), f32(x2·c) + f32(x1·s)) in f32. Exact.
+   */
+  readonly rope: (x: Float32Array, tokens: number, heads: number, dim: number, cos: Float32Array, sin: Float32Array) => void;
+  /** out = a + b elementwise in f32 (the residual adds). Exact. */
+  readonly add: (a: Float32Array, b: Float32Array, n: number, out: Float32Array) => void;
 }
 
 export type Side = "left" | "right";

@@ -5,6 +5,8 @@ import { Tensor, getNumber } from "../tensor.js";
 import type { DType } from "../dtype.js";
 import { type FloatDType, allocFloat, fmtShape, normAxis, requireFloat, splitAt } from "./check.js";
 import { copierFor } from "./shape.js";
+import { rmsNormRows } from "../backend-js.js";
+import { kernels } from "../backend.js";
 
 const fr = Math.fround;
 
@@ -70,22 +72,10 @@ export const rmsnorm = (x: Tensor, weight: Tensor, opts: { readonly eps: number 
     return E.left(shapeMismatch(op, [x.shape, weight.shape], "weight must be 1-D with the size of the last axis of x"));
   if (!(opts.eps >= 0)) return E.left(invalidArgument(op, "eps", `must be ≥ 0, got ${opts.eps}`));
   const v = t.right.data;
-  const wv = w.right.data;
   const rows = d === 0 ? 0 : v.length / d;
   const out = allocFloat(t.right.dtype, v.length);
-  const round = t.right.dtype === "f32" ? fr : (a: number) => a;
-  const eps = fr(opts.eps);
-  for (let r = 0; r < rows; r++) {
-    const o = r * d;
-    let acc = 0;
-    for (let j = 0; j < d; j++) {
-      const a = fr(v[o + j]!);
-      acc += fr(a * a);
-    }
-    const variance = fr(acc / d);
-    const inv = fr(1 / Math.sqrt(fr(variance + eps)));
-    for (let j = 0; j < d; j++) out[o + j] = round(wv[j]! * fr(fr(v[o + j]!) * inv));
-  }
+  if (v instanceof Float32Array && rows > 0) kernels().rmsNorm(v, rows, d, w.right.data as Float32Array, opts.eps, out as Float32Array);
+  else if (rows > 0) rmsNormRows(v, rows, d, w.right.data, opts.eps, out);
   return E.right(new Tensor(t.right.dtype, x.shape, out));
 };
 
@@ -99,12 +89,20 @@ export interface Llama3RopeScaling {
   readonly originalMaxPositionEmbeddings: number;
 }
 
+/** transformers' "linear" rope_type: every frequency divided by `factor` (position interpolation). */
+export interface LinearRopeScaling {
+  readonly ropeType: "linear";
+  readonly factor: number;
+}
+
+export type RopeScaling = Llama3RopeScaling | LinearRopeScaling;
+
 /**
  * The rotary inverse frequencies (length headDim/2) in f32, computed like transformers:
- * `1 / theta ** (arange(0, dim, 2).float() / dim)`, then `_compute_llama3_parameters` when `scaling` is given.
- * Every step rounds to f32 as the torch ops do (python scalars enter the f32 ops as f32).
+ * `1 / theta ** (arange(0, dim, 2).float() / dim)`, then `_compute_llama3_parameters` (or the linear division) when
+ * `scaling` is given. Every step rounds to f32 as the torch ops do (python scalars enter the f32 ops as f32).
  */
-export const ropeInvFreq = (headDim: number, theta: number, scaling?: Llama3RopeScaling): E.Either<TensorError, Float32Array> => {
+export const ropeInvFreq = (headDim: number, theta: number, scaling?: RopeScaling): E.Either<TensorError, Float32Array> => {
   const op = "ropeInvFreq";
   if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 2 !== 0) return E.left(invalidArgument(op, "headDim", `must be a positive even integer, got ${headDim}`));
   if (!(theta > 0)) return E.left(invalidArgument(op, "theta", `must be > 0, got ${theta}`));
@@ -112,6 +110,10 @@ export const ropeInvFreq = (headDim: number, theta: number, scaling?: Llama3Rope
   const inv = new Float32Array(half);
   for (let i = 0; i < half; i++) inv[i] = fr(1 / fr(fr(theta) ** fr((2 * i) / headDim)));
   if (!scaling) return E.right(inv);
+  if ("ropeType" in scaling) {
+    if (!(scaling.factor > 0)) return E.left(invalidArgument(op, "scaling", `needs factor > 0, got ${scaling.factor}`));
+    return E.right(inv.map((f) => fr(f / fr(scaling.factor))));
+  }
   const { factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: old } = scaling;
   if (!(factor > 0) || !(low > 0) || !(high > low) || !(old > 0))
     return E.left(invalidArgument(op, "scaling", `needs factor > 0, 0 < lowFreqFactor < highFreqFactor, originalMaxPositionEmbeddings > 0; got ${JSON.stringify(scaling)}`));
@@ -130,11 +132,30 @@ export const ropeInvFreq = (headDim: number, theta: number, scaling?: Llama3Rope
   return E.right(inv);
 };
 
+/**
+ * cos and sin of f32(position) · inv_freq, rounded to f32, for each position: [positions, headDim/2] each (both halves
+ * of HF's `emb = cat(freqs, freqs)` repeat them).
+ */
+export const ropeCosSin = (invFreq: Float32Array, positions: ArrayLike<number>): { readonly cos: Float32Array; readonly sin: Float32Array } => {
+  const half = invFreq.length;
+  const cos = new Float32Array(positions.length * half);
+  const sin = new Float32Array(positions.length * half);
+  for (let p = 0; p < positions.length; p++) {
+    const pf = fr(positions[p]!);
+    for (let i = 0; i < half; i++) {
+      const a = fr(pf * invFreq[i]!);
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+};
+
 export interface RopeOptions {
   readonly theta: number;
   /** "rotate-half": HF Llama (pairs i, i + d/2); "interleaved": llama2.c / GPT-J (pairs 2i, 2i+1). */
   readonly layout: "rotate-half" | "interleaved";
-  readonly scaling?: Llama3RopeScaling;
+  readonly scaling?: RopeScaling;
   /** Axis of x that positions index (default -2, HF's [batch, heads, seq, headDim]). The last axis is headDim. */
   readonly seqAxis?: number;
 }
@@ -159,18 +180,8 @@ export const rope = (x: Tensor, positions: ReadonlyArray<number> | Tensor, opts:
     return E.left(shapeMismatch(op, [x.shape, [pos.right.length]], `${pos.right.length} positions for an axis ${opts.seqAxis ?? -2} of size ${seq}`));
   const invE = ropeInvFreq(hd, opts.theta, opts.scaling);
   if (E.isLeft(invE)) return E.left({ ...invE.left, op } as TensorError);
-  const inv = invE.right;
   const half = hd / 2;
-  const cos = new Float32Array(seq * half);
-  const sin = new Float32Array(seq * half);
-  for (let p = 0; p < seq; p++) {
-    const pf = fr(pos.right[p]!);
-    for (let i = 0; i < half; i++) {
-      const a = fr(pf * inv[i]!);
-      cos[p * half + i] = Math.cos(a);
-      sin[p * half + i] = Math.sin(a);
-    }
-  }
+  const { cos, sin } = ropeCosSin(invE.right, pos.right);
   const r = t.right.dtype === "f32" ? fr : (a: number) => a;
   const v = t.right.data;
   const out = allocFloat(t.right.dtype, v.length);
