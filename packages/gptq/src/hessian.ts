@@ -32,8 +32,6 @@ const inputGeometry = (module: string, n: number, x: Tensor<"f32">): E.Either<Gp
   return E.right({ rows: x.size / n, samples });
 };
 
-const SQRT2_F32 = Math.fround(Math.SQRT2);
-
 /**
  * Adds one module-input batch into `h` IN PLACE (the pipeline's hot path; the caller owns `h`) and returns the new
  * sample count. Like LC: x is scaled by √2 (as an f32 multiply), then H += xᵀx in f32 (ssyrk kernel).
@@ -48,8 +46,7 @@ export const accumulateHessianInPlace = (
   if (h.shape.length !== 2 || h.shape[1] !== n) return E.left(shapeMismatch(module, "hessian", [n, n], h.shape));
   return E.map(({ rows, samples }: { rows: number; samples: number }) => {
     const xs = new Float32Array(rows * n);
-    const src = x.data;
-    for (let i = 0; i < xs.length; i++) xs[i] = src[i]! * SQRT2_F32;
+    kernels().scale(x.data, Math.SQRT2, xs.length, xs);
     kernels().ssyrk(rows, n, xs, h.data, 1);
     return nSamples + samples;
   })(inputGeometry(module, n, x));

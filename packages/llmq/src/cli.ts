@@ -106,6 +106,7 @@ const addEvalCommand = (program: Command): void => {
         KV_CACHE_OVERRIDES,
       ),
     )
+    .option("--reference-cache <dir>", "keep the reference's final hidden states in <dir> and reuse them (keyed by its files and the windows)")
     .option("--report <file>", "write an HTML report with the KL-divergence distribution")
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
@@ -119,6 +120,7 @@ const addEvalCommand = (program: Command): void => {
               numSamples: o.numSamples,
               scoreSecondHalf: o.scoreSecondHalf === true,
               kvCache: o.kvCache,
+              referenceCache: o.referenceCache,
               report: o.report,
               signal,
               progress,

@@ -6,6 +6,7 @@ import { type LlmqError, usageError } from "./errors.js";
 import { type EvaluateResult, type KvCacheOverride, evaluate, kvCacheLabel, layerKvFormat } from "./evaluate.js";
 import { openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
+import { referenceCacheDir } from "./reference-cache.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
 import { histogramSvg, renderReport } from "./report.js";
 import { MAX_NUM_SAMPLES, checkSeqLen, checkWindowMemory, seqLenWarning } from "./window-memory.js";
@@ -19,6 +20,8 @@ export interface EvalCommandOptions {
   readonly scoreSecondHalf: boolean;
   /** Override the model's KV cache (f32, f16, dynamic fp8 / int8); default: the checkpoint's calibrated one, if any. */
   readonly kvCache?: KvCacheOverride | undefined;
+  /** Keep the reference's final hidden states here (keyed by its files and the windows) and reuse them next time. */
+  readonly referenceCache?: string | undefined;
   readonly report?: string | undefined;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
@@ -42,6 +45,8 @@ export interface EvalCommandResult {
 
 /** Report and number checks that need no model: done before anything is opened. */
 const checkEvalArgs = async (o: EvalCommandOptions): Promise<E.Either<LlmqError, void>> => {
+  if (o.referenceCache !== undefined && o.reference === undefined)
+    return E.left(usageError("--reference-cache", "keeps the reference's hidden states, and no --reference was given", "add --reference <dir> or drop --reference-cache"));
   if (o.numSamples !== undefined && !(Number.isSafeInteger(o.numSamples) && o.numSamples >= 1 && o.numSamples <= MAX_NUM_SAMPLES))
     return E.left(usageError("--num-samples", `must be an integer in [1, ${MAX_NUM_SAMPLES}], got ${o.numSamples}`, "pass a smaller --num-samples"));
   if (o.report === undefined) return E.right(undefined);
@@ -80,6 +85,7 @@ export const evalCommand = (o: EvalCommandOptions): TE.TaskEither<LlmqError, Eva
     const r = await evaluate(m.right, ref, ds.right, {
       scoreSecondHalf: o.scoreSecondHalf,
       ...(o.kvCache !== undefined ? { kvCache: o.kvCache } : {}),
+      ...(o.referenceCache !== undefined ? { referenceStore: referenceCacheDir(o.referenceCache) } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.progress ? { progress: o.progress } : {}),
     })();

@@ -11,6 +11,7 @@ import { inputQuantSpecs, kvCacheFormats, modelOnlineTransforms } from "./open-m
 import { type LlmqError, aborted, datasetError, modelError } from "./errors.js";
 import { type EvalSummary, type PositionStats, scoreWindow, summarize } from "./metrics.js";
 import { type ProgressSink, noProgress } from "./progress.js";
+import type { ReferenceStore } from "./reference-cache.js";
 
 // Perplexity, and against a reference model KL(reference ‖ model) and top-1 agreement, with llama.cpp's protocol.
 // Both models are run layer by layer over all windows (one layer's weights in memory at a time), then scored window by
@@ -24,6 +25,8 @@ export interface EvaluateOptions {
    * and KV head), to measure what a quantized cache costs on any model. The reference keeps its own default.
    */
   readonly kvCache?: KvCacheOverride;
+  /** Where the reference's final hidden states are looked up first and stored after (see reference-cache.ts). */
+  readonly referenceStore?: ReferenceStore;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
 }
@@ -125,6 +128,19 @@ const nonFiniteLogits = (dir: string, logits: Float32Array, vocab: number, windo
   );
 };
 
+/** The reference's final hidden states: from the store when it has them, else computed (and stored). */
+const referenceHidden =
+  (h: ModelHandle, windows: ReadonlyArray<Int32Array>, progress: ProgressSink, opts: EvaluateOptions): TE.TaskEither<LlmqError, Tensor<"f32">[]> =>
+  async () => {
+    const store = opts.referenceStore;
+    const hit = store === undefined ? E.right(null) : await store.load(h, windows);
+    if (E.isLeft(hit) || hit.right !== null) return hit as E.Either<LlmqError, Tensor<"f32">[]>;
+    const r = await finalHiddenStates(h, windows, "reference", progress, opts.signal)();
+    if (E.isLeft(r) || store === undefined) return r;
+    const saved = await store.save(h, windows, r.right);
+    return E.isLeft(saved) ? saved : r;
+  };
+
 export const evaluate = (model: ModelHandle, reference: ModelHandle | null, dataset: Dataset, opts: EvaluateOptions = {}): TE.TaskEither<LlmqError, EvaluateResult> => async () => {
   const progress = opts.progress ?? noProgress;
   if (reference !== null && reference.config.vocab_size !== model.config.vocab_size)
@@ -133,7 +149,7 @@ export const evaluate = (model: ModelHandle, reference: ModelHandle | null, data
   if (E.isLeft(hm)) return hm;
   let hr: Tensor<"f32">[] | null = null;
   if (reference !== null) {
-    const r = await finalHiddenStates(reference, dataset.windows, "reference", progress, opts.signal)();
+    const r = await referenceHidden(reference, dataset.windows, progress, opts)();
     if (E.isLeft(r)) return r;
     hr = r.right;
   }

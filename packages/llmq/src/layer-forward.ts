@@ -1,5 +1,5 @@
 import type { LayerState, Tap } from "@llmq/observers";
-import { type Architecture, type LayerHooks, type LlamaConfig, type ModelError, decoderLayerForward, rmsNorm } from "@llmq/models";
+import { type Architecture, type LayerHooks, type LlamaConfig, type ModelError, decoderLayerForward, decoderLayerTaps, rmsNorm } from "@llmq/models";
 import { type Tensor, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type InputQuantSpec, inputQuantHooks } from "./activation-quant.js";
@@ -69,16 +69,20 @@ const tapHooks = (request: TapRequest, taps: Tap[]): LayerHooks => ({
   ...(request.attentionKV ? { onAttentionKV: (k: Tensor<"f32">, v: Tensor<"f32">) => void taps.push({ _tag: "AttentionKV", k, v }) } : {}),
 });
 
-/** A decoder layer's forward on one window, emitting the requested taps. */
+/** A decoder layer's forward on one window, emitting the requested taps; without `output` it stops after the last tap. */
 export const decoderTapped = (
   cfg: LlamaConfig,
   weights: ReadonlyMap<string, Tensor<"f32">>,
   request: TapRequest,
   x: Tensor<"f32">,
-  online?: LayerHooks,
+  online: LayerHooks | undefined,
+  output: boolean,
 ): E.Either<ModelError, TappedOutput> => {
   const taps: Tap[] = [];
-  return E.map((out: Tensor<"f32">) => ({ out, taps }))(decoderLayerForward(cfg, weights, x, undefined, mergeHooks(online, tapHooks(request, taps))));
+  const hooks = mergeHooks(online, tapHooks(request, taps));
+  return output
+    ? E.map((out: Tensor<"f32">) => ({ out, taps }))(decoderLayerForward(cfg, weights, x, undefined, hooks))
+    : E.map(() => ({ out: null, taps }))(decoderLayerTaps(cfg, weights, x, undefined, hooks));
 };
 
 /** The head's calibration forward: the final norm's output is the input of the output projection (no logits needed). */

@@ -1,14 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { logSoftmaxRow, percentile, scoreWindow, summarize } from "./metrics.js";
+import { percentile, scoreWindow, summarize } from "./metrics.js";
 
 describe("metrics", () => {
-  it("log-softmax of a row sums to one in probability space and is shift invariant", () => {
-    const out = new Float64Array(3);
-    logSoftmaxRow(Float32Array.from([1, 2, 3]), 0, 3, out);
-    expect(out.reduce((a, v) => a + Math.exp(v), 0)).toBeCloseTo(1, 12);
-    const shifted = new Float64Array(3);
-    logSoftmaxRow(Float32Array.from([1001, 1002, 1003]), 0, 3, shifted);
-    for (let i = 0; i < 3; i++) expect(shifted[i]).toBeCloseTo(out[i]!, 9);
+  it("nll is shift invariant and equals −log softmax", () => {
+    const tokens = Int32Array.from([0, 2]);
+    const [a] = scoreWindow(tokens, Float32Array.from([1, 2, 3, 0, 0, 0]), 3, null);
+    const [b] = scoreWindow(tokens, Float32Array.from([1001, 1002, 1003, 0, 0, 0]), 3, null);
+    const want = -(3 - Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3)));
+    expect(a!.nll).toBeCloseTo(want, 12);
+    expect(b!.nll).toBeCloseTo(want, 9);
   });
 
   it("perplexity of a uniform model is the vocabulary size; KL to itself is zero; top-1 agreement is one", () => {

@@ -1,5 +1,6 @@
 // Evaluation statistics (llama.cpp's perplexity/KL-divergence methodology), computed per scored position from logits.
 // Everything is accumulated in f64; logits come in as f32 rows.
+import { kernels } from "@llmq/tensor";
 
 // ----- model -----
 
@@ -22,37 +23,12 @@ export interface EvalSummary {
   readonly top1: number | null;
 }
 
-// ----- kernels -----
-
-/** log-softmax of one row into `out` (f64), numerically stable. */
-export const logSoftmaxRow = (logits: Float32Array, offset: number, n: number, out: Float64Array): void => {
-  let m = -Infinity;
-  for (let j = 0; j < n; j++) {
-    const v = logits[offset + j]!;
-    if (v > m) m = v;
-  }
-  let s = 0;
-  for (let j = 0; j < n; j++) s += Math.exp(logits[offset + j]! - m);
-  const lse = m + Math.log(s);
-  for (let j = 0; j < n; j++) out[j] = logits[offset + j]! - lse;
-};
-
-const argmaxRow = (logits: Float32Array, offset: number, n: number): number => {
-  let best = 0;
-  let bv = -Infinity;
-  for (let j = 0; j < n; j++) {
-    const v = logits[offset + j]!;
-    if (v > bv) {
-      bv = v;
-      best = j;
-    }
-  }
-  return best;
-};
+// ----- scoring -----
 
 /**
  * Scores the positions [from, T−1) of one window: logits at t predict tokens[t+1]. `from` = 0 scores every
- * position; the llama.cpp protocol scores only the second half (from = ⌊T/2⌋).
+ * position; the llama.cpp protocol scores only the second half (from = ⌊T/2⌋). The per-row log-softmax, KL and argmax
+ * run in @llmq/tensor's `logitStats` kernel (threaded, f64).
  */
 export const scoreWindow = (
   tokens: Int32Array,
@@ -61,28 +37,14 @@ export const scoreWindow = (
   refLogits: Float32Array | null,
   from = 0,
 ): PositionStats[] => {
-  const T = tokens.length;
-  const lp = new Float64Array(vocab);
-  const lq = new Float64Array(vocab);
-  const out: PositionStats[] = [];
-  for (let t = from; t < T - 1; t++) {
-    const off = t * vocab;
-    logSoftmaxRow(logits, off, vocab, lq);
-    const target = tokens[t + 1]!;
-    const nll = -lq[target]!;
-    if (refLogits === null) {
-      out.push({ nll });
-      continue;
-    }
-    logSoftmaxRow(refLogits, off, vocab, lp);
-    let kld = 0;
-    for (let j = 0; j < vocab; j++) {
-      const p = Math.exp(lp[j]!);
-      if (p > 0) kld += p * (lp[j]! - lq[j]!);
-    }
-    out.push({ nll, refNll: -lp[target]!, kld: Math.max(0, kld), top1: argmaxRow(logits, off, vocab) === argmaxRow(refLogits, off, vocab) });
-  }
-  return out;
+  const rows = Math.max(0, tokens.length - 1 - from);
+  if (rows === 0) return [];
+  const span = (l: Float32Array): Float32Array => l.subarray(from * vocab, (from + rows) * vocab);
+  const out = new Float64Array(rows * 4);
+  kernels().logitStats(span(logits), refLogits === null ? null : span(refLogits), rows, vocab, tokens.subarray(from + 1, from + 1 + rows), out);
+  return Array.from({ length: rows }, (_, r) =>
+    refLogits === null ? { nll: out[4 * r]! } : { nll: out[4 * r]!, refNll: out[4 * r + 1]!, kld: out[4 * r + 2]!, top1: out[4 * r + 3] === 1 },
+  );
 };
 
 /** Percentile with linear interpolation between order statistics (numpy's default). */

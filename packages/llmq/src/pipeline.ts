@@ -248,7 +248,9 @@ const calibrate = (
     tick(b);
     return isHead
       ? E.right(headTapped(ctx.config, ctx.architecture, view, cal.request, x))
-      : E.mapLeft((e: Parameters<typeof formatModelError>[0]) => modelError(`layer ${layer.index}: ${formatModelError(e)}`))(decoderTapped(ctx.config, view, cal.request, x, online));
+      : E.mapLeft((e: Parameters<typeof formatModelError>[0]) => modelError(`layer ${layer.index}: ${formatModelError(e)}`))(
+          decoderTapped(ctx.config, view, cal.request, x, online, b < ERROR_WINDOWS),
+        );
   };
   return windows$(hidden, ctx.signal).pipe(
     map(forward),

@@ -14,6 +14,7 @@ export {
   mlpBlockForward,
   mlpForward,
   decoderLayerForward,
+  decoderLayerTaps,
   embed,
   headForward,
 } from "./llama-forward.js";

@@ -137,6 +137,14 @@ const checkHidden = (cfg: LlamaConfig, hidden: Tensor<"f32">): void => {
     throw new Error(`llmq internal: a decoder block expects [T, ${cfg.hidden_size}], got ${hidden.toString()}`);
 };
 
+/** The input of a group of linears as they read it: transformed (online rotations), then tapped once for the group. */
+const groupInput = (hooks: LayerHooks | undefined, locals: ReadonlyArray<string>, x: Tensor<"f32">): E.Either<ModelError, Tensor<"f32">> => {
+  const xg = hooks?.transformGroupInput === undefined ? E.right(x) : hooks.transformGroupInput(locals, x);
+  if (E.isLeft(xg)) return E.left(forwardFailed(locals[0]!, xg.left));
+  hooks?.onLinearInput?.(locals, xg.right);
+  return xg;
+};
+
 /** Linears fed by `x`: the input tapped once for the whole group, then (optionally transformed) multiplied per module. */
 const linears = (
   weights: LayerWeights,
@@ -144,9 +152,8 @@ const linears = (
   locals: ReadonlyArray<string>,
   x: Tensor<"f32">,
 ): E.Either<ModelError, ReadonlyArray<Tensor<"f32">>> => {
-  const xg = hooks?.transformGroupInput === undefined ? E.right(x) : hooks.transformGroupInput(locals, x);
-  if (E.isLeft(xg)) return E.left(forwardFailed(locals[0]!, xg.left));
-  hooks?.onLinearInput?.(locals, xg.right);
+  const xg = groupInput(hooks, locals, x);
+  if (E.isLeft(xg)) return xg;
   const out: Tensor<"f32">[] = [];
   for (const local of locals) {
     const xin = hooks?.transformLinearInput === undefined ? xg : hooks.transformLinearInput(local, xg.right);
@@ -208,15 +215,19 @@ export const attentionBlockForward = (
   return E.map((o: Tensor<"f32">) => add(hidden, o))(selfAttentionForward(cfg, weights, xa, positions, hooks));
 };
 
+/** silu(gate(xm)) · up(xm): the input of down_proj. */
+const mlpHidden = (weights: LayerWeights, xm: Tensor<"f32">, hooks?: LayerHooks): E.Either<ModelError, Tensor<"f32">> =>
+  E.map(([gate, up]: ReadonlyArray<Tensor<"f32">>) => {
+    const act = new Float32Array(gate!.size);
+    kernels().siluMul(gate!.data, up!.data, act.length, act);
+    return new Tensor("f32", gate!.shape, act);
+  })(linears(weights, hooks, ["mlp.gate_proj", "mlp.up_proj"], xm));
+
 /** HF LlamaMLP alone: the normed input xm [T, hidden] → down(silu(gate(xm)) · up(xm)), without the residual. */
 export const mlpForward = (weights: LayerWeights, xm: Tensor<"f32">, hooks?: LayerHooks): E.Either<ModelError, Tensor<"f32">> =>
   pipe(
-    linears(weights, hooks, ["mlp.gate_proj", "mlp.up_proj"], xm),
-    E.chain(([gate, up]) => {
-      const act = new Float32Array(gate!.size);
-      kernels().siluMul(gate!.data, up!.data, act.length, act);
-      return linears(weights, hooks, ["mlp.down_proj"], new Tensor("f32", gate!.shape, act));
-    }),
+    mlpHidden(weights, xm, hooks),
+    E.chain((act) => linears(weights, hooks, ["mlp.down_proj"], act)),
     E.map(([down]) => down!),
   );
 
@@ -241,6 +252,22 @@ export const decoderLayerForward = (
   pipe(
     attentionBlockForward(cfg, weights, hidden, positions, hooks),
     E.chain((h) => mlpBlockForward(cfg, weights, h, hooks)),
+  );
+
+/**
+ * The decoder layer's observation points alone: every hook of `decoderLayerForward` sees what it would, but the layer
+ * stops once down_proj's input is observed (its product and the residual are not computed). For calibration windows
+ * whose outputs nobody reads: the next layer's inputs come from the propagation pass.
+ */
+export const decoderLayerTaps = (cfg: LlamaConfig, weights: LayerWeights, hidden: Tensor<"f32">, positions?: Int32Array, hooks?: LayerHooks): E.Either<ModelError, void> =>
+  pipe(
+    attentionBlockForward(cfg, weights, hidden, positions, hooks),
+    E.chain((h) => {
+      checkHidden(cfg, h);
+      return mlpHidden(weights, rmsNorm(h, weight(weights, "post_attention_layernorm.weight"), cfg.rms_norm_eps), hooks);
+    }),
+    E.chain((act) => groupInput(hooks, ["mlp.down_proj"], act)),
+    E.map(() => undefined),
   );
 
 /** Rows of the embedding matrix [vocab, hidden] for each token → [T, hidden] (@llmq/tensor's `embedding`). */

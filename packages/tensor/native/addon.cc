@@ -277,6 +277,37 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value Scale(const Napi::CallbackInfo& info) {
+  Args g{info, "scale"};
+  g.count(4);
+  int64_t n = g.dim(2, "n");
+  const float* a = g.f32(0, "a", n);
+  double s = g.num(1, "s");
+  float* out = g.f32(3, "out", n);
+  llmq_scale(a, static_cast<float>(s), n, out);
+  return info.Env().Undefined();
+}
+
+Napi::Value LogitStats(const Napi::CallbackInfo& info) {
+  Args g{info, "logitStats"};
+  g.count(6);
+  int64_t rows = g.dim(2, "rows"), vocab = g.dim(3, "vocab");
+  uint64_t n = g.mul(rows, vocab, "rows·vocab");
+  const float* lq = g.f32(0, "logits", n);
+  const float* lr = nullptr;
+  if (!info[1].IsNull() && !info[1].IsUndefined()) lr = g.f32(1, "refLogits", n);
+  if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) g.fail("targets must be an Int32Array");
+  Napi::Int32Array targets = info[4].As<Napi::Int32Array>();
+  if (targets.ElementLength() < static_cast<size_t>(rows)) g.fail("targets is shorter than rows", true);
+  for (int64_t r = 0; r < rows; r++)
+    if (targets[r] < 0 || targets[r] >= vocab) g.fail("a target is outside [0, vocab)", true);
+  if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) g.fail("out must be a Float64Array");
+  Napi::Float64Array out = info[5].As<Napi::Float64Array>();
+  if (out.ElementLength() < static_cast<size_t>(rows) * 4) g.fail("out is shorter than rows·4", true);
+  llmq_logit_stats(lq, lr, rows, vocab, targets.Data(), out.Data());
+  return info.Env().Undefined();
+}
+
 const char* IsaName(int level) { return level == 2 ? "avx512" : level == 1 ? "avx2" : "scalar"; }
 
 Napi::Value GetIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), IsaName(llmq_isa())); }
@@ -325,6 +356,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   k.Set("rmsNorm", Napi::Function::New(env, RmsNorm, "rmsNorm"));
   k.Set("rope", Napi::Function::New(env, Rope, "rope"));
   k.Set("add", Napi::Function::New(env, Add, "add"));
+  k.Set("scale", Napi::Function::New(env, Scale, "scale"));
+  k.Set("logitStats", Napi::Function::New(env, LogitStats, "logitStats"));
   exports.Set("kernels", k);
   exports.Set("getIsa", Napi::Function::New(env, GetIsa, "getIsa"));
   exports.Set("supportedIsa", Napi::Function::New(env, SupportedIsa, "supportedIsa"));

@@ -50,6 +50,8 @@ typedef struct {
   void (*rmsnorm_range)(const float*, const float*, long, float, float*, long, long);
   void (*rope_range)(float*, long, long, const float*, const float*, long, long);
   void (*add_range)(const float*, const float*, float*, long, long);
+  void (*scale_range)(const float*, float, float*, long, long);
+  void (*logit_rows)(const float*, const float*, long, const int32_t*, double*, long, long);
 } isa_ops;
 
 /* Pack-buffer capacity covers every level: MC ≤ MC_MULT·12, KC = 256, NC·KC ≤ 4096·256 (f32) / 2048·256 (f64). */
@@ -556,6 +558,41 @@ void llmq_add(const float* a, const float* b, long n, float* out) {
   if (n <= 0) return;
   rows_ctx c = {a, NULL, NULL, NULL, b, out, n, 0, 0, 0.0f};
   llmq_parallel(want_threads((double)n), add_task, &c);
+}
+
+static void scale_task(void* v, int tid, int nthr) {
+  rows_ctx* c = (rows_ctx*)v;
+  long b, e;
+  range_of(c->rows, tid, nthr, &b, &e);
+  ops->scale_range(c->x, c->eps, c->out, b, e);
+}
+
+void llmq_scale(const float* a, float s, long n, float* out) {
+  ensure_init();
+  if (n <= 0) return;
+  rows_ctx c = {a, NULL, NULL, NULL, NULL, out, n, 0, 0, s};
+  llmq_parallel(want_threads((double)n), scale_task, &c);
+}
+
+typedef struct {
+  const float *lq, *lr;
+  const int32_t* targets;
+  double* out;
+  long rows, vocab;
+} logit_ctx;
+
+static void logit_task(void* v, int tid, int nthr) {
+  logit_ctx* c = (logit_ctx*)v;
+  long b, e;
+  range_of(c->rows, tid, nthr, &b, &e);
+  ops->logit_rows(c->lq, c->lr, c->vocab, c->targets, c->out, b, e);
+}
+
+void llmq_logit_stats(const float* lq, const float* lr, long rows, long vocab, const int32_t* targets, double* out) {
+  ensure_init();
+  if (rows <= 0 || vocab <= 0) return;
+  logit_ctx c = {lq, lr, targets, out, rows, vocab};
+  llmq_parallel(rows >= 2 ? want_threads((double)rows * (double)vocab) : 1, logit_task, &c);
 }
 
 /* ---- table dequantization: out[i] = f32((lut[code[i]] − zp[s]) · scale[s]), s = (i / groupSize) mod scales: fp8 / int8

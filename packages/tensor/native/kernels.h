@@ -44,6 +44,9 @@ void llmq_causal_attention(const float* q, const float* k, const float* v, long 
 void llmq_rmsnorm(const float* x, long rows, long cols, const float* w, float eps, float* out);
 void llmq_rope(float* x, long tokens, long heads, long dim, const float* cosv, const float* sinv);
 void llmq_add(const float* a, const float* b, long n, float* out);
+void llmq_scale(const float* a, float s, long n, float* out);
+/* Per logit row: nll of its target, the reference's nll, KL(reference ‖ model), argmax agreement (backend-js.ts). */
+void llmq_logit_stats(const float* lq, const float* lr, long rows, long vocab, const int32_t* targets, double* out);
 
 /* Thread pool (pool.c): runs fn(ctx, tid, nthr) for tid in [0, nthr) and waits. Nested or concurrent calls run
  * serially on the caller (nthr = 1). */

@@ -332,6 +332,42 @@ const add = (a: Float32Array, b: Float32Array, n: number, out: Float32Array): vo
   for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
 };
 
+const scale = (a: Float32Array, s: number, n: number, out: Float32Array): void => {
+  const sf = fr(s);
+  for (let i = 0; i < n; i++) out[i] = a[i]! * sf;
+};
+
+/** max, first argmax and log Σ exp(l − max) of one logit row (see the kernel table's logitStats). */
+const rowLse = (l: Float32Array, off: number, n: number): { readonly lse: number; readonly arg: number } => {
+  let m = Number.NEGATIVE_INFINITY;
+  let arg = 0;
+  for (let j = 0; j < n; j++)
+    if (l[off + j]! > m) {
+      m = l[off + j]!;
+      arg = j;
+    }
+  return { lse: m + Math.log(lanes8Sum(l, off, off + n - 1, (v) => expF64(v - m))), arg };
+};
+
+const logitStats = (lq: Float32Array, lr: Float32Array | null, rows: number, vocab: number, targets: Int32Array, out: Float64Array): void => {
+  for (let r = 0; r < rows; r++) {
+    const off = r * vocab;
+    const q = rowLse(lq, off, vocab);
+    out[4 * r] = q.lse - lq[off + targets[r]!]!;
+    out.fill(0, 4 * r + 1, 4 * r + 4);
+    if (lr === null) continue;
+    const p = rowLse(lr, off, vocab);
+    out[4 * r + 1] = p.lse - lr[off + targets[r]!]!;
+    const kl = lanes8Sum(lr, off, off + vocab - 1, (v, j) => {
+      const lp = v - p.lse;
+      const pr = expF64(lp);
+      return pr > 0 ? pr * (lp - (lq[j]! - q.lse)) : 0;
+    });
+    out[4 * r + 2] = kl > 0 ? kl : 0;
+    out[4 * r + 3] = q.arg === p.arg ? 1 : 0;
+  }
+};
+
 /** The reference kernel table. */
 export const jsKernels: Kernels = {
   sgemm: gemm,
@@ -354,4 +390,6 @@ export const jsKernels: Kernels = {
   rmsNorm,
   rope,
   add,
+  scale,
+  logitStats,
 };

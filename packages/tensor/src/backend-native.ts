@@ -40,6 +40,8 @@ const KERNEL_NAMES: readonly (keyof Kernels)[] = [
   "rmsNorm",
   "rope",
   "add",
+  "scale",
+  "logitStats",
 ];
 
 type FArr = Float32Array | Float64Array;
@@ -88,7 +90,7 @@ const quantizeKernels = (k: any): Pick<Kernels, "groupMinMax" | "quantizeGroups"
 
 /** The forward-pass kernels (attention, SiLU gate), checked like the others. */
 // biome-ignore lint/suspicious/noExplicitAny: the raw functions are typed by the checks in front of them
-const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention" | "lutDequant" | "rmsNorm" | "rope" | "add"> => ({
+const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention" | "lutDequant"> => ({
   lutDequant: (codes, lut, scale, zp, groupSize, scales, out) => {
     const n = "lutDequant";
     dim(n, "groupSize", groupSize);
@@ -120,6 +122,11 @@ const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention" | "
     arr(n, "out", out, Float32Array, tokens * heads * headDim);
     k.causalAttention(q, kk, v, tokens, past, heads, kvHeads, headDim, window, scale, out);
   },
+});
+
+/** The decoder's row kernels (norm, rotary, residual, scaling) and the eval head's statistics. */
+// biome-ignore lint/suspicious/noExplicitAny: the raw functions are typed by the checks in front of them
+const rowKernels = (k: any): Pick<Kernels, "rmsNorm" | "rope" | "add" | "scale" | "logitStats"> => ({
   rmsNorm: (x, rows, cols, weight, eps, out) => {
     dim("rmsNorm", "rows", rows);
     dim("rmsNorm", "cols", cols);
@@ -142,6 +149,21 @@ const forwardKernels = (k: any): Pick<Kernels, "siluMul" | "causalAttention" | "
     arr("add", "b", b, Float32Array, n);
     arr("add", "out", out, Float32Array, n);
     k.add(a, b, n, out);
+  },
+  scale: (a, s, n, out) => {
+    dim("scale", "n", n);
+    arr("scale", "a", a, Float32Array, n);
+    arr("scale", "out", out, Float32Array, n);
+    k.scale(a, s, n, out);
+  },
+  logitStats: (lq, lr, rows, vocab, targets, out) => {
+    dim("logitStats", "rows", rows);
+    dim("logitStats", "vocab", vocab);
+    arr("logitStats", "logits", lq, Float32Array, rows * vocab);
+    if (lr !== null) arr("logitStats", "refLogits", lr, Float32Array, rows * vocab);
+    if (!(targets instanceof Int32Array) || targets.length < rows) throw new TypeError(`logitStats: targets must be an Int32Array of ≥ ${rows}`);
+    arr("logitStats", "out", out, Float64Array, rows * 4);
+    k.logitStats(lq, lr, rows, vocab, targets, out);
   },
 });
 
@@ -212,6 +234,7 @@ const checkedKernels = (raw: RawAddon): Kernels => {
     dfwht: walshHadamard("dfwht", F64),
     ...quantizeKernels(k),
     ...forwardKernels(k),
+    ...rowKernels(k),
   };
 };
 

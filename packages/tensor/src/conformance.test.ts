@@ -534,7 +534,7 @@ const suite = (isa: NativeIsa, threads: number | null) => {
       }
     });
 
-    it("rope and add are exact (odd head counts, head_dim 2 … 128, threaded, NaN)", () => {
+    it("rope, add and scale are exact (odd head counts, head_dim 2 … 128, threaded, NaN)", () => {
       for (const [tokens, heads, d] of [[1, 1, 2], [7, 3, 10], [129, 9, 64], [600, 4, 128]] as const) {
         const x = rand(Float32Array, tokens * heads * d, d) as Float32Array;
         x[tokens >> 1] = Number.NaN;
@@ -551,6 +551,26 @@ const suite = (isa: NativeIsa, threads: number | null) => {
         jsKernels.add(x, b, x.length, sumJs);
         nk.add(x, b, x.length, sumNative);
         expect(bitsEqual(sumNative, sumJs), `add ${x.length}`).toBeNull();
+        jsKernels.scale(x, Math.SQRT2, x.length, sumJs);
+        nk.scale(x, Math.SQRT2, x.length, sumNative);
+        expect(bitsEqual(sumNative, sumJs), `scale ${x.length}`).toBeNull();
+      }
+    });
+
+    it("logitStats matches the js reference to 1e-13 (odd vocabularies, lane tails, with and without a reference, threaded)", () => {
+      for (const [rows, vocab] of [[1, 1], [3, 7], [5, 513], [40, 4099], [6, 49157]] as const) {
+        const lq = Float32Array.from(rand(Float32Array, rows * vocab, vocab), (x) => x * 12);
+        const lr = Float32Array.from(rand(Float32Array, rows * vocab, vocab + 1), (x, i) => x * 3 + lq[i]!);
+        if (vocab > 100) lr[5] = -1e4; // a reference probability that underflows to 0
+        const targets = Int32Array.from({ length: rows }, (_, r) => (r * 7919) % vocab);
+        for (const ref of [lr, null]) {
+          const want = new Float64Array(rows * 4);
+          const got = new Float64Array(rows * 4).fill(Number.NaN);
+          jsKernels.logitStats(lq, ref, rows, vocab, targets, want);
+          nk.logitStats(lq, ref, rows, vocab, targets, got);
+          const bound = Float64Array.from(want, (w) => 1e-13 * (1 + Math.abs(w)));
+          expect(withinBound(got, want, bound), `${rows}×${vocab} ${ref === null ? "alone" : "with reference"}`).toBeNull();
+        }
       }
     });
 

@@ -32,9 +32,9 @@ export const expF64 = (x: number): number => {
   return p * POW2[200 + n]!;
 };
 
-/** Σ of values[lo..hi] in f64 over 8 interleaved lanes, ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)): the order a vector unit sums in. */
-export const lanes8Sum = (values: ArrayLike<number>, lo: number, hi: number, term: (v: number) => number = (v) => v): number => {
+/** Σ of term(values[j], j) for j in lo..hi in f64 over 8 interleaved lanes, ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)): the order a vector unit sums in. */
+export const lanes8Sum = (values: ArrayLike<number>, lo: number, hi: number, term: (v: number, j: number) => number = (v) => v): number => {
   const s = [0, 0, 0, 0, 0, 0, 0, 0];
-  for (let j = lo; j <= hi; j++) s[(j - lo) & 7]! += term(values[j]!);
+  for (let j = lo; j <= hi; j++) s[(j - lo) & 7]! += term(values[j]!, j);
   return s[0]! + s[1]! + (s[2]! + s[3]!) + (s[4]! + s[5]! + (s[6]! + s[7]!));
 };

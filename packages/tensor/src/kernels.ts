@@ -122,6 +122,16 @@ export interface KernelSignatures {
   readonly rope: (x: Float32Array, tokens: number, heads: number, dim: number, cos: Float32Array, sin: Float32Array) => void;
   /** out = a + b elementwise in f32 (the residual adds). Exact. */
   readonly add: (a: Float32Array, b: Float32Array, n: number, out: Float32Array) => void;
+  /** out = f32(a · f32(s)) elementwise. Exact. */
+  readonly scale: (a: Float32Array, s: number, n: number, out: Float32Array) => void;
+  /**
+   * Evaluation statistics of `rows` logit rows [rows, vocab] (llama.cpp's perplexity / KL methodology, all in f64):
+   * lse = max + log Σ expF64(l − max) (the sum over 8 lanes); out[4r] = lse − l[target] (the nll), and with a
+   * reference row lr: out[4r+1] its nll, out[4r+2] = max(0, Σ p·(lpᵣ − lp)) with p = expF64(lpᵣ) over p > 0 (KL(ref ‖
+   * model)), out[4r+3] = 1 when both first argmaxes agree, else 0; without a reference those three are 0. Native and
+   * js agree to ~1e-15 relative (`log` is the platform's).
+   */
+  readonly logitStats: (logits: Float32Array, refLogits: Float32Array | null, rows: number, vocab: number, targets: Int32Array, out: Float64Array) => void;
 }
 
 export type Side = "left" | "right";
