@@ -4,7 +4,8 @@
 //
 // Command (from the repo root, after building packages/llmq):
 //     node tools/dump_calibration_windows.mjs --model <fp_dir> --dataset fixtures/wikitext-2/valid.txt \
-//         --num-samples 16 --seq-len 128 [--seed 42] --out windows.json [--out-llmq windows.llmq.json]
+//         --num-samples 16 --seq-len 128 [--seed 42] [--sampling shuffle|sequential] --out windows.json \
+//         [--out-llmq windows.llmq.json]
 //
 // The windows are llmq's own: packages/llmq's loadDataset with the options quantize-command.ts passes (the model's
 // tokenizer.json, sampling "shuffle", the seed, numSamples, seqLen, vocab_size), so `llmq quantize --dataset <text>`
@@ -23,6 +24,7 @@ const { values: a } = parseArgs({
     "num-samples": { type: "string", default: "64" },
     "seq-len": { type: "string", default: "512" },
     seed: { type: "string", default: "42" },
+    sampling: { type: "string", default: "shuffle" },
     out: { type: "string" },
     "out-llmq": { type: "string" },
   },
@@ -47,7 +49,8 @@ const h = must(await openModelDir(a.model)(), "open model");
 const vocab = h.config.vocab_size;
 await h.close();
 const tok = must(await optionalTokenizer(a.model)(), "tokenizer");
-const opts = { numSamples, seqLen, seed, sampling: "shuffle", vocabSize: vocab };
+// "shuffle": quantize's calibration windows; "sequential": eval's (the first N windows of the text, in order).
+const opts = { numSamples, seqLen, seed, sampling: a.sampling, vocabSize: vocab };
 const ds = must(await loadDataset(a.dataset, tok, opts)(), "dataset");
 const windows = ds.windows.map((w) => Array.from(w));
 await writeFile(a.out, JSON.stringify(windows));

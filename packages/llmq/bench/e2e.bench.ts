@@ -1,7 +1,12 @@
-// `pnpm -s bench e2e [--json] [--method rtn|gptq] [--layers N] [--samples N] [--seq-len L]`: quantizes a synthetic
-// 1B-shaped Llama (hidden 2048, 22 layers, intermediate 5632, 32 heads / 4 kv heads, vocab 32000; random f32
-// weights written to a temp dir) with W4A16 and 128×512-token calibration, in a child process so that its peak RSS is
-// the pipeline's own. Prints wall time and peak RSS (the f32 model alone is 4.4 GB).
+// `pnpm -s bench e2e [--json] [--only smollm2|synthetic] [--method rtn|gptq] [--layers N] [--samples N] [--seq-len L]`
+// (after `pnpm build`):
+// 1. SmolLM2-135M-Instruct (tools/fetch_smollm2.sh; skipped with a message when it cannot be fetched), converted to
+//    f32: W4A16 g64 GPTQ on 64 × 512 WikiText-2 windows, and W4A16 g64 RTN data-free, each by `llmq quantize` and by
+//    llm-compressor's oneshot on torch CPU (tools/lc_oneshot_bench.py, as many threads as llmq's pool) back to back:
+//    whole-process wall time and peak RSS of both, ratio = peer / llmq for time and llmq / peer for memory.
+// 2. A synthetic 1B-shaped Llama (hidden 2048, 22 layers, intermediate 5632, 32 heads / 4 kv heads, vocab 32000;
+//    random f32 weights written to a temp dir) with W4A16 and 128×512-token calibration, in a child process so that
+//    its peak RSS is the pipeline's own. Prints wall time and peak RSS (the f32 model alone is 4.4 GB).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +14,9 @@ import { join } from "node:path";
 import { createShardedWriter } from "@llmq/serialization";
 import { Tensor, randn } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
+import { nativeAddon } from "@llmq/tensor";
 import { benchArgs } from "../../../tooling/bench-args.js";
+import { CLI, REPO, dumpWindows, peerEnv, peerPython, smollm2Dir, timed } from "./smollm2-peer.js";
 
 const { json, str: flag, log: stderrLine } = benchArgs();
 const method = flag("method", "rtn");
@@ -29,7 +36,43 @@ const log = (s: string): void => {
   if (!json) stderrLine(s);
 };
 
+const only = flag("only", "");
+const print = (l: Record<string, unknown>): void => {
+  process.stdout.write(json ? `${JSON.stringify(l)}\n` : `${String(l.op).padEnd(40)} ${l.value} ${l.unit}${l.peer_value !== undefined ? ` (peer ${l.peer_value}, ratio ${l.ratio})` : ""}\n`);
+};
+
+/** One recipe on SmolLM2 by llmq and by llm-compressor, back to back: time and memory lines. */
+const smollm2Pair = (fp: string, name: string, recipe: string, windows: string | null, threads: number): void => {
+  const dataset = windows === null ? [] : ["--dataset", join(REPO, "fixtures/wikitext-2/valid.txt"), "--num-samples", "64", "--seq-len", "512"];
+  log(`smollm2 ${name}: llmq quantize …`);
+  const ours = timed(process.execPath, [CLI, "quantize", "--model", fp, "--recipe", recipe, ...dataset, "--output", join(dir, `llmq-${name}`), "--json", "--quiet"]);
+  const backend = (JSON.parse(ours.stdout.trim().split("\n").pop()!) as { backend: string }).backend;
+  log(`smollm2 ${name}: llmq ${ours.seconds} s, ${ours.peakRssMb} MB; llm-compressor oneshot …`);
+  const tok = windows === null ? [] : ["--tokens", windows];
+  const peer = timed(peerPython(), [join(REPO, "tools/lc_oneshot_bench.py"), "--fp", fp, "--recipe", recipe, ...tok, "--out", join(dir, `lc-${name}`), "--threads", String(threads)], peerEnv(threads));
+  const info = JSON.parse(peer.stdout.trim().split("\n").pop()!) as { oneshot_seconds: number; torch_threads: number };
+  log(`smollm2 ${name}: llm-compressor ${peer.seconds} s (oneshot alone ${info.oneshot_seconds} s), ${peer.peakRssMb} MB`);
+  const common = { bench: "e2e", shape: windows === null ? [] : [64, 512], dtype: "f32", backend, threads, peer: `llm-compressor oneshot, torch CPU (${info.torch_threads} threads)` };
+  print({ ...common, op: `smollm2-135m-${name}`, value: ours.seconds, unit: "s", peer_value: peer.seconds, ratio: Number((peer.seconds / ours.seconds).toFixed(2)), peer_oneshot_seconds: info.oneshot_seconds });
+  print({ ...common, op: `smollm2-135m-${name}-peak-rss`, value: ours.peakRssMb, unit: "MB", peer_value: peer.peakRssMb, ratio: Number((ours.peakRssMb / peer.peakRssMb).toFixed(2)) });
+};
+
+const smollm2 = (): void => {
+  const m = smollm2Dir(dir);
+  if ("skipped" in m) {
+    log(`smollm2 lines skipped: ${m.skipped}`);
+    return;
+  }
+  const threads = nativeAddon()?.threads ?? 1;
+  const windows = join(dir, "smollm2-windows.json");
+  dumpWindows(m.fp, join(REPO, "fixtures/wikitext-2/valid.txt"), 64, 512, windows);
+  smollm2Pair(m.fp, "gptq-W4A16-g64", join(REPO, "fixtures/recipes/smollm2-w4a16-g64-gptq.yaml"), windows, threads);
+  smollm2Pair(m.fp, "rtn-W4A16-g64", join(REPO, "fixtures/recipes/smollm2-w4a16-g64-rtn.yaml"), null, threads);
+};
+
 const main = async (): Promise<void> => {
+  if (only !== "synthetic") smollm2();
+  if (only === "smollm2") return;
   const t0 = performance.now();
   const w = await createShardedWriter(model, { maxShardSize: "2GB" })();
   if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
@@ -133,7 +176,7 @@ const main = async (): Promise<void> => {
     { bench: "e2e", op: `quantize-${method}-W4A16`, shape, dtype: "f32", backend: res.backend, value: Number(wall.toFixed(2)), unit: "s" },
     { bench: "e2e", op: `quantize-${method}-W4A16-peak-rss`, shape, dtype: "f32", backend: res.backend, value: maxRssMb, unit: "MB" },
   ];
-  for (const l of lines) process.stdout.write(json ? `${JSON.stringify(l)}\n` : `${l.op.padEnd(32)} ${l.value} ${l.unit}\n`);
+  for (const l of lines) print(l);
 };
 
 main()

@@ -4,6 +4,7 @@ import { type Tensor, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type InputQuantSpec, inputQuantHooks } from "./activation-quant.js";
 import { mergeHooks } from "./online-transforms.js";
+import { splitRows } from "./window-batches.js";
 
 // The forward passes the generic pipeline runs over one in-memory layer: the calibration pass (taps for the active
 // modifiers), the propagation pass (the layer as modifiers left it, quantization disabled as in llm-compressor's
@@ -62,14 +63,25 @@ export const viewsAgree = (layer: LayerState): boolean =>
 
 // ----- forwards -----
 
-const tapHooks = (request: TapRequest, taps: Tap[]): LayerHooks => ({
+/** Taps per window: a forward over `count` stacked windows hands out each window's rows as its own tap. */
+const tapHooks = (request: TapRequest, taps: Tap[], count: number): LayerHooks => ({
   onLinearInput: (modules, x) => {
-    if (modules.some((m) => request.linearInputs.has(m))) taps.push({ _tag: "LinearInput", modules, x });
+    if (modules.some((m) => request.linearInputs.has(m))) for (const xw of splitRows(x, count)) taps.push({ _tag: "LinearInput", modules, x: xw });
   },
-  ...(request.attentionKV ? { onAttentionKV: (k: Tensor<"f32">, v: Tensor<"f32">) => void taps.push({ _tag: "AttentionKV", k, v }) } : {}),
+  ...(request.attentionKV
+    ? {
+        onAttentionKV: (k: Tensor<"f32">, v: Tensor<"f32">) => {
+          const vs = splitRows(v, count);
+          splitRows(k, count).forEach((kw, i) => void taps.push({ _tag: "AttentionKV", k: kw, v: vs[i]! }));
+        },
+      }
+    : {}),
 });
 
-/** A decoder layer's forward on one window, emitting the requested taps; without `output` it stops after the last tap. */
+/**
+ * A decoder layer's forward on `count` stacked windows, emitting the requested taps per window; without `output` it
+ * stops after the last tap (out is null).
+ */
 export const decoderTapped = (
   cfg: LlamaConfig,
   weights: ReadonlyMap<string, Tensor<"f32">>,
@@ -77,12 +89,13 @@ export const decoderTapped = (
   x: Tensor<"f32">,
   online: LayerHooks | undefined,
   output: boolean,
+  count = 1,
 ): E.Either<ModelError, TappedOutput> => {
   const taps: Tap[] = [];
-  const hooks = mergeHooks(online, tapHooks(request, taps));
+  const hooks = mergeHooks(online, tapHooks(request, taps, count));
   return output
-    ? E.map((out: Tensor<"f32">) => ({ out, taps }))(decoderLayerForward(cfg, weights, x, undefined, hooks))
-    : E.map(() => ({ out: null, taps }))(decoderLayerTaps(cfg, weights, x, undefined, hooks));
+    ? E.map((out: Tensor<"f32">) => ({ out, taps }))(decoderLayerForward(cfg, weights, x, undefined, hooks, count))
+    : E.map(() => ({ out: null, taps }))(decoderLayerTaps(cfg, weights, x, undefined, hooks, count));
 };
 
 /** The head's calibration forward: the final norm's output is the input of the output projection (no logits needed). */
@@ -92,9 +105,14 @@ export const headTapped = (cfg: LlamaConfig, arch: Architecture, weights: Readon
   return { out: null, taps: [{ _tag: "LinearInput", modules: [arch.head], x: rmsNorm(x, norm, cfg.rms_norm_eps) }] };
 };
 
-/** A plain forward of a decoder layer (propagation or report). */
-export const decoderOut = (cfg: LlamaConfig, weights: ReadonlyMap<string, Tensor<"f32">>, x: Tensor<"f32">, hooks?: LayerHooks): E.Either<ModelError, Tensor<"f32">> =>
-  decoderLayerForward(cfg, weights, x, undefined, hooks);
+/** A plain forward of a decoder layer (propagation or report) on `count` stacked windows. */
+export const decoderOut = (
+  cfg: LlamaConfig,
+  weights: ReadonlyMap<string, Tensor<"f32">>,
+  x: Tensor<"f32">,
+  hooks?: LayerHooks,
+  count = 1,
+): E.Either<ModelError, Tensor<"f32">> => decoderLayerForward(cfg, weights, x, undefined, hooks, count);
 
 /** Σ (a − b)² and Σ b² (the layer-error metric's parts). */
 export const relErrParts = (a: Tensor<"f32">, b: Tensor<"f32">): { readonly num: number; readonly den: number } => {

@@ -11,7 +11,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Dataset } from "./dataset.js";
 import { formatLlmqError } from "./errors.js";
 import { oneshot } from "./oneshot.js";
-import { planPasses, windows$ } from "./pipeline.js";
+import { planPasses } from "./pipeline.js";
+import { batchRanges, windowBatches$ } from "./window-batches.js";
 import { recipeFromScheme, recipeFromYaml } from "./recipe.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
@@ -92,12 +93,22 @@ describe("pipeline choice (llm-compressor's CalibrationPipeline.from_modifiers, 
 describe("the per-layer stream", () => {
   it("emits windows in order and ends when the signal aborts, between two windows (marbles)", () => {
     new TestScheduler((a, b) => expect(a).toEqual(b)).run(({ expectObservable }) => {
-      const x = [0, 1, 2, 3].map((i) => ({ i }) as unknown as Tensor<"f32">);
-      expectObservable(windows$(x, undefined)).toBe("(abcd|)", { a: [x[0], 0], b: [x[1], 1], c: [x[2], 2], d: [x[3], 3] });
+      const x = [0, 1, 2, 3].map((i) => ({ i, shape: [8, 2] }) as unknown as Tensor<"f32">);
+      const one = (b: number) => ({ x: x[b], start: b, count: 1 });
+      expectObservable(windowBatches$(x, undefined, 0, 8)).toBe("(abcd|)", { a: one(0), b: one(1), c: one(2), d: one(3) });
       const c = new AbortController();
-      const aborting = windows$(x, c.signal).pipe(tap(([, b]) => b === 1 && c.abort()));
-      expectObservable(aborting).toBe("(ab|)", { a: [x[0], 0], b: [x[1], 1] });
+      const aborting = windowBatches$(x, c.signal, 0, 8).pipe(tap(({ start }) => start === 1 && c.abort()));
+      expectObservable(aborting).toBe("(ab|)", { a: one(0), b: one(1) });
     });
+  });
+
+  it("batches consecutive equal-length windows up to the row budget, split at the report boundary, never tiny ones", () => {
+    expect(batchRanges(Array(11).fill(512), 2048, 8)).toEqual([[0, 4], [4, 4], [8, 3]]);
+    expect(batchRanges(Array(11).fill(512), 2048, 6)).toEqual([[0, 4], [4, 2], [6, 4], [10, 1]]);
+    expect(batchRanges([100, 100, 50, 50, 50, 100], 1000, 0)).toEqual([[0, 2], [2, 3], [5, 1]]);
+    expect(batchRanges([4, 4, 4], 1000, 0)).toEqual([[0, 1], [1, 1], [2, 1]]);
+    expect(batchRanges([512, 512], 0, 8)).toEqual([[0, 1], [1, 1]]);
+    expect(batchRanges([4096, 4096], 2048, 8)).toEqual([[0, 1], [1, 1]]);
   });
 
   it("runs the lifecycle in llm-compressor's order: all initialized and started, then pass by pass, then end and finalize", async () => {

@@ -19,7 +19,6 @@ import { pipe } from "fp-ts/lib/function.js";
 import {
   type Observable,
   type OperatorFunction,
-  asyncScheduler,
   concatMap,
   connect,
   filter,
@@ -28,7 +27,6 @@ import {
   lastValueFrom,
   map,
   mergeScan,
-  observeOn,
   of,
   range,
   reduce,
@@ -50,6 +48,7 @@ import {
   viewsAgree,
 } from "./layer-forward.js";
 import { mergeHooks, onlineHooks } from "./online-transforms.js";
+import { BATCH_ROWS, type WindowBatch, batchable, splitRows, windowBatches$ } from "./window-batches.js";
 import type { ProgressSink } from "./progress.js";
 
 // llm-compressor's calibration pipelines over an in-memory model, layer by layer. A pass runs the layers in order; in a
@@ -221,15 +220,6 @@ const calibrations = (runs: ReadonlyArray<AnyRun>, data: ReadonlyArray<number>, 
   return { request, fold };
 };
 
-/** Windows, one macrotask apart so that a signal can end the stream between two of them. */
-export const windows$ = (hidden: ReadonlyArray<Tensor<"f32">>, signal: AbortSignal | undefined): Observable<readonly [Tensor<"f32">, number]> =>
-  range(0, hidden.length).pipe(
-    concatMap((b) => of(b).pipe(observeOn(asyncScheduler))),
-    takeWhile(() => signal?.aborted !== true),
-    // Looked up when emitted, so a window replaced by propagation is not held by the stream.
-    map((b) => [hidden[b]!, b] as const),
-  );
-
 /**
  * The calibration pass of one layer: every window through the layer as it is now, the taps folded by the modifiers,
  * and the fp outputs of the first windows kept for the error report.
@@ -244,16 +234,17 @@ const calibrate = (
   const view = pipelineView(layer);
   const online = onlineHooks(layer.online);
   const isHead = layer.index === ctx.numLayers;
-  const forward = ([x, b]: readonly [Tensor<"f32">, number]): E.Either<LlmqError, TappedOutput> => {
-    tick(b);
+  const forward = ({ x, start, count }: WindowBatch): E.Either<LlmqError, TappedOutput> => {
+    tick(start + count - 1);
     return isHead
       ? E.right(headTapped(ctx.config, ctx.architecture, view, cal.request, x))
       : E.mapLeft((e: Parameters<typeof formatModelError>[0]) => modelError(`layer ${layer.index}: ${formatModelError(e)}`))(
-          decoderTapped(ctx.config, view, cal.request, x, online, b < ERROR_WINDOWS),
+          decoderTapped(ctx.config, view, cal.request, x, online, start < ERROR_WINDOWS, count),
         );
   };
-  return windows$(hidden, ctx.signal).pipe(
-    map(forward),
+  const rows = isHead || !batchable(online) ? 0 : BATCH_ROWS;
+  return windowBatches$(hidden, ctx.signal, rows, ERROR_WINDOWS).pipe(
+    map((batch) => E.map((r: TappedOutput) => ({ ...r, outs: r.out === null ? [] : splitRows(r.out, batch.count) }))(forward(batch))),
     connect((shared) =>
       forkJoin({
         folded: shared.pipe(
@@ -263,9 +254,8 @@ const calibrate = (
         ),
         fpOut: shared.pipe(
           filter(E.isRight),
+          concatMap((r) => from(r.right.outs)),
           take(ERROR_WINDOWS),
-          map((r) => r.right.out),
-          filter((o): o is Tensor<"f32"> => o !== null),
           toArray(),
         ),
         failure: shared.pipe(filter(E.isLeft), map((l) => l.left), toArray()),
@@ -295,22 +285,31 @@ const propagate = async (
   const pView = quantizedPropagation ? quantizedView(layer) : pipelineView(layer);
   const pHooks = quantizedPropagation ? qHooks : online;
   const qView = viewsAgree(layer) || quantizedPropagation ? null : quantizedView(layer);
-  const step = ([x, b]: readonly [Tensor<"f32">, number]): E.Either<ModelError, { readonly num: number; readonly den: number }> => {
-    tick(b);
-    const out = decoderOut(ctx.config, pView, x, pHooks);
-    const q = b < fpOut.length ? (qView === null ? out : decoderOut(ctx.config, qView, x, qHooks)) : E.right(null);
+  // The report's quantized view runs window by window (input quantization is per window in llm-compressor).
+  const reported = (x: Tensor<"f32">, b: number, out: Tensor<"f32">): E.Either<ModelError, { readonly num: number; readonly den: number }> => {
+    if (b >= fpOut.length) return E.right({ num: 0, den: 0 });
+    return E.map((qo: Tensor<"f32">) => relErrParts(qo, fpOut[b]!))(qView === null ? E.right(out) : decoderOut(ctx.config, qView, x, qHooks));
+  };
+  const step = ({ x, start, count }: WindowBatch): E.Either<ModelError, { readonly num: number; readonly den: number }> => {
+    tick(start + count - 1);
+    const xs = splitRows(x, count);
     return pipe(
-      out,
-      E.chain((o) =>
-        E.map((qo: Tensor<"f32"> | null) => {
-          hidden[b] = o;
-          return qo === null ? { num: 0, den: 0 } : relErrParts(qo, fpOut[b]!);
-        })(q),
+      decoderOut(ctx.config, pView, x, pHooks, count),
+      E.map((o) => splitRows(o, count)),
+      E.chain((outs) =>
+        outs.reduce(
+          (acc: E.Either<ModelError, { readonly num: number; readonly den: number }>, o, i) =>
+            E.chain((a: { readonly num: number; readonly den: number }) => {
+              hidden[start + i] = o;
+              return E.map((p: { readonly num: number; readonly den: number }) => ({ num: a.num + p.num, den: a.den + p.den }))(reported(xs[i]!, start + i, o));
+            })(acc),
+          E.right({ num: 0, den: 0 }),
+        ),
       ),
     );
   };
   const total = await lastValueFrom(
-    windows$(hidden, ctx.signal).pipe(
+    windowBatches$(hidden, ctx.signal, batchable(pHooks) ? BATCH_ROWS : 0, ERROR_WINDOWS).pipe(
       map(step),
       takeWhile(E.isRight, true),
       reduce(

@@ -107,11 +107,17 @@ const add = (a: Tensor<"f32">, b: Tensor<"f32">): Tensor<"f32"> => {
 
 /**
  * Causal (optionally sliding-window) grouped-query attention of T new tokens; q [T, H·D], k/v [past + T, KV·D] (the
- * cached positions then the new ones) → [T, H·D].
+ * cached positions then the new ones) → [T, H·D]. With `sequences` > 1 (no cache), the T rows are that many
+ * equal-length sequences stacked, each attending to its own keys only.
  */
-const attention = (cfg: LlamaConfig, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, past: number): Float32Array => {
-  const out = new Float32Array(tokens * cfg.num_attention_heads * cfg.head_dim);
-  kernels().causalAttention(q, k, v, tokens, past, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.sliding_window ?? 0, 1 / Math.sqrt(cfg.head_dim), out);
+const attention = (cfg: LlamaConfig, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, past: number, sequences: number): Float32Array => {
+  const [h, kvh, d] = [cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim];
+  const out = new Float32Array(tokens * h * d);
+  const t = tokens / sequences;
+  for (let s = 0; s < sequences; s++) {
+    const rows = (a: Float32Array, width: number): Float32Array => (sequences === 1 ? a : a.subarray(s * t * width, (s + 1) * t * width));
+    kernels().causalAttention(rows(q, h * d), rows(k, kvh * d), rows(v, kvh * d), t, past, h, kvh, d, cfg.sliding_window ?? 0, 1 / Math.sqrt(d), rows(out, h * d));
+  }
   return out;
 };
 
@@ -130,7 +136,14 @@ const attendedKV = (hooks: LayerHooks | undefined, k: Tensor<"f32">, v: Tensor<"
 
 // ----- forward -----
 
-const defaultPositions = (tokens: number, past = 0): Int32Array => Int32Array.from({ length: tokens }, (_, i) => past + i);
+/** past..past+T−1, or 0..T/s−1 repeated for s stacked sequences. */
+const defaultPositions = (tokens: number, past = 0, sequences = 1): Int32Array => Int32Array.from({ length: tokens }, (_, i) => past + (i % (tokens / sequences)));
+
+/** Stacked sequences: whole, of equal length, and never with a KV cache (it holds one sequence). */
+const checkSequences = (tokens: number, sequences: number, hooks: LayerHooks | undefined): void => {
+  if (!(Number.isInteger(sequences) && sequences >= 1 && tokens % sequences === 0) || (sequences > 1 && hooks?.kvCache !== undefined))
+    throw new Error(`llmq internal: ${sequences} stacked sequences of ${tokens} tokens${hooks?.kvCache !== undefined ? " with a KV cache" : ""}`);
+};
 
 const checkHidden = (cfg: LlamaConfig, hidden: Tensor<"f32">): void => {
   if (hidden.rank !== 2 || hidden.shape[1] !== cfg.hidden_size)
@@ -169,6 +182,8 @@ const linears = (
 /**
  * HF LlamaAttention alone: the normed input xa [T, hidden] → o_proj(attention(q, k, v)) [T, hidden], without the
  * residual. `positions` default to 0..T−1, or past..past+T−1 after the `past` positions of `hooks.kvCache`.
+ * `sequences` > 1: xa stacks that many equal-length sequences (one GEMM for all of them; attention per sequence;
+ * every row computes exactly what it would alone); positions then default to 0..T/s−1 for each.
  */
 export const selfAttentionForward = (
   cfg: LlamaConfig,
@@ -176,10 +191,12 @@ export const selfAttentionForward = (
   xa: Tensor<"f32">,
   positions?: Int32Array,
   hooks?: LayerHooks,
+  sequences = 1,
 ): E.Either<ModelError, Tensor<"f32">> => {
   checkHidden(cfg, xa);
   const tokens = xa.shape[0]!;
-  const pos = positions ?? defaultPositions(tokens, hooks?.kvCache?.length() ?? 0);
+  checkSequences(tokens, sequences, hooks);
+  const pos = positions ?? defaultPositions(tokens, hooks?.kvCache?.length() ?? 0, sequences);
   if (pos.length !== tokens) throw new Error(`llmq internal: ${pos.length} positions for ${tokens} tokens`);
   return pipe(
     linears(weights, hooks, ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], xa),
@@ -191,7 +208,7 @@ export const selfAttentionForward = (
       if (E.isLeft(qk)) return E.left(forwardFailed("self_attn", qk.left));
       hooks?.onAttentionKV?.(qk.right.k, v!);
       return E.chain((kv: { k: Float32Array; v: Float32Array; past: number }) => {
-        const ctx = new Tensor("f32", [tokens, cfg.num_attention_heads * cfg.head_dim], attention(cfg, qk.right.q.data, kv.k, kv.v, tokens, kv.past));
+        const ctx = new Tensor("f32", [tokens, cfg.num_attention_heads * cfg.head_dim], attention(cfg, qk.right.q.data, kv.k, kv.v, tokens, kv.past, sequences));
         return linears(weights, hooks, ["self_attn.o_proj"], ctx);
       })(attendedKV(hooks, qk.right.k, v!, tokens));
     }),
@@ -201,7 +218,7 @@ export const selfAttentionForward = (
 
 /**
  * The attention sub-block (input_layernorm, HF LlamaAttention, the residual): hidden [T, hidden] →
- * hidden + o_proj(attention(norm(hidden))). `positions` default to 0..T−1.
+ * hidden + o_proj(attention(norm(hidden))). `positions` default to 0..T−1; `sequences` as in selfAttentionForward.
  */
 export const attentionBlockForward = (
   cfg: LlamaConfig,
@@ -209,10 +226,11 @@ export const attentionBlockForward = (
   hidden: Tensor<"f32">,
   positions?: Int32Array,
   hooks?: LayerHooks,
+  sequences = 1,
 ): E.Either<ModelError, Tensor<"f32">> => {
   checkHidden(cfg, hidden);
   const xa = rmsNorm(hidden, weight(weights, "input_layernorm.weight"), cfg.rms_norm_eps);
-  return E.map((o: Tensor<"f32">) => add(hidden, o))(selfAttentionForward(cfg, weights, xa, positions, hooks));
+  return E.map((o: Tensor<"f32">) => add(hidden, o))(selfAttentionForward(cfg, weights, xa, positions, hooks, sequences));
 };
 
 /** silu(gate(xm)) · up(xm): the input of down_proj. */
@@ -240,7 +258,8 @@ export const mlpBlockForward = (cfg: LlamaConfig, weights: LayerWeights, h: Tens
 
 /**
  * One Llama decoder layer on one sequence: hidden [T, hidden_size] → [T, hidden_size]. `positions` default to
- * 0..T−1. Biases are applied where `weights` hold them (Qwen2 q/k/v, attention_bias, mlp_bias).
+ * 0..T−1. Biases are applied where `weights` hold them (Qwen2 q/k/v, attention_bias, mlp_bias). `sequences` > 1:
+ * that many equal-length sequences stacked in `hidden`, each row computed exactly as alone (see selfAttentionForward).
  */
 export const decoderLayerForward = (
   cfg: LlamaConfig,
@@ -248,9 +267,10 @@ export const decoderLayerForward = (
   hidden: Tensor<"f32">,
   positions?: Int32Array,
   hooks?: LayerHooks,
+  sequences = 1,
 ): E.Either<ModelError, Tensor<"f32">> =>
   pipe(
-    attentionBlockForward(cfg, weights, hidden, positions, hooks),
+    attentionBlockForward(cfg, weights, hidden, positions, hooks, sequences),
     E.chain((h) => mlpBlockForward(cfg, weights, h, hooks)),
   );
 
@@ -259,9 +279,16 @@ export const decoderLayerForward = (
  * stops once down_proj's input is observed (its product and the residual are not computed). For calibration windows
  * whose outputs nobody reads: the next layer's inputs come from the propagation pass.
  */
-export const decoderLayerTaps = (cfg: LlamaConfig, weights: LayerWeights, hidden: Tensor<"f32">, positions?: Int32Array, hooks?: LayerHooks): E.Either<ModelError, void> =>
+export const decoderLayerTaps = (
+  cfg: LlamaConfig,
+  weights: LayerWeights,
+  hidden: Tensor<"f32">,
+  positions?: Int32Array,
+  hooks?: LayerHooks,
+  sequences = 1,
+): E.Either<ModelError, void> =>
   pipe(
-    attentionBlockForward(cfg, weights, hidden, positions, hooks),
+    attentionBlockForward(cfg, weights, hidden, positions, hooks, sequences),
     E.chain((h) => {
       checkHidden(cfg, h);
       return mlpHidden(weights, rmsNorm(h, weight(weights, "post_attention_layernorm.weight"), cfg.rms_norm_eps), hooks);

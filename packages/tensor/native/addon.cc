@@ -250,7 +250,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   const float* w = g.f32(3, "weight", cols);
   double eps = g.num(4, "eps");
   float* out = g.f32(5, "out", n);
-  llmq_rmsnorm(x, rows, cols, w, static_cast<float>(eps), out);
+  llmq_rmsnorm(x, rows, cols, w, eps, out);
   return info.Env().Undefined();
 }
 

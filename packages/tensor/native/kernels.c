@@ -47,7 +47,7 @@ typedef struct {
   void (*trtri_d)(const double*, double*, long, int);
   void (*silu_range)(const float*, const float*, float*, long, long);
   void (*softmax_span)(float*, long, long);
-  void (*rmsnorm_range)(const float*, const float*, long, float, float*, long, long);
+  void (*rmsnorm_range)(const float*, const float*, long, double, float*, long, long);
   void (*rope_range)(float*, long, long, const float*, const float*, long, long);
   void (*add_range)(const float*, const float*, float*, long, long);
   void (*scale_range)(const float*, float, float*, long, long);
@@ -516,19 +516,20 @@ typedef struct {
   float* out;
   long rows, cols, heads;
   float eps;
+  double deps;
 } rows_ctx;
 
 static void rmsnorm_task(void* v, int tid, int nthr) {
   rows_ctx* c = (rows_ctx*)v;
   long b, e;
   range_of(c->rows, tid, nthr, &b, &e);
-  ops->rmsnorm_range(c->x, c->w, c->cols, c->eps, c->out, b, e);
+  ops->rmsnorm_range(c->x, c->w, c->cols, c->deps, c->out, b, e);
 }
 
-void llmq_rmsnorm(const float* x, long rows, long cols, const float* w, float eps, float* out) {
+void llmq_rmsnorm(const float* x, long rows, long cols, const float* w, double eps, float* out) {
   ensure_init();
   if (rows <= 0 || cols <= 0) return;
-  rows_ctx c = {x, w, NULL, NULL, NULL, out, rows, cols, 0, eps};
+  rows_ctx c = {x, w, NULL, NULL, NULL, out, rows, cols, 0, 0.0f, eps};
   llmq_parallel(rows >= 2 ? want_threads((double)rows * (double)cols) : 1, rmsnorm_task, &c);
 }
 

@@ -41,7 +41,7 @@ void llmq_causal_attention(const float* q, const float* k, const float* v, long 
 
 /* HF LlamaRMSNorm of each row, rotate-half RoPE in place (cos/sin [tokens, dim/2]), and out = a + b, as backend-js.ts
  * defines them (bit for bit). */
-void llmq_rmsnorm(const float* x, long rows, long cols, const float* w, float eps, float* out);
+void llmq_rmsnorm(const float* x, long rows, long cols, const float* w, double eps, float* out);
 void llmq_rope(float* x, long tokens, long heads, long dim, const float* cosv, const float* sinv);
 void llmq_add(const float* a, const float* b, long n, float* out);
 void llmq_scale(const float* a, float s, long n, float* out);

@@ -295,16 +295,15 @@ const siluMul = (gate: Float32Array, up: Float32Array, n: number, out: Float32Ar
 /** HF LlamaRMSNorm of each row (the definition; @llmq/tensor's `rmsnorm` op and the models' forward use it). */
 export const rmsNormRows = (x: Float32Array | Float64Array, rows: number, cols: number, w: Float32Array | Float64Array, eps: number, out: Float32Array | Float64Array): void => {
   const round = out instanceof Float32Array ? fr : (a: number) => a;
-  const e = fr(eps);
-  // HF casts the input to f32 first, whatever its dtype.
+  // HF casts the input to f32 first, whatever its dtype; the square of an f32 is exact in f64.
   const square = (v: number): number => {
     const a = fr(v);
-    return fr(a * a);
+    return a * a;
   };
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     const variance = fr(lanes8Sum(x, o, o + cols - 1, square) / cols);
-    const inv = fr(1 / Math.sqrt(fr(variance + e)));
+    const inv = fr(1 / Math.sqrt(fr(variance + eps)));
     for (let j = 0; j < cols; j++) out[o + j] = round(w[j]! * fr(fr(x[o + j]!) * inv));
   }
 };

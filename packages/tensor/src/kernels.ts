@@ -111,8 +111,10 @@ export interface KernelSignatures {
     out: Float32Array,
   ) => void;
   /**
-   * HF LlamaRMSNorm of each of `rows` rows: variance = f32(Σ f32(x²) / cols), the sum in f64 over 8 interleaved lanes,
-   * inv = f32(1 / √f32(variance + f32(eps))), out = f32(w · f32(x · inv)). Exact (the same bits on every backend).
+   * HF LlamaRMSNorm of each of `rows` rows: variance = f32(Σ x² / cols), the squares exact and the sum in f64 over 8
+   * interleaved lanes, inv = f32(1 / √f32(variance + eps)) with eps in f64, out = f32(w · f32(x · inv)). Exact (the
+   * same bits on every backend). These roundings reproduce llm-compressor's GPTQ codes bit for bit in the interop
+   * checks (rounding x² or eps to f32 first does not, on the rotated tiny Llama).
    */
   readonly rmsNorm: (x: Float32Array, rows: number, cols: number, weight: Float32Array, eps: number, out: Float32Array) => void;
   /**
