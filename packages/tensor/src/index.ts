@@ -5,6 +5,7 @@ export type { KernelSignatures, KernelName, BackendName, Kernels, Side, Uplo } f
 export { jsKernels } from "./backend-js.js";
 export { activeBackend, kernels, kernelsFor, nativeAddon, nativeError, setBackend } from "./backend.js";
 export type { NativeAddon } from "./backend.js";
+export { hasNodeBuiltins, nodeBuiltin } from "./node-builtin.js";
 export { NATIVE_ISAS, type NativeIsa } from "./backend-native.js";
 export * from "./ops/shape.js";
 export * from "./ops/elementwise.js";
