@@ -60,6 +60,7 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
     const logits = must(await modelLogits(cpuModel.handle, seq)());
     const v = model.config.vocab_size;
     const worst = Math.max(...steps.map((s, i) => rowErr(s.logits!, logits.data.subarray((prompt.length - 1 + i) * v, (prompt.length + i) * v))));
+    await cpuModel.handle.close();
     expect(worst).toBeLessThan(1e-3);
   }, 240_000);
 

@@ -6,7 +6,7 @@ export interface GpuContext {
   /** The implementation the device came from, kept reachable as long as the device is used. */
   readonly gpu: GPU;
   readonly device: GPUDevice;
-  /** The adapter as "vendor architecture (description)", e.g. "google swiftshader (SwiftShader driver 5.0.0)". */
+  /** The adapter as "vendor architecture description", e.g. "google swiftshader SwiftShader driver 5.0.0". */
   readonly adapter: string;
   readonly isFallbackAdapter: boolean;
   readonly pipelines: Map<string, GPUComputePipeline>;
@@ -29,7 +29,7 @@ export const requestGpuContext = (gpu: GPU | null | undefined): TE.TaskEither<Gp
         right: {
           gpu,
           device,
-          adapter: `${i.vendor} ${i.architecture} (${i.description || i.device})`,
+          adapter: [i.vendor, i.architecture, i.description || i.device].filter((s) => s !== "").join(" "),
           isFallbackAdapter: (i as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
           pipelines: new Map(),
         },
