@@ -36,6 +36,8 @@ interface Scratch {
   readonly gate: GPUBuffer;
   readonly up: GPUBuffer;
   readonly act: GPUBuffer;
+  /** The int8-quantized input of a W8A8 linear. */
+  readonly xq: GPUBuffer;
   readonly logits: GPUBuffer;
   readonly token: GPUBuffer;
 }
@@ -53,6 +55,7 @@ const scratch = (m: GpuModel, t: number, h: GPUBuffer): Scratch => {
     gate: f(c.intermediate_size),
     up: f(c.intermediate_size),
     act: f(c.intermediate_size),
+    xq: f(Math.max(c.hidden_size, c.intermediate_size, c.num_attention_heads * c.head_dim)),
     logits: f(c.vocab_size),
     token: storageBuffer(m.ctx, 4),
   };
@@ -69,22 +72,22 @@ const encodeLayer = (m: GpuModel, enc: GPUCommandEncoder, i: number, s: Scratch,
   const lin = (name: string) => L.linears.get(name)!;
   const kvRow = c.num_key_value_heads * c.head_dim * 4;
   encodeRmsNorm(ctx, enc, s.h, L.inputNorm, s.a, t, c.hidden_size, c.rms_norm_eps);
-  encodeLinear(ctx, enc, lin("self_attn.q_proj"), s.a, s.q, t);
-  encodeLinear(ctx, enc, lin("self_attn.k_proj"), s.a, s.k, t);
-  encodeLinear(ctx, enc, lin("self_attn.v_proj"), s.a, s.v, t);
+  encodeLinear(ctx, enc, lin("self_attn.q_proj"), s.a, s.q, t, s.xq);
+  encodeLinear(ctx, enc, lin("self_attn.k_proj"), s.a, s.k, t, s.xq);
+  encodeLinear(ctx, enc, lin("self_attn.v_proj"), s.a, s.v, t, s.xq);
   encodeRope(ctx, enc, s.q, rope.cos, rope.sin, t, c.num_attention_heads, c.head_dim);
   encodeRope(ctx, enc, s.k, rope.cos, rope.sin, t, c.num_key_value_heads, c.head_dim);
   enc.copyBufferToBuffer(s.k, 0, cache.k[i]!, cache.length * kvRow, t * kvRow);
   enc.copyBufferToBuffer(s.v, 0, cache.v[i]!, cache.length * kvRow, t * kvRow);
   const shape = { tokens: t, past: cache.length, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim: c.head_dim, window: c.sliding_window ?? 0, scale: 1 / Math.sqrt(c.head_dim) };
   encodeCausalAttention(ctx, enc, s.q, cache.k[i]!, cache.v[i]!, s.o, shape);
-  encodeLinear(ctx, enc, lin("self_attn.o_proj"), s.o, s.a, t);
+  encodeLinear(ctx, enc, lin("self_attn.o_proj"), s.o, s.a, t, s.xq);
   encodeAdd(ctx, enc, s.h, s.a, t * c.hidden_size);
   encodeRmsNorm(ctx, enc, s.h, L.postNorm, s.a, t, c.hidden_size, c.rms_norm_eps);
-  encodeLinear(ctx, enc, lin("mlp.gate_proj"), s.a, s.gate, t);
-  encodeLinear(ctx, enc, lin("mlp.up_proj"), s.a, s.up, t);
+  encodeLinear(ctx, enc, lin("mlp.gate_proj"), s.a, s.gate, t, s.xq);
+  encodeLinear(ctx, enc, lin("mlp.up_proj"), s.a, s.up, t, s.xq);
   encodeSiluMul(ctx, enc, s.gate, s.up, s.act, t * c.intermediate_size);
-  encodeLinear(ctx, enc, lin("mlp.down_proj"), s.act, s.a, t);
+  encodeLinear(ctx, enc, lin("mlp.down_proj"), s.act, s.a, t, s.xq);
   encodeAdd(ctx, enc, s.h, s.a, t * c.hidden_size);
 };
 

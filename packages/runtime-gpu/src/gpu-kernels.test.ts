@@ -1,6 +1,7 @@
 import { applyRopeInPlace, linear, rmsNorm, ropeCosSin, ropeInvFreq } from "@llmq/models";
 import { decompressModule, packRowsToInt32 } from "@llmq/serialization";
-import { Tensor, cast, castFromNumbers, jsKernels } from "@llmq/tensor";
+import { computeDynamicQParams, fakeQuantize, presetScheme } from "@llmq/schemes";
+import { Tensor, cast, castFromNumbers, jsKernels, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { type GpuContext, readBuffer, storageBuffer } from "./gpu-context.js";
@@ -12,6 +13,7 @@ import {
   encodeArgmax,
   encodeCausalAttention,
   encodeLinear,
+  encodeQuantizeInputInt8,
   encodeRmsNorm,
   encodeRope,
   encodeSiluMul,
@@ -23,6 +25,11 @@ import { relErr, seeded, testGpu } from "./test-support/gpu.js";
 // results agree to a few f32 ulps of the largest value, not bit for bit (the bound is 1e-5 relative).
 
 const ctx = await testGpu();
+
+const must = <A>(e: E.Either<unknown, A>): A => {
+  if (E.isLeft(e)) throw new Error(JSON.stringify(e.left));
+  return e.right;
+};
 const TOL = 1e-5;
 
 const run = async (g: GpuContext, record: (enc: GPUCommandEncoder) => void, out: GPUBuffer, n: number): Promise<Float32Array> => {
@@ -70,6 +77,7 @@ const packedCase = async (g: GpuContext, c: PackedCase): Promise<number> => {
       packed: storageBuffer(g, state.get("weight_packed")!.data as Int32Array),
       scale: storageBuffer(g, cast(scale, "f32").data),
       zeroPoint: storageBuffer(g, new Int32Array(c.n * groups)),
+      int8Input: false,
     },
   };
   const y = storageBuffer(g, t * c.n * 4);
@@ -150,6 +158,18 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
     const buf = storageBuffer(g, a);
     const got = await run(g, (enc) => encodeAdd(g, enc, buf, storageBuffer(g, b), n), buf, n);
     expect(Array.from(got)).toEqual(Array.from(a, (v, i) => Math.fround(v + b[i]!)));
+  },
+  quantizeInputInt8: async (g) => {
+    const args = must(presetScheme("W8A8", ["Linear"])).input_activations!;
+    const [t, k] = [6, 172];
+    const x = seeded(t * k, 15, -4, 4);
+    x.fill(0, k, 2 * k); // an all-zero token takes the 2^-23 scale
+    const x3 = new Tensor("f32", [1, t, k], x);
+    const qp = must(computeDynamicQParams(x3, args));
+    const ref = toFloat32(must(fakeQuantize(x3, qp.scale, null, args))).data;
+    const out = storageBuffer(g, t * k * 4);
+    const got = await run(g, (enc) => encodeQuantizeInputInt8(g, enc, storageBuffer(g, x), out, t, k), out, t * k);
+    expect(Array.from(got)).toEqual(Array.from(ref)); // exact: the same f32 operations, divisions corrected to IEEE
   },
   argmax: async (g) => {
     const x = seeded(2 * 97, 14);

@@ -1,5 +1,5 @@
 import { type GpuContext, bitsOf, dispatch } from "./gpu-context.js";
-import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_PACKED, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
+import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_PACKED, QUANTIZE_INPUT_INT8, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
 
 // The kernel registry: one WGSL source per kernel name, named like @llmq/tensor's kernel table where one exists there
 // (siluMul, causalAttention). The js backend and @llmq/models' forward stay the definition: gpu-kernels.test.ts
@@ -14,6 +14,7 @@ export const GPU_KERNELS = {
   siluMul: SILU_MUL,
   add: ADD,
   argmax: ARGMAX,
+  quantizeInputInt8: QUANTIZE_INPUT_INT8,
 } as const;
 
 export type GpuKernelName = keyof typeof GPU_KERNELS;
@@ -31,6 +32,8 @@ export interface PackedLinear {
   readonly packed: GPUBuffer;
   readonly scale: GPUBuffer;
   readonly zeroPoint: GPUBuffer;
+  /** The input is fake-quantized first (W8A8: dynamic per-token symmetric int8). */
+  readonly int8Input: boolean;
 }
 
 /** An unquantized linear on the GPU: w [N, K] f32. */
@@ -44,14 +47,21 @@ export type GpuLinear = { readonly kind: "packed"; readonly l: PackedLinear } | 
 
 type Enc = GPUCommandEncoder;
 
-/** y [T, N] = x [T, K] · Wᵀ. */
-export const encodeLinear = (ctx: GpuContext, enc: Enc, lin: GpuLinear, x: GPUBuffer, y: GPUBuffer, t: number): void => {
+/** y [T, N] = x [T, K] · Wᵀ; `xq` (≥ T·K f32) holds the quantized input of a W8A8 linear. */
+export const encodeLinear = (ctx: GpuContext, enc: Enc, lin: GpuLinear, x: GPUBuffer, y: GPUBuffer, t: number, xq?: GPUBuffer): void => {
   if (lin.kind === "dense") dispatch(ctx, enc, GPU_KERNELS.denseMatmul, [x, lin.l.weight, y], [t, lin.l.n, lin.l.k], lin.l.n, t);
   else {
     const l = lin.l;
-    dispatch(ctx, enc, GPU_KERNELS.packedMatmul, [x, l.packed, l.scale, l.zeroPoint, y], [t, l.n, l.k, l.words, l.group, l.bits, l.bf16 ? 1 : 0, l.groups], l.n, t);
+    if (l.int8Input && xq === undefined) throw new Error("llmq internal: a W8A8 linear needs a buffer for its quantized input");
+    const input = l.int8Input ? xq! : x;
+    if (l.int8Input) encodeQuantizeInputInt8(ctx, enc, x, input, t, l.k);
+    dispatch(ctx, enc, GPU_KERNELS.packedMatmul, [input, l.packed, l.scale, l.zeroPoint, y], [t, l.n, l.k, l.words, l.group, l.bits, l.bf16 ? 1 : 0, l.groups], l.n, t);
   }
 };
+
+/** y [T, K] = x fake-quantized per token to int8 (dynamic, symmetric). */
+export const encodeQuantizeInputInt8 = (ctx: GpuContext, enc: Enc, x: GPUBuffer, y: GPUBuffer, t: number, k: number): void =>
+  dispatch(ctx, enc, GPU_KERNELS.quantizeInputInt8, [x, y], [t, k], t);
 
 export const encodeRmsNorm = (ctx: GpuContext, enc: Enc, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, rows: number, h: number, eps: number): void =>
   dispatch(ctx, enc, GPU_KERNELS.rmsNorm, [x, w, y], [rows, h, bitsOf(eps)], rows);

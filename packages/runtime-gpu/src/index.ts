@@ -11,6 +11,7 @@ export {
   encodeArgmax,
   encodeCausalAttention,
   encodeLinear,
+  encodeQuantizeInputInt8,
   encodeRmsNorm,
   encodeRope,
   encodeSiluMul,

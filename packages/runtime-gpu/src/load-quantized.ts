@@ -1,7 +1,7 @@
 import { type LlamaConfig, decodeLlamaConfig, formatModelError, ropeInvFreq } from "@llmq/models";
-import { type QuantizationConfig, decodeQuantizationConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
+import { type QuantizationArgs, type QuantizationConfig, decodeQuantizationConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
 import { deserializeSafetensors, formatSerializationError } from "@llmq/serialization";
-import { type Tensor, cast } from "@llmq/tensor";
+import { Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, storageBuffer } from "./gpu-context.js";
 import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
@@ -53,22 +53,52 @@ const denseLinear = (ctx: GpuContext, name: string, w: Tensor): E.Either<GpuErro
   return E.right({ kind: "dense", l: { n, k, weight: storageBuffer(ctx, f32Of(w)) } });
 };
 
-const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLinear> => {
+/** Dynamic per-token symmetric int8, the only input quantization the kernels implement (W8A8). */
+const isDynamicTokenInt8 = (a: QuantizationArgs): boolean =>
+  a.type === "int" && a.num_bits === 8 && a.symmetric && a.strategy === "token" && a.dynamic === true && a.scale_dtype === null;
+
+/** The scheme of a quantized linear, checked against what the kernels implement. */
+const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, what: string): E.Either<GpuError, { w: QuantizationArgs; int8Input: boolean; format: string }> => {
   const fail = (d: string) => E.left(unsupportedCheckpoint(WEIGHTS, `${name}: ${d}`));
-  if (qc === null) return E.left(invalidCheckpoint(CONFIG, `${name}.weight_packed without a quantization_config`));
+  if (qc === null) return E.left(invalidCheckpoint(CONFIG, `${name}.${what} without a quantization_config`));
   const r = resolveSchemeForModule(qc, name, ["Linear"]);
   if (E.isLeft(r)) return E.left(invalidCheckpoint(CONFIG, formatSchemeError(r.left)));
   const scheme = r.right?.scheme;
   const w = scheme?.weights;
-  if (scheme === undefined || w === null || w === undefined) return E.left(invalidCheckpoint(CONFIG, `${name} is packed but no config group quantizes its weights`));
-  if ((scheme.format ?? qc.format) !== "pack-quantized") return fail(`format ${scheme.format ?? qc.format} (only pack-quantized)`);
-  if (scheme.input_activations !== null) return fail("input activation quantization (W8A8/W4A8) is not implemented on the GPU yet");
-  if (w.type !== "int" || 32 % w.num_bits !== 0) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits)`);
+  if (scheme === undefined || w === null || w === undefined) return E.left(invalidCheckpoint(CONFIG, `${name} is quantized but no config group quantizes its weights`));
+  if (scheme.output_activations !== null) return fail("output activation quantization is not implemented on the GPU");
+  if (w.type !== "int" || 32 % w.num_bits !== 0) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits; float-quantized FP8 is not implemented yet)`);
   if (!w.symmetric) return fail("asymmetric weights (zero points) are not implemented on the GPU yet");
   if (get(`${name}.weight_g_idx`) !== undefined) return fail("activation ordering (weight_g_idx) is not implemented on the GPU yet");
-  const packed = get(`${name}.weight_packed`)!;
+  const a = scheme.input_activations;
+  if (a !== null && !isDynamicTokenInt8(a)) return fail("input activation quantization other than dynamic per-token int8 (W8A8) is not implemented on the GPU yet");
+  return E.right({ w, int8Input: a !== null, format: scheme.format ?? qc.format });
+};
+
+/** int-quantized int8 weights [N, K] as the pack-quantized words of the same codes (4 per u32, offset by 128). */
+const int8AsPacked = (q: Int8Array, n: number, k: number): Int32Array => {
+  const words = Math.ceil(k / 4);
+  const out = new Int32Array(n * words);
+  for (let r = 0; r < n; r++) for (let c = 0; c < k; c++) out[r * words + (c >> 2)]! |= ((q[r * k + c]! + 128) & 255) << ((c & 3) * 8);
+  return out;
+};
+
+const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLinear> => {
+  const fail = (d: string) => E.left(unsupportedCheckpoint(WEIGHTS, `${name}: ${d}`));
+  const sch = quantizedScheme(name, get, qc, get(`${name}.weight_packed`) !== undefined ? "weight_packed" : "weight");
+  if (E.isLeft(sch)) return sch;
+  const { w, int8Input, format } = sch.right;
+  if (format !== "pack-quantized" && format !== "int-quantized") return fail(`format ${format} (only pack-quantized and int-quantized)`);
+  const int8 = get(`${name}.weight`);
+  if (format === "int-quantized" && (int8 === undefined || int8.dtype !== "i8" || w.num_bits !== 8))
+    return E.left(invalidCheckpoint(WEIGHTS, `${name}: int-quantized needs an int8 weight and 8-bit args`));
+  const packed =
+    format === "int-quantized"
+      ? new Tensor("i32", [int8!.shape[0]!, Math.ceil(int8!.shape[1]! / 4)], int8AsPacked(int8!.data as Int8Array, int8!.shape[0]!, int8!.shape[1]!))
+      : get(`${name}.weight_packed`);
+  const shape = format === "int-quantized" ? new Tensor("i32", [2], Int32Array.from(int8!.shape)) : get(`${name}.weight_shape`);
+  if (packed === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_packed is missing`));
   const scale = get(`${name}.weight_scale`);
-  const shape = get(`${name}.weight_shape`);
   if (scale === undefined || shape === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}: weight_scale or weight_shape is missing`));
   if (scale.dtype === "f16") return fail("f16 scales (dequantized weights would round to f16, which the kernel does not do yet)");
   const [n, k] = intsOf(shape) as [number, number];
@@ -91,12 +121,13 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
       packed: storageBuffer(ctx, packed.data as Int32Array),
       scale: storageBuffer(ctx, f32Of(scale)),
       zeroPoint: storageBuffer(ctx, new Int32Array(n * groups)),
+      int8Input,
     },
   });
 };
 
 const linearOf = (ctx: GpuContext, name: string, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLinear> => {
-  if (get(`${name}.weight_packed`) !== undefined) return packedLinear(ctx, name, get, qc);
+  if (get(`${name}.weight_packed`) !== undefined || get(`${name}.weight_scale`) !== undefined) return packedLinear(ctx, name, get, qc);
   const w = get(`${name}.weight`);
   return w === undefined ? E.left(invalidCheckpoint(WEIGHTS, `${name}.weight is missing`)) : denseLinear(ctx, name, w);
 };

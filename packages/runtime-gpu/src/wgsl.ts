@@ -161,3 +161,26 @@ fn main() {
   for (var i = 1u; i < p.a; i++) { if (x[base + i] > x[base + best]) { best = i; } }
   o[0] = best;
 }`;
+
+/**
+ * Dynamic per-token symmetric int8 fake quantization of x [T, K] in place of a W8A8 linear's input, as
+ * compressed-tensors computes it in f32: s = amax / 127.5 (2^−23 when 0), x ← round_half_even(clamp(x / s, −128, 127)) · s.
+ * Both divisions are corrected with an fma residual so they round like IEEE division (WGSL allows 2.5 ulp). a=T b=K.
+ */
+export const QUANTIZE_INPUT_INT8 = `${params(2)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+fn div(a: f32, b: f32) -> f32 {
+  let q = a / b;
+  return q + fma(-q, b, a) / b;
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let t = id.x;
+  if (t >= p.a) { return; }
+  var amax = 0.0;
+  for (var k = 0u; k < p.b; k++) { amax = max(amax, abs(x[t * p.b + k])); }
+  var s = div(amax, 127.5);
+  if (s == 0.0) { s = 1.1920929e-7; }
+  for (var k = 0u; k < p.b; k++) { y[t * p.b + k] = round(clamp(div(x[t * p.b + k], s), -128.0, 127.0)) * s; }
+}`;
