@@ -8,10 +8,11 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const missing = [];
-for (const d of readdirSync(join(root, "packages"))) {
-  const pj = join(root, "packages", d, "package.json");
+const dirs = ["packages", "examples"].flatMap((top) => (existsSync(join(root, top)) ? readdirSync(join(root, top)).map((d) => [top, d]) : []));
+for (const [top, d] of dirs) {
+  const pj = join(root, top, d, "package.json");
   if (!existsSync(pj) || !JSON.parse(readFileSync(pj, "utf8")).scripts?.test) continue;
-  const f = join(root, "packages", d, "test-results.json");
+  const f = join(root, top, d, "test-results.json");
   if (!existsSync(f)) {
     missing.push(d);
     continue;

@@ -1,6 +1,7 @@
-import { createRequire } from "node:module";
-import { availableParallelism } from "node:os";
+import { hasNodeBuiltins, nodeBuiltin } from "@llmq/tensor";
 import { GPTQ_UPDATE_WASM } from "./gptq-update-wasm.js";
+const { createRequire } = nodeBuiltin<typeof import("node:module")>("node:module");
+const { availableParallelism } = nodeBuiltin<typeof import("node:os")>("node:os");
 
 // The GPTQ column loop for integer grids with f32 dequantization (the common case: f32 working weights, f32
 // scales), shared by the main thread and a small pool of worker threads that split the rows of each block. The
@@ -183,8 +184,8 @@ let mainWasm: WasmUpdate | null | undefined;
 /** The SIMD update for the calling thread (null without WebAssembly SIMD, or with LLMQ_GPTQ_WASM=0). */
 export const wasmForMain = (): WasmUpdate | null => {
   if (mainWasm === undefined) {
-    wasmBytes ??= Uint8Array.from(Buffer.from(GPTQ_UPDATE_WASM, "base64"));
-    mainWasm = process.env.LLMQ_GPTQ_WASM === "0" ? null : makeWasmUpdate(wasmBytes);
+    wasmBytes ??= Uint8Array.from(atob(GPTQ_UPDATE_WASM), (c) => c.charCodeAt(0));
+    mainWasm = globalThis.process?.env?.LLMQ_GPTQ_WASM === "0" ? null : makeWasmUpdate(wasmBytes);
   }
   return mainWasm;
 };
@@ -194,8 +195,8 @@ let poolError: string | null = null;
 
 /** Threads for the column loop: LLMQ_THREADS, else the CPU count (capped at 16). */
 export const defaultThreads = (): number => {
-  const env = Number(process.env.LLMQ_THREADS);
-  return Number.isInteger(env) && env > 0 ? env : Math.min(16, availableParallelism());
+  const env = Number(globalThis.process?.env?.LLMQ_THREADS);
+  return Number.isInteger(env) && env > 0 ? env : hasNodeBuiltins() ? Math.min(16, availableParallelism()) : 1;
 };
 
 const workers = (n: number): WorkerLike[] => {

@@ -9,7 +9,8 @@ import { evalCommand, formatEval } from "./eval-command.js";
 import { KV_CACHE_OVERRIDES } from "./evaluate.js";
 import { formatGenerate, generateCommand } from "./generate-command.js";
 import { formatInspect, inspectCommand } from "./inspect-command.js";
-import { type ProgressSink, noProgress, stderrProgress } from "./progress.js";
+import { type ProgressSink, noProgress } from "./progress.js";
+import { stderrProgress } from "./stderr-progress.js";
 import { formatQuantize, quantizeCommand } from "./quantize-command.js";
 
 // The only place that subscribes, throws to the user or calls process.exit: every library result arrives as an

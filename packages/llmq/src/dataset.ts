@@ -1,10 +1,11 @@
-import { readFile, stat } from "node:fs/promises";
+import { nodeBuiltin } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { type Observable, from } from "rxjs";
 import { describeErrno } from "@llmq/serialization";
 import { type LlmqError, datasetError } from "./errors.js";
+const { readFile, stat } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
 
 // ----- model -----
 

@@ -1,12 +1,12 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { kvScaleNames } from "@llmq/kv-cache";
 import { type Checkpoint, formatSerializationError, openCheckpoint, openGguf } from "@llmq/serialization";
-import { toFloat32 } from "@llmq/tensor";
+import { toFloat32, nodeBuiltin } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type LlmqError, ioError, ioErrorFrom, modelError } from "./errors.js";
 import { isGgufPath } from "./open-model.js";
+const { readFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 /** The stable `--json` shape of `llmq inspect` (DESIGN.md §5). */
 export interface InspectResult {

@@ -1,5 +1,3 @@
-import { copyFile, readFile, readdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { type ModelHandle, embed } from "@llmq/models";
 import {
   type QuantizationArgs,
@@ -22,7 +20,7 @@ import {
   parsePythonJson,
   stageDirectory,
 } from "@llmq/serialization";
-import { type Tensor, activeBackend, nativeAddon, toFloat32 } from "@llmq/tensor";
+import { type Tensor, activeBackend, nativeAddon, toFloat32, nodeBuiltin } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -35,6 +33,8 @@ import { openModelDir } from "./open-model.js";
 import { type LayerReport, type Pass, type PipelineName, type WindowsBox, planPasses, runPipeline } from "./pipeline.js";
 import { type ProgressSink, noProgress } from "./progress.js";
 import type { Recipe } from "./recipe.js";
+const { copyFile, readFile, readdir, writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // llm-compressor's `oneshot`: initialize and start every modifier against the model (nothing but headers read), pick
 // the calibration pipeline, run it over the in-memory layers, finalize the modifiers, and save what the layers hold as

@@ -1,3 +1,4 @@
+import { nodeBuiltin } from "@llmq/tensor";
 import {
   type ModelError,
   type ModelHandle,
@@ -32,13 +33,13 @@ import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
-import { access, stat } from "node:fs/promises";
-import { join } from "node:path";
 import type { InputQuantSpec } from "./activation-quant.js";
 import type { DatasetTokenizer } from "./dataset.js";
 import { type LlmqError, modelError } from "./errors.js";
 import { onlineTransformsOf } from "./online-transforms.js";
 import { openGgufFile, quantizedSource } from "./quantized-source.js";
+const { access, stat } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // Opens any model llmq can run: a dense HF checkpoint, a compressed-tensors one, whose quantized modules are
 // decompressed on read exactly as compressed-tensors' decompressors do (so `eval` measures what vLLM/transformers

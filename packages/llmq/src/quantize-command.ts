@@ -1,5 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
 import type { TransformRecord } from "@llmq/observers";
 import { liveLockHolder, lockPathOf, quantMethodOf } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
@@ -16,6 +15,8 @@ import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
 import { type ReportSection, barChartSvg, renderReport } from "./report.js";
 import { MAX_NUM_SAMPLES, checkSeqLen, checkWindowMemory, seqLenWarning } from "./window-memory.js";
+const { mkdtemp, readFile, rm } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { dirname, join, resolve } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 export interface QuantizeCommandOptions {
   readonly model: string;

@@ -1,8 +1,9 @@
-import { open, rm, stat } from "node:fs/promises";
-import { resolve } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
 import { overlapOf, realpathLoose, tempSibling, writeAtomically } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { type LlmqError, ioErrorFrom, usageError } from "./errors.js";
+const { open, rm, stat } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { resolve } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // The HTML report is checked before any work (a report that cannot be written must not cost a whole quantization, nor
 // fail after the checkpoint was committed) and written like every other output: to a temporary sibling, then renamed.

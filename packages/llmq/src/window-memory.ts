@@ -1,7 +1,8 @@
-import { totalmem } from "node:os";
+import { nodeBuiltin } from "@llmq/tensor";
 import type { LlamaConfig } from "@llmq/models";
 import * as E from "fp-ts/lib/Either.js";
 import { type LlmqError, usageError } from "./errors.js";
+const { totalmem } = nodeBuiltin<typeof import("node:os")>("node:os");
 
 // A window of T tokens makes the forward pass allocate T×T attention scores, T×intermediate MLP activations and (for
 // evaluation) T×vocab logits, each as one Float32Array. Past 2³² elements V8 throws "RangeError: Invalid typed array

@@ -1,10 +1,11 @@
-import { writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
 import { type SerializationError, describeErrno, formatSerializationError, stageDirectory, writeSafetensors } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { type ModelError, checkpointError, ioError, outputExists } from "./errors.js";
+const { writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { basename, join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 /** What an HF model directory is made of: JSON files by name and the tensors of `model.safetensors`. */
 export interface HfDirectoryContents {

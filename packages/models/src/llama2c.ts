@@ -1,11 +1,11 @@
-import { readFile } from "node:fs/promises";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
-import { Tensor } from "@llmq/tensor";
+import { Tensor, nodeBuiltin } from "@llmq/tensor";
 import { type ModelError, fileNotFound, invalidCheckpoint, ioError } from "./errors.js";
 import { type LlamaConfig, decodeLlamaConfig } from "./llama-config.js";
 import { type Llama2cVocab, llama2cTokenizerFiles, parseLlama2cTokenizer } from "./llama2c-tokenizer.js";
+const { readFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
 
 // ----- model -----
 

@@ -1,5 +1,4 @@
-import { access, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
 import { type SerializationError, formatSerializationError, llmqDTypeOf, openCheckpoint } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -7,6 +6,8 @@ import * as TE from "fp-ts/lib/TaskEither.js";
 import { type ModelError, checkpointError, fileNotFound, invalidJson, ioError } from "./errors.js";
 import { type ModelHandle, modelFromSource } from "./model-handle.js";
 import type { WeightSource } from "./weight-source.js";
+const { access, readFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 const fromSerialization = (e: SerializationError): ModelError => checkpointError(e.file, e.tensor, formatSerializationError(e));
 

@@ -1,15 +1,15 @@
 // `llmq convert --from gptq|awq`: a pre-quantized HF directory (AutoGPTQ / GPTQModel / AutoAWQ / transformers) read
 // back to a dense model: packed linears dequantized (exact f32), quantization_config dropped, tokenizer files kept.
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { type QuantizedFormat, type SerializationError, dequantizeCheckpoint, formatSerializationError, openCheckpoint, quantizedFormatOf } from "@llmq/serialization";
-import { type Tensor, cast } from "@llmq/tensor";
+import { type Tensor, cast, nodeBuiltin } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { type ModelError, checkpointError, invalidConfig } from "./errors.js";
 import type { GgufOutputDType } from "./gguf-llama.js";
 import { readConfigJson } from "./open-model.js";
+const { readFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 const fromSerialization = (e: SerializationError): ModelError => checkpointError(e.file, e.tensor, formatSerializationError(e));
 

@@ -1,10 +1,11 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
 import { Tokenizer } from "@huggingface/tokenizers";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { type ModelError, fileNotFound, invalidJson, ioError, tokenizerError } from "./errors.js";
+const { readFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 /** A tokenizer loaded from a model directory's tokenizer.json (+ tokenizer_config.json when present). */
 export interface TextTokenizer {

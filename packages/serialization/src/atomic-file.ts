@@ -1,6 +1,8 @@
-import { randomBytes } from "node:crypto";
-import { type FileHandle, open, readdir, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
+import type { FileHandle } from "node:fs/promises";
+const { randomBytes } = nodeBuiltin<typeof import("node:crypto")>("node:crypto");
+const { open, readdir, rename, rm } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { basename, dirname, join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // ----- temporary siblings -----
 // Files are written under a hidden temporary name in the destination directory (same filesystem, so the final

@@ -1,5 +1,5 @@
-import { type FileHandle, open } from "node:fs/promises";
-import { Tensor } from "@llmq/tensor";
+import type { FileHandle } from "node:fs/promises";
+import { Tensor, nodeBuiltin } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
@@ -7,6 +7,7 @@ import { type SerializationError, tensorNotFound, truncatedFile, unsupportedDTyp
 import { GGUF_DEQUANTIZABLE, canDequantizeGguf, dequantizeGguf } from "./gguf-dequantize.js";
 import { type GgufHeader, type GgufTensorInfo, type GgufValue, parseGgufPrefix } from "./gguf-header.js";
 import { readFully, tryIo } from "./safetensors-reader.js";
+const { open } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
 
 // ----- model -----
 

@@ -1,10 +1,11 @@
-import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
-import { readFileSync, unlinkSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { pidAlive, tempSibling } from "./atomic-file.js";
 import { type SerializationError, ioError, outputLocked } from "./errors.js";
+const { mkdir, open, readFile, rename, stat, unlink } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { readFileSync, unlinkSync } = nodeBuiltin<typeof import("node:fs")>("node:fs");
+const { basename, dirname, join, resolve } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // One writer per output: a lock file next to the target, created exclusively (O_EXCL) and holding the writer's pid, so
 // a second run on the same output fails at once instead of racing the first to the final rename. A lock whose process
@@ -97,7 +98,8 @@ const settledHolderOf = async (lock: string): Promise<Holder> => {
   }
 };
 
-const ownStart = startTimeOf(process.pid);
+// Guarded: this module is part of the browser-safe core entry, where there is no process.
+const ownStart = typeof process === "undefined" ? undefined : startTimeOf(process.pid);
 
 const create = async (lock: string): Promise<boolean> => {
   let fh: Awaited<ReturnType<typeof open>>;

@@ -1,6 +1,7 @@
-import { realpath } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
 import type { OverlapRelation } from "./errors.js";
+const { realpath } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { basename, dirname, isAbsolute, join, relative, resolve } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // An output must never be the model it reads, an ancestor of it (--overwrite would delete the model) or a directory
 // inside it. Paths are compared after resolving symbolic links, so `out -> model` or `model/../model` are caught too;

@@ -1,11 +1,12 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
 import { type QuantizationConfig, type SchemeError, decodeQuantizationConfig, encodeQuantizationConfig, formatSchemeError } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { type SerializationError, invalidConfig, ioError } from "./errors.js";
 import { type PyJson, type PyJsonObject, PyFloat, dumpPythonJson, parsePythonJson, toPlainJson } from "./python-json.js";
+const { readFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // ----- constants -----
 

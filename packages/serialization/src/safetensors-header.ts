@@ -215,7 +215,13 @@ export const parseSafetensorsBuffer = (file: string, bytes: Uint8Array): E.Eithe
 const utf8Encoder = new TextEncoder();
 
 /** Name order of the Rust library: byte-wise on UTF-8 (not UTF-16 code units as JS `<` compares). */
-export const compareUtf8 = (a: string, b: string): number => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+export const compareUtf8 = (a: string, b: string): number => {
+  const x = utf8Encoder.encode(a);
+  const y = utf8Encoder.encode(b);
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1;
+  return x.length === y.length ? 0 : x.length < y.length ? -1 : 1;
+};
 
 /**
  * The order in which the Python library lays out tensors: by dtype alignment descending, then by name

@@ -1,6 +1,5 @@
-import { type FileHandle, open, readFile } from "node:fs/promises";
-import { isAbsolute, join, relative, resolve, sep } from "node:path";
-import { type DType, Tensor, storageFromBytes } from "@llmq/tensor";
+import type { FileHandle } from "node:fs/promises";
+import { type DType, Tensor, storageFromBytes, nodeBuiltin } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
@@ -15,6 +14,8 @@ import {
 } from "./errors.js";
 import { SUPPORTED_SAFETENSORS_DTYPES, llmqDTypeOf } from "./safetensors-dtype.js";
 import { type SafetensorsHeader, type TensorInfo, parseHeader, parseHeaderLength, parseSafetensorsBuffer } from "./safetensors-header.js";
+const { open, readFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { isAbsolute, join, relative, resolve, sep } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // ----- model -----
 

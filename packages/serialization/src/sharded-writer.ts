@@ -1,5 +1,5 @@
-import { type FileHandle, mkdir, open, readdir, rename } from "node:fs/promises";
-import { join } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
+import type { FileHandle } from "node:fs/promises";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -10,6 +10,8 @@ import { type PyJsonObject, dumpPythonJson } from "./python-json.js";
 import type { TensorEntryInfo } from "./safetensors-header.js";
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from "./safetensors-reader.js";
 import { describeTensor, encodeHeaderChecked } from "./safetensors-writer.js";
+const { mkdir, open, readdir, rename } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // ----- model -----
 

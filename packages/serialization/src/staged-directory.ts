@@ -1,6 +1,5 @@
-import { lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
-import { type Stats, existsSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
+import type { Stats } from "node:fs";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -8,6 +7,9 @@ import { fsyncDir, pidAlive, tempSibling } from "./atomic-file.js";
 import { type SerializationError, ioError, outputExists, outputNotDirectory, outputOverlaps } from "./errors.js";
 import { type OutputLock, lockOutput, releaseHeldLocksSync } from "./output-lock.js";
 import { findOverlap } from "./output-path.js";
+const { lstat, mkdir, readdir, rename, rm } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { existsSync, renameSync, rmSync } = nodeBuiltin<typeof import("node:fs")>("node:fs");
+const { basename, dirname, join, resolve } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // A whole output directory (a checkpoint plus its JSON files) is produced in a hidden sibling and renamed into place
 // at the end, so an error or an interruption at any point leaves either the previous directory or nothing — never a

@@ -1,7 +1,8 @@
-import { createRequire } from "node:module";
+import type * as NodeModule from "node:module";
 import { jsKernels } from "./backend-js.js";
 import { type NativeIsa, wrapNativeAddon } from "./backend-native.js";
 import type { BackendName, Kernels } from "./kernels.js";
+import { nodeBuiltin } from "./node-builtin.js";
 
 // ----- native loading -----
 
@@ -26,7 +27,7 @@ let warned = false;
 const loadNative = (): NativeAddon | null => {
   if (nativeState) return nativeState.addon;
   try {
-    const req = createRequire(import.meta.url);
+    const req = nodeBuiltin<typeof NodeModule>("node:module").createRequire(import.meta.url);
     const paths = ["../build/Release/llmq_tensor.node", "../../build/Release/llmq_tensor.node"];
     let lastErr: unknown = null;
     for (const p of paths) {

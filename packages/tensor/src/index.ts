@@ -6,6 +6,7 @@ export { jsKernels } from "./backend-js.js";
 export { expF64, lanes8Sum } from "./exp-f64.js";
 export { activeBackend, kernels, kernelsFor, nativeAddon, nativeError, setBackend } from "./backend.js";
 export type { NativeAddon } from "./backend.js";
+export { hasNodeBuiltins, nodeBuiltin } from "./node-builtin.js";
 export { NATIVE_ISAS, type NativeIsa } from "./backend-native.js";
 export * from "./ops/shape.js";
 export * from "./ops/elementwise.js";

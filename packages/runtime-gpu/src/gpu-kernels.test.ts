@@ -1,0 +1,191 @@
+import { applyRopeInPlace, linear, rmsNorm, ropeCosSin, ropeInvFreq } from "@llmq/models";
+import { decompressModule, packRowsToInt32 } from "@llmq/serialization";
+import { computeDynamicQParams, fakeQuantize, presetScheme } from "@llmq/schemes";
+import { Tensor, cast, castFromNumbers, jsKernels, toFloat32 } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { describe, expect, it } from "vitest";
+import { type GpuContext, readBuffer, storageBuffer } from "./gpu-context.js";
+import {
+  GPU_KERNELS,
+  type GpuKernelName,
+  type GpuLinear,
+  encodeAdd,
+  encodeArgmax,
+  encodeCausalAttention,
+  encodeLinear,
+  encodeQuantizeInputInt8,
+  encodeRmsNorm,
+  encodeRope,
+  encodeSiluMul,
+} from "./gpu-kernels.js";
+import { relErr, seeded, testGpu } from "./test-support/gpu.js";
+
+// Conformance: every kernel of the registry against its reference (the js backend of @llmq/tensor, @llmq/models'
+// forward pieces, @llmq/serialization's compressed-tensors decompression). The GPU sums in f32 in its own order, so
+// results agree to a few f32 ulps of the largest value, not bit for bit (the bound is 1e-5 relative).
+
+const ctx = await testGpu();
+
+const must = <A>(e: E.Either<unknown, A>): A => {
+  if (E.isLeft(e)) throw new Error(JSON.stringify(e.left));
+  return e.right;
+};
+const TOL = 1e-5;
+
+const run = async (g: GpuContext, record: (enc: GPUCommandEncoder) => void, out: GPUBuffer, n: number): Promise<Float32Array> => {
+  const enc = g.device.createCommandEncoder();
+  record(enc);
+  g.device.queue.submit([enc.finish()]);
+  return new Float32Array(await readBuffer(g, out, n * 4));
+};
+
+interface PackedCase {
+  readonly bits: number;
+  readonly n: number;
+  readonly k: number;
+  readonly strategy: "group" | "channel";
+  readonly group: number;
+  readonly scaleDType: "f32" | "bf16";
+}
+
+const packedCase = async (g: GpuContext, c: PackedCase): Promise<number> => {
+  const half = 1 << (c.bits - 1);
+  const codes = Array.from(seeded(c.n * c.k, c.bits * 7 + c.k), (v) => Math.min(half - 1, Math.floor(v * half)));
+  const groups = Math.ceil(c.k / c.group);
+  const scale = castFromNumbers(c.scaleDType, seeded(c.n * groups, 3, 0.01, 0.1), [c.n, groups]);
+  const state = new Map<string, Tensor>([
+    ["weight_packed", new Tensor("i32", [c.n, Math.ceil((c.k * c.bits) / 32)], packRowsToInt32(codes, c.n, c.k, c.bits))],
+    ["weight_scale", scale],
+    ["weight_shape", new Tensor("i64", [2], BigInt64Array.of(BigInt(c.n), BigInt(c.k)))],
+  ]);
+  const args = { num_bits: c.bits, type: "int", symmetric: true, strategy: c.strategy, group_size: c.strategy === "group" ? c.group : null };
+  const dec = decompressModule("pack-quantized", { weights: args }, state);
+  if (E.isLeft(dec)) throw new Error(JSON.stringify(dec.left));
+  const t = 3;
+  const x = seeded(t * c.k, 11);
+  const ref = linear(new Tensor("f32", [t, c.k], x), dec.right.get("weight") as Tensor<"f32">).data;
+  const lin: GpuLinear = {
+    kind: "packed",
+    l: {
+      n: c.n,
+      k: c.k,
+      bits: c.bits,
+      group: c.group,
+      groups,
+      words: Math.ceil((c.k * c.bits) / 32),
+      bf16: c.scaleDType === "bf16",
+      packed: storageBuffer(g, state.get("weight_packed")!.data as Int32Array),
+      scale: storageBuffer(g, cast(scale, "f32").data),
+      zeroPoint: storageBuffer(g, new Int32Array(c.n * groups)),
+      int8Input: false,
+    },
+  };
+  const y = storageBuffer(g, t * c.n * 4);
+  return relErr(await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, x), y, t), y, t * c.n), ref);
+};
+
+/** One case per registry entry; the suite fails when a kernel has none. */
+const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
+  packedMatmul: async (g) => {
+    for (const c of [
+      { bits: 4, n: 48, k: 64, strategy: "group", group: 32, scaleDType: "f32" },
+      { bits: 4, n: 40, k: 172, strategy: "channel", group: 172, scaleDType: "f32" },
+      { bits: 8, n: 24, k: 96, strategy: "group", group: 32, scaleDType: "bf16" },
+      { bits: 8, n: 16, k: 64, strategy: "channel", group: 64, scaleDType: "bf16" },
+      { bits: 2, n: 8, k: 48, strategy: "group", group: 16, scaleDType: "f32" },
+    ] as const)
+      expect(await packedCase(g, c), JSON.stringify(c)).toBeLessThan(TOL);
+  },
+  denseMatmul: async (g) => {
+    const [t, n, k] = [4, 33, 70];
+    const x = seeded(t * k, 1);
+    const w = seeded(n * k, 2);
+    const y = storageBuffer(g, t * n * 4);
+    const lin: GpuLinear = { kind: "dense", l: { n, k, weight: storageBuffer(g, w) } };
+    const got = await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, x), y, t), y, t * n);
+    expect(relErr(got, linear(new Tensor("f32", [t, k], x), new Tensor("f32", [n, k], w)).data)).toBeLessThan(TOL);
+  },
+  rmsNorm: async (g) => {
+    const [rows, h] = [5, 72];
+    const x = seeded(rows * h, 4, -3, 3);
+    const w = seeded(h, 5, 0.5, 1.5);
+    const y = storageBuffer(g, rows * h * 4);
+    const got = await run(g, (enc) => encodeRmsNorm(g, enc, storageBuffer(g, x), storageBuffer(g, w), y, rows, h, 1e-5), y, rows * h);
+    expect(relErr(got, rmsNorm(new Tensor("f32", [rows, h], x), new Tensor("f32", [h], w), 1e-5).data)).toBeLessThan(TOL);
+  },
+  rope: async (g) => {
+    const [t, heads, dim] = [4, 3, 16];
+    const x = seeded(t * heads * dim, 6);
+    const { cos, sin } = ropeCosSin(ropeInvFreq({ head_dim: dim, rope_theta: 10000, rope_scaling: null }), Int32Array.from([7, 8, 9, 10]));
+    const buf = storageBuffer(g, x);
+    const got = await run(g, (enc) => encodeRope(g, enc, buf, storageBuffer(g, cos), storageBuffer(g, sin), t, heads, dim), buf, x.length);
+    const ref = x.slice();
+    applyRopeInPlace(ref, t, heads, dim, cos, sin);
+    expect(relErr(got, ref)).toBeLessThan(TOL);
+  },
+  causalAttention: async (g) => {
+    for (const [tokens, past, window] of [
+      [5, 0, 0],
+      [1, 9, 0],
+      [3, 6, 4],
+    ] as const) {
+      const [heads, kvHeads, d] = [4, 2, 8];
+      const q = seeded(tokens * heads * d, 7, -2, 2);
+      const k = seeded((past + tokens) * kvHeads * d, 8, -2, 2);
+      const v = seeded((past + tokens) * kvHeads * d, 9);
+      const out = storageBuffer(g, tokens * heads * d * 4);
+      const shape = { tokens, past, heads, kvHeads, headDim: d, window, scale: 1 / Math.sqrt(d) };
+      const got = await run(g, (enc) => encodeCausalAttention(g, enc, storageBuffer(g, q), storageBuffer(g, k), storageBuffer(g, v), out, shape), out, tokens * heads * d);
+      const ref = new Float32Array(tokens * heads * d);
+      jsKernels.causalAttention(q, k, v, tokens, past, heads, kvHeads, d, window, shape.scale, ref);
+      expect(relErr(got, ref), `tokens ${tokens} past ${past} window ${window}`).toBeLessThan(TOL);
+    }
+  },
+  siluMul: async (g) => {
+    const n = 300;
+    const a = seeded(n, 10, -8, 8);
+    const b = seeded(n, 11);
+    const out = storageBuffer(g, n * 4);
+    const got = await run(g, (enc) => encodeSiluMul(g, enc, storageBuffer(g, a), storageBuffer(g, b), out, n), out, n);
+    const ref = new Float32Array(n);
+    jsKernels.siluMul(a, b, n, ref);
+    expect(relErr(got, ref)).toBeLessThan(TOL);
+  },
+  add: async (g) => {
+    const n = 130;
+    const a = seeded(n, 12);
+    const b = seeded(n, 13);
+    const buf = storageBuffer(g, a);
+    const got = await run(g, (enc) => encodeAdd(g, enc, buf, storageBuffer(g, b), n), buf, n);
+    expect(Array.from(got)).toEqual(Array.from(a, (v, i) => Math.fround(v + b[i]!)));
+  },
+  quantizeInputInt8: async (g) => {
+    const args = must(presetScheme("W8A8", ["Linear"])).input_activations!;
+    const [t, k] = [6, 172];
+    const x = seeded(t * k, 15, -4, 4);
+    x.fill(0, k, 2 * k); // an all-zero token takes the 2^-23 scale
+    const x3 = new Tensor("f32", [1, t, k], x);
+    const qp = must(computeDynamicQParams(x3, args));
+    const ref = toFloat32(must(fakeQuantize(x3, qp.scale, null, args))).data;
+    const out = storageBuffer(g, t * k * 4);
+    const got = await run(g, (enc) => encodeQuantizeInputInt8(g, enc, storageBuffer(g, x), out, t, k), out, t * k);
+    expect(Array.from(got)).toEqual(Array.from(ref)); // exact: the same f32 operations, divisions corrected to IEEE
+  },
+  argmax: async (g) => {
+    const x = seeded(2 * 97, 14);
+    x[97 + 40] = 5;
+    x[97 + 60] = 5; // a tie: the first index wins, as greedy sampling picks
+    const out = storageBuffer(g, 4);
+    const enc = g.device.createCommandEncoder();
+    encodeArgmax(g, enc, storageBuffer(g, x), out, 97, 1);
+    g.device.queue.submit([enc.finish()]);
+    expect(new Uint32Array(await readBuffer(g, out, 4))[0]).toBe(40);
+  },
+};
+
+describe.skipIf(ctx === null)("GPU kernels against their references", () => {
+  it("has a conformance case for every registered kernel", () => {
+    expect(Object.keys(CASES).sort()).toEqual(Object.keys(GPU_KERNELS).sort());
+  });
+  for (const name of Object.keys(GPU_KERNELS) as GpuKernelName[]) it(name, () => CASES[name](ctx!));
+});

@@ -1,0 +1,93 @@
+import { type GpuContext, bitsOf, dispatch } from "./gpu-context.js";
+import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_PACKED, QUANTIZE_INPUT_INT8, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
+
+// The kernel registry: one WGSL source per kernel name, named like @llmq/tensor's kernel table where one exists there
+// (siluMul, causalAttention). The js backend and @llmq/models' forward stay the definition: gpu-kernels.test.ts
+// compares every entry of this table with its reference and fails on a kernel it has no case for.
+
+export const GPU_KERNELS = {
+  packedMatmul: MATMUL_PACKED,
+  denseMatmul: MATMUL_DENSE,
+  rmsNorm: RMS_NORM,
+  rope: ROPE,
+  causalAttention: CAUSAL_ATTENTION,
+  siluMul: SILU_MUL,
+  add: ADD,
+  argmax: ARGMAX,
+  quantizeInputInt8: QUANTIZE_INPUT_INT8,
+} as const;
+
+export type GpuKernelName = keyof typeof GPU_KERNELS;
+
+/** A pack-quantized linear on the GPU: words [N, words] u32, scales and zero points [N, groups]. */
+export interface PackedLinear {
+  readonly n: number;
+  readonly k: number;
+  readonly bits: number;
+  readonly group: number;
+  readonly groups: number;
+  readonly words: number;
+  /** Dequantized weights are rounded to bf16 (the checkpoint's scales are bf16). */
+  readonly bf16: boolean;
+  readonly packed: GPUBuffer;
+  readonly scale: GPUBuffer;
+  readonly zeroPoint: GPUBuffer;
+  /** The input is fake-quantized first (W8A8: dynamic per-token symmetric int8). */
+  readonly int8Input: boolean;
+}
+
+/** An unquantized linear on the GPU: w [N, K] f32. */
+export interface DenseLinear {
+  readonly n: number;
+  readonly k: number;
+  readonly weight: GPUBuffer;
+}
+
+export type GpuLinear = { readonly kind: "packed"; readonly l: PackedLinear } | { readonly kind: "dense"; readonly l: DenseLinear };
+
+type Enc = GPUCommandEncoder;
+
+/** y [T, N] = x [T, K] · Wᵀ; `xq` (≥ T·K f32) holds the quantized input of a W8A8 linear. */
+export const encodeLinear = (ctx: GpuContext, enc: Enc, lin: GpuLinear, x: GPUBuffer, y: GPUBuffer, t: number, xq?: GPUBuffer): void => {
+  if (lin.kind === "dense") dispatch(ctx, enc, GPU_KERNELS.denseMatmul, [x, lin.l.weight, y], [t, lin.l.n, lin.l.k], lin.l.n, t);
+  else {
+    const l = lin.l;
+    if (l.int8Input && xq === undefined) throw new Error("llmq internal: a W8A8 linear needs a buffer for its quantized input");
+    const input = l.int8Input ? xq! : x;
+    if (l.int8Input) encodeQuantizeInputInt8(ctx, enc, x, input, t, l.k);
+    dispatch(ctx, enc, GPU_KERNELS.packedMatmul, [input, l.packed, l.scale, l.zeroPoint, y], [t, l.n, l.k, l.words, l.group, l.bits, l.bf16 ? 1 : 0, l.groups], l.n, t);
+  }
+};
+
+/** y [T, K] = x fake-quantized per token to int8 (dynamic, symmetric). */
+export const encodeQuantizeInputInt8 = (ctx: GpuContext, enc: Enc, x: GPUBuffer, y: GPUBuffer, t: number, k: number): void =>
+  dispatch(ctx, enc, GPU_KERNELS.quantizeInputInt8, [x, y], [t, k], t);
+
+export const encodeRmsNorm = (ctx: GpuContext, enc: Enc, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, rows: number, h: number, eps: number): void =>
+  dispatch(ctx, enc, GPU_KERNELS.rmsNorm, [x, w, y], [rows, h, bitsOf(eps)], rows);
+
+export const encodeRope = (ctx: GpuContext, enc: Enc, x: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, t: number, heads: number, dim: number): void =>
+  dispatch(ctx, enc, GPU_KERNELS.rope, [x, cos, sin], [t, heads, dim], dim / 2, t * heads);
+
+export interface AttentionShape {
+  readonly tokens: number;
+  readonly past: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  /** 0 = no sliding window. */
+  readonly window: number;
+  readonly scale: number;
+}
+
+export const encodeCausalAttention = (ctx: GpuContext, enc: Enc, q: GPUBuffer, k: GPUBuffer, v: GPUBuffer, out: GPUBuffer, s: AttentionShape): void =>
+  dispatch(ctx, enc, GPU_KERNELS.causalAttention, [q, k, v, out], [s.tokens, s.past, s.heads, s.kvHeads, s.headDim, s.window, bitsOf(s.scale)], s.heads, s.tokens);
+
+export const encodeSiluMul = (ctx: GpuContext, enc: Enc, gate: GPUBuffer, up: GPUBuffer, out: GPUBuffer, n: number): void =>
+  dispatch(ctx, enc, GPU_KERNELS.siluMul, [gate, up, out], [n], n);
+
+export const encodeAdd = (ctx: GpuContext, enc: Enc, a: GPUBuffer, b: GPUBuffer, n: number): void => dispatch(ctx, enc, GPU_KERNELS.add, [a, b], [n], n);
+
+/** out[0] = argmax of row `row` of x [*, n]. */
+export const encodeArgmax = (ctx: GpuContext, enc: Enc, x: GPUBuffer, out: GPUBuffer, n: number, row: number): void =>
+  dispatch(ctx, enc, GPU_KERNELS.argmax, [x, out], [n, row], 1);

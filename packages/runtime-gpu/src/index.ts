@@ -1,0 +1,20 @@
+export { type GpuError, deviceFailed, formatGpuError, gpuFailed, invalidCheckpoint, noAdapter, unsupportedCheckpoint } from "./gpu-error.js";
+export { type GpuContext, bitsOf, dispatch, readBuffer, requestGpuContext, storageBuffer } from "./gpu-context.js";
+export {
+  type AttentionShape,
+  type DenseLinear,
+  type GpuKernelName,
+  type GpuLinear,
+  type PackedLinear,
+  GPU_KERNELS,
+  encodeAdd,
+  encodeArgmax,
+  encodeCausalAttention,
+  encodeLinear,
+  encodeQuantizeInputInt8,
+  encodeRmsNorm,
+  encodeRope,
+  encodeSiluMul,
+} from "./gpu-kernels.js";
+export { type GpuLayer, type GpuModel, type QuantizedFiles, LAYER_LINEARS, loadQuantized } from "./load-quantized.js";
+export { type GpuGenerateOptions, type GpuKvCache, type GpuToken, type StepResult, createGpuKvCache, generate, gpuStep } from "./gpu-generate.js";

@@ -1,0 +1,198 @@
+import { type LlamaConfig, decodeLlamaConfig, formatModelError, ropeInvFreq } from "@llmq/models";
+import { type QuantizationArgs, type QuantizationConfig, decodeQuantizationConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
+import { deserializeSafetensors, formatSerializationError } from "@llmq/serialization";
+import { Tensor, cast } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { type GpuContext, storageBuffer } from "./gpu-context.js";
+import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
+import type { GpuLinear } from "./gpu-kernels.js";
+
+// A compressed-tensors checkpoint straight onto the GPU: pack-quantized linears keep their packed int32 words (the
+// WGSL matmul dequantizes them on the fly), everything else is uploaded as f32. The embedding stays on the CPU (one
+// row per token is copied up). What the kernels do not implement yet is refused by name, never run approximately.
+
+/** A checkpoint's bytes, from a directory (Node: loadQuantizedDir in "@llmq/runtime-gpu/node"), fetch or File objects. */
+export interface QuantizedFiles {
+  /** config.json's text. */
+  readonly config: string;
+  /** model.safetensors (a single file; sharded checkpoints are not supported yet). */
+  readonly weights: Uint8Array;
+}
+
+export interface GpuLayer {
+  readonly inputNorm: GPUBuffer;
+  readonly postNorm: GPUBuffer;
+  readonly linears: ReadonlyMap<string, GpuLinear>;
+}
+
+export interface GpuModel {
+  readonly ctx: GpuContext;
+  readonly config: LlamaConfig;
+  /** [vocab, hidden] f32, on the CPU. */
+  readonly embedding: Float32Array;
+  readonly layers: ReadonlyArray<GpuLayer>;
+  readonly norm: GPUBuffer;
+  readonly lmHead: GpuLinear;
+  readonly invFreq: Float32Array;
+}
+
+const CONFIG = "config.json";
+const WEIGHTS = "model.safetensors";
+export const LAYER_LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
+
+type Get = (name: string) => Tensor | undefined;
+
+const f32Of = (t: Tensor): Float32Array => cast(t, "f32").data as Float32Array;
+
+const intsOf = (t: Tensor): number[] => Array.from(cast(t, "f32").data as Float32Array);
+
+const denseLinear = (ctx: GpuContext, name: string, w: Tensor): E.Either<GpuError, GpuLinear> => {
+  if (w.dtype !== "f32" && w.dtype !== "bf16" && w.dtype !== "f16")
+    return E.left(unsupportedCheckpoint(WEIGHTS, `${name}.weight is ${w.dtype}: only pack-quantized int weights and float weights run on the GPU (int-quantized/W8A8 and float-quantized/FP8 formats are not implemented)`));
+  const [n, k] = w.shape as [number, number];
+  return E.right({ kind: "dense", l: { n, k, weight: storageBuffer(ctx, f32Of(w)) } });
+};
+
+/** Dynamic per-token symmetric int8, the only input quantization the kernels implement (W8A8). */
+const isDynamicTokenInt8 = (a: QuantizationArgs): boolean =>
+  a.type === "int" && a.num_bits === 8 && a.symmetric && a.strategy === "token" && a.dynamic === true && a.scale_dtype === null;
+
+/** The scheme of a quantized linear, checked against what the kernels implement. */
+const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, what: string): E.Either<GpuError, { w: QuantizationArgs; int8Input: boolean; format: string }> => {
+  const fail = (d: string) => E.left(unsupportedCheckpoint(WEIGHTS, `${name}: ${d}`));
+  if (qc === null) return E.left(invalidCheckpoint(CONFIG, `${name}.${what} without a quantization_config`));
+  const r = resolveSchemeForModule(qc, name, ["Linear"]);
+  if (E.isLeft(r)) return E.left(invalidCheckpoint(CONFIG, formatSchemeError(r.left)));
+  const scheme = r.right?.scheme;
+  const w = scheme?.weights;
+  if (scheme === undefined || w === null || w === undefined) return E.left(invalidCheckpoint(CONFIG, `${name} is quantized but no config group quantizes its weights`));
+  if (scheme.output_activations !== null) return fail("output activation quantization is not implemented on the GPU");
+  if (w.type !== "int" || 32 % w.num_bits !== 0) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits; float-quantized FP8 is not implemented yet)`);
+  if (!w.symmetric) return fail("asymmetric weights (zero points) are not implemented on the GPU yet");
+  if (get(`${name}.weight_g_idx`) !== undefined) return fail("activation ordering (weight_g_idx) is not implemented on the GPU yet");
+  const a = scheme.input_activations;
+  if (a !== null && !isDynamicTokenInt8(a)) return fail("input activation quantization other than dynamic per-token int8 (W8A8) is not implemented on the GPU yet");
+  return E.right({ w, int8Input: a !== null, format: scheme.format ?? qc.format });
+};
+
+/** int-quantized int8 weights [N, K] as the pack-quantized words of the same codes (4 per u32, offset by 128). */
+const int8AsPacked = (q: Int8Array, n: number, k: number): Int32Array => {
+  const words = Math.ceil(k / 4);
+  const out = new Int32Array(n * words);
+  for (let r = 0; r < n; r++) for (let c = 0; c < k; c++) out[r * words + (c >> 2)]! |= ((q[r * k + c]! + 128) & 255) << ((c & 3) * 8);
+  return out;
+};
+
+const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLinear> => {
+  const fail = (d: string) => E.left(unsupportedCheckpoint(WEIGHTS, `${name}: ${d}`));
+  const sch = quantizedScheme(name, get, qc, get(`${name}.weight_packed`) !== undefined ? "weight_packed" : "weight");
+  if (E.isLeft(sch)) return sch;
+  const { w, int8Input, format } = sch.right;
+  if (format !== "pack-quantized" && format !== "int-quantized") return fail(`format ${format} (only pack-quantized and int-quantized)`);
+  const int8 = get(`${name}.weight`);
+  if (format === "int-quantized" && (int8 === undefined || int8.dtype !== "i8" || w.num_bits !== 8))
+    return E.left(invalidCheckpoint(WEIGHTS, `${name}: int-quantized needs an int8 weight and 8-bit args`));
+  const packed =
+    format === "int-quantized"
+      ? new Tensor("i32", [int8!.shape[0]!, Math.ceil(int8!.shape[1]! / 4)], int8AsPacked(int8!.data as Int8Array, int8!.shape[0]!, int8!.shape[1]!))
+      : get(`${name}.weight_packed`);
+  const shape = format === "int-quantized" ? new Tensor("i32", [2], Int32Array.from(int8!.shape)) : get(`${name}.weight_shape`);
+  if (packed === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_packed is missing`));
+  const scale = get(`${name}.weight_scale`);
+  if (scale === undefined || shape === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}: weight_scale or weight_shape is missing`));
+  if (scale.dtype === "f16") return fail("f16 scales (dequantized weights would round to f16, which the kernel does not do yet)");
+  const [n, k] = intsOf(shape) as [number, number];
+  const words = Math.ceil((k * w.num_bits) / 32);
+  const group = w.strategy === "group" ? w.group_size! : w.strategy === "channel" ? k : 0;
+  if (group === 0) return fail(`strategy ${w.strategy} (only group and channel)`);
+  const groups = Math.ceil(k / group);
+  if (packed.dtype !== "i32" || packed.size !== n * words) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_packed: expected int32 [${n}, ${words}], got ${packed.dtype} [${packed.shape}]`));
+  if (scale.size !== n * groups) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_scale: expected ${n}×${groups} values, got [${scale.shape}]`));
+  return E.right({
+    kind: "packed",
+    l: {
+      n,
+      k,
+      bits: w.num_bits,
+      group,
+      groups,
+      words,
+      bf16: scale.dtype === "bf16",
+      packed: storageBuffer(ctx, packed.data as Int32Array),
+      scale: storageBuffer(ctx, f32Of(scale)),
+      zeroPoint: storageBuffer(ctx, new Int32Array(n * groups)),
+      int8Input,
+    },
+  });
+};
+
+const linearOf = (ctx: GpuContext, name: string, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLinear> => {
+  if (get(`${name}.weight_packed`) !== undefined || get(`${name}.weight_scale`) !== undefined) return packedLinear(ctx, name, get, qc);
+  const w = get(`${name}.weight`);
+  return w === undefined ? E.left(invalidCheckpoint(WEIGHTS, `${name}.weight is missing`)) : denseLinear(ctx, name, w);
+};
+
+const checkConfig = (raw: Record<string, unknown>, cfg: LlamaConfig): E.Either<GpuError, QuantizationConfig | null> => {
+  if (cfg.attention_bias || cfg.mlp_bias) return E.left(unsupportedCheckpoint(CONFIG, "linear biases are not implemented on the GPU yet"));
+  if (cfg.hidden_act !== "silu") return E.left(unsupportedCheckpoint(CONFIG, `hidden_act ${cfg.hidden_act} (only silu)`));
+  if (raw.quantization_config === undefined) return E.right(null);
+  const qc = decodeQuantizationConfig(raw.quantization_config, "quantization_config");
+  if (E.isLeft(qc)) return E.left(invalidCheckpoint(CONFIG, formatSchemeError(qc.left)));
+  if (qc.right.kv_cache_scheme !== null) return E.left(unsupportedCheckpoint(CONFIG, "kv_cache_scheme: the GPU KV cache is f32 only so far"));
+  const nonEmpty = (v: unknown): boolean => typeof v === "object" && v !== null && Object.keys(v).length > 0;
+  const qraw = raw.quantization_config as Record<string, unknown>;
+  if (nonEmpty(raw.transform_config) || nonEmpty(qraw.transform_config))
+    return E.left(unsupportedCheckpoint(CONFIG, "online transforms (transform_config) are not implemented on the GPU yet"));
+  if (nonEmpty(qraw.sparsity_config)) return E.left(unsupportedCheckpoint(CONFIG, "sparsity_config: sparse checkpoints are not implemented on the GPU yet"));
+  return E.right(qc.right);
+};
+
+const loadLayer = (ctx: GpuContext, i: number, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLayer> => {
+  const p = `model.layers.${i}`;
+  const inputNorm = get(`${p}.input_layernorm.weight`);
+  const postNorm = get(`${p}.post_attention_layernorm.weight`);
+  if (inputNorm === undefined || postNorm === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${p}: a layer norm weight is missing`));
+  const linears = new Map<string, GpuLinear>();
+  for (const local of LAYER_LINEARS) {
+    const l = linearOf(ctx, `${p}.${local}`, get, qc);
+    if (E.isLeft(l)) return l;
+    linears.set(local, l.right);
+  }
+  return E.right({ inputNorm: storageBuffer(ctx, f32Of(inputNorm)), postNorm: storageBuffer(ctx, f32Of(postNorm)), linears });
+};
+
+const parseConfig = (text: string): E.Either<GpuError, { raw: Record<string, unknown>; cfg: LlamaConfig }> => {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return E.left(invalidCheckpoint(CONFIG, `invalid JSON: ${(e as Error).message}`));
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return E.left(invalidCheckpoint(CONFIG, "the top level must be an object"));
+  const cfg = decodeLlamaConfig(CONFIG, raw);
+  return E.isLeft(cfg) ? E.left(invalidCheckpoint(CONFIG, formatModelError(cfg.left))) : E.right({ raw: raw as Record<string, unknown>, cfg: cfg.right });
+};
+
+/** Uploads a compressed-tensors (or dense) Llama-family checkpoint to the GPU. */
+export const loadQuantized = (ctx: GpuContext, files: QuantizedFiles): E.Either<GpuError, GpuModel> => {
+  const parsed = parseConfig(files.config);
+  if (E.isLeft(parsed)) return parsed;
+  const { raw, cfg } = parsed.right;
+  const qc = checkConfig(raw, cfg);
+  if (E.isLeft(qc)) return qc;
+  const st = deserializeSafetensors(WEIGHTS, files.weights);
+  if (E.isLeft(st)) return E.left(invalidCheckpoint(WEIGHTS, formatSerializationError(st.left)));
+  const get: Get = (n) => st.right.tensors.get(n);
+  const emb = get("model.embed_tokens.weight");
+  const norm = get("model.norm.weight");
+  if (emb === undefined || norm === undefined) return E.left(invalidCheckpoint(WEIGHTS, "model.embed_tokens.weight or model.norm.weight is missing"));
+  const layers: GpuLayer[] = [];
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const l = loadLayer(ctx, i, get, qc.right);
+    if (E.isLeft(l)) return l;
+    layers.push(l.right);
+  }
+  const head = cfg.tie_word_embeddings && get("lm_head.weight") === undefined ? denseLinear(ctx, "model.embed_tokens", emb) : linearOf(ctx, "lm_head", get, qc.right);
+  if (E.isLeft(head)) return head;
+  return E.right({ ctx, config: cfg, embedding: f32Of(emb), layers, norm: storageBuffer(ctx, f32Of(norm)), lmHead: head.right, invFreq: ropeInvFreq(cfg) });
+};
