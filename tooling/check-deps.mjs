@@ -16,9 +16,11 @@ export const ALLOWED = {
   // models names modules and matches targets, which needs the scheme vocabulary (schemes sits below serialization).
   "@llmq/models": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization"],
   "@llmq/runtime-gpu": ["@llmq/tensor", "@llmq/schemes", "@llmq/models"],
+  // QAT differentiates the Llama forward (models' config and RoPE tables) and drives modifiers (observers' contract).
+  "@llmq/train": ["@llmq/tensor", "@llmq/schemes", "@llmq/observers", "@llmq/models"],
   llmq: [
     "@llmq/tensor", "@llmq/schemes", "@llmq/observers", "@llmq/gptq", "@llmq/transforms",
-    "@llmq/kv-cache", "@llmq/serialization", "@llmq/models", "@llmq/runtime-gpu",
+    "@llmq/kv-cache", "@llmq/serialization", "@llmq/models", "@llmq/runtime-gpu", "@llmq/train",
   ],
 };
 
