@@ -28,3 +28,4 @@ export {
 export type { Teacher, TrainState } from "./train-state.js";
 export { type QatPhase, type TrainModifier, qatModifier } from "./train-modifier.js";
 export { type Batch, type TrainError, type TrainEvent, type TrainOptions, epochBatches, train$ } from "./train-loop.js";
+export { frozenQuantizedWeight, trainedQuantizationModifier } from "./trained-quantization-modifier.js";

@@ -63,7 +63,7 @@ describe("fake quantization with the clipped STE", () => {
     const x = param(Float32Array.from(w.data), w.shape);
     const y = right(fakeQuantSTE(tape, x, p));
     expect(Array.from(y.data)).toEqual(Array.from(toFloat32(right(fakeQuantize(w, scale, null, args))).data));
-    const loss = record(tape, [y], Float32Array.of(y.data.reduce((a: number, b: number) => a + b, 0)), [], (_, g) => {
+    const loss = record(tape, [y], Float32Array.of(Array.from(y.data).reduce((a, b) => a + b, 0)), [], (_, g) => {
       y.grad = new Float32Array(y.data.length).fill(g[0]!);
     });
     backward(tape, loss);

@@ -1,5 +1,5 @@
 import type { LlamaConfig } from "@llmq/models";
-import { type Tensor, toFloat32 } from "@llmq/tensor";
+import { Tensor, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type TrainWeights, trainTensorNames } from "./llama-train-forward.js";
 import { constant, param } from "./tape.js";
@@ -25,4 +25,4 @@ export const trainWeights = (
 
 /** The current values of the weights as f32 tensors (what a checkpoint saves). */
 export const weightTensors = (w: TrainWeights): ReadonlyMap<string, Tensor<"f32">> =>
-  new Map([...w].map(([k, v]) => [k, toFloat32({ dtype: v.data instanceof Float64Array ? "f64" : "f32", shape: v.shape, data: v.data } as Tensor)]));
+  new Map([...w].map(([k, v]) => [k, v.data instanceof Float64Array ? toFloat32(new Tensor("f64", v.shape, v.data)) : new Tensor("f32", v.shape, Float32Array.from(v.data))]));
