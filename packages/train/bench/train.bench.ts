@@ -93,7 +93,7 @@ const peerStep = (c: Case): { seconds: number; torch: string } | null => {
   if (!existsSync(python)) return null;
   const cfg = c.config;
   const arg = { hidden: cfg.hidden_size, intermediate: cfg.intermediate_size, layers: cfg.num_hidden_layers, vocab: cfg.vocab_size, heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads, head_dim: cfg.head_dim, tokens: c.tokens, batch: c.batch, bits: 4, group: 32, threads, repeat };
-  const env = { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   const out = execFileSync(python, [new URL("./train_peer.py", import.meta.url).pathname, JSON.stringify(arg)], { env, encoding: "utf8" });
