@@ -153,6 +153,7 @@ const addTrainCommand = (program: Command): void => {
     .option("--num-samples <n>", "training windows", int("--num-samples", 1))
     .option("--eval-samples <n>", "held-out windows", int("--eval-samples", 1))
     .option("--seed <n>", "window order seed", int("--seed", 0), 0)
+    .option("--state-dir <dir>", "save the training state there after every epoch; rerunning the same command resumes from it")
     .option("--overwrite", "replace a non-empty output directory")
     .option("--report <file>", "write an HTML report with the loss curve")
     .option("--json", "print the result as JSON on stdout")

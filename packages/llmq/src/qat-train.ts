@@ -28,6 +28,7 @@ import { oneshot } from "./oneshot.js";
 import { openModelDir } from "./open-model.js";
 import { type ProgressSink, noProgress } from "./progress.js";
 import { qatPlan, readModelTensors } from "./qat-start.js";
+import { type SavedProgress, resumeTrainState, saveTrainState, snapshotState } from "./train-state-file.js";
 import type { Recipe } from "./recipe.js";
 
 // `llmq train`: quantization-aware training of a Llama-family model on the CPU. The recipe's QuantizationModifier
@@ -57,6 +58,8 @@ export interface TrainOptions {
   /** Weight of the KL term (1: pure distillation); 1 − it weights the cross-entropy. */
   readonly distillWeight: number;
   readonly seed: number;
+  /** Where the training state is saved after every epoch, and resumed from when a previous run of the same options left one. */
+  readonly stateDir?: string | undefined;
   readonly overwrite?: boolean;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
@@ -160,18 +163,25 @@ const start = async (o: TrainOptions, qcfg: QuantizationModifierConfig, opened: 
   return E.right({ handle: h.right, qparams: plan.right, state: { epoch: 0, step: 0, weights: w.right, optimizer: adamWInit(params), loss: null, quant, teacher } });
 };
 
-/** Runs the epochs: the loss of each step, and the held-out KLD at the end of each epoch. */
-const runEpochs = async (o: TrainOptions, s0: TrainState, qcfg: QuantizationModifierConfig, cfg: LlamaConfig) => {
+/** Where the epochs start: from scratch, or what a saved state had done. */
+interface Resume {
+  readonly epochsDone: number;
+  readonly losses: ReadonlyArray<number>;
+  readonly epochs: ReadonlyArray<EpochRecord>;
+}
+
+/** Runs the epochs: the loss of each step, the held-out KLD and `onEpoch` (the state save) at the end of each epoch. */
+const runEpochs = async (o: TrainOptions, s0: TrainState, qcfg: QuantizationModifierConfig, cfg: LlamaConfig, from0: Resume, onEpoch: (s: TrainState, losses: ReadonlyArray<number>, epochs: ReadonlyArray<EpochRecord>) => void) => {
   const progress = o.progress ?? noProgress;
-  const batches = epochBatches(o.dataset.windows, o.epochs, o.batchSize, o.seed);
   const perEpoch = Math.ceil(o.dataset.windows.length / o.batchSize);
-  const evalWindows = o.evalDataset?.windows ?? [];
-  const schedule = { name: o.schedule, warmupSteps: o.warmupSteps, totalSteps: batches.length };
+  const batches = epochBatches(o.dataset.windows, o.epochs, o.batchSize, o.seed, from0.epochsDone);
+  const total = perEpoch * o.epochs;
+  const schedule = { name: o.schedule, warmupSteps: o.warmupSteps, totalSteps: total };
   const opts = { config: cfg, optimizer: { lr: o.lr, betas: [0.9, 0.999] as const, eps: 1e-8, weightDecay: o.weightDecay }, schedule, maxGradNorm: o.maxGradNorm, distillWeight: o.distillWeight };
-  const epochs: EpochRecord[] = [];
-  const losses: number[] = [];
+  const epochs: EpochRecord[] = [...from0.epochs];
+  const losses: number[] = [...from0.losses];
   let last = s0;
-  progress({ kind: "stage", stage: "train", total: batches.length });
+  progress({ kind: "stage", stage: "train", total });
   const events = await lastValueFrom(
     train$(from(batches), s0, [qatModifier(s0.quant.modules, { start: qcfg.start, end: qcfg.end })], opts).pipe(
       takeWhile(() => o.signal?.aborted !== true),
@@ -180,11 +190,12 @@ const runEpochs = async (o: TrainOptions, s0: TrainState, qcfg: QuantizationModi
         const st: Extract<TrainEvent, { _tag: "Step" }> = e.right;
         losses.push(st.loss);
         last = st.state;
-        progress({ kind: "tick", stage: "train", done: st.step, total: batches.length, label: `epoch ${st.epoch} loss ${st.loss.toFixed(5)}` });
+        progress({ kind: "tick", stage: "train", done: st.step, total, label: `epoch ${st.epoch} loss ${st.loss.toFixed(5)}` });
         if (st.step % perEpoch !== 0) return;
         const epochLoss = losses.slice(-perEpoch).reduce((a, b) => a + b, 0) / perEpoch;
-        const kld = evalKld(cfg, st.state, evalWindows);
+        const kld = evalKld(cfg, st.state, o.evalDataset?.windows ?? []);
         epochs.push({ epoch: st.epoch, loss: epochLoss, eval_kld: kld });
+        onEpoch(st.state, losses, epochs);
         progress({ kind: "log", message: `epoch ${st.epoch}: loss ${epochLoss.toFixed(5)}${kld === null ? "" : `, held-out KLD ${kld.toFixed(5)}`}` });
       }),
       toArray(),
@@ -192,6 +203,24 @@ const runEpochs = async (o: TrainOptions, s0: TrainState, qcfg: QuantizationModi
   );
   const failed = events.find(E.isLeft);
   return { failed: failed === undefined ? null : (failed as E.Left<{ detail: string }>).left.detail, epochs, losses, last };
+};
+
+/** What a saved state must agree on to be resumed: every option and input that changes the result. */
+const fingerprintOf = (o: TrainOptions): string => {
+  let h = 0x811c9dc5;
+  for (const w of o.dataset.windows) for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w[i]!, 0x01000193) >>> 0;
+  const { model, teacher, epochs, lr, batchSize, schedule, warmupSteps, maxGradNorm, weightDecay, distillWeight, seed } = o;
+  return JSON.stringify({ model, teacher, recipe: o.recipe.yaml, windows: o.dataset.windows.length, tokens: h, epochs, lr, batchSize, schedule, warmupSteps, maxGradNorm, weightDecay, distillWeight, seed });
+};
+
+/** Resumes from `o.stateDir` when it holds a state of this run; the state's step and epoch move on accordingly. */
+const resumed = async (o: TrainOptions, s: TrainState, fingerprint: string): Promise<E.Either<LlmqError, { readonly state: TrainState; readonly saved: SavedProgress | null }>> => {
+  if (o.stateDir === undefined) return E.right({ state: s, saved: null });
+  const r = await resumeTrainState(o.stateDir, s, fingerprint);
+  if (E.isLeft(r) || r.right === null) return E.map(() => ({ state: s, saved: null }))(r);
+  const p = r.right;
+  (o.progress ?? noProgress)({ kind: "log", message: `resuming from ${o.stateDir}: ${p.epochsDone} epoch(s), ${p.step} step(s) done` });
+  return E.right({ state: { ...s, epoch: p.epochsDone, step: p.step, optimizer: { ...s.optimizer, step: p.step } }, saved: p });
 };
 
 export const train = (o: TrainOptions): TE.TaskEither<LlmqError, TrainResult> => async () => {
@@ -203,12 +232,25 @@ export const train = (o: TrainOptions): TE.TaskEither<LlmqError, TrainResult> =>
     const s = await start(o, qcfg.right, opened);
     if (E.isLeft(s)) return s;
     const cfg = s.right.handle.config;
-    const startKld = evalKld(cfg, s.right.state, o.evalDataset?.windows ?? []);
-    const r = await runEpochs(o, s.right.state, qcfg.right, cfg);
+    const fingerprint = fingerprintOf(o);
+    const res = await resumed(o, s.right.state, fingerprint);
+    if (E.isLeft(res)) return res;
+    const saved = res.right.saved;
+    const startKld = saved !== null ? saved.startEvalKld : evalKld(cfg, s.right.state, o.evalDataset?.windows ?? []);
+    let writes: Promise<E.Either<LlmqError, void>> = Promise.resolve(E.right(undefined));
+    const onEpoch = (st: TrainState, losses: ReadonlyArray<number>, epochs: ReadonlyArray<EpochRecord>): void => {
+      if (o.stateDir === undefined) return;
+      const [dir, tensors] = [o.stateDir, snapshotState(st)];
+      const p: SavedProgress = { fingerprint, epochsDone: st.epoch + 1, step: st.step, losses: [...losses], epochs: [...epochs], startEvalKld: startKld };
+      writes = writes.then((prev) => (E.isLeft(prev) ? prev : saveTrainState(dir, tensors, p)));
+    };
+    const r = await runEpochs(o, res.right.state, qcfg.right, cfg, saved ?? { epochsDone: 0, losses: [], epochs: [] }, onEpoch);
+    const written = await writes;
+    if (E.isLeft(written)) return written;
     if (o.signal?.aborted) return E.left(abortedBy(o.signal));
     if (r.failed !== null) return E.left(internal(`training failed: ${r.failed}`));
     const trained = new Map([...weightTensors(r.last.weights)].filter(([n]) => n.startsWith("model.layers.")));
-    const saved = await oneshot({
+    const out = await oneshot({
       model: o.teacher ?? o.model,
       output: o.output,
       recipe: o.recipe,
@@ -218,7 +260,7 @@ export const train = (o: TrainOptions): TE.TaskEither<LlmqError, TrainResult> =>
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.progress ? { progress: o.progress } : {}),
     })();
-    if (E.isLeft(saved)) return saved;
+    if (E.isLeft(out)) return out;
     return E.right({
       output: o.output,
       modules: s.right.qparams.qparams.size,
@@ -228,7 +270,8 @@ export const train = (o: TrainOptions): TE.TaskEither<LlmqError, TrainResult> =>
       start_eval_kld: startKld,
       epochs: r.epochs,
       losses: r.losses,
-      warnings: [...o.recipe.warnings, ...saved.right.warnings],
+      // start / end have their effect here (they schedule training); oneshot's warning that they have none does not apply.
+      warnings: [...o.recipe.warnings.filter((w) => !/\.(start|end) = .* has no effect in oneshot/.test(w)), ...out.right.warnings],
     });
   } finally {
     await Promise.all(opened.map((h) => h.close()));

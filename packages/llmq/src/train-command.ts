@@ -31,6 +31,7 @@ export interface TrainCommandOptions {
   readonly numSamples?: number | undefined;
   readonly evalSamples?: number | undefined;
   readonly seed: number;
+  readonly stateDir?: string | undefined;
   readonly overwrite: boolean;
   readonly report?: string | undefined;
   readonly signal?: AbortSignal;
@@ -89,6 +90,7 @@ export const trainCommand = (o: TrainCommandOptions): TE.TaskEither<LlmqError, T
     weightDecay: o.weightDecay,
     distillWeight: o.teacher === undefined ? 0 : o.distillWeight,
     seed: o.seed,
+    stateDir: o.stateDir,
     overwrite: o.overwrite,
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.progress ? { progress: o.progress } : {}),

@@ -85,6 +85,25 @@ describe("llmq train (QAT from the GPTQ checkpoint, distilled from the fp model)
     expect(noTeacher).toMatchObject({ _tag: "Left", left: { _tag: "UsageError", option: "--teacher" } });
   });
 
+  it("resumes an interrupted run from its saved state: the checkpoint is byte-identical to an uninterrupted run's", async () => {
+    const small = { numSamples: 8, seqLen: 64, evalSamples: 2, epochs: 2 };
+    const a = must(await trainCommand(trainOpts({ ...small, output: join(tmp, "ra"), stateDir: join(tmp, "sa") }))());
+    const stop = new AbortController();
+    const progress = (e: { kind: string; message?: string }) => {
+      if (e.kind === "log" && e.message?.startsWith("epoch 0:")) stop.abort(new Error("test interrupt"));
+    };
+    const b1 = await trainCommand(trainOpts({ ...small, output: join(tmp, "rb"), stateDir: join(tmp, "sb"), signal: stop.signal, progress }))();
+    expect(b1).toMatchObject({ _tag: "Left", left: { _tag: "Aborted" } });
+    const logs: string[] = [];
+    const b2 = must(await trainCommand(trainOpts({ ...small, output: join(tmp, "rb"), stateDir: join(tmp, "sb"), progress: (e) => e.kind === "log" && logs.push(e.message) }))());
+    expect(logs.some((l) => l.startsWith("resuming from"))).toBe(true);
+    expect(b2.losses).toEqual(a.losses);
+    expect(b2.epochs).toEqual(a.epochs);
+    expect(readFileSync(join(tmp, "rb", "model.safetensors")).equals(readFileSync(join(tmp, "ra", "model.safetensors")))).toBe(true);
+    const other = await trainCommand(trainOpts({ ...small, lr: 5e-4, output: join(tmp, "rc"), stateDir: join(tmp, "sb") }))();
+    expect(other).toMatchObject({ _tag: "Left", left: { _tag: "UsageError", option: "--state-dir" } });
+  });
+
   it.skipIf(PY === undefined)("the trained checkpoint decompresses in compressed-tensors and gives llmq's logits in transformers", async () => {
     const windows = [Array.from({ length: 64 }, (_, i) => 1 + ((i * 37) % 500))];
     await dumpLlmq(join(tmp, "fp"), windows, join(tmp, "fp.llmq.safetensors"));
