@@ -1,10 +1,11 @@
 import { convertLlama2c, forwardLogits, memoryWeightSource, modelFromSource } from "@llmq/models";
 import { decodeQuantizationArgs, fakeQuantize, rtnQParams } from "@llmq/schemes";
-import { type Tensor, f32, toFloat32 } from "@llmq/tensor";
+import { type Tensor, activeBackend, f32, nativeAddon, setBackend, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { lastValueFrom, from, toArray } from "rxjs";
 import { describe, expect, it } from "vitest";
 import { ADAMW_DEFAULTS, adamWInit } from "./adamw.js";
+import { crossEntropy } from "./losses.js";
 import { type FakeQuantParams, fakeQuantSTE } from "./fake-quant-ste.js";
 import { LAYER_LINEARS, llamaTrainLogits } from "./llama-train-forward.js";
 import { backward, newTape, param, record } from "./tape.js";
@@ -104,5 +105,38 @@ describe("QAT loop", () => {
     const steps = (await setup(2)).map(right).flatMap((e) => (e._tag === "Step" ? [e] : []));
     expect(steps.map((s) => s.state.quant.active)).toEqual([false, false, true, true, true, true, true, true]);
     expect(steps[0]!.loss).toBeCloseTo(0, 6);
+  });
+});
+
+describe("backends", () => {
+  it.skipIf(nativeAddon() === null)("native GEMMs give the js twin's gradients of a fake-quantized stories260K step (f32)", async () => {
+    const m = await stories();
+    const ids = windowOf(65, 3);
+    const grads = (backend: "js" | "native") => {
+      setBackend(backend);
+      try {
+        expect(activeBackend()).toBe(backend);
+        const w = right(trainWeights(m.config, m.tensors, (n) => n.includes(".layers.")));
+        const tape = newTape();
+        const logits = right(llamaTrainLogits(tape, m.config, w, ids.subarray(0, 64), { modules: qparams(m.tensors, m.config.num_hidden_layers), active: true }));
+        backward(tape, crossEntropy(tape, logits, ids.subarray(1)));
+        return w;
+      } finally {
+        setBackend(undefined);
+      }
+    };
+    const [js, native] = [grads("js"), grads("native")];
+    let worst = 0;
+    let scale = 0;
+    for (const [name, v] of js) {
+      if (!v.needsGrad) continue;
+      const g = native.get(name)!.grad!;
+      for (let i = 0; i < g.length; i++) {
+        worst = Math.max(worst, Math.abs(g[i]! - v.grad![i]!));
+        scale = Math.max(scale, Math.abs(v.grad![i]!));
+      }
+    }
+    expect(scale).toBeGreaterThan(0);
+    expect(worst).toBeLessThan(1e-4 * scale);
   });
 });
