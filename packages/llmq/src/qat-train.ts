@@ -38,7 +38,26 @@ import type { Recipe } from "./recipe.js";
 
 // ----- model -----
 
-export interface TrainOptions {
+/** The options `llmq train` passes through unchanged to the library entry. */
+export interface TrainHyperparameters {
+  /** The frozen model to distil from (usually the unquantized one); without it, cross-entropy. */
+  readonly teacher?: string | undefined;
+  readonly epochs: number;
+  readonly lr: number;
+  /** Windows per optimizer step. */
+  readonly batchSize: number;
+  readonly schedule: ScheduleName;
+  readonly weightDecay: number;
+  /** Weight of the KL term (1: pure distillation); 1 − it weights the cross-entropy. */
+  readonly distillWeight: number;
+  readonly seed: number;
+  /** Where the training state is saved after every epoch, and resumed from when a previous run of the same options left one. */
+  readonly stateDir?: string | undefined;
+  readonly signal?: AbortSignal;
+  readonly progress?: ProgressSink;
+}
+
+export interface TrainOptions extends TrainHyperparameters {
   /** The starting model: dense, or a compressed-tensors checkpoint (GPTQ's) whose qparams QAT continues from. */
   readonly model: string;
   readonly output: string;
@@ -46,23 +65,9 @@ export interface TrainOptions {
   readonly dataset: Dataset;
   /** Held-out windows for the per-epoch KL divergence to the teacher (none: not measured). */
   readonly evalDataset?: Dataset | null;
-  /** The frozen model to distil from (usually the unquantized one); without it, cross-entropy. */
-  readonly teacher?: string | undefined;
-  readonly epochs: number;
-  readonly lr: number;
-  readonly batchSize: number;
-  readonly schedule: ScheduleName;
   readonly warmupSteps: number;
   readonly maxGradNorm: number | null;
-  readonly weightDecay: number;
-  /** Weight of the KL term (1: pure distillation); 1 − it weights the cross-entropy. */
-  readonly distillWeight: number;
-  readonly seed: number;
-  /** Where the training state is saved after every epoch, and resumed from when a previous run of the same options left one. */
-  readonly stateDir?: string | undefined;
   readonly overwrite?: boolean;
-  readonly signal?: AbortSignal;
-  readonly progress?: ProgressSink;
 }
 
 export interface EpochRecord {
@@ -87,7 +92,8 @@ export interface TrainResult {
 
 // ----- steps -----
 
-const qatConfig = (r: Recipe): E.Either<LlmqError, QuantizationModifierConfig> => {
+/** The recipe's one QuantizationModifier (what QAT trains); any other modifier belongs in `llmq quantize`. */
+export const qatConfig = (r: Recipe): E.Either<LlmqError, QuantizationModifierConfig> => {
   const mods = r.source.modifiers;
   const q = mods.flatMap((m) => (m.type === "QuantizationModifier" ? [m as QuantizationModifierConfig] : []));
   const other = mods.find((m) => m.type !== "QuantizationModifier");

@@ -1,41 +1,28 @@
-import type { ScheduleName } from "@llmq/train";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset, readRegularFile } from "./dataset.js";
 import { type LlmqError, ioErrorFrom, usageError } from "./errors.js";
 import { lineChartSvg } from "./line-chart-svg.js";
 import { optionalTokenizer, openModelDir } from "./open-model.js";
-import type { ProgressSink } from "./progress.js";
-import { type TrainResult, train } from "./qat-train.js";
+import { type TrainHyperparameters, type TrainResult, qatConfig, train } from "./qat-train.js";
 import { recipeFromYaml } from "./recipe.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
 import { renderReport } from "./report.js";
 
-export interface TrainCommandOptions {
+export interface TrainCommandOptions extends TrainHyperparameters {
   readonly model: string;
   readonly recipe: string;
   readonly dataset: string;
   readonly evalDataset?: string | undefined;
-  readonly teacher?: string | undefined;
   readonly output: string;
-  readonly epochs: number;
-  readonly lr: number;
-  readonly batchSize: number;
-  readonly schedule: ScheduleName;
   readonly warmup: number;
   /** 0: no clipping. */
   readonly maxGradNorm: number;
-  readonly weightDecay: number;
-  readonly distillWeight: number;
   readonly seqLen: number;
   readonly numSamples?: number | undefined;
   readonly evalSamples?: number | undefined;
-  readonly seed: number;
-  readonly stateDir?: string | undefined;
   readonly overwrite: boolean;
   readonly report?: string | undefined;
-  readonly signal?: AbortSignal;
-  readonly progress?: ProgressSink;
 }
 
 const checkArgs = async (o: TrainCommandOptions): Promise<E.Either<LlmqError, void>> => {
@@ -70,30 +57,21 @@ export const trainCommand = (o: TrainCommandOptions): TE.TaskEither<LlmqError, T
   }
   const recipe = recipeFromYaml(text);
   if (E.isLeft(recipe)) return recipe;
+  const qat = qatConfig(recipe.right);
+  if (E.isLeft(qat)) return qat;
   const ds = await windowsOf(o, o.dataset, o.numSamples, "shuffle");
   if (E.isLeft(ds)) return ds;
   const evalDs = o.evalDataset === undefined ? null : await windowsOf(o, o.evalDataset, o.evalSamples, "sequential");
   if (evalDs !== null && E.isLeft(evalDs)) return evalDs;
+  // The rest of the options are the library's (TrainHyperparameters) as they are.
   const r = await train({
-    model: o.model,
-    output: o.output,
+    ...o,
     recipe: recipe.right,
     dataset: ds.right,
     evalDataset: evalDs === null ? null : evalDs.right,
-    teacher: o.teacher,
-    epochs: o.epochs,
-    lr: o.lr,
-    batchSize: o.batchSize,
-    schedule: o.schedule,
     warmupSteps: o.warmup,
     maxGradNorm: o.maxGradNorm === 0 ? null : o.maxGradNorm,
-    weightDecay: o.weightDecay,
     distillWeight: o.teacher === undefined ? 0 : o.distillWeight,
-    seed: o.seed,
-    stateDir: o.stateDir,
-    overwrite: o.overwrite,
-    ...(o.signal ? { signal: o.signal } : {}),
-    ...(o.progress ? { progress: o.progress } : {}),
   })();
   if (E.isLeft(r) || o.report === undefined) return r;
   const written = await writeReportFile(o.report, trainReport(o, r.right));
