@@ -1,12 +1,10 @@
 import type { ModelHandle } from "@llmq/models";
-import { initializeQuantizationMixin, formatModifierError } from "@llmq/observers";
+import { formatModifierError, initializeQuantizationMixin, rtnModule } from "@llmq/observers";
 import {
   type QuantizationArgs,
   type QuantizationModifierConfig,
   decodeQuantizationConfig,
-  formatSchemeError,
   resolveSchemeForModule,
-  rtnQParams,
 } from "@llmq/schemes";
 import type { Tensor } from "@llmq/tensor";
 import { type FakeQuantParams, trainTensorNames } from "@llmq/train";
@@ -17,7 +15,7 @@ import { modelInfo } from "./model-info.js";
 // Where QAT starts: every tensor of the model read as f32 (a compressed start checkpoint, e.g. GPTQ's, decompressed),
 // and for each module the recipe quantizes the qparams it trains under — the checkpoint's own weight_scale /
 // weight_zero_point / weight_g_idx when it was saved with the same weight args (QAT continues from GPTQ's grid), else
-// round-to-nearest min-max qparams of the start weights.
+// the qparams QuantizationModifier's RTN gives the start weights (the recipe's weight observer).
 
 /** Every tensor the training forward reads, as stored (floats; compressed modules decompressed). */
 export const readModelTensors = async (h: ModelHandle): Promise<E.Either<LlmqError, ReadonlyMap<string, Tensor>>> => {
@@ -61,7 +59,7 @@ const storedParams = async (h: ModelHandle, name: string, args: QuantizationArgs
 
 export interface QatPlan {
   readonly qparams: ReadonlyMap<string, FakeQuantParams>;
-  /** How many modules continue from the checkpoint's qparams; the rest start from RTN min-max. */
+  /** How many modules continue from the checkpoint's qparams; the rest start from QuantizationModifier's RTN qparams. */
   readonly fromCheckpoint: number;
 }
 
@@ -83,9 +81,10 @@ export const qatPlan = async (h: ModelHandle, cfg: QuantizationModifierConfig, t
       fromCheckpoint++;
       continue;
     }
-    const q = rtnQParams(tensors.get(`${name}.weight`)!, args, { name });
-    if (E.isLeft(q)) return E.left(recipeError(formatSchemeError(q.left)));
-    out.set(name, { args, scale: q.right.scale, zeroPoint: args.symmetric ? null : q.right.zeroPoint, gIdx: null });
+    // The recipe's weight observer (memoryless min-max by default, or mse…) picks them, as QuantizationModifier would.
+    const q = rtnModule(name, tensors.get(`${name}.weight`)!, args);
+    if (E.isLeft(q)) return E.left(recipeError(formatModifierError(q.left)));
+    out.set(name, { args, scale: q.right.scale, zeroPoint: q.right.zeroPoint, gIdx: null });
   }
   return E.right({ qparams: out, fromCheckpoint });
 };

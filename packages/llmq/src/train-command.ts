@@ -29,6 +29,8 @@ const checkArgs = async (o: TrainCommandOptions): Promise<E.Either<LlmqError, vo
   if (!(o.distillWeight >= 0 && o.distillWeight <= 1)) return E.left(usageError("--distill-weight", `must lie in [0, 1], got ${o.distillWeight}`, "1 distils only, 0 trains on cross-entropy only"));
   if (o.distillWeight > 0 && o.teacher === undefined)
     return E.left(usageError("--teacher", `--distill-weight ${o.distillWeight} distils from a teacher, but none was given`, "pass --teacher DIR (the unquantized model) or --distill-weight 0"));
+  if (o.evalDataset !== undefined && o.teacher === undefined)
+    return E.left(usageError("--eval-dataset", "the held-out KL divergence is measured against --teacher, and none was given", "pass --teacher DIR or leave out --eval-dataset"));
   if (o.epochs < 1) return E.left(usageError("--epochs", `must be ≥ 1, got ${o.epochs}`, "pass --epochs 1 or more"));
   const inputs = [o.model, o.dataset, o.recipe, ...[o.teacher, o.evalDataset].filter((p): p is string => p !== undefined)];
   return o.report === undefined ? E.right(undefined) : checkReportPath(o.report, o.output, inputs);

@@ -78,6 +78,15 @@ describe("llmq train (QAT from the GPTQ checkpoint, distilled from the fp model)
     expect(html).toContain("Training loss per step");
   });
 
+  it("from a dense model it starts on QuantizationModifier's RTN grid (the start equals `llmq quantize`'s RTN checkpoint)", async () => {
+    const rtn = { model: join(tmp, "fp"), output: join(tmp, "rtn"), method: "rtn", recipe: `${FX}recipes/stories260k-w4a16-g32.yaml` };
+    must(await quantizeCommand({ ...rtn, numSamples: 1, seqLen: 128, seed: 0, overwrite: false })());
+    const r = must(await trainCommand(trainOpts({ model: join(tmp, "fp"), output: join(tmp, "qat-dense"), numSamples: 4, epochs: 1 }))());
+    expect(r.qparams_from_checkpoint).toBe(0);
+    const start = await heldOutKld(join(tmp, "rtn"));
+    expect(Math.abs(r.start_eval_kld! - start)).toBeLessThan(1e-6 * start);
+  });
+
   it("refuses a recipe with another modifier and distillation without a teacher, before training", async () => {
     const gptqRecipe = await trainCommand(trainOpts({ recipe: `${FX}recipes/stories260k-w4a16-g32-gptq.yaml`, output: join(tmp, "x1") }))();
     expect(gptqRecipe).toMatchObject({ _tag: "Left", left: { _tag: "RecipeError" } });
