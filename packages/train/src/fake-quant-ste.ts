@@ -16,16 +16,14 @@ export interface FakeQuantParams {
   readonly gIdx: Int32Array | null;
 }
 
-/** Index of the scale cell of element (r, c) of a [rows, cols] weight for a scale of `cells` values. */
-const cellOf = (p: FakeQuantParams, rows: number, cols: number): ((r: number, c: number) => number) => {
+/** The scale cell of each column of a [rows, cols] weight, relative to its row's first cell (and cells per row). */
+const columnCells = (p: FakeQuantParams, rows: number, cols: number): { readonly perRow: number; readonly col: Int32Array } => {
   const cells = p.scale.size;
-  if (cells === 1) return () => 0;
-  const perRow = cells / rows;
-  if (perRow === 1) return (r) => r;
+  const perRow = cells === 1 ? 0 : cells / rows;
   const g = p.gIdx;
-  if (g !== null) return (r, c) => r * perRow + g[c]!;
-  const gs = cols / perRow;
-  return (r, c) => r * perRow + Math.floor(c / gs);
+  const gs = perRow === 0 ? cols : cols / perRow;
+  const col = Int32Array.from({ length: cols }, (_, c) => (perRow <= 1 ? 0 : g !== null ? g[c]! : Math.floor(c / gs)));
+  return { perRow, col };
 };
 
 /** Where the clipped STE passes the gradient: 1 inside the range, 0 where the forward clamped. */
@@ -33,14 +31,17 @@ export const steMask = (w: ArrayLike<number>, rows: number, cols: number, p: Fak
   E.map(({ qMin, qMax }: { qMin: number; qMax: number }) => {
     const s = toFloat64(p.scale).data;
     const z = p.zeroPoint === null ? null : toFloat64(p.zeroPoint).data;
-    const cell = cellOf(p, rows, cols);
+    const { perRow, col } = columnCells(p, rows, cols);
     const mask = new Uint8Array(rows * cols);
-    for (let r = 0; r < rows; r++)
+    for (let r = 0; r < rows; r++) {
+      const base = r * perRow;
+      const o = r * cols;
       for (let c = 0; c < cols; c++) {
-        const i = cell(r, c);
-        const y = w[r * cols + c]! / s[i]! + (z === null ? 0 : z[i]!);
-        mask[r * cols + c] = y >= qMin && y <= qMax ? 1 : 0;
+        const i = base + col[c]!;
+        const y = w[o + c]! / s[i]! + (z === null ? 0 : z[i]!);
+        mask[o + c] = y >= qMin && y <= qMax ? 1 : 0;
       }
+    }
     return mask;
   })(calculateRange(p.args));
 

@@ -1,4 +1,4 @@
-export { type Buf, type Tape, type Var, alloc, backward, constant, gemm, gradOf, newTape, param, record } from "./tape.js";
+export { type Buf, type Tape, type Var, alloc, backward, constant, gemm, gradOf, newTape, param, record, runBackward } from "./tape.js";
 export { add, embedding, linear, rmsNorm, siluMul } from "./ops.js";
 export { type AttentionShape, type RopeTables, causalAttention, rope } from "./attention.js";
 export { crossEntropy, klDistillation, weightedSum } from "./losses.js";
@@ -8,6 +8,7 @@ export {
   type TrainWeights,
   LAYER_LINEARS,
   LAYER_NORMS,
+  fakeQuantizeWeights,
   llamaTrainLogits,
   trainForwardSupport,
   trainTensorNames,

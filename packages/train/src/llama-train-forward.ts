@@ -19,6 +19,8 @@ export type TrainWeights = ReadonlyMap<string, Var>;
 export interface FakeQuantPlan {
   readonly modules: ReadonlyMap<string, FakeQuantParams>;
   readonly active: boolean;
+  /** The fake-quantized weights by module, already on a tape (shared by the windows of a batch); computed when absent. */
+  readonly fakeQuantized?: ReadonlyMap<string, Var>;
 }
 
 export const LAYER_LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"] as const;
@@ -42,6 +44,24 @@ export const trainForwardSupport = (cfg: LlamaConfig): E.Either<string, LlamaCon
 
 // ----- forward -----
 
+/**
+ * The fake-quantized weight of every planned module, recorded on `tape`: a batch computes them once, its windows'
+ * forwards read them (`FakeQuantPlan.fakeQuantized`), and `runBackward(tape)` then passes the summed gradients through
+ * the STE into the weights.
+ */
+export const fakeQuantizeWeights = (tape: Tape, w: TrainWeights, plan: FakeQuantPlan): E.Either<SchemeError, ReadonlyMap<string, Var>> => {
+  const out = new Map<string, Var>();
+  if (!plan.active) return E.right(out);
+  for (const [module, p] of plan.modules) {
+    const weight = w.get(`${module}.weight`) ?? (module === "lm_head" ? w.get("model.embed_tokens.weight") : undefined);
+    if (weight === undefined) continue;
+    const r = fakeQuantSTE(tape, weight, p);
+    if (E.isLeft(r)) return r;
+    out.set(module, r.right);
+  }
+  return E.right(out);
+};
+
 const get = (w: TrainWeights, name: string): Var => {
   const v = w.get(name);
   if (v === undefined) throw new Error(`llmq internal: training weights lack ${name}`);
@@ -56,6 +76,8 @@ const linearOf =
     const weight = get(w, `${module}.weight`);
     const p = plan.active ? plan.modules.get(module) : undefined;
     if (p === undefined) return E.right(linear(tape, x, weight));
+    const shared = plan.fakeQuantized?.get(module);
+    if (shared !== undefined) return E.right(linear(tape, x, shared));
     return E.map((wq: Var) => linear(tape, x, wq))(fakeQuantSTE(tape, weight, p));
   };
 
@@ -92,5 +114,7 @@ export const llamaTrainLogits = (tape: Tape, cfg: LlamaConfig, w: TrainWeights, 
   const head = w.get("lm_head.weight") ?? get(w, "model.embed_tokens.weight");
   const p = plan.active ? plan.modules.get("lm_head") : undefined;
   if (p === undefined) return E.right(linear(tape, hn, head));
+  const shared = plan.fakeQuantized?.get("lm_head");
+  if (shared !== undefined) return E.right(linear(tape, hn, shared));
   return E.map((wq: Var) => linear(tape, hn, wq))(fakeQuantSTE(tape, head, p));
 };

@@ -53,6 +53,14 @@ export const record = (tape: Tape, inputs: ReadonlyArray<Var>, data: Buf, shape:
 export const backward = (tape: Tape, loss: Var): void => {
   if (loss.data.length !== 1) throw new Error(`llmq internal: backward needs a scalar loss, got shape [${loss.shape}]`);
   gradOf(loss)[0] = 1;
+  runBackward(tape);
+};
+
+/**
+ * Runs a tape's steps in reverse with the gradients its outputs already hold: a tape whose outputs fed other tapes
+ * (the fake-quantized weights shared by every window of a batch) runs once they have all added their gradients.
+ */
+export const runBackward = (tape: Tape): void => {
   for (let i = tape.steps.length - 1; i >= 0; i--) tape.steps[i]!();
 };
 

@@ -4,9 +4,9 @@ import { formatSchemeError } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { type Observable, concatMap, from, of, takeWhile } from "rxjs";
 import { type AdamWOptions, type Schedule, adamWStep, clipGradNorm, scheduleFactor } from "./adamw.js";
-import { llamaTrainLogits } from "./llama-train-forward.js";
+import { fakeQuantizeWeights, llamaTrainLogits } from "./llama-train-forward.js";
 import { crossEntropy, klDistillation, weightedSum } from "./losses.js";
-import { type Buf, type Var, backward, newTape } from "./tape.js";
+import { type Buf, type Var, backward, newTape, runBackward } from "./tape.js";
 import type { TrainModifier } from "./train-modifier.js";
 import type { TrainState } from "./train-state.js";
 
@@ -95,13 +95,19 @@ const trainStep = (mods: Mods, o: TrainOptions, start: TrainState, batch: Batch,
   if (E.isLeft(b)) return fail(b.left);
   s = b.right;
   zeroGrads(s);
+  // The weights change only at the optimizer step: fake-quantize them once for all windows of the batch.
+  const quantTape = newTape();
+  const fq = fakeQuantizeWeights(quantTape, s.weights, s.quant);
+  if (E.isLeft(fq)) return E.left(trainError(formatSchemeError(fq.left)));
+  const sq = { ...s, quant: { ...s.quant, fakeQuantized: fq.right } };
   let total = 0;
   for (const ids of batch.windows) {
-    const w = windowLoss(s, o, ids);
+    const w = windowLoss(sq, o, ids);
     if (E.isLeft(w)) return w;
     w.right.run();
     total += w.right.loss.data[0]!;
   }
+  runBackward(quantTape);
   const loss = total / batch.windows.length;
   scaleGrads(s, 1 / batch.windows.length);
   for (const [event, edit] of [
