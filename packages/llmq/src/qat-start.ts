@@ -59,19 +59,24 @@ const storedParams = async (h: ModelHandle, name: string, args: QuantizationArgs
 
 export interface QatPlan {
   readonly qparams: ReadonlyMap<string, FakeQuantParams>;
+  /** Modules whose inputs are dynamically fake-quantized too (W8A8-style schemes), with their input args. */
+  readonly inputs: ReadonlyMap<string, QuantizationArgs>;
   /** How many modules continue from the checkpoint's qparams; the rest start from QuantizationModifier's RTN qparams. */
   readonly fromCheckpoint: number;
 }
 
-/** The qparams of every module the QuantizationModifier plans, weight-only schemes (activation QAT is refused). */
+/** The qparams of every module the QuantizationModifier plans; dynamic input activations train fake-quantized too. */
 export const qatPlan = async (h: ModelHandle, cfg: QuantizationModifierConfig, tensors: ReadonlyMap<string, Tensor>): Promise<E.Either<LlmqError, QatPlan>> => {
   const mixin = initializeQuantizationMixin("QuantizationModifier", cfg, modelInfo(h));
   if (E.isLeft(mixin)) return E.left(recipeError(formatModifierError(mixin.left)));
   const out = new Map<string, FakeQuantParams>();
+  const inputs = new Map<string, QuantizationArgs>();
   let fromCheckpoint = 0;
   for (const [name, p] of mixin.right.plan.modules) {
-    if (p.scheme.input_activations !== null)
-      return E.left(recipeError(`${name}: quantization-aware training of input activations is not supported by llmq yet; train a weight-only scheme`));
+    const ia = p.scheme.input_activations;
+    if (ia !== null && (ia.dynamic !== true || ia.type !== "int"))
+      return E.left(recipeError(`${name}: QAT of static or non-int input activations is not supported by llmq yet; use dynamic int activations (W8A8) or a weight-only scheme`));
+    if (ia !== null) inputs.set(name, ia);
     const args = p.scheme.weights!;
     if (args.type !== "int" || !["channel", "group", "tensor"].includes(args.strategy))
       return E.left(recipeError(`${name}: QAT supports int weights with tensor / channel / group strategies, got ${args.type} ${args.strategy}`));
@@ -86,5 +91,5 @@ export const qatPlan = async (h: ModelHandle, cfg: QuantizationModifierConfig, t
     if (E.isLeft(q)) return E.left(recipeError(formatModifierError(q.left)));
     out.set(name, { args, scale: q.right.scale, zeroPoint: q.right.zeroPoint, gIdx: null });
   }
-  return E.right({ qparams: out, fromCheckpoint });
+  return E.right({ qparams: out, inputs, fromCheckpoint });
 };

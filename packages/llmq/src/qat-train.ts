@@ -165,7 +165,7 @@ const start = async (o: TrainOptions, qcfg: QuantizationModifierConfig, opened: 
   const w = trainWeights(cfg.right, tensors.right, (n) => n.startsWith("model.layers."));
   if (E.isLeft(w)) return E.left(modelError(`${o.model}: ${w.left}`));
   const params = new Map([...w.right].filter(([, v]) => v.needsGrad));
-  const quant = { modules: plan.right.qparams, active: false };
+  const quant = { modules: plan.right.qparams, inputs: plan.right.inputs, active: false };
   return E.right({ handle: h.right, qparams: plan.right, state: { epoch: 0, step: 0, weights: w.right, optimizer: adamWInit(params), loss: null, quant, teacher } });
 };
 
@@ -189,7 +189,7 @@ const runEpochs = async (o: TrainOptions, s0: TrainState, qcfg: QuantizationModi
   let last = s0;
   progress({ kind: "stage", stage: "train", total });
   const events = await lastValueFrom(
-    train$(from(batches), s0, [qatModifier(s0.quant.modules, { start: qcfg.start, end: qcfg.end })], opts).pipe(
+    train$(from(batches), s0, [qatModifier(s0.quant.modules, { start: qcfg.start, end: qcfg.end, ...(s0.quant.inputs ? { inputs: s0.quant.inputs } : {}) })], opts).pipe(
       takeWhile(() => o.signal?.aborted !== true),
       tap((e) => {
         if (E.isLeft(e) || e.right._tag !== "Step") return;

@@ -2,7 +2,7 @@ export { type Buf, type Tape, type Var, alloc, backward, constant, gemm, gradOf,
 export { add, embedding, linear, rmsNorm, siluMul } from "./ops.js";
 export { type AttentionShape, type RopeTables, causalAttention, rope } from "./attention.js";
 export { crossEntropy, klDistillation, weightedSum } from "./losses.js";
-export { type FakeQuantParams, fakeQuantSTE, steMask } from "./fake-quant-ste.js";
+export { type FakeQuantParams, fakeQuantInputSTE, fakeQuantSTE, steMask } from "./fake-quant-ste.js";
 export {
   type FakeQuantPlan,
   type TrainWeights,

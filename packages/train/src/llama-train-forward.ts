@@ -1,8 +1,8 @@
 import { type LlamaConfig, ropeCosSin, ropeInvFreq } from "@llmq/models";
-import type { SchemeError } from "@llmq/schemes";
+import type { QuantizationArgs, SchemeError } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { type RopeTables, causalAttention, rope } from "./attention.js";
-import { type FakeQuantParams, fakeQuantSTE } from "./fake-quant-ste.js";
+import { type FakeQuantParams, fakeQuantInputSTE, fakeQuantSTE } from "./fake-quant-ste.js";
 import { add, embedding, linear, rmsNorm, siluMul } from "./ops.js";
 import type { Tape, Var } from "./tape.js";
 
@@ -19,6 +19,8 @@ export type TrainWeights = ReadonlyMap<string, Var>;
 export interface FakeQuantPlan {
   readonly modules: ReadonlyMap<string, FakeQuantParams>;
   readonly active: boolean;
+  /** Dynamic input-activation args of the modules whose inputs are fake-quantized too (W8A8-style), by module name. */
+  readonly inputs?: ReadonlyMap<string, QuantizationArgs>;
   /** The fake-quantized weights by module, already on a tape (shared by the windows of a batch); computed when absent. */
   readonly fakeQuantized?: ReadonlyMap<string, Var>;
 }
@@ -72,7 +74,11 @@ type Linear = (x: Var, module: string) => E.Either<SchemeError, Var>;
 
 const linearOf =
   (tape: Tape, w: TrainWeights, plan: FakeQuantPlan): Linear =>
-  (x, module) => {
+  (x0, module) => {
+    const ia = plan.active ? plan.inputs?.get(module) : undefined;
+    const xq = ia === undefined ? E.right(x0) : fakeQuantInputSTE(tape, x0, ia);
+    if (E.isLeft(xq)) return xq;
+    const x = xq.right;
     const weight = get(w, `${module}.weight`);
     const p = plan.active ? plan.modules.get(module) : undefined;
     if (p === undefined) return E.right(linear(tape, x, weight));

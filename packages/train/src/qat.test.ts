@@ -1,12 +1,12 @@
 import { convertLlama2c, forwardLogits, memoryWeightSource, modelFromSource } from "@llmq/models";
-import { decodeQuantizationArgs, fakeQuantize, rtnQParams } from "@llmq/schemes";
+import { computeDynamicQParams, decodeQuantizationArgs, fakeQuantize, rtnQParams } from "@llmq/schemes";
 import { type Tensor, activeBackend, f32, nativeAddon, setBackend, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { lastValueFrom, from, toArray } from "rxjs";
 import { describe, expect, it } from "vitest";
 import { ADAMW_DEFAULTS, adamWInit } from "./adamw.js";
 import { crossEntropy } from "./losses.js";
-import { type FakeQuantParams, fakeQuantSTE } from "./fake-quant-ste.js";
+import { type FakeQuantParams, fakeQuantInputSTE, fakeQuantSTE } from "./fake-quant-ste.js";
 import { LAYER_LINEARS, llamaTrainLogits } from "./llama-train-forward.js";
 import { backward, newTape, param, record } from "./tape.js";
 import { type TrainEvent, epochBatches, train$ } from "./train-loop.js";
@@ -70,6 +70,28 @@ describe("fake quantization with the clipped STE", () => {
     backward(tape, loss);
     // 2.0/0.1 = 20 and 0.4/0.05 = 8 exceed qmax 7 (clamped); −0.3/0.05 = −6 and the rest lie inside [−8, 7]
     expect(Array.from(x.grad!)).toEqual([1, 1, 0, 1, 1, 0, 1, 1]);
+  });
+});
+
+describe("dynamic input-activation fake quantization", () => {
+  it("forwards compressed-tensors' per-token int8 fake_quantize of [1, T, in]; the STE clips each token's absmax", () => {
+    const args = right(decodeQuantizationArgs({ num_bits: 8, type: "int", symmetric: true, strategy: "token", dynamic: true }));
+    const x = f32([0.5, -1.25, 3.0, 0.01, -0.02, 0.03], [2, 3]);
+    const x3 = f32(Array.from(x.data), [1, 2, 3]);
+    const qp = right(computeDynamicQParams(x3, args));
+    const want = toFloat32(right(fakeQuantize(x3, qp.scale, null, args))).data;
+    const tape = newTape();
+    const v = param(Float32Array.from(x.data), x.shape);
+    const y = right(fakeQuantInputSTE(tape, v, args));
+    expect(Array.from(y.data)).toEqual(Array.from(want));
+    expect(y.data[1]).not.toBe(x.data[1]); // it does quantize
+    const loss = record(tape, [y], Float32Array.of(0), [], (_, g) => {
+      y.grad = Float32Array.from(y.data, () => g[0]! * 2);
+    });
+    backward(tape, loss);
+    // s = absmax / 127.5, so a token's absmax lands on 127.5, which rounds (half to even) to 128 > 127: clamped, as
+    // torch's fake_quantize mask has it; the others pass.
+    expect(Array.from(v.grad!)).toEqual([2, 2, 0, 2, 2, 0]);
   });
 });
 

@@ -1,4 +1,5 @@
 import { type ModifierError, type ModifierEvent, activeAt } from "@llmq/observers";
+import type { QuantizationArgs } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import type { FakeQuantParams } from "./fake-quant-ste.js";
 import type { TrainState } from "./train-state.js";
@@ -27,7 +28,10 @@ export type QatPhase = { readonly _tag: "Waiting" } | { readonly _tag: "Started"
  * clipped STE) until epoch `end` (null or −1: until training ends). Starting and ending happen on batch_start, when the
  * epoch is known, as LC's lifecycle checks `should_start` on each event.
  */
-export const qatModifier = (modules: ReadonlyMap<string, FakeQuantParams>, fields: { readonly start?: number | null; readonly end?: number | null } = {}): TrainModifier<QatPhase> => ({
+export const qatModifier = (
+  modules: ReadonlyMap<string, FakeQuantParams>,
+  fields: { readonly start?: number | null; readonly end?: number | null; readonly inputs?: ReadonlyMap<string, QuantizationArgs> } = {},
+): TrainModifier<QatPhase> => ({
   type: "QuantizationModifier",
   start: fields.start ?? 0,
   end: fields.end ?? null,
@@ -38,6 +42,6 @@ export const qatModifier = (modules: ReadonlyMap<string, FakeQuantParams>, field
     const phase: QatPhase = on
       ? state._tag === "Started" ? state : { _tag: "Started", epoch: train.epoch }
       : state._tag === "Started" ? { _tag: "Ended", epoch: train.epoch } : state;
-    return E.right({ state: phase, train: { ...train, quant: { modules, active: on } } });
+    return E.right({ state: phase, train: { ...train, quant: { modules, active: on, ...(fields.inputs !== undefined ? { inputs: fields.inputs } : {}) } } });
   },
 });
