@@ -38,9 +38,9 @@ S = [{k: scales(l[k]) for k in "qkvogud"} for l in layers]
 class ClippedSTE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, s, g):
-        x = w.reshape(w.shape[0], -1, g) / s[..., None]
+        x = torch.round(w.reshape(w.shape[0], -1, g) / s[..., None])
         ctx.save_for_backward((x >= -qmax - 1) & (x <= qmax))
-        return (torch.round(x.clamp(-qmax - 1, qmax)) * s[..., None]).reshape(w.shape)
+        return (x.clamp(-qmax - 1, qmax) * s[..., None]).reshape(w.shape)
 
     @staticmethod
     def backward(ctx, gy):
