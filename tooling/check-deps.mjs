@@ -17,9 +17,11 @@ export const ALLOWED = {
   "@llmq/models": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization"],
   // runtime-gpu reads the safetensors bytes of a checkpoint itself (a browser has no directory to hand to models).
   "@llmq/runtime-gpu": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization", "@llmq/models"],
+  // QAT differentiates the Llama forward (models' config and RoPE tables) and drives modifiers (observers' contract).
+  "@llmq/train": ["@llmq/tensor", "@llmq/schemes", "@llmq/observers", "@llmq/models"],
   llmq: [
     "@llmq/tensor", "@llmq/schemes", "@llmq/observers", "@llmq/gptq", "@llmq/transforms",
-    "@llmq/kv-cache", "@llmq/serialization", "@llmq/models", "@llmq/runtime-gpu",
+    "@llmq/kv-cache", "@llmq/serialization", "@llmq/models", "@llmq/runtime-gpu", "@llmq/train",
   ],
 };
 

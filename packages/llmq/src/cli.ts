@@ -12,6 +12,8 @@ import { formatInspect, inspectCommand } from "./inspect-command.js";
 import { type ProgressSink, noProgress } from "./progress.js";
 import { stderrProgress } from "./stderr-progress.js";
 import { formatQuantize, quantizeCommand } from "./quantize-command.js";
+import { SCHEDULE_NAMES } from "@llmq/train";
+import { formatTrain, trainCommand } from "./train-command.js";
 
 // The only place that subscribes, throws to the user or calls process.exit: every library result arrives as an
 // Either and is folded here into one message and an exit code (0 ok, 1 usage/input error, 2 internal error, 128 + n
@@ -131,6 +133,39 @@ const addEvalCommand = (program: Command): void => {
     });
 };
 
+/** `llmq train`: quantization-aware training (QuantizationModifier's QAT path) with distillation. */
+const addTrainCommand = (program: Command): void => {
+  program
+    .command("train")
+    .description("quantization-aware training: fine-tune the recipe's fake-quantized modules (clipped STE, AdamW) distilled from a teacher; saves a compressed-tensors checkpoint")
+    .requiredOption("--model <dir>", "starting model: dense or a compressed-tensors checkpoint (e.g. llmq quantize's GPTQ output, whose qparams QAT keeps)")
+    .requiredOption("--recipe <file>", "llm-compressor recipe with one QuantizationModifier (weight-only int scheme; its start / end epochs are honoured)")
+    .requiredOption("--dataset <file>", "training data: .txt, .jsonl or .json (array of token-id arrays)")
+    .option("--eval-dataset <file>", "held-out data: KL divergence to the teacher after every epoch")
+    .option("--teacher <dir>", "the model to distil from (usually the unquantized one)")
+    .requiredOption("--output <dir>", "output directory")
+    .option("--epochs <n>", "passes over the training windows", int("--epochs", 1), 1)
+    .option("--lr <x>", "AdamW learning rate", real("--lr"), 1e-4)
+    .option("--batch-size <n>", "windows per optimizer step", int("--batch-size", 1), 4)
+    .addOption(new Option("--schedule <name>", "learning-rate schedule after warmup").choices([...SCHEDULE_NAMES]).default("cosine"))
+    .option("--warmup <n>", "warmup steps (linear from 0)", int("--warmup", 0), 0)
+    .option("--max-grad-norm <x>", "clip the global gradient norm (0 = no clipping)", real("--max-grad-norm"), 1)
+    .option("--weight-decay <x>", "AdamW weight decay", real("--weight-decay"), 0)
+    .option("--distill-weight <x>", "weight of KL(teacher ‖ model); 1 − it weights the cross-entropy", real("--distill-weight"), 1)
+    .option("--seq-len <n>", "tokens per window", int("--seq-len", 2), 256)
+    .option("--num-samples <n>", "training windows", int("--num-samples", 1))
+    .option("--eval-samples <n>", "held-out windows", int("--eval-samples", 1))
+    .option("--seed <n>", "window order seed", int("--seed", 0), 0)
+    .option("--state-dir <dir>", "save the training state there after every epoch; rerunning the same command resumes from it")
+    .option("--overwrite", "replace a non-empty output directory")
+    .option("--report <file>", "write an HTML report with the loss curve")
+    .option("--json", "print the result as JSON on stdout")
+    .option("-q, --quiet", "no progress on stderr")
+    .action(async (o) => {
+      await run(o, (signal, progress) => trainCommand({ ...o, teacher: o.teacher, overwrite: o.overwrite === true, signal, progress }), formatTrain);
+    });
+};
+
 /** `llmq generate`: its options and action. */
 const addGenerateCommand = (program: Command): void => {
   program
@@ -244,6 +279,7 @@ export const buildCli = (): Command => {
 
   addEvalCommand(program);
   addGenerateCommand(program);
+  addTrainCommand(program);
 
   program
     .command("inspect")

@@ -8,8 +8,10 @@ export * as transforms from "@llmq/transforms";
 export * as kvCache from "@llmq/kv-cache";
 export * as serialization from "@llmq/serialization";
 export * as models from "@llmq/models";
+export * as trainer from "@llmq/train";
 
 export { type OneshotOptions, type OneshotResult, type LayerReport, type ModuleReport, oneshot } from "./oneshot.js";
+export { type EpochRecord, type TrainOptions, type TrainResult, train } from "./qat-train.js";
 export { type Pass, type PipelineName, ERROR_WINDOWS, planPasses, runPipeline } from "./pipeline.js";
 export { type Recipe, type SchemeRecipeOptions, RUNNABLE_MODIFIERS, recipeFromScheme, recipeFromYaml } from "./recipe.js";
 export { type Batch, type Dataset, type DatasetKind, type DatasetOptions, type DatasetTokenizer, batches$, loadDataset, seededPermutation } from "./dataset.js";

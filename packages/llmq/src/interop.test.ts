@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { type Dataset, type QuantizeCommandOptions, convertCommand, loadDataset, models, oneshot, openModelDir, optionalTokenizer, quantizeCommand, recipeFromYaml, serialization, tensor } from "./index.js";
+import { dumpLlmq } from "./test-support/dump-llmq.js";
+import { type Dataset, type QuantizeCommandOptions, convertCommand, loadDataset, models, oneshot, optionalTokenizer, quantizeCommand, recipeFromYaml } from "./index.js";
 
 // End-to-end interop: llmq converts stories260K, quantizes it with every scheme family it writes, and
 // tools/interop_check.py loads each directory with compressed-tensors (decompression) and transformers (logits),
@@ -94,29 +95,6 @@ interface Summary {
 
 const STORY =
   "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high";
-
-/**
- * llmq's view of a model directory, for the Python side: every float tensor as llmq reads it (compressed modules
- * decompressed by openModelDir) and the f32 logits of each window.
- */
-const dumpLlmq = async (dir: string, windows: ReadonlyArray<ReadonlyArray<number>>, out: string): Promise<ReadonlyArray<Float32Array>> => {
-  const h = await right(openModelDir(dir));
-  const entries = new Map<string, tensor.Tensor>();
-  for (const name of h.tensorNames()) {
-    const t = await right(h.readTensor(name));
-    if (t.dtype === "f32" || t.dtype === "f16" || t.dtype === "bf16" || t.dtype === "f64") entries.set(name, tensor.toFloat32(t));
-  }
-  const logits: Float32Array[] = [];
-  for (const [i, w] of windows.entries()) {
-    const l = await right(models.forwardLogits(h, Int32Array.from(w)));
-    logits.push(l.data);
-    entries.set(`llmq.logits.${i}`, l);
-    entries.set(`llmq.tokens.${i}`, await right(async () => tensor.fromStorage("i32", [w.length], Int32Array.from(w))));
-  }
-  await h.close();
-  await right(serialization.writeSafetensors(out, entries));
-  return logits;
-};
 
 describe("interop with compressed-tensors and transformers (end to end)", () => {
   it.skipIf(PY === undefined)(
