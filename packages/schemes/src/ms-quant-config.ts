@@ -304,7 +304,7 @@ export const decodeMsQuantConfig = (raw: unknown): E.Either<MsConfigError, MsQua
     const pick = (spec: object) => Object.fromEntries(Object.entries(fields).filter(([k]) => k in spec));
     let c = msQuantConfig(pick(CONSTRUCTOR));
     for (const b of Object.keys(MS_BUILDERS)) if (b in fields) c = pipe2(c, (x) => msBuilder(x, b, fields[b] as Readonly<Record<string, unknown>>));
-    return pipe2(c, (x) => validateMsQuantConfig({ ...x, ...pick(CALIBRATOR) }));
+    return pipe2(c, (x) => validateMsQuantConfig(withFields(x, pick(CALIBRATOR))));
   });
 
 const FILE_FIELDS: Readonly<Record<string, readonly [Kind, unknown]>> = {
