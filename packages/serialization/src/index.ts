@@ -87,3 +87,5 @@ export { hqqPack } from "./hqq-pack.js";
 export type { HqqFloat, HqqFloatTensor, HqqParts } from "./hqq-dequantize.js";
 export { dequantizeAqlm } from "./aqlm-dequantize.js";
 export type { AqlmParts } from "./aqlm-dequantize.js";
+export { dequantizeMsModelSlim, msModelSlimFileNames, msModelSlimLayout } from "./ms-model-slim-layout.js";
+export type { MsLayout, MsLayoutType, MsLinear } from "./ms-model-slim-layout.js";
