@@ -1,13 +1,22 @@
 // `llmq convert --from gptq|awq`: a pre-quantized HF directory (AutoGPTQ / GPTQModel / AutoAWQ / transformers) read
 // back to a dense model: packed linears dequantized (exact f32), quantization_config dropped, tokenizer files kept.
-import { readFile } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type QuantizedFormat, type SerializationError, dequantizeCheckpoint, formatSerializationError, openCheckpoint, quantizedFormatOf } from "@llmq/serialization";
+import {
+  type QuantizedFormat,
+  type SerializationError,
+  dequantizeCheckpoint,
+  dequantizeMsModelSlim,
+  formatSerializationError,
+  openCheckpoint,
+  openSafetensors,
+  quantizedFormatOf,
+} from "@llmq/serialization";
 import { type Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
-import { type ModelError, checkpointError, invalidConfig } from "./errors.js";
+import { type ModelError, checkpointError, invalidCheckpoint, invalidConfig } from "./errors.js";
 import type { GgufOutputDType } from "./gguf-llama.js";
 import { readConfigJson } from "./open-model.js";
 
@@ -15,7 +24,7 @@ const fromSerialization = (e: SerializationError): ModelError => checkpointError
 
 /** A dense HF model made from a GPTQ / AWQ directory. */
 export interface ConvertedQuantized {
-  readonly method: QuantizedFormat["method"];
+  readonly method: QuantizedFormat["method"] | "msmodelslim";
   readonly configJson: Record<string, unknown>;
   readonly generationConfigJson?: Record<string, unknown>;
   readonly tensors: ReadonlyMap<string, Tensor>;
@@ -49,6 +58,13 @@ const readJsonFiles = (dir: string): TE.TaskEither<ModelError, Record<string, Re
 const flagOf = (m: QuantizedFormat["method"]): QuantizedSource => (m === "gptq" || m === "awq" || m === "hqq" || m === "aqlm" ? m : m === "fp8" || m === "fbgemm_fp8" ? "fp8" : "bnb");
 export type QuantizedSource = "gptq" | "awq" | "bnb" | "fp8" | "hqq" | "aqlm";
 
+/** Float tensors cast to `dtype`; integer tensors as they are. */
+const denseIn = (tensors: ReadonlyMap<string, Tensor>, dtype: GgufOutputDType): Map<string, Tensor> => {
+  const dense = new Map<string, Tensor>();
+  for (const [n, t] of tensors) dense.set(n, t.dtype === dtype || !["f32", "f16", "bf16"].includes(t.dtype) ? t : cast(t, dtype));
+  return dense;
+};
+
 export const convertQuantized = (dir: string, expect: QuantizedSource, opts: { readonly dtype?: GgufOutputDType } = {}): TE.TaskEither<ModelError, ConvertedQuantized> => {
   const dtype = opts.dtype ?? "f32";
   return pipe(
@@ -79,15 +95,78 @@ export const convertQuantized = (dir: string, expect: QuantizedSource, opts: { r
             TE.map((files): ConvertedQuantized => {
               const { "generation_config.json": gen, ...tokenizerFiles } = files;
               const { quantization_config: _dropped, ...rest } = config;
-              const dense = new Map<string, Tensor>();
-              for (const [n, t] of tensors) dense.set(n, t.dtype === dtype || !["f32", "f16", "bf16"].includes(t.dtype) ? t : cast(t, dtype));
               return {
                 method: fmt.method,
                 configJson: { ...rest, torch_dtype: TORCH[dtype] },
                 ...(gen === undefined ? {} : { generationConfigJson: gen }),
-                tensors: dense,
+                tensors: denseIn(tensors, dtype),
                 tokenizerFiles,
                 dequantized: dequantized.length,
+              };
+            }),
+          ),
+        ),
+      ),
+    ),
+  );
+};
+
+const MS_DESCRIPTION = /^quant_model_description(_[a-z0-9_]+)?\.json$/;
+const MS_WEIGHTS = /^quant_model_weight(_[a-z0-9_]+)?\.safetensors$/;
+
+/** The tensors of msModelSlim's safe_tensor files in `dir`, dequantized (every tensor must be described). */
+const readMsModelSlim = (dir: string): TE.TaskEither<ModelError, { readonly tensors: Map<string, Tensor>; readonly dequantized: number }> => async () => {
+  const files = await readdir(dir).catch(() => [] as string[]);
+  const desc = files.find((f) => MS_DESCRIPTION.test(f));
+  const weights = files.find((f) => MS_WEIGHTS.test(f));
+  if (desc === undefined || weights === undefined)
+    return E.left(invalidCheckpoint(dir, "no quant_model_description*.json and quant_model_weight*.safetensors (msModelSlim's safe_tensor layout)"));
+  let description: Record<string, unknown>;
+  try {
+    description = JSON.parse(await readFile(join(dir, desc), "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    return E.left(invalidConfig(join(dir, desc), "", `not valid JSON: ${(e as Error).message}`));
+  }
+  const f = await openSafetensors(join(dir, weights))();
+  if (E.isLeft(f)) return E.left(fromSerialization(f.left));
+  const tensors = new Map<string, Tensor>();
+  try {
+    for (const n of f.right.names) {
+      const t = await f.right.read(n)();
+      if (E.isLeft(t)) return E.left(fromSerialization(t.left));
+      tensors.set(n, t.right);
+    }
+  } finally {
+    await f.right.close();
+  }
+  const r = dequantizeMsModelSlim(description, tensors);
+  return E.isLeft(r) ? E.left(invalidCheckpoint(join(dir, desc), r.left)) : E.right({ tensors: r.right.tensors, dequantized: r.right.dequantized.length });
+};
+
+/**
+ * `llmq convert --from msmodelslim`: a directory in msModelSlim's safe_tensor layout (plus the model's config.json and
+ * tokenizer files, which msModelSlim leaves to the user to copy) read back to a dense model.
+ */
+export const convertMsModelSlim = (dir: string, opts: { readonly dtype?: GgufOutputDType } = {}): TE.TaskEither<ModelError, ConvertedQuantized> => {
+  const dtype = opts.dtype ?? "f32";
+  return pipe(
+    readConfigJson(dir),
+    TE.chain((config) =>
+      pipe(
+        readMsModelSlim(dir),
+        TE.chain((m) =>
+          pipe(
+            readJsonFiles(dir),
+            TE.map((files): ConvertedQuantized => {
+              const { "generation_config.json": gen, ...tokenizerFiles } = files;
+              const { quantization_config: _dropped, ...rest } = config;
+              return {
+                method: "msmodelslim",
+                configJson: { ...rest, torch_dtype: TORCH[dtype] },
+                ...(gen === undefined ? {} : { generationConfigJson: gen }),
+                tensors: denseIn(m.tensors, dtype),
+                tokenizerFiles,
+                dequantized: m.dequantized,
               };
             }),
           ),

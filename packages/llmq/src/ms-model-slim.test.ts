@@ -1,0 +1,119 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type MsQuantConfig, msQuantConfig, msBuilder } from "@llmq/schemes";
+import { toFloat32 } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { convertCommand, loadDataset, oneshot, openModelDir, optionalTokenizer, quantizeCommand } from "./index.js";
+import type { Dataset } from "./dataset.js";
+import { msModelSlimRecipe } from "./ms-model-slim-recipe.js";
+import { quantizeWithMsModelSlim } from "./ms-model-slim.js";
+import { readTensors } from "./test-support/read-tensors.js";
+import { convertStories, must } from "./test-support/stories260k.js";
+
+// quantizeWithMsModelSlim on stories260K: the QuantConfig's modifiers run by oneshot, written in msModelSlim's
+// safe_tensor layout; the tensor set and description are the documented ones, and `llmq convert --from msmodelslim`
+// reads back exactly the weights of the compressed-tensors checkpoint the same modifiers write.
+
+const WINDOWS = new URL("../fixtures/transforms/stories260k-windows.json", import.meta.url).pathname;
+let tmp = "";
+let hf = "";
+let data: Dataset;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), "llmq-msl-"));
+  hf = join(tmp, "hf");
+  await convertStories(hf);
+  const windows = JSON.parse(readFileSync(WINDOWS, "utf8")) as number[][];
+  const tok = must(await optionalTokenizer(hf)());
+  data = must(await loadDataset(WINDOWS, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
+}, 120_000);
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const cfg = (k: Record<string, unknown>, builders: ReadonlyArray<readonly [string, Record<string, unknown>]> = []): MsQuantConfig => {
+  let c = must(msQuantConfig(k));
+  for (const [b, a] of builders) c = must(msBuilder(c, b, a));
+  return c;
+};
+
+const PER_TYPE: Readonly<Record<string, ReadonlyArray<readonly [string, string]>>> = {
+  W8A8: [["weight", "i8"], ["weight_scale", "f32"], ["weight_offset", "f32"], ["input_scale", "f32"], ["input_offset", "f32"], ["deq_scale", "i64"], ["quant_bias", "i32"]],
+  W8A16: [["weight", "i8"], ["weight_scale", "f32"], ["weight_offset", "f32"]],
+  W4A16: [["weight", "i8"], ["weight_scale", "f32"], ["weight_offset", "f32"]],
+  W8A8_DYNAMIC: [["weight", "i8"], ["weight_scale", "f32"], ["weight_offset", "f32"]],
+};
+
+const CASES: ReadonlyArray<readonly [string, MsQuantConfig]> = [
+  ["W8A8 act_method 2 per channel", cfg({ mm_tensor: false }, [["weight_activation_quant", { act_method: 2 }]])],
+  ["W8A16 GPTQ per channel", cfg({ a_bit: 16, w_method: "GPTQ", mm_tensor: false })],
+  ["W4A16 asymmetric per channel", cfg({ w_bit: 4, a_bit: 16, w_sym: false, mm_tensor: false })],
+  ["W8A8_DYNAMIC per tensor", cfg({ is_dynamic: true, disable_names: ["model.layers.0.mlp.down_proj"] })],
+];
+
+describe("quantizeWithMsModelSlim on stories260K", () => {
+  for (const [name, c] of CASES)
+    it(name, async () => {
+      const type = (name.split(" ")[0] as string).toLowerCase();
+      const out = join(tmp, type);
+      const r = must(await quantizeWithMsModelSlim(c, { model: hf, output: out, dataset: data })());
+      expect(r.files).toEqual([`quant_model_weight_${type}.safetensors`, `quant_model_description_${type}.json`]);
+      const desc = JSON.parse(readFileSync(join(out, r.files[1]!), "utf8")) as Record<string, string>;
+      const tensors = await readTensors(join(out, r.files[0]!));
+      const { model_quant_type, ...described } = desc;
+      expect(model_quant_type).toBe(type.toUpperCase());
+      expect(Object.keys(described).sort()).toEqual([...tensors.keys()].sort());
+      const linears = Object.keys(described).filter((n) => n.endsWith(".weight_scale")).map((n) => n.slice(0, -".weight_scale".length));
+      expect(linears.length).toBe(c.disable_names.length > 0 ? 34 : 35);
+      for (const l of linears)
+        for (const [p, dtype] of PER_TYPE[model_quant_type!]!) {
+          expect(tensors.get(`${l}.${p}`)?.dtype, `${l}.${p}`).toBe(dtype);
+          expect(described[`${l}.${p}`]).toBe(model_quant_type);
+        }
+      const floats = Object.keys(described).filter((n) => described[n] === "FLOAT");
+      expect(floats.every((n) => !linears.some((l) => n.startsWith(`${l}.`)) || c.disable_names.some((d) => n.startsWith(d)))).toBe(true);
+      expect(tensors.get(`${linears[0]}.weight_scale`)!.shape).toEqual([tensors.get(`${linears[0]}.weight`)!.shape[0], 1]);
+
+      // the same modifiers' compressed-tensors checkpoint, and the msModelSlim layout read back: identical weights
+      const ct = join(tmp, `${type}-ct`);
+      must(await oneshot({ model: hf, output: ct, recipe: must(msModelSlimRecipe(c)), dataset: data })());
+      const dense = join(tmp, `${type}-dense`);
+      must(await convertCommand({ from: "msmodelslim", model: out, output: dense, overwrite: false })());
+      const [a, b] = [must(await openModelDir(ct)()), must(await openModelDir(dense)())];
+      for (let i = 0; i < 5; i++) {
+        const [ta, tb] = [must(await a.loadLayerTensors(i)()), must(await b.loadLayerTensors(i)())];
+        for (const [n, t] of tb) expect(Buffer.from(toFloat32(ta.get(n)!).data.buffer).equals(Buffer.from(toFloat32(t).data.buffer)), n).toBe(true);
+      }
+      await a.close();
+      await b.close();
+      if (model_quant_type === "W8A8") {
+        const ctT = await readTensors(join(ct, "model.safetensors"));
+        for (const l of linears) {
+          expect(tensors.get(`${l}.input_scale`)!.data[0]).toBe(ctT.get(`${l}.input_scale`)!.data[0]);
+          expect(tensors.get(`${l}.input_offset`)!.data[0]).toBe(ctT.get(`${l}.input_zero_point`)!.data[0]);
+        }
+      }
+    }, 120_000);
+});
+
+describe("bad input: one clear message, nothing written", () => {
+  const fails = async (k: Record<string, unknown>) => {
+    const out = join(tmp, "never");
+    const r = await quantizeWithMsModelSlim(cfg(k), { model: hf, output: out, dataset: data })();
+    expect(() => readFileSync(join(out, "config.json"))).toThrow();
+    return E.isLeft(r) ? JSON.stringify(r.left) : "accepted";
+  };
+  it("disable_names that match nothing", async () => expect(await fails({ disable_names: ["model.layers.9.mlp.down_proj"] })).toContain('disable_names: \\"model.layers.9.mlp.down_proj\\" match no linear'));
+  it("an unsupported parameter", async () => expect(await fails({ pr: 0.5 })).toContain("pr 0.5"));
+  it("the CLI: unknown parameter names and out-of-range values", async () => {
+    for (const [text, msg] of [
+      ['{"w_bits": 8}', "w_bits: unknown parameter"],
+      ['{"sigma_factor": 5}', "sigma_factor: must be in [3, 4], got 5"],
+    ] as const) {
+      const f = join(tmp, "cfg.json");
+      writeFileSync(f, text);
+      const r = await quantizeCommand({ model: hf, output: join(tmp, "never"), method: "rtn", msmodelslimConfig: f, numSamples: 4, seqLen: 32, seed: 1, overwrite: false })();
+      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain(msg);
+    }
+  });
+});
