@@ -24,7 +24,8 @@ export const msUnsupported = (c: MsQuantConfig): string | null => {
     [c.is_lowbit, "is_lowbit (msModelSlim's lowbit algorithm) is not implemented in llmq yet"],
     [c.nonuniform, "nonuniform (power) weight quantization is not implemented in llmq yet"],
     [c.use_sigma, "use_sigma (sigma outlier selection of the lowbit path) is not implemented in llmq yet"],
-    [c.w_method === "HQQ", "w_method HQQ: @llmq/schemes' hqqQuantize exists but no modifier writes its float zero points yet"],
+    [c.w_method === "HQQ" && c.a_bit !== 16, "w_method HQQ is weight-only: set a_bit 16 (W4A16 / W8A16)"],
+    [c.w_method === "HQQ" && c.do_smooth, "do_smooth with w_method HQQ is not implemented in llmq yet"],
     [c.w_method === "NF", "w_method NF (NF4) is not implemented in llmq yet"],
     [type !== null && !MS_RUNNABLE_TYPES.includes(type), `model_quant_type ${type} is not written by llmq yet (runnable: ${MS_RUNNABLE_TYPES.join(", ")})`],
     [c.pr !== 1, `pr ${c.pr}: QDrop calibration (activations fake-quantized with probability pr) is not implemented in llmq; use pr 1.0`],
@@ -69,7 +70,7 @@ export const msModifierEntries = (c: MsQuantConfig): ReadonlyArray<{ readonly ty
 
 /** The Recipe llmq runs for a QuantConfig; a parameter llmq cannot honour is a RecipeError naming it. */
 export const msModelSlimRecipe = (c: MsQuantConfig): E.Either<LlmqError, Recipe> => {
-  const bad = msUnsupported(c);
+  const bad = msUnsupported(c) ?? (c.w_method === "HQQ" ? "w_method HQQ runs as llmq's HqqModifier, which no llm-compressor recipe names (use quantizeWithMsModelSlim)" : null);
   if (bad !== null) return E.left(recipeError(`msModelSlim QuantConfig: ${bad}; nothing was read or written`));
   return pipe(
     recipeFromModifiers(msModifierEntries(c)),

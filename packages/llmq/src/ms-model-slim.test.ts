@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type MsQuantConfig, msQuantConfig, msBuilder } from "@llmq/schemes";
+import { type MsQuantConfig, hqqDequantize, hqqQuantize, msBuilder, msQuantConfig } from "@llmq/schemes";
 import { toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -94,6 +94,43 @@ describe("quantizeWithMsModelSlim on stories260K", () => {
         }
       }
     }, 120_000);
+});
+
+describe("W4A16 HQQ (data-free, HqqModifier)", () => {
+  it("writes hqq's codes (signed: q − 8), its scales per group of 64 and zero − 8 as the offset; reads back to (q − z)·s", async () => {
+    const out = join(tmp, "w4a16-hqq");
+    const r = must(await quantizeWithMsModelSlim(cfg({ w_bit: 4, a_bit: 16, w_method: "HQQ" }), { model: hf, output: out })());
+    expect(r.files[0]).toBe("quant_model_weight_w4a16.safetensors");
+    expect(r.warnings.filter((w) => w.includes("not a multiple of group size 64"))).toHaveLength(5);
+    const t = await readTensors(join(out, r.files[0]!));
+    const desc = JSON.parse(readFileSync(join(out, r.files[1]!), "utf8")) as Record<string, string>;
+    const { model_quant_type, ...described } = desc;
+    expect(model_quant_type).toBe("W4A16");
+    expect(Object.keys(described).sort()).toEqual([...t.keys()].sort());
+    const src = must(await openModelDir(hf)());
+    const dense = join(tmp, "w4a16-hqq-dense");
+    must(await convertCommand({ from: "msmodelslim", model: out, output: dense, overwrite: false })());
+    const back = must(await openModelDir(dense)());
+    for (const i of [0, 4]) {
+      const [orig, read] = [must(await src.loadLayerTensors(i)()), must(await back.loadLayerTensors(i)())];
+      for (const local of ["self_attn.q_proj", "mlp.down_proj"]) {
+        const name = `model.layers.${i}.${local}`;
+        // down_proj's 172 inputs are no multiple of 64: per row, with a warning
+        const g = local === "mlp.down_proj" ? null : 64;
+        const q = must(hqqQuantize(orig.get(`${local}.weight`)!, { nbits: 4, groupSize: g, axis: 1, roundZero: true }));
+        expect(Array.from(t.get(`${name}.weight`)!.data as Int8Array)).toEqual(Array.from(q.codes.data, (v) => v - 8));
+        expect(t.get(`${name}.weight_scale`)!.shape).toEqual([q.shape[0], g === null ? 1 : q.shape[1]! / 64]);
+        expect(Array.from(t.get(`${name}.weight_scale`)!.data as Float32Array)).toEqual(Array.from(q.scale.data));
+        const want = hqqDequantize(q).data;
+        const got = toFloat32(read.get(`${local}.weight`)!).data;
+        // offset = zero − 8 is one f32 rounding away from hqq's zero: at most an ulp of 8 times the scale
+        const worst = Math.max(...Array.from(got, (v, j) => Math.abs(v - want[j]!) / q.scale.data[Math.floor(j / (g ?? q.shape[1]!))]!));
+        expect(worst).toBeLessThanOrEqual(2 ** -20);
+      }
+    }
+    await src.close();
+    await back.close();
+  }, 120_000);
 });
 
 describe("bad input: one clear message, nothing written", () => {

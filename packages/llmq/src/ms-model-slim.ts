@@ -1,6 +1,7 @@
 import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { type MsQuantConfig, msQuantType } from "@llmq/schemes";
+import { type HqqBits, type HqqQuantized, type MsQuantConfig, msQuantType } from "@llmq/schemes";
+import { HqqModifier, type Modifier } from "@llmq/observers";
 import {
   type Checkpoint,
   type MsLayoutType,
@@ -19,7 +20,7 @@ import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import type { Dataset } from "./dataset.js";
 import { type LlmqError, ioErrorFrom, modelError, outputExists, recipeError } from "./errors.js";
-import { msIgnore, msModelSlimRecipe } from "./ms-model-slim-recipe.js";
+import { msIgnore, msModelSlimRecipe, msUnsupported } from "./ms-model-slim-recipe.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import { openModelDir } from "./open-model.js";
 import type { PipelineName } from "./pipeline.js";
@@ -98,15 +99,15 @@ const msLinearOf = async (ck: Checkpoint, m: string, a: GroupArgs, staticInput: 
 
 /** Every tensor of a compressed-tensors directory sorted into msModelSlim linears and float tensors. */
 const fromCompressedTensors = async (dir: string, config: Record<string, unknown>): Promise<{ linears: MsLinear[]; floats: Map<string, Tensor> }> => {
-  const qc = config.quantization_config as { config_groups: Record<string, { weights: GroupArgs; input_activations: { dynamic: boolean } | null }> };
-  const group = Object.values(qc.config_groups)[0]!;
+  const qc = config.quantization_config as { config_groups: Record<string, { weights: GroupArgs; input_activations: { dynamic: boolean } | null }> } | undefined;
+  const group = qc === undefined ? undefined : Object.values(qc.config_groups)[0]!;
   const ck = await openCheckpoint(dir)();
   if (E.isLeft(ck)) throw new Error(formatSerializationError(ck.left));
   try {
-    const modules = ck.right.names.filter((n) => n.endsWith(".weight_scale")).map((n) => n.slice(0, -".weight_scale".length));
-    const staticInput = group.input_activations !== null && !group.input_activations.dynamic;
+    const modules = group === undefined ? [] : ck.right.names.filter((n) => n.endsWith(".weight_scale")).map((n) => n.slice(0, -".weight_scale".length));
+    const staticInput = group !== undefined && group.input_activations !== null && !group.input_activations.dynamic;
     const linears: MsLinear[] = [];
-    for (const m of modules) linears.push(await msLinearOf(ck.right, m, group.weights, staticInput));
+    for (const m of modules) linears.push(await msLinearOf(ck.right, m, group!.weights, staticInput));
     const owned = new Set(modules.flatMap((m) => ["weight", "weight_packed", "weight_shape", "weight_scale", "weight_zero_point", "input_scale", "input_zero_point"].map((p) => `${m}.${p}`)));
     const floats = new Map<string, Tensor>();
     for (const n of ck.right.names) if (!owned.has(n)) floats.set(n, await read(ck.right, n));
@@ -116,12 +117,31 @@ const fromCompressedTensors = async (dir: string, config: Record<string, unknown
   }
 };
 
+/** An hqq result (axis 1, unsigned codes, float zero) as msModelSlim's signed linear: codes − 2^(b−1), offset zero − 2^(b−1). */
+const msLinearOfHqq = (name: string, q: HqqQuantized): MsLinear => {
+  const half = 2 ** (Math.round(q.nbits) - 1);
+  const [out, k] = [q.shape[0]!, q.shape[1]!];
+  return {
+    name,
+    out,
+    in: k,
+    codes: Int8Array.from(q.codes.data, (v) => v - half),
+    scale: Float32Array.from(q.scale.data),
+    offset: Float32Array.from(q.zero.data, (z) => z - half),
+    groupSize: q.groupSize === null || q.groupSize === k ? null : q.groupSize,
+  };
+};
+
 const CARRIED = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json)$/;
 
 /** The msModelSlim files of a compressed-tensors checkpoint written by a QuantConfig's modifiers, into `staging`. */
-const writeMsFiles = async (ctDir: string, staging: string, type: MsLayoutType): Promise<ReadonlyArray<string>> => {
+const writeMsFiles = async (ctDir: string, staging: string, type: MsLayoutType, hqq: ReadonlyMap<string, HqqQuantized> = new Map()): Promise<ReadonlyArray<string>> => {
   const config = JSON.parse(await readFile(join(ctDir, "config.json"), "utf8")) as Record<string, unknown>;
   const { linears, floats } = await fromCompressedTensors(ctDir, config);
+  for (const [name, q] of hqq) {
+    floats.delete(`${name}.weight`);
+    linears.push(msLinearOfHqq(name, q));
+  }
   const layout = msModelSlimLayout(type, linears, floats, DTYPE_OF[String(config.torch_dtype)] ?? "f32");
   if (E.isLeft(layout)) throw new Error(layout.left);
   const w = await writeSafetensors(join(staging, layout.right.weightFile), layout.right.tensors)();
@@ -150,12 +170,12 @@ const checkDisableNames = async (c: MsQuantConfig, model: string): Promise<E.Eit
  * per-tensor or dynamic inputs) rewritten in msModelSlim's layout of `type` at `output` (staged, then renamed).
  */
 export const compressedTensorsToMsModelSlim =
-  (ctDir: string, output: string, type: MsLayoutType, overwrite = false): TE.TaskEither<LlmqError, ReadonlyArray<string>> =>
+  (ctDir: string, output: string, type: MsLayoutType, overwrite = false, hqq: ReadonlyMap<string, HqqQuantized> = new Map()): TE.TaskEither<LlmqError, ReadonlyArray<string>> =>
   async () => {
     const staged = await stageDirectory(output, { overwrite })();
     if (E.isLeft(staged)) return E.left(ioErrorFrom(output, "cannot stage the output", staged.left));
     try {
-      const files = await writeMsFiles(ctDir, staged.right.staging, type);
+      const files = await writeMsFiles(ctDir, staged.right.staging, type, hqq);
       const done = await staged.right.commit()();
       return E.isLeft(done) ? E.left(ioErrorFrom(output, "cannot move the output into place", done.left)) : E.right(files);
     } catch (e) {
@@ -176,7 +196,8 @@ export const quantizeWithMsModelSlim =
   (c: MsQuantConfig, o: MsModelSlimOptions): TE.TaskEither<LlmqError, MsModelSlimResult> =>
   async () => {
     const type = msQuantType(c);
-    const recipe = msModelSlimRecipe(c);
+    const hqq = new Map<string, HqqQuantized>();
+    const recipe = c.w_method === "HQQ" ? hqqRun(c, hqq) : msModelSlimRecipe(c);
     if (E.isLeft(recipe)) return recipe;
     if (type === null || !MS_TYPES.includes(type as MsLayoutType)) return E.left(recipeError(`msModelSlim QuantConfig: type ${type} is not written by llmq`));
     for (const check of [() => checkDisableNames(c, o.model), () => checkOutput(o)]) {
@@ -186,9 +207,10 @@ export const quantizeWithMsModelSlim =
     const tmp = await mkdtemp(join(dirname(o.output), `.${basename(o.output)}.ct-`));
     try {
       const ct = join(tmp, "ct");
-      const run = await oneshot({ model: o.model, output: ct, recipe: recipe.right, dataset: o.dataset ?? null, protect: [o.output], ...pick(o) })();
+      const what = "modifiers" in recipe.right ? { modifiers: recipe.right.modifiers } : { recipe: recipe.right };
+      const run = await oneshot({ model: o.model, output: ct, ...what, dataset: o.dataset ?? null, protect: [o.output], ...pick(o) })();
       if (E.isLeft(run)) return run;
-      const files = await compressedTensorsToMsModelSlim(ct, o.output, type as MsLayoutType, o.overwrite ?? false)();
+      const files = await compressedTensorsToMsModelSlim(ct, o.output, type as MsLayoutType, o.overwrite ?? false, hqq)();
       if (E.isLeft(files)) return files;
       const saveWarning = c.explicit.has("save_type") ? [] : ['save_type not given: msModelSlim\'s code default is ["numpy"]; llmq writes safe_tensor'];
       return E.right({ output: o.output, type: type!, files: files.right, quantized: run.right.modules, oneshot: run.right, warnings: [...saveWarning, ...run.right.warnings] });
@@ -196,6 +218,17 @@ export const quantizeWithMsModelSlim =
       await rm(tmp, { recursive: true, force: true });
     }
   };
+
+/**
+ * w_method HQQ: hqq's defaults for the bits (BaseQuantizeConfig: groups of group_size along the input axis, zero
+ * rounded before optimization at 4 bits), as an HqqModifier whose results are collected into `into`.
+ */
+const hqqRun = (c: MsQuantConfig, into: Map<string, HqqQuantized>): E.Either<LlmqError, { readonly modifiers: ReadonlyArray<Modifier> }> => {
+  const bad = msUnsupported(c);
+  if (bad !== null) return E.left(recipeError(`msModelSlim QuantConfig: ${bad}; nothing was read or written`));
+  const mod = HqqModifier({ nbits: c.w_bit as HqqBits, groupSize: c.group_size, axis: 1, roundZero: c.w_bit === 4, rowGroups: true, ignore: msIgnore(c), onQuantized: (n, q) => into.set(n, q) });
+  return E.right({ modifiers: [mod as Modifier] });
+};
 
 const pick = (o: MsModelSlimOptions) => ({
   ...(o.pipeline ? { pipeline: o.pipeline } : {}),

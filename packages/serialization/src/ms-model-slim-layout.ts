@@ -90,7 +90,10 @@ export const msModelSlimLayout = (
   for (const l of linears) {
     if ((type === "W8A8") !== (l.input !== undefined)) return E.left(`${l.name}: ${type} ${type === "W8A8" ? "needs" : "has no"} static input qparams`);
     if (floats.has(`${l.name}.weight`)) return E.left(`${l.name}.weight is given both as float and as quantized`);
+    if (l.groupSize !== null && (l.groupSize < 1 || l.in % l.groupSize !== 0)) return E.left(`${l.name}: group size ${l.groupSize} does not divide its ${l.in} input features`);
     const cols = l.groupSize === null ? 1 : l.in / l.groupSize;
+    if (l.codes.length !== l.out * l.in || l.scale.length !== l.out * cols || l.offset.length !== l.scale.length)
+      return E.left(`${l.name}: codes / scale / offset sizes do not match [${l.out}, ${l.in}] with ${cols} scale column(s)`);
     const own: Array<readonly [string, Tensor]> = [
       [`${l.name}.weight`, new TensorClass("i8", [l.out, l.in], l.codes)],
       [`${l.name}.weight_scale`, f32t(l.scale, [l.out, cols])],
