@@ -73,7 +73,7 @@ const fromSource = (o: ConvertOptions, dtype: GgufOutputDType): TE.TaskEither<Mo
           tensors: m.tensors,
           tokenizerFiles: Object.keys(m.tokenizerFiles).length > 0 ? m.tokenizerFiles : undefined,
           sourceTypes: { [`${m.method} linears`]: m.dequantized },
-          warnings: Object.keys(m.tokenizerFiles).length > 0 ? [] : [`${o.model} has no tokenizer files to carry over`],
+          warnings: [...(m.warnings ?? []), ...(Object.keys(m.tokenizerFiles).length > 0 ? [] : [`${o.model} has no tokenizer files to carry over`])],
         })),
       )
     : o.from === "gguf"

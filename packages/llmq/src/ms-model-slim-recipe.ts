@@ -29,7 +29,6 @@ export const msUnsupported = (c: MsQuantConfig): string | null => {
     [c.w_method === "NF", "w_method NF (NF4) is not implemented in llmq yet"],
     [type !== null && !MS_RUNNABLE_TYPES.includes(type), `model_quant_type ${type} is not written by llmq yet (runnable: ${MS_RUNNABLE_TYPES.join(", ")})`],
     [c.pr !== 1, `pr ${c.pr}: QDrop calibration (activations fake-quantized with probability pr) is not implemented in llmq; use pr 1.0`],
-    [c.use_kvcache_quant, "use_kvcache_quant / kv_quant (C8) is not wired into llmq's pipeline yet"],
     [c.simulate_tp !== null, "simulate_tp is not implemented in llmq yet"],
     [c.pdmix, "pdmix (W8A8_MIX) is not implemented in llmq yet"],
     [c.dev_type !== "cpu", `dev_type ${c.dev_type}: llmq quantizes on the CPU; use dev_type cpu`],

@@ -96,6 +96,28 @@ describe("quantizeWithMsModelSlim on stories260K", () => {
     }, 120_000);
 });
 
+describe("W8A8 + kv int8 (C8)", () => {
+  it("adds <k|v>_proj.kv_cache_scale / kv_cache_offset [kv channels] typed W8A8, kv_cache_type and kv_quant_type C8; convert says it leaves them out", async () => {
+    const out = join(tmp, "w8a8-kv");
+    const r = must(await quantizeWithMsModelSlim(cfg({ mm_tensor: false }, [["weight_activation_quant", { act_method: 2 }], ["kv_quant", { kv_sym: false }]]), { model: hf, output: out, dataset: data })());
+    const t = await readTensors(join(out, r.files[0]!));
+    const desc = JSON.parse(readFileSync(join(out, r.files[1]!), "utf8")) as Record<string, string>;
+    const { model_quant_type, kv_cache_type, kv_quant_type, ...described } = desc;
+    expect([model_quant_type, kv_cache_type, kv_quant_type]).toEqual(["W8A8", "C8", "C8"]);
+    expect(Object.keys(described).sort()).toEqual([...t.keys()].sort());
+    for (let i = 0; i < 5; i++)
+      for (const p of ["k_proj", "v_proj"])
+        for (const q of ["kv_cache_scale", "kv_cache_offset"]) {
+          const n = `model.layers.${i}.self_attn.${p}.${q}`;
+          expect([t.get(n)?.dtype, t.get(n)?.shape, described[n]]).toEqual(["f32", [32], "W8A8"]);
+        }
+    const off = Array.from(t.get("model.layers.2.self_attn.k_proj.kv_cache_offset")!.data as Float32Array);
+    expect(off.every((o) => Number.isInteger(o) && o >= -128 && o <= 127)).toBe(true);
+    const c = must(await convertCommand({ from: "msmodelslim", model: out, output: join(tmp, "w8a8-kv-dense"), overwrite: false })());
+    expect(c.warnings.join(" ")).toContain("20 C8 KV-cache tensors");
+  }, 120_000);
+});
+
 describe("W4A16 HQQ (data-free, HqqModifier)", () => {
   it("writes hqq's codes (signed: q − 8), its scales per group of 64 and zero − 8 as the offset; reads back to (q − z)·s", async () => {
     const out = join(tmp, "w4a16-hqq");

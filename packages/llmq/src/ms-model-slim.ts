@@ -2,6 +2,7 @@ import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/pro
 import { basename, dirname, join } from "node:path";
 import { type HqqBits, type HqqQuantized, type MsQuantConfig, msQuantType } from "@llmq/schemes";
 import { HqqModifier, type Modifier } from "@llmq/observers";
+import { MsKvCacheModifier } from "@llmq/kv-cache";
 import {
   type Checkpoint,
   type MsLayoutType,
@@ -24,6 +25,7 @@ import { msIgnore, msModelSlimRecipe, msUnsupported } from "./ms-model-slim-reci
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import { openModelDir } from "./open-model.js";
 import type { PipelineName } from "./pipeline.js";
+import type { Recipe } from "./recipe.js";
 import type { ProgressSink } from "./progress.js";
 
 // msModelSlim's Calibrator as a library call: the QuantConfig's modifiers run by llmq's oneshot into a hidden
@@ -207,7 +209,9 @@ export const quantizeWithMsModelSlim =
     const tmp = await mkdtemp(join(dirname(o.output), `.${basename(o.output)}.ct-`));
     try {
       const ct = join(tmp, "ct");
-      const what = "modifiers" in recipe.right ? { modifiers: recipe.right.modifiers } : { recipe: recipe.right };
+      const kv = c.use_kvcache_quant ? [MsKvCacheModifier(c.kv_sym) as Modifier] : [];
+      const r = recipe.right;
+      const what = "source" in r ? { recipe: r as Recipe, modifiers: [...r.modifiers, ...kv] } : { modifiers: [...r.modifiers, ...kv] };
       const run = await oneshot({ model: o.model, output: ct, ...what, dataset: o.dataset ?? null, protect: [o.output], ...pick(o) })();
       if (E.isLeft(run)) return run;
       const files = await compressedTensorsToMsModelSlim(ct, o.output, type as MsLayoutType, o.overwrite ?? false, hqq)();

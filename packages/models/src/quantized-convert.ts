@@ -31,6 +31,8 @@ export interface ConvertedQuantized {
   readonly tokenizerFiles: Readonly<Record<string, Record<string, unknown>>>;
   /** Packed linears that were dequantized. */
   readonly dequantized: number;
+  /** What the dense model cannot carry (msModelSlim's C8 KV parameters). */
+  readonly warnings?: ReadonlyArray<string>;
 }
 
 const TORCH: Readonly<Record<GgufOutputDType, string>> = { f32: "float32", bf16: "bfloat16", f16: "float16" };
@@ -115,7 +117,7 @@ const MS_DESCRIPTION = /^quant_model_description(_[a-z0-9_]+)?\.json$/;
 const MS_WEIGHTS = /^quant_model_weight(_[a-z0-9_]+)?\.safetensors$/;
 
 /** The tensors of msModelSlim's safe_tensor files in `dir`, dequantized (every tensor must be described). */
-const readMsModelSlim = (dir: string): TE.TaskEither<ModelError, { readonly tensors: Map<string, Tensor>; readonly dequantized: number }> => async () => {
+const readMsModelSlim = (dir: string): TE.TaskEither<ModelError, { readonly tensors: Map<string, Tensor>; readonly dequantized: number; readonly kvCache: ReadonlyArray<string> }> => async () => {
   const files = await readdir(dir).catch(() => [] as string[]);
   const desc = files.find((f) => MS_DESCRIPTION.test(f));
   const weights = files.find((f) => MS_WEIGHTS.test(f));
@@ -140,7 +142,7 @@ const readMsModelSlim = (dir: string): TE.TaskEither<ModelError, { readonly tens
     await f.right.close();
   }
   const r = dequantizeMsModelSlim(description, tensors);
-  return E.isLeft(r) ? E.left(invalidCheckpoint(join(dir, desc), r.left)) : E.right({ tensors: r.right.tensors, dequantized: r.right.dequantized.length });
+  return E.isLeft(r) ? E.left(invalidCheckpoint(join(dir, desc), r.left)) : E.right({ tensors: r.right.tensors, dequantized: r.right.dequantized.length, kvCache: r.right.kvCache });
 };
 
 /**
@@ -167,6 +169,10 @@ export const convertMsModelSlim = (dir: string, opts: { readonly dtype?: GgufOut
                 tensors: denseIn(m.tensors, dtype),
                 tokenizerFiles,
                 dequantized: m.dequantized,
+                warnings:
+                  m.kvCache.length > 0
+                    ? [`${m.kvCache.length} C8 KV-cache tensors (kv_cache_scale / kv_cache_offset) are not part of a dense model and were left out; the dense model runs an unquantized KV cache`]
+                    : [],
               };
             }),
           ),

@@ -86,7 +86,9 @@ export const msModelSlimLayout = (
 ): E.Either<string, MsLayout> => {
   const tensors: Array<readonly [string, Tensor]> = [...floats];
   const description: Record<string, string> = { model_quant_type: type };
-  for (const name of floats.keys()) description[name] = "FLOAT";
+  for (const name of floats.keys()) description[name] = isKv(name) ? type : "FLOAT";
+  // KV int8 parameters are typed like the linears (msModelSlim's docs example) and flag the model as C8
+  if ([...floats.keys()].some(isKv)) Object.assign(description, { kv_cache_type: "C8", kv_quant_type: "C8" });
   for (const l of linears) {
     if ((type === "W8A8") !== (l.input !== undefined)) return E.left(`${l.name}: ${type} ${type === "W8A8" ? "needs" : "has no"} static input qparams`);
     if (floats.has(`${l.name}.weight`)) return E.left(`${l.name}.weight is given both as float and as quantized`);
@@ -112,6 +114,8 @@ export const msModelSlimLayout = (
   return E.right({ tensors, description, ...msModelSlimFileNames(type) });
 };
 
+const isKv = (name: string): boolean => name.endsWith(".kv_cache_scale") || name.endsWith(".kv_cache_offset");
+
 /** The quantized linears of a layout: names whose `.weight` is typed other than FLOAT and that have a weight_scale. */
 const quantizedLinears = (description: Readonly<Record<string, string>>, has: (n: string) => boolean): ReadonlyArray<string> =>
   Object.keys(description)
@@ -122,13 +126,14 @@ const DERIVED = ["weight_scale", "weight_offset", "input_scale", "input_offset",
 
 /**
  * Reads a layout back to dense f32 weights: each quantized linear's `weight` = (W − offset)·scale (per channel, or per
- * group of in/cols consecutive elements), its derived tensors dropped; every other tensor as stored. Every tensor
- * must be described (msModelSlim's own check), and the description must name model_quant_type.
+ * group of in/cols consecutive elements), its derived tensors dropped; the C8 KV parameters set aside (`kvCache`: a
+ * dense model has no place for them); every other tensor as stored. Every tensor must be described (msModelSlim's own
+ * check), and the description must name model_quant_type.
  */
 export const dequantizeMsModelSlim = (
   description: Readonly<Record<string, unknown>>,
   tensors: ReadonlyMap<string, Tensor>,
-): E.Either<string, { readonly tensors: Map<string, Tensor>; readonly type: string; readonly dequantized: ReadonlyArray<string> }> => {
+): E.Either<string, { readonly tensors: Map<string, Tensor>; readonly type: string; readonly dequantized: ReadonlyArray<string>; readonly kvCache: ReadonlyArray<string> }> => {
   const type = description.model_quant_type;
   if (typeof type !== "string") return E.left("the description has no model_quant_type");
   const desc = description as Readonly<Record<string, string>>;
@@ -136,13 +141,13 @@ export const dequantizeMsModelSlim = (
   const linears = quantizedLinears(desc, (n) => tensors.has(n));
   const out = new Map<string, Tensor>();
   const derived = new Set(linears.flatMap((l) => DERIVED.map((d) => `${l}.${d}`)));
-  for (const [n, t] of tensors) if (!derived.has(n)) out.set(n, t);
+  for (const [n, t] of tensors) if (!derived.has(n) && !isKv(n)) out.set(n, t);
   for (const l of linears) {
     const w = dequantizeMsWeight(l, tensors);
     if (E.isLeft(w)) return w;
     out.set(`${l}.weight`, w.right);
   }
-  return E.right({ tensors: out, type, dequantized: linears });
+  return E.right({ tensors: out, type, dequantized: linears, kvCache: [...tensors.keys()].filter(isKv) });
 };
 
 const dequantizeMsWeight = (l: string, tensors: ReadonlyMap<string, Tensor>): E.Either<string, Tensor> => {
