@@ -67,6 +67,30 @@ const denseIn = (tensors: ReadonlyMap<string, Tensor>, dtype: GgufOutputDType): 
   return dense;
 };
 
+/** The dense model of a read-back checkpoint: config.json without quantization_config, the carried JSON files. */
+const denseModel = (
+  dir: string,
+  config: Record<string, unknown>,
+  dtype: GgufOutputDType,
+  m: Pick<ConvertedQuantized, "method" | "tensors" | "dequantized"> & { readonly warnings: ReadonlyArray<string> },
+): TE.TaskEither<ModelError, ConvertedQuantized> =>
+  pipe(
+    readJsonFiles(dir),
+    TE.map((files): ConvertedQuantized => {
+      const { "generation_config.json": gen, ...tokenizerFiles } = files;
+      const { quantization_config: _dropped, ...rest } = config;
+      return {
+        method: m.method,
+        configJson: { ...rest, torch_dtype: TORCH[dtype] },
+        ...(gen === undefined ? {} : { generationConfigJson: gen }),
+        tensors: denseIn(m.tensors, dtype),
+        tokenizerFiles,
+        dequantized: m.dequantized,
+        ...(m.warnings.length > 0 ? { warnings: m.warnings } : {}),
+      };
+    }),
+  );
+
 export const convertQuantized = (dir: string, expect: QuantizedSource, opts: { readonly dtype?: GgufOutputDType } = {}): TE.TaskEither<ModelError, ConvertedQuantized> => {
   const dtype = opts.dtype ?? "f32";
   return pipe(
@@ -91,23 +115,7 @@ export const convertQuantized = (dir: string, expect: QuantizedSource, opts: { r
           await ckpt.close();
           return r;
         }),
-        TE.chain(({ tensors, dequantized }) =>
-          pipe(
-            readJsonFiles(dir),
-            TE.map((files): ConvertedQuantized => {
-              const { "generation_config.json": gen, ...tokenizerFiles } = files;
-              const { quantization_config: _dropped, ...rest } = config;
-              return {
-                method: fmt.method,
-                configJson: { ...rest, torch_dtype: TORCH[dtype] },
-                ...(gen === undefined ? {} : { generationConfigJson: gen }),
-                tensors: denseIn(tensors, dtype),
-                tokenizerFiles,
-                dequantized: dequantized.length,
-              };
-            }),
-          ),
-        ),
+        TE.chain(({ tensors, dequantized }) => denseModel(dir, config, dtype, { method: fmt.method, tensors, dequantized: dequantized.length, warnings: [] })),
       ),
     ),
   );
@@ -157,25 +165,15 @@ export const convertMsModelSlim = (dir: string, opts: { readonly dtype?: GgufOut
       pipe(
         readMsModelSlim(dir),
         TE.chain((m) =>
-          pipe(
-            readJsonFiles(dir),
-            TE.map((files): ConvertedQuantized => {
-              const { "generation_config.json": gen, ...tokenizerFiles } = files;
-              const { quantization_config: _dropped, ...rest } = config;
-              return {
-                method: "msmodelslim",
-                configJson: { ...rest, torch_dtype: TORCH[dtype] },
-                ...(gen === undefined ? {} : { generationConfigJson: gen }),
-                tensors: denseIn(m.tensors, dtype),
-                tokenizerFiles,
-                dequantized: m.dequantized,
-                warnings:
-                  m.kvCache.length > 0
-                    ? [`${m.kvCache.length} C8 KV-cache tensors (kv_cache_scale / kv_cache_offset) are not part of a dense model and were left out; the dense model runs an unquantized KV cache`]
-                    : [],
-              };
-            }),
-          ),
+          denseModel(dir, config, dtype, {
+            method: "msmodelslim",
+            tensors: m.tensors,
+            dequantized: m.dequantized,
+            warnings:
+              m.kvCache.length > 0
+                ? [`${m.kvCache.length} C8 KV-cache tensors (kv_cache_scale / kv_cache_offset) are not part of a dense model and were left out; the dense model runs an unquantized KV cache`]
+                : [],
+          }),
         ),
       ),
     ),

@@ -108,19 +108,13 @@ const CONSTRUCTOR: Readonly<Record<string, readonly [Kind, unknown]>> = {
   pdmix: ["bool", false],
 };
 
+const specOf = (names: ReadonlyArray<string>): Readonly<Record<string, readonly [Kind, unknown]>> => Object.fromEntries(names.map((n) => [n, CONSTRUCTOR[n]!]));
+
 /** The builders and their parameters with defaults (MSL quant_config.py; each returns self after re-validating). */
 export const MS_BUILDERS: Readonly<Record<string, Readonly<Record<string, readonly [Kind, unknown]>>>> = {
-  weight_quant: { w_method: ["string", "MinMax"], mm_tensor: ["bool", true], w_sym: ["bool", true], group_size: ["int", 64], block_size: ["int", 64] },
-  weight_activation_quant: { act_method: ["int", 1], pr: ["number", 1.0], is_dynamic: ["bool", false] },
-  sparse_quant: {
-    act_method: ["int", 1],
-    fraction: ["number", 0.01],
-    nonuniform: ["bool", false],
-    is_lowbit: ["bool", false],
-    do_smooth: ["bool", false],
-    use_sigma: ["bool", false],
-    sigma_factor: ["number", 3.0],
-  },
+  weight_quant: { ...specOf(["w_method", "mm_tensor", "w_sym", "group_size"]), block_size: ["int", 64] },
+  weight_activation_quant: specOf(["act_method", "pr", "is_dynamic"]),
+  sparse_quant: specOf(["act_method", "fraction", "nonuniform", "is_lowbit", "do_smooth", "use_sigma", "sigma_factor"]),
   kv_quant: { kv_sym: ["bool", true] },
   simulate_tp: { tp_size: ["int", null], enable_communication_quant: ["bool", true], enable_per_device_quant: ["bool", true] },
 };
