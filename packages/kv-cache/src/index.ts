@@ -12,3 +12,4 @@ export {
   msModelSlimKvFakeQuantize,
   msModelSlimKvQParams,
 } from "./ms-model-slim-kv.js";
+export { MsKvCacheModifier } from "./ms-kv-cache-modifier.js";

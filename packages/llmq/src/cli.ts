@@ -213,6 +213,7 @@ const addQuantizeCommand = (program: Command): void => {
     .option("--scheme <name>", "preset scheme (W4A16, W4A16_ASYM, W8A16, W8A8, FP8, FP8_DYNAMIC, NVFP4A16, MXFP4A16, …)")
     .option("--method <method>", "rtn | gptq", "rtn")
     .option("--recipe <file>", "llm-compressor recipe YAML (overrides --scheme/--method)")
+    .option("--msmodelslim-config <file>", "msModelSlim QuantConfig (JSON or YAML): written in msModelSlim's safe_tensor layout")
     .option("--dataset <file>", "calibration data: .txt, .jsonl (text field) or .json (array of token-id arrays)")
     .option("--num-samples <n>", "calibration samples", int("--num-samples", 1), 64)
     .option("--seq-len <n>", "tokens per calibration sample", int("--seq-len", 2), 512)
@@ -236,6 +237,7 @@ const addQuantizeCommand = (program: Command): void => {
               scheme: o.scheme,
               method: o.method,
               recipe: o.recipe,
+              msmodelslimConfig: o.msmodelslimConfig,
               dataset: o.dataset,
               numSamples: o.numSamples,
               seqLen: o.seqLen,

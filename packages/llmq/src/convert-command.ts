@@ -1,4 +1,4 @@
-import { type GgufOutputDType, type ModelError, convertGguf, convertLlama2c, convertQuantized, formatModelError, writeHfDirectory } from "@llmq/models";
+import { type GgufOutputDType, type ModelError, convertGguf, convertLlama2c, convertMsModelSlim, convertQuantized, formatModelError, writeHfDirectory } from "@llmq/models";
 import { type Tensor, cast } from "@llmq/tensor";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
@@ -6,7 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { checkOutputPath } from "./check-output-path.js";
 import { type LlmqError, displayPath, ioError, modelError, outputExists, usageError } from "./errors.js";
 
-export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq", "aqlm"] as const;
+export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq", "aqlm", "msmodelslim"] as const;
 export type ConvertFormat = (typeof CONVERT_FORMATS)[number];
 
 export interface ConvertOptions {
@@ -39,8 +39,8 @@ const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async
   E.map(() => undefined)(await checkOutputPath(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]));
 
 /**
- * `llmq convert --from llama2c|gguf|gptq|awq|bnb|fp8|hqq|aqlm`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
- * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM directory (packed linears dequantized,
+ * `llmq convert --from llama2c|gguf|gptq|awq|bnb|fp8|hqq|aqlm|msmodelslim`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
+ * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM / msModelSlim (safe_tensor layout) directory (packed linears dequantized,
  * tokenizer files carried over) → a dense HF directory in the asked dtype.
  */
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
@@ -66,14 +66,14 @@ const TORCH_DTYPE: Readonly<Record<GgufOutputDType, string>> = { f32: "float32",
 const fromSource = (o: ConvertOptions, dtype: GgufOutputDType): TE.TaskEither<ModelError, Converted> =>
   o.from !== "llama2c" && o.from !== "gguf"
     ? pipe(
-        convertQuantized(o.model, o.from, { dtype }),
+        o.from === "msmodelslim" ? convertMsModelSlim(o.model, { dtype }) : convertQuantized(o.model, o.from, { dtype }),
         TE.map((m) => ({
           configJson: m.configJson,
           generationConfigJson: m.generationConfigJson ?? { _from_model_config: true },
           tensors: m.tensors,
           tokenizerFiles: Object.keys(m.tokenizerFiles).length > 0 ? m.tokenizerFiles : undefined,
           sourceTypes: { [`${m.method} linears`]: m.dequantized },
-          warnings: Object.keys(m.tokenizerFiles).length > 0 ? [] : [`${o.model} has no tokenizer files to carry over`],
+          warnings: [...(m.warnings ?? []), ...(Object.keys(m.tokenizerFiles).length > 0 ? [] : [`${o.model} has no tokenizer files to carry over`])],
         })),
       )
     : o.from === "gguf"

@@ -58,3 +58,6 @@ export { type ConvertOptions, type ConvertResult, convertCommand } from "./conve
 export { type QuantizeCommandOptions, quantizeCommand } from "./quantize-command.js";
 export { type EvalCommandOptions, type EvalCommandResult, evalCommand } from "./eval-command.js";
 export { type InspectResult, inspectCommand } from "./inspect-command.js";
+// msModelSlim (QuantConfig → modifiers, its safe_tensor layout)
+export { MS_RUNNABLE_TYPES, msIgnore, msModelSlimRecipe, msModifierEntries, msUnsupported } from "./ms-model-slim-recipe.js";
+export { MS_TYPES, type MsModelSlimOptions, type MsModelSlimResult, compressedTensorsToMsModelSlim, quantizeWithMsModelSlim } from "./ms-model-slim.js";

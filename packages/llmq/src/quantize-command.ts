@@ -1,5 +1,6 @@
 import { nodeBuiltin } from "@llmq/tensor";
 import type { TransformRecord } from "@llmq/observers";
+import { formatMsConfigError, parseMsQuantConfig } from "@llmq/schemes";
 import { liveLockHolder, lockPathOf, quantMethodOf } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
@@ -12,6 +13,7 @@ import type { PipelineName } from "./pipeline.js";
 import { isGgufPath, openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
+import { quantizeWithMsModelSlim } from "./ms-model-slim.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
 import { type ReportSection, barChartSvg, renderReport } from "./report.js";
 import { MAX_NUM_SAMPLES, checkSeqLen, checkWindowMemory, seqLenWarning } from "./window-memory.js";
@@ -24,6 +26,8 @@ export interface QuantizeCommandOptions {
   readonly scheme?: string | undefined;
   readonly method: string;
   readonly recipe?: string | undefined;
+  /** An msModelSlim QuantConfig (JSON or YAML): the output is written in msModelSlim's safe_tensor layout. */
+  readonly msmodelslimConfig?: string | undefined;
   readonly dataset?: string | undefined;
   readonly numSamples: number;
   readonly seqLen: number;
@@ -57,7 +61,7 @@ const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqEr
 };
 
 /** The files the run reads: the output may not overlap any of them. */
-const inputsOf = (o: QuantizeCommandOptions): ReadonlyArray<string> => [o.model, ...[o.dataset, o.recipe].filter((p): p is string => p !== undefined)];
+const inputsOf = (o: QuantizeCommandOptions): ReadonlyArray<string> => [o.model, ...[o.dataset, o.recipe, o.msmodelslimConfig].filter((p): p is string => p !== undefined)];
 
 /** The paths the output may not equal, contain or lie inside: the inputs and the report. */
 const protectedPaths = (o: QuantizeCommandOptions): ReadonlyArray<string> => [...inputsOf(o), ...(o.report !== undefined ? [o.report] : [])];
@@ -140,6 +144,7 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
   if (E.isLeft(checked)) return checked;
   const paths = await checkPaths(o);
   if (E.isLeft(paths)) return paths;
+  if (o.msmodelslimConfig !== undefined) return quantizeMsModelSlim(o, o.msmodelslimConfig);
   const recipe = await resolveRecipe(o);
   if (E.isLeft(recipe)) return recipe;
   const from = await sourceFormatOf(o.model);
@@ -151,6 +156,44 @@ export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqEr
   } finally {
     await rm(src.right.dir, { recursive: true, force: true });
   }
+};
+
+/** The flags a QuantConfig replaces: giving them beside --msmodelslim-config is a usage error, not silently ignored. */
+const MS_CONFLICTS: ReadonlyArray<readonly [keyof QuantizeCommandOptions, string, string]> = [
+  ["recipe", "--recipe", "the QuantConfig is the recipe"],
+  ["scheme", "--scheme", "the QuantConfig's w_bit / a_bit choose the scheme"],
+  ["ignore", "--ignore", "use disable_names in the QuantConfig"],
+  ["targets", "--targets", "msModelSlim quantizes every Linear; use disable_names"],
+  ["report", "--report", "the report is written for compressed-tensors output only"],
+];
+
+/** `llmq quantize --msmodelslim-config cfg`: the QuantConfig decoded, calibration loaded, quantizeWithMsModelSlim. */
+const quantizeMsModelSlim = async (o: QuantizeCommandOptions, file: string): Promise<E.Either<LlmqError, OneshotResult>> => {
+  const clash = MS_CONFLICTS.find(([k]) => o[k] !== undefined && !(Array.isArray(o[k]) && (o[k] as unknown[]).length === 0));
+  if (clash) return E.left(usageError(clash[1], `cannot be combined with --msmodelslim-config: ${clash[2]}`, `drop ${clash[1]}`));
+  if (o.method !== "rtn") return E.left(usageError("--method", "cannot be combined with --msmodelslim-config: the QuantConfig's w_method chooses it", "drop --method"));
+  let text: string;
+  try {
+    text = await readRegularFile(file);
+  } catch (e) {
+    return E.left(ioErrorFrom(file, "cannot read the msModelSlim config", e));
+  }
+  const cfg = parseMsQuantConfig(text);
+  if (E.isLeft(cfg)) return E.left(recipeError(`${file}: ${formatMsConfigError(cfg.left)}`));
+  const calib = o.dataset !== undefined ? await loadCalibration(o, o.dataset) : E.right(null);
+  if (E.isLeft(calib)) return calib;
+  const r = await quantizeWithMsModelSlim(cfg.right, {
+    model: o.model,
+    output: o.output,
+    dataset: calib.right?.data ?? null,
+    overwrite: o.overwrite,
+    ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.progress ? { progress: o.progress } : {}),
+  })();
+  if (E.isLeft(r)) return r;
+  const one = r.right.oneshot;
+  return E.right({ ...one, output: r.right.output, format: `msmodelslim ${r.right.type} (${r.right.files.join(", ")})`, warnings: [...(calib.right?.warnings ?? []), ...r.right.warnings] });
 };
 
 /** Calibration, oneshot and the report for a dense (or compressed-tensors) model `run.model`; `o` is what the user gave. */

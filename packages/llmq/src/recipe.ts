@@ -108,7 +108,8 @@ const schemeLabel = (mods: ReadonlyArray<RecipeModifier>): string => {
   return [...new Set(names)].join("+") || "custom";
 };
 
-const fromLcRecipe = (r: LcRecipe, hooks: ModifierHooks = {}): E.Either<LlmqError, Recipe> =>
+/** The runnable Recipe of a decoded llm-compressor recipe. */
+export const recipeFromLc = (r: LcRecipe, hooks: ModifierHooks = {}): E.Either<LlmqError, Recipe> =>
   pipe(
     r.modifiers,
     E.traverseArray(modifierOf(hooks)),
@@ -140,7 +141,7 @@ export const recipeFromYaml = (
         ),
       }),
     ),
-    E.chain((r) => fromLcRecipe(r, hooks)),
+    E.chain((r) => recipeFromLc(r, hooks)),
     E.map((r) => ({ ...r, warnings: [...targetsWithoutEffect(r.source, overrides.targets), ...r.warnings] })),
   );
 
@@ -164,5 +165,5 @@ export const recipeFromScheme = (o: SchemeRecipeOptions): E.Either<LlmqError, Re
       },
     ]),
     E.mapLeft((e) => recipeError(formatRecipeError(e))),
-    E.chain(fromLcRecipe),
+    E.chain((r) => recipeFromLc(r)),
   );

@@ -86,3 +86,4 @@ export {
   noObservedInputs,
   quantizeLayer,
 } from "./quantization-modifier.js";
+export { type HqqModifierOptions, HqqModifier } from "./hqq-modifier.js";

@@ -57,3 +57,20 @@ export {
   isOnlineLocation,
   readTorchDType,
 } from "./transform-config.js";
+export { HQQ_BITS, HQQ_OPT_DEFAULTS, hqqDequantize, hqqQuantize } from "./hqq-quantize.js";
+export type { HqqBits, HqqOptParams, HqqQuantizeOptions, HqqQuantized } from "./hqq-quantize.js";
+// msModelSlim's QuantConfig (ms-quant-config.ts)
+export {
+  MS_BUILDERS,
+  MS_PARAMETERS,
+  decodeMsQuantConfig,
+  formatMsConfigError,
+  msBuilder,
+  msConfigError,
+  msPerGroup,
+  msQuantConfig,
+  msQuantType,
+  parseMsQuantConfig,
+  validateMsQuantConfig,
+} from "./ms-quant-config.js";
+export type { MsConfigError, MsDevType, MsQuantConfig, MsQuantType, MsSaveType, MsWMethod } from "./ms-quant-config.js";
