@@ -1,4 +1,4 @@
-import { ropeCosSin } from "@llmq/models";
+import { ropeCosSin } from "@llmq/tensor";
 import { Observable } from "rxjs";
 import { type GpuContext, readBuffer, storageBuffer } from "./gpu-context.js";
 import { encodeAdd, encodeArgmax, encodeCausalAttention, encodeLinear, encodeRmsNorm, encodeRope, encodeSiluMul } from "./gpu-kernels.js";

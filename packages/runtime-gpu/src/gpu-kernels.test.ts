@@ -1,7 +1,7 @@
-import { applyRopeInPlace, linear, rmsNorm, ropeCosSin, ropeInvFreq } from "@llmq/models";
+import { linear, rmsNorm, ropeInvFreq } from "@llmq/models";
 import { decompressModule, packRowsToInt32 } from "@llmq/serialization";
 import { computeDynamicQParams, fakeQuantize, presetScheme } from "@llmq/schemes";
-import { Tensor, cast, castFromNumbers, jsKernels, toFloat32 } from "@llmq/tensor";
+import { Tensor, cast, castFromNumbers, jsKernels, ropeCosSin, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { type GpuContext, readBuffer, storageBuffer } from "./gpu-context.js";
@@ -120,7 +120,7 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
     const buf = storageBuffer(g, x);
     const got = await run(g, (enc) => encodeRope(g, enc, buf, storageBuffer(g, cos), storageBuffer(g, sin), t, heads, dim), buf, x.length);
     const ref = x.slice();
-    applyRopeInPlace(ref, t, heads, dim, cos, sin);
+    jsKernels.rope(ref, t, heads, dim, cos, sin);
     expect(relErr(got, ref)).toBeLessThan(TOL);
   },
   causalAttention: async (g) => {

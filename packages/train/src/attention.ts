@@ -3,7 +3,7 @@ import { type Buf, type Tape, type Var, alloc, gemm, gradOf, record } from "./ta
 // Rotary embedding and causal grouped-query attention of one window, with their backward steps. Layouts follow
 // @llmq/models' forward: q [T, H·D], k and v [T, KV·D], head h reads key/value head ⌊h / (H/KV)⌋.
 
-/** cos/sin tables [T, D/2] (models' `ropeCosSin`). */
+/** cos/sin tables [T, D/2] (tensor's `ropeCosSin`). */
 export interface RopeTables {
   readonly cos: ArrayLike<number>;
   readonly sin: ArrayLike<number>;

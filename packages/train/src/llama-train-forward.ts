@@ -1,4 +1,5 @@
-import { type LlamaConfig, ropeCosSin, ropeInvFreq } from "@llmq/models";
+import { type LlamaConfig, ropeInvFreq } from "@llmq/models";
+import { ropeCosSin } from "@llmq/tensor";
 import type { QuantizationArgs, SchemeError } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { type RopeTables, causalAttention, rope } from "./attention.js";
