@@ -1,4 +1,5 @@
-// `pnpm -s bench e2e [--json] [--only smollm2|synthetic] [--method rtn|gptq] [--layers N] [--samples N] [--seq-len L]`
+// `pnpm -s bench e2e [--json] [--only smollm2|synthetic] [--smollm2-samples 64] [--method rtn|gptq] [--layers N]
+// [--samples N] [--seq-len L]`
 // (after `pnpm build`):
 // 1. SmolLM2-135M-Instruct (tools/fetch_smollm2.sh; skipped with a message when it cannot be fetched), converted to
 //    f32: W4A16 g64 GPTQ on 64 × 512 WikiText-2 windows, and W4A16 g64 RTN data-free, each by `llmq quantize` and by
@@ -37,13 +38,14 @@ const log = (s: string): void => {
 };
 
 const only = flag("only", "");
+const smolSamples = Number(flag("smollm2-samples", "64"));
 const print = (l: Record<string, unknown>): void => {
   process.stdout.write(json ? `${JSON.stringify(l)}\n` : `${String(l.op).padEnd(40)} ${l.value} ${l.unit}${l.peer_value !== undefined ? ` (peer ${l.peer_value}, ratio ${l.ratio})` : ""}\n`);
 };
 
 /** One recipe on SmolLM2 by llmq and by llm-compressor, back to back: time and memory lines. */
 const smollm2Pair = (fp: string, name: string, recipe: string, windows: string | null, threads: number): void => {
-  const dataset = windows === null ? [] : ["--dataset", join(REPO, "fixtures/wikitext-2/valid.txt"), "--num-samples", "64", "--seq-len", "512"];
+  const dataset = windows === null ? [] : ["--dataset", join(REPO, "fixtures/wikitext-2/valid.txt"), "--num-samples", String(smolSamples), "--seq-len", "512"];
   log(`smollm2 ${name}: llmq quantize …`);
   const ours = timed(process.execPath, [CLI, "quantize", "--model", fp, "--recipe", recipe, ...dataset, "--output", join(dir, `llmq-${name}`), "--json", "--quiet"]);
   const backend = (JSON.parse(ours.stdout.trim().split("\n").pop()!) as { backend: string }).backend;
@@ -52,8 +54,8 @@ const smollm2Pair = (fp: string, name: string, recipe: string, windows: string |
   const peer = timed(peerPython(), [join(REPO, "tools/lc_oneshot_bench.py"), "--fp", fp, "--recipe", recipe, ...tok, "--out", join(dir, `lc-${name}`), "--threads", String(threads)], peerEnv(threads));
   const info = JSON.parse(peer.stdout.trim().split("\n").pop()!) as { oneshot_seconds: number; torch_threads: number };
   log(`smollm2 ${name}: llm-compressor ${peer.seconds} s (oneshot alone ${info.oneshot_seconds} s), ${peer.peakRssMb} MB`);
-  const common = { bench: "e2e", shape: windows === null ? [] : [64, 512], dtype: "f32", backend, threads, peer: `llm-compressor oneshot, torch CPU (${info.torch_threads} threads)` };
-  print({ ...common, op: `smollm2-135m-${name}`, value: ours.seconds, unit: "s", peer_value: peer.seconds, ratio: Number((peer.seconds / ours.seconds).toFixed(2)), peer_oneshot_seconds: info.oneshot_seconds });
+  const common = { bench: "e2e", shape: windows === null ? [] : [smolSamples, 512], dtype: "f32", backend, threads, peer: `llm-compressor oneshot, torch CPU (${info.torch_threads} threads)` };
+  print({ ...common, op: `smollm2-135m-${name}`, value: ours.seconds, unit: "s", peer_value: peer.seconds, ratio: Number((peer.seconds / ours.seconds).toFixed(2)), peer_oneshot_seconds: info.oneshot_seconds, cpu_percent: ours.cpuPercent, peer_cpu_percent: peer.cpuPercent });
   print({ ...common, op: `smollm2-135m-${name}-peak-rss`, value: ours.peakRssMb, unit: "MB", peer_value: peer.peakRssMb, ratio: Number((ours.peakRssMb / peer.peakRssMb).toFixed(2)) });
 };
 
@@ -65,7 +67,7 @@ const smollm2 = (): void => {
   }
   const threads = nativeAddon()?.threads ?? 1;
   const windows = join(dir, "smollm2-windows.json");
-  dumpWindows(m.fp, join(REPO, "fixtures/wikitext-2/valid.txt"), 64, 512, windows);
+  dumpWindows(m.fp, join(REPO, "fixtures/wikitext-2/valid.txt"), smolSamples, 512, windows);
   smollm2Pair(m.fp, "gptq-W4A16-g64", join(REPO, "fixtures/recipes/smollm2-w4a16-g64-gptq.yaml"), windows, threads);
   smollm2Pair(m.fp, "rtn-W4A16-g64", join(REPO, "fixtures/recipes/smollm2-w4a16-g64-rtn.yaml"), null, threads);
 };

@@ -52,6 +52,8 @@ const main = (): void => {
       peer_value: peer.seconds,
       ratio: Number((peer.seconds / ours.seconds).toFixed(2)),
       peer_forward_and_score_seconds: p.forward_and_score_seconds,
+      cpu_percent: ours.cpuPercent,
+      peer_cpu_percent: peer.cpuPercent,
       kld_mean: o.kld.mean,
       peer_kld_mean: p.kld_mean,
       top1: o.top1,

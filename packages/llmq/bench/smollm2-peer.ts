@@ -15,15 +15,17 @@ export const peerPython = (): string => process.env.LLMQ_PYTHON ?? (existsSync("
 export interface Timed {
   readonly seconds: number;
   readonly peakRssMb: number;
+  /** CPU time / wall time, in % (200 = both cores busy the whole run). */
+  readonly cpuPercent: number;
   readonly stdout: string;
 }
 
 /** Runs a command under /usr/bin/time; throws with its stderr tail when it fails. */
 export const timed = (cmd: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env): Timed => {
-  const r = spawnSync("/usr/bin/time", ["-f", "%e %M", cmd, ...args], { encoding: "utf8", maxBuffer: 1 << 28, env, stdio: ["ignore", "pipe", "pipe"] });
+  const r = spawnSync("/usr/bin/time", ["-f", "%e %M %P", cmd, ...args], { encoding: "utf8", maxBuffer: 1 << 28, env, stdio: ["ignore", "pipe", "pipe"] });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr.slice(-3000)}`);
-  const [s, kb] = r.stderr.trim().split("\n").pop()!.split(" ");
-  return { seconds: Number(s), peakRssMb: Math.round(Number(kb) / 1024), stdout: r.stdout };
+  const [s, kb, cpu] = r.stderr.trim().split("\n").pop()!.split(" ");
+  return { seconds: Number(s), peakRssMb: Math.round(Number(kb) / 1024), cpuPercent: Number.parseInt(cpu ?? "", 10), stdout: r.stdout };
 };
 
 /** torch on the same number of threads as llmq's pool, and nothing else running on more. */

@@ -9,8 +9,9 @@ export const lineChartSvg = (ys: ReadonlyArray<number>, opts: { readonly xLabel?
   const [w, h, left, bottom, top, right] = [640, 300, 64, 40, 12, 16];
   const finite = ys.filter(Number.isFinite);
   if (finite.length === 0) return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="40"><text x="8" y="24">no finite values</text></svg>`;
-  const lo = Math.min(...finite);
-  const hi = Math.max(...finite);
+  // A fold, not Math.min(...finite): one value per training step would overflow the argument stack.
+  const lo = finite.reduce((m, v) => (v < m ? v : m), Number.POSITIVE_INFINITY);
+  const hi = finite.reduce((m, v) => (v > m ? v : m), Number.NEGATIVE_INFINITY);
   const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.05 || 1;
   const [y0, y1] = [lo - pad, hi + pad];
   const px = (i: number) => left + (ys.length <= 1 ? 0 : (i / (ys.length - 1)) * (w - left - right));

@@ -40,6 +40,11 @@ describe("metrics", () => {
     expect(scoreWindow(tokens, new Float32Array(6 * vocab), vocab, null, 3)).toHaveLength(2);
   });
 
+  it("summarizes a whole evaluation's positions (more than the engine's argument limit)", () => {
+    const stats = Array.from({ length: 300_000 }, (_, i) => ({ nll: 1, refNll: 1, kld: i === 123_456 ? 5 : 0.5, top1: true }));
+    expect(summarize(stats).kld!.max).toBe(5);
+  });
+
   it("percentile interpolates like numpy", () => {
     expect(percentile([1, 2, 3, 4], 50)).toBe(2.5);
     expect(percentile([0, 10], 99)).toBeCloseTo(9.9, 12);

@@ -66,7 +66,7 @@ export const summarize = (stats: ReadonlyArray<PositionStats>): EvalSummary => {
     tokens: n,
     perplexity: Math.exp(meanOf((s) => s.nll)),
     reference_perplexity: hasRef ? Math.exp(meanOf((s) => s.refNll!)) : null,
-    kld: hasRef ? { mean: meanOf((s) => s.kld!), p99: percentile(klds, 99), max: Math.max(...klds) } : null,
+    kld: hasRef ? { mean: meanOf((s) => s.kld!), p99: percentile(klds, 99), max: klds.reduce((m, v) => (v > m || Number.isNaN(v) ? v : m), Number.NEGATIVE_INFINITY) } : null,
     top1: hasRef ? stats.filter((s) => s.top1).length / n : null,
   };
 };

@@ -61,7 +61,7 @@ export const histogramSvg = (values: ReadonlyArray<number>, opts: { readonly bin
   const w = 640;
   const h = 220;
   const finite = values.filter(Number.isFinite);
-  const max = finite.length ? Math.max(...finite) : 1;
+  const max = finite.length ? finite.reduce((m, v) => (v > m ? v : m), Number.NEGATIVE_INFINITY) : 1;
   const counts = new Array<number>(bins).fill(0);
   for (const v of finite) counts[Math.min(bins - 1, Math.floor((v / (max || 1)) * bins))]!++;
   const cmax = Math.max(1, ...counts);
