@@ -16,9 +16,12 @@ export const ALLOWED = {
   // models names modules and matches targets, which needs the scheme vocabulary (schemes sits below serialization).
   "@llmq/models": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization"],
   "@llmq/runtime-gpu": ["@llmq/tensor", "@llmq/schemes", "@llmq/models"],
+  // transformers' quantization configs and HfQuantizer contract: configs are JSON (serialization's Python JSON), the
+  // quantize-on-load writers store tensors in the layouts transformers reads.
+  "@llmq/hf-quantizers": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization"],
   llmq: [
     "@llmq/tensor", "@llmq/schemes", "@llmq/observers", "@llmq/gptq", "@llmq/transforms",
-    "@llmq/kv-cache", "@llmq/serialization", "@llmq/models", "@llmq/runtime-gpu",
+    "@llmq/kv-cache", "@llmq/serialization", "@llmq/models", "@llmq/runtime-gpu", "@llmq/hf-quantizers",
   ],
 };
 
