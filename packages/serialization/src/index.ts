@@ -86,3 +86,7 @@ export { HQQ_PACKINGS, dequantizeHqq } from "./hqq-dequantize.js";
 export type { HqqFloat, HqqFloatTensor, HqqParts } from "./hqq-dequantize.js";
 export { dequantizeAqlm } from "./aqlm-dequantize.js";
 export type { AqlmParts } from "./aqlm-dequantize.js";
+export { BNB_FP4_CODE, BNB_NF4_CODE, bnbDynamicMap, bnbQuantStateBytes, quantizeBlockwise, quantizeBnb4bit, quantizeBnbInt8 } from "./bnb-quantize.js";
+export type { Bnb4bitOptions, Bnb4bitQuantized, BnbFloat } from "./bnb-quantize.js";
+export { promoteFloat, roundTo } from "./float-rounding.js";
+export type { TorchFloat } from "./float-rounding.js";
