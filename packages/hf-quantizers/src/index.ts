@@ -20,3 +20,4 @@ export { type ModelFacts, type QuantizedTensors, type Quantizer, defaultKeysToNo
 export { autoQuantizer, quantizerNameOf, quantizerNames, registerQuantizer } from "./quantizer-registry.js";
 export { type QuantizeOnLoadResult, checkQuantizeOnLoad, quantizeOnLoad } from "./quantize-on-load.js";
 export { BNB_4BIT_BLOCKSIZE, Bnb4BitQuantizer, Bnb8BitQuantizer } from "./quantizers/bnb-quantizers.js";
+export { DECLARED_QUANTIZERS } from "./quantizers/declared-quantizers.js";

@@ -27,11 +27,13 @@ const isFloat = (t: Tensor): boolean => t.dtype === "f32" || t.dtype === "f16" |
 
 /** Checks run before any tensor is touched: flags, serializability, the config's own environment rules. */
 export const checkQuantizeOnLoad = (q: Quantizer, c: HfQuantizationConfig): E.Either<HfQuantizerError, ReadonlyArray<string>> => {
-  if (q.requiresCalibration) return E.left(unsupportedHfQuantization(q.name, `${q.name} requires calibration: it cannot quantize a model while loading it`));
   if (!q.isSerializable) return E.left(unsupportedHfQuantization(q.name, q.notSerializable ?? `transformers cannot save ${q.name} checkpoints`));
+  const env = q.validateEnvironment(c);
+  if (E.isLeft(env)) return env;
+  if (q.requiresCalibration) return E.left(unsupportedHfQuantization(q.name, `${q.name} requires calibration: it cannot quantize a model while loading it`));
   if (q.quantizeLinear === undefined) return E.left(unsupportedHfQuantization(q.name, `${q.name} has no quantize-on-load step`));
   const ignored = c.ignored.map((k) => `${c.className} ignores ${JSON.stringify(k)} (transformers drops it too)`);
-  return E.map((w: ReadonlyArray<string>) => [...ignored, ...w])(q.validateEnvironment(c));
+  return E.right([...ignored, ...env.right]);
 };
 
 export const quantizeOnLoad = (

@@ -2,21 +2,13 @@
 // its quantizer by quant_method ("bitsandbytes" + _4bit/_8bit from load_in_8bit); third-party quantizers register
 // under a new name, a taken name is refused.
 import * as E from "fp-ts/lib/Either.js";
-import { type HfQuantizerError, duplicateRegistration, unknownQuantMethod, unsupportedHfQuantization } from "./errors.js";
+import { type HfQuantizerError, duplicateRegistration, unknownQuantMethod } from "./errors.js";
 import type { HfQuantizationConfig } from "./quantization-config.js";
 import type { Quantizer } from "./quantizer.js";
 import { Bnb4BitQuantizer, Bnb8BitQuantizer } from "./quantizers/bnb-quantizers.js";
+import { DECLARED_QUANTIZERS } from "./quantizers/declared-quantizers.js";
 
-/** Methods llmq has a config class for but no quantize-on-load step, and what to do instead. */
-const NOT_QUANTIZED_HERE: Readonly<Record<string, string>> = {
-  aqlm: "AQLM needs calibration (transformers' AqlmHfQuantizer requires_calibration): llmq reads AQLM checkpoints (llmq convert --from aqlm) but does not make them",
-  "compressed-tensors": "compressed-tensors checkpoints are made by llmq quantize --scheme / --recipe",
-};
-
-const quantizers = new Map<string, Quantizer>([
-  [Bnb4BitQuantizer.name, Bnb4BitQuantizer],
-  [Bnb8BitQuantizer.name, Bnb8BitQuantizer],
-]);
+const quantizers = new Map<string, Quantizer>([Bnb4BitQuantizer, Bnb8BitQuantizer, ...DECLARED_QUANTIZERS].map((q) => [q.name, q]));
 
 /** register_quantizer(name): a name already taken is refused. */
 export const registerQuantizer = (name: string, q: Quantizer): E.Either<HfQuantizerError, void> => {
@@ -36,8 +28,6 @@ export const autoQuantizer = (c: HfQuantizationConfig): E.Either<HfQuantizerErro
   const name = quantizerNameOf(c);
   const q = quantizers.get(name);
   if (q !== undefined) return E.right(q);
-  const why = NOT_QUANTIZED_HERE[name];
-  if (why !== undefined) return E.left(unsupportedHfQuantization(name, why));
   const known = quantizerNames();
   return E.left(unknownQuantMethod(name, known, `llmq has no quantizer for ${name} - llmq quantizes: [${known.map((k) => `'${k}'`).join(", ")}]`));
 };

@@ -8,7 +8,7 @@ import { writeSafetensors } from "@llmq/serialization";
 import { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatLlmqError, hfQuantizeCommand, openModelDir } from "./index.js";
+import { formatLlmqError, hfQuantizeCommand, inspectCommand, openModelDir } from "./index.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // `llmq quantize --hf-config` on stories260K. With LLMQ_PYTHON, tools/check_hf_quantized.py also has transformers
@@ -57,6 +57,8 @@ describe("llmq quantize --hf-config (bitsandbytes)", () => {
       expect(r.quantizer).toBe(name.startsWith("int8") ? "bitsandbytes_8bit" : "bitsandbytes_4bit");
       // config.json keeps Python's floats (llm_int8_threshold must stay 6.0 for transformers' type check).
       expect(readFileSync(join(dir, name, "config.json"), "utf8")).toContain('"llm_int8_threshold": 6.0');
+      const info = must(await inspectCommand(join(dir, name))()).hf_quantizer;
+      expect(info).toMatchObject({ method: r.quantizer, config_class: "BitsAndBytesConfig", requires_calibration: false, is_serializable: true });
       const logits = await logitsFile(join(dir, name));
       if (PY === undefined) return;
       const run = await promisify(execFile)(PY, [join(ROOT, "tools/check_hf_quantized.py"), fp, join(dir, name), logits, cfg], { maxBuffer: 1 << 24 }).catch(
@@ -81,6 +83,7 @@ describe("llmq quantize --hf-config (bitsandbytes)", () => {
     expect(await msg('{"quant_method": "gptq"}')).toContain("missing 1 required positional argument: 'bits'");
     expect(await msg('{"quant_method": "magic"}')).toContain("Unknown quantization type, got magic");
     expect(await msg('{"quant_method": "aqlm"}')).toContain("AQLM needs calibration");
+    expect(await msg('{"quant_method": "quanto", "weights": "int4"}')).toContain("transformers cannot save quanto models");
     expect(await msg('{"load_in_4bit": tru')).toContain("is not JSON");
     expect(await msg(join(dir, "missing.json"))).toContain("cannot read the --hf-config file");
   });
