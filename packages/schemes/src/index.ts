@@ -57,3 +57,5 @@ export {
   isOnlineLocation,
   readTorchDType,
 } from "./transform-config.js";
+export { HQQ_BITS, HQQ_OPT_DEFAULTS, hqqDequantize, hqqQuantize } from "./hqq-quantize.js";
+export type { HqqBits, HqqOptParams, HqqQuantizeOptions, HqqQuantized } from "./hqq-quantize.js";
