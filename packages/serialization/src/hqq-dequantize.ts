@@ -41,13 +41,19 @@ const PACKINGS: Readonly<Record<string, { readonly rows: number; readonly bits: 
 export const HQQ_PACKINGS: ReadonlyArray<string> = Object.keys(PACKINGS);
 
 
-/** Packed slice i (0 = first block of rows) of a word: shifts from the top as hqq packs them. */
-const unpack = (p: HqqParts, rows: number, cols: number): Uint8Array => {
-  const k = PACKINGS[p.packing]!;
+/** Rows produced per packed row, bits per value and word bytes of an hqq packing; undefined for an unknown name. */
+export const hqqPacking = (packing: string): { readonly rows: number; readonly bits: number; readonly word: 1 | 4 } | undefined => PACKINGS[packing];
+
+/**
+ * hqq's BitPack unpacking of a packed W_q ([rows, cols] words, little-endian bytes) into codes [rows·slices, cols]:
+ * packed slice i (0 = first block of rows) sits at the i-th shift from the top of each word.
+ */
+export const hqqUnpack = (wq: Uint8Array, packing: string, rows: number, cols: number): Uint8Array => {
+  const k = PACKINGS[packing]!;
   const out = new Uint8Array(rows * k.rows * cols);
   const mask = (1 << k.bits) - 1;
   const word =
-    k.word === 4 ? (i: number): number => (p.wq[4 * i]! | (p.wq[4 * i + 1]! << 8) | (p.wq[4 * i + 2]! << 16) | (p.wq[4 * i + 3]! << 24)) >>> 0 : (i: number): number => p.wq[i]!;
+    k.word === 4 ? (i: number): number => (wq[4 * i]! | (wq[4 * i + 1]! << 8) | (wq[4 * i + 2]! << 16) | (wq[4 * i + 3]! << 24)) >>> 0 : (i: number): number => wq[i]!;
   const top = k.word === 4 ? 27 : 8 - k.bits;
   for (let s = 0; s < k.rows; s++) {
     const shift = top - s * k.bits;
@@ -81,7 +87,7 @@ export const dequantizeHqq = (p: HqqParts): E.Either<string, DenseWeight> => {
   const si = broadcastIndex(p.scale, rows, cols);
   if (E.isLeft(zi)) return zi;
   if (E.isLeft(si)) return si;
-  const q = unpack(p, packedRows, cols);
+  const q = hqqUnpack(p.wq, p.packing, packedRows, cols);
   const d1 = promoteFloat(p.computeDtype, p.zero.dtype);
   const d2 = promoteFloat(d1, p.scale.dtype);
   const r1 = roundTo(d1);
