@@ -22,7 +22,8 @@ from importlib.metadata import version
 import torch
 import transformers
 from safetensors import safe_open
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig, HqqConfig
+from hqq.core.quantize import HQQLinear
 from fixture_cases import save_cases
 
 transformers.logging.set_verbosity_error()
@@ -40,6 +41,33 @@ CASES = [
     ("int8", {"load_in_8bit": True}, "float32"),
     ("int8-bf16-skip", {"load_in_8bit": True, "llm_int8_skip_modules": ["mlp.down_proj", "lm_head"], "llm_int8_threshold": 4.0}, "bfloat16"),
 ]
+
+
+# transformers 5.24 cannot quantize with HQQ on load (HqqHfQuantizer.get_quantize_ops raises "not available yet"):
+# what its 4.x integration did per linear is HQQLinear(linear, quant_config, compute_dtype=<load dtype>) and
+# save_pretrained stored HQQLinear.state_dict() under the module's name. That is run here with hqq 0.2.8.post1.
+HQQ_CASES = [
+    ("hqq-4bit-g64", {"nbits": 4, "group_size": 64}, "float32"),
+    ("hqq-3bit-g32-axis0-bf16", {"nbits": 3, "group_size": 32, "axis": 0}, "bfloat16"),
+    ("hqq-2bit-g16-f16", {"nbits": 2, "group_size": 16}, "float16"),
+    ("hqq-8bit-g128-view", {"nbits": 8, "group_size": 128, "view_as_float": True}, "float32"),
+]
+
+
+def hqq_case(name, kw, dtype, tensors, manifest):
+    cfg = HqqConfig(**kw)
+    converted = []
+    for k in sorted(t for t in tensors if t.startswith("src/")):
+        module = k[len("src/"):-len(".weight")]
+        w = tensors[k].to(DT[dtype])
+        lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=False, dtype=DT[dtype])
+        lin.weight.data = w
+        h = HQQLinear(lin, cfg.quant_config, compute_dtype=DT[dtype], device="cpu")
+        for sk, v in h.state_dict().items():
+            tensors[f"{name}/{module}.{sk}"] = v.contiguous()
+        converted.append(module)
+    manifest["cases"][name] = {"config": {"quant_method": "hqq", **kw}, "dtype": dtype, "quantization_config": json.loads(json.dumps(cfg.to_dict())),
+                               "saved_dtype": dtype, "converted": converted, "keys": []}
 
 
 def main(src):
@@ -64,6 +92,9 @@ def main(src):
         converted = sorted(k[: -len(s)] for k in keys for s in marks if k.endswith(s))
         manifest["cases"][name] = {"config": cfg, "dtype": dtype, "quantization_config": saved["quantization_config"],
                                    "saved_dtype": saved.get("dtype"), "converted": converted, "keys": keys}
+    for name, kw, dtype in HQQ_CASES:
+        hqq_case(name, kw, dtype, tensors, manifest)
+    manifest["hqq"] = version("hqq")
     save_cases(OUT, tensors, manifest)
 
 

@@ -21,3 +21,4 @@ export { autoQuantizer, quantizerNameOf, quantizerNames, registerQuantizer } fro
 export { type QuantizeOnLoadResult, checkQuantizeOnLoad, quantizeOnLoad } from "./quantize-on-load.js";
 export { BNB_4BIT_BLOCKSIZE, Bnb4BitQuantizer, Bnb8BitQuantizer } from "./quantizers/bnb-quantizers.js";
 export { DECLARED_QUANTIZERS } from "./quantizers/declared-quantizers.js";
+export { HqqQuantizer, hqqParamsOf } from "./quantizers/hqq-quantizer.js";

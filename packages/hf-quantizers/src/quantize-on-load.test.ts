@@ -3,9 +3,10 @@ import { type PyJson, type PyJsonObject, deserializeSafetensors, dumpPythonJson,
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { type ModelFacts, autoQuantizationConfig, autoQuantizer, quantizeOnLoad } from "./index.js";
+import { type ModelFacts, autoQuantizer, configFromUserDict, quantizeOnLoad } from "./index.js";
 
-// tools/gen_hf_quantize_fixtures.py: transformers 5.24 + bitsandbytes 0.50.2 quantizing stories260K on load.
+// tools/gen_hf_quantize_fixtures.py: transformers 5.24 + bitsandbytes 0.50.2 quantizing stories260K on load, and
+// hqq 0.2.8's HQQLinear on the same weights (what transformers 4.x's HQQ integration saved; 5.24 cannot).
 const DIR = new URL("../fixtures/quantize-on-load/", import.meta.url);
 const manifest = parsePythonJson(readFileSync(new URL("manifest.json", DIR), "utf8"));
 if (E.isLeft(manifest)) throw new Error(manifest.left);
@@ -31,6 +32,15 @@ const bytes = (t: Tensor) => Buffer.from(t.bytes()).toString("hex");
  */
 const DOUBLE_QUANT_STATS = [".weight.absmax", ".weight.nested_absmax", ".weight.quant_state.bitsandbytes__nf4", ".weight.quant_state.bitsandbytes__fp4"];
 
+/**
+ * HQQ's optimized zero point: issue 18's port of hqq's half-quadratic loop is within 4 f32 ulp of hqq's (torch's
+ * SIMD reductions inside the loop round differently); codes and scales are bit-equal. In f16/bf16 the cast absorbs it.
+ */
+const ulps = (a: Tensor, b: Tensor): number => {
+  const [x, y] = [new Int32Array((a.data as Float32Array).slice().buffer), new Int32Array((b.data as Float32Array).slice().buffer)];
+  return x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0);
+};
+
 const partsOf = (all: ReadonlyMap<string, Tensor>, module: string, prefix = "") =>
   new Map([...all].filter(([k]) => k.startsWith(`${prefix}${module}.`)).map(([k, t]) => [k.slice(prefix.length + module.length + 1), t]));
 
@@ -38,7 +48,7 @@ describe("quantize on load = transformers' BitsAndBytesConfig load + save_pretra
   for (const [name, c] of Object.entries(cases)) {
     const want = c as PyJsonObject;
     it(name, () => {
-      const config = autoQuantizationConfig(want.config as PyJsonObject);
+      const config = configFromUserDict(want.config as PyJsonObject);
       if (E.isLeft(config)) throw new Error(config.left.message);
       const q = autoQuantizer(config.right);
       if (E.isLeft(q)) throw new Error(q.left.message);
@@ -55,9 +65,10 @@ describe("quantize on load = transformers' BitsAndBytesConfig load + save_pretra
         const ref = stored.get(`${name}/${k}`) as Tensor;
         expect([k, t.dtype, t.shape]).toEqual([k, ref.dtype, ref.shape]);
         const doubleQuant = (want.config as PyJsonObject).bnb_4bit_use_double_quant === true;
-        if (!(doubleQuant && DOUBLE_QUANT_STATS.some((s) => k.endsWith(s)))) expect(bytes(t), k).toBe(bytes(ref));
+        if (name.startsWith("hqq") && k.endsWith(".zero") && t.dtype === "f32") expect(ulps(t, ref), k).toBeLessThanOrEqual(4);
+        else if (!(doubleQuant && DOUBLE_QUANT_STATS.some((s) => k.endsWith(s)))) expect(bytes(t), k).toBe(bytes(ref));
       }
-      for (const m of r.right.converted) {
+      for (const m of q.right.dequantizeLinear === undefined ? [] : r.right.converted) {
         const dq = (p: Map<string, Tensor>) => {
           const d = q.right.dequantizeLinear!(config.right, p);
           if (E.isLeft(d)) throw new Error(`${m} does not dequantize: ${d.left.message}`);

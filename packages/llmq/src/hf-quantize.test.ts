@@ -71,6 +71,23 @@ describe("llmq quantize --hf-config (bitsandbytes)", () => {
     }, 120_000);
   }
 
+  it("hqq (hqq's HQQLinear layout; hqq itself reads it back)", async () => {
+    const cfg = '{"quant_method": "hqq", "nbits": 4, "group_size": 64}';
+    const r = must(await quantize("hqq", cfg));
+    expect([r.quantizer, r.config_class, r.converted]).toEqual(["hqq", "HqqConfig", 35]);
+    const h = must(await openModelDir(join(dir, "hqq"))());
+    const weights = new Map<string, Tensor>();
+    for (const l of h.linearModules().filter((m) => m.layer !== null)) weights.set(`${l.name}.weight`, must(await h.readTensor(`${l.name}.weight`)()));
+    await h.close();
+    const path = join(dir, "hqq.weights.safetensors");
+    must(await writeSafetensors(path, weights, null)());
+    if (PY === undefined) return;
+    const run = await promisify(execFile)(PY, [join(ROOT, "tools/check_hqq_dir.py"), join(dir, "hqq"), path], { maxBuffer: 1 << 24 }).catch(
+      (e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? "", stderr: e.stderr ?? "" }),
+    );
+    expect(run.stdout.trim().split("\n").pop(), run.stderr.slice(-2000)).toContain('"ok": true');
+  }, 120_000);
+
   it("refuses before any work, naming the field and rule", async () => {
     const msg = async (cfg: string) => {
       const r = await quantize("never", cfg);
