@@ -45,6 +45,13 @@ export interface Quantizer {
   readonly quantizeLinear?: (c: HfQuantizationConfig, weight: Tensor, dtype: TorchFloat) => E.Either<HfQuantizerError, QuantizedTensors>;
   /** The dense weight back (f32) from the tensors quantizeLinear wrote (by relative name). */
   readonly dequantizeLinear?: (c: HfQuantizationConfig, parts: ReadonlyMap<string, Tensor>) => E.Either<HfQuantizerError, Tensor>;
+  /**
+   * For methods llmq's built-in readers do not know (third-party ones): the tensors each quantized linear stores,
+   * relative to the module (the first one marks a module), and the dense [out, in] shape from their shapes. With
+   * dequantizeLinear, these let `llmq eval` / `inspect` / `convert` open such a directory.
+   */
+  readonly storedParts?: ReadonlyArray<string>;
+  readonly denseShape?: (shapes: ReadonlyMap<string, ReadonlyArray<number>>) => ReadonlyArray<number> | undefined;
   /** What config.json's quantization_config becomes (to_dict unless the method rewrites it). */
   readonly savedConfig?: (c: HfQuantizationConfig) => PyJsonObject;
 }

@@ -1,3 +1,5 @@
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
@@ -288,7 +290,28 @@ const usageLine = (text: string, command: string): string => {
   return `llmq: ${formatLlmqError(usageError(`usage of llmq${command === "" ? "" : ` ${command}`}`, why, `run llmq${command === "" ? "" : ` ${command}`} --help`))}\n`;
 };
 
+/**
+ * LLMQ_PLUGINS: comma-separated modules (package names or paths) imported before the command runs; a third-party
+ * quantization method registers its config class and quantizer there (@llmq/hf-quantizers). A plugin that cannot be
+ * imported is an error, not skipped.
+ */
+const loadPlugins = async (): Promise<boolean> => {
+  for (const spec of (process.env.LLMQ_PLUGINS ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    try {
+      await import(spec.startsWith(".") || spec.startsWith("/") ? pathToFileURL(resolve(spec)).href : spec);
+    } catch (e) {
+      process.stderr.write(`llmq: ${formatLlmqError(usageError("LLMQ_PLUGINS", `cannot import ${spec}: ${String((e as Error)?.message ?? e)}`, "fix or remove the plugin"))}\n`);
+      return false;
+    }
+  }
+  return true;
+};
+
 const main = async (): Promise<void> => {
+  if (!(await loadPlugins())) {
+    process.exitCode = 1;
+    return;
+  }
   const program = buildCli();
   const command = process.argv.slice(2).find((a) => !a.startsWith("-")) ?? "";
   const known = program.commands.map((c) => c.name());
