@@ -5,6 +5,7 @@
 // order, two codes per byte with the first in the HIGH nibble. Double quant: offset = mean(absmax), and
 // absmax − offset blockwise-8-bit quantized (blocksize 256) with the dynamic map. LLM.int8 weights
 // (`Int8Params._quantize`): cast to fp16, per row absmax, round(x·(127/absmax)) half to even.
+import { roundHalfEven } from "@llmq/tensor";
 import { PyFloat, dumpPythonJson } from "./python-json.js";
 import { roundTo } from "./float-rounding.js";
 import type { Bnb4bitParts, Bnb4bitState } from "./bnb-dequantize.js";
@@ -143,11 +144,6 @@ export const quantizeBnb4bit = (w: Float32Array, shape: readonly [number, number
 export const bnbQuantStateBytes = (s: Bnb4bitState): Uint8Array => {
   const nested = s.nested_offset === undefined ? {} : { nested_blocksize: s.nested_blocksize ?? 256, nested_dtype: "float32", nested_offset: new PyFloat(s.nested_offset) };
   return new TextEncoder().encode(dumpPythonJson({ quant_type: s.quant_type, blocksize: s.blocksize, dtype: s.dtype, shape: [...s.shape], ...nested }));
-};
-
-const roundHalfEven = (x: number): number => {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 };
 
 /** LLM.int8 weight: fp16 cast, per-row absmax (SCB), round(x·(127/absmax)) to int8 (an all-zero row stays 0). */

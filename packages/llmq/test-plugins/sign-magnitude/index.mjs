@@ -5,7 +5,7 @@
 // two codes per byte (the first in the low nibble); stored as <m>.weight_packed (u8 [out, in/2]) and
 // <m>.weight_scale (f32 [out, in/group_size]).
 import { Kwargs, configOf, fail, hfQuantizeFailed, isPyInt, pyRepr, registerQuantizationConfig, registerQuantizer } from "@llmq/hf-quantizers";
-import { Tensor } from "@llmq/tensor";
+import { Tensor, roundHalfEven } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 
 const CLS = "SignMagnitudeConfig";
@@ -20,10 +20,6 @@ const create = (kwargs) => {
 
 export const SignMagnitudeConfig = { name: CLS, quantMethod: METHOD, create, fromDict: create };
 
-const roundHalfEven = (x) => {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-};
 
 const quantizeLinear = (c, w) => {
   const [out, inF] = w.shape;
