@@ -1,7 +1,7 @@
 // `llmq quantize --hf-config`: a transformers quantization_config dict (inline JSON or a file) quantizes a dense model
 // on load as from_pretrained(quantization_config=…) would, and the result is saved as save_pretrained writes it
 // (config.json with quantization_config = to_dict(), the method's tensors, tokenizer and generation files copied).
-import { copyFile, readFile, readdir, writeFile } from "node:fs/promises";
+import { copyFile, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type HfQuantizationConfig,
@@ -14,12 +14,12 @@ import {
   quantizeOnLoad,
   quantizerNameOf,
 } from "@llmq/hf-quantizers";
-import type { ModelHandle } from "@llmq/models";
+import { type ModelHandle, formatModelError } from "@llmq/models";
 import { type PyJson, type PyJsonObject, type TorchFloat, dumpPythonJson, parsePythonJson, stageDirectory, writeSafetensors } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
-import { type LlmqError, ioErrorFrom, outputFailure, usageError } from "./errors.js";
+import { type LlmqError, ioErrorFrom, modelError, outputFailure, usageError } from "./errors.js";
 import { openModelDir } from "./open-model.js";
 
 export interface HfQuantizeOptions {
@@ -90,10 +90,18 @@ const readAll = async (h: ModelHandle): Promise<E.Either<LlmqError, Map<string, 
   const out = new Map<string, Tensor>();
   for (const n of h.tensorNames()) {
     const t = await h.readTensor(n)();
-    if (E.isLeft(t)) return E.left(usageError("--model", `cannot read ${n}: ${t.left._tag}`, "check the model directory"));
+    if (E.isLeft(t)) return E.left(modelError(formatModelError(t.left)));
     out.set(n, t.right);
   }
   return E.right(out);
+};
+
+const isModelDirectory = async (dir: string): Promise<boolean> => {
+  try {
+    return (await stat(join(dir, "config.json"))).isFile();
+  } catch {
+    return false;
+  }
 };
 
 /** Files save_pretrained would carry beside the weights (tokenizer, generation config). */
@@ -132,6 +140,8 @@ export const hfQuantizeCommand = (o: HfQuantizeOptions): TE.TaskEither<LlmqError
   const resolved = await resolveHfQuantizer(o.hfConfig);
   if (E.isLeft(resolved)) return resolved;
   const { config, quantizer } = resolved.right;
+  if (!(await isModelDirectory(o.model)))
+    return E.left(usageError("--model", `${o.model} is not a model directory with a config.json`, "give a Hugging Face directory (convert a GGUF file first with llmq convert --from gguf)"));
   const h = await openModelDir(o.model)();
   if (E.isLeft(h)) return h;
   const facts = factsOf(h.right);

@@ -103,5 +103,7 @@ describe("llmq quantize --hf-config (bitsandbytes)", () => {
     expect(await msg('{"quant_method": "quanto", "weights": "int4"}')).toContain("transformers cannot save quanto models");
     expect(await msg('{"load_in_4bit": tru')).toContain("is not JSON");
     expect(await msg(join(dir, "missing.json"))).toContain("cannot read the --hf-config file");
+    const gguf = await hfQuantizeCommand({ model: join(ROOT, "fixtures/stories260K/stories260K.bin"), output: join(dir, "never"), hfConfig: '{"load_in_8bit": true}', overwrite: false })();
+    expect(E.isLeft(gguf) && formatLlmqError(gguf.left)).toContain("is not a model directory with a config.json");
   });
 });
