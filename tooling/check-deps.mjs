@@ -19,9 +19,12 @@ export const ALLOWED = {
   "@llmq/runtime-gpu": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization", "@llmq/models"],
   // QAT differentiates the Llama forward (models' config and RoPE tables) and drives modifiers (observers' contract).
   "@llmq/train": ["@llmq/tensor", "@llmq/schemes", "@llmq/observers", "@llmq/models"],
+  // transformers' quantization configs and HfQuantizer contract: configs are JSON (serialization's Python JSON), the
+  // quantize-on-load writers store tensors in the layouts transformers reads.
+  "@llmq/hf-quantizers": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization"],
   llmq: [
     "@llmq/tensor", "@llmq/schemes", "@llmq/observers", "@llmq/gptq", "@llmq/transforms",
-    "@llmq/kv-cache", "@llmq/serialization", "@llmq/models", "@llmq/runtime-gpu", "@llmq/train",
+    "@llmq/kv-cache", "@llmq/serialization", "@llmq/models", "@llmq/runtime-gpu", "@llmq/train", "@llmq/hf-quantizers",
   ],
 };
 

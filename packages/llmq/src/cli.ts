@@ -1,3 +1,5 @@
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
@@ -14,6 +16,7 @@ import { stderrProgress } from "./stderr-progress.js";
 import { formatQuantize, quantizeCommand } from "./quantize-command.js";
 import { SCHEDULE_NAMES } from "@llmq/train";
 import { formatTrain, trainCommand } from "./train-command.js";
+import { type HfQuantizeResult, formatHfQuantize, hfQuantizeCommand } from "./hf-quantize-command.js";
 
 // The only place that subscribes, throws to the user or calls process.exit: every library result arrives as an
 // Either and is folded here into one message and an exit code (0 ok, 1 usage/input error, 2 internal error, 128 + n
@@ -203,6 +206,27 @@ const addGenerateCommand = (program: Command): void => {
     });
 };
 
+/** Options of `llmq quantize` that belong to the compressed-tensors path, not to --hf-config's quantize on load. */
+const ONESHOT_ONLY = ["scheme", "method", "recipe", "dataset", "numSamples", "seqLen", "ignore", "targets", "seed", "pipeline", "report"];
+const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** `llmq quantize --hf-config`: every option it would not use is refused before any work. */
+const hfQuantizeFromCli =
+  (o: Record<string, unknown>, cmd: Command): TE.TaskEither<LlmqError, HfQuantizeResult> =>
+  async () => {
+    if (o.hfConfig === undefined) return E.left(usageError("--dtype", "only applies with --hf-config", "drop --dtype or add --hf-config"));
+    const clash = ONESHOT_ONLY.find((k) => cmd.getOptionValueSource(k) === "cli");
+    if (clash !== undefined)
+      return E.left(usageError(`--${kebab(clash)}`, "does not apply with --hf-config (the quantization_config says everything and quantize on load is data-free)", `drop --${kebab(clash)}`));
+    return hfQuantizeCommand({
+      model: o.model as string,
+      output: o.output as string,
+      hfConfig: o.hfConfig as string,
+      dtype: o.dtype as HfQuantizeResult["dtype"] | undefined,
+      overwrite: o.overwrite === true,
+    })();
+  };
+
 /** `llmq quantize`: its options and action. */
 const addQuantizeCommand = (program: Command): void => {
   program
@@ -226,10 +250,16 @@ const addQuantizeCommand = (program: Command): void => {
         .default("independent"),
     )
     .option("--report <file>", "write an HTML report with per-layer error plots")
+    .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig…): quantize on load and save as transformers does")
+    .addOption(new Option("--dtype <dtype>", "load dtype with --hf-config (transformers' dtype=); default: the model's").choices(["float32", "float16", "bfloat16"]))
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
+      if (o.hfConfig !== undefined || o.dtype !== undefined) {
+        await run(o, () => hfQuantizeFromCli(o, cmd), formatHfQuantize);
+        return;
+      }
       await run(o, (signal, progress) =>
         quantizeCommand({
               model: o.model,
@@ -301,7 +331,28 @@ const usageLine = (text: string, command: string): string => {
   return `llmq: ${formatLlmqError(usageError(`usage of llmq${command === "" ? "" : ` ${command}`}`, why, `run llmq${command === "" ? "" : ` ${command}`} --help`))}\n`;
 };
 
+/**
+ * LLMQ_PLUGINS: comma-separated modules (package names or paths) imported before the command runs; a third-party
+ * quantization method registers its config class and quantizer there (@llmq/hf-quantizers). A plugin that cannot be
+ * imported is an error, not skipped.
+ */
+const loadPlugins = async (): Promise<boolean> => {
+  for (const spec of (process.env.LLMQ_PLUGINS ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    try {
+      await import(spec.startsWith(".") || spec.startsWith("/") ? pathToFileURL(resolve(spec)).href : spec);
+    } catch (e) {
+      process.stderr.write(`llmq: ${formatLlmqError(usageError("LLMQ_PLUGINS", `cannot import ${spec}: ${String((e as Error)?.message ?? e)}`, "fix or remove the plugin"))}\n`);
+      return false;
+    }
+  }
+  return true;
+};
+
 const main = async (): Promise<void> => {
+  if (!(await loadPlugins())) {
+    process.exitCode = 1;
+    return;
+  }
   const program = buildCli();
   const command = process.argv.slice(2).find((a) => !a.startsWith("-")) ?? "";
   const known = program.commands.map((c) => c.name());

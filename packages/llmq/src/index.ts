@@ -56,6 +56,8 @@ export { type BarDatum, type ReportSection, barChartSvg, histogramSvg, renderRep
 export { type LlmqError, exitCodeOf, formatLlmqError } from "./errors.js";
 export { type ConvertOptions, type ConvertResult, convertCommand } from "./convert-command.js";
 export { type QuantizeCommandOptions, quantizeCommand } from "./quantize-command.js";
+export { type HfQuantizeOptions, type HfQuantizeResult, formatHfQuantize, hfQuantizeCommand, resolveHfQuantizer } from "./hf-quantize-command.js";
+export * as hfQuantizers from "@llmq/hf-quantizers";
 export { type EvalCommandOptions, type EvalCommandResult, evalCommand } from "./eval-command.js";
 export { type InspectResult, inspectCommand } from "./inspect-command.js";
 // msModelSlim (QuantConfig → modifiers, its safe_tensor layout)

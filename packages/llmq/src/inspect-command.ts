@@ -1,6 +1,7 @@
 import { kvScaleNames } from "@llmq/kv-cache";
-import { type Checkpoint, formatSerializationError, openCheckpoint, openGguf } from "@llmq/serialization";
-import { toFloat32, nodeBuiltin } from "@llmq/tensor";
+import { autoQuantizationConfig, autoQuantizer, formatHfQuantizerError, quantizerNameOf, toDiffDict } from "@llmq/hf-quantizers";
+import { type Checkpoint, type PyJsonObject, dumpPythonJson, formatSerializationError, openCheckpoint, openGguf, parsePythonJson } from "@llmq/serialization";
+import { nodeBuiltin, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type LlmqError, ioError, ioErrorFrom, modelError } from "./errors.js";
@@ -25,7 +26,40 @@ export interface InspectResult {
     readonly scheme: Record<string, unknown> | null;
     readonly layers: ReadonlyArray<{ readonly attention: string; readonly k_scale: ReadonlyArray<number>; readonly v_scale: ReadonlyArray<number>; readonly legacy_names: boolean }>;
   } | null;
+  /** transformers' reading of quantization_config: its quantizer, the class flags and the non-default keys (null when none). */
+  readonly hf_quantizer?: HfQuantizerInfo | null;
 }
+
+export type HfQuantizerInfo =
+  | {
+      readonly method: string;
+      readonly config_class: string;
+      readonly requires_calibration: boolean;
+      readonly is_serializable: boolean;
+      readonly is_trainable: boolean;
+      /** to_diff_dict(): the keys that differ from the class's defaults. */
+      readonly flags: unknown;
+    }
+  | { readonly method: string | null; readonly error: string };
+
+/** AutoQuantizationConfig.from_dict + AutoHfQuantizer.from_config on config.json's quantization_config. */
+export const hfQuantizerInfo = (configText: string): HfQuantizerInfo | null => {
+  const raw = parsePythonJson(configText);
+  const qc = E.isRight(raw) ? (raw.right as PyJsonObject | null)?.quantization_config : undefined;
+  if (typeof qc !== "object" || qc === null || Array.isArray(qc)) return null;
+  const c = autoQuantizationConfig(qc as PyJsonObject);
+  if (E.isLeft(c)) return { method: typeof (qc as PyJsonObject).quant_method === "string" ? ((qc as PyJsonObject).quant_method as string) : null, error: formatHfQuantizerError(c.left) };
+  const q = autoQuantizer(c.right);
+  if (E.isLeft(q)) return { method: quantizerNameOf(c.right), error: formatHfQuantizerError(q.left) };
+  return {
+    method: q.right.name,
+    config_class: c.right.className,
+    requires_calibration: q.right.requiresCalibration,
+    is_serializable: q.right.isSerializable,
+    is_trainable: q.right.isTrainable,
+    flags: JSON.parse(dumpPythonJson(toDiffDict(c.right))),
+  };
+};
 
 /** The k / v scales a checkpoint stores (compressed-tensors' or the legacy names), read: they are a few numbers each. */
 const kvCacheOf = async (ck: Checkpoint, qc: Record<string, unknown> | null): Promise<InspectResult["kv_cache"]> => {
@@ -99,9 +133,11 @@ const compressionRatio = async (ck: Checkpoint, tensors: InspectResult["tensors"
 export const inspectCommand = (dir: string): TE.TaskEither<LlmqError, InspectResult> => async () => {
   if (await isGgufPath(dir)) return inspectGguf(dir);
   let raw: Record<string, unknown>;
+  let text: string;
   const cfgPath = join(dir, "config.json");
   try {
-    raw = JSON.parse(await readFile(cfgPath, "utf8")) as Record<string, unknown>;
+    text = await readFile(cfgPath, "utf8");
+    raw = JSON.parse(text) as Record<string, unknown>;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return E.left(ioError(cfgPath, "not found (is this a model directory?)", code));
@@ -127,6 +163,7 @@ export const inspectCommand = (dir: string): TE.TaskEither<LlmqError, InspectRes
       files: ck.right.files.length,
       compression_ratio: ratio,
       kv_cache: await kvCacheOf(ck.right, qc),
+      hf_quantizer: hfQuantizerInfo(text),
     });
   } finally {
     await ck.right.close();
@@ -167,6 +204,13 @@ export const formatInspect = (r: InspectResult): string => {
         (w ? ` weights ${w.type}${w.num_bits} ${w.strategy}${w.group_size ? ` ${w.group_size}` : ""}${w.symmetric ? " sym" : " asym"}${w.actorder ? ` actorder=${w.actorder}` : ""}` : ""),
     );
   }
+  const hq = r.hf_quantizer;
+  if (hq)
+    lines.push(
+      "error" in hq
+        ? `  transformers quantizer ${hq.method ?? "?"}: ${hq.error}`
+        : `  transformers quantizer ${hq.method} (${hq.config_class}): requires_calibration ${hq.requires_calibration}, serializable ${hq.is_serializable}, trainable ${hq.is_trainable}; flags ${JSON.stringify(hq.flags)}`,
+    );
   if (r.quantization_config && Array.isArray(r.quantization_config.ignore)) lines.push(`  ignore: ${JSON.stringify(r.quantization_config.ignore)}`);
   if (r.kv_cache !== null) lines.push(kvLine(r.kv_cache));
   lines.push(...transformLines(r.quantization_config?.transform_config));

@@ -38,6 +38,7 @@ import type { DatasetTokenizer } from "./dataset.js";
 import { type LlmqError, modelError } from "./errors.js";
 import { onlineTransformsOf } from "./online-transforms.js";
 import { openGgufFile, quantizedSource } from "./quantized-source.js";
+import { openRegisteredDir, registeredReader } from "./registered-source.js";
 const { access, stat } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
 const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
@@ -276,6 +277,9 @@ const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEithe
     TE.chain((raw) => {
       const qc = raw.quantization_config;
       if (qc === undefined || qc === null) return pipe(openModel(dir), TE.mapLeft(lift));
+      // A method a registered (third-party) quantizer reads back.
+      const registered = registeredReader(qc);
+      if (registered !== null) return openRegisteredDir(dir, raw, registered);
       // transformers' dispatch first: a method llmq does not read is named as such (compressed-tensors goes on below).
       const method = typeof qc === "object" && "quant_method" in qc ? quantMethodOf(join(dir, "config.json"), qc) : E.right("compressed-tensors");
       if (E.isLeft(method)) return TE.left(modelError(formatSerializationError(method.left)));

@@ -1,0 +1,63 @@
+// The quantize-on-load path of from_pretrained(quantization_config=…) followed by save_pretrained, on a dense
+// checkpoint's tensors: validate_environment, update_dtype, preprocess (which linears convert), each weight cast to
+// the load dtype and quantized, every other tensor cast to the load dtype, config.json's quantization_config.
+import { type PyJsonObject, type TorchFloat, roundTo } from "@llmq/serialization";
+import { Tensor, cast } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
+import { type HfQuantizerError, hfQuantizeFailed, unsupportedHfQuantization } from "./errors.js";
+import { type HfQuantizationConfig, toDict } from "./quantization-config.js";
+import { type ModelFacts, type Quantizer, preprocessModel } from "./quantizer.js";
+
+export interface QuantizeOnLoadResult {
+  readonly tensors: ReadonlyMap<string, Tensor>;
+  /** config.json's quantization_config. */
+  readonly quantizationConfig: PyJsonObject;
+  readonly dtype: TorchFloat;
+  readonly converted: ReadonlyArray<string>;
+  readonly kept: ReadonlyArray<string>;
+  readonly warnings: ReadonlyArray<string>;
+}
+
+const LLMQ_DTYPE: Readonly<Record<TorchFloat, "f32" | "f16" | "bf16">> = { float32: "f32", float16: "f16", bfloat16: "bf16" };
+
+/** A tensor's values as f32, rounded to the load dtype (what the module holds before it quantizes). */
+const loadValues = (t: Tensor, dtype: TorchFloat): Tensor => new Tensor("f32", t.shape, (cast(t, "f32").data as Float32Array).map(roundTo(dtype)));
+
+const isFloat = (t: Tensor): boolean => t.dtype === "f32" || t.dtype === "f16" || t.dtype === "bf16" || t.dtype === "f64";
+
+/** Checks run before any tensor is touched: flags, serializability, the config's own environment rules. */
+export const checkQuantizeOnLoad = (q: Quantizer, c: HfQuantizationConfig): E.Either<HfQuantizerError, ReadonlyArray<string>> => {
+  if (!q.isSerializable) return E.left(unsupportedHfQuantization(q.name, q.notSerializable ?? `transformers cannot save ${q.name} checkpoints`));
+  const env = q.validateEnvironment(c);
+  if (E.isLeft(env)) return env;
+  if (q.requiresCalibration) return E.left(unsupportedHfQuantization(q.name, `${q.name} requires calibration: it cannot quantize a model while loading it`));
+  if (q.quantizeLinear === undefined) return E.left(unsupportedHfQuantization(q.name, `${q.name} has no quantize-on-load step`));
+  const ignored = c.ignored.map((k) => `${c.className} ignores ${JSON.stringify(k)} (transformers drops it too)`);
+  return E.right([...ignored, ...env.right]);
+};
+
+export const quantizeOnLoad = (
+  q: Quantizer,
+  c: HfQuantizationConfig,
+  tensors: ReadonlyMap<string, Tensor>,
+  facts: ModelFacts,
+  requestedDtype: TorchFloat | null,
+): E.Either<HfQuantizerError, QuantizeOnLoadResult> => {
+  const checked = checkQuantizeOnLoad(q, c);
+  if (E.isLeft(checked)) return checked;
+  const dtype = q.updateDtype(c, requestedDtype);
+  const { convert, keep } = preprocessModel(q, c, facts);
+  const converting = new Set(convert.map((m) => `${m}.weight`));
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of tensors) {
+    if (converting.has(name)) {
+      if (t.rank !== 2) return E.left(hfQuantizeFailed(q.name, `${name} has shape [${t.shape.join(", ")}], not a 2-D linear weight`));
+      const parts = q.quantizeLinear!(c, loadValues(t, dtype), dtype);
+      if (E.isLeft(parts)) return parts;
+      const module = name.slice(0, -".weight".length);
+      for (const [rel, p] of parts.right) out.set(`${module}.${rel}`, p);
+    } else out.set(name, isFloat(t) && t.dtype !== LLMQ_DTYPE[dtype] ? cast(t, LLMQ_DTYPE[dtype]) : t);
+  }
+  const savedConfig = q.savedConfig?.(c) ?? toDict(c);
+  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings: checked.right });
+};

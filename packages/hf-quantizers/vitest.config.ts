@@ -1,0 +1,3 @@
+import { baseVitest } from "../../tooling/vitest.base.ts";
+
+export default baseVitest;
