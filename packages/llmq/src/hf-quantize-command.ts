@@ -1,8 +1,7 @@
+import { nodeBuiltin } from "@llmq/tensor";
 // `llmq quantize --hf-config`: a transformers quantization_config dict (inline JSON or a file) quantizes a dense model
 // on load as from_pretrained(quantization_config=…) would, and the result is saved as save_pretrained writes it
 // (config.json with quantization_config = to_dict(), the method's tensors, tokenizer and generation files copied).
-import { copyFile, readFile, readdir, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import {
   type HfQuantizationConfig,
   type ModelFacts,
@@ -21,6 +20,8 @@ import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type LlmqError, ioErrorFrom, modelError, outputFailure, usageError } from "./errors.js";
 import { openModelDir } from "./open-model.js";
+const { copyFile, readFile, readdir, stat, writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 export interface HfQuantizeOptions {
   readonly model: string;

@@ -1,5 +1,3 @@
-import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
 import { type HqqBits, type HqqQuantized, type MsQuantConfig, msQuantType } from "@llmq/schemes";
 import { HqqModifier, type Modifier } from "@llmq/observers";
 import { MsKvCacheModifier } from "@llmq/kv-cache";
@@ -16,7 +14,7 @@ import {
   unpackRowsFromInt32,
   writeSafetensors,
 } from "@llmq/serialization";
-import { type Tensor, toFloat32 } from "@llmq/tensor";
+import { nodeBuiltin, type Tensor, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import type { Dataset } from "./dataset.js";
@@ -27,6 +25,8 @@ import { openModelDir } from "./open-model.js";
 import type { PipelineName } from "./pipeline.js";
 import type { Recipe } from "./recipe.js";
 import type { ProgressSink } from "./progress.js";
+const { copyFile, mkdtemp, readFile, readdir, rm, writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { basename, dirname, join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // msModelSlim's Calibrator as a library call: the QuantConfig's modifiers run by llmq's oneshot into a hidden
 // compressed-tensors checkpoint, which is then written in msModelSlim's layout (the codes, scales and zero points are

@@ -1,11 +1,12 @@
-import { createHash } from "node:crypto";
-import { mkdir, readdir, realpath, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { nodeBuiltin } from "@llmq/tensor";
 import type { ModelHandle } from "@llmq/models";
 import { formatSerializationError, openSafetensors, writeSafetensors } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type LlmqError, ioError, ioErrorFrom } from "./errors.js";
+const { createHash } = nodeBuiltin<typeof import("node:crypto")>("node:crypto");
+const { mkdir, readdir, realpath, stat } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // The reference model's final hidden states per evaluation window, kept on disk so that comparing several quantized
 // models against one reference runs the reference's decoder layers once. Stored are the states before the final norm

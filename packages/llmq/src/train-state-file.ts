@@ -1,10 +1,10 @@
-import { access, mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import { formatSerializationError, openSafetensors, writeSafetensors } from "@llmq/serialization";
-import { Tensor } from "@llmq/tensor";
+import { nodeBuiltin, Tensor } from "@llmq/tensor";
 import type { TrainState } from "@llmq/train";
 import * as E from "fp-ts/lib/Either.js";
 import { type LlmqError, ioError, usageError } from "./errors.js";
+const { access, mkdir } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 // The resumable state of `llmq train`: after every epoch, one safetensors file (written atomically) holds the trained
 // tensors, AdamW's moments (f64, so a resumed run continues bit for bit) and, in its metadata, the step, the epochs
