@@ -72,7 +72,7 @@ const tapHooks = (request: TapRequest, taps: Tap[], count: number): LayerHooks =
     ? {
         onAttentionKV: (k: Tensor<"f32">, v: Tensor<"f32">) => {
           const vs = splitRows(v, count);
-          splitRows(k, count).forEach((kw, i) => void taps.push({ _tag: "AttentionKV", k: kw, v: vs[i]! }));
+          for (const [i, kw] of splitRows(k, count).entries()) taps.push({ _tag: "AttentionKV", k: kw, v: vs[i]! });
         },
       }
     : {}),

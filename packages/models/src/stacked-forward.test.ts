@@ -49,7 +49,7 @@ describe("stacked sequences", () => {
       expect(bitsEqual(stacked.data.subarray(i * t * 64, (i + 1) * t * 64), own.data)).toBe(true);
       const ownTaps: Float32Array[] = [];
       decoderLayerTaps(cfg, weights, window(i), undefined, { onLinearInput: (_m, xi) => void ownTaps.push(xi.data) });
-      ownTaps.forEach((d, k) => expect(bitsEqual(taps[k]!.subarray((i * d.length), (i + 1) * d.length), d)).toBe(true));
+      for (const [k, d] of ownTaps.entries()) expect(bitsEqual(taps[k]!.subarray(i * d.length, (i + 1) * d.length), d)).toBe(true);
     }
   });
 
