@@ -5,6 +5,7 @@ import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { inputQuantHooks } from "./activation-quant.js";
+import { BATCH_ROWS, batchRanges, batchable, splitRows, stackRows } from "./window-batches.js";
 import type { Dataset } from "./dataset.js";
 import { mergeHooks, onlineHooks } from "./online-transforms.js";
 import { inputQuantSpecs, kvCacheFormats, modelOnlineTransforms } from "./open-model.js";
@@ -87,6 +88,28 @@ const windowHooks = (h: ModelHandle, inputHooks: LayerHooks | undefined, format:
   return { ...inputHooks, kvCache: kvCache! };
 };
 
+/**
+ * One decoder layer over every window: stacked several at a time (window-batches.ts: the same bits per row) unless a
+ * KV cache or quantized linear inputs make each window its own forward.
+ */
+const layerOverWindows = (
+  h: ModelHandle,
+  weights: Parameters<typeof decoderLayerForward>[1],
+  hidden: ReadonlyArray<Tensor<"f32">>,
+  hooks: LayerHooks | undefined,
+  kv: KvCacheFormat | null,
+): E.Either<import("@llmq/models").ModelError, Tensor<"f32">[]> => {
+  const rows = kv === null && batchable(hooks) ? BATCH_ROWS : 0;
+  const out: Tensor<"f32">[] = [];
+  for (const [start, count] of batchRanges(hidden.map((x) => x.shape[0]!), rows, 0)) {
+    const x = stackRows(hidden.slice(start, start + count));
+    const y = decoderLayerForward(h.config, weights, x, undefined, windowHooks(h, hooks, kv, x.shape[0]!), count);
+    if (E.isLeft(y)) return y;
+    out.push(...splitRows(y.right, count));
+  }
+  return E.right(out);
+};
+
 /** Final hidden states [T, hidden] of every window, computed layer by layer. */
 export const finalHiddenStates = (
   h: ModelHandle,
@@ -111,9 +134,9 @@ export const finalHiddenStates = (
     if (E.isLeft(lw)) return lw;
     const hooks = runtimeLayerHooks(h, i);
     const kv = layerKvFormat(h, i, kvCache);
-    const next = E.traverseArray((x: Tensor<"f32">) => decoderLayerForward(h.config, lw.right, x, undefined, windowHooks(h, hooks, kv, x.shape[0]!)))(hidden);
+    const next = layerOverWindows(h, lw.right, hidden, hooks, kv);
     if (E.isLeft(next)) return E.left(modelError(formatModelError(next.left)));
-    hidden = [...next.right];
+    hidden = next.right;
     progress({ kind: "tick", stage: label, done: i + 1, total: h.numLayers, label: `layer ${i}` });
   }
   return E.right(hidden);
@@ -164,10 +187,14 @@ export const evaluate = (model: ModelHandle, reference: ModelHandle | null, data
   for (const [i, tokens] of dataset.windows.entries()) {
     const lm = headForward(model.config, headM.right, hm.right[i]!);
     const lr = hr !== null && headR !== null && E.isRight(headR) ? headForward(reference!.config, headR.right, hr[i]!) : null;
-    const bad = nonFiniteLogits(model.dir, lm.data, vocab, i) ?? (lr !== null ? nonFiniteLogits(reference!.dir, lr.data, vocab, i) : null);
-    if (bad !== null) return E.left(bad);
     const from = opts.scoreSecondHalf === true ? Math.floor(tokens.length / 2) : 0;
     const s = scoreWindow(tokens, lm.data, vocab, lr?.data ?? null, from);
+    // NaN / ±Inf logits show in the statistics; only then are the logits scanned for the first one (a scan of every
+    // window's [T, vocab] logits cost more than scoring them).
+    if (s.some((p) => !Number.isFinite(p.nll) || (p.kld !== undefined && !(Number.isFinite(p.kld) && Number.isFinite(p.refNll!))))) {
+      const bad = nonFiniteLogits(model.dir, lm.data, vocab, i) ?? (lr !== null ? nonFiniteLogits(reference!.dir, lr.data, vocab, i) : null);
+      return E.left(bad ?? modelError(`window ${i}: the log-probabilities are not finite (logits of very different magnitude); inspect the checkpoint`));
+    }
     all.push(...s);
     windowPerplexity.push(Math.exp(s.reduce((a, p) => a + p.nll, 0) / Math.max(1, s.length)));
     progress({ kind: "tick", stage: "scoring", done: i + 1, total: dataset.windows.length });
