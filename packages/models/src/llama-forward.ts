@@ -249,12 +249,15 @@ export const mlpForward = (weights: LayerWeights, xm: Tensor<"f32">, hooks?: Lay
     E.map(([down]) => down!),
   );
 
-/** The MLP sub-block behind post_attention_layernorm, plus the residual: h → h + down(silu(gate(norm h)) · up(norm h)). */
-export const mlpBlockForward = (cfg: LlamaConfig, weights: LayerWeights, h: Tensor<"f32">, hooks?: LayerHooks): E.Either<ModelError, Tensor<"f32">> => {
+/** post_attention_layernorm of the attention block's output: the MLP's input. */
+const mlpNorm = (cfg: LlamaConfig, weights: LayerWeights, h: Tensor<"f32">): Tensor<"f32"> => {
   checkHidden(cfg, h);
-  const xm = rmsNorm(h, weight(weights, "post_attention_layernorm.weight"), cfg.rms_norm_eps);
-  return E.map((down: Tensor<"f32">) => add(h, down))(mlpForward(weights, xm, hooks));
+  return rmsNorm(h, weight(weights, "post_attention_layernorm.weight"), cfg.rms_norm_eps);
 };
+
+/** The MLP sub-block behind post_attention_layernorm, plus the residual: h → h + down(silu(gate(norm h)) · up(norm h)). */
+export const mlpBlockForward = (cfg: LlamaConfig, weights: LayerWeights, h: Tensor<"f32">, hooks?: LayerHooks): E.Either<ModelError, Tensor<"f32">> =>
+  E.map((down: Tensor<"f32">) => add(h, down))(mlpForward(weights, mlpNorm(cfg, weights, h), hooks));
 
 /**
  * One Llama decoder layer on one sequence: hidden [T, hidden_size] → [T, hidden_size]. `positions` default to
@@ -289,10 +292,7 @@ export const decoderLayerTaps = (
 ): E.Either<ModelError, void> =>
   pipe(
     attentionBlockForward(cfg, weights, hidden, positions, hooks, sequences),
-    E.chain((h) => {
-      checkHidden(cfg, h);
-      return mlpHidden(weights, rmsNorm(h, weight(weights, "post_attention_layernorm.weight"), cfg.rms_norm_eps), hooks);
-    }),
+    E.chain((h) => mlpHidden(weights, mlpNorm(cfg, weights, h), hooks)),
     E.chain((act) => groupInput(hooks, ["mlp.down_proj"], act)),
     E.map(() => undefined),
   );

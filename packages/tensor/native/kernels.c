@@ -515,21 +515,20 @@ typedef struct {
   const float *x, *w, *cosv, *sinv, *b;
   float* out;
   long rows, cols, heads;
-  float eps;
-  double deps;
+  double arg; /* rmsnorm's eps, scale's factor (an f32 value) */
 } rows_ctx;
 
 static void rmsnorm_task(void* v, int tid, int nthr) {
   rows_ctx* c = (rows_ctx*)v;
   long b, e;
   range_of(c->rows, tid, nthr, &b, &e);
-  ops->rmsnorm_range(c->x, c->w, c->cols, c->deps, c->out, b, e);
+  ops->rmsnorm_range(c->x, c->w, c->cols, c->arg, c->out, b, e);
 }
 
 void llmq_rmsnorm(const float* x, long rows, long cols, const float* w, double eps, float* out) {
   ensure_init();
   if (rows <= 0 || cols <= 0) return;
-  rows_ctx c = {x, w, NULL, NULL, NULL, out, rows, cols, 0, 0.0f, eps};
+  rows_ctx c = {x, w, NULL, NULL, NULL, out, rows, cols, 0, eps};
   llmq_parallel(rows >= 2 ? want_threads((double)rows * (double)cols) : 1, rmsnorm_task, &c);
 }
 
@@ -543,7 +542,7 @@ static void rope_task(void* v, int tid, int nthr) {
 void llmq_rope(float* x, long tokens, long heads, long dim, const float* cosv, const float* sinv) {
   ensure_init();
   if (tokens <= 0 || heads <= 0 || dim <= 0) return;
-  rows_ctx c = {NULL, NULL, cosv, sinv, NULL, x, tokens, dim, heads, 0.0f};
+  rows_ctx c = {NULL, NULL, cosv, sinv, NULL, x, tokens, dim, heads, 0.0};
   llmq_parallel(tokens >= 2 ? want_threads((double)tokens * (double)heads * (double)dim) : 1, rope_task, &c);
 }
 
@@ -557,7 +556,7 @@ static void add_task(void* v, int tid, int nthr) {
 void llmq_add(const float* a, const float* b, long n, float* out) {
   ensure_init();
   if (n <= 0) return;
-  rows_ctx c = {a, NULL, NULL, NULL, b, out, n, 0, 0, 0.0f};
+  rows_ctx c = {a, NULL, NULL, NULL, b, out, n, 0, 0, 0.0};
   llmq_parallel(want_threads((double)n), add_task, &c);
 }
 
@@ -565,7 +564,7 @@ static void scale_task(void* v, int tid, int nthr) {
   rows_ctx* c = (rows_ctx*)v;
   long b, e;
   range_of(c->rows, tid, nthr, &b, &e);
-  ops->scale_range(c->x, c->eps, c->out, b, e);
+  ops->scale_range(c->x, (float)c->arg, c->out, b, e);
 }
 
 void llmq_scale(const float* a, float s, long n, float* out) {
