@@ -155,12 +155,12 @@ const nonFiniteLogits = (dir: string, logits: Float32Array, vocab: number, windo
 const referenceHidden =
   (h: ModelHandle, windows: ReadonlyArray<Int32Array>, progress: ProgressSink, opts: EvaluateOptions): TE.TaskEither<LlmqError, Tensor<"f32">[]> =>
   async () => {
-    const store = opts.referenceStore;
-    const hit = store === undefined ? E.right(null) : await store.load(h, windows);
-    if (E.isLeft(hit) || hit.right !== null) return hit as E.Either<LlmqError, Tensor<"f32">[]>;
+    const entry = opts.referenceStore === undefined ? E.right(null) : await opts.referenceStore.open(h, windows);
+    if (E.isLeft(entry)) return entry;
+    if (entry.right?.hidden) return E.right(entry.right.hidden);
     const r = await finalHiddenStates(h, windows, "reference", progress, opts.signal)();
-    if (E.isLeft(r) || store === undefined) return r;
-    const saved = await store.save(h, windows, r.right);
+    if (E.isLeft(r) || entry.right === null) return r;
+    const saved = await entry.right.save(r.right);
     return E.isLeft(saved) ? saved : r;
   };
 

@@ -28,7 +28,7 @@ export {
 } from "./evaluate.js";
 export { type GenerateOptions, type GeneratedToken, type LoadedModel, generate, lastLogits, loadForGeneration, sampleToken } from "./generate.js";
 export { type GenerateCommandOptions, type GenerateCommandResult, formatGenerate, generateCommand } from "./generate-command.js";
-export { type ReferenceStore, referenceCacheDir } from "./reference-cache.js";
+export { type ReferenceEntry, type ReferenceStore, referenceCacheDir } from "./reference-cache.js";
 export { type EvalSummary, type PositionStats, percentile, scoreWindow, summarize } from "./metrics.js";
 export { openModelDir, optionalTokenizer } from "./open-model.js";
 export { COMPRESSED_TENSORS_VERSION, type CompressedModule, compressModule, configGroups, groupFormat, quantizationConfigJson } from "./checkpoint-format.js";

@@ -13,10 +13,15 @@ const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 // ([T, hidden] per window, f32: 37 MB for 32 × 512 tokens of a 576-wide model), not log-probabilities ([T, vocab]:
 // 3.2 GB for the same windows of a 49k vocabulary); the head's one GEMM per window is recomputed.
 
-/** Where `evaluate` finds, and leaves, a reference's final hidden states. */
+/** One reference and window set's place in a store: what it holds there (null: a miss), and how to fill it. */
+export interface ReferenceEntry {
+  readonly hidden: Tensor<"f32">[] | null;
+  readonly save: (hidden: ReadonlyArray<Tensor<"f32">>) => Promise<E.Either<LlmqError, void>>;
+}
+
+/** Where `evaluate` finds, and leaves, a reference's final hidden states (the key is computed once per entry). */
 export interface ReferenceStore {
-  readonly load: (h: ModelHandle, windows: ReadonlyArray<Int32Array>) => Promise<E.Either<LlmqError, Tensor<"f32">[] | null>>;
-  readonly save: (h: ModelHandle, windows: ReadonlyArray<Int32Array>, hidden: ReadonlyArray<Tensor<"f32">>) => Promise<E.Either<LlmqError, void>>;
+  readonly open: (h: ModelHandle, windows: ReadonlyArray<Int32Array>) => Promise<E.Either<LlmqError, ReferenceEntry>>;
 }
 
 const FORMAT = "llmq-reference-hidden-v1";
@@ -42,9 +47,7 @@ const cacheKey = async (h: ModelHandle, windows: ReadonlyArray<Int32Array>): Pro
 
 const fileOf = (dir: string, key: string): string => join(dir, `reference-${key.slice(0, 40)}.safetensors`);
 
-const loadFrom = async (dir: string, h: ModelHandle, windows: ReadonlyArray<Int32Array>): Promise<E.Either<LlmqError, Tensor<"f32">[] | null>> => {
-  const key = await cacheKey(h, windows);
-  const path = fileOf(dir, key);
+const loadFrom = async (path: string, key: string, h: ModelHandle, windows: ReadonlyArray<Int32Array>): Promise<E.Either<LlmqError, Tensor<"f32">[] | null>> => {
   const exists = await stat(path).then(
     () => true,
     () => false,
@@ -68,14 +71,12 @@ const loadFrom = async (dir: string, h: ModelHandle, windows: ReadonlyArray<Int3
   }
 };
 
-const saveTo = async (dir: string, h: ModelHandle, windows: ReadonlyArray<Int32Array>, hidden: ReadonlyArray<Tensor<"f32">>): Promise<E.Either<LlmqError, void>> => {
+const saveTo = async (dir: string, path: string, key: string, h: ModelHandle, hidden: ReadonlyArray<Tensor<"f32">>): Promise<E.Either<LlmqError, void>> => {
   try {
     await mkdir(dir, { recursive: true });
   } catch (err) {
     return E.left(ioErrorFrom(dir, "create the reference cache directory", err));
   }
-  const key = await cacheKey(h, windows);
-  const path = fileOf(dir, key);
   const w = await writeSafetensors(
     path,
     hidden.map((t, i) => [`window.${i}`, t] as const),
@@ -86,18 +87,20 @@ const saveTo = async (dir: string, h: ModelHandle, windows: ReadonlyArray<Int32A
 
 /** A reference cache in `dir` (created when first written); files are written to a temp name and renamed. */
 export const referenceCacheDir = (dir: string): ReferenceStore => ({
-  load: async (h, windows) => {
+  open: async (h, windows) => {
     try {
-      return await loadFrom(dir, h, windows);
+      const key = await cacheKey(h, windows);
+      const path = fileOf(dir, key);
+      const save = async (hidden: ReadonlyArray<Tensor<"f32">>): Promise<E.Either<LlmqError, void>> => {
+        try {
+          return await saveTo(dir, path, key, h, hidden);
+        } catch (err) {
+          return E.left(ioErrorFrom(dir, "write the reference cache", err));
+        }
+      };
+      return E.map((hidden: Tensor<"f32">[] | null): ReferenceEntry => ({ hidden, save }))(await loadFrom(path, key, h, windows));
     } catch (err) {
       return E.left(ioErrorFrom(dir, "read the reference cache", err));
-    }
-  },
-  save: async (h, windows, hidden) => {
-    try {
-      return await saveTo(dir, h, windows, hidden);
-    } catch (err) {
-      return E.left(ioErrorFrom(dir, "write the reference cache", err));
     }
   },
 });
