@@ -207,7 +207,7 @@ const addGenerateCommand = (program: Command): void => {
 };
 
 /** Options of `llmq quantize` that belong to the compressed-tensors path, not to --hf-config's quantize on load. */
-const ONESHOT_ONLY = ["scheme", "method", "recipe", "dataset", "numSamples", "seqLen", "ignore", "targets", "seed", "pipeline", "report"];
+const ONESHOT_ONLY = ["scheme", "method", "recipe", "dataset", "numSamples", "seqLen", "ignore", "targets", "seed", "pipeline", "report", "maxMemory", "spillDir"];
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 /** `llmq quantize --hf-config`: every option it would not use is refused before any work. */
@@ -250,6 +250,8 @@ const addQuantizeCommand = (program: Command): void => {
         .default("independent"),
     )
     .option("--report <file>", "write an HTML report with per-layer error plots")
+    .option("--max-memory <size>", 'calibration activations kept in memory ("2GB"); the windows beyond it spill to a temporary file')
+    .option("--spill-dir <dir>", "where --max-memory's spill file goes (default: the OS temp directory)")
     .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig…): quantize on load and save as transformers does")
     .addOption(new Option("--dtype <dtype>", "load dtype with --hf-config (transformers' dtype=); default: the model's").choices(["float32", "float16", "bfloat16"]))
     .option("--overwrite", "replace a non-empty output directory")
@@ -276,6 +278,8 @@ const addQuantizeCommand = (program: Command): void => {
               seed: o.seed,
               pipeline: o.pipeline,
               report: o.report,
+              maxMemory: o.maxMemory,
+              spillDir: o.spillDir,
               overwrite: o.overwrite === true,
               signal,
               progress,

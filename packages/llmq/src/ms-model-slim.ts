@@ -40,6 +40,9 @@ export interface MsModelSlimOptions {
   readonly dataset?: Dataset | null;
   readonly overwrite?: boolean;
   readonly pipeline?: PipelineName;
+  /** As oneshot's: calibration activations kept in memory, the rest spilled to a file in spillDir. */
+  readonly maxMemory?: number;
+  readonly spillDir?: string;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
 }
@@ -236,6 +239,8 @@ const hqqRun = (c: MsQuantConfig, into: Map<string, HqqQuantized>): E.Either<Llm
 
 const pick = (o: MsModelSlimOptions) => ({
   ...(o.pipeline ? { pipeline: o.pipeline } : {}),
+  ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}),
+  ...(o.spillDir !== undefined ? { spillDir: o.spillDir } : {}),
   ...(o.signal ? { signal: o.signal } : {}),
   ...(o.progress ? { progress: o.progress } : {}),
 });

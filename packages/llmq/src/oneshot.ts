@@ -30,7 +30,7 @@ import type { Dataset } from "./dataset.js";
 import { type LlmqError, abortedBy, datasetError, internal, ioErrorFrom, modifierFailure, outputFailure as outputFailureOf, quantizationError, recipeError } from "./errors.js";
 import { modelInfo } from "./model-info.js";
 import { openModelDir } from "./open-model.js";
-import { type LayerReport, type Pass, type PipelineName, type WindowsBox, planPasses, runPipeline } from "./pipeline.js";
+import { type CalibrationWindows, type LayerReport, NO_CALIBRATION, type Pass, type PipelineName, planPasses, runPipeline } from "./pipeline.js";
 import { type ProgressSink, noProgress } from "./progress.js";
 import type { Recipe } from "./recipe.js";
 const { copyFile, readFile, readdir, writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
@@ -57,6 +57,12 @@ export interface OneshotOptions {
   /** Paths besides the model that the output may not equal, contain or lie inside (the dataset, the report). */
   readonly protect?: ReadonlyArray<string>;
   readonly maxShardSize?: string | number;
+  /**
+   * Bytes of calibration activations a pass keeps in memory ([T, hidden] per window); windows beyond it go to a
+   * temporary file in `spillDir` (default the OS temp directory) and are read back per batch. Absent: all in memory.
+   */
+  readonly maxMemory?: number;
+  readonly spillDir?: string;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
 }
@@ -116,9 +122,9 @@ const startAll = (mods: ReadonlyArray<Modifier>, info: ModelInfo): E.Either<Llmq
 const needsDataError = (m: Modifier): LlmqError =>
   quantizationError(m.type, `${m.calibrationDataReason ?? `${m.type} needs calibration data`}: pass --dataset (text, JSONL or token ids)`);
 
-/** Token windows → embedded [T, hidden] windows; an id outside the vocabulary is the dataset's fault. */
-const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, dataset: Dataset | null): E.Either<LlmqError, WindowsBox> => {
-  if (dataset === null) return E.right({ current: [] });
+/** Token windows → their [T, hidden] embeddings on demand; an id outside the vocabulary is the dataset's fault. */
+const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, dataset: Dataset | null): E.Either<LlmqError, CalibrationWindows> => {
+  if (dataset === null) return E.right(NO_CALIBRATION);
   const vocab = h.config.vocab_size;
   for (const [i, w] of dataset.windows.entries()) {
     const bad = w.findIndex((t) => t < 0 || t >= vocab);
@@ -127,7 +133,7 @@ const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, data
   const e = globals.get(h.architecture.embedding);
   if (e === undefined) return E.left(internal(`${h.architecture.embedding} was not loaded`));
   const emb = toFloat32(e);
-  return E.right({ current: dataset.windows.map((w) => embed(emb, w)) });
+  return E.right({ lengths: dataset.windows.map((w) => w.length), embedded: (i) => embed(emb, dataset.windows[i]!) });
 };
 
 /** End and finalize every run (LC's session.finalize after the pipeline). */
@@ -311,7 +317,10 @@ const quantizeInto = (
   if (E.isLeft(windows)) return windows;
   const io = checkpointIO(h, globals.right, writer, opts.output, sampleRss);
   const ctx = { config: h.config, architecture: h.architecture, numLayers: h.numLayers, io, signal: opts.signal, progress: opts.progress ?? noProgress, plan: prep.plan };
-  const ran = await runPipeline(ctx, runs.right, prep.passes, windows.right);
+  const ran = await runPipeline(ctx, runs.right, prep.passes, windows.right, {
+    ...(opts.maxMemory !== undefined ? { maxMemory: opts.maxMemory } : {}),
+    ...(opts.spillDir !== undefined ? { spillDir: opts.spillDir } : {}),
+  });
   if (E.isLeft(ran)) return ran;
   const finished = finishAll(ran.right.runs);
   if (E.isLeft(finished)) return finished;

@@ -45,7 +45,7 @@ export { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, deserializeSafetensors, ope
 export type { Checkpoint, SafetensorsFile } from "./safetensors-reader.js";
 export { describeEntries, encodeHeaderChecked, serializeSafetensors, writeSafetensors } from "./safetensors-writer.js";
 export type { SafetensorsMetadata, TensorEntries } from "./safetensors-writer.js";
-export { createShardedWriter, parseShardSize, shardFileName, withShardedWriter } from "./sharded-writer.js";
+export { createShardedWriter, parseByteSize, parseShardSize, shardFileName, withShardedWriter } from "./sharded-writer.js";
 export type { ShardedSaveResult, ShardedWriter, ShardedWriterOptions } from "./sharded-writer.js";
 export { abandonStagedDirectoriesSync, outputState, removeStaleStaging, stageDirectory } from "./staged-directory.js";
 export type { OutputState, StageOptions, StagedDirectory } from "./staged-directory.js";
