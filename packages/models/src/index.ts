@@ -17,6 +17,7 @@ export {
   decoderLayerTaps,
   embed,
   headForward,
+  headLogitRows,
 } from "./llama-forward.js";
 export { type Architecture, type LayerLinear, type NormMapping, LLAMA_ARCHITECTURE, architectureOf } from "./architecture.js";
 export { type WeightSource, memoryWeightSource } from "./weight-source.js";
