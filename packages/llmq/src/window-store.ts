@@ -67,24 +67,30 @@ export const windowStore = (
   const memory: (Tensor<"f32"> | undefined)[] = Array.from({ length: kept }, (_, i) => initial(i));
   if (kept === lengths.length) return E.right(memoryStore(lengths, memory));
   const file = path.join(opts.spillDir ?? os.tmpdir(), `llmq-activations-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}.bin`);
-  // Slot of window i ≥ kept: the bytes of the spilled windows before it.
-  const offsets = new Map<number, number>();
-  for (let i = kept, at = 0; i < lengths.length; at += lengths[i]! * width * 4, i++) offsets.set(i, at);
   let fd: number;
   try {
     fd = fs.openSync(file, "wx+", 0o600);
   } catch (err) {
     return E.left(ioErrorFrom(file, "cannot create the activation spill file", err));
   }
+  const store = spillStore(lengths, width, memory, file, fd);
+  for (let i = kept; i < lengths.length; i++) {
+    const w = store.set(i, initial(i));
+    if (E.isLeft(w)) {
+      store.close();
+      return w;
+    }
+  }
+  return E.right(store);
+};
+
+/** Windows [0, memory.length) in memory, the rest in `file` (open as fd), a slot each after the spilled ones before it. */
+const spillStore = (lengths: ReadonlyArray<number>, width: number, memory: (Tensor<"f32"> | undefined)[], file: string, fd: number): WindowStore => {
+  const kept = memory.length;
+  const offsets = new Map<number, number>();
+  for (let i = kept, at = 0; i < lengths.length; at += lengths[i]! * width * 4, i++) offsets.set(i, at);
   let open = true;
-  const close = (): void => {
-    memory.length = 0;
-    if (!open) return;
-    open = false;
-    fs.closeSync(fd);
-    fs.rmSync(file, { force: true });
-  };
-  const store: WindowStore = {
+  return {
     lengths,
     spilled: lengths.length - kept,
     get: (i) => {
@@ -108,16 +114,14 @@ export const windowStore = (
         (err) => ioErrorFrom(file, `cannot write window ${i} to the activation spill file (--max-memory spills activations to disk)`, err),
       );
     },
-    close,
+    close: () => {
+      memory.length = 0;
+      if (!open) return;
+      open = false;
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+    },
   };
-  for (let i = kept; i < lengths.length; i++) {
-    const w = store.set(i, initial(i));
-    if (E.isLeft(w)) {
-      close();
-      return w;
-    }
-  }
-  return E.right(store);
 };
 
 const memoryStore = (lengths: ReadonlyArray<number>, memory: (Tensor<"f32"> | undefined)[]): WindowStore => ({
