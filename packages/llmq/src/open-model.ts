@@ -18,6 +18,8 @@ import { type QuantizationConfig, decodeQuantizationConfig, decodeTransformConfi
 import {
   type Checkpoint,
   type CompressionFormat,
+  SAFE_WEIGHTS_NAME,
+  memoryCheckpoint,
   decompressModule,
   formatSerializationError,
   inferFormat,
@@ -295,29 +297,79 @@ const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEithe
           pipe(
             openCheckpoint(dir),
             TE.mapLeft((e) => modelError(formatSerializationError(e))),
-            TE.chain((ck) =>
-              pipe(
-                compressedSource(dir, ck, config),
-                TE.chain((c) => TE.map((kv: ReadonlyMap<string, KvCacheFormat>) => ({ ...c, kv }))(() => kvCacheOf(dir, ck, config, raw))),
-                TE.chainEitherK(({ source, inputs, kv }) =>
-                  pipe(
-                    modelFromSource(dir, raw, source, dir, () => ck.close()),
-                    E.mapLeft(lift),
-                    E.map((h) => {
-                      inputSpecsByHandle.set(h, inputs);
-                      kvCacheByHandle.set(h, kv);
-                      return h;
-                    }),
-                  ),
-                ),
-                TE.orElse((e) => pipe(TE.fromTask(() => ck.close()), TE.chain(() => TE.left(e)))),
-              ),
-            ),
+            TE.chain((ck) => compressedHandle(dir, raw, config, ck)),
           ),
         ),
       );
     }),
   );
+
+/** A compressed-tensors model over its opened checkpoint: modules decompressed on read, input and KV specs noted. */
+const compressedHandle = (dir: string, raw: Record<string, unknown>, config: QuantizationConfig, ck: Checkpoint): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    compressedSource(dir, ck, config),
+    TE.chain((c) => TE.map((kv: ReadonlyMap<string, KvCacheFormat>) => ({ ...c, kv }))(() => kvCacheOf(dir, ck, config, raw))),
+    TE.chainEitherK(({ source, inputs, kv }) =>
+      pipe(
+        modelFromSource(dir, raw, source, dir, () => ck.close()),
+        E.mapLeft(lift),
+        E.map((h) => {
+          inputSpecsByHandle.set(h, inputs);
+          kvCacheByHandle.set(h, kv);
+          return h;
+        }),
+      ),
+    ),
+    TE.orElse((e) => pipe(TE.fromTask(() => ck.close()), TE.chain(() => TE.left(e)))),
+  );
+
+/** config.json of a model given as files, parsed as readConfigJson parses it. */
+const configOfFiles = (name: string, files: ReadonlyMap<string, Uint8Array>): E.Either<LlmqError, Record<string, unknown>> => {
+  const bytes = files.get("config.json");
+  if (bytes === undefined) return E.left(modelError(`${name}/config.json: not found (the model config)`));
+  try {
+    const v = JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? E.right(v as Record<string, unknown>) : E.left(modelError(`${name}/config.json: the top level must be an object`));
+  } catch (e) {
+    return E.left(modelError(`${name}/config.json: ${(e as Error).message}`));
+  }
+};
+
+/** The handle over one checkpoint held in memory: dense, or compressed-tensors (other methods are read from directories). */
+const handleOfFiles = (name: string, raw: Record<string, unknown>, ck: Checkpoint): TE.TaskEither<LlmqError, ModelHandle> => {
+  const qc = raw.quantization_config;
+  if (qc === undefined || qc === null || (typeof qc === "object" && !Object.hasOwn(qc, "config_groups"))) {
+    const source: WeightSource = { names: () => ck.names, shape: (n) => ck.info(n)?.info.shape, dtype: (n) => storedDType(ck, n), read: (n) => TE.mapLeft(checkpointLift)(ck.read(n)) };
+    return TE.fromEither(pipe(modelFromSource(name, raw, source, name), E.mapLeft(lift)));
+  }
+  const method = (qc as Record<string, unknown>).quant_method;
+  if (method !== undefined && method !== "compressed-tensors")
+    return TE.left(modelError(`${name}/config.json: quant_method "${String(method)}" is read from a directory only (llmq convert); a model given as files is dense or compressed-tensors`));
+  return pipe(
+    TE.fromEither(pipe(decodeQuantizationConfig(qc, "quantization_config"), E.mapLeft((e) => modelError(`${name}/config.json: ${formatSchemeError(e)}`)))),
+    TE.chain((config) => compressedHandle(name, raw, config, ck)),
+  );
+};
+
+const checkpointLift = (e: Parameters<typeof formatSerializationError>[0]): ModelError => checkpointError(e.file, e.tensor, formatSerializationError(e));
+
+/**
+ * openModelDir for a model given as files (fetched, or File objects picked in a page): config.json and one
+ * model.safetensors, dense or compressed-tensors; the tensors are checked as openModelDir checks them. `name` stands
+ * for the directory in messages.
+ */
+export const openModelFiles = (files: ReadonlyMap<string, Uint8Array>, name = "memory"): TE.TaskEither<LlmqError, ModelHandle> => {
+  const raw = configOfFiles(name, files);
+  if (E.isLeft(raw)) return TE.left(raw.left);
+  const weights = files.get(SAFE_WEIGHTS_NAME);
+  if (weights === undefined) return TE.left(modelError(`${name}/${SAFE_WEIGHTS_NAME}: not found (a model given as files has one safetensors file)`));
+  const ck = memoryCheckpoint(name, weights);
+  if (E.isLeft(ck)) return TE.left(modelError(formatSerializationError(ck.left)));
+  return pipe(
+    withTransforms(name, raw.right.quantization_config, handleOfFiles(name, raw.right, ck.right)),
+    TE.chainEitherK((h) => pipe(checkModelTensors(h), E.bimap(lift, () => h))),
+  );
+};
 
 /**
  * The tokenizer of the first of `dirs` that has a tokenizer.json, or null (such models take token-id datasets).

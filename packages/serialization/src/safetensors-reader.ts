@@ -245,21 +245,24 @@ export const openCheckpoint = (dir: string): TE.TaskEither<SerializationError, C
   );
 };
 
+/** A checkpoint of one safetensors file. */
+export const singleFileCheckpoint = (dir: string, f: SafetensorsFile): Checkpoint => ({
+  dir,
+  files: [f],
+  names: f.names,
+  indexMetadata: null,
+  info: (name: string) => {
+    const info = f.info(name);
+    return info === undefined ? undefined : { file: f, info };
+  },
+  read: (name: string) => f.read(name),
+  close: () => f.close(),
+});
+
 const openSingle = (dir: string): TE.TaskEither<SerializationError, Checkpoint> =>
   pipe(
     openSafetensors(join(dir, SAFE_WEIGHTS_NAME)),
-    TE.map((f) => ({
-      dir,
-      files: [f],
-      names: f.names,
-      indexMetadata: null,
-      info: (name: string) => {
-        const info = f.info(name);
-        return info === undefined ? undefined : { file: f, info };
-      },
-      read: (name: string) => f.read(name),
-      close: () => f.close(),
-    })),
+    TE.map((f) => singleFileCheckpoint(dir, f)),
   );
 
 const openSharded = (dir: string, indexFile: string): TE.TaskEither<SerializationError, Checkpoint> =>
