@@ -4,6 +4,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { type EvaluateResult, type ProgressEvent, datasetFromText, evaluate, formatLlmqError, oneshotFiles, openModelFiles, recipeFromYaml } from "llmq";
 import w4a16 from "../../../fixtures/recipes/stories260k-w4a16-g32.yaml";
 import w8a8 from "../../../fixtures/recipes/stories260k-w8a8.yaml";
+import fp8Dynamic from "../../../fixtures/recipes/stories260k-fp8-dynamic.yaml";
 
 // The page: a model's files from a picked directory (File objects) or from ./model/ (fetch); quantized in the page
 // with llmq's oneshot (js backend) when a scheme is chosen, evaluated against the unquantized model (llmq's eval
@@ -12,7 +13,7 @@ import w8a8 from "../../../fixtures/recipes/stories260k-w8a8.yaml";
 // marks the end; #hashes (sha256 per checkpoint file), #report and #tokens hold the results as JSON.
 
 /** The schemes the page offers: llm-compressor recipes for stories260K (fixtures/recipes), or none (run as given). */
-const SCHEMES: Readonly<Record<string, string>> = { "w4a16-g32": w4a16, w8a8 };
+const SCHEMES: Readonly<Record<string, string>> = { "w4a16-g32": w4a16, w8a8, "fp8-dynamic": fp8Dynamic };
 
 /** The files a model directory served at ./model/ may hold (config, weights, what oneshot copies along). */
 const MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt", "chat_template.jinja"];

@@ -101,6 +101,7 @@ describe.skipIf(!existsSync(CHROMIUM))("examples/web in headless Chromium", () =
   for (const [scheme, recipe] of [
     ["w4a16-g32", "stories260k-w4a16-g32.yaml"],
     ["w8a8", "stories260k-w8a8.yaml"],
+    ["fp8-dynamic", "stories260k-fp8-dynamic.yaml"],
   ] as const)
     it(`quantizes stories260K ${scheme} in the page: the CLI's checkpoint bytes, its eval, and its ${MAX} greedy tokens on WebGPU`, async () => {
       const model = join(tmp, scheme);

@@ -7,7 +7,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { lastValueFrom, toArray } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKvCache } from "@llmq/kv-cache";
-import { lastLogits, loadForGeneration, oneshot, recipeFromYaml, sampleToken } from "./index.js";
+import { generate, lastLogits, loadForGeneration, oneshot, recipeFromYaml, sampleToken } from "./index.js";
 import { openModelDir } from "./open-model.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
@@ -137,6 +137,21 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
       expect(r.worst).toBeLessThan(1e-1);
       expect(r.unexplained).toEqual([]);
     }, 600_000);
+
+  it("temperature / top-p sampling: the same 100 tokens as llmq generate for the same seed (W4A16 g32)", async () => {
+    const dir = await quantize("stories260k-w4a16-g32.yaml", "w4a16-sampled");
+    const opts = { maxTokens: 100, temperature: 0.8, topP: 0.9, seed: 7 };
+    const m = must(await loadForGeneration(must(await openModelDir(dir)()))());
+    const cpu = (await lastValueFrom(generate(m, PROMPT, { ...opts, eosId: null, kvCache: "f32" }).pipe(toArray()))).map((r) => must(r).id);
+    await m.handle.close();
+    const model: GpuModel = must(await loadQuantizedDir(gpu!, dir)());
+    const sampled = (await lastValueFrom(gpuGenerate(model, PROMPT, opts).pipe(toArray()))).map((t) => t.id);
+    const greedy = (await lastValueFrom(gpuGenerate(model, PROMPT, { maxTokens: 100 }).pipe(toArray()))).map((t) => t.id);
+    expect(sampled).toEqual(cpu);
+    expect(sampled).not.toEqual(greedy); // the draw did something
+    const other = (await lastValueFrom(gpuGenerate(model, PROMPT, { ...opts, seed: 8 }).pipe(toArray()))).map((t) => t.id);
+    expect(other).not.toEqual(sampled);
+  }, 600_000);
 
   it("refuses what the kernels do not implement yet (NVFP4) with a message", async () => {
     const out = join(tmp, "nvfp4");
