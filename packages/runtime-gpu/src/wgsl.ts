@@ -5,6 +5,12 @@
 const PARAMS = "struct P { a: u32, b: u32, c: u32, d: u32, e: u32, f: u32, g: u32, h: u32 }\n@group(0) @binding(BINDING) var<uniform> p: P;\n";
 const params = (binding: number): string => PARAMS.replace("BINDING", String(binding));
 
+/** An f32 rounded to bf16 (nearest, ties to even), as torch casts a dequantized weight to bf16 scales' dtype. */
+const BF16 = `fn bf16(v: f32) -> f32 {
+  let u = bitcast<u32>(v);
+  return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
+}`;
+
 /**
  * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' pack-quantized layout: row n holds
  * `words` u32 words, element k in bits [(k mod per)·bits, …) of word ⌊k / per⌋ offset by 2^(bits−1) (per = 32 / bits),
@@ -17,10 +23,7 @@ export const MATMUL_PACKED = `${params(5)}
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read> zp: array<i32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-fn bf16(v: f32) -> f32 {
-  let u = bitcast<u32>(v);
-  return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
-}
+${BF16}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let n = id.x;
@@ -273,10 +276,7 @@ export const MATMUL_FP8 = `${params(4)}
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-fn bf16(v: f32) -> f32 {
-  let u = bitcast<u32>(v);
-  return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
-}
+${BF16}
 fn fp8(code: u32) -> f32 {
   let e = (code >> 3u) & 15u;
   let m = code & 7u;

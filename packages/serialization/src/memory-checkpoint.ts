@@ -1,10 +1,9 @@
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
-import { type SerializationError, tensorNotFound, unsupportedDType, writeRejected } from "./errors.js";
-import { SUPPORTED_SAFETENSORS_DTYPES, llmqDTypeOf } from "./safetensors-dtype.js";
-import { parseSafetensorsBuffer } from "./safetensors-header.js";
-import { type Checkpoint, SAFE_WEIGHTS_NAME, type SafetensorsFile, singleFileCheckpoint, tensorFromBytes } from "./safetensors-reader.js";
+import { type SerializationError, writeRejected } from "./errors.js";
+import { type SafetensorsHeader, parseSafetensorsBuffer } from "./safetensors-header.js";
+import { SAFE_WEIGHTS_NAME, type Checkpoint, type SafetensorsFile, safetensorsFileOver, singleFileCheckpoint, tensorFromBytes } from "./safetensors-reader.js";
 import { serializeSafetensors } from "./safetensors-writer.js";
 import { type ShardedSaveResult, type ShardedWriter, type ShardedWriterOptions, parseShardSize } from "./sharded-writer.js";
 
@@ -13,30 +12,9 @@ import { type ShardedSaveResult, type ShardedWriter, type ShardedWriterOptions, 
 
 /** A safetensors file over its bytes (fetched, or a File's arrayBuffer()); each read copies the tensor's bytes. */
 export const safetensorsFromBytes = (path: string, bytes: Uint8Array): E.Either<SerializationError, SafetensorsFile> =>
-  E.map((header: import("./safetensors-header.js").SafetensorsHeader): SafetensorsFile => {
-    const readBytes = (name: string): TE.TaskEither<SerializationError, Uint8Array> => {
-      const t = header.byName.get(name);
-      if (t === undefined) return TE.left(tensorNotFound(path, name));
-      const [b, e] = t.dataOffsets;
-      return TE.right(bytes.slice(header.dataOffset + b, header.dataOffset + e));
-    };
-    return {
-      path,
-      header,
-      metadata: header.metadata,
-      names: header.tensors.map((t) => t.name),
-      info: (name) => header.byName.get(name),
-      read: (name) => {
-        const t = header.byName.get(name);
-        if (t === undefined) return TE.left(tensorNotFound(path, name));
-        const dtype = llmqDTypeOf(t.dtype);
-        if (dtype === undefined) return TE.left(unsupportedDType(path, name, t.dtype, SUPPORTED_SAFETENSORS_DTYPES));
-        return TE.map((buf: Uint8Array) => tensorFromBytes(dtype, t.shape, buf))(readBytes(name));
-      },
-      readBytes,
-      close: () => Promise.resolve(),
-    };
-  })(parseSafetensorsBuffer(path, bytes));
+  E.map((header: SafetensorsHeader) =>
+    safetensorsFileOver(path, header, (_, position, length) => TE.right(bytes.slice(position, position + length)), () => Promise.resolve()),
+  )(parseSafetensorsBuffer(path, bytes));
 
 /** A single-file checkpoint (`dir/model.safetensors`) over the file's bytes. */
 export const memoryCheckpoint = (dir: string, bytes: Uint8Array): E.Either<SerializationError, Checkpoint> =>
