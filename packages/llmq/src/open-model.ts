@@ -1,4 +1,4 @@
-import { nodeBuiltin } from "@llmq/tensor";
+import { hasNodeBuiltins, nodeBuiltin } from "@llmq/tensor";
 import {
   type ModelError,
   type ModelHandle,
@@ -51,6 +51,9 @@ const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 const lift = (e: ModelError): LlmqError => modelError(formatModelError(e));
 
+/** `dir`/config.json for messages; without node:path (a model given as files in a browser) joined with "/". */
+const configPath = (dir: string): string => (hasNodeBuiltins() ? join(dir, "config.json") : `${dir}/config.json`);
+
 /** Parameter names compressed-tensors stores beside (or instead of) a module's weight. */
 const PARAM_SUFFIXES = ["weight_packed", "weight_scale", "weight_zero_point", "weight_shape", "weight_g_idx", "weight_global_scale"] as const;
 
@@ -86,7 +89,7 @@ const kvCacheOf = async (dir: string, ck: Checkpoint, config: QuantizationConfig
   const args = config.kv_cache_scheme;
   if (args === null) return E.right(new Map());
   const checked = checkKvCacheScheme(args);
-  if (E.isLeft(checked)) return E.left(modelError(`${join(dir, "config.json")}: ${formatKvCacheError(checked.left)}`));
+  if (E.isLeft(checked)) return E.left(modelError(`${configPath(dir)}: ${formatKvCacheError(checked.left)}`));
   const names = kvScaleNames(ck.names);
   if (names.size === 0) return E.left(modelError(`${dir}: config.json has a kv_cache_scheme but the checkpoint stores no self_attn.k_scale / v_scale (nor legacy k_proj.output_scale)`));
   const kvHeads = Number(raw.num_key_value_heads ?? raw.num_attention_heads);
@@ -221,7 +224,7 @@ const withTransforms = (dir: string, qc: unknown, open: TE.TaskEither<LlmqError,
   const tc = typeof qc === "object" && qc !== null ? (qc as Record<string, unknown>).transform_config : undefined;
   if (tc === undefined || tc === null || (typeof tc === "object" && Object.keys(tc).length === 0)) return open;
   const decoded = decodeTransformConfig(tc, "quantization_config.transform_config");
-  if (E.isLeft(decoded)) return TE.left(modelError(`${join(dir, "config.json")}: ${formatSchemeError(decoded.left)}`));
+  if (E.isLeft(decoded)) return TE.left(modelError(`${configPath(dir)}: ${formatSchemeError(decoded.left)}`));
   return pipe(
     open,
     TE.chain((h) =>
@@ -283,16 +286,16 @@ const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEithe
       const registered = registeredReader(qc);
       if (registered !== null) return openRegisteredDir(dir, raw, registered);
       // transformers' dispatch first: a method llmq does not read is named as such (compressed-tensors goes on below).
-      const method = typeof qc === "object" && "quant_method" in qc ? quantMethodOf(join(dir, "config.json"), qc) : E.right("compressed-tensors");
+      const method = typeof qc === "object" && "quant_method" in qc ? quantMethodOf(configPath(dir), qc) : E.right("compressed-tensors");
       if (E.isLeft(method)) return TE.left(modelError(formatSerializationError(method.left)));
       if (method.right !== "compressed-tensors") {
-        const fmt = quantizedFormatOf(join(dir, "config.json"), qc);
+        const fmt = quantizedFormatOf(configPath(dir), qc);
         return E.isLeft(fmt) ? TE.left(modelError(formatSerializationError(fmt.left))) : openQuantizedDir(dir, raw, fmt.right);
       }
       // A quantization_config holding only transforms: a dense checkpoint.
       if (typeof qc === "object" && !Object.hasOwn(qc, "config_groups")) return pipe(openModel(dir), TE.mapLeft(lift));
       return pipe(
-        TE.fromEither(pipe(decodeQuantizationConfig(qc, "quantization_config"), E.mapLeft((e) => modelError(`${join(dir, "config.json")}: ${formatSchemeError(e)}`)))),
+        TE.fromEither(pipe(decodeQuantizationConfig(qc, "quantization_config"), E.mapLeft((e) => modelError(`${configPath(dir)}: ${formatSchemeError(e)}`)))),
         TE.chain((config) =>
           pipe(
             openCheckpoint(dir),
