@@ -11,10 +11,11 @@ export * as models from "@llmq/models";
 export * as trainer from "@llmq/train";
 
 export { type OneshotOptions, type OneshotResult, type LayerReport, type ModuleReport, oneshot } from "./oneshot.js";
+export { type OneshotFilesOptions, type OneshotFilesResult, oneshotFiles } from "./oneshot-files.js";
 export { type EpochRecord, type TrainOptions, type TrainResult, train } from "./qat-train.js";
 export { type Pass, type PipelineName, ERROR_WINDOWS, planPasses, runPipeline } from "./pipeline.js";
 export { type Recipe, type SchemeRecipeOptions, RUNNABLE_MODIFIERS, recipeFromScheme, recipeFromYaml } from "./recipe.js";
-export { type Batch, type Dataset, type DatasetKind, type DatasetOptions, type DatasetTokenizer, batches$, loadDataset, seededPermutation } from "./dataset.js";
+export { type Batch, type Dataset, type DatasetKind, type DatasetOptions, type DatasetTokenizer, batches$, datasetFromText, loadDataset, seededPermutation } from "./dataset.js";
 export {
   type EvaluateOptions,
   type EvaluateResult,
@@ -30,7 +31,7 @@ export { type GenerateOptions, type GeneratedToken, type LoadedModel, generate, 
 export { type GenerateCommandOptions, type GenerateCommandResult, formatGenerate, generateCommand } from "./generate-command.js";
 export { type ReferenceEntry, type ReferenceStore, referenceCacheDir } from "./reference-cache.js";
 export { type EvalSummary, type PositionStats, percentile, scoreWindow, summarize } from "./metrics.js";
-export { openModelDir, optionalTokenizer } from "./open-model.js";
+export { openModelDir, openModelFiles, optionalTokenizer } from "./open-model.js";
 export { COMPRESSED_TENSORS_VERSION, type CompressedModule, compressModule, configGroups, groupFormat, quantizationConfigJson } from "./checkpoint-format.js";
 // The modifier contract and the modifiers llmq runs (owned by @llmq/observers and @llmq/gptq), for custom modifiers.
 export {

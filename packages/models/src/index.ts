@@ -26,6 +26,7 @@ export { type Llama2cHeader, type ConvertedModel, parseLlama2cHeader, interleave
 export { type Llama2cVocab, parseLlama2cTokenizer, llama2cEncode, llama2cMerges, llama2cTokenizerFiles } from "./llama2c-tokenizer.js";
 export { type TextTokenizer, loadTokenizer, tokenizerFromJson } from "./tokenizer.js";
 export { openModel, readConfigJson } from "./open-model.js";
+export { sampleToken } from "./sample-token.js";
 export { type SubmoduleRunner, submoduleRunner } from "./submodule-runner.js";
 export { type HfDirectoryContents, writeHfDirectory } from "./hf-directory.js";
 export { type ExpectedTensor, checkModelTensors, expectedTensors, globalTensors, layerTensors, modelTensorProblems } from "./check-model-tensors.js";

@@ -41,7 +41,8 @@ export {
 export type { SafetensorsDType } from "./safetensors-dtype.js";
 export { MAX_HEADER_SIZE, compareUtf8, encodeHeader, parseHeader, parseHeaderLength, parseSafetensorsBuffer, sortForLayout, tensorByteLength } from "./safetensors-header.js";
 export type { EncodedHeader, SafetensorsHeader, TensorEntryInfo, TensorInfo } from "./safetensors-header.js";
-export { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, deserializeSafetensors, openCheckpoint, openSafetensors, parseIndex, resolveShard, tensorFromBytes } from "./safetensors-reader.js";
+export { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, deserializeSafetensors, openCheckpoint, openSafetensors, parseIndex, resolveShard, singleFileCheckpoint, tensorFromBytes } from "./safetensors-reader.js";
+export { type MemoryShardedWriter, memoryCheckpoint, memoryShardedWriter, safetensorsFromBytes } from "./memory-checkpoint.js";
 export type { Checkpoint, SafetensorsFile } from "./safetensors-reader.js";
 export { describeEntries, encodeHeaderChecked, serializeSafetensors, writeSafetensors } from "./safetensors-writer.js";
 export type { SafetensorsMetadata, TensorEntries } from "./safetensors-writer.js";
