@@ -329,7 +329,7 @@ export interface Calibrated {
 }
 
 /** The modifiers over the model's layers, every tensor written through `writer` (closed at the end). */
-export const calibrateInto = (opts: OneshotCore, h: ModelHandle, prep: Prepared, writer: ShardedWriter, output: string): TE.TaskEither<LlmqError, Calibrated> => async () => {
+export const calibrateInto = (opts: OneshotCore & Pick<OneshotOptions, "maxMemory" | "spillDir">, h: ModelHandle, prep: Prepared, writer: ShardedWriter, output: string): TE.TaskEither<LlmqError, Calibrated> => async () => {
   const globals = await loadGlobals(h);
   if (E.isLeft(globals)) return globals;
   const runs = editGlobals(prep.runs, globals.right);
