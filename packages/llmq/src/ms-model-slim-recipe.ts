@@ -32,7 +32,6 @@ export const msUnsupported = (c: MsQuantConfig): string | null => {
     [c.simulate_tp !== null, "simulate_tp is not implemented in llmq yet"],
     [c.pdmix, "pdmix (W8A8_MIX) is not implemented in llmq yet"],
     [c.dev_type !== "cpu", `dev_type ${c.dev_type}: llmq quantizes on the CPU; use dev_type cpu`],
-    [c.disable_level !== "L0", `disable_level ${c.disable_level}: automatic rollback of sensitive layers is not implemented in llmq yet; use L0 and disable_names`],
     [c.save_type.some((t) => t !== "safe_tensor") && c.explicit.has("save_type"), `save_type ${JSON.stringify(c.save_type)}: llmq writes only safe_tensor`],
   ];
   const hit = checks.find(([bad]) => bad);
@@ -69,7 +68,10 @@ export const msModifierEntries = (c: MsQuantConfig): ReadonlyArray<{ readonly ty
 
 /** The Recipe llmq runs for a QuantConfig; a parameter llmq cannot honour is a RecipeError naming it. */
 export const msModelSlimRecipe = (c: MsQuantConfig): E.Either<LlmqError, Recipe> => {
-  const bad = msUnsupported(c) ?? (c.w_method === "HQQ" ? "w_method HQQ runs as llmq's HqqModifier, which no llm-compressor recipe names (use quantizeWithMsModelSlim)" : null);
+  const bad =
+    msUnsupported(c) ??
+    (c.w_method === "HQQ" ? "w_method HQQ runs as llmq's HqqModifier, which no llm-compressor recipe names (use quantizeWithMsModelSlim)" : null) ??
+    (c.disable_level !== "L0" ? `disable_level ${c.disable_level} picks the float linears from calibration statistics, which a recipe cannot name (use quantizeWithMsModelSlim / llmq quantize --msmodelslim-config)` : null);
   if (bad !== null) return E.left(recipeError(`msModelSlim QuantConfig: ${bad}; nothing was read or written`));
   return pipe(
     recipeFromModifiers(msModifierEntries(c)),

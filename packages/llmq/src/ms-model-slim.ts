@@ -19,6 +19,7 @@ import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import type { Dataset } from "./dataset.js";
 import { type LlmqError, ioErrorFrom, modelError, outputExists, recipeError } from "./errors.js";
+import { msAutoDisable, msDisableLevel } from "./ms-auto-disable.js";
 import { msIgnore, msModelSlimRecipe, msUnsupported } from "./ms-model-slim-recipe.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import { openModelDir } from "./open-model.js";
@@ -49,6 +50,8 @@ export interface MsModelSlimResult {
   readonly type: string;
   readonly files: ReadonlyArray<string>;
   readonly quantized: number;
+  /** Linears kept float by disable_level (highest range_param first). */
+  readonly autoDisabled: ReadonlyArray<string>;
   readonly oneshot: OneshotResult;
   readonly warnings: ReadonlyArray<string>;
 }
@@ -193,14 +196,33 @@ const checkOutput = async (o: MsModelSlimOptions): Promise<E.Either<LlmqError, v
   return st === "absent" || st === "empty" || (o.overwrite && st === "non-empty") ? E.right(undefined) : E.left(outputExists(o.output));
 };
 
-/** `Calibrator(model, cfg, calib_data).run(); .save(output, save_type=["safe_tensor"])` with llmq's modifiers. */
+type Planned = { readonly recipe: Recipe | { readonly modifiers: ReadonlyArray<Modifier> }; readonly hqq: Map<string, HqqQuantized> };
+
+/** What llmq runs for `c` (refusals before any work): a recipe, or HQQ's modifier with the map its results go to. */
+const planRun = (c: MsQuantConfig): E.Either<LlmqError, Planned> => {
+  const hqq = new Map<string, HqqQuantized>();
+  const recipe = c.w_method === "HQQ" ? hqqRun(c, hqq) : msModelSlimRecipe(c);
+  return E.map((r: Planned["recipe"]) => ({ recipe: r, hqq }))(recipe);
+};
+
+/** disable_level L<n>: the feature pass's rollback names (none at L0; data-free runs fall back to L0 as msModelSlim's). */
+const autoDisabled = async (c: MsQuantConfig, o: MsModelSlimOptions, scratch: string): Promise<E.Either<LlmqError, { names: ReadonlyArray<string>; warnings: string[] }>> => {
+  if (msDisableLevel(c) === 0) return E.right({ names: [], warnings: [] });
+  if (o.dataset == null) return E.right({ names: [], warnings: [`disable_level ${c.disable_level}: no calibration data (data-free), so disable_level is L0 as in msModelSlim`] });
+  const r = await msAutoDisable(c, o.model, o.dataset, scratch)();
+  if (E.isLeft(r)) return r;
+  const shown = r.right.names.map((n) => `${n} (range_param ${r.right.rangeParams.get(n)!.toPrecision(6)})`);
+  return E.right({ names: r.right.names, warnings: [`disable_level ${c.disable_level}: kept float ${shown.join(", ") || "nothing"}`] });
+};
+
+/** `Calibrator(model, cfg, calib_data, disable_level).run(); .save(output, save_type=["safe_tensor"])` with llmq's modifiers. */
 export const quantizeWithMsModelSlim =
   (c: MsQuantConfig, o: MsModelSlimOptions): TE.TaskEither<LlmqError, MsModelSlimResult> =>
   async () => {
     const type = msQuantType(c);
-    const hqq = new Map<string, HqqQuantized>();
-    const recipe = c.w_method === "HQQ" ? hqqRun(c, hqq) : msModelSlimRecipe(c);
-    if (E.isLeft(recipe)) return recipe;
+    const atL0: MsQuantConfig = { ...c, disable_level: "L0" };
+    const checked = planRun(atL0);
+    if (E.isLeft(checked)) return checked;
     if (type === null || !MS_TYPES.includes(type as MsLayoutType)) return E.left(recipeError(`msModelSlim QuantConfig: type ${type} is not written by llmq`));
     for (const check of [() => checkDisableNames(c, o.model), () => checkOutput(o)]) {
       const r = await check();
@@ -208,16 +230,21 @@ export const quantizeWithMsModelSlim =
     }
     const tmp = await mkdtemp(join(dirname(o.output), `.${basename(o.output)}.ct-`));
     try {
+      const auto = await autoDisabled(c, o, join(tmp, "features"));
+      if (E.isLeft(auto)) return auto;
+      const planned = auto.right.names.length === 0 ? checked : planRun({ ...atL0, disable_names: [...c.disable_names, ...auto.right.names] });
+      if (E.isLeft(planned)) return planned;
       const ct = join(tmp, "ct");
       const kv = c.use_kvcache_quant ? [MsKvCacheModifier(c.kv_sym) as Modifier] : [];
-      const r = recipe.right;
+      const r = planned.right.recipe;
       const what = "source" in r ? { recipe: r as Recipe, modifiers: [...r.modifiers, ...kv] } : { modifiers: [...r.modifiers, ...kv] };
       const run = await oneshot({ model: o.model, output: ct, ...what, dataset: o.dataset ?? null, protect: [o.output], ...pick(o) })();
       if (E.isLeft(run)) return run;
-      const files = await compressedTensorsToMsModelSlim(ct, o.output, type as MsLayoutType, o.overwrite ?? false, hqq)();
+      const files = await compressedTensorsToMsModelSlim(ct, o.output, type as MsLayoutType, o.overwrite ?? false, planned.right.hqq)();
       if (E.isLeft(files)) return files;
       const saveWarning = c.explicit.has("save_type") ? [] : ['save_type not given: msModelSlim\'s code default is ["numpy"]; llmq writes safe_tensor'];
-      return E.right({ output: o.output, type: type!, files: files.right, quantized: run.right.modules, oneshot: run.right, warnings: [...saveWarning, ...run.right.warnings] });
+      const warnings = [...saveWarning, ...auto.right.warnings, ...run.right.warnings];
+      return E.right({ output: o.output, type: type!, files: files.right, quantized: run.right.modules, autoDisabled: auto.right.names, oneshot: run.right, warnings });
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
