@@ -32,7 +32,10 @@ export const msUnsupported = (c: MsQuantConfig): string | null => {
     [c.simulate_tp !== null, "simulate_tp is not implemented in llmq yet"],
     [c.pdmix, "pdmix (W8A8_MIX) is not implemented in llmq yet"],
     [c.dev_type !== "cpu", `dev_type ${c.dev_type}: llmq quantizes on the CPU; use dev_type cpu`],
-    [c.save_type.some((t) => t !== "safe_tensor") && c.explicit.has("save_type"), `save_type ${JSON.stringify(c.save_type)}: llmq writes only safe_tensor`],
+    [
+      c.save_type.includes("numpy") && !c.save_type.includes("ascendV1") && c.explicit.has("save_type"),
+      `save_type ${JSON.stringify(c.save_type)}: numpy is not written by llmq (msModelSlim's .npy files are np.save'd dicts of pickled torch.Tensor objects, a torch serialization llmq does not reproduce); use safe_tensor or ascendV1`,
+    ],
   ];
   const hit = checks.find(([bad]) => bad);
   return hit ? hit[1] : null;

@@ -1,12 +1,16 @@
-import { type HqqBits, type HqqQuantized, type MsQuantConfig, msQuantType } from "@llmq/schemes";
+import { type HqqBits, type HqqQuantized, type MsQuantConfig, msPerGroup, msQuantType } from "@llmq/schemes";
 import { HqqModifier, type Modifier } from "@llmq/observers";
 import { MsKvCacheModifier } from "@llmq/kv-cache";
 import {
   type Checkpoint,
+  MS_GIB,
+  type MsLayout,
   type MsLayoutType,
   type MsLinear,
   formatSerializationError,
+  msAscendV1,
   msModelSlimLayout,
+  msShards,
   openCheckpoint,
   outputState,
   stageDirectory,
@@ -139,23 +143,56 @@ const msLinearOfHqq = (name: string, q: HqqQuantized): MsLinear => {
 
 const CARRIED = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json)$/;
 
+/** How Calibrator.save writes: save_type ascendV1 (with the per-group size for its description), part_file_size in bytes. */
+export interface MsSaveOptions {
+  readonly ascendV1: boolean;
+  readonly groupSize: number | null;
+  readonly partBytes: number | null;
+}
+
+const SAFE_TENSOR: MsSaveOptions = { ascendV1: false, groupSize: null, partBytes: null };
+
+/** The save options a QuantConfig asks for (numpy is refused earlier by msUnsupported). */
+export const msSaveOptions = (c: MsQuantConfig): MsSaveOptions => ({
+  ascendV1: c.save_type.includes("ascendV1"),
+  // the groups the weights really have: per-group configs, and HQQ (hqq's grouping; msModelSlim's own HQQ is .so internals)
+  groupSize: msPerGroup(c) || c.w_method === "HQQ" ? c.group_size : null,
+  partBytes: c.part_file_size === null ? null : c.part_file_size * MS_GIB,
+});
+
+/** The weight file(s) of a layout: one safetensors file, or shards and their index. */
+const writeWeights = async (staging: string, layout: MsLayout, partBytes: number | null): Promise<ReadonlyArray<string>> => {
+  const put = async (file: string, tensors: MsLayout["tensors"]) => {
+    const w = await writeSafetensors(join(staging, file), tensors)();
+    if (E.isLeft(w)) throw new Error(formatSerializationError(w.left));
+  };
+  if (partBytes === null) {
+    await put(layout.weightFile, layout.tensors);
+    return [layout.weightFile];
+  }
+  const shards = msShards(layout.weightFile, layout.tensors, partBytes);
+  for (const f of shards.files) await put(f.file, f.tensors);
+  await writeFile(join(staging, shards.indexFile), `${JSON.stringify(shards.index, null, 2)}\n`);
+  return [...shards.files.map((f) => f.file), shards.indexFile];
+};
+
 /** The msModelSlim files of a compressed-tensors checkpoint written by a QuantConfig's modifiers, into `staging`. */
-const writeMsFiles = async (ctDir: string, staging: string, type: MsLayoutType, hqq: ReadonlyMap<string, HqqQuantized> = new Map()): Promise<ReadonlyArray<string>> => {
+const writeMsFiles = async (ctDir: string, staging: string, type: MsLayoutType, hqq: ReadonlyMap<string, HqqQuantized>, save: MsSaveOptions): Promise<ReadonlyArray<string>> => {
   const config = JSON.parse(await readFile(join(ctDir, "config.json"), "utf8")) as Record<string, unknown>;
   const { linears, floats } = await fromCompressedTensors(ctDir, config);
   for (const [name, q] of hqq) {
     floats.delete(`${name}.weight`);
     linears.push(msLinearOfHqq(name, q));
   }
-  const layout = msModelSlimLayout(type, linears, floats, DTYPE_OF[String(config.torch_dtype)] ?? "f32");
+  const safe = msModelSlimLayout(type, linears, floats, DTYPE_OF[String(config.torch_dtype)] ?? "f32");
+  const layout = save.ascendV1 ? E.flatMap(safe, (l) => msAscendV1(l, save.groupSize)) : safe;
   if (E.isLeft(layout)) throw new Error(layout.left);
-  const w = await writeSafetensors(join(staging, layout.right.weightFile), layout.right.tensors)();
-  if (E.isLeft(w)) throw new Error(formatSerializationError(w.left));
+  const weights = await writeWeights(staging, layout.right, save.partBytes);
   await writeFile(join(staging, layout.right.descriptionFile), `${JSON.stringify(layout.right.description, null, 2)}\n`);
   const { quantization_config: _, ...plain } = config;
   await writeFile(join(staging, "config.json"), `${JSON.stringify(plain, null, 2)}\n`);
   for (const f of await readdir(ctDir)) if (CARRIED.test(f)) await copyFile(join(ctDir, f), join(staging, f));
-  return [layout.right.weightFile, layout.right.descriptionFile];
+  return [...weights, layout.right.descriptionFile];
 };
 
 /** disable_names must each name a linear of the model (msModelSlim matches exact module names). */
@@ -175,12 +212,19 @@ const checkDisableNames = async (c: MsQuantConfig, model: string): Promise<E.Eit
  * per-tensor or dynamic inputs) rewritten in msModelSlim's layout of `type` at `output` (staged, then renamed).
  */
 export const compressedTensorsToMsModelSlim =
-  (ctDir: string, output: string, type: MsLayoutType, overwrite = false, hqq: ReadonlyMap<string, HqqQuantized> = new Map()): TE.TaskEither<LlmqError, ReadonlyArray<string>> =>
+  (
+    ctDir: string,
+    output: string,
+    type: MsLayoutType,
+    overwrite = false,
+    hqq: ReadonlyMap<string, HqqQuantized> = new Map(),
+    save: MsSaveOptions = SAFE_TENSOR,
+  ): TE.TaskEither<LlmqError, ReadonlyArray<string>> =>
   async () => {
     const staged = await stageDirectory(output, { overwrite })();
     if (E.isLeft(staged)) return E.left(ioErrorFrom(output, "cannot stage the output", staged.left));
     try {
-      const files = await writeMsFiles(ctDir, staged.right.staging, type, hqq);
+      const files = await writeMsFiles(ctDir, staged.right.staging, type, hqq, save);
       const done = await staged.right.commit()();
       return E.isLeft(done) ? E.left(ioErrorFrom(output, "cannot move the output into place", done.left)) : E.right(files);
     } catch (e) {
@@ -240,9 +284,13 @@ export const quantizeWithMsModelSlim =
       const what = "source" in r ? { recipe: r as Recipe, modifiers: [...r.modifiers, ...kv] } : { modifiers: [...r.modifiers, ...kv] };
       const run = await oneshot({ model: o.model, output: ct, ...what, dataset: o.dataset ?? null, protect: [o.output], ...pick(o) })();
       if (E.isLeft(run)) return run;
-      const files = await compressedTensorsToMsModelSlim(ct, o.output, type as MsLayoutType, o.overwrite ?? false, planned.right.hqq)();
+      const files = await compressedTensorsToMsModelSlim(ct, o.output, type as MsLayoutType, o.overwrite ?? false, planned.right.hqq, msSaveOptions(c))();
       if (E.isLeft(files)) return files;
-      const saveWarning = c.explicit.has("save_type") ? [] : ['save_type not given: msModelSlim\'s code default is ["numpy"]; llmq writes safe_tensor'];
+      const saveWarning = c.explicit.has("save_type")
+        ? c.save_type.includes("ascendV1") && c.save_type.length > 1
+          ? [`save_type ${JSON.stringify(c.save_type)}: ascendV1 is written alone, as msModelSlim does`]
+          : []
+        : ['save_type not given: msModelSlim\'s code default is ["numpy"]; llmq writes safe_tensor'];
       const warnings = [...saveWarning, ...auto.right.warnings, ...run.right.warnings];
       return E.right({ output: o.output, type: type!, files: files.right, quantized: run.right.modules, autoDisabled: auto.right.names, oneshot: run.right, warnings });
     } finally {
