@@ -5,6 +5,7 @@ import { pipe } from "fp-ts/lib/function.js";
 import * as E from "fp-ts/lib/Either.js";
 import { checkOutputPath } from "./check-output-path.js";
 import { type LlmqError, displayPath, ioError, modelError, outputExists, usageError } from "./errors.js";
+import { type MsToCompressedTensorsResult, msModelSlimToCompressedTensors } from "./ms-to-compressed-tensors.js";
 
 export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq", "aqlm", "msmodelslim"] as const;
 export type ConvertFormat = (typeof CONVERT_FORMATS)[number];
@@ -18,7 +19,12 @@ export interface ConvertOptions {
   readonly overwrite: boolean;
   /** Output dtype of every tensor (default f32: llama2.c is f32, GGUF dequantizes to f32 exactly). */
   readonly dtype?: GgufOutputDType | undefined;
+  /** What to write: a dense HF directory (default), or a compressed-tensors checkpoint (--from msmodelslim only). */
+  readonly to?: ConvertTarget | undefined;
 }
+
+export const CONVERT_TARGETS = ["hf", "compressed-tensors"] as const;
+export type ConvertTarget = (typeof CONVERT_TARGETS)[number];
 
 export interface ConvertResult {
   readonly output: string;
@@ -32,6 +38,8 @@ export interface ConvertResult {
   readonly sourceTypes?: Readonly<Record<string, number>>;
   /** What was not converted and why (e.g. a tokenizer type llmq cannot build yet). */
   readonly warnings: ReadonlyArray<string>;
+  /** --to compressed-tensors: the checkpoint's format ("int-quantized", "pack-quantized"). */
+  readonly compressedTensors?: string;
 }
 
 /** The source checkpoint and tokenizer may not be the output, inside it, or contain it; the output must not be a file. */
@@ -46,10 +54,35 @@ const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async
 export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
   o.from !== "llama2c" && o.tokenizer !== undefined
     ? TE.left(usageError("--tokenizer", `is for --from llama2c only: a ${o.from} source carries its own tokenizer`, "drop --tokenizer"))
-    : pipe(
-        checkOutput(o),
-        TE.chain(() => convertFrom(o)),
-      );
+    : o.to === "compressed-tensors"
+      ? o.from !== "msmodelslim"
+        ? TE.left(usageError("--to", `compressed-tensors is written from --from msmodelslim only, not ${o.from}`, "drop --to"))
+        : o.dtype !== undefined && o.dtype !== "f32"
+          ? TE.left(usageError("--dtype", "is for dense output: --to compressed-tensors keeps msModelSlim's stored dtypes", "drop --dtype"))
+          : pipe(
+              checkOutput(o),
+              TE.chain(() => toCompressedTensors(o)),
+            )
+      : pipe(
+          checkOutput(o),
+          TE.chain(() => convertFrom(o)),
+        );
+
+const toCompressedTensors = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
+  TE.map(
+    (r: MsToCompressedTensorsResult): ConvertResult => ({
+      output: r.output,
+      from: o.from,
+      dtype: r.dtype as GgufOutputDType,
+      tensors: r.tensors,
+      parameters: r.parameters,
+      tokenizer: r.tokenizer,
+      files: r.files,
+      sourceTypes: { [`${r.type} linears`]: r.quantized },
+      warnings: r.warnings,
+      compressedTensors: r.format,
+    }),
+  )(msModelSlimToCompressedTensors(o.model, o.output, o.overwrite));
 
 /** Both sources as one shape: HF files in memory plus what the report says about them. */
 interface Converted {
@@ -144,7 +177,7 @@ const convertFailure = (e: ModelError): LlmqError => {
 
 export const formatConvert = (r: ConvertResult): string =>
   [
-    `converted ${r.from} → ${r.output}: ${r.tensors} tensors, ${r.parameters.toLocaleString("en-US")} parameters (${r.dtype})${r.tokenizer ? ", tokenizer.json" : ""}`,
+    `converted ${r.from} → ${r.output}${r.compressedTensors !== undefined ? ` (compressed-tensors, ${r.compressedTensors})` : ""}: ${r.tensors} tensors, ${r.parameters.toLocaleString("en-US")} parameters (${r.dtype})${r.tokenizer ? ", tokenizer.json" : ""}`,
     ...(r.sourceTypes === undefined ? [] : [`source types: ${Object.entries(r.sourceTypes).map(([t, n]) => `${n} ${t}`).join(", ")}`]),
     ...r.warnings.map((w) => `warning: ${w}`),
   ].join("\n");

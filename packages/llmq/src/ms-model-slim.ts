@@ -7,12 +7,15 @@ import {
   type MsLayout,
   type MsLayoutType,
   type MsLinear,
+  type PyJson,
+  dumpPythonJson,
   formatSerializationError,
   msAscendV1,
   msModelSlimLayout,
   msShards,
   openCheckpoint,
   outputState,
+  parsePythonJson,
   stageDirectory,
   unpackColsFromInt32,
   unpackRowsFromInt32,
@@ -178,7 +181,9 @@ const writeWeights = async (staging: string, layout: MsLayout, partBytes: number
 
 /** The msModelSlim files of a compressed-tensors checkpoint written by a QuantConfig's modifiers, into `staging`. */
 const writeMsFiles = async (ctDir: string, staging: string, type: MsLayoutType, hqq: ReadonlyMap<string, HqqQuantized>, save: MsSaveOptions): Promise<ReadonlyArray<string>> => {
-  const config = JSON.parse(await readFile(join(ctDir, "config.json"), "utf8")) as Record<string, unknown>;
+  const parsed = parsePythonJson(await readFile(join(ctDir, "config.json"), "utf8"));
+  if (E.isLeft(parsed)) throw new Error(`config.json: ${parsed.left}`);
+  const config = parsed.right as Record<string, unknown>;
   const { linears, floats } = await fromCompressedTensors(ctDir, config);
   for (const [name, q] of hqq) {
     floats.delete(`${name}.weight`);
@@ -190,7 +195,8 @@ const writeMsFiles = async (ctDir: string, staging: string, type: MsLayoutType, 
   const weights = await writeWeights(staging, layout.right, save.partBytes);
   await writeFile(join(staging, layout.right.descriptionFile), `${JSON.stringify(layout.right.description, null, 2)}\n`);
   const { quantization_config: _, ...plain } = config;
-  await writeFile(join(staging, "config.json"), `${JSON.stringify(plain, null, 2)}\n`);
+  // the model's config as transformers writes it (Python floats kept), so that a conversion back is byte-identical
+  await writeFile(join(staging, "config.json"), dumpPythonJson(plain as PyJson, { indent: 2, sortKeys: true }));
   for (const f of await readdir(ctDir)) if (CARRIED.test(f)) await copyFile(join(ctDir, f), join(staging, f));
   return [...weights, layout.right.descriptionFile];
 };

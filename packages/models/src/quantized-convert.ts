@@ -159,23 +159,31 @@ const readAllTensors = async (dir: string, weights: ReadonlyArray<string>): Prom
   return E.right(tensors);
 };
 
-/** The tensors of msModelSlim's safe_tensor / ascendV1 files in `dir` (sharded or not), dequantized (every tensor must be described). */
+/** msModelSlim's files in `dir` as stored: the description and every tensor of its safe_tensor / ascendV1 weights (sharded or not). */
+export const readMsModelSlimFiles =
+  (dir: string): TE.TaskEither<ModelError, { readonly description: Record<string, unknown>; readonly descriptionFile: string; readonly tensors: Map<string, Tensor> }> =>
+  async () => {
+    const files = await readdir(dir).catch(() => [] as string[]);
+    const desc = files.find((f) => MS_DESCRIPTION.test(f));
+    if (desc === undefined) return E.left(invalidCheckpoint(dir, "no quant_model_description*.json (msModelSlim's safe_tensor / ascendV1 layout)"));
+    const weights = await msWeightFiles(dir, files);
+    if (typeof weights === "string") return E.left(invalidCheckpoint(dir, weights));
+    let description: Record<string, unknown>;
+    try {
+      description = JSON.parse(await readFile(join(dir, desc), "utf8")) as Record<string, unknown>;
+    } catch (e) {
+      return E.left(invalidConfig(join(dir, desc), "", `not valid JSON: ${(e as Error).message}`));
+    }
+    const tensors = await readAllTensors(dir, weights);
+    return E.map((t: Map<string, Tensor>) => ({ description, descriptionFile: join(dir, desc), tensors: t }))(tensors);
+  };
+
+/** The tensors of msModelSlim's files in `dir`, dequantized (every tensor must be described). */
 const readMsModelSlim = (dir: string): TE.TaskEither<ModelError, { readonly tensors: Map<string, Tensor>; readonly dequantized: number; readonly kvCache: ReadonlyArray<string> }> => async () => {
-  const files = await readdir(dir).catch(() => [] as string[]);
-  const desc = files.find((f) => MS_DESCRIPTION.test(f));
-  if (desc === undefined) return E.left(invalidCheckpoint(dir, "no quant_model_description*.json (msModelSlim's safe_tensor / ascendV1 layout)"));
-  const weights = await msWeightFiles(dir, files);
-  if (typeof weights === "string") return E.left(invalidCheckpoint(dir, weights));
-  let description: Record<string, unknown>;
-  try {
-    description = JSON.parse(await readFile(join(dir, desc), "utf8")) as Record<string, unknown>;
-  } catch (e) {
-    return E.left(invalidConfig(join(dir, desc), "", `not valid JSON: ${(e as Error).message}`));
-  }
-  const tensors = await readAllTensors(dir, weights);
-  if (E.isLeft(tensors)) return tensors;
-  const r = dequantizeMsModelSlim(description, tensors.right);
-  return E.isLeft(r) ? E.left(invalidCheckpoint(join(dir, desc), r.left)) : E.right({ tensors: r.right.tensors, dequantized: r.right.dequantized.length, kvCache: r.right.kvCache });
+  const raw = await readMsModelSlimFiles(dir)();
+  if (E.isLeft(raw)) return raw;
+  const r = dequantizeMsModelSlim(raw.right.description, raw.right.tensors);
+  return E.isLeft(r) ? E.left(invalidCheckpoint(raw.right.descriptionFile, r.left)) : E.right({ tensors: r.right.tensors, dequantized: r.right.dequantized.length, kvCache: r.right.kvCache });
 };
 
 /**

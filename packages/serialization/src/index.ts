@@ -87,7 +87,7 @@ export { hqqPack } from "./hqq-pack.js";
 export type { HqqFloat, HqqFloatTensor, HqqParts } from "./hqq-dequantize.js";
 export { dequantizeAqlm } from "./aqlm-dequantize.js";
 export type { AqlmParts } from "./aqlm-dequantize.js";
-export { dequantizeMsModelSlim, msModelSlimFileNames, msModelSlimLayout } from "./ms-model-slim-layout.js";
+export { dequantizeMsModelSlim, msModelSlimFileNames, msModelSlimLayout, msWeightCodes } from "./ms-model-slim-layout.js";
 export { MS_ASCEND_V1_DESCRIPTION, MS_ASCEND_V1_VERSION, MS_GIB, type MsShards, msAscendV1, msPackInt4, msPackW4A16, msShards, msTensorOrder, msUnpackInt4, msUnpackW4A16 } from "./ms-model-slim-save.js";
 export type { MsLayout, MsLayoutType, MsLinear } from "./ms-model-slim-layout.js";
 export { BNB_FP4_CODE, BNB_NF4_CODE, bnbDynamicMap, bnbQuantStateBytes, quantizeBlockwise, quantizeBnb4bit, quantizeBnbInt8 } from "./bnb-quantize.js";

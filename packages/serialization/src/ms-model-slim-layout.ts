@@ -123,6 +123,15 @@ const quantizedLinears = (description: Readonly<Record<string, string>>, has: (n
     .filter((n) => n.endsWith(".weight") && description[n] !== "FLOAT" && has(`${n}_scale`))
     .map((n) => n.slice(0, -".weight".length));
 
+/** Whether a description's W4A16 weights are ascendV1's packed int4 pairs. */
+const isPacked = (description: Readonly<Record<string, unknown>>): boolean => typeof description.version === "string" && description.model_quant_type === "W4A16";
+
+/** The signed int8 codes [n, k] of a quantized linear `l` of a layout (ascendV1 int4 pairs unpacked). */
+export const msWeightCodes = (description: Readonly<Record<string, unknown>>, tensors: ReadonlyMap<string, Tensor>, l: string): E.Either<string, { readonly q: Int8Array; readonly n: number; readonly k: number }> => {
+  const [w, s] = [tensors.get(`${l}.weight`), tensors.get(`${l}.weight_scale`)];
+  return w === undefined || s === undefined ? E.left(`${l}: no weight / weight_scale`) : codesOf(l, w, s, isPacked(description));
+};
+
 const DERIVED = ["weight_scale", "weight_offset", "input_scale", "input_offset", "deq_scale", "quant_bias"];
 
 /**
@@ -143,7 +152,7 @@ export const dequantizeMsModelSlim = (
   const out = new Map<string, Tensor>();
   const derived = new Set(linears.flatMap((l) => DERIVED.map((d) => `${l}.${d}`)));
   for (const [n, t] of tensors) if (!derived.has(n) && !isKv(n)) out.set(n, t);
-  const packed = typeof description.version === "string" && type === "W4A16";
+  const packed = isPacked(description);
   for (const l of linears) {
     const w = dequantizeMsWeight(l, tensors, packed);
     if (E.isLeft(w)) return w;
