@@ -27,7 +27,8 @@ const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 // written: memoryless_minmax for weights, minmax for static inputs, none for dynamic ones), recipe.yaml, and C8 KV parameters (msModelSlim's per-channel
 // k/v projection ranges have no compressed-tensors kv_cache_scheme form; they are left out with a warning).
 
-const TYPES: Readonly<Record<string, { readonly bits: number; readonly input: Readonly<Record<string, unknown>> | null }>> = {
+/** The compressed-tensors counterpart of each msModelSlim type: weight bits and input-activation args. */
+export const MS_CT_TYPES: Readonly<Record<string, { readonly bits: number; readonly input: Readonly<Record<string, unknown>> | null }>> = {
   W8A8: { bits: 8, input: { num_bits: 8, type: "int", symmetric: false, strategy: "tensor", dynamic: false, observer: "minmax" } },
   W8A8_DYNAMIC: { bits: 8, input: { num_bits: 8, type: "int", symmetric: false, strategy: "token", dynamic: true, observer: null } },
   W8A16: { bits: 8, input: null },
@@ -71,7 +72,7 @@ const ctModule = (type: string, description: Record<string, unknown>, tensors: R
   const symmetric = o.every((v) => v === 0);
   const perTensor = cols === 1 && n > 1 && allEqual(s) && allEqual(o);
   const strategy = cols > 1 ? { strategy: "group", group_size: k / cols } : { strategy: perTensor ? "tensor" : "channel" };
-  const spec = TYPES[type]!;
+  const spec = MS_CT_TYPES[type]!;
   const scheme = decodeQuantizationScheme({ targets: ["Linear"], weights: { num_bits: spec.bits, type: "int", symmetric, ...strategy, observer: "memoryless_minmax" }, input_activations: spec.input });
   if (E.isLeft(scheme)) return E.left(formatSchemeError(scheme.left));
   const shape = perTensor ? [1] : [n, cols];
@@ -127,7 +128,7 @@ const writeCt = async (msDir: string, staging: string): Promise<Omit<MsToCompres
   if (E.isLeft(raw)) throw new Error(JSON.stringify(raw.left));
   const { description, tensors } = raw.right;
   const type = String(description.model_quant_type);
-  if (TYPES[type] === undefined) throw new Error(`model_quant_type ${type} has no compressed-tensors counterpart llmq writes (${Object.keys(TYPES).join(", ")})`);
+  if (MS_CT_TYPES[type] === undefined) throw new Error(`model_quant_type ${type} has no compressed-tensors counterpart llmq writes (${Object.keys(MS_CT_TYPES).join(", ")})`);
   const config = parsePythonJson(await readFile(join(msDir, "config.json"), "utf8"));
   if (E.isLeft(config)) throw new Error(`${msDir}/config.json: ${config.left}`);
   const rawConfig = config.right as Record<string, unknown>;
