@@ -23,7 +23,10 @@ export const msUnsupported = (c: MsQuantConfig): string | null => {
     [c.co_sparse || type === "W8A8S", "co_sparse / sparse_quant (W8A8S sparse quantization) is not implemented in llmq yet"],
     [c.is_lowbit, "is_lowbit (msModelSlim's lowbit algorithm) is not implemented in llmq yet"],
     [c.nonuniform, "nonuniform (power) weight quantization is not implemented in llmq yet"],
-    [c.use_sigma, "use_sigma (sigma outlier selection of the lowbit path) is not implemented in llmq yet"],
+    [
+      c.use_sigma,
+      "use_sigma / sigma_factor select weight outliers inside msModelSlim's lowbit / sparse quantizer (quant_one_weight_by_outliers_low_bit, a compiled .so whose selection rule is not published); llmq does not run that path, so it cannot honour them",
+    ],
     [c.w_method === "HQQ" && c.a_bit !== 16, "w_method HQQ is weight-only: set a_bit 16 (W4A16 / W8A16)"],
     [c.w_method === "HQQ" && c.do_smooth, "do_smooth with w_method HQQ is not implemented in llmq yet"],
     [c.w_method === "NF", "w_method NF (NF4) is not implemented in llmq yet"],
