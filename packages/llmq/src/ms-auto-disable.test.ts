@@ -1,22 +1,20 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MsQuantConfig, decodeMsQuantConfig } from "@llmq/schemes";
 import { writeSafetensors } from "@llmq/serialization";
 import { type Tensor, f32, toFloat32 } from "@llmq/tensor";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadDataset, optionalTokenizer } from "./index.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Dataset } from "./dataset.js";
 import { msAutoDisable } from "./ms-auto-disable.js";
 import { quantizeWithMsModelSlim } from "./ms-model-slim.js";
 import { readTensors } from "./test-support/read-tensors.js";
-import { convertStories, must } from "./test-support/stories260k.js";
+import { must } from "./test-support/stories260k.js";
+import { useStoriesWindows } from "./test-support/stories-windows.js";
 
 // disable_level "L<n>" on stories260K: msModelSlim's range_param ranking of the float model's linear inputs. A linear
 // given a planted outlier input (one token's value of one up_proj channel blown up, so the down_proj reading it sees a
 // spike) must be the one rolled back, and it must not have been the top linear before the plant.
 
-const WINDOWS = new URL("../fixtures/transforms/stories260k-windows.json", import.meta.url).pathname;
 const PLANTED = "model.layers.3.mlp.down_proj";
 let tmp = "";
 let hf = "";
@@ -37,17 +35,12 @@ const plant = async (src: string, dst: string, factor: number): Promise<void> =>
   must(await writeSafetensors(join(dst, "model.safetensors"), [...t.entries()])());
 };
 
+const fx = useStoriesWindows("llmq-msl-auto-");
 beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), "llmq-msl-auto-"));
-  hf = join(tmp, "hf");
+  ({ tmp, hf, data } = fx);
   planted = join(tmp, "planted");
-  await convertStories(hf);
   await plant(hf, planted, 40);
-  const windows = JSON.parse(readFileSync(WINDOWS, "utf8")) as number[][];
-  const tok = must(await optionalTokenizer(hf)());
-  data = must(await loadDataset(WINDOWS, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
 }, 120_000);
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("msAutoDisable (disable_level L<n>)", () => {
   it("ranks the planted linear first, and only after the plant; lm_head (the last linear) is never picked", async () => {

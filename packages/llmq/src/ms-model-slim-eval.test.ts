@@ -1,33 +1,26 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeMsQuantConfig } from "@llmq/schemes";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { evaluate, kvCacheLabel, layerKvFormat, loadDataset, oneshot, openModelDir, optionalTokenizer } from "./index.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { evaluate, kvCacheLabel, layerKvFormat, oneshot, openModelDir } from "./index.js";
 import type { Dataset } from "./dataset.js";
 import { msModelSlimRecipe } from "./ms-model-slim-recipe.js";
 import { quantizeWithMsModelSlim } from "./ms-model-slim.js";
-import { convertStories, must } from "./test-support/stories260k.js";
+import { must } from "./test-support/stories260k.js";
+import { useStoriesWindows } from "./test-support/stories-windows.js";
 
 // `llmq eval` on an msModelSlim directory runs it as a runtime would: weights dequantized, W8A8 inputs quantized with
 // the layout's input_scale / input_offset (the same numbers as the compressed-tensors checkpoint of the same modifiers,
 // so the two evaluate identically), and with C8 the KV cache holding int8 codes per KV channel — which must change
 // the result against the same model without C8.
 
-const WINDOWS = new URL("../fixtures/transforms/stories260k-windows.json", import.meta.url).pathname;
 let tmp = "";
 let hf = "";
 let data: Dataset;
 
+const fx = useStoriesWindows("llmq-msl-eval-");
 beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), "llmq-msl-eval-"));
-  hf = join(tmp, "hf");
-  await convertStories(hf);
-  const windows = JSON.parse(readFileSync(WINDOWS, "utf8")) as number[][];
-  const tok = must(await optionalTokenizer(hf)());
-  data = must(await loadDataset(WINDOWS, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
+  ({ tmp, hf, data } = fx);
 }, 120_000);
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const evalOf = async (dir: string) => {
   const [m, r] = [must(await openModelDir(dir)()), must(await openModelDir(hf)())];

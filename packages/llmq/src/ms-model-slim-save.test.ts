@@ -1,35 +1,29 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { type MsQuantConfig, decodeMsQuantConfig } from "@llmq/schemes";
 import { toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertCommand, loadDataset, oneshot, openModelDir, optionalTokenizer } from "./index.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { convertCommand, oneshot, openModelDir } from "./index.js";
 import type { Dataset } from "./dataset.js";
 import { msModelSlimRecipe } from "./ms-model-slim-recipe.js";
 import { compressedTensorsToMsModelSlim, quantizeWithMsModelSlim } from "./ms-model-slim.js";
 import { readTensors } from "./test-support/read-tensors.js";
-import { convertStories, must } from "./test-support/stories260k.js";
+import { must } from "./test-support/stories260k.js";
+import { useStoriesWindows } from "./test-support/stories-windows.js";
 
 // Calibrator.save's save_type ascendV1 and part_file_size on stories260K: the files msModelSlim names, W4A16 int4-packed,
 // the versioned description, shards with their index; `llmq convert --from msmodelslim` reads each back to exactly the
 // dense weights of the plain safe_tensor output. numpy is refused with the reason.
 
-const WINDOWS = new URL("../fixtures/transforms/stories260k-windows.json", import.meta.url).pathname;
 let tmp = "";
 let hf = "";
 let data: Dataset;
 
+const fx = useStoriesWindows("llmq-msl-save-");
 beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), "llmq-msl-save-"));
-  hf = join(tmp, "hf");
-  await convertStories(hf);
-  const windows = JSON.parse(readFileSync(WINDOWS, "utf8")) as number[][];
-  const tok = must(await optionalTokenizer(hf)());
-  data = must(await loadDataset(WINDOWS, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
+  ({ tmp, hf, data } = fx);
 }, 120_000);
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const cfg = (k: Record<string, unknown>): MsQuantConfig => must(decodeMsQuantConfig(k));
 

@@ -1,38 +1,32 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { recipeFromModifiers } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertCommand, loadDataset, oneshot, optionalTokenizer } from "./index.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { convertCommand, oneshot } from "./index.js";
 import type { Dataset } from "./dataset.js";
 import { compressedTensorsToMsModelSlim, quantizeWithMsModelSlim } from "./ms-model-slim.js";
 import { msModelSlimToCompressedTensors } from "./ms-to-compressed-tensors.js";
 import { recipeFromLc } from "./recipe.js";
 import { decodeMsQuantConfig } from "@llmq/schemes";
-import { ROOT, convertStories, must } from "./test-support/stories260k.js";
+import { ROOT, must } from "./test-support/stories260k.js";
+import { useStoriesWindows } from "./test-support/stories-windows.js";
 
 // compressed-tensors → msModelSlim → compressed-tensors on stories260K: for every scheme both formats have, the
 // checkpoint that comes back is byte for byte the one llmq's oneshot wrote directly (model.safetensors and
 // config.json); only recipe.yaml (the layout holds no recipe) is missing.
 
-const WINDOWS = new URL("../fixtures/transforms/stories260k-windows.json", import.meta.url).pathname;
 let tmp = "";
 let hf = "";
 let hf16 = "";
 let data: Dataset;
 
+const fx = useStoriesWindows("llmq-msl-ct-");
 beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), "llmq-msl-ct-"));
-  hf = join(tmp, "hf");
-  await convertStories(hf);
+  ({ tmp, hf, data } = fx);
   hf16 = join(tmp, "hf-bf16");
   must(await convertCommand({ from: "llama2c", model: join(ROOT, "fixtures/stories260K/stories260K.bin"), tokenizer: join(ROOT, "fixtures/stories260K/tok512.bin"), output: hf16, overwrite: false, dtype: "bf16" })());
-  const windows = JSON.parse(readFileSync(WINDOWS, "utf8")) as number[][];
-  const tok = must(await optionalTokenizer(hf)());
-  data = must(await loadDataset(WINDOWS, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
 }, 120_000);
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const STATIC = { num_bits: 8, type: "int", symmetric: false, strategy: "tensor", dynamic: false };
 const TOKEN = { num_bits: 8, type: "int", symmetric: false, strategy: "token", dynamic: true };
