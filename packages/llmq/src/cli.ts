@@ -299,7 +299,7 @@ export const buildCli = (): Command => {
     .argument("<model>", "the source: stories260K.bin, SmolLM2-135M-Instruct.Q4_1.gguf, or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM model directory")
     .option("--tokenizer <file>", "llama2.c tokenizer.bin to convert into tokenizer.json (llama2c only)")
     .addOption(new Option("--dtype <dtype>", "dtype of the written tensors").choices([...GGUF_OUTPUT_DTYPES]).default("f32"))
-    .addOption(new Option("--to <format>", "what to write: a dense HF directory, or (from msmodelslim) a compressed-tensors checkpoint").choices([...CONVERT_TARGETS]).default("hf"))
+    .addOption(new Option("--to <format>", "what to write: a dense HF directory, a compressed-tensors checkpoint (from msmodelslim), or msModelSlim's layout (from compressed-tensors)").choices([...CONVERT_TARGETS]).default("hf"))
     .requiredOption("--output <dir>", "output directory")
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")

@@ -65,3 +65,4 @@ export { MS_RUNNABLE_TYPES, msIgnore, msModelSlimRecipe, msModifierEntries, msUn
 export { MS_TYPES, type MsModelSlimOptions, type MsModelSlimResult, type MsSaveOptions, compressedTensorsToMsModelSlim, msSaveOptions, quantizeWithMsModelSlim } from "./ms-model-slim.js";
 export { type MsAutoDisable, MS_FEATURE_SAMPLES, msAutoDisable, msDisableLevel } from "./ms-auto-disable.js";
 export { type MsToCompressedTensorsResult, msModelSlimToCompressedTensors } from "./ms-to-compressed-tensors.js";
+export { type CtToMsResult, compressedTensorsDirToMsModelSlim, msTypeOfCompressedTensors } from "./ct-to-ms-model-slim.js";

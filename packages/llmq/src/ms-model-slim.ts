@@ -121,8 +121,10 @@ const fromCompressedTensors = async (dir: string, config: Record<string, unknown
     const linears: MsLinear[] = [];
     for (const m of modules) linears.push(await msLinearOf(ck.right, m, group!.weights, staticInput));
     const owned = new Set(modules.flatMap((m) => ["weight", "weight_packed", "weight_shape", "weight_scale", "weight_zero_point", "input_scale", "input_zero_point"].map((p) => `${m}.${p}`)));
+    // a compressed-tensors kv_cache_scheme (attention k_scale / v_scale) has no msModelSlim form: not carried
+    const kv = (qc as { kv_cache_scheme?: unknown } | undefined)?.kv_cache_scheme != null ? /\.(k|v)_(scale|zero_point)$/ : null;
     const floats = new Map<string, Tensor>();
-    for (const n of ck.right.names) if (!owned.has(n)) floats.set(n, await read(ck.right, n));
+    for (const n of ck.right.names) if (!owned.has(n) && !(kv?.test(n) ?? false)) floats.set(n, await read(ck.right, n));
     return { linears, floats };
   } finally {
     await ck.right.close();

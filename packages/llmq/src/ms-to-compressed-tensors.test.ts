@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { recipeFromModifiers } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { beforeAll, describe, expect, it } from "vitest";
-import { convertCommand, oneshot } from "./index.js";
+import { convertCommand, msTypeOfCompressedTensors, oneshot } from "./index.js";
 import type { Dataset } from "./dataset.js";
 import { compressedTensorsToMsModelSlim, quantizeWithMsModelSlim } from "./ms-model-slim.js";
 import { msModelSlimToCompressedTensors } from "./ms-to-compressed-tensors.js";
@@ -72,6 +72,27 @@ describe("llmq convert --from msmodelslim --to compressed-tensors", () => {
     const bad = await convertCommand({ from: "gptq", model: hf, output: join(tmp, "never"), overwrite: false, to: "compressed-tensors" })();
     expect(E.isLeft(bad) && JSON.stringify(bad.left)).toContain("--from msmodelslim only");
     const dt = await convertCommand({ from: "msmodelslim", model: hf, output: join(tmp, "never"), overwrite: false, to: "compressed-tensors", dtype: "bf16" })();
-    expect(E.isLeft(dt) && JSON.stringify(dt.left)).toContain("keeps msModelSlim's stored dtypes");
+    expect(E.isLeft(dt) && JSON.stringify(dt.left)).toContain("--to compressed-tensors keeps the stored dtypes");
+  });
+});
+
+describe("llmq convert --from compressed-tensors --to msmodelslim", () => {
+  it("writes the layout of the type the config group implies; converting back gives the checkpoint again", async () => {
+    const a = join(tmp, "w8a8-ct");
+    const r = must(await convertCommand({ from: "compressed-tensors", model: a, output: join(tmp, "w8a8-cli-ms"), overwrite: false, to: "msmodelslim" })());
+    expect([r.msModelSlim, r.files, r.tokenizer]).toEqual(["W8A8", ["quant_model_weight_w8a8.safetensors", "quant_model_description_w8a8.json"], true]);
+    must(await convertCommand({ from: "msmodelslim", model: join(tmp, "w8a8-cli-ms"), output: join(tmp, "w8a8-cli-back"), overwrite: false, to: "compressed-tensors" })());
+    for (const f of ["model.safetensors", "config.json"]) expect(readFileSync(join(tmp, "w8a8-cli-back", f)).equals(readFileSync(join(a, f))), f).toBe(true);
+  }, 120_000);
+  it("names the schemes msModelSlim has no type for, and the option misuse", async () => {
+    const g = (weights: Record<string, unknown>, input: Record<string, unknown> | null = null) => ({ config_groups: { group_0: { weights, input_activations: input } } });
+    expect(msTypeOfCompressedTensors(g(w(4, true, "group", 128)))).toEqual(E.right("W4A16"));
+    expect(msTypeOfCompressedTensors(g({ ...w(8, true, "channel"), type: "float" }))).toEqual(E.left("msModelSlim's types have int8 or int4 weights"));
+    expect(msTypeOfCompressedTensors(g(w(8, true, "channel"), { ...STATIC, strategy: "token" }))).toEqual(E.left("input activations static per token have no msModelSlim type (static per tensor, or dynamic per token)"));
+    expect(msTypeOfCompressedTensors(g({ ...w(4, true, "group", 128), actorder: "group" }))).toEqual(E.left("GPTQ actorder group (weight_g_idx) has no msModelSlim form"));
+    const dense = await convertCommand({ from: "compressed-tensors", model: hf, output: join(tmp, "never"), overwrite: false, to: "msmodelslim" })();
+    expect(E.isLeft(dense) && JSON.stringify(dense.left)).toContain("is not a compressed-tensors checkpoint");
+    const noTo = await convertCommand({ from: "compressed-tensors", model: hf, output: join(tmp, "never"), overwrite: false })();
+    expect(E.isLeft(noTo) && JSON.stringify(noTo.left)).toContain("add --to msmodelslim");
   });
 });
