@@ -89,7 +89,6 @@ const toMsModelSlim = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResul
       parameters: r.parameters,
       tokenizer: r.tokenizer,
       files: r.files,
-      sourceTypes: {},
       warnings: r.warnings,
       msModelSlim: r.type,
     }),
