@@ -5,7 +5,7 @@ import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { abandonStagedDirectoriesSync } from "@llmq/serialization";
 import { GGUF_OUTPUT_DTYPES } from "@llmq/models";
-import { CONVERT_FORMATS, convertCommand, formatConvert } from "./convert-command.js";
+import { CONVERT_FORMATS, CONVERT_TARGETS, convertCommand, formatConvert } from "./convert-command.js";
 import { type LlmqError, aborted, exitCodeOf, formatLlmqError, internal, usageError } from "./errors.js";
 import { evalCommand, formatEval } from "./eval-command.js";
 import { KV_CACHE_OVERRIDES } from "./evaluate.js";
@@ -303,12 +303,13 @@ export const buildCli = (): Command => {
     .argument("<model>", "the source: stories260K.bin, SmolLM2-135M-Instruct.Q4_1.gguf, or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM model directory")
     .option("--tokenizer <file>", "llama2.c tokenizer.bin to convert into tokenizer.json (llama2c only)")
     .addOption(new Option("--dtype <dtype>", "dtype of the written tensors").choices([...GGUF_OUTPUT_DTYPES]).default("f32"))
+    .addOption(new Option("--to <format>", "what to write: a dense HF directory, a compressed-tensors checkpoint (from msmodelslim), or msModelSlim's layout (from compressed-tensors)").choices([...CONVERT_TARGETS]).default("hf"))
     .requiredOption("--output <dir>", "output directory")
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (model: string, o) => {
-      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true, dtype: o.dtype }), formatConvert);
+      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true, dtype: o.dtype, to: o.to }), formatConvert);
     });
 
   addQuantizeCommand(program);

@@ -68,7 +68,9 @@ export const kvCacheLabel = (f: KvCacheFormat | null): string =>
       ? `static ${f.args.type === "float" ? "fp8" : `int${f.args.num_bits}`} (${f.args.strategy}${f.args.symmetric ? "" : ", asymmetric"}) from the checkpoint's k/v scales`
       : f.kind === "dynamic"
         ? `dynamic ${f.type} (a scale per token and KV head)`
-        : f.kind;
+        : f.kind === "ms-c8"
+          ? `msModelSlim C8 (int8, a scale${f.k.offset.some((o) => o !== 0) ? " and offset" : ""} per KV channel) from the checkpoint's kv_cache_scale / kv_cache_offset`
+          : f.kind;
 
 /** The entries of a by-full-name map that belong to the module prefix, keyed by local name. */
 const localEntries = <V>(m: ReadonlyMap<string, V>, prefix: string): ReadonlyMap<string, V> =>

@@ -55,7 +55,7 @@ export { KvCacheModifier } from "@llmq/kv-cache";
 export { type ProgressEvent, type ProgressSink, noProgress } from "./progress.js";
 export { type BarDatum, type ReportSection, barChartSvg, histogramSvg, renderReport } from "./report.js";
 export { type LlmqError, exitCodeOf, formatLlmqError } from "./errors.js";
-export { type ConvertOptions, type ConvertResult, convertCommand } from "./convert-command.js";
+export { CONVERT_TARGETS, type ConvertOptions, type ConvertResult, type ConvertTarget, convertCommand } from "./convert-command.js";
 export { type QuantizeCommandOptions, quantizeCommand } from "./quantize-command.js";
 export { type HfQuantizeOptions, type HfQuantizeResult, formatHfQuantize, hfQuantizeCommand, resolveHfQuantizer } from "./hf-quantize-command.js";
 export * as hfQuantizers from "@llmq/hf-quantizers";
@@ -63,4 +63,7 @@ export { type EvalCommandOptions, type EvalCommandResult, evalCommand } from "./
 export { type InspectResult, inspectCommand } from "./inspect-command.js";
 // msModelSlim (QuantConfig → modifiers, its safe_tensor layout)
 export { MS_RUNNABLE_TYPES, msIgnore, msModelSlimRecipe, msModifierEntries, msUnsupported } from "./ms-model-slim-recipe.js";
-export { MS_TYPES, type MsModelSlimOptions, type MsModelSlimResult, compressedTensorsToMsModelSlim, quantizeWithMsModelSlim } from "./ms-model-slim.js";
+export { MS_TYPES, type MsModelSlimOptions, type MsModelSlimResult, type MsSaveOptions, compressedTensorsToMsModelSlim, msSaveOptions, quantizeWithMsModelSlim } from "./ms-model-slim.js";
+export { type MsAutoDisable, MS_FEATURE_SAMPLES, msAutoDisable, msDisableLevel } from "./ms-auto-disable.js";
+export { type MsToCompressedTensorsResult, msModelSlimToCompressedTensors } from "./ms-to-compressed-tensors.js";
+export { type CtToMsResult, compressedTensorsDirToMsModelSlim, msTypeOfCompressedTensors } from "./ct-to-ms-model-slim.js";

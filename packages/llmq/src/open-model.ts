@@ -39,6 +39,7 @@ import type { InputQuantSpec } from "./activation-quant.js";
 import type { DatasetTokenizer } from "./dataset.js";
 import { type LlmqError, modelError } from "./errors.js";
 import { onlineTransformsOf } from "./online-transforms.js";
+import { isMsModelSlimDir, msModelSlimParts } from "./ms-model-slim-source.js";
 import { openGgufFile, quantizedSource } from "./quantized-source.js";
 import { openRegisteredDir, registeredReader } from "./registered-source.js";
 const { access, stat } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
@@ -263,6 +264,23 @@ const openQuantizedDir = (dir: string, raw: Record<string, unknown>, fmt: Quanti
     ),
   );
 
+/** An msModelSlim directory (no quantization_config, a quant_model_description*.json): dequantized weights, W8A8 inputs, C8 cache. */
+const openMsModelSlimDir = (dir: string, raw: Record<string, unknown>): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    msModelSlimParts(dir),
+    TE.chainEitherK(({ source, inputs, kv }) =>
+      pipe(
+        modelFromSource(dir, raw, source, dir),
+        E.mapLeft(lift),
+        E.map((h) => {
+          inputSpecsByHandle.set(h, inputs);
+          kvCacheByHandle.set(h, kv);
+          return h;
+        }),
+      ),
+    ),
+  );
+
 const openUnchecked = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
   pipe(
     TE.fromTask(() => isGgufPath(dir)),
@@ -281,7 +299,11 @@ const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEithe
     TE.right<LlmqError, Record<string, unknown>>(raw),
     TE.chain((raw) => {
       const qc = raw.quantization_config;
-      if (qc === undefined || qc === null) return pipe(openModel(dir), TE.mapLeft(lift));
+      if (qc === undefined || qc === null)
+        return pipe(
+          TE.fromTask(() => isMsModelSlimDir(dir)),
+          TE.chain((ms) => (ms ? openMsModelSlimDir(dir, raw) : pipe(openModel(dir), TE.mapLeft(lift)))),
+        );
       // A method a registered (third-party) quantizer reads back.
       const registered = registeredReader(qc);
       if (registered !== null) return openRegisteredDir(dir, raw, registered);

@@ -43,4 +43,4 @@ export {
   openGgufModel,
 } from "./gguf-llama.js";
 export { BYTES_TO_UNICODE, GGUF_SUPPORTED_TOKENIZERS, ggufTokenizerFiles } from "./gguf-tokenizer.js";
-export { type ConvertedQuantized, type QuantizedSource, convertMsModelSlim, convertQuantized } from "./quantized-convert.js";
+export { type ConvertedQuantized, type QuantizedSource, convertMsModelSlim, convertQuantized, readMsModelSlimFiles } from "./quantized-convert.js";
