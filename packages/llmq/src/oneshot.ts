@@ -135,8 +135,15 @@ const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, data
   }
   const e = globals.get(h.architecture.embedding);
   if (e === undefined) return E.left(internal(`${h.architecture.embedding} was not loaded`));
-  const emb = toFloat32(e);
-  return E.right({ lengths: dataset.windows.map((w) => w.length), embedded: (i) => embed(emb, dataset.windows[i]!) });
+  // Held until the last pass has embedded its windows: the writer lets go of the globals then, and so does this.
+  let emb: Tensor<"f32"> | null = toFloat32(e);
+  return E.right({
+    lengths: dataset.windows.map((w) => w.length),
+    embedded: (i) => embed(emb!, dataset.windows[i]!),
+    release: () => {
+      emb = null;
+    },
+  });
 };
 
 /** End and finalize every run (LC's session.finalize after the pipeline). */

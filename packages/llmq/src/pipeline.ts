@@ -406,10 +406,12 @@ const passEvents = async (
 export interface CalibrationWindows {
   readonly lengths: ReadonlyArray<number>;
   readonly embedded: (i: number) => Tensor<"f32">;
+  /** Lets go of the embedding table once the last pass has its windows (the checkpoint writer has let go of it). */
+  readonly release: () => void;
 }
 
 /** No calibration data (a data-free run): nothing is ever embedded. */
-export const NO_CALIBRATION: CalibrationWindows = { lengths: [], embedded: () => new Tensor("f32", [0, 0], new Float32Array(0)) };
+export const NO_CALIBRATION: CalibrationWindows = { lengths: [], embedded: () => new Tensor("f32", [0, 0], new Float32Array(0)), release: () => undefined };
 
 const NO_WINDOWS: WindowStore = { lengths: [], spilled: 0, get: () => E.left(internal("no window")), set: () => E.right(undefined), close: () => undefined };
 
@@ -430,6 +432,7 @@ const runPass =
     const count = reportOnly ? (last ? Math.min(ERROR_WINDOWS, windows.lengths.length) : 0) : windows.lengths.length;
     const store = count === 0 ? E.right(NO_WINDOWS) : windowStore(windows.lengths.slice(0, count), ctx.config.hidden_size, windows.embedded, storeOpts);
     if (E.isLeft(store)) return store;
+    if (last) windows.release();
     ctx.progress({ kind: "stage", stage: "quantize", total: ctx.numLayers + 1 });
     try {
       const done = await foldSteps(ctx.numLayers + 1, { ...s, runs: started.right, hidden: store.right }, layerStep(ctx, pass, first, last, reportOnly));
