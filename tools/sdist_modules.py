@@ -1,7 +1,7 @@
 # AutoAWQ / GPTQModel pure-torch modules straight from the registry's sdists: neither package installs on a CPU-only
 # machine (both build GPU kernels), so the sdists are downloaded (~2 MB) and unpacked into a temp dir, and each
 # package __init__ (which pulls the GPU stack) is replaced by an empty namespace. Used by gen_gptq_awq_fixtures.py and
-# check_gptq_dir.py.
+# check_gptq_awq_dir.py.
 import glob
 import logging
 import subprocess

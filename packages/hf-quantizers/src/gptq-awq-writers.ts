@@ -3,7 +3,7 @@
 // layout (v1 with its −1 zero quirk, or v2) or AutoAWQ's GEMM layout. No value is recomputed: the unsigned GPTQ / AWQ
 // code is the compressed-tensors code plus 2^(b−1), the zero point likewise (2^(b−1) for a symmetric scheme, whose
 // compressed-tensors form stores none), so (q − z)·scale is the compressed-tensors dequantization term for term.
-import { type AwqParts, type GptqParts, packAwqGemm, packGptq, unpackColsFromInt32, unpackRowsFromInt32 } from "@llmq/serialization";
+import { type AwqParts, type GptqParts, awqGemvZerosWidth, packAwqGemm, packAwqGemv, packGptq, unpackColsFromInt32, unpackRowsFromInt32 } from "@llmq/serialization";
 import { Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 
@@ -98,16 +98,24 @@ export const gptqModule = (u: UnsignedLinear, bits: 2 | 3 | 4 | 8, v1: boolean):
   lostZeros: v1 ? gptqV1LostZeros(u.zeros, u.groups, u.outFeatures, bits) : 0,
 });
 
-/** AutoAWQ's GEMM constraints: 8 outputs to a word, whole groups of inputs. */
-export const awqGemmPackable = (inFeatures: number, outFeatures: number, groupSize: number): string | null =>
-  outFeatures % 8 === 0 && inFeatures % groupSize === 0 ? null : `AWQ GEMM needs out_features (${outFeatures}) a multiple of 8 and in_features (${inFeatures}) a multiple of group_size ${groupSize}`;
+/** AutoAWQ's constraints: 4-bit whole groups of inputs; GEMM packs 8 outputs to a word, GEMV 8 inputs. */
+export const awqPackable = (version: "gemm" | "gemv", inFeatures: number, outFeatures: number, groupSize: number): string | null => {
+  if (inFeatures % groupSize !== 0) return `in_features ${inFeatures} is not a multiple of group_size ${groupSize}`;
+  if (version === "gemm" && outFeatures % 8 !== 0) return `AWQ GEMM needs out_features (${outFeatures}) a multiple of 8`;
+  if (version === "gemv" && inFeatures % 8 !== 0) return `AWQ GEMV needs in_features (${inFeatures}) a multiple of 8`;
+  return version === "gemv" && E.isLeft(awqGemvZerosWidth(inFeatures, groupSize)) ? `AWQ GEMV supports group_size 32, 64 or ≥ 128, got ${groupSize}` : null;
+};
 
-/** The module as AutoAWQ's WQLinear_GEMM stores it (4-bit, groups in input order). */
-export const awqGemmModule = (u: UnsignedLinear): ReadonlyMap<string, Tensor> => {
-  const p: AwqParts = packAwqGemm(u.q, u.zeros, u.scales, u.inFeatures, u.outFeatures);
-  return new Map<string, Tensor>([
+const awqTensors = (p: AwqParts): ReadonlyMap<string, Tensor> =>
+  new Map<string, Tensor>([
     ["qweight", new Tensor("i32", p.qweight.shape, p.qweight.data)],
     ["qzeros", new Tensor("i32", p.qzeros.shape, p.qzeros.data)],
     ["scales", f16(p.scales.data, p.scales.shape)],
   ]);
+
+/** The module as AutoAWQ's WQLinear_GEMM or WQLinear_GEMV stores it (4-bit, groups in input order). */
+export const awqModule = (u: UnsignedLinear, version: "gemm" | "gemv", groupSize: number): E.Either<string, ReadonlyMap<string, Tensor>> => {
+  if (version === "gemm") return E.right(awqTensors(packAwqGemm(u.q, u.zeros, u.scales, u.inFeatures, u.outFeatures)));
+  const width = awqGemvZerosWidth(u.inFeatures, groupSize);
+  return E.map((w: number) => awqTensors(packAwqGemv(u.q, u.zeros, u.scales, u.inFeatures, u.outFeatures, w)))(width);
 };

@@ -3,18 +3,18 @@ import { nodeBuiltin } from "@llmq/tensor";
 // AWQ checkpoints store fp16 scales, so the codes are chosen with the scales that are stored) in a hidden sibling of
 // the output, llmq's oneshot pipeline (sequential, as optimum / AutoAWQ go block by block) writing compressed-tensors
 // there, and the method's repacking of those codes into its own layout as the output.
-import type { PyJsonObject, TorchFloat } from "@llmq/serialization";
+import { type PyJson, type PyJsonObject, type TorchFloat, openCheckpoint } from "@llmq/serialization";
 import { type Recipe as LcRecipe, formatRecipeError, recipeFromModifiers } from "@llmq/schemes";
 import { type Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
-import { type LlmqError, ioErrorFrom, recipeError, usageError } from "./errors.js";
+import { type LlmqError, internal, ioErrorFrom, recipeError, usageError } from "./errors.js";
 import { configText, isModelDirectory, readAll, writeOutput } from "./hf-output.js";
 import { oneshot } from "./oneshot.js";
 import { openModelDir } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { loadCalibration } from "./quantize-command.js";
 import { type Recipe, recipeFromLc } from "./recipe.js";
-const { mkdtemp, rename, rm } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
+const { mkdtemp, rename, rm, writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
 const { dirname, join, resolve } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 export interface CalibratedRun {
@@ -194,3 +194,73 @@ const runIn = async <P>(
     warnings: [...w.data.warnings, ...calib.right.warnings, ...r.right.warnings, ...packed.right.warnings],
   });
 };
+
+/**
+ * The run's compressed-tensors checkpoint with each quantized linear's parts (keyed without the module prefix)
+ * replaced by `pack`'s tensors; every other tensor as stored (float16).
+ */
+export const repackCompressed = async (
+  ctDir: string,
+  quantized: ReadonlyArray<string>,
+  pack: (module: string, parts: ReadonlyMap<string, Tensor>) => E.Either<string, ReadonlyMap<string, Tensor>>,
+): Promise<E.Either<LlmqError, Map<string, Tensor>>> => {
+  const ck = await openCheckpoint(ctDir)();
+  if (E.isLeft(ck)) return E.left(ioErrorFrom(ctDir, "cannot open the calibrated run's checkpoint", ck.left));
+  try {
+    const out = new Map<string, Tensor>();
+    const mods = new Set(quantized);
+    const parts = new Map<string, Map<string, Tensor>>();
+    for (const name of ck.right.names) {
+      const t = await ck.right.read(name)();
+      if (E.isLeft(t)) return E.left(ioErrorFrom(ctDir, `cannot read ${name}`, t.left));
+      const dot = name.lastIndexOf(".");
+      const mod = name.slice(0, dot);
+      if (mods.has(mod)) parts.set(mod, (parts.get(mod) ?? new Map()).set(name.slice(dot + 1), t.right));
+      else out.set(name, t.right);
+    }
+    for (const [mod, ps] of parts) {
+      const packed = pack(mod, ps);
+      if (E.isLeft(packed)) return E.left(internal(`${packed.left} (the calibrated run wrote an unexpected layout)`));
+      for (const [rel, t] of packed.right) out.set(`${mod}.${rel}`, t);
+    }
+    return E.right(out);
+  } finally {
+    await ck.right.close();
+  }
+};
+
+export const strings = (v: PyJson): ReadonlyArray<string> | null => (Array.isArray(v) && v.every((x) => typeof x === "string") ? (v as string[]) : null);
+
+/** Dataset resolution: a list of strings is calibration text; a hub dataset name needs --dataset (llmq is offline). */
+export const calibrationDataset = (cls: string, d: PyJsonObject, given: string | undefined): E.Either<LlmqError, { readonly file: string | null; readonly texts: ReadonlyArray<string> | null; readonly warnings: ReadonlyArray<string> }> => {
+  const ds = d.dataset ?? null;
+  if (Array.isArray(ds)) {
+    if (given !== undefined) return E.left(usageError("--dataset", `cannot be combined with a ${cls} dataset given as a list of strings`, "drop one of them"));
+    const texts = strings(ds);
+    return texts === null || texts.length === 0 ? E.left(usageError("--hf-config", `${cls}.dataset must be a non-empty list of strings`, "give calibration texts or a --dataset file")) : E.right({ file: null, texts, warnings: [] });
+  }
+  if (typeof ds === "string")
+    return given === undefined
+      ? E.left(usageError("--hf-config", `${cls}.dataset "${ds}" is a Hugging Face hub dataset, which llmq cannot fetch (it runs offline)`, `pass the calibration text with --dataset <file> (a local copy of ${ds}), or give dataset as a list of strings`))
+      : E.right({ file: given, texts: null, warnings: [`${cls}.dataset "${ds}" names a hub dataset: calibrating on --dataset ${given} instead (saved in quantization_config as given)`] });
+  return given === undefined
+    ? E.left(usageError("--dataset", `${cls} needs calibration data`, `pass --dataset <file> (text, JSONL or token ids) or give ${cls} dataset as a list of strings`))
+    : E.right({ file: given, texts: null, warnings: [] });
+};
+
+/** A list of calibration strings as a JSONL file (one sample each: BOS + its tokens, as optimum tokenizes them). */
+export const writeTexts = async (dir: string, texts: ReadonlyArray<string>): Promise<E.Either<LlmqError, string>> => {
+  const file = join(dir, "gptq-dataset.jsonl");
+  try {
+    await writeFile(file, texts.map((text) => JSON.stringify({ text })).join("\n"));
+    return E.right(file);
+  } catch (e) {
+    return E.left(ioErrorFrom(file, "cannot write the calibration texts", e));
+  }
+};
+
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** The recipe target naming the given modules of every block: `re:^<block>\.\d+\.(m1|m2…)$`. */
+export const blockTarget = (blockPrefix: string, modules: ReadonlyArray<string>): string => `re:^${escapeRe(blockPrefix)}\\.\\d+\\.(${modules.map(escapeRe).join("|")})$`;

@@ -1,4 +1,3 @@
-import { nodeBuiltin } from "@llmq/tensor";
 // `llmq quantize --hf-config '{"quant_method": "gptq", …}'`: GPTQConfig run by llmq's own GPTQ (the oneshot pipeline
 // with GPTQModifiers, sequential as optimum quantizes block by block; true_sequential = one modifier per subset of
 // modules calibrated in turn) on a float16 copy of the model, into a compressed-tensors checkpoint in a hidden
@@ -6,14 +5,12 @@ import { nodeBuiltin } from "@llmq/tensor";
 // with the −1 zero quirk, gptq_v2 = v2) with config.json's quantization_config = GPTQConfig.to_dict().
 import { type HfQuantizationConfig, gptqModule, gptqPackable, pyNumber, toDict, unsignedLinear } from "@llmq/hf-quantizers";
 import type { Recipe as LcRecipe } from "@llmq/schemes";
-import { type PyJson, type PyJsonObject, openCheckpoint } from "@llmq/serialization";
+import type { PyJson, PyJsonObject } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
-import { type LlmqError, ioErrorFrom, usageError } from "./errors.js";
-import { type CalibratedResult, type CalibratedRun, calibratedRun } from "./hf-calibrated-run.js";
+import { type LlmqError, usageError } from "./errors.js";
+import { type CalibratedResult, type CalibratedRun, blockTarget, calibratedRun, calibrationDataset, repackCompressed, strings, writeTexts } from "./hf-calibrated-run.js";
 
-const { writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
-const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 
 /** The GPTQConfig keys llmq acts on, read from its to_dict. */
 export interface GptqPlan {
@@ -41,8 +38,6 @@ const NO_EFFECT: Readonly<Record<string, (v: PyJson) => string | null>> = {
   meta: (v) => (v === null ? null : "GPTQConfig.meta is saved as given"),
   module_name_preceding_first_block: (v) => (v === null ? null : "GPTQConfig.module_name_preceding_first_block has no effect: llmq's Llama embeds the windows before model.layers"),
 };
-
-const strings = (v: PyJson): ReadonlyArray<string> | null => (Array.isArray(v) && v.every((x) => typeof x === "string") ? (v as string[]) : null);
 
 /** modules_in_block_to_quantize checked against the block's linears; subsets as optimum forms them. */
 const subsetsOf = (d: PyJsonObject, blockLinears: ReadonlyArray<string>): E.Either<LlmqError, ReadonlyArray<ReadonlyArray<string>>> => {
@@ -82,8 +77,6 @@ export const gptqPlan = (c: HfQuantizationConfig, blockPrefix: string, blockLine
   });
 };
 
-const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
 /** One GPTQModifier per subset: the config's scheme on `<block>.<i>.<module>` of every block. */
 export const gptqModifiers = (p: GptqPlan, blockPrefix: string): ReadonlyArray<{ readonly type: string } & Readonly<Record<string, unknown>>> =>
   p.subsets.map((subset) => ({
@@ -95,7 +88,7 @@ export const gptqModifiers = (p: GptqPlan, blockPrefix: string): ReadonlyArray<{
     ignore: [],
     config_groups: {
       group_0: {
-        targets: [`re:^${escapeRe(blockPrefix)}\\.\\d+\\.(${subset.map(escapeRe).join("|")})$`],
+        targets: [blockTarget(blockPrefix, subset)],
         weights: {
           num_bits: p.bits,
           type: "int",
@@ -115,62 +108,17 @@ export const gptqModifiers = (p: GptqPlan, blockPrefix: string): ReadonlyArray<{
 export const actorderGroups = (p: GptqPlan, r: LcRecipe): LcRecipe =>
   p.descAct && p.groupSize !== -1 ? { ...r, modifiers: r.modifiers.map((m) => (m.type === "GPTQModifier" ? { ...m, actorder: "group", actorderDefaulted: false } : m)) } : r;
 
-/** Dataset resolution: a list of strings is calibration text; a hub dataset name needs --dataset (llmq is offline). */
-export const calibrationDataset = (cls: string, d: PyJsonObject, given: string | undefined): E.Either<LlmqError, { readonly file: string | null; readonly texts: ReadonlyArray<string> | null; readonly warnings: ReadonlyArray<string> }> => {
-  const ds = d.dataset ?? null;
-  if (Array.isArray(ds)) {
-    if (given !== undefined) return E.left(usageError("--dataset", `cannot be combined with a ${cls} dataset given as a list of strings`, "drop one of them"));
-    const texts = strings(ds);
-    return texts === null || texts.length === 0 ? E.left(configError(`${cls}.dataset must be a non-empty list of strings`, "give calibration texts or a --dataset file")) : E.right({ file: null, texts, warnings: [] });
-  }
-  if (typeof ds === "string")
-    return given === undefined
-      ? E.left(configError(`${cls}.dataset "${ds}" is a Hugging Face hub dataset, which llmq cannot fetch (it runs offline)`, `pass the calibration text with --dataset <file> (a local copy of ${ds}), or give dataset as a list of strings`))
-      : E.right({ file: given, texts: null, warnings: [`${cls}.dataset "${ds}" names a hub dataset: calibrating on --dataset ${given} instead (saved in quantization_config as given)`] });
-  return given === undefined
-    ? E.left(usageError("--dataset", `${cls} needs calibration data`, `pass --dataset <file> (text, JSONL or token ids) or give ${cls} dataset as a list of strings`))
-    : E.right({ file: given, texts: null, warnings: [] });
-};
-
-/** A list of calibration strings as a JSONL file (one sample each: BOS + its tokens, as optimum tokenizes them). */
-export const writeTexts = async (dir: string, texts: ReadonlyArray<string>): Promise<E.Either<LlmqError, string>> => {
-  const file = join(dir, "gptq-dataset.jsonl");
-  try {
-    await writeFile(file, texts.map((text) => JSON.stringify({ text })).join("\n"));
-    return E.right(file);
-  } catch (e) {
-    return E.left(ioErrorFrom(file, "cannot write the calibration texts", e));
-  }
-};
-
 /** The compressed-tensors checkpoint repacked: quantized linears in GPTQ's layout, the rest as stored (float16). */
 export const repackGptq = async (ctDir: string, p: GptqPlan, quantized: ReadonlyArray<string>): Promise<E.Either<LlmqError, { readonly tensors: Map<string, Tensor>; readonly lostZeros: number }>> => {
-  const ck = await openCheckpoint(ctDir)();
-  if (E.isLeft(ck)) return E.left(ioErrorFrom(ctDir, "cannot open the GPTQ run's checkpoint", ck.left));
-  try {
-    const out = new Map<string, Tensor>();
-    const mods = new Set(quantized);
-    const parts = new Map<string, Map<string, Tensor>>();
-    for (const name of ck.right.names) {
-      const t = await ck.right.read(name)();
-      if (E.isLeft(t)) return E.left(ioErrorFrom(ctDir, `cannot read ${name}`, t.left));
-      const dot = name.lastIndexOf(".");
-      const mod = name.slice(0, dot);
-      if (mods.has(mod)) parts.set(mod, (parts.get(mod) ?? new Map()).set(name.slice(dot + 1), t.right));
-      else out.set(name, t.right);
-    }
-    let lostZeros = 0;
-    for (const [mod, ps] of parts) {
-      const u = unsignedLinear(ps, p.bits, p.groupSize);
-      if (E.isLeft(u)) return E.left(configError(`${mod} ${u.left}`, "report this: the GPTQ run wrote an unexpected layout"));
-      const g = gptqModule(u.right, p.bits, p.v1);
-      lostZeros += g.lostZeros;
-      for (const [rel, t] of g.tensors) out.set(`${mod}.${rel}`, t);
-    }
-    return E.right({ tensors: out, lostZeros });
-  } finally {
-    await ck.right.close();
-  }
+  let lostZeros = 0;
+  const r = await repackCompressed(ctDir, quantized, (mod, parts) => {
+    const u = unsignedLinear(parts, p.bits, p.groupSize);
+    if (E.isLeft(u)) return E.left(`${mod} ${u.left}`);
+    const g = gptqModule(u.right, p.bits, p.v1);
+    lostZeros += g.lostZeros;
+    return E.right(g.tensors);
+  });
+  return E.map((tensors: Map<string, Tensor>) => ({ tensors, lostZeros }))(r);
 };
 
 /** GPTQConfig through llmq's GPTQ into the GPTQ layout (see the file comment). */

@@ -20,6 +20,7 @@ import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { checkOutputPath } from "./check-output-path.js";
 import { type LlmqError, ioErrorFrom, outputExists, usageError } from "./errors.js";
+import { runAwqConfig } from "./hf-awq-command.js";
 import { runGptqConfig } from "./hf-gptq-command.js";
 import type { ProgressSink } from "./progress.js";
 import { configText, isModelDirectory, readAll, writeOutput } from "./hf-output.js";
@@ -34,7 +35,7 @@ export interface HfQuantizeOptions {
   readonly dtype?: TorchFloat | undefined;
   readonly overwrite: boolean;
   /**
-   * Calibration for the calibrated methods (GPTQConfig): llmq's --dataset / --num-samples / --seq-len / --seed.
+   * Calibration for the calibrated methods (GPTQConfig, AwqConfig): llmq's --dataset / --num-samples / --seq-len / --seed.
    * `given` lists the flags the user set, which a data-free method refuses.
    */
   readonly calibration?: { readonly dataset?: string | undefined; readonly numSamples: number; readonly seqLen: number; readonly seed: number; readonly given: ReadonlyArray<string> } | undefined;
@@ -53,7 +54,7 @@ export interface HfQuantizeResult {
   readonly kept_dense: ReadonlyArray<string>;
   readonly quantization_config: unknown;
   readonly seconds: number;
-  /** Calibrated methods: the windows llmq's GPTQ ran on. */
+  /** Calibrated methods: the windows llmq's GPTQ / AWQ ran on. */
   readonly calibration?: { readonly samples: number; readonly tokens: number };
   readonly warnings: ReadonlyArray<string>;
 }
@@ -77,8 +78,8 @@ const readHfConfig = async (arg: string): Promise<E.Either<LlmqError, PyJsonObje
   return E.right(d as PyJsonObject);
 };
 
-/** transformers methods llmq runs with calibration (its own GPTQ) instead of quantizing on load. */
-export const CALIBRATED_HF_METHODS: ReadonlyArray<string> = ["gptq"];
+/** transformers methods llmq runs with calibration (its own GPTQ / AWQ) instead of quantizing on load. */
+export const CALIBRATED_HF_METHODS: ReadonlyArray<string> = ["gptq", "awq"];
 
 /** The config and its quantizer, with every refusal made before any tensor is read. */
 export const resolveHfQuantizer = async (arg: string): Promise<E.Either<LlmqError, { readonly config: HfQuantizationConfig; readonly quantizer: Quantizer }>> => {
@@ -105,13 +106,13 @@ const factsOf = (h: ModelHandle): ModelFacts => {
   };
 };
 
-/** GPTQConfig: llmq's GPTQ on the calibration data, written in the GPTQ layout. */
+/** GPTQConfig / AwqConfig: llmq's GPTQ / AWQ on the calibration data, written in the method's layout. */
 const calibratedCommand = async (o: HfQuantizeOptions, config: HfQuantizationConfig, t0: number): Promise<E.Either<LlmqError, HfQuantizeResult>> => {
   const paths = await checkOutputPath(o.output, [o.model, ...(o.calibration?.dataset !== undefined ? [o.calibration.dataset] : [])]);
   if (E.isLeft(paths)) return paths;
   if (!o.overwrite && paths.right === "non-empty") return E.left(outputExists(o.output));
   const cal = o.calibration ?? { numSamples: 64, seqLen: 512, seed: 42, given: [] };
-  const r = await runGptqConfig(config, { model: o.model, output: o.output, overwrite: o.overwrite, dtype: o.dtype, dataset: cal.dataset, numSamples: cal.numSamples, seqLen: cal.seqLen, seqLenGiven: cal.given.includes("--seq-len"), seed: cal.seed, keepCompressedTensors: o.keepCompressedTensors, signal: o.signal, progress: o.progress });
+  const r = await (quantizerNameOf(config) === "awq" ? runAwqConfig : runGptqConfig)(config, { model: o.model, output: o.output, overwrite: o.overwrite, dtype: o.dtype, dataset: cal.dataset, numSamples: cal.numSamples, seqLen: cal.seqLen, seqLenGiven: cal.given.includes("--seq-len"), seed: cal.seed, keepCompressedTensors: o.keepCompressedTensors, signal: o.signal, progress: o.progress });
   if (E.isLeft(r)) return r;
   return E.right({
     output: o.output,

@@ -10,12 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evalCommand, formatLlmqError, hfQuantizeCommand, inspectCommand, openModelDir } from "./index.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
-// `llmq quantize --hf-config` with GPTQConfig on stories260K: llmq's GPTQ writes the GPTQ layout, and the compressed-
-// tensors checkpoint of the same run is kept beside it. llmq's GPTQ reader must dequantize the GPTQ directory to
-// exactly the weights its compressed-tensors reader gives — except where v1's −1 zero quirk loses zero points, where
-// exactly the groups the run reported differ. With LLMQ_PYTHON, tools/check_gptq_dir.py also dequantizes both with
-// GPTQModel's convert_gptq_file and compressed-tensors 0.20 (same comparison):
-//   LLMQ_PYTHON=$LLMQ_PYTHON npx vitest run src/hf-gptq.test.ts
+// `llmq quantize --hf-config` with GPTQConfig / AwqConfig on stories260K: llmq's GPTQ / AWQ writes the GPTQ / AutoAWQ
+// layout, and the compressed-tensors checkpoint of the same run is kept beside it. llmq's GPTQ / AWQ reader must
+// dequantize the directory to exactly the weights of the compressed-tensors codes — except where v1's −1 zero quirk
+// loses zero points, where exactly the groups the run reported differ. With LLMQ_PYTHON,
+// tools/check_gptq_awq_dir.py also dequantizes both with GPTQModel's convert_gptq_file / AutoAWQ's dequantize_gemm
+// and compressed-tensors 0.20 (same comparison; AutoAWQ has no GEMV dequantizer):
+//   LLMQ_PYTHON=$LLMQ_PYTHON npx vitest run src/hf-calibrated.test.ts
 const PY = process.env.LLMQ_PYTHON;
 const TEXT = join(ROOT, "fixtures/wikitext-2/valid.txt");
 let dir: string;
@@ -85,9 +86,11 @@ const CASES: ReadonlyArray<{ readonly name: string; readonly cfg: string; readon
   { name: "b2-g16-asym-v1", cfg: `{"quant_method": "gptq", "bits": 2, "group_size": 16, "sym": false, ${ATTENTION}}`, converted: 20, bits: 2, groupSize: 16, lossy: true },
   { name: "b3-g32-sym-act-v1", cfg: `{"quant_method": "gptq", "bits": 3, "group_size": 32, "desc_act": true, "true_sequential": false, ${ATTENTION}}`, converted: 20, bits: 3, groupSize: 32, lossy: false },
   { name: "b8-channel-asym-v1-all", cfg: '{"quant_method": "gptq", "bits": 8, "group_size": -1, "sym": false, "damp_percent": 0.05, "desc_act": true}', converted: 35, bits: 8, groupSize: -1, lossy: false },
+  { name: "awq-gemm-g32", cfg: '{"quant_method": "awq", "group_size": 32, "modules_to_not_convert": ["mlp"]}', converted: 20, bits: 4, groupSize: 32, lossy: false },
+  { name: "awq-gemv-g32", cfg: '{"quant_method": "awq", "group_size": 32, "version": "gemv", "modules_to_not_convert": ["mlp"]}', converted: 20, bits: 4, groupSize: 32, lossy: false },
 ];
 
-describe("llmq quantize --hf-config (GPTQConfig, llmq's GPTQ)", () => {
+describe("llmq quantize --hf-config (GPTQConfig / AwqConfig, llmq's GPTQ / AWQ)", () => {
   for (const c of CASES) {
     it(c.name, async () => {
       const r = await run(c.name, c.cfg);
@@ -97,9 +100,10 @@ describe("llmq quantize --hf-config (GPTQConfig, llmq's GPTQ)", () => {
       const out = join(dir, c.name);
       const qc = JSON.parse(readFileSync(join(out, "config.json"), "utf8")).quantization_config;
       expect(qc).toEqual(r.right.quantization_config);
-      expect(qc.quant_method).toBe("gptq");
+      const method = c.name.startsWith("awq") ? "awq" : "gptq";
+      expect(qc.quant_method).toBe(method);
       const info = must(await inspectCommand(out)()).hf_quantizer;
-      expect(info).toMatchObject({ method: "gptq", config_class: "GPTQConfig" });
+      expect(info).toMatchObject({ method, config_class: method === "awq" ? "AwqConfig" : "GPTQConfig" });
       const h = must(await openModelDir(out)());
       const names = h.linearModules().map((l) => l.name).filter((n) => !r.right.kept_dense.includes(n));
       await h.close();
@@ -116,14 +120,14 @@ describe("llmq quantize --hf-config (GPTQConfig, llmq's GPTQ)", () => {
         const badF16 = names.reduce((n, m) => n + differing(Float32Array.from(g.get(m)!, roundTo("float16")), ctRead.get(m)!), 0);
         if (bad === 0) expect(badF16).toBe(0);
       }
-      if (PY !== undefined) {
-        const { stdout } = await promisify(execFile)(PY, [join(ROOT, "tools/check_gptq_dir.py"), out, join(dir, `${c.name}.ct`)], { maxBuffer: 1 << 24 });
+      if (PY !== undefined && !c.name.includes("gemv")) {
+        const { stdout } = await promisify(execFile)(PY, [join(ROOT, "tools/check_gptq_awq_dir.py"), out, join(dir, `${c.name}.ct`)], { maxBuffer: 1 << 24 });
         const py = JSON.parse(stdout.trim().split("\n").at(-1)!);
         expect(py.modules).toBe(c.converted);
         const pyBad = Object.values(py.mismatched as Record<string, number>).reduce((a, b) => a + b, 0);
         expect(pyBad).toBe(bad);
       }
-    }, 180_000);
+    }, 300_000);
   }
 
   it("llmq eval reads the GPTQ directory (KLD against the f16 source)", async () => {
@@ -155,5 +159,10 @@ describe("llmq quantize --hf-config (GPTQConfig, llmq's GPTQ)", () => {
     expect(await refuse('{"quant_method": "gptq", "bits": 4, "modules_in_block_to_quantize": [["attn.q"]]}')).toMatch(/not linears of a block/);
     expect(await refuse('{"quant_method": "gptq", "bits": 8, "model_seqlen": 64}', calibration(["--seq-len"]))).toMatch(/model_seqlen/);
     expect(await refuse('{"load_in_8bit": true}', calibration(["--dataset"]))).toMatch(/--dataset.*without calibration data/);
+    expect(await refuse('{"quant_method": "awq", "zero_point": false}')).toMatch(/zero_point/);
+    expect(await refuse('{"quant_method": "awq", "bits": 8}')).toMatch(/4-bit only/);
+    expect(await refuse('{"quant_method": "awq", "version": "gemv_fast"}')).toMatch(/gemv_fast/);
+    // out_features 172 (gate / up) cannot be packed 8 to a GEMM word
+    expect(await refuse('{"quant_method": "awq", "group_size": 32}')).toMatch(/mlp\.gate_proj: AWQ GEMM needs out_features \(172\)/);
   });
 });
