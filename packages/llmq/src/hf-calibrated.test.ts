@@ -1,7 +1,8 @@
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { openCheckpoint, roundTo, unpackColsFromInt32, unpackRowsFromInt32 } from "@llmq/serialization";
 import { type Tensor, toFloat32 } from "@llmq/tensor";
@@ -142,6 +143,18 @@ describe("llmq quantize --hf-config (GPTQConfig / AwqConfig, llmq's GPTQ / AWQ)"
     expect(r.calibration?.samples).toBe(2);
     expect(r.converted).toBe(35);
   }, 120_000);
+
+  it("takes --dataset / --num-samples / --seq-len with a calibrated config on the CLI, refuses them with a data-free one", () => {
+    const cli = ["--conditions=@llmq/source", "--import", pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href, join(ROOT, "packages/llmq/src/cli.ts")];
+    const llmq = (...args: string[]) => spawnSync(process.execPath, [...cli, ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    const cfg = '{"quant_method": "awq", "group_size": 32, "modules_to_not_convert": ["mlp"]}';
+    const ok = llmq("quantize", "--model", fp, "--output", join(dir, "cli-awq"), "--hf-config", cfg, "--dataset", TEXT, "--num-samples", "4", "--seq-len", "64", "--json");
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ quantizer: "awq", config_class: "AwqConfig", converted: 20, calibration: { samples: 4, tokens: 256 } });
+    const bad = llmq("quantize", "--model", fp, "--output", join(dir, "cli-bnb"), "--hf-config", '{"load_in_8bit": true}', "--num-samples", "4");
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("--num-samples — does not apply to BitsAndBytesConfig");
+  }, 300_000);
 
   it("refuses what it cannot do, before any GPTQ work", async () => {
     const refuse = async (cfg: string, cal = calibration(), dtype?: "bfloat16") => {
