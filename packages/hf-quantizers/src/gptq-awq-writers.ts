@@ -66,10 +66,14 @@ const gptqTensors = (p: GptqParts): ReadonlyMap<string, Tensor> =>
     ["g_idx", new Tensor("i32", p.gIdx!.shape, p.gIdx!.data)],
   ]);
 
-/** GPTQ's packing constraints: qweight packs inputs, qzeros packs outputs, 32/bits (3-bit: 32) to a word group. */
-export const gptqPackable = (inFeatures: number, outFeatures: number, bits: number): string | null => {
+/**
+ * GPTQ's packing constraints (qweight packs inputs, qzeros packs outputs, 32/bits — 3-bit: 32 — to a word group) and
+ * llmq's GPTQ's (whole groups of inputs; GPTQModel would accept a ragged last group).
+ */
+export const gptqPackable = (inFeatures: number, outFeatures: number, bits: number, groupSize = -1): string | null => {
   const unit = bits === 3 ? 32 : 32 / bits;
-  return inFeatures % unit === 0 && outFeatures % unit === 0 ? null : `in_features ${inFeatures} and out_features ${outFeatures} must be multiples of ${unit} for ${bits}-bit GPTQ packing`;
+  if (inFeatures % unit !== 0 || outFeatures % unit !== 0) return `in_features ${inFeatures} and out_features ${outFeatures} must be multiples of ${unit} for ${bits}-bit GPTQ packing`;
+  return groupSize === -1 || inFeatures % groupSize === 0 ? null : `in_features ${inFeatures} is not a multiple of group_size ${groupSize} (llmq's GPTQ quantizes whole groups)`;
 };
 
 /**

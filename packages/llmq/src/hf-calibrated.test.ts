@@ -169,6 +169,7 @@ describe("llmq quantize --hf-config (GPTQConfig / AwqConfig, llmq's GPTQ / AWQ)"
     // stories260K's MLP (172 wide) cannot be packed 8 to a word
     expect(await refuse('{"quant_method": "gptq", "bits": 4, "group_size": 32}')).toMatch(/mlp\.gate_proj: in_features 64 and out_features 172 must be multiples of 8.*modules_in_block_to_quantize/);
     expect(await refuse('{"quant_method": "gptq", "bits": 4, "block_name_to_quantize": "transformer.h"}')).toMatch(/model\.layers/);
+    expect(await refuse('{"quant_method": "gptq", "bits": 8, "group_size": 128}')).toMatch(/in_features 64 is not a multiple of group_size 128/);
     expect(await refuse('{"quant_method": "gptq", "bits": 4, "modules_in_block_to_quantize": [["attn.q"]]}')).toMatch(/not linears of a block/);
     expect(await refuse('{"quant_method": "gptq", "bits": 8, "model_seqlen": 64}', calibration(["--seq-len"]))).toMatch(/model_seqlen/);
     expect(await refuse('{"load_in_8bit": true}', calibration(["--dataset"]))).toMatch(/--dataset.*without calibration data/);

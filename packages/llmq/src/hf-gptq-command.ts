@@ -125,7 +125,7 @@ export const repackGptq = async (ctDir: string, p: GptqPlan, quantized: Readonly
 export const runGptqConfig = (c: HfQuantizationConfig, run: CalibratedRun): Promise<E.Either<LlmqError, CalibratedResult>> =>
   calibratedRun<GptqPlan>(run, {
     plan: (blockPrefix, blockLinears) => gptqPlan(c, blockPrefix, blockLinears),
-    packable: (p, inF, outF) => gptqPackable(inF, outF, p.bits),
+    packable: (p, inF, outF) => gptqPackable(inF, outF, p.bits, p.groupSize),
     modifiers: gptqModifiers,
     patchRecipe: actorderGroups,
     dataset: (given) => calibrationDataset("GPTQConfig", c.dict, given),
