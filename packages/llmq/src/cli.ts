@@ -208,7 +208,7 @@ const addGenerateCommand = (program: Command): void => {
 
 /** Options of `llmq quantize` that belong to the compressed-tensors path, not to --hf-config. */
 const ONESHOT_ONLY = ["scheme", "method", "recipe", "ignore", "targets", "pipeline", "report"];
-/** Calibration options: used by --hf-config's calibrated methods (GPTQConfig), refused by the data-free ones. */
+/** Calibration options: used by --hf-config's calibrated methods (GPTQConfig, AwqConfig), refused by the data-free ones. */
 const CALIBRATION = ["dataset", "numSamples", "seqLen", "seed"];
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -261,8 +261,8 @@ const addQuantizeCommand = (program: Command): void => {
         .default("independent"),
     )
     .option("--report <file>", "write an HTML report with per-layer error plots")
-    .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig, HqqConfig, GPTQConfig with --dataset…): quantize (on load, or with llmq's GPTQ) and save in the method's layout")
-    .addOption(new Option("--dtype <dtype>", "load dtype with --hf-config (transformers' dtype=); default: the model's (GPTQConfig: float16)").choices(["float32", "float16", "bfloat16"]))
+    .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig, HqqConfig, or GPTQConfig / AwqConfig with --dataset): quantize (on load, or with llmq's GPTQ / AWQ) and save in the method's layout")
+    .addOption(new Option("--dtype <dtype>", "load dtype with --hf-config (transformers' dtype=); default: the model's (GPTQConfig / AwqConfig: float16)").choices(["float32", "float16", "bfloat16"]))
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
