@@ -9,7 +9,9 @@ export {
   type MsKvQParams,
   emptyChannelRange,
   foldChannelRange,
+  msModelSlimKvDequantize,
   msModelSlimKvFakeQuantize,
+  msModelSlimKvQuantize,
   msModelSlimKvQParams,
 } from "./ms-model-slim-kv.js";
 export { MsKvCacheModifier } from "./ms-kv-cache-modifier.js";

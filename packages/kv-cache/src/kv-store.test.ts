@@ -95,3 +95,32 @@ describe("createKvCache", () => {
     expect(kvBytesPerToken({ kind: "dynamic", type: "fp8" }, shape)).toBe(2 * 16 * (512 + 32));
   });
 });
+
+describe("createKvCache ms-c8 (msModelSlim C8)", () => {
+  it("stores int8 codes per KV channel and reads back (q − offset)·scale, a byte per channel and position", () => {
+    const [kvHeads, headDim, tokens] = [2, 3, 4];
+    const n = kvHeads * headDim;
+    const x = Float32Array.from({ length: tokens * n }, (_, i) => Math.sin(i * 1.7) * (1 + (i % n)));
+    const k = { scale: Float32Array.from({ length: n }, (_, j) => 0.01 * (j + 1)), offset: Float32Array.from({ length: n }, (_, j) => j - 3) };
+    const v = { scale: Float32Array.from({ length: n }, () => 0.05), offset: new Float32Array(n) };
+    const format: KvCacheFormat = { kind: "ms-c8", k, v };
+    const [cache] = createKvCache([format], { layers: 1, kvHeads, headDim, capacity: tokens });
+    const first = cache!.append(x.subarray(0, n), x.subarray(0, n), 1);
+    expect(E.isRight(first)).toBe(true);
+    const r = cache!.append(x.subarray(n), x.subarray(n), tokens - 1);
+    if (E.isLeft(r)) throw new Error(r.left);
+    for (let i = 0; i < x.length; i++) {
+      const j = i % n;
+      const q = Math.min(127, Math.max(-128, Math.round(x[i]! / k.scale[j]! + k.offset[j]!)));
+      expect(r.right.k[i]).toBeCloseTo((q - k.offset[j]!) * k.scale[j]!, 6);
+      expect(r.right.v[i]).toBeCloseTo(Math.min(127, Math.max(-128, Math.round(x[i]! / 0.05))) * 0.05, 6);
+    }
+    expect(cache!.bytes()).toBe(2 * tokens * n);
+    expect(kvBytesPerToken(format, { layers: 3, kvHeads, headDim })).toBe(2 * 3 * n);
+  });
+  it("refuses scales whose channel count is not KV·D", () => {
+    const q = { scale: new Float32Array(5).fill(1), offset: new Float32Array(5) };
+    const [cache] = createKvCache([{ kind: "ms-c8", k: q, v: q }], { layers: 1, kvHeads: 2, headDim: 3, capacity: 1 });
+    expect(E.isLeft(cache!.append(new Float32Array(6), new Float32Array(6), 1))).toBe(true);
+  });
+});

@@ -3,6 +3,7 @@ import { FP8_E4M3FN, Tensor, f16FromNumber, f16ToNumber, kernels, miniFloatToNum
 import * as E from "fp-ts/lib/Either.js";
 import { type KvCacheError, formatKvCacheError, kvQuantizeFailed, kvStoreOverflow } from "./errors.js";
 import { transposeHeads } from "./heads-major.js";
+import { type MsKvQParams, msModelSlimKvDequantize, msModelSlimKvQuantize } from "./ms-model-slim-kv.js";
 
 // A KV cache for incremental decoding: per decoder layer, the keys (after RoPE) and values of every position so far,
 // stored as f32, f16, or quantized codes (fp8 e4m3 / int8) with their scales, and dequantized when attention reads
@@ -24,7 +25,9 @@ export type KvCacheFormat =
   | { readonly kind: "f32" }
   | { readonly kind: "f16" }
   | { readonly kind: "static"; readonly args: QuantizationArgs; readonly k: KvQParams; readonly v: KvQParams }
-  | { readonly kind: "dynamic"; readonly type: "fp8" | "int8" };
+  | { readonly kind: "dynamic"; readonly type: "fp8" | "int8" }
+  /** msModelSlim's C8: int8 codes with one scale and offset per KV channel (kv_cache_scale / kv_cache_offset). */
+  | { readonly kind: "ms-c8"; readonly k: MsKvQParams; readonly v: MsKvQParams };
 
 /** One decoder layer's cache (structurally the `AttentionCache` of @llmq/models' forward). */
 export interface LayerKvCache {
@@ -65,7 +68,7 @@ const F16_LUT = (): Float32Array => {
 /** Bytes one position takes in one layer's keys (or values): codes, plus an f32 scale per KV head when dynamic. */
 const halfBytesPerToken = (format: KvCacheFormat, kvHeads: number, headDim: number): number => {
   const n = kvHeads * headDim;
-  return format.kind === "f32" ? 4 * n : format.kind === "f16" ? 2 * n : format.kind === "static" ? n : n + 4 * kvHeads;
+  return format.kind === "f32" ? 4 * n : format.kind === "f16" ? 2 * n : format.kind === "static" || format.kind === "ms-c8" ? n : n + 4 * kvHeads;
 };
 
 /** Bytes one cached position takes in every layer's keys and values (codes plus per-token scales). */
@@ -147,6 +150,21 @@ const dynamicHalf = (type: "fp8" | "int8", name: string, kvHeads: number, d: num
   };
 };
 
+/** msModelSlim C8: each row's KV·D channels quantized with their own scale and offset (channel = head·D + d). */
+const msC8Half = (qp: MsKvQParams, name: string, n: number, capacity: number): Half => {
+  const codes = new Int8Array(capacity * n);
+  return {
+    encode: (x, at, tokens) => {
+      if (qp.scale.length !== n) return E.left(kvQuantizeFailed(name, `${qp.scale.length} kv_cache_scale channels for rows of ${n}`));
+      msModelSlimKvQuantize(x.subarray(0, tokens * n), qp, codes.subarray(at * n, (at + tokens) * n));
+      return E.right(undefined);
+    },
+    decode: (tokens, out) => {
+      msModelSlimKvDequantize(codes.subarray(0, tokens * n), qp, out);
+    },
+  };
+};
+
 const halfOf = (format: KvCacheFormat, kind: "k" | "v", name: string, shape: KvCacheShape): Half => {
   const n = shape.kvHeads * shape.headDim;
   switch (format.kind) {
@@ -157,6 +175,8 @@ const halfOf = (format: KvCacheFormat, kind: "k" | "v", name: string, shape: KvC
       return staticHalf(format.args, format[kind], name, shape.kvHeads, shape.headDim, shape.capacity);
     case "dynamic":
       return dynamicHalf(format.type, name, shape.kvHeads, shape.headDim, shape.capacity);
+    case "ms-c8":
+      return msC8Half(format[kind], name, n, shape.capacity);
   }
 };
 

@@ -71,18 +71,25 @@ export const msModelSlimKvQParams = (r: ChannelRange, sym: boolean, bits = 8): E
   return E.right({ scale, offset });
 };
 
-/** q = clamp(round(x/s + o), −2^(b−1), 2^(b−1)−1); x̂ = (q − o)·s, per channel of [tokens, channels]. */
-export const msModelSlimKvFakeQuantize = (x: Float32Array, q: MsKvQParams, bits = 8): Float32Array => {
+/** q = clamp(round(x/s + o), −2^(b−1), 2^(b−1)−1) per channel of [tokens, channels] rows, written to `out` (b ≤ 8). */
+export const msModelSlimKvQuantize = (x: Float32Array, q: MsKvQParams, out: Int8Array, bits = 8): Int8Array => {
   const c = q.scale.length;
-  const out = new Float32Array(x.length);
   const lo = -(2 ** (bits - 1));
   const hi = 2 ** (bits - 1) - 1;
   for (let i = 0; i < x.length; i++) {
     const j = i % c;
-    const s = q.scale[j]!;
-    const o = q.offset[j]!;
-    const code = Math.min(hi, Math.max(lo, roundHalfEven(Math.fround(Math.fround(x[i]! / s) + o))));
-    out[i] = Math.fround(Math.fround(code - o) * s);
+    out[i] = Math.min(hi, Math.max(lo, roundHalfEven(Math.fround(Math.fround(x[i]! / q.scale[j]!) + q.offset[j]!))));
   }
   return out;
 };
+
+/** x̂ = (q − o)·s per channel, written to `out`. */
+export const msModelSlimKvDequantize = (codes: Int8Array, q: MsKvQParams, out: Float32Array): Float32Array => {
+  const c = q.scale.length;
+  for (let i = 0; i < codes.length; i++) out[i] = Math.fround(Math.fround(codes[i]! - q.offset[i % c]!) * q.scale[i % c]!);
+  return out;
+};
+
+/** q = clamp(round(x/s + o), −2^(b−1), 2^(b−1)−1); x̂ = (q − o)·s, per channel of [tokens, channels]. */
+export const msModelSlimKvFakeQuantize = (x: Float32Array, q: MsKvQParams, bits = 8): Float32Array =>
+  msModelSlimKvDequantize(msModelSlimKvQuantize(x, q, new Int8Array(x.length), bits), q, new Float32Array(x.length));

@@ -4,12 +4,13 @@
 // 1. SmolLM2-135M-Instruct (tools/fetch_smollm2.sh; skipped with a message when it cannot be fetched), converted to
 //    f32: W4A16 g64 GPTQ on 64 × 512 WikiText-2 windows, and W4A16 g64 RTN data-free, each by `llmq quantize` and by
 //    llm-compressor's oneshot on torch CPU (tools/lc_oneshot_bench.py, as many threads as llmq's pool) back to back:
-//    whole-process wall time and peak RSS of both, ratio = peer / llmq for time and llmq / peer for memory.
+//    whole-process wall time and peak RSS of both, ratio = peer / llmq for time and llmq / peer for memory. Then the
+//    GPTQ run with --max-memory 16MB against the same run in memory (time, peak RSS, same checkpoint bytes).
 // 2. A synthetic 1B-shaped Llama (hidden 2048, 22 layers, intermediate 5632, 32 heads / 4 kv heads, vocab 32000;
 //    random f32 weights written to a temp dir) with W4A16 and 128×512-token calibration, in a child process so that
 //    its peak RSS is the pipeline's own. Prints wall time and peak RSS (the f32 model alone is 4.4 GB).
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createShardedWriter } from "@llmq/serialization";
@@ -70,6 +71,24 @@ const smollm2 = (): void => {
   dumpWindows(m.fp, join(REPO, "fixtures/wikitext-2/valid.txt"), smolSamples, 512, windows);
   smollm2Pair(m.fp, "gptq-W4A16-g64", join(REPO, "fixtures/recipes/smollm2-w4a16-g64-gptq.yaml"), windows, threads);
   smollm2Pair(m.fp, "rtn-W4A16-g64", join(REPO, "fixtures/recipes/smollm2-w4a16-g64-rtn.yaml"), null, threads);
+  smollm2Spill(m.fp, threads);
+};
+
+/**
+ * The GPTQ run again with --max-memory 16MB (two of the 64 windows in memory, 62 in the spill file): wall time and peak
+ * RSS against the in-memory run of smollm2Pair, and whether the checkpoints are the same bytes.
+ */
+const smollm2Spill = (fp: string, threads: number): void => {
+  const name = "gptq-W4A16-g64";
+  const dataset = ["--dataset", join(REPO, "fixtures/wikitext-2/valid.txt"), "--num-samples", String(smolSamples), "--seq-len", "512"];
+  log(`smollm2 ${name}: llmq quantize --max-memory 16MB …`);
+  const args = ["quantize", "--model", fp, "--recipe", join(REPO, "fixtures/recipes/smollm2-w4a16-g64-gptq.yaml"), ...dataset, "--json", "--quiet"];
+  const spilled = timed(process.execPath, [CLI, ...args, "--max-memory", "16MB", "--spill-dir", dir, "--output", join(dir, "llmq-spilled")]);
+  const inMemory = timed(process.execPath, [CLI, ...args, "--output", join(dir, `llmq-${name}-again`)]);
+  const same = readFileSync(join(dir, "llmq-spilled", "model.safetensors")).equals(readFileSync(join(dir, `llmq-${name}-again`, "model.safetensors")));
+  const common = { bench: "e2e", shape: [smolSamples, 512], dtype: "f32", threads, peer: "llmq quantize without --max-memory (run after it)", same_checkpoint_bytes: same };
+  print({ ...common, op: `smollm2-135m-${name}-max-memory-16MB`, value: spilled.seconds, unit: "s", peer_value: inMemory.seconds, ratio: Number((inMemory.seconds / spilled.seconds).toFixed(2)) });
+  print({ ...common, op: `smollm2-135m-${name}-max-memory-16MB-peak-rss`, value: spilled.peakRssMb, unit: "MB", peer_value: inMemory.peakRssMb, ratio: Number((spilled.peakRssMb / inMemory.peakRssMb).toFixed(2)) });
 };
 
 const main = async (): Promise<void> => {

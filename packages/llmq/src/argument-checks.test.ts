@@ -6,6 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { detectKind } from "./dataset.js";
 import { type LlmqError, displayPath, formatLlmqError, ioErrorFrom } from "./errors.js";
+import { type QuantizeCommandOptions, quantizeCommand } from "./quantize-command.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
 import { MAX_TYPED_ARRAY_ELEMENTS, checkSeqLen, checkWindowMemory, largestWindowArray, seqLenWarning } from "./window-memory.js";
 
@@ -50,7 +51,25 @@ describe("--seq-len and memory", () => {
     const need = 10 * 1000 * 64 * 4 * 2 + 1000 * 1000 * 4;
     expect(checkWindowMemory(cfg, windows, { copies: 2, logits: false, memoryBytes: need })).toEqual(E.right(undefined));
     const r = checkWindowMemory(cfg, windows, { copies: 2, logits: false, memoryBytes: need - 1 });
-    expect(E.isLeft(r) && formatLlmqError(r.left)).toMatch(/10 windows of up to 1000 tokens need about .* GiB .* \(lower --seq-len or --num-samples\)$/);
+    expect(E.isLeft(r) && formatLlmqError(r.left)).toMatch(/10 windows of up to 1000 tokens need about .* GiB .* \(lower --seq-len or --num-samples, or spill activations to disk with --max-memory\)$/);
+    // With --max-memory only the budget's worth of windows is held.
+    const budget = 3 * 1000 * 64 * 4;
+    const held = budget * 2 + 1000 * 1000 * 4;
+    expect(checkWindowMemory(cfg, windows, { copies: 2, logits: false, memoryBytes: held, maxMemory: budget })).toEqual(E.right(undefined));
+    const over = checkWindowMemory(cfg, windows, { copies: 2, logits: false, memoryBytes: held - 1, maxMemory: budget });
+    expect(E.isLeft(over) && formatLlmqError(over.left)).toMatch(/\(lower --max-memory, --seq-len or --num-samples\)$/);
+  });
+
+  it("checks --max-memory and --spill-dir before any work", async () => {
+    const base = { model: "/nonexistent-model", output: join(tmpdir(), "llmq-never-written"), method: "rtn", numSamples: 4, seqLen: 16, seed: 0, overwrite: false };
+    const msg = async (o: Partial<QuantizeCommandOptions>): Promise<string> => {
+      const r = await quantizeCommand({ ...base, ...o })();
+      return E.isLeft(r) ? formatLlmqError(r.left) : "ok";
+    };
+    expect(await msg({ maxMemory: "lots", dataset: "d.txt" })).toMatch(/^--max-memory — unit "TS" is not supported; use TB, GB, MB or KB/);
+    expect(await msg({ maxMemory: "-1GB", dataset: "d.txt" })).toMatch(/^--max-memory — --max-memory "-1GB" is not a positive size/);
+    expect(await msg({ maxMemory: "1GB" })).toMatch(/^--max-memory — bounds the calibration activations, and there is no --dataset/);
+    expect(await msg({ spillDir: "/tmp", dataset: "d.txt" })).toMatch(/^--spill-dir — only applies with --max-memory/);
   });
 });
 

@@ -5,7 +5,7 @@ import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { abandonStagedDirectoriesSync } from "@llmq/serialization";
 import { GGUF_OUTPUT_DTYPES } from "@llmq/models";
-import { CONVERT_FORMATS, convertCommand, formatConvert } from "./convert-command.js";
+import { CONVERT_FORMATS, CONVERT_TARGETS, convertCommand, formatConvert } from "./convert-command.js";
 import { type LlmqError, aborted, exitCodeOf, formatLlmqError, internal, usageError } from "./errors.js";
 import { evalCommand, formatEval } from "./eval-command.js";
 import { KV_CACHE_OVERRIDES } from "./evaluate.js";
@@ -207,7 +207,7 @@ const addGenerateCommand = (program: Command): void => {
 };
 
 /** Options of `llmq quantize` that belong to the compressed-tensors path, not to --hf-config. */
-const ONESHOT_ONLY = ["scheme", "method", "recipe", "ignore", "targets", "pipeline", "report"];
+const ONESHOT_ONLY = ["scheme", "method", "recipe", "ignore", "targets", "pipeline", "report", "maxMemory", "spillDir"];
 /** Calibration options: used by --hf-config's calibrated methods (GPTQConfig, AwqConfig), refused by the data-free ones. */
 const CALIBRATION = ["dataset", "numSamples", "seqLen", "seed"];
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -261,6 +261,8 @@ const addQuantizeCommand = (program: Command): void => {
         .default("independent"),
     )
     .option("--report <file>", "write an HTML report with per-layer error plots")
+    .option("--max-memory <size>", 'calibration activations kept in memory ("2GB"); the windows beyond it spill to a temporary file')
+    .option("--spill-dir <dir>", "where --max-memory's spill file goes (default: the OS temp directory)")
     .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig, HqqConfig, or GPTQConfig / AwqConfig with --dataset): quantize (on load, or with llmq's GPTQ / AWQ) and save in the method's layout")
     .addOption(new Option("--dtype <dtype>", "load dtype with --hf-config (transformers' dtype=); default: the model's (GPTQConfig / AwqConfig: float16)").choices(["float32", "float16", "bfloat16"]))
     .option("--overwrite", "replace a non-empty output directory")
@@ -287,6 +289,8 @@ const addQuantizeCommand = (program: Command): void => {
               seed: o.seed,
               pipeline: o.pipeline,
               report: o.report,
+              maxMemory: o.maxMemory,
+              spillDir: o.spillDir,
               overwrite: o.overwrite === true,
               signal,
               progress,
@@ -310,12 +314,13 @@ export const buildCli = (): Command => {
     .argument("<model>", "the source: stories260K.bin, SmolLM2-135M-Instruct.Q4_1.gguf, or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM model directory")
     .option("--tokenizer <file>", "llama2.c tokenizer.bin to convert into tokenizer.json (llama2c only)")
     .addOption(new Option("--dtype <dtype>", "dtype of the written tensors").choices([...GGUF_OUTPUT_DTYPES]).default("f32"))
+    .addOption(new Option("--to <format>", "what to write: a dense HF directory, a compressed-tensors checkpoint (from msmodelslim), or msModelSlim's layout (from compressed-tensors)").choices([...CONVERT_TARGETS]).default("hf"))
     .requiredOption("--output <dir>", "output directory")
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (model: string, o) => {
-      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true, dtype: o.dtype }), formatConvert);
+      await run({ json: o.json === true, quiet: true, abortable: false }, () => convertCommand({ from: o.from, model, tokenizer: o.tokenizer, output: o.output, overwrite: o.overwrite === true, dtype: o.dtype, to: o.to }), formatConvert);
     });
 
   addQuantizeCommand(program);

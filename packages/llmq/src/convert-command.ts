@@ -5,8 +5,10 @@ import { pipe } from "fp-ts/lib/function.js";
 import * as E from "fp-ts/lib/Either.js";
 import { checkOutputPath } from "./check-output-path.js";
 import { type LlmqError, displayPath, ioError, modelError, outputExists, usageError } from "./errors.js";
+import { type CtToMsResult, compressedTensorsDirToMsModelSlim } from "./ct-to-ms-model-slim.js";
+import { type MsToCompressedTensorsResult, msModelSlimToCompressedTensors } from "./ms-to-compressed-tensors.js";
 
-export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq", "aqlm", "msmodelslim"] as const;
+export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq", "aqlm", "msmodelslim", "compressed-tensors"] as const;
 export type ConvertFormat = (typeof CONVERT_FORMATS)[number];
 
 export interface ConvertOptions {
@@ -18,7 +20,15 @@ export interface ConvertOptions {
   readonly overwrite: boolean;
   /** Output dtype of every tensor (default f32: llama2.c is f32, GGUF dequantizes to f32 exactly). */
   readonly dtype?: GgufOutputDType | undefined;
+  /**
+   * What to write: a dense HF directory (default), a compressed-tensors checkpoint (--from msmodelslim only), or
+   * msModelSlim's safe_tensor layout (--from compressed-tensors only).
+   */
+  readonly to?: ConvertTarget | undefined;
 }
+
+export const CONVERT_TARGETS = ["hf", "compressed-tensors", "msmodelslim"] as const;
+export type ConvertTarget = (typeof CONVERT_TARGETS)[number];
 
 export interface ConvertResult {
   readonly output: string;
@@ -32,6 +42,10 @@ export interface ConvertResult {
   readonly sourceTypes?: Readonly<Record<string, number>>;
   /** What was not converted and why (e.g. a tokenizer type llmq cannot build yet). */
   readonly warnings: ReadonlyArray<string>;
+  /** --to compressed-tensors: the checkpoint's format ("int-quantized", "pack-quantized"). */
+  readonly compressedTensors?: string;
+  /** --to msmodelslim: the model_quant_type written. */
+  readonly msModelSlim?: string;
 }
 
 /** The source checkpoint and tokenizer may not be the output, inside it, or contain it; the output must not be a file. */
@@ -43,13 +57,58 @@ const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async
  * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM / msModelSlim (safe_tensor layout) directory (packed linears dequantized,
  * tokenizer files carried over) → a dense HF directory in the asked dtype.
  */
-export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
-  o.from !== "llama2c" && o.tokenizer !== undefined
-    ? TE.left(usageError("--tokenizer", `is for --from llama2c only: a ${o.from} source carries its own tokenizer`, "drop --tokenizer"))
-    : pipe(
-        checkOutput(o),
-        TE.chain(() => convertFrom(o)),
-      );
+/** The source / target / option combinations convert refuses, before anything is read. */
+const usageProblem = (o: ConvertOptions): LlmqError | null => {
+  const to = o.to ?? "hf";
+  if (o.from !== "llama2c" && o.tokenizer !== undefined) return usageError("--tokenizer", `is for --from llama2c only: a ${o.from} source carries its own tokenizer`, "drop --tokenizer");
+  if (to === "compressed-tensors" && o.from !== "msmodelslim") return usageError("--to", `compressed-tensors is written from --from msmodelslim only, not ${o.from}`, "drop --to");
+  if (to === "msmodelslim" && o.from !== "compressed-tensors") return usageError("--to", `msmodelslim is written from --from compressed-tensors only, not ${o.from}`, "drop --to");
+  if (o.from === "compressed-tensors" && to !== "msmodelslim")
+    return usageError("--from", "compressed-tensors converts to msModelSlim's layout only (llmq eval and transformers load a compressed-tensors checkpoint as it is)", "add --to msmodelslim");
+  if (to !== "hf" && o.dtype !== undefined && o.dtype !== "f32") return usageError("--dtype", `is for dense output: --to ${to} keeps the stored dtypes`, "drop --dtype");
+  return null;
+};
+
+export const convertCommand = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> => {
+  const bad = usageProblem(o);
+  if (bad !== null) return TE.left(bad);
+  const run = o.to === "compressed-tensors" ? toCompressedTensors : o.to === "msmodelslim" ? toMsModelSlim : convertFrom;
+  return pipe(
+    checkOutput(o),
+    TE.chain(() => run(o)),
+  );
+};
+
+const toMsModelSlim = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
+  TE.map(
+    (r: CtToMsResult): ConvertResult => ({
+      output: o.output,
+      from: o.from,
+      dtype: r.dtype,
+      tensors: r.tensors,
+      parameters: r.parameters,
+      tokenizer: r.tokenizer,
+      files: r.files,
+      warnings: r.warnings,
+      msModelSlim: r.type,
+    }),
+  )(compressedTensorsDirToMsModelSlim(o.model, o.output, o.overwrite));
+
+const toCompressedTensors = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> =>
+  TE.map(
+    (r: MsToCompressedTensorsResult): ConvertResult => ({
+      output: r.output,
+      from: o.from,
+      dtype: r.dtype as GgufOutputDType,
+      tensors: r.tensors,
+      parameters: r.parameters,
+      tokenizer: r.tokenizer,
+      files: r.files,
+      sourceTypes: { [`${r.type} linears`]: r.quantized },
+      warnings: r.warnings,
+      compressedTensors: r.format,
+    }),
+  )(msModelSlimToCompressedTensors(o.model, o.output, o.overwrite));
 
 /** Both sources as one shape: HF files in memory plus what the report says about them. */
 interface Converted {
@@ -63,7 +122,7 @@ interface Converted {
 
 const TORCH_DTYPE: Readonly<Record<GgufOutputDType, string>> = { f32: "float32", bf16: "bfloat16", f16: "float16" };
 
-const fromSource = (o: ConvertOptions, dtype: GgufOutputDType): TE.TaskEither<ModelError, Converted> =>
+const fromSource = (o: ConvertOptions & { readonly from: Exclude<ConvertFormat, "compressed-tensors"> }, dtype: GgufOutputDType): TE.TaskEither<ModelError, Converted> =>
   o.from !== "llama2c" && o.from !== "gguf"
     ? pipe(
         o.from === "msmodelslim" ? convertMsModelSlim(o.model, { dtype }) : convertQuantized(o.model, o.from, { dtype }),
@@ -98,8 +157,10 @@ const fromSource = (o: ConvertOptions, dtype: GgufOutputDType): TE.TaskEither<Mo
 
 const convertFrom = (o: ConvertOptions): TE.TaskEither<LlmqError, ConvertResult> => {
   const dtype = o.dtype ?? "f32";
+  const from = o.from;
+  if (from === "compressed-tensors") return TE.left(usageError("--from", "compressed-tensors converts to msModelSlim's layout only", "add --to msmodelslim"));
   return pipe(
-    fromSource(o, dtype),
+    fromSource({ ...o, from }, dtype),
     TE.chain((m) =>
       pipe(
         writeHfDirectory(
@@ -144,7 +205,7 @@ const convertFailure = (e: ModelError): LlmqError => {
 
 export const formatConvert = (r: ConvertResult): string =>
   [
-    `converted ${r.from} → ${r.output}: ${r.tensors} tensors, ${r.parameters.toLocaleString("en-US")} parameters (${r.dtype})${r.tokenizer ? ", tokenizer.json" : ""}`,
+    `converted ${r.from} → ${r.output}${r.compressedTensors !== undefined ? ` (compressed-tensors, ${r.compressedTensors})` : ""}${r.msModelSlim !== undefined ? ` (msModelSlim ${r.msModelSlim})` : ""}: ${r.tensors} tensors, ${r.parameters.toLocaleString("en-US")} ${r.msModelSlim !== undefined ? "stored elements" : `parameters (${r.dtype})`}${r.tokenizer ? ", tokenizer.json" : ""}`,
     ...(r.sourceTypes === undefined ? [] : [`source types: ${Object.entries(r.sourceTypes).map(([t, n]) => `${n} ${t}`).join(", ")}`]),
     ...r.warnings.map((w) => `warning: ${w}`),
   ].join("\n");

@@ -148,38 +148,41 @@ export const jsonlWindows = (path: string, text: string, tok: DatasetTokenizer, 
  * Loads a dataset file. Token JSON needs no tokenizer; text and JSONL do (a model without tokenizer.json must be given
  * token ids).
  */
+/** A dataset from its text as loadDataset reads it (token-id JSON, JSONL or plain text); `path` names it in messages. */
+export const datasetFromText = (path: string, text: string, tokenizer: DatasetTokenizer | null, opts: DatasetOptions = {}): E.Either<LlmqError, Dataset> => {
+  const kind = detectKind(path, text);
+  const windows: E.Either<LlmqError, ReadonlyArray<Int32Array>> =
+    kind === "tokens"
+      ? pipe(
+          E.tryCatch(
+            () => JSON.parse(text) as unknown,
+            (e) => datasetError(path, `not valid JSON (${(e as Error).message})`),
+          ),
+          E.chain((json) => tokenWindows(path, json, opts)),
+        )
+      : tokenizer === null
+        ? E.left(datasetError(path, "this model has no tokenizer (tokenizer.json); pass a JSON array of token-id arrays instead"))
+        : kind === "jsonl"
+          ? jsonlWindows(path, text, tokenizer, opts)
+          : textWindows(path, text, tokenizer, opts);
+  return pipe(
+    windows,
+    E.map((ws) => select(ws, opts)),
+    E.filterOrElse(
+      (ws) => ws.length > 0,
+      () => datasetError(path, "the dataset is empty (no window of at least 2 tokens)"),
+    ),
+    E.map((ws): Dataset => ({ path, kind, windows: ws, tokens: ws.reduce((a, w) => a + w.length, 0) })),
+  );
+};
+
 export const loadDataset = (path: string, tokenizer: DatasetTokenizer | null, opts: DatasetOptions = {}): TE.TaskEither<LlmqError, Dataset> =>
   pipe(
     TE.tryCatch(
       () => readRegularFile(path),
       (e) => datasetError(path, `cannot read: ${describeErrno(e)}`),
     ),
-    TE.chainEitherK((text) => {
-      const kind = detectKind(path, text);
-      const windows: E.Either<LlmqError, ReadonlyArray<Int32Array>> =
-        kind === "tokens"
-          ? pipe(
-              E.tryCatch(
-                () => JSON.parse(text) as unknown,
-                (e) => datasetError(path, `not valid JSON (${(e as Error).message})`),
-              ),
-              E.chain((json) => tokenWindows(path, json, opts)),
-            )
-          : tokenizer === null
-            ? E.left(datasetError(path, "this model has no tokenizer (tokenizer.json); pass a JSON array of token-id arrays instead"))
-            : kind === "jsonl"
-              ? jsonlWindows(path, text, tokenizer, opts)
-              : textWindows(path, text, tokenizer, opts);
-      return pipe(
-        windows,
-        E.map((ws) => select(ws, opts)),
-        E.filterOrElse(
-          (ws) => ws.length > 0,
-          () => datasetError(path, "the dataset is empty (no window of at least 2 tokens)"),
-        ),
-        E.map((ws): Dataset => ({ path, kind, windows: ws, tokens: ws.reduce((a, w) => a + w.length, 0) })),
-      );
-    }),
+    TE.chainEitherK((text) => datasetFromText(path, text, tokenizer, opts)),
   );
 
 /** A file's text; a device (/dev/zero, /dev/urandom) is refused at once instead of being read until memory runs out. */

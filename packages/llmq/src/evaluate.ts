@@ -1,5 +1,5 @@
 import { type KvCacheFormat, createKvCache } from "@llmq/kv-cache";
-import { type LayerHooks, type ModelHandle, decoderLayerForward, embed, formatModelError, headForward } from "@llmq/models";
+import { type LayerHooks, type ModelHandle, decoderLayerForward, embed, formatModelError, headForward, headLogitRows } from "@llmq/models";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
@@ -16,7 +16,7 @@ import type { ReferenceStore } from "./reference-cache.js";
 
 // Perplexity, and against a reference model KL(reference ‖ model) and top-1 agreement, with llama.cpp's protocol.
 // Both models are run layer by layer over all windows (one layer's weights in memory at a time), then scored window by
-// window, so the logits of only one window of each model exist at any time.
+// window in blocks of rows, so that only one block of logits of each model exists at any time.
 
 export interface EvaluateOptions {
   readonly scoreSecondHalf?: boolean;
@@ -28,6 +28,8 @@ export interface EvaluateOptions {
   readonly kvCache?: KvCacheOverride;
   /** Where the reference's final hidden states are looked up first and stored after (see reference-cache.ts). */
   readonly referenceStore?: ReferenceStore;
+  /** Logit rows per scoring block (default HEAD_ROWS): memory [rows, vocab] per model against GEMM efficiency. */
+  readonly headRows?: number;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
 }
@@ -66,7 +68,9 @@ export const kvCacheLabel = (f: KvCacheFormat | null): string =>
       ? `static ${f.args.type === "float" ? "fp8" : `int${f.args.num_bits}`} (${f.args.strategy}${f.args.symmetric ? "" : ", asymmetric"}) from the checkpoint's k/v scales`
       : f.kind === "dynamic"
         ? `dynamic ${f.type} (a scale per token and KV head)`
-        : f.kind;
+        : f.kind === "ms-c8"
+          ? `msModelSlim C8 (int8, a scale${f.k.offset.some((o) => o !== 0) ? " and offset" : ""} per KV channel) from the checkpoint's kv_cache_scale / kv_cache_offset`
+          : f.kind;
 
 /** The entries of a by-full-name map that belong to the module prefix, keyed by local name. */
 const localEntries = <V>(m: ReadonlyMap<string, V>, prefix: string): ReadonlyMap<string, V> =>
@@ -143,12 +147,35 @@ export const finalHiddenStates = (
 };
 
 /** NaN or ±Inf logits make every metric NaN: the first one, by window and position, as an error. */
-const nonFiniteLogits = (dir: string, logits: Float32Array, vocab: number, window: number): LlmqError | null => {
+const nonFiniteLogits = (dir: string, logits: Float32Array, vocab: number, window: number, firstRow: number): LlmqError | null => {
   const k = logits.findIndex((x) => !Number.isFinite(x));
   if (k < 0) return null;
   return modelError(
-    `${dir} produces ${logits[k]} logits (window ${window}, position ${Math.floor(k / vocab)}, token id ${k % vocab}): its weights hold NaN/Inf or overflow; inspect the checkpoint (llmq inspect) or re-quantize it`,
+    `${dir} produces ${logits[k]} logits (window ${window}, position ${firstRow + Math.floor(k / vocab)}, token id ${k % vocab}): its weights hold NaN/Inf or overflow; inspect the checkpoint (llmq inspect) or re-quantize it`,
   );
+};
+
+/** Logit rows per block when scoring: few enough that a block's logits stay small, enough for GEMM speed. */
+export const HEAD_ROWS = 256;
+
+/**
+ * The row blocks [r0, r1) whose logits score positions [from, T − 1) of a window of T tokens: HEAD_ROWS rows each, the
+ * rows before `from` skipped, and never a block of ≤ 4 rows when the window has more (a GEMM of ≤ 4 rows runs another
+ * kernel, whose logits would differ in the last bits from those of the whole window): such a tail joins the block before,
+ * and a short scored range reaches back (or on to the last, unscored row) to 5 rows.
+ */
+export const headBlocks = (t: number, from: number, size = HEAD_ROWS): ReadonlyArray<readonly [number, number]> => {
+  if (t - 1 <= from) return [];
+  const start = Math.max(0, Math.min(from, t - 5));
+  const end = t - start >= 5 && t - 1 - start < 5 ? t : t - 1;
+  const out: [number, number][] = [];
+  for (let r = start; r < end; r += size) out.push([r, Math.min(end, r + size)]);
+  const last = out.at(-1)!;
+  if (out.length > 1 && last[1] - last[0] <= 4) {
+    out.pop();
+    out.at(-1)![1] = last[1];
+  }
+  return out;
 };
 
 /** The reference's final hidden states: from the store when it has them, else computed (and stored). */
@@ -183,17 +210,28 @@ export const evaluate = (model: ModelHandle, reference: ModelHandle | null, data
   const vocab = model.config.vocab_size;
   const all: PositionStats[] = [];
   const windowPerplexity: number[] = [];
+  // One logits buffer per model, reused block after block: [T, vocab] per window is never materialised.
+  const size = Math.max(5, opts.headRows ?? HEAD_ROWS);
+  const bufM = new Float32Array((size + 4) * vocab);
+  const bufR = hr !== null ? new Float32Array((size + 4) * vocab) : null;
   progress({ kind: "stage", stage: "scoring", total: dataset.windows.length });
   for (const [i, tokens] of dataset.windows.entries()) {
-    const lm = headForward(model.config, headM.right, hm.right[i]!);
-    const lr = hr !== null && headR !== null && E.isRight(headR) ? headForward(reference!.config, headR.right, hr[i]!) : null;
     const from = opts.scoreSecondHalf === true ? Math.floor(tokens.length / 2) : 0;
-    const s = scoreWindow(tokens, lm.data, vocab, lr?.data ?? null, from);
-    // NaN / ±Inf logits show in the statistics; only then are the logits scanned for the first one (a scan of every
-    // window's [T, vocab] logits cost more than scoring them).
-    if (s.some((p) => !Number.isFinite(p.nll) || (p.kld !== undefined && !(Number.isFinite(p.kld) && Number.isFinite(p.refNll!))))) {
-      const bad = nonFiniteLogits(model.dir, lm.data, vocab, i) ?? (lr !== null ? nonFiniteLogits(reference!.dir, lr.data, vocab, i) : null);
-      return E.left(bad ?? modelError(`window ${i}: the log-probabilities are not finite (logits of very different magnitude); inspect the checkpoint`));
+    const s: PositionStats[] = [];
+    for (const [r0, r1] of headBlocks(tokens.length, from, size)) {
+      const lm = headLogitRows(model.config, headM.right, hm.right[i]!, r0, r1, bufM);
+      const lr = bufR !== null && headR !== null && E.isRight(headR) ? headLogitRows(reference!.config, headR.right, hr![i]!, r0, r1, bufR) : null;
+      const a = Math.max(r0, from);
+      const b = Math.min(r1, tokens.length - 1);
+      if (b <= a) continue;
+      const block = scoreWindow(tokens.subarray(r0, b + 1), lm, vocab, lr, a - r0);
+      // NaN / ±Inf logits show in the statistics; only then are the logits scanned for the first one.
+      if (block.some((p) => !Number.isFinite(p.nll) || (p.kld !== undefined && !(Number.isFinite(p.kld) && Number.isFinite(p.refNll!))))) {
+        const rows = (r1 - r0) * vocab;
+        const bad = nonFiniteLogits(model.dir, lm.subarray(0, rows), vocab, i, r0) ?? (lr !== null ? nonFiniteLogits(reference!.dir, lr.subarray(0, rows), vocab, i, r0) : null);
+        return E.left(bad ?? modelError(`window ${i}: the log-probabilities are not finite (logits of very different magnitude); inspect the checkpoint`));
+      }
+      s.push(...block);
     }
     all.push(...s);
     windowPerplexity.push(Math.exp(s.reduce((a, p) => a + p.nll, 0) / Math.max(1, s.length)));

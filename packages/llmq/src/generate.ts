@@ -1,5 +1,5 @@
 import { type KvCacheFormat, type LayerKvCache, createKvCache } from "@llmq/kv-cache";
-import { type HeadWeights, type LayerHooks, type LayerWeights, type ModelHandle, decoderLayerForward, embed, formatModelError, headForward } from "@llmq/models";
+import { type HeadWeights, type LayerHooks, type LayerWeights, type ModelHandle, decoderLayerForward, embed, formatModelError, headForward, sampleToken } from "@llmq/models";
 import { Rng, Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
@@ -7,6 +7,8 @@ import { Observable } from "rxjs";
 import { type LlmqError, aborted, modelError, usageError } from "./errors.js";
 import { type KvCacheOverride, layerKvFormat, runtimeLayerHooks } from "./evaluate.js";
 import { type ProgressSink, noProgress } from "./progress.js";
+
+export { sampleToken };
 
 // Incremental decoding: the prompt is run once through every layer, each layer's keys and values kept in a KV cache
 // (f32 by default, the checkpoint's calibrated fp8/int8 one, or an override), then each new token is one position
@@ -68,36 +70,6 @@ export const loadForGeneration = (h: ModelHandle, progress: ProgressSink = noPro
   return E.right({ handle: h, embedding: emb.right, layers, head: head.right, hooks });
 };
 
-/**
- * The next token from the last position's logits: argmax (first of equal maxima) at temperature 0, else a draw `u`
- * ∈ [0, 1) from softmax(logits / temperature) restricted to the smallest set of most likely tokens whose mass
- * reaches `topP` (in f64).
- */
-export const sampleToken = (logits: Float32Array, temperature: number, topP: number, u: number): number => {
-  if (temperature <= 0) {
-    let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-    return best;
-  }
-  let max = Number.NEGATIVE_INFINITY;
-  for (const l of logits) max = Math.max(max, l);
-  const p = Array.from(logits, (l, i) => ({ i, p: Math.exp((l - max) / temperature) }));
-  const z = p.reduce((a, x) => a + x.p, 0);
-  p.sort((a, b) => b.p - a.p || a.i - b.i);
-  const kept: typeof p = [];
-  let mass = 0;
-  for (const x of p) {
-    kept.push(x);
-    mass += x.p / z;
-    if (mass >= topP) break;
-  }
-  let r = u * kept.reduce((a, x) => a + x.p, 0);
-  for (const x of kept) {
-    r -= x.p;
-    if (r < 0) return x.i;
-  }
-  return kept[kept.length - 1]!.i;
-};
 
 /** The caches of every layer for a sequence of up to `capacity` positions, or null for "none". */
 const cachesFor = (m: LoadedModel, override: GenerateOptions["kvCache"], capacity: number): ReadonlyArray<LayerKvCache> | null => {

@@ -56,6 +56,7 @@ describe("msModelSlim QuantConfig → llmq modifiers", () => {
     ["NF4", { w_bit: 4, a_bit: 16, w_method: "NF" }, "w_method NF"],
     ["npu", { dev_type: "npu" }, "dev_type npu"],
     ["lowbit", { w_bit: 4, a_bit: 16, is_lowbit: true }, "is_lowbit"],
+    ["use_sigma", { use_sigma: true, sigma_factor: 3.5 }, "use_sigma / sigma_factor select weight outliers inside msModelSlim's lowbit / sparse quantizer"],
   ];
   for (const [name, k, text] of refused) it(`refuses ${name} naming the parameter`, () => expect(refusal(k)).toContain(text));
   it("refuses simulate_tp, disable_level and an explicit numpy save_type from a config file", () => {

@@ -23,7 +23,10 @@ export const msUnsupported = (c: MsQuantConfig): string | null => {
     [c.co_sparse || type === "W8A8S", "co_sparse / sparse_quant (W8A8S sparse quantization) is not implemented in llmq yet"],
     [c.is_lowbit, "is_lowbit (msModelSlim's lowbit algorithm) is not implemented in llmq yet"],
     [c.nonuniform, "nonuniform (power) weight quantization is not implemented in llmq yet"],
-    [c.use_sigma, "use_sigma (sigma outlier selection of the lowbit path) is not implemented in llmq yet"],
+    [
+      c.use_sigma,
+      "use_sigma / sigma_factor select weight outliers inside msModelSlim's lowbit / sparse quantizer (quant_one_weight_by_outliers_low_bit, a compiled .so whose selection rule is not published); llmq does not run that path, so it cannot honour them",
+    ],
     [c.w_method === "HQQ" && c.a_bit !== 16, "w_method HQQ is weight-only: set a_bit 16 (W4A16 / W8A16)"],
     [c.w_method === "HQQ" && c.do_smooth, "do_smooth with w_method HQQ is not implemented in llmq yet"],
     [c.w_method === "NF", "w_method NF (NF4) is not implemented in llmq yet"],
@@ -32,8 +35,10 @@ export const msUnsupported = (c: MsQuantConfig): string | null => {
     [c.simulate_tp !== null, "simulate_tp is not implemented in llmq yet"],
     [c.pdmix, "pdmix (W8A8_MIX) is not implemented in llmq yet"],
     [c.dev_type !== "cpu", `dev_type ${c.dev_type}: llmq quantizes on the CPU; use dev_type cpu`],
-    [c.disable_level !== "L0", `disable_level ${c.disable_level}: automatic rollback of sensitive layers is not implemented in llmq yet; use L0 and disable_names`],
-    [c.save_type.some((t) => t !== "safe_tensor") && c.explicit.has("save_type"), `save_type ${JSON.stringify(c.save_type)}: llmq writes only safe_tensor`],
+    [
+      c.save_type.includes("numpy") && !c.save_type.includes("ascendV1") && c.explicit.has("save_type"),
+      `save_type ${JSON.stringify(c.save_type)}: numpy is not written by llmq (msModelSlim's .npy files are np.save'd dicts of pickled torch.Tensor objects, a torch serialization llmq does not reproduce); use safe_tensor or ascendV1`,
+    ],
   ];
   const hit = checks.find(([bad]) => bad);
   return hit ? hit[1] : null;
@@ -69,7 +74,10 @@ export const msModifierEntries = (c: MsQuantConfig): ReadonlyArray<{ readonly ty
 
 /** The Recipe llmq runs for a QuantConfig; a parameter llmq cannot honour is a RecipeError naming it. */
 export const msModelSlimRecipe = (c: MsQuantConfig): E.Either<LlmqError, Recipe> => {
-  const bad = msUnsupported(c) ?? (c.w_method === "HQQ" ? "w_method HQQ runs as llmq's HqqModifier, which no llm-compressor recipe names (use quantizeWithMsModelSlim)" : null);
+  const bad =
+    msUnsupported(c) ??
+    (c.w_method === "HQQ" ? "w_method HQQ runs as llmq's HqqModifier, which no llm-compressor recipe names (use quantizeWithMsModelSlim)" : null) ??
+    (c.disable_level !== "L0" ? `disable_level ${c.disable_level} picks the float linears from calibration statistics, which a recipe cannot name (use quantizeWithMsModelSlim / llmq quantize --msmodelslim-config)` : null);
   if (bad !== null) return E.left(recipeError(`msModelSlim QuantConfig: ${bad}; nothing was read or written`));
   return pipe(
     recipeFromModifiers(msModifierEntries(c)),

@@ -1,35 +1,29 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MsQuantConfig, hqqDequantize, hqqQuantize, msBuilder, msQuantConfig } from "@llmq/schemes";
 import { toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertCommand, loadDataset, oneshot, openModelDir, optionalTokenizer, quantizeCommand } from "./index.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { convertCommand, oneshot, openModelDir, quantizeCommand } from "./index.js";
 import type { Dataset } from "./dataset.js";
 import { msModelSlimRecipe } from "./ms-model-slim-recipe.js";
 import { quantizeWithMsModelSlim } from "./ms-model-slim.js";
 import { readTensors } from "./test-support/read-tensors.js";
-import { convertStories, must } from "./test-support/stories260k.js";
+import { must } from "./test-support/stories260k.js";
+import { useStoriesWindows } from "./test-support/stories-windows.js";
 
 // quantizeWithMsModelSlim on stories260K: the QuantConfig's modifiers run by oneshot, written in msModelSlim's
 // safe_tensor layout; the tensor set and description are the documented ones, and `llmq convert --from msmodelslim`
 // reads back exactly the weights of the compressed-tensors checkpoint the same modifiers write.
 
-const WINDOWS = new URL("../fixtures/transforms/stories260k-windows.json", import.meta.url).pathname;
 let tmp = "";
 let hf = "";
 let data: Dataset;
 
+const fx = useStoriesWindows("llmq-msl-");
 beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), "llmq-msl-"));
-  hf = join(tmp, "hf");
-  await convertStories(hf);
-  const windows = JSON.parse(readFileSync(WINDOWS, "utf8")) as number[][];
-  const tok = must(await optionalTokenizer(hf)());
-  data = must(await loadDataset(WINDOWS, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
+  ({ tmp, hf, data } = fx);
 }, 120_000);
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const cfg = (k: Record<string, unknown>, builders: ReadonlyArray<readonly [string, Record<string, unknown>]> = []): MsQuantConfig => {
   let c = must(msQuantConfig(k));

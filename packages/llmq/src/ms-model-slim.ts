@@ -1,14 +1,21 @@
-import { type HqqBits, type HqqQuantized, type MsQuantConfig, msQuantType } from "@llmq/schemes";
+import { type HqqBits, type HqqQuantized, type MsQuantConfig, msPerGroup, msQuantType } from "@llmq/schemes";
 import { HqqModifier, type Modifier } from "@llmq/observers";
 import { MsKvCacheModifier } from "@llmq/kv-cache";
 import {
   type Checkpoint,
+  MS_GIB,
+  type MsLayout,
   type MsLayoutType,
   type MsLinear,
+  type PyJson,
+  dumpPythonJson,
   formatSerializationError,
+  msAscendV1,
   msModelSlimLayout,
+  msShards,
   openCheckpoint,
   outputState,
+  parsePythonJson,
   stageDirectory,
   unpackColsFromInt32,
   unpackRowsFromInt32,
@@ -19,6 +26,7 @@ import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import type { Dataset } from "./dataset.js";
 import { type LlmqError, ioErrorFrom, modelError, outputExists, recipeError } from "./errors.js";
+import { msAutoDisable, msDisableLevel } from "./ms-auto-disable.js";
 import { msIgnore, msModelSlimRecipe, msUnsupported } from "./ms-model-slim-recipe.js";
 import { type OneshotResult, oneshot } from "./oneshot.js";
 import { openModelDir } from "./open-model.js";
@@ -40,6 +48,9 @@ export interface MsModelSlimOptions {
   readonly dataset?: Dataset | null;
   readonly overwrite?: boolean;
   readonly pipeline?: PipelineName;
+  /** As oneshot's: calibration activations kept in memory, the rest spilled to a file in spillDir. */
+  readonly maxMemory?: number;
+  readonly spillDir?: string;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
 }
@@ -49,6 +60,8 @@ export interface MsModelSlimResult {
   readonly type: string;
   readonly files: ReadonlyArray<string>;
   readonly quantized: number;
+  /** Linears kept float by disable_level (highest range_param first). */
+  readonly autoDisabled: ReadonlyArray<string>;
   readonly oneshot: OneshotResult;
   readonly warnings: ReadonlyArray<string>;
 }
@@ -111,8 +124,10 @@ const fromCompressedTensors = async (dir: string, config: Record<string, unknown
     const linears: MsLinear[] = [];
     for (const m of modules) linears.push(await msLinearOf(ck.right, m, group!.weights, staticInput));
     const owned = new Set(modules.flatMap((m) => ["weight", "weight_packed", "weight_shape", "weight_scale", "weight_zero_point", "input_scale", "input_zero_point"].map((p) => `${m}.${p}`)));
+    // a compressed-tensors kv_cache_scheme (attention k_scale / v_scale) has no msModelSlim form: not carried
+    const kv = (qc as { kv_cache_scheme?: unknown } | undefined)?.kv_cache_scheme != null ? /\.(k|v)_(scale|zero_point)$/ : null;
     const floats = new Map<string, Tensor>();
-    for (const n of ck.right.names) if (!owned.has(n)) floats.set(n, await read(ck.right, n));
+    for (const n of ck.right.names) if (!owned.has(n) && !(kv?.test(n) ?? false)) floats.set(n, await read(ck.right, n));
     return { linears, floats };
   } finally {
     await ck.right.close();
@@ -136,23 +151,59 @@ const msLinearOfHqq = (name: string, q: HqqQuantized): MsLinear => {
 
 const CARRIED = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json)$/;
 
+/** How Calibrator.save writes: save_type ascendV1 (with the per-group size for its description), part_file_size in bytes. */
+export interface MsSaveOptions {
+  readonly ascendV1: boolean;
+  readonly groupSize: number | null;
+  readonly partBytes: number | null;
+}
+
+const SAFE_TENSOR: MsSaveOptions = { ascendV1: false, groupSize: null, partBytes: null };
+
+/** The save options a QuantConfig asks for (numpy is refused earlier by msUnsupported). */
+export const msSaveOptions = (c: MsQuantConfig): MsSaveOptions => ({
+  ascendV1: c.save_type.includes("ascendV1"),
+  // the groups the weights really have: per-group configs, and HQQ (hqq's grouping; msModelSlim's own HQQ is .so internals)
+  groupSize: msPerGroup(c) || c.w_method === "HQQ" ? c.group_size : null,
+  partBytes: c.part_file_size === null ? null : c.part_file_size * MS_GIB,
+});
+
+/** The weight file(s) of a layout: one safetensors file, or shards and their index. */
+const writeWeights = async (staging: string, layout: MsLayout, partBytes: number | null): Promise<ReadonlyArray<string>> => {
+  const put = async (file: string, tensors: MsLayout["tensors"]) => {
+    const w = await writeSafetensors(join(staging, file), tensors)();
+    if (E.isLeft(w)) throw new Error(formatSerializationError(w.left));
+  };
+  if (partBytes === null) {
+    await put(layout.weightFile, layout.tensors);
+    return [layout.weightFile];
+  }
+  const shards = msShards(layout.weightFile, layout.tensors, partBytes);
+  for (const f of shards.files) await put(f.file, f.tensors);
+  await writeFile(join(staging, shards.indexFile), `${JSON.stringify(shards.index, null, 2)}\n`);
+  return [...shards.files.map((f) => f.file), shards.indexFile];
+};
+
 /** The msModelSlim files of a compressed-tensors checkpoint written by a QuantConfig's modifiers, into `staging`. */
-const writeMsFiles = async (ctDir: string, staging: string, type: MsLayoutType, hqq: ReadonlyMap<string, HqqQuantized> = new Map()): Promise<ReadonlyArray<string>> => {
-  const config = JSON.parse(await readFile(join(ctDir, "config.json"), "utf8")) as Record<string, unknown>;
+const writeMsFiles = async (ctDir: string, staging: string, type: MsLayoutType, hqq: ReadonlyMap<string, HqqQuantized>, save: MsSaveOptions): Promise<ReadonlyArray<string>> => {
+  const parsed = parsePythonJson(await readFile(join(ctDir, "config.json"), "utf8"));
+  if (E.isLeft(parsed)) throw new Error(`config.json: ${parsed.left}`);
+  const config = parsed.right as Record<string, unknown>;
   const { linears, floats } = await fromCompressedTensors(ctDir, config);
   for (const [name, q] of hqq) {
     floats.delete(`${name}.weight`);
     linears.push(msLinearOfHqq(name, q));
   }
-  const layout = msModelSlimLayout(type, linears, floats, DTYPE_OF[String(config.torch_dtype)] ?? "f32");
+  const safe = msModelSlimLayout(type, linears, floats, DTYPE_OF[String(config.torch_dtype)] ?? "f32");
+  const layout = save.ascendV1 ? E.flatMap(safe, (l) => msAscendV1(l, save.groupSize)) : safe;
   if (E.isLeft(layout)) throw new Error(layout.left);
-  const w = await writeSafetensors(join(staging, layout.right.weightFile), layout.right.tensors)();
-  if (E.isLeft(w)) throw new Error(formatSerializationError(w.left));
+  const weights = await writeWeights(staging, layout.right, save.partBytes);
   await writeFile(join(staging, layout.right.descriptionFile), `${JSON.stringify(layout.right.description, null, 2)}\n`);
   const { quantization_config: _, ...plain } = config;
-  await writeFile(join(staging, "config.json"), `${JSON.stringify(plain, null, 2)}\n`);
+  // the model's config as transformers writes it (Python floats kept), so that a conversion back is byte-identical
+  await writeFile(join(staging, "config.json"), dumpPythonJson(plain as PyJson, { indent: 2, sortKeys: true }));
   for (const f of await readdir(ctDir)) if (CARRIED.test(f)) await copyFile(join(ctDir, f), join(staging, f));
-  return [layout.right.weightFile, layout.right.descriptionFile];
+  return [...weights, layout.right.descriptionFile];
 };
 
 /** disable_names must each name a linear of the model (msModelSlim matches exact module names). */
@@ -172,12 +223,19 @@ const checkDisableNames = async (c: MsQuantConfig, model: string): Promise<E.Eit
  * per-tensor or dynamic inputs) rewritten in msModelSlim's layout of `type` at `output` (staged, then renamed).
  */
 export const compressedTensorsToMsModelSlim =
-  (ctDir: string, output: string, type: MsLayoutType, overwrite = false, hqq: ReadonlyMap<string, HqqQuantized> = new Map()): TE.TaskEither<LlmqError, ReadonlyArray<string>> =>
+  (
+    ctDir: string,
+    output: string,
+    type: MsLayoutType,
+    overwrite = false,
+    hqq: ReadonlyMap<string, HqqQuantized> = new Map(),
+    save: MsSaveOptions = SAFE_TENSOR,
+  ): TE.TaskEither<LlmqError, ReadonlyArray<string>> =>
   async () => {
     const staged = await stageDirectory(output, { overwrite })();
     if (E.isLeft(staged)) return E.left(ioErrorFrom(output, "cannot stage the output", staged.left));
     try {
-      const files = await writeMsFiles(ctDir, staged.right.staging, type, hqq);
+      const files = await writeMsFiles(ctDir, staged.right.staging, type, hqq, save);
       const done = await staged.right.commit()();
       return E.isLeft(done) ? E.left(ioErrorFrom(output, "cannot move the output into place", done.left)) : E.right(files);
     } catch (e) {
@@ -193,14 +251,33 @@ const checkOutput = async (o: MsModelSlimOptions): Promise<E.Either<LlmqError, v
   return st === "absent" || st === "empty" || (o.overwrite && st === "non-empty") ? E.right(undefined) : E.left(outputExists(o.output));
 };
 
-/** `Calibrator(model, cfg, calib_data).run(); .save(output, save_type=["safe_tensor"])` with llmq's modifiers. */
+type Planned = { readonly recipe: Recipe | { readonly modifiers: ReadonlyArray<Modifier> }; readonly hqq: Map<string, HqqQuantized> };
+
+/** What llmq runs for `c` (refusals before any work): a recipe, or HQQ's modifier with the map its results go to. */
+const planRun = (c: MsQuantConfig): E.Either<LlmqError, Planned> => {
+  const hqq = new Map<string, HqqQuantized>();
+  const recipe = c.w_method === "HQQ" ? hqqRun(c, hqq) : msModelSlimRecipe(c);
+  return E.map((r: Planned["recipe"]) => ({ recipe: r, hqq }))(recipe);
+};
+
+/** disable_level L<n>: the feature pass's rollback names (none at L0; data-free runs fall back to L0 as msModelSlim's). */
+const autoDisabled = async (c: MsQuantConfig, o: MsModelSlimOptions, scratch: string): Promise<E.Either<LlmqError, { names: ReadonlyArray<string>; warnings: string[] }>> => {
+  if (msDisableLevel(c) === 0) return E.right({ names: [], warnings: [] });
+  if (o.dataset == null) return E.right({ names: [], warnings: [`disable_level ${c.disable_level}: no calibration data (data-free), so disable_level is L0 as in msModelSlim`] });
+  const r = await msAutoDisable(c, o.model, o.dataset, scratch)();
+  if (E.isLeft(r)) return r;
+  const shown = r.right.names.map((n) => `${n} (range_param ${r.right.rangeParams.get(n)!.toPrecision(6)})`);
+  return E.right({ names: r.right.names, warnings: [`disable_level ${c.disable_level}: kept float ${shown.join(", ") || "nothing"}`] });
+};
+
+/** `Calibrator(model, cfg, calib_data, disable_level).run(); .save(output, save_type=["safe_tensor"])` with llmq's modifiers. */
 export const quantizeWithMsModelSlim =
   (c: MsQuantConfig, o: MsModelSlimOptions): TE.TaskEither<LlmqError, MsModelSlimResult> =>
   async () => {
     const type = msQuantType(c);
-    const hqq = new Map<string, HqqQuantized>();
-    const recipe = c.w_method === "HQQ" ? hqqRun(c, hqq) : msModelSlimRecipe(c);
-    if (E.isLeft(recipe)) return recipe;
+    const atL0: MsQuantConfig = { ...c, disable_level: "L0" };
+    const checked = planRun(atL0);
+    if (E.isLeft(checked)) return checked;
     if (type === null || !MS_TYPES.includes(type as MsLayoutType)) return E.left(recipeError(`msModelSlim QuantConfig: type ${type} is not written by llmq`));
     for (const check of [() => checkDisableNames(c, o.model), () => checkOutput(o)]) {
       const r = await check();
@@ -208,16 +285,25 @@ export const quantizeWithMsModelSlim =
     }
     const tmp = await mkdtemp(join(dirname(o.output), `.${basename(o.output)}.ct-`));
     try {
+      const auto = await autoDisabled(c, o, join(tmp, "features"));
+      if (E.isLeft(auto)) return auto;
+      const planned = auto.right.names.length === 0 ? checked : planRun({ ...atL0, disable_names: [...c.disable_names, ...auto.right.names] });
+      if (E.isLeft(planned)) return planned;
       const ct = join(tmp, "ct");
       const kv = c.use_kvcache_quant ? [MsKvCacheModifier(c.kv_sym) as Modifier] : [];
-      const r = recipe.right;
+      const r = planned.right.recipe;
       const what = "source" in r ? { recipe: r as Recipe, modifiers: [...r.modifiers, ...kv] } : { modifiers: [...r.modifiers, ...kv] };
       const run = await oneshot({ model: o.model, output: ct, ...what, dataset: o.dataset ?? null, protect: [o.output], ...pick(o) })();
       if (E.isLeft(run)) return run;
-      const files = await compressedTensorsToMsModelSlim(ct, o.output, type as MsLayoutType, o.overwrite ?? false, hqq)();
+      const files = await compressedTensorsToMsModelSlim(ct, o.output, type as MsLayoutType, o.overwrite ?? false, planned.right.hqq, msSaveOptions(c))();
       if (E.isLeft(files)) return files;
-      const saveWarning = c.explicit.has("save_type") ? [] : ['save_type not given: msModelSlim\'s code default is ["numpy"]; llmq writes safe_tensor'];
-      return E.right({ output: o.output, type: type!, files: files.right, quantized: run.right.modules, oneshot: run.right, warnings: [...saveWarning, ...run.right.warnings] });
+      const saveWarning = c.explicit.has("save_type")
+        ? c.save_type.includes("ascendV1") && c.save_type.length > 1
+          ? [`save_type ${JSON.stringify(c.save_type)}: ascendV1 is written alone, as msModelSlim does`]
+          : []
+        : ['save_type not given: msModelSlim\'s code default is ["numpy"]; llmq writes safe_tensor'];
+      const warnings = [...saveWarning, ...auto.right.warnings, ...run.right.warnings];
+      return E.right({ output: o.output, type: type!, files: files.right, quantized: run.right.modules, autoDisabled: auto.right.names, oneshot: run.right, warnings });
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
@@ -236,6 +322,8 @@ const hqqRun = (c: MsQuantConfig, into: Map<string, HqqQuantized>): E.Either<Llm
 
 const pick = (o: MsModelSlimOptions) => ({
   ...(o.pipeline ? { pipeline: o.pipeline } : {}),
+  ...(o.maxMemory !== undefined ? { maxMemory: o.maxMemory } : {}),
+  ...(o.spillDir !== undefined ? { spillDir: o.spillDir } : {}),
   ...(o.signal ? { signal: o.signal } : {}),
   ...(o.progress ? { progress: o.progress } : {}),
 });

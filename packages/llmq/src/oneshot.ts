@@ -25,12 +25,12 @@ import * as E from "fp-ts/lib/Either.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { quantizationConfigJson, transformOnlyConfigJson } from "./checkpoint-format.js";
-import { type GlobalTensors, checkpointIO, loadGlobals } from "./checkpoint-io.js";
+import { type CheckpointIO, type GlobalTensors, checkpointIO, loadGlobals } from "./checkpoint-io.js";
 import type { Dataset } from "./dataset.js";
 import { type LlmqError, abortedBy, datasetError, internal, ioErrorFrom, modifierFailure, outputFailure as outputFailureOf, quantizationError, recipeError } from "./errors.js";
 import { modelInfo } from "./model-info.js";
 import { openModelDir } from "./open-model.js";
-import { type LayerReport, type Pass, type PipelineName, type WindowsBox, planPasses, runPipeline } from "./pipeline.js";
+import { type CalibrationWindows, type LayerReport, NO_CALIBRATION, type Pass, type PipelineName, planPasses, runPipeline } from "./pipeline.js";
 import { type ProgressSink, noProgress } from "./progress.js";
 import type { Recipe } from "./recipe.js";
 const { copyFile, readFile, readdir, writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
@@ -62,9 +62,18 @@ export interface OneshotOptions {
   /** Paths besides the model that the output may not equal, contain or lie inside (the dataset, the report). */
   readonly protect?: ReadonlyArray<string>;
   readonly maxShardSize?: string | number;
+  /**
+   * Bytes of calibration activations a pass keeps in memory ([T, hidden] per window); windows beyond it go to a
+   * temporary file in `spillDir` (default the OS temp directory) and are read back per batch. Absent: all in memory.
+   */
+  readonly maxMemory?: number;
+  readonly spillDir?: string;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
 }
+
+/** The options that do not name files: what a run over a model held in memory takes too. */
+export type OneshotCore = Pick<OneshotOptions, "recipe" | "modifiers" | "dataset" | "pipeline" | "signal" | "progress">;
 
 export type { LayerReport };
 export type ModuleReport = LayerReport["modules"][number];
@@ -121,9 +130,9 @@ const startAll = (mods: ReadonlyArray<Modifier>, info: ModelInfo): E.Either<Llmq
 const needsDataError = (m: Modifier): LlmqError =>
   quantizationError(m.type, `${m.calibrationDataReason ?? `${m.type} needs calibration data`}: pass --dataset (text, JSONL or token ids)`);
 
-/** Token windows → embedded [T, hidden] windows; an id outside the vocabulary is the dataset's fault. */
-const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, dataset: Dataset | null): E.Either<LlmqError, WindowsBox> => {
-  if (dataset === null) return E.right({ current: [] });
+/** Token windows → their [T, hidden] embeddings on demand; an id outside the vocabulary is the dataset's fault. */
+const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, dataset: Dataset | null): E.Either<LlmqError, CalibrationWindows> => {
+  if (dataset === null) return E.right(NO_CALIBRATION);
   const vocab = h.config.vocab_size;
   for (const [i, w] of dataset.windows.entries()) {
     const bad = w.findIndex((t) => t < 0 || t >= vocab);
@@ -132,7 +141,7 @@ const embedWindows = (h: ModelHandle, globals: ReadonlyMap<string, Tensor>, data
   const e = globals.get(h.architecture.embedding);
   if (e === undefined) return E.left(internal(`${h.architecture.embedding} was not loaded`));
   const emb = toFloat32(e);
-  return E.right({ current: dataset.windows.map((w) => embed(emb, w)) });
+  return E.right({ lengths: dataset.windows.map((w) => w.length), embedded: (i) => embed(emb, dataset.windows[i]!) });
 };
 
 /** End and finalize every run (LC's session.finalize after the pipeline). */
@@ -149,45 +158,62 @@ const finishAll = (runs: ReadonlyArray<AnyRun>): E.Either<LlmqError, void> =>
     E.map(() => undefined),
   );
 
-/** Copies tokenizer and generation files, as llm-compressor's save does (weights and config are written anew). */
+/** Tokenizer and generation files: llm-compressor's save copies them (weights and config are written anew). */
+export const MODEL_EXTRAS = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|.*\.tiktoken|vocab\.json|merges\.txt|chat_template\.(jinja|json)|README\.md|LICENSE.*)$/;
+
 const copyModelExtras = async (from: string, to: string): Promise<void> => {
-  const keep = /^(tokenizer.*|special_tokens_map\.json|generation_config\.json|.*\.tiktoken|vocab\.json|merges\.txt|chat_template\.(jinja|json)|README\.md|LICENSE.*)$/;
-  for (const f of await readdir(from)) if (keep.test(f)) await copyFile(join(from, f), join(to, f));
+  for (const f of await readdir(from)) if (MODEL_EXTRAS.test(f)) await copyFile(join(from, f), join(to, f));
 };
 
-/** config.json (the model's own, Python floats kept, plus quantization_config), recipe.yaml and the tokenizer files. */
+/** What the modifiers add to the checkpoint's metadata: config.json's extra keys and transform config, the KV scheme. */
+export interface MetadataParts {
+  readonly yaml: string | null;
+  readonly kvCacheScheme: QuantizationArgs | null;
+  readonly extra: { readonly config: Readonly<Record<string, unknown>>; readonly transformConfig: TransformConfig | null };
+}
+
+/**
+ * config.json (the model's own text with Python floats kept, plus quantization_config) and recipe.yaml, by file name,
+ * and the checkpoint's format.
+ */
+export const metadataFiles = (
+  h: ModelHandle,
+  configText: string,
+  written: ReturnType<CheckpointIO["written"]>,
+  m: MetadataParts,
+): E.Either<LlmqError, { readonly files: ReadonlyArray<readonly [string, string]>; readonly format: string }> => {
+  const raw = parsePythonJson(configText);
+  const quantized = new Set(written.map((q) => q.module.name));
+  const unquantized = h.linearModules().map((q) => q.name).filter((n) => !quantized.has(n));
+  const base = { ...(E.isRight(raw) ? (raw.right as Record<string, unknown>) : h.rawConfig), ...m.extra.config };
+  // Nothing quantized: compressed-tensors writes no quantization_config (QuantizationConfig.from_pretrained → None)
+  // unless there are transforms.
+  const cfg =
+    written.length > 0 || m.kvCacheScheme !== null
+      ? quantizationConfigJson(base, written, unquantized, m.kvCacheScheme, m.extra.transformConfig)
+      : m.extra.transformConfig !== null
+        ? E.map((text: string) => ({ text, format: "dense" }))(transformOnlyConfigJson(base, m.extra.transformConfig))
+        : E.right({ text: dumpPythonJson(base as PyJson, { indent: 2, sortKeys: true }), format: "dense" });
+  return E.map((c: { readonly text: string; readonly format: string }) => ({
+    files: [["config.json", c.text] as const, ...(m.yaml !== null ? [["recipe.yaml", m.yaml] as const] : [])],
+    format: c.format,
+  }))(cfg);
+};
+
+/** config.json, recipe.yaml and the tokenizer files written into the staging directory. */
 const writeMetadata =
-  (
-    h: ModelHandle,
-    staging: string,
-    written: ReturnType<ReturnType<typeof checkpointIO>["written"]>,
-    yaml: string | null,
-    kvCacheScheme: QuantizationArgs | null,
-    extra: { readonly config: Readonly<Record<string, unknown>>; readonly transformConfig: TransformConfig | null },
-  ): TE.TaskEither<LlmqError, string> =>
+  (h: ModelHandle, staging: string, written: ReturnType<CheckpointIO["written"]>, m: MetadataParts): TE.TaskEither<LlmqError, string> =>
   async () => {
     const ioFail = (e: unknown): LlmqError => ioErrorFrom(staging, "cannot write the checkpoint metadata", e);
     const text = await TE.tryCatch(() => readFile(join(h.dir, "config.json"), "utf8"), ioFail)();
     if (E.isLeft(text)) return text;
-    const raw = parsePythonJson(text.right);
-    const quantized = new Set(written.map((m) => m.module.name));
-    const unquantized = h.linearModules().map((m) => m.name).filter((n) => !quantized.has(n));
-    const base = { ...(E.isRight(raw) ? (raw.right as Record<string, unknown>) : h.rawConfig), ...extra.config };
-    // Nothing quantized: compressed-tensors writes no quantization_config (QuantizationConfig.from_pretrained → None)
-    // unless there are transforms.
-    const cfg =
-      written.length > 0 || kvCacheScheme !== null
-        ? quantizationConfigJson(base, written, unquantized, kvCacheScheme, extra.transformConfig)
-        : extra.transformConfig !== null
-          ? E.map((text: string) => ({ text, format: "dense" }))(transformOnlyConfigJson(base, extra.transformConfig))
-          : E.right({ text: dumpPythonJson(base as PyJson, { indent: 2, sortKeys: true }), format: "dense" });
-    if (E.isLeft(cfg)) return cfg;
+    const meta = metadataFiles(h, text.right, written, m);
+    if (E.isLeft(meta)) return meta;
     const wrote = await TE.tryCatch(async () => {
-      await writeFile(join(staging, "config.json"), cfg.right.text);
-      if (yaml !== null) await writeFile(join(staging, "recipe.yaml"), yaml);
+      for (const [name, body] of meta.right.files) await writeFile(join(staging, name), body);
       await copyModelExtras(h.dir, staging);
     }, ioFail)();
-    return E.map(() => cfg.right.format)(wrote);
+    return E.map(() => meta.right.format)(wrote);
   };
 
 /** recipe.yaml as llm-compressor saves it after on_initialize: a rotation modifier holds the transform_config it built. */
@@ -206,11 +232,13 @@ const savedRecipeYaml = (r: Recipe | undefined, tc: TransformConfig | null): str
 // ----- the entry point -----
 
 let peakRss = 0;
+/** The process's resident set size where Node tells it (0 in a browser). */
 const sampleRss = (): void => {
-  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  const p = (globalThis as { process?: { memoryUsage?: { rss?: () => number } } }).process;
+  peakRss = Math.max(peakRss, p?.memoryUsage?.rss?.() ?? 0);
 };
 
-interface Prepared {
+export interface Prepared {
   readonly runs: ReadonlyArray<AnyRun>;
   readonly passes: ReadonlyArray<Pass>;
   readonly plan: ModelPlan;
@@ -272,7 +300,7 @@ const singleKvCacheScheme = (mods: ReadonlyArray<Modifier>): E.Either<LlmqError,
 };
 
 /** Everything decided before a byte is read or written: modifiers started, targets disjoint, data present. */
-const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prepared> => {
+export const prepare = (opts: OneshotCore, h: ModelHandle): E.Either<LlmqError, Prepared> => {
   const mods = (opts.modifiers ?? opts.recipe?.modifiers ?? []) as ReadonlyArray<Modifier>;
   if (mods.length === 0) return E.left(recipeError("nothing to run: pass a recipe or modifiers"));
   const followed = checkAwqFollowed(mods);
@@ -297,56 +325,82 @@ const prepare = (opts: OneshotOptions, h: ModelHandle): E.Either<LlmqError, Prep
   );
 };
 
-const quantizeInto = (
-  opts: OneshotOptions,
-  h: ModelHandle,
-  prep: Prepared,
-  staged: StagedDirectory,
-  writer: ShardedWriter,
-  t0: number,
-): TE.TaskEither<LlmqError, OneshotResult> => async () => {
+/** What calibration leaves once every layer is written and the writer closed: the metadata is still to be saved. */
+export interface Calibrated {
+  readonly written: ReturnType<CheckpointIO["written"]>;
+  readonly metadata: MetadataParts;
+  readonly layers: ReadonlyArray<LayerReport>;
+  readonly warnings: ReadonlyArray<string>;
+}
+
+/** The modifiers over the model's layers, every tensor written through `writer` (closed at the end). */
+export const calibrateInto = (opts: OneshotCore & Pick<OneshotOptions, "maxMemory" | "spillDir">, h: ModelHandle, prep: Prepared, writer: ShardedWriter, output: string): TE.TaskEither<LlmqError, Calibrated> => async () => {
   const globals = await loadGlobals(h);
   if (E.isLeft(globals)) return globals;
   const runs = editGlobals(prep.runs, globals.right);
   if (E.isLeft(runs)) return runs;
   const extra = checkpointConfigOf(runs.right);
   if (E.isLeft(extra)) return extra;
-  const dataset = opts.dataset ?? null;
-  const windows = embedWindows(h, globals.right.current, dataset);
+  const windows = embedWindows(h, globals.right.current, opts.dataset ?? null);
   if (E.isLeft(windows)) return windows;
-  const io = checkpointIO(h, globals.right, writer, opts.output, sampleRss);
+  const io = checkpointIO(h, globals.right, writer, output, sampleRss);
   const ctx = { config: h.config, architecture: h.architecture, numLayers: h.numLayers, io, signal: opts.signal, progress: opts.progress ?? noProgress, plan: prep.plan };
-  const ran = await runPipeline(ctx, runs.right, prep.passes, windows.right);
+  const ran = await runPipeline(ctx, runs.right, prep.passes, windows.right, {
+    ...(opts.maxMemory !== undefined ? { maxMemory: opts.maxMemory } : {}),
+    ...(opts.spillDir !== undefined ? { spillDir: opts.spillDir } : {}),
+  });
   if (E.isLeft(ran)) return ran;
   const finished = finishAll(ran.right.runs);
   if (E.isLeft(finished)) return finished;
   const closed = await writer.close()();
-  if (E.isLeft(closed)) return E.left(outputFailureOf(opts.output, closed.left));
-  const format = await writeMetadata(h, staged.staging, io.written(), savedRecipeYaml(opts.recipe, extra.right.transformConfig), prep.kvCacheScheme, extra.right)();
-  if (E.isLeft(format)) return format;
-  if (opts.signal?.aborted) return E.left(abortedBy(opts.signal));
-  const committed = await staged.commit()();
-  if (E.isLeft(committed)) return E.left(outputFailureOf(opts.output, committed.left));
-  sampleRss();
+  if (E.isLeft(closed)) return E.left(outputFailureOf(output, closed.left));
   return E.right({
-    output: committed.right,
+    written: io.written(),
+    metadata: { yaml: savedRecipeYaml(opts.recipe, extra.right.transformConfig), kvCacheScheme: prep.kvCacheScheme, extra: extra.right },
+    layers: ran.right.reports,
+    warnings: ran.right.warnings,
+  });
+};
+
+/** The run's summary once the checkpoint is complete at `output`. */
+export const resultOf = (opts: OneshotCore, output: string, format: string, c: Calibrated, t0: number): OneshotResult => {
+  sampleRss();
+  const dataset = opts.dataset ?? null;
+  return {
+    output,
     scheme: opts.recipe?.schemeName ?? "custom",
-    format: format.right,
-    modules: io.written().length,
+    format,
+    modules: c.written.length,
     seconds: (performance.now() - t0) / 1000,
     peak_rss_mb: Math.round(peakRss / 2 ** 20),
     backend: activeBackend() === "native" ? `native (${nativeAddon()?.isa ?? "?"})` : "js",
     calibration: dataset ? { samples: dataset.windows.length, tokens: dataset.tokens } : null,
-    layers: ran.right.reports,
-    warnings: [...(opts.recipe?.warnings ?? []), ...ran.right.warnings],
-  });
+    layers: c.layers,
+    warnings: [...(opts.recipe?.warnings ?? []), ...c.warnings],
+  };
+};
+
+/** Starts the peak-RSS sampling of one run. */
+export const startRss = (): void => {
+  peakRss = 0;
+  sampleRss();
+};
+
+const quantizeInto = (opts: OneshotOptions, h: ModelHandle, prep: Prepared, staged: StagedDirectory, writer: ShardedWriter, t0: number): TE.TaskEither<LlmqError, OneshotResult> => async () => {
+  const c = await calibrateInto(opts, h, prep, writer, opts.output)();
+  if (E.isLeft(c)) return c;
+  const format = await writeMetadata(h, staged.staging, c.right.written, c.right.metadata)();
+  if (E.isLeft(format)) return format;
+  if (opts.signal?.aborted) return E.left(abortedBy(opts.signal));
+  const committed = await staged.commit()();
+  if (E.isLeft(committed)) return E.left(outputFailureOf(opts.output, committed.left));
+  return E.right(resultOf(opts, committed.right, format.right, c.right, t0));
 };
 
 /** llm-compressor's `oneshot`: calibrate, quantize and save a compressed-tensors checkpoint. */
 export const oneshot = (opts: OneshotOptions): TE.TaskEither<LlmqError, OneshotResult> => {
   const t0 = performance.now();
-  peakRss = 0;
-  sampleRss();
+  startRss();
   const outputFailure = (e: SerializationError): LlmqError => outputFailureOf(opts.output, e);
   return TE.bracket(
     openModelDir(opts.model),

@@ -1,4 +1,4 @@
-import { nodeBuiltin } from "@llmq/tensor";
+import { hasNodeBuiltins, nodeBuiltin } from "@llmq/tensor";
 import {
   type ModelError,
   type ModelHandle,
@@ -18,6 +18,8 @@ import { type QuantizationConfig, decodeQuantizationConfig, decodeTransformConfi
 import {
   type Checkpoint,
   type CompressionFormat,
+  SAFE_WEIGHTS_NAME,
+  memoryCheckpoint,
   decompressModule,
   formatSerializationError,
   inferFormat,
@@ -37,6 +39,7 @@ import type { InputQuantSpec } from "./activation-quant.js";
 import type { DatasetTokenizer } from "./dataset.js";
 import { type LlmqError, modelError } from "./errors.js";
 import { onlineTransformsOf } from "./online-transforms.js";
+import { isMsModelSlimDir, msModelSlimParts } from "./ms-model-slim-source.js";
 import { openGgufFile, quantizedSource } from "./quantized-source.js";
 import { openRegisteredDir, registeredReader } from "./registered-source.js";
 const { access, stat } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
@@ -48,6 +51,9 @@ const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
 // `llmq convert` does).
 
 const lift = (e: ModelError): LlmqError => modelError(formatModelError(e));
+
+/** `dir`/config.json for messages; without node:path (a model given as files in a browser) joined with "/". */
+const configPath = (dir: string): string => (hasNodeBuiltins() ? join(dir, "config.json") : `${dir}/config.json`);
 
 /** Parameter names compressed-tensors stores beside (or instead of) a module's weight. */
 const PARAM_SUFFIXES = ["weight_packed", "weight_scale", "weight_zero_point", "weight_shape", "weight_g_idx", "weight_global_scale"] as const;
@@ -84,7 +90,7 @@ const kvCacheOf = async (dir: string, ck: Checkpoint, config: QuantizationConfig
   const args = config.kv_cache_scheme;
   if (args === null) return E.right(new Map());
   const checked = checkKvCacheScheme(args);
-  if (E.isLeft(checked)) return E.left(modelError(`${join(dir, "config.json")}: ${formatKvCacheError(checked.left)}`));
+  if (E.isLeft(checked)) return E.left(modelError(`${configPath(dir)}: ${formatKvCacheError(checked.left)}`));
   const names = kvScaleNames(ck.names);
   if (names.size === 0) return E.left(modelError(`${dir}: config.json has a kv_cache_scheme but the checkpoint stores no self_attn.k_scale / v_scale (nor legacy k_proj.output_scale)`));
   const kvHeads = Number(raw.num_key_value_heads ?? raw.num_attention_heads);
@@ -219,7 +225,7 @@ const withTransforms = (dir: string, qc: unknown, open: TE.TaskEither<LlmqError,
   const tc = typeof qc === "object" && qc !== null ? (qc as Record<string, unknown>).transform_config : undefined;
   if (tc === undefined || tc === null || (typeof tc === "object" && Object.keys(tc).length === 0)) return open;
   const decoded = decodeTransformConfig(tc, "quantization_config.transform_config");
-  if (E.isLeft(decoded)) return TE.left(modelError(`${join(dir, "config.json")}: ${formatSchemeError(decoded.left)}`));
+  if (E.isLeft(decoded)) return TE.left(modelError(`${configPath(dir)}: ${formatSchemeError(decoded.left)}`));
   return pipe(
     open,
     TE.chain((h) =>
@@ -258,6 +264,23 @@ const openQuantizedDir = (dir: string, raw: Record<string, unknown>, fmt: Quanti
     ),
   );
 
+/** An msModelSlim directory (no quantization_config, a quant_model_description*.json): dequantized weights, W8A8 inputs, C8 cache. */
+const openMsModelSlimDir = (dir: string, raw: Record<string, unknown>): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    msModelSlimParts(dir),
+    TE.chainEitherK(({ source, inputs, kv }) =>
+      pipe(
+        modelFromSource(dir, raw, source, dir),
+        E.mapLeft(lift),
+        E.map((h) => {
+          inputSpecsByHandle.set(h, inputs);
+          kvCacheByHandle.set(h, kv);
+          return h;
+        }),
+      ),
+    ),
+  );
+
 const openUnchecked = (dir: string): TE.TaskEither<LlmqError, ModelHandle> =>
   pipe(
     TE.fromTask(() => isGgufPath(dir)),
@@ -276,48 +299,102 @@ const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEithe
     TE.right<LlmqError, Record<string, unknown>>(raw),
     TE.chain((raw) => {
       const qc = raw.quantization_config;
-      if (qc === undefined || qc === null) return pipe(openModel(dir), TE.mapLeft(lift));
+      if (qc === undefined || qc === null)
+        return pipe(
+          TE.fromTask(() => isMsModelSlimDir(dir)),
+          TE.chain((ms) => (ms ? openMsModelSlimDir(dir, raw) : pipe(openModel(dir), TE.mapLeft(lift)))),
+        );
       // A method a registered (third-party) quantizer reads back.
       const registered = registeredReader(qc);
       if (registered !== null) return openRegisteredDir(dir, raw, registered);
       // transformers' dispatch first: a method llmq does not read is named as such (compressed-tensors goes on below).
-      const method = typeof qc === "object" && "quant_method" in qc ? quantMethodOf(join(dir, "config.json"), qc) : E.right("compressed-tensors");
+      const method = typeof qc === "object" && "quant_method" in qc ? quantMethodOf(configPath(dir), qc) : E.right("compressed-tensors");
       if (E.isLeft(method)) return TE.left(modelError(formatSerializationError(method.left)));
       if (method.right !== "compressed-tensors") {
-        const fmt = quantizedFormatOf(join(dir, "config.json"), qc);
+        const fmt = quantizedFormatOf(configPath(dir), qc);
         return E.isLeft(fmt) ? TE.left(modelError(formatSerializationError(fmt.left))) : openQuantizedDir(dir, raw, fmt.right);
       }
       // A quantization_config holding only transforms: a dense checkpoint.
       if (typeof qc === "object" && !Object.hasOwn(qc, "config_groups")) return pipe(openModel(dir), TE.mapLeft(lift));
       return pipe(
-        TE.fromEither(pipe(decodeQuantizationConfig(qc, "quantization_config"), E.mapLeft((e) => modelError(`${join(dir, "config.json")}: ${formatSchemeError(e)}`)))),
+        TE.fromEither(pipe(decodeQuantizationConfig(qc, "quantization_config"), E.mapLeft((e) => modelError(`${configPath(dir)}: ${formatSchemeError(e)}`)))),
         TE.chain((config) =>
           pipe(
             openCheckpoint(dir),
             TE.mapLeft((e) => modelError(formatSerializationError(e))),
-            TE.chain((ck) =>
-              pipe(
-                compressedSource(dir, ck, config),
-                TE.chain((c) => TE.map((kv: ReadonlyMap<string, KvCacheFormat>) => ({ ...c, kv }))(() => kvCacheOf(dir, ck, config, raw))),
-                TE.chainEitherK(({ source, inputs, kv }) =>
-                  pipe(
-                    modelFromSource(dir, raw, source, dir, () => ck.close()),
-                    E.mapLeft(lift),
-                    E.map((h) => {
-                      inputSpecsByHandle.set(h, inputs);
-                      kvCacheByHandle.set(h, kv);
-                      return h;
-                    }),
-                  ),
-                ),
-                TE.orElse((e) => pipe(TE.fromTask(() => ck.close()), TE.chain(() => TE.left(e)))),
-              ),
-            ),
+            TE.chain((ck) => compressedHandle(dir, raw, config, ck)),
           ),
         ),
       );
     }),
   );
+
+/** A compressed-tensors model over its opened checkpoint: modules decompressed on read, input and KV specs noted. */
+const compressedHandle = (dir: string, raw: Record<string, unknown>, config: QuantizationConfig, ck: Checkpoint): TE.TaskEither<LlmqError, ModelHandle> =>
+  pipe(
+    compressedSource(dir, ck, config),
+    TE.chain((c) => TE.map((kv: ReadonlyMap<string, KvCacheFormat>) => ({ ...c, kv }))(() => kvCacheOf(dir, ck, config, raw))),
+    TE.chainEitherK(({ source, inputs, kv }) =>
+      pipe(
+        modelFromSource(dir, raw, source, dir, () => ck.close()),
+        E.mapLeft(lift),
+        E.map((h) => {
+          inputSpecsByHandle.set(h, inputs);
+          kvCacheByHandle.set(h, kv);
+          return h;
+        }),
+      ),
+    ),
+    TE.orElse((e) => pipe(TE.fromTask(() => ck.close()), TE.chain(() => TE.left(e)))),
+  );
+
+/** config.json of a model given as files, parsed as readConfigJson parses it. */
+const configOfFiles = (name: string, files: ReadonlyMap<string, Uint8Array>): E.Either<LlmqError, Record<string, unknown>> => {
+  const bytes = files.get("config.json");
+  if (bytes === undefined) return E.left(modelError(`${name}/config.json: not found (the model config)`));
+  try {
+    const v = JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? E.right(v as Record<string, unknown>) : E.left(modelError(`${name}/config.json: the top level must be an object`));
+  } catch (e) {
+    return E.left(modelError(`${name}/config.json: ${(e as Error).message}`));
+  }
+};
+
+/** The handle over one checkpoint held in memory: dense, or compressed-tensors (other methods are read from directories). */
+const handleOfFiles = (name: string, raw: Record<string, unknown>, ck: Checkpoint): TE.TaskEither<LlmqError, ModelHandle> => {
+  const qc = raw.quantization_config;
+  if (qc === undefined || qc === null || (typeof qc === "object" && !Object.hasOwn(qc, "config_groups"))) {
+    const source: WeightSource = { names: () => ck.names, shape: (n) => ck.info(n)?.info.shape, dtype: (n) => storedDType(ck, n), read: (n) => TE.mapLeft(checkpointLift)(ck.read(n)) };
+    return TE.fromEither(pipe(modelFromSource(name, raw, source, name), E.mapLeft(lift)));
+  }
+  const method = (qc as Record<string, unknown>).quant_method;
+  if (method !== undefined && method !== "compressed-tensors")
+    return TE.left(modelError(`${name}/config.json: quant_method "${String(method)}" is read from a directory only (llmq convert); a model given as files is dense or compressed-tensors`));
+  return pipe(
+    TE.fromEither(pipe(decodeQuantizationConfig(qc, "quantization_config"), E.mapLeft((e) => modelError(`${name}/config.json: ${formatSchemeError(e)}`)))),
+    TE.chain((config) => compressedHandle(name, raw, config, ck)),
+  );
+};
+
+const checkpointLift = (e: Parameters<typeof formatSerializationError>[0]): ModelError => checkpointError(e.file, e.tensor, formatSerializationError(e));
+
+/**
+ * openModelDir for a model given as files (fetched, or File objects picked in a page): config.json and one
+ * model.safetensors, dense or compressed-tensors; the tensors are checked as openModelDir checks them. `name` stands
+ * for the directory in messages.
+ */
+export const openModelFiles = (files: ReadonlyMap<string, Uint8Array>, name = "memory"): TE.TaskEither<LlmqError, ModelHandle> => {
+  const raw = configOfFiles(name, files);
+  if (E.isLeft(raw)) return TE.left(raw.left);
+  const weights = files.get(SAFE_WEIGHTS_NAME);
+  if (weights === undefined) return TE.left(modelError(`${name}/${SAFE_WEIGHTS_NAME}: not found (a model given as files has one safetensors file)`));
+  const ck = memoryCheckpoint(name, weights);
+  if (E.isLeft(ck)) return TE.left(modelError(formatSerializationError(ck.left)));
+  return pipe(
+    withTransforms(name, raw.right.quantization_config, handleOfFiles(name, raw.right, ck.right)),
+    TE.chainEitherK((h) => pipe(checkModelTensors(h), E.bimap(lift, () => h))),
+  );
+};
 
 /**
  * The tokenizer of the first of `dirs` that has a tokenizer.json, or null (such models take token-id datasets).

@@ -94,11 +94,16 @@ describe("the per-layer stream", () => {
   it("emits windows in order and ends when the signal aborts, between two windows (marbles)", () => {
     new TestScheduler((a, b) => expect(a).toEqual(b)).run(({ expectObservable }) => {
       const x = [0, 1, 2, 3].map((i) => ({ i, shape: [8, 2] }) as unknown as Tensor<"f32">);
-      const one = (b: number) => ({ x: x[b], start: b, count: 1 });
-      expectObservable(windowBatches$(x, undefined, 0, 8)).toBe("(abcd|)", { a: one(0), b: one(1), c: one(2), d: one(3) });
+      const lengths = x.map(() => 8);
+      const get = (i: number): E.Either<string, Tensor<"f32">> => (i === 9 ? E.left("unreadable") : E.right(x[i]!));
+      const one = (b: number) => E.right({ x: x[b], start: b, count: 1 });
+      expectObservable(windowBatches$(lengths, get, undefined, 0, 8)).toBe("(abcd|)", { a: one(0), b: one(1), c: one(2), d: one(3) });
       const c = new AbortController();
-      const aborting = windowBatches$(x, c.signal, 0, 8).pipe(tap(({ start }) => start === 1 && c.abort()));
+      const aborting = windowBatches$(lengths, get, c.signal, 0, 8).pipe(tap((b) => E.isRight(b) && b.right.start === 1 && c.abort()));
       expectObservable(aborting).toBe("(ab|)", { a: one(0), b: one(1) });
+      // A window that cannot be read (a spill file gone) ends the stream with its error.
+      const failing = (i: number): E.Either<string, Tensor<"f32">> => (i === 2 ? E.left("unreadable") : E.right(x[i]!));
+      expectObservable(windowBatches$(lengths, failing, undefined, 0, 8)).toBe("(abc|)", { a: one(0), b: one(1), c: E.left("unreadable") });
     });
   });
 
@@ -109,6 +114,22 @@ describe("the per-layer stream", () => {
     expect(batchRanges([4, 4, 4], 1000, 0)).toEqual([[0, 1], [1, 1], [2, 1]]);
     expect(batchRanges([512, 512], 0, 8)).toEqual([[0, 1], [1, 1]]);
     expect(batchRanges([4096, 4096], 2048, 8)).toEqual([[0, 1], [1, 1]]);
+  });
+
+  it("gives the same checkpoint, bit for bit, when --max-memory spills the activations to disk (one pass and two)", async () => {
+    for (const name of ["stories260k-w4a16-g32-gptq.yaml", "stories260k-smoothquant-w8a8-gptq.yaml"]) {
+      const recipe = must(recipeFromYaml(readFileSync(join(ROOT, "fixtures/recipes", name), "utf8")));
+      const spill = mkdtempSync(join(tmp, "spill-"));
+      const inMemory = join(tmp, `memory-${name}`);
+      const spilled = join(tmp, `spilled-${name}`);
+      must(await oneshot({ model: fp, output: inMemory, recipe, dataset })());
+      // One window of 24 × 64 floats fits; the other three go to the spill file.
+      must(await oneshot({ model: fp, output: spilled, recipe, dataset, maxMemory: 24 * 64 * 4, spillDir: spill })());
+      const [a, b] = [await readTensors(inMemory), await readTensors(spilled)];
+      expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+      for (const [n, t] of a) expect(sameBytes(t, b.get(n)!), `${name}: ${n}`).toBe(true);
+      expect(readdirSync(spill)).toEqual([]);
+    }
   });
 
   it("runs the lifecycle in llm-compressor's order: all initialized and started, then pass by pass, then end and finalize", async () => {

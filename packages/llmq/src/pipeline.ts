@@ -13,7 +13,7 @@ import {
 } from "@llmq/observers";
 import type { Architecture, LlamaConfig, ModelError } from "@llmq/models";
 import { formatModelError } from "@llmq/models";
-import type { Tensor } from "@llmq/tensor";
+import { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import {
@@ -49,6 +49,7 @@ import {
 } from "./layer-forward.js";
 import { mergeHooks, onlineHooks } from "./online-transforms.js";
 import { BATCH_ROWS, type WindowBatch, batchable, splitRows, windowBatches$ } from "./window-batches.js";
+import { type WindowStore, type WindowStoreOptions, windowStore } from "./window-store.js";
 import type { ProgressSink } from "./progress.js";
 
 // llm-compressor's calibration pipelines over an in-memory model, layer by layer. A pass runs the layers in order; in a
@@ -108,7 +109,7 @@ type AnyRun = ModifierRun<unknown, unknown>;
 interface PassState {
   readonly runs: ReadonlyArray<AnyRun>;
   /** Windows entering the next layer ([T, hidden] each), owned by the pass (propagation replaces them in place). */
-  readonly hidden: Tensor<"f32">[];
+  readonly hidden: WindowStore;
   /** Layers kept for a later pass (several calibrated passes only). */
   readonly kept: ReadonlyMap<number, LayerState>;
   readonly reports: ReadonlyArray<LayerReport>;
@@ -232,7 +233,7 @@ const calibrations = (runs: ReadonlyArray<AnyRun>, data: ReadonlyArray<number>, 
 const calibrate = (
   ctx: PipelineContext,
   layer: LayerState,
-  hidden: ReadonlyArray<Tensor<"f32">>,
+  hidden: WindowStore,
   cal: ReturnType<typeof calibrations>,
   tick: (b: number) => void,
 ): Observable<E.Either<LlmqError, { readonly folded: ReadonlyMap<number, unknown>; readonly fpOut: ReadonlyArray<Tensor<"f32">> }>> => {
@@ -248,8 +249,8 @@ const calibrate = (
         );
   };
   const rows = isHead || !batchable(online) ? 0 : BATCH_ROWS;
-  return windowBatches$(hidden, ctx.signal, rows, ERROR_WINDOWS).pipe(
-    map((batch) => E.map((r: TappedOutput) => ({ ...r, outs: r.out === null ? [] : splitRows(r.out, batch.count) }))(forward(batch))),
+  return windowBatches$(hidden.lengths, hidden.get, ctx.signal, rows, ERROR_WINDOWS).pipe(
+    map(E.chain((batch: WindowBatch) => E.map((r: TappedOutput) => ({ ...r, outs: r.out === null ? [] : splitRows(r.out, batch.count) }))(forward(batch)))),
     connect((shared) =>
       forkJoin({
         folded: shared.pipe(
@@ -272,60 +273,65 @@ const calibrate = (
 
 // ----- propagation and the error report -----
 
+/** ‖quantized − fp‖² and ‖fp‖² summed over the report's windows. */
+interface ErrParts {
+  readonly num: number;
+  readonly den: number;
+}
+const NO_ERROR: ErrParts = { num: 0, den: 0 };
+const addParts = (a: ErrParts, p: ErrParts): ErrParts => ({ num: a.num + p.num, den: a.den + p.den });
+
 /**
  * The layer's outputs for the next layer (pipeline view), written over the windows as they are produced (the pass owns
- * the array: one set of windows is alive, not two), and its error against the fp outputs (quantized view).
+ * the store: one set of windows is alive, not two), and its error against the fp outputs (quantized view).
  */
 const propagate = async (
   ctx: PipelineContext,
   layer: LayerState,
-  hidden: Tensor<"f32">[],
+  hidden: WindowStore,
   fpOut: ReadonlyArray<Tensor<"f32">>,
   quantizedPropagation: boolean,
   tick: (b: number) => void,
-): Promise<E.Either<LlmqError, { readonly hidden: Tensor<"f32">[]; readonly relErr: number | null }>> => {
-  if (layer.index === ctx.numLayers || hidden.length === 0) return E.right({ hidden: [], relErr: null });
+): Promise<E.Either<LlmqError, { readonly relErr: number | null }>> => {
+  if (layer.index === ctx.numLayers || hidden.lengths.length === 0) return E.right({ relErr: null });
   const online = onlineHooks(layer.online);
   const qHooks = mergeHooks(online, inputQuantization(layer));
   const pView = quantizedPropagation ? quantizedView(layer) : pipelineView(layer);
   const pHooks = quantizedPropagation ? qHooks : online;
   const qView = viewsAgree(layer) || quantizedPropagation ? null : quantizedView(layer);
   // The report's quantized view runs window by window (input quantization is per window in llm-compressor).
-  const reported = (x: Tensor<"f32">, b: number, out: Tensor<"f32">): E.Either<ModelError, { readonly num: number; readonly den: number }> => {
+  const reported = (x: Tensor<"f32">, b: number, out: Tensor<"f32">): E.Either<ModelError, ErrParts> => {
     if (b >= fpOut.length) return E.right({ num: 0, den: 0 });
     return E.map((qo: Tensor<"f32">) => relErrParts(qo, fpOut[b]!))(qView === null ? E.right(out) : decoderOut(ctx.config, qView, x, qHooks));
   };
-  const step = ({ x, start, count }: WindowBatch): E.Either<ModelError, { readonly num: number; readonly den: number }> => {
+  const modelFail = (e: ModelError): LlmqError => modelError(`layer ${layer.index}: ${formatModelError(e)}`);
+  const step = ({ x, start, count }: WindowBatch): E.Either<LlmqError, ErrParts> => {
     tick(start + count - 1);
     const xs = splitRows(x, count);
     return pipe(
       decoderOut(ctx.config, pView, x, pHooks, count),
-      E.map((o) => splitRows(o, count)),
+      E.bimap(modelFail, (o) => splitRows(o, count)),
       E.chain((outs) =>
         outs.reduce(
-          (acc: E.Either<ModelError, { readonly num: number; readonly den: number }>, o, i) =>
-            E.chain((a: { readonly num: number; readonly den: number }) => {
-              hidden[start + i] = o;
-              return E.map((p: { readonly num: number; readonly den: number }) => ({ num: a.num + p.num, den: a.den + p.den }))(reported(xs[i]!, start + i, o));
-            })(acc),
-          E.right({ num: 0, den: 0 }),
+          (acc: E.Either<LlmqError, ErrParts>, o, i) =>
+            pipe(
+              acc,
+              E.chainFirst(() => hidden.set(start + i, o)),
+              E.chain((a) => E.bimap(modelFail, (p: ErrParts) => addParts(a, p))(reported(xs[i]!, start + i, o))),
+            ),
+          E.right(NO_ERROR),
         ),
       ),
     );
   };
   const total = await lastValueFrom(
-    windowBatches$(hidden, ctx.signal, batchable(pHooks) ? BATCH_ROWS : 0, ERROR_WINDOWS).pipe(
-      map(step),
+    windowBatches$(hidden.lengths, hidden.get, ctx.signal, batchable(pHooks) ? BATCH_ROWS : 0, ERROR_WINDOWS).pipe(
+      map(E.chain(step)),
       takeWhile(E.isRight, true),
-      reduce(
-        (acc: E.Either<ModelError, { readonly num: number; readonly den: number }>, r) =>
-          E.chain((a: { readonly num: number; readonly den: number }) => E.map((p: { readonly num: number; readonly den: number }) => ({ num: a.num + p.num, den: a.den + p.den }))(r))(acc),
-        E.right({ num: 0, den: 0 }),
-      ),
+      reduce((acc: E.Either<LlmqError, ErrParts>, r) => E.chain((a: ErrParts) => E.map((p: ErrParts) => addParts(a, p))(r))(acc), E.right(NO_ERROR)),
     ),
   );
-  if (E.isLeft(total)) return E.left(modelError(`layer ${layer.index}: ${formatModelError(total.left)}`));
-  return E.right({ hidden, relErr: total.right.den > 0 ? total.right.num / total.right.den : null });
+  return E.map((t: ErrParts) => ({ relErr: t.den > 0 ? t.num / t.den : null }))(total);
 };
 
 // ----- one layer of one pass -----
@@ -357,7 +363,7 @@ type Epoch = { readonly runs: ReadonlyArray<AnyRun> } & EpochAcc;
 const calibrateInTurn = async (
   ctx: PipelineContext,
   pass: Pass,
-  hidden: ReadonlyArray<Tensor<"f32">>,
+  hidden: WindowStore,
   start: Epoch,
   asLoaded: LayerState | null,
   tick: (b: number) => void,
@@ -368,7 +374,7 @@ const calibrateInTurn = async (
   for (const group of groups) {
     const cal = calibrations(at.runs, group, at.layer);
     const calibrated =
-      hidden.length === 0
+      hidden.lengths.length === 0
         ? E.right({ folded: new Map<number, unknown>(), fpOut: [] as ReadonlyArray<Tensor<"f32">> })
         : await lastValueFrom(calibrate(ctx, asLoaded ?? at.layer, hidden, cal, tick));
     if (E.isLeft(calibrated)) return calibrated;
@@ -384,7 +390,7 @@ const calibrateInTurn = async (
 const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boolean, reportOnly: boolean) => async (s: PassState, index: number): Promise<E.Either<LlmqError, PassState>> => {
   const total = ctx.numLayers + 1;
   const tick = (phase: number, label: string) => (b: number) =>
-    ctx.progress({ kind: "tick", stage: "quantize", done: index + (phase + (b + 1) / Math.max(1, s.hidden.length)) / 2, total, label: `${label} ${b + 1}/${s.hidden.length}` });
+    ctx.progress({ kind: "tick", stage: "quantize", done: index + (phase + (b + 1) / Math.max(1, s.hidden.lengths.length)) / 2, total, label: `${label} ${b + 1}/${s.hidden.lengths.length}` });
   const loaded = first ? await ctx.io.load(index) : E.fromNullable(internal(`layer ${index} was not kept between passes`))(s.kept.get(index));
   if (E.isLeft(loaded)) return loaded;
   const pre = await epochEnds(s.runs, pass.pre, loaded.right, new Map(), ctx.signal);
@@ -404,7 +410,7 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
   ctx.progress({ kind: "tick", stage: "quantize", done: index + 1, total, label: `layer ${index} done` });
   return E.right({
     runs: post.right.runs,
-    hidden: prop.right.hidden,
+    hidden: s.hidden,
     kept: last ? s.kept : new Map([...s.kept, [index, layer]]),
     reports: last && layer.quantized.size + (index < ctx.numLayers ? 1 : 0) > 0 ? [...s.reports, reportOf(layer, prop.right.relErr, ctx.architecture, records)] : s.reports,
     records: records.length > 0 ? new Map([...s.records, [index, records]]) : s.records,
@@ -428,13 +434,19 @@ const passEvents = async (
     ),
   );
 
-/** The embedded windows, handed to each pass that needs them and let go by the last one (they are [T, hidden] each). */
-export interface WindowsBox {
-  current: ReadonlyArray<Tensor<"f32">>;
+/** The calibration windows, embedded again by each pass that needs them (a lookup: cheaper than keeping a copy). */
+export interface CalibrationWindows {
+  readonly lengths: ReadonlyArray<number>;
+  readonly embedded: (i: number) => Tensor<"f32">;
 }
 
+/** No calibration data (a data-free run): nothing is ever embedded. */
+export const NO_CALIBRATION: CalibrationWindows = { lengths: [], embedded: () => new Tensor("f32", [0, 0], new Float32Array(0)) };
+
+const NO_WINDOWS: WindowStore = { lengths: [], spilled: 0, get: () => E.left(internal("no window")), set: () => E.right(undefined), close: () => undefined };
+
 const runPass =
-  (ctx: PipelineContext, passes: ReadonlyArray<Pass>, box: WindowsBox) =>
+  (ctx: PipelineContext, passes: ReadonlyArray<Pass>, windows: CalibrationWindows, storeOpts: WindowStoreOptions) =>
   async (s: PassState, k: number): Promise<E.Either<LlmqError, PassState>> => {
     const pass = passes[k]!;
     const first = k === 0;
@@ -447,26 +459,33 @@ const runPass =
     }
     // Calibrated passes start again from the embedded windows; a data-free pass with a dataset only reports.
     const reportOnly = pass.data.length === 0;
-    const hidden = reportOnly ? (last ? box.current.slice(0, ERROR_WINDOWS) : []) : [...box.current];
-    // Memory: once the last pass holds them, the windows live only in the pass state (replaced layer by layer).
-    if (last) box.current = [];
+    const count = reportOnly ? (last ? Math.min(ERROR_WINDOWS, windows.lengths.length) : 0) : windows.lengths.length;
+    const store = count === 0 ? E.right(NO_WINDOWS) : windowStore(windows.lengths.slice(0, count), ctx.config.hidden_size, windows.embedded, storeOpts);
+    if (E.isLeft(store)) return store;
     ctx.progress({ kind: "stage", stage: "quantize", total: ctx.numLayers + 1 });
-    const done = await foldSteps(ctx.numLayers + 1, { ...s, runs: started.right, hidden }, layerStep(ctx, pass, first, last, reportOnly));
-    if (E.isLeft(done)) return done;
-    return E.map((runs: ReadonlyArray<AnyRun>) => ({ ...done.right, runs }))(await passEvents(done.right.runs, pass, calibrationEpochEnd));
+    try {
+      const done = await foldSteps(ctx.numLayers + 1, { ...s, runs: started.right, hidden: store.right }, layerStep(ctx, pass, first, last, reportOnly));
+      if (E.isLeft(done)) return done;
+      return E.map((runs: ReadonlyArray<AnyRun>) => ({ ...done.right, runs, hidden: NO_WINDOWS }))(await passEvents(done.right.runs, pass, calibrationEpochEnd));
+    } finally {
+      // The spill file goes whatever happened (an error, an abort, an exception from a modifier).
+      store.right.close();
+    }
   };
 
 /**
  * Runs the passes over every layer and the head. `runs` are started modifiers (LC initializes and starts all of them
- * before the pipeline); `windows` are the embedded calibration windows (empty when data-free).
+ * before the pipeline); `windows` are the calibration windows (none when data-free), held per pass as `storeOpts` says
+ * (in memory, or up to a budget with the rest spilled to a file).
  */
 export const runPipeline = async (
   ctx: PipelineContext,
   runs: ReadonlyArray<AnyRun>,
   passes: ReadonlyArray<Pass>,
-  windows: WindowsBox,
+  windows: CalibrationWindows,
+  storeOpts: WindowStoreOptions = {},
 ): Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly reports: ReadonlyArray<LayerReport>; readonly warnings: ReadonlyArray<string> }>> => {
-  const init: PassState = { runs, hidden: [], kept: new Map(), reports: [], warnings: [], records: new Map() };
-  const r = await foldSteps(passes.length, init, runPass(ctx, passes, windows));
+  const init: PassState = { runs, hidden: NO_WINDOWS, kept: new Map(), reports: [], warnings: [], records: new Map() };
+  const r = await foldSteps(passes.length, init, runPass(ctx, passes, windows, storeOpts));
   return E.map((s: PassState) => ({ runs: s.runs, reports: s.reports, warnings: s.warnings }))(r);
 };

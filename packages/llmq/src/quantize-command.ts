@@ -1,7 +1,7 @@
 import { nodeBuiltin } from "@llmq/tensor";
 import type { TransformRecord } from "@llmq/observers";
 import { formatMsConfigError, parseMsQuantConfig } from "@llmq/schemes";
-import { liveLockHolder, lockPathOf, quantMethodOf } from "@llmq/serialization";
+import { liveLockHolder, lockPathOf, parseByteSize, quantMethodOf } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
 import { type Dataset, loadDataset, readRegularFile } from "./dataset.js";
@@ -36,10 +36,17 @@ export interface QuantizeCommandOptions {
   readonly seed: number;
   readonly pipeline?: PipelineName | undefined;
   readonly report?: string | undefined;
+  /** Calibration activations kept in memory ("2GB"); the rest spill to a temporary file (in `spillDir`). */
+  readonly maxMemory?: string | undefined;
+  readonly spillDir?: string | undefined;
   readonly overwrite: boolean;
   readonly signal?: AbortSignal;
   readonly progress?: ProgressSink;
 }
+
+/** --max-memory in bytes (absent: everything in memory). */
+const maxMemoryOf = (o: QuantizeCommandOptions): E.Either<LlmqError, number | undefined> =>
+  o.maxMemory === undefined ? E.right(undefined) : E.mapLeft((d: string) => usageError("--max-memory", d, 'pass a size such as "2GB" or "512MB"'))(parseByteSize(o.maxMemory, "--max-memory"));
 
 const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, Recipe>> => {
   if (o.recipe !== undefined) {
@@ -134,7 +141,7 @@ export const loadCalibration = async (o: Pick<QuantizeCommandOptions, "model" | 
   if (E.isLeft(tok)) return tok;
   const ds = await loadDataset(dataset, tok.right, { numSamples: o.numSamples, seqLen: o.seqLen, seed: o.seed, sampling: "shuffle", vocabSize: config.vocab_size })();
   if (E.isLeft(ds)) return ds;
-  const mem = checkWindowMemory(config, ds.right.windows, { copies: 2, logits: false });
+  const mem = checkWindowMemory(config, ds.right.windows, { copies: 1, logits: false, maxMemory: E.getOrElseW(() => undefined)(maxMemoryOf(o)) });
   return E.isLeft(mem) ? mem : E.right({ data: ds.right, warnings: seqLenWarning(config, o.seqLen) });
 };
 
@@ -142,6 +149,10 @@ export const loadCalibration = async (o: Pick<QuantizeCommandOptions, "model" | 
 export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqError, OneshotResult> => async () => {
   const checked = checkNumSamples(o.numSamples);
   if (E.isLeft(checked)) return checked;
+  const budget = maxMemoryOf(o);
+  if (E.isLeft(budget)) return budget;
+  if (budget.right !== undefined && o.dataset === undefined) return E.left(usageError("--max-memory", "bounds the calibration activations, and there is no --dataset", "drop --max-memory or pass --dataset"));
+  if (o.spillDir !== undefined && budget.right === undefined) return E.left(usageError("--spill-dir", "only applies with --max-memory", "add --max-memory or drop --spill-dir"));
   const paths = await checkPaths(o);
   if (E.isLeft(paths)) return paths;
   if (o.msmodelslimConfig !== undefined) return quantizeMsModelSlim(o, o.msmodelslimConfig);
@@ -188,6 +199,7 @@ const quantizeMsModelSlim = async (o: QuantizeCommandOptions, file: string): Pro
     dataset: calib.right?.data ?? null,
     overwrite: o.overwrite,
     ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
+    ...spillOptions(o),
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
   })();
@@ -206,6 +218,7 @@ const quantizeDense = async (run: QuantizeCommandOptions, o: QuantizeCommandOpti
     recipe,
     dataset: calib.right?.data ?? null,
     ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
+    ...spillOptions(o),
     overwrite: o.overwrite,
     protect: protectedPaths(o),
     ...(o.signal ? { signal: o.signal } : {}),
@@ -216,6 +229,12 @@ const quantizeDense = async (run: QuantizeCommandOptions, o: QuantizeCommandOpti
   if (o.report === undefined) return E.right(result);
   const written = await writeQuantizeReport(o.report, o.model, recipe, result);
   return E.isLeft(written) ? E.left(reportAfterCommit(written.left, result.output)) : E.right(result);
+};
+
+/** oneshot's maxMemory / spillDir from the (already checked) flags. */
+export const spillOptions = (o: QuantizeCommandOptions): { readonly maxMemory?: number; readonly spillDir?: string } => {
+  const m = E.getOrElseW(() => undefined)(maxMemoryOf(o));
+  return { ...(m !== undefined ? { maxMemory: m } : {}), ...(o.spillDir !== undefined ? { spillDir: o.spillDir } : {}) };
 };
 
 /** A report that failed although it was checked: the checkpoint is complete, say so. */

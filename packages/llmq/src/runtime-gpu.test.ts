@@ -1,12 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type GpuContext, type GpuModel, formatGpuError, generate as gpuGenerate, requestGpuContext } from "@llmq/runtime-gpu";
+import { type GpuContext, type GpuModel, createGpuKvCache, formatGpuError, generate as gpuGenerate, gpuStep, requestGpuContext } from "@llmq/runtime-gpu";
 import { loadQuantizedDir, nodeGpu } from "@llmq/runtime-gpu/node";
 import * as E from "fp-ts/lib/Either.js";
 import { lastValueFrom, toArray } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generate, loadForGeneration, modelLogits, oneshot, recipeFromYaml } from "./index.js";
+import { createKvCache } from "@llmq/kv-cache";
+import { generate, lastLogits, loadForGeneration, oneshot, recipeFromYaml, sampleToken } from "./index.js";
 import { openModelDir } from "./open-model.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
@@ -46,44 +47,117 @@ const rowErr = (a: Float32Array, b: Float32Array): number => {
   return err / mag;
 };
 
-/** Greedy tokens of llmq's CPU forward and of the GPU, and the largest relative logits difference over all steps. */
-const compare = async (dir: string, maxTokens: number): Promise<{ cpu: number[]; gpu: number[]; worst: number }> => {
-  const prompt = Int32Array.of(1, 403, 407, 261, 378); // BOS "Once upon a time"
-  const cpuModel = must(await loadForGeneration(must(await openModelDir(dir)()))());
-  const cpu = (await lastValueFrom(generate(cpuModel, prompt, { maxTokens, eosId: null, kvCache: "f32" }).pipe(toArray()))).map((r) => must(r).id);
+const PROMPT = Int32Array.of(1, 403, 407, 261, 378); // BOS "Once upon a time"
+
+interface Comparison {
+  readonly cpu: number[];
+  readonly gpu: number[];
+  /** The first step whose free-running greedy tokens differ, or −1. */
+  readonly diverges: number;
+  /** Teacher-forced (the GPU fed the CPU's tokens): the largest relative logits difference over all steps. */
+  readonly worst: number;
+  /** Teacher-forced steps whose argmax differs although the CPU's top-2 margin exceeds twice the logits difference. */
+  readonly unexplained: number[];
+}
+
+/** The CPU's greedy tokens and each step's logits, run as `llmq generate` runs it: prefill, then one token at a time over an f32 KV cache. */
+const cpuRun = async (dir: string, maxTokens: number): Promise<{ tokens: number[]; logits: Float32Array[] }> => {
+  const m = must(await loadForGeneration(must(await openModelDir(dir)()))());
+  const c = m.handle.config;
+  const caches = createKvCache(m.layers.map(() => ({ kind: "f32" }) as const), { layers: c.num_hidden_layers, kvHeads: c.num_key_value_heads, headDim: c.head_dim, capacity: PROMPT.length + maxTokens });
+  const tokens: number[] = [];
+  const logits: Float32Array[] = [];
+  for (let next = PROMPT; tokens.length < maxTokens; next = Int32Array.of(tokens[tokens.length - 1]!)) {
+    logits.push(must(lastLogits(m, next, caches)));
+    tokens.push(sampleToken(logits[logits.length - 1]!, 0, 1, 0));
+  }
+  await m.handle.close();
+  return { tokens, logits };
+};
+
+const maxAbsDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+const top2Margin = (l: Float32Array): number => {
+  const [x, y] = [...l].sort((p, q) => q - p);
+  return x! - y!;
+};
+
+/**
+ * llmq's CPU forward against the GPU on the same checkpoint: free-running greedy tokens (each side its own), and the
+ * GPU fed the CPU's tokens step by step, so every step's logits compare the same computation.
+ */
+const compare = async (dir: string, maxTokens: number): Promise<Comparison> => {
+  const cpu = await cpuRun(dir, maxTokens);
   const model: GpuModel = must(await loadQuantizedDir(gpu!, dir)());
-  const steps = await lastValueFrom(gpuGenerate(model, prompt, { maxTokens, logits: true }).pipe(toArray()));
-  // the CPU logits of every position of the whole sequence at once; GPU step i predicted position prompt + i
-  const seq = Int32Array.from([...prompt, ...cpu.slice(0, -1)]);
-  const logits = must(await modelLogits(cpuModel.handle, seq)());
-  await cpuModel.handle.close();
-  const v = model.config.vocab_size;
-  const worst = Math.max(...steps.map((s, i) => rowErr(s.logits!, logits.data.subarray((prompt.length - 1 + i) * v, (prompt.length + i) * v))));
-  return { cpu, gpu: steps.map((s) => s.id), worst };
+  const free = (await lastValueFrom(gpuGenerate(model, PROMPT, { maxTokens }).pipe(toArray()))).map((s) => s.id);
+  const cache = createGpuKvCache(model, PROMPT.length + maxTokens);
+  const forced: Float32Array[] = [];
+  for (let i = 0; i < maxTokens; i++) forced.push((await gpuStep(model, i === 0 ? PROMPT : Int32Array.of(cpu.tokens[i - 1]!), cache, true)).logits!);
+  const unexplained = forced.flatMap((l, i) => {
+    const ref = cpu.logits[i]!;
+    return sampleToken(l, 0, 1, 0) !== cpu.tokens[i] && top2Margin(ref) > 2 * maxAbsDiff(l, ref) ? [i] : [];
+  });
+  return {
+    cpu: cpu.tokens,
+    gpu: free,
+    diverges: free.findIndex((t, i) => t !== cpu.tokens[i]),
+    worst: Math.max(...forced.map((l, i) => rowErr(l, cpu.logits[i]!))),
+    unexplained,
+  };
 };
 
 describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories260K)", () => {
-  it("W4A16 g32: 200 greedy tokens identical, every step's logits within 1e-3 relative", async () => {
-    const r = await compare(await quantize("stories260k-w4a16-g32.yaml", "w4a16"), 200);
-    expect(r.gpu).toEqual(r.cpu);
-    expect(r.worst).toBeLessThan(1e-3);
+  const report = (name: string, r: Comparison): void =>
+    console.log(`${name}: free-running greedy tokens ${r.diverges < 0 ? "identical for all 200" : `identical for the first ${r.diverges}`}; teacher-forced worst relative logits difference ${r.worst.toExponential(2)}`);
+
+  // Weight-only schemes: the GPU and the CPU differ by f32 summation order only.
+  for (const [name, recipe] of [
+    ["W4A16 g32", "stories260k-w4a16-g32.yaml"],
+    ["fp8 weights with one scale per tensor (weight-only)", "stories260k-fp8-tensor-w8a16.yaml"],
+  ] as const)
+    it(`${name}: 200 greedy tokens identical, every step's logits within 1e-3 relative`, async () => {
+      const r = await compare(await quantize(recipe, recipe), 200);
+      report(name, r);
+      expect(r.gpu).toEqual(r.cpu);
+      expect(r.worst).toBeLessThan(1e-3);
+    }, 600_000);
+
+  // Quantized inputs: the input quantizers and siluMul are bit-exact (gpu-kernels.test.ts), but the values feeding the
+  // quantizers are not (GPU matmuls and RMSNorm sum in f32 in their own order, the CPU in f64 over 8 lanes; attention's
+  // exp), and an ulp across an int8 / fp8 rounding boundary moves that input by a whole step. So the logits differ by
+  // ~1e-2 (measured up to 4.7e-2), and the free-running tokens part where the CPU's top two logits are closer than
+  // that. Asserted: every teacher-forced step within 1e-1 (a broken path is off by ~1), and the argmax identical
+  // wherever the CPU's top-2 margin exceeds twice the logits difference.
+  for (const [name, recipe] of [
+    ["W8A8 (int8 channel weights, dynamic per-token int8 inputs)", "stories260k-w8a8.yaml"],
+    ["FP8_DYNAMIC (fp8 channel weights, dynamic per-token fp8 inputs)", "stories260k-fp8-dynamic.yaml"],
+  ] as const)
+    it(`${name}: teacher-forced logits within 1e-1 and the same argmax wherever the margin exceeds the difference`, async () => {
+      const r = await compare(await quantize(recipe, recipe), 200);
+      report(name, r);
+      expect(r.worst).toBeLessThan(1e-1);
+      expect(r.unexplained).toEqual([]);
+    }, 600_000);
+
+  it("temperature / top-p sampling: the same 100 tokens as llmq generate for the same seed (W4A16 g32)", async () => {
+    const dir = await quantize("stories260k-w4a16-g32.yaml", "w4a16-sampled");
+    const opts = { maxTokens: 100, temperature: 0.8, topP: 0.9, seed: 7 };
+    const m = must(await loadForGeneration(must(await openModelDir(dir)()))());
+    const cpu = (await lastValueFrom(generate(m, PROMPT, { ...opts, eosId: null, kvCache: "f32" }).pipe(toArray()))).map((r) => must(r).id);
+    await m.handle.close();
+    const model: GpuModel = must(await loadQuantizedDir(gpu!, dir)());
+    const sampled = (await lastValueFrom(gpuGenerate(model, PROMPT, opts).pipe(toArray()))).map((t) => t.id);
+    const greedy = (await lastValueFrom(gpuGenerate(model, PROMPT, { maxTokens: 100 }).pipe(toArray()))).map((t) => t.id);
+    expect(sampled).toEqual(cpu);
+    expect(sampled).not.toEqual(greedy); // the draw did something
+    const other = (await lastValueFrom(gpuGenerate(model, PROMPT, { ...opts, seed: 8 }).pipe(toArray()))).map((t) => t.id);
+    expect(other).not.toEqual(sampled);
   }, 600_000);
 
-  // The 1e-3 logits bound does not hold for W8A8 (median 1.4e-2 on stories260K): quantizing the inputs of one kind of
-  // linear at a time on both sides, only down_proj's moves the logits (8e-3; q_proj 4.5e-6, the rest ≤ 5e-7). Its input
-  // is siluMul's output, whose WGSL exp is not correctly rounded, and int8 rounding turns ulp differences there into
-  // whole steps. The tokens still agree; the bound below only catches a broken path.
-  it("W8A8 (int8 channel weights, dynamic per-token int8 inputs): 200 greedy tokens identical, logits within 5e-2", async () => {
-    const r = await compare(await quantize("stories260k-w8a8.yaml", "w8a8"), 200);
-    expect(r.gpu).toEqual(r.cpu);
-    expect(r.worst).toBeLessThan(5e-2);
-  }, 600_000);
-
-  it("refuses what the kernels do not implement yet (FP8 float-quantized) with a message", async () => {
-    const out = join(tmp, "fp8");
-    const recipe = must(recipeFromYaml("quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {targets: [Linear], scheme: FP8_DYNAMIC, ignore: [lm_head]}\n"));
+  it("refuses what the kernels do not implement yet (NVFP4) with a message", async () => {
+    const out = join(tmp, "nvfp4");
+    const recipe = must(recipeFromYaml("quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {targets: [\"re:.*(q|k|v|o|gate|up)_proj$\"], scheme: NVFP4A16, ignore: [lm_head]}\n"));
     must(await oneshot({ model: fp, output: out, recipe })());
     const r = await loadQuantizedDir(gpu!, out)();
-    expect(E.isLeft(r) && formatGpuError(r.left)).toMatch(/not supported by @llmq\/runtime-gpu yet: .*FP8/);
+    expect(E.isLeft(r) && formatGpuError(r.left)).toMatch(/not supported by @llmq\/runtime-gpu yet: .*NVFP4/);
   }, 120_000);
 });

@@ -1,5 +1,6 @@
 import type { LayerHooks } from "@llmq/models";
 import { Tensor } from "@llmq/tensor";
+import * as E from "fp-ts/lib/Either.js";
 import { type Observable, asyncScheduler, concatMap, from, map, observeOn, of, takeWhile } from "rxjs";
 
 // Several calibration windows through one forward: their rows stacked into one [B·T, hidden] matrix, so that every
@@ -62,16 +63,23 @@ export const batchable = (hooks: LayerHooks | undefined): boolean => hooks?.tran
 
 /**
  * Batches of windows, one macrotask apart so that a signal can end the stream between two of them. The windows are
- * looked up when a batch is emitted, so that one replaced by propagation is not held by the stream.
+ * looked up when a batch is emitted (from memory or the spill file), so that one replaced by propagation is not held
+ * by the stream; a window that cannot be read back ends the stream with its error.
  */
-export const windowBatches$ = (
-  hidden: ReadonlyArray<Tensor<"f32">>,
+export const windowBatches$ = <L>(
+  lengths: ReadonlyArray<number>,
+  get: (i: number) => E.Either<L, Tensor<"f32">>,
   signal: AbortSignal | undefined,
   maxRows: number,
   boundary: number,
-): Observable<WindowBatch> =>
-  from(batchRanges(hidden.map((h) => h.shape[0]!), maxRows, boundary)).pipe(
+): Observable<E.Either<L, WindowBatch>> =>
+  from(batchRanges(lengths, maxRows, boundary)).pipe(
     concatMap((r) => of(r).pipe(observeOn(asyncScheduler))),
     takeWhile(() => signal?.aborted !== true),
-    map(([start, count]) => ({ x: stackRows(hidden.slice(start, start + count)), start, count })),
+    map(([start, count]) =>
+      E.map((ws: ReadonlyArray<Tensor<"f32">>) => ({ x: stackRows(ws), start, count }))(
+        E.traverseArray(get)(Array.from({ length: count }, (_, i) => start + i)),
+      ),
+    ),
+    takeWhile(E.isRight, true),
   );

@@ -54,18 +54,20 @@ export const seqLenWarning = (cfg: LlamaConfig, seqLen: number): ReadonlyArray<s
 export const checkWindowMemory = (
   cfg: LlamaConfig,
   windows: ReadonlyArray<{ readonly length: number }>,
-  opts: { readonly copies: number; readonly logits: boolean; readonly memoryBytes?: number },
+  opts: { readonly copies: number; readonly logits: boolean; readonly memoryBytes?: number; readonly maxMemory?: number | undefined },
 ): E.Either<LlmqError, void> => {
   const tokens = windows.reduce((a, w) => a + w.length, 0);
   const longest = windows.reduce((a, w) => Math.max(a, w.length), 0);
-  const need = tokens * cfg.hidden_size * 4 * opts.copies + largestWindowArray(cfg, longest, opts.logits).elements * 4;
+  // With --max-memory the windows beyond the budget live in a spill file, not in memory.
+  const held = Math.min(tokens * cfg.hidden_size * 4, opts.maxMemory ?? Number.POSITIVE_INFINITY);
+  const need = held * opts.copies + largestWindowArray(cfg, longest, opts.logits).elements * 4;
   const have = opts.memoryBytes ?? totalmem();
   if (need <= have) return E.right(undefined);
   return E.left(
     usageError(
       "--seq-len / --num-samples",
       `${windows.length} windows of up to ${longest} tokens need about ${gib(need)} of memory for their activations, this machine has ${gib(have)}`,
-      "lower --seq-len or --num-samples",
+      opts.maxMemory === undefined ? "lower --seq-len or --num-samples, or spill activations to disk with --max-memory" : "lower --max-memory, --seq-len or --num-samples",
     ),
   );
 };

@@ -17,6 +17,7 @@ export {
   decoderLayerTaps,
   embed,
   headForward,
+  headLogitRows,
 } from "./llama-forward.js";
 export { type Architecture, type LayerLinear, type NormMapping, LLAMA_ARCHITECTURE, architectureOf } from "./architecture.js";
 export { type WeightSource, memoryWeightSource } from "./weight-source.js";
@@ -25,6 +26,7 @@ export { type Llama2cHeader, type ConvertedModel, parseLlama2cHeader, interleave
 export { type Llama2cVocab, parseLlama2cTokenizer, llama2cEncode, llama2cMerges, llama2cTokenizerFiles } from "./llama2c-tokenizer.js";
 export { type TextTokenizer, loadTokenizer, tokenizerFromJson } from "./tokenizer.js";
 export { openModel, readConfigJson } from "./open-model.js";
+export { sampleToken } from "./sample-token.js";
 export { type SubmoduleRunner, submoduleRunner } from "./submodule-runner.js";
 export { type HfDirectoryContents, writeHfDirectory } from "./hf-directory.js";
 export { type ExpectedTensor, checkModelTensors, expectedTensors, globalTensors, layerTensors, modelTensorProblems } from "./check-model-tensors.js";
@@ -41,4 +43,4 @@ export {
   openGgufModel,
 } from "./gguf-llama.js";
 export { BYTES_TO_UNICODE, GGUF_SUPPORTED_TOKENIZERS, ggufTokenizerFiles } from "./gguf-tokenizer.js";
-export { type ConvertedQuantized, type QuantizedSource, convertMsModelSlim, convertQuantized } from "./quantized-convert.js";
+export { type ConvertedQuantized, type QuantizedSource, convertMsModelSlim, convertQuantized, readMsModelSlimFiles } from "./quantized-convert.js";

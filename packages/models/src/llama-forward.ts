@@ -79,16 +79,22 @@ const weight = (w: LayerWeights, name: string): Tensor<"f32"> => {
 
 /** y[T, out] = x[T, in] · Wᵀ (+ b), through the active backend's sgemm. */
 export const linear = (x: Tensor<"f32">, w: Tensor<"f32">, bias?: Tensor<"f32">): Tensor<"f32"> => {
-  const [t, k] = x.shape as [number, number];
-  const [n, kw] = w.shape as [number, number];
-  if (kw !== k) throw new Error(`llmq internal: linear input width ${k} does not match weight [${n}, ${kw}]`);
-  const y = new Float32Array(t * n);
-  kernels().sgemm(t, n, k, x.data, false, w.data, true, y, 1, 0);
+  const [t, n] = [x.shape[0]!, w.shape[0]!];
+  const y = linearInto(x, w, new Float32Array(t * n));
   if (bias !== undefined) {
     const b = bias.data;
     for (let r = 0; r < t; r++) for (let j = 0; j < n; j++) y[r * n + j] = y[r * n + j]! + b[j]!;
   }
   return new Tensor("f32", [t, n], y);
+};
+
+/** x · wᵀ into `out` (T·out_features floats, overwritten): `linear` without a bias, into a buffer the caller reuses. */
+export const linearInto = (x: Tensor<"f32">, w: Tensor<"f32">, out: Float32Array): Float32Array => {
+  const [t, k] = x.shape as [number, number];
+  const [n, kw] = w.shape as [number, number];
+  if (kw !== k || out.length < t * n) throw new Error(`llmq internal: linear input [${t}, ${k}] and weight [${n}, ${kw}] do not fit an output of ${out.length}`);
+  kernels().sgemm(t, n, k, x.data, false, w.data, true, out, 1, 0);
+  return out;
 };
 
 /** HF LlamaRMSNorm of each row of x [T, hidden] (@llmq/tensor's `rmsNorm` kernel). */
@@ -307,3 +313,14 @@ export const embed = (table: Tensor<"f32">, tokens: Int32Array): Tensor<"f32"> =
 /** Final RMSNorm and lm_head: hidden [T, hidden] → logits [T, vocab]. */
 export const headForward = (cfg: LlamaConfig, head: HeadWeights, hidden: Tensor<"f32">): Tensor<"f32"> =>
   linear(rmsNorm(hidden, head.norm, cfg.rms_norm_eps), head.lmHead);
+
+/**
+ * The logits of rows [r0, r1) of hidden, into `out` ([r1 − r0, vocab] floats): headForward's values for those rows
+ * (both steps are row-wise; a GEMM of more than 4 rows gives every row the same bits whatever the row count), so a
+ * scorer can go through a window in blocks with one reused buffer instead of materialising [T, vocab].
+ */
+export const headLogitRows = (cfg: LlamaConfig, head: HeadWeights, hidden: Tensor<"f32">, r0: number, r1: number, out: Float32Array): Float32Array => {
+  const h = hidden.shape[1]!;
+  const rows = new Tensor("f32", [r1 - r0, h], hidden.data.subarray(r0 * h, r1 * h));
+  return linearInto(rmsNorm(rows, head.norm, cfg.rms_norm_eps), head.lmHead, out);
+};

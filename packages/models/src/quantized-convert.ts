@@ -123,34 +123,67 @@ export const convertQuantized = (dir: string, expect: QuantizedSource, opts: { r
 
 const MS_DESCRIPTION = /^quant_model_description(_[a-z0-9_]+)?\.json$/;
 const MS_WEIGHTS = /^quant_model_weight(_[a-z0-9_]+)?\.safetensors$/;
+const MS_INDEX = /^quant_model_weight(_[a-z0-9_]+)?\.safetensors\.index\.json$/;
 
-/** The tensors of msModelSlim's safe_tensor files in `dir`, dequantized (every tensor must be described). */
-const readMsModelSlim = (dir: string): TE.TaskEither<ModelError, { readonly tensors: Map<string, Tensor>; readonly dequantized: number; readonly kvCache: ReadonlyArray<string> }> => async () => {
-  const files = await readdir(dir).catch(() => [] as string[]);
-  const desc = files.find((f) => MS_DESCRIPTION.test(f));
-  const weights = files.find((f) => MS_WEIGHTS.test(f));
-  if (desc === undefined || weights === undefined)
-    return E.left(invalidCheckpoint(dir, "no quant_model_description*.json and quant_model_weight*.safetensors (msModelSlim's safe_tensor layout)"));
-  let description: Record<string, unknown>;
+/** The weight files of an msModelSlim directory: one safetensors file, or the shards its part_file_size index names. */
+const msWeightFiles = async (dir: string, files: ReadonlyArray<string>): Promise<ReadonlyArray<string> | string> => {
+  const single = files.find((f) => MS_WEIGHTS.test(f));
+  if (single !== undefined) return [single];
+  const index = files.find((f) => MS_INDEX.test(f));
+  if (index === undefined) return "no quant_model_weight*.safetensors (or its .index.json) beside the description (msModelSlim's layout)";
   try {
-    description = JSON.parse(await readFile(join(dir, desc), "utf8")) as Record<string, unknown>;
+    const map = (JSON.parse(await readFile(join(dir, index), "utf8")) as { weight_map?: Record<string, string> }).weight_map;
+    if (map === undefined || typeof map !== "object") return `${index} has no weight_map`;
+    return [...new Set(Object.values(map))];
   } catch (e) {
-    return E.left(invalidConfig(join(dir, desc), "", `not valid JSON: ${(e as Error).message}`));
+    return `${index} is not valid JSON: ${(e as Error).message}`;
   }
-  const f = await openSafetensors(join(dir, weights))();
-  if (E.isLeft(f)) return E.left(fromSerialization(f.left));
+};
+
+/** Every tensor of the given safetensors files of `dir`. */
+const readAllTensors = async (dir: string, weights: ReadonlyArray<string>): Promise<E.Either<ModelError, Map<string, Tensor>>> => {
   const tensors = new Map<string, Tensor>();
-  try {
-    for (const n of f.right.names) {
-      const t = await f.right.read(n)();
-      if (E.isLeft(t)) return E.left(fromSerialization(t.left));
-      tensors.set(n, t.right);
+  for (const file of weights) {
+    const f = await openSafetensors(join(dir, file))();
+    if (E.isLeft(f)) return E.left(fromSerialization(f.left));
+    try {
+      for (const n of f.right.names) {
+        const t = await f.right.read(n)();
+        if (E.isLeft(t)) return E.left(fromSerialization(t.left));
+        tensors.set(n, t.right);
+      }
+    } finally {
+      await f.right.close();
     }
-  } finally {
-    await f.right.close();
   }
-  const r = dequantizeMsModelSlim(description, tensors);
-  return E.isLeft(r) ? E.left(invalidCheckpoint(join(dir, desc), r.left)) : E.right({ tensors: r.right.tensors, dequantized: r.right.dequantized.length, kvCache: r.right.kvCache });
+  return E.right(tensors);
+};
+
+/** msModelSlim's files in `dir` as stored: the description and every tensor of its safe_tensor / ascendV1 weights (sharded or not). */
+export const readMsModelSlimFiles =
+  (dir: string): TE.TaskEither<ModelError, { readonly description: Record<string, unknown>; readonly descriptionFile: string; readonly tensors: Map<string, Tensor> }> =>
+  async () => {
+    const files = await readdir(dir).catch(() => [] as string[]);
+    const desc = files.find((f) => MS_DESCRIPTION.test(f));
+    if (desc === undefined) return E.left(invalidCheckpoint(dir, "no quant_model_description*.json (msModelSlim's safe_tensor / ascendV1 layout)"));
+    const weights = await msWeightFiles(dir, files);
+    if (typeof weights === "string") return E.left(invalidCheckpoint(dir, weights));
+    let description: Record<string, unknown>;
+    try {
+      description = JSON.parse(await readFile(join(dir, desc), "utf8")) as Record<string, unknown>;
+    } catch (e) {
+      return E.left(invalidConfig(join(dir, desc), "", `not valid JSON: ${(e as Error).message}`));
+    }
+    const tensors = await readAllTensors(dir, weights);
+    return E.map((t: Map<string, Tensor>) => ({ description, descriptionFile: join(dir, desc), tensors: t }))(tensors);
+  };
+
+/** The tensors of msModelSlim's files in `dir`, dequantized (every tensor must be described). */
+const readMsModelSlim = (dir: string): TE.TaskEither<ModelError, { readonly tensors: Map<string, Tensor>; readonly dequantized: number; readonly kvCache: ReadonlyArray<string> }> => async () => {
+  const raw = await readMsModelSlimFiles(dir)();
+  if (E.isLeft(raw)) return raw;
+  const r = dequantizeMsModelSlim(raw.right.description, raw.right.tensors);
+  return E.isLeft(r) ? E.left(invalidCheckpoint(raw.right.descriptionFile, r.left)) : E.right({ tensors: r.right.tensors, dequantized: r.right.dequantized.length, kvCache: r.right.kvCache });
 };
 
 /**

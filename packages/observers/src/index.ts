@@ -87,3 +87,4 @@ export {
   quantizeLayer,
 } from "./quantization-modifier.js";
 export { type HqqModifierOptions, HqqModifier } from "./hqq-modifier.js";
+export { type MsRangeStats, MsRangeParamModifier, msAutoDisableNames, msRangeParam, msRangeStatsStep } from "./ms-range-param.js";

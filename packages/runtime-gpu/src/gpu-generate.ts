@@ -1,4 +1,5 @@
-import { ropeCosSin } from "@llmq/tensor";
+import { sampleToken } from "@llmq/models";
+import { Rng, ropeCosSin } from "@llmq/tensor";
 import { Observable } from "rxjs";
 import { type GpuContext, readBuffer, storageBuffer } from "./gpu-context.js";
 import { encodeAdd, encodeArgmax, encodeCausalAttention, encodeLinear, encodeRmsNorm, encodeRope, encodeSiluMul } from "./gpu-kernels.js";
@@ -130,6 +131,12 @@ export interface GpuGenerateOptions {
   readonly eosId?: number | null;
   /** Also emit each step's logits (the distribution the token was picked from). */
   readonly logits?: boolean;
+  /** 0 (default) = greedy, on the GPU; above 0 the logits are read back and sampled as llmq's CPU generate samples. */
+  readonly temperature?: number;
+  /** Nucleus sampling mass (default 1 = the whole distribution). */
+  readonly topP?: number;
+  /** The sampler's seed (llmq's Rng): the same seed and logits give the same tokens as `llmq generate`. */
+  readonly seed?: number;
 }
 
 export interface GpuToken {
@@ -139,18 +146,24 @@ export interface GpuToken {
   readonly logits: Float32Array | null;
 }
 
-/** Greedy decoding on the GPU as a stream of tokens (the subscriber's unsubscribe stops it after the current step). */
+/**
+ * Decoding on the GPU as a stream of tokens (the subscriber's unsubscribe stops it after the current step): greedy by
+ * the GPU's argmax, or with a temperature sampled by @llmq/models' sampleToken from one seeded uniform draw per step.
+ */
 export const generate = (m: GpuModel, prompt: Int32Array, o: GpuGenerateOptions): Observable<GpuToken> =>
   new Observable<GpuToken>((sub) => {
     let stopped = false;
     const cache = createGpuKvCache(m, prompt.length + o.maxTokens);
     const run = async (): Promise<void> => {
+      const sampled = (o.temperature ?? 0) > 0;
+      const rng = new Rng(o.seed ?? 0);
       let input = prompt;
       for (let index = 0; index < o.maxTokens && !stopped; index++) {
-        const r = await gpuStep(m, input, cache, o.logits ?? false);
-        sub.next({ id: r.token, index, logits: r.logits });
-        if (r.token === o.eosId) break;
-        input = Int32Array.of(r.token);
+        const r = await gpuStep(m, input, cache, (o.logits ?? false) || sampled);
+        const id = sampled ? sampleToken(r.logits!, o.temperature!, o.topP ?? 1, rng.uniform()) : r.token;
+        sub.next({ id, index, logits: o.logits ? r.logits : null });
+        if (id === o.eosId) break;
+        input = Int32Array.of(id);
       }
     };
     run().then(

@@ -1,5 +1,5 @@
 import { type GpuContext, bitsOf, dispatch } from "./gpu-context.js";
-import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_PACKED, QUANTIZE_INPUT_INT8, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
+import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_PACKED, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
 
 // The kernel registry: one WGSL source per kernel name, named like @llmq/tensor's kernel table where one exists there
 // (siluMul, causalAttention). The js backend and @llmq/models' forward stay the definition: gpu-kernels.test.ts
@@ -7,6 +7,7 @@ import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_PACKED, QUANTIZE_IN
 
 export const GPU_KERNELS = {
   packedMatmul: MATMUL_PACKED,
+  fp8Matmul: MATMUL_FP8,
   denseMatmul: MATMUL_DENSE,
   rmsNorm: RMS_NORM,
   rope: ROPE,
@@ -15,6 +16,7 @@ export const GPU_KERNELS = {
   add: ADD,
   argmax: ARGMAX,
   quantizeInputInt8: QUANTIZE_INPUT_INT8,
+  quantizeInputFp8: QUANTIZE_INPUT_FP8,
 } as const;
 
 export type GpuKernelName = keyof typeof GPU_KERNELS;
@@ -43,21 +45,51 @@ export interface DenseLinear {
   readonly weight: GPUBuffer;
 }
 
-export type GpuLinear = { readonly kind: "packed"; readonly l: PackedLinear } | { readonly kind: "dense"; readonly l: DenseLinear };
+/** A float-quantized (FP8) linear on the GPU: e4m3fn codes [N, K] four per u32, scales [N] or [1]. */
+export interface Fp8Linear {
+  readonly n: number;
+  readonly k: number;
+  readonly codes: GPUBuffer;
+  readonly scale: GPUBuffer;
+  /** A scale per output channel (else one per tensor). */
+  readonly perChannel: boolean;
+  /** Dequantized weights are rounded to bf16 (the checkpoint's scales are bf16). */
+  readonly bf16: boolean;
+  /** The input is fake-quantized first (FP8_DYNAMIC: dynamic per-token fp8). */
+  readonly fp8Input: boolean;
+}
+
+export type GpuLinear =
+  | { readonly kind: "packed"; readonly l: PackedLinear }
+  | { readonly kind: "fp8"; readonly l: Fp8Linear }
+  | { readonly kind: "dense"; readonly l: DenseLinear };
 
 type Enc = GPUCommandEncoder;
 
-/** y [T, N] = x [T, K] · Wᵀ; `xq` (≥ T·K f32) holds the quantized input of a W8A8 linear. */
+const quantizedInput = (xq: GPUBuffer | undefined): GPUBuffer => {
+  if (xq === undefined) throw new Error("llmq internal: a linear with quantized inputs needs a buffer for its quantized input");
+  return xq;
+};
+
+/** y [T, N] = x [T, K] · Wᵀ; `xq` (≥ T·K f32) holds the quantized input of a W8A8 / FP8_DYNAMIC linear. */
 export const encodeLinear = (ctx: GpuContext, enc: Enc, lin: GpuLinear, x: GPUBuffer, y: GPUBuffer, t: number, xq?: GPUBuffer): void => {
   if (lin.kind === "dense") dispatch(ctx, enc, GPU_KERNELS.denseMatmul, [x, lin.l.weight, y], [t, lin.l.n, lin.l.k], lin.l.n, t);
-  else {
+  else if (lin.kind === "fp8") {
     const l = lin.l;
-    if (l.int8Input && xq === undefined) throw new Error("llmq internal: a W8A8 linear needs a buffer for its quantized input");
-    const input = l.int8Input ? xq! : x;
+    const input = l.fp8Input ? quantizedInput(xq) : x;
+    if (l.fp8Input) encodeQuantizeInputFp8(ctx, enc, x, input, t, l.k);
+    dispatch(ctx, enc, GPU_KERNELS.fp8Matmul, [input, l.codes, l.scale, y], [t, l.n, l.k, l.perChannel ? 1 : 0, 0, 0, l.bf16 ? 1 : 0], l.n, t);
+  } else {
+    const l = lin.l;
+    const input = l.int8Input ? quantizedInput(xq) : x;
     if (l.int8Input) encodeQuantizeInputInt8(ctx, enc, x, input, t, l.k);
     dispatch(ctx, enc, GPU_KERNELS.packedMatmul, [input, l.packed, l.scale, l.zeroPoint, y], [t, l.n, l.k, l.words, l.group, l.bits, l.bf16 ? 1 : 0, l.groups], l.n, t);
   }
 };
+
+/** y [T, K] = x fake-quantized per token to fp8 e4m3fn (dynamic, symmetric). */
+export const encodeQuantizeInputFp8 = (ctx: GpuContext, enc: Enc, x: GPUBuffer, y: GPUBuffer, t: number, k: number): void =>
+  dispatch(ctx, enc, GPU_KERNELS.quantizeInputFp8, [x, y], [t, k], t);
 
 /** y [T, K] = x fake-quantized per token to int8 (dynamic, symmetric). */
 export const encodeQuantizeInputInt8 = (ctx: GpuContext, enc: Enc, x: GPUBuffer, y: GPUBuffer, t: number, k: number): void =>

@@ -7,8 +7,8 @@ import { type GpuContext, storageBuffer } from "./gpu-context.js";
 import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
 import type { GpuLinear } from "./gpu-kernels.js";
 
-// A compressed-tensors checkpoint straight onto the GPU: pack-quantized linears keep their packed int32 words (the
-// WGSL matmul dequantizes them on the fly), everything else is uploaded as f32. The embedding stays on the CPU (one
+// A compressed-tensors checkpoint straight onto the GPU: pack-quantized linears keep their packed int32 words and
+// float-quantized ones their fp8 codes (the WGSL matmuls dequantize them on the fly), everything else is uploaded as f32. The embedding stays on the CPU (one
 // row per token is copied up). What the kernels do not implement yet is refused by name, never run approximately.
 
 /** A checkpoint's bytes, from a directory (Node: loadQuantizedDir in "@llmq/runtime-gpu/node"), fetch or File objects. */
@@ -48,17 +48,23 @@ const intsOf = (t: Tensor): number[] => Array.from(cast(t, "f32").data as Float3
 
 const denseLinear = (ctx: GpuContext, name: string, w: Tensor): E.Either<GpuError, GpuLinear> => {
   if (w.dtype !== "f32" && w.dtype !== "bf16" && w.dtype !== "f16")
-    return E.left(unsupportedCheckpoint(WEIGHTS, `${name}.weight is ${w.dtype}: only pack-quantized int weights and float weights run on the GPU (int-quantized/W8A8 and float-quantized/FP8 formats are not implemented)`));
+    return E.left(unsupportedCheckpoint(WEIGHTS, `${name}.weight is ${w.dtype} without a weight_scale: only f32 / bf16 / f16 weights run unquantized on the GPU`));
   const [n, k] = w.shape as [number, number];
   return E.right({ kind: "dense", l: { n, k, weight: storageBuffer(ctx, f32Of(w)) } });
 };
 
-/** Dynamic per-token symmetric int8, the only input quantization the kernels implement (W8A8). */
-const isDynamicTokenInt8 = (a: QuantizationArgs): boolean =>
-  a.type === "int" && a.num_bits === 8 && a.symmetric && a.strategy === "token" && a.dynamic === true && a.scale_dtype === null;
+/** Dynamic per-token symmetric input quantization: int8 (W8A8) or fp8 e4m3 (FP8_DYNAMIC), what the kernels implement. */
+const dynamicTokenInput = (a: QuantizationArgs): "int8" | "fp8" | null =>
+  a.num_bits === 8 && a.symmetric && a.strategy === "token" && a.dynamic === true && a.scale_dtype === null ? (a.type === "int" ? "int8" : a.type === "float" ? "fp8" : null) : null;
+
+interface LinearScheme {
+  readonly w: QuantizationArgs;
+  readonly input: "int8" | "fp8" | null;
+  readonly format: string;
+}
 
 /** The scheme of a quantized linear, checked against what the kernels implement. */
-const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, what: string): E.Either<GpuError, { w: QuantizationArgs; int8Input: boolean; format: string }> => {
+const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, what: string): E.Either<GpuError, LinearScheme> => {
   const fail = (d: string) => E.left(unsupportedCheckpoint(WEIGHTS, `${name}: ${d}`));
   if (qc === null) return E.left(invalidCheckpoint(CONFIG, `${name}.${what} without a quantization_config`));
   const r = resolveSchemeForModule(qc, name, ["Linear"]);
@@ -67,12 +73,38 @@ const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, 
   const w = scheme?.weights;
   if (scheme === undefined || w === null || w === undefined) return E.left(invalidCheckpoint(CONFIG, `${name} is quantized but no config group quantizes its weights`));
   if (scheme.output_activations !== null) return fail("output activation quantization is not implemented on the GPU");
-  if (w.type !== "int" || 32 % w.num_bits !== 0) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits; float-quantized FP8 is not implemented yet)`);
+  const intOk = w.type === "int" && 32 % w.num_bits === 0;
+  const fp8Ok = w.type === "float" && w.num_bits === 8;
+  if (!intOk && !fp8Ok) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits and fp8; NVFP4 / other float widths are not implemented yet)`);
   if (!w.symmetric) return fail("asymmetric weights (zero points) are not implemented on the GPU yet");
   if (get(`${name}.weight_g_idx`) !== undefined) return fail("activation ordering (weight_g_idx) is not implemented on the GPU yet");
   const a = scheme.input_activations;
-  if (a !== null && !isDynamicTokenInt8(a)) return fail("input activation quantization other than dynamic per-token int8 (W8A8) is not implemented on the GPU yet");
-  return E.right({ w, int8Input: a !== null, format: scheme.format ?? qc.format });
+  const input = a === null ? null : dynamicTokenInput(a);
+  if (a !== null && input === null)
+    return fail("input activation quantization other than dynamic per-token int8 (W8A8) or fp8 (FP8_DYNAMIC) is not implemented on the GPU yet");
+  return E.right({ w, input, format: scheme.format ?? qc.format });
+};
+
+/** A float-quantized linear: its fp8 e4m3fn weight codes as they are (four per u32) and its channel or tensor scales. */
+const fp8Linear = (ctx: GpuContext, name: string, get: Get, s: LinearScheme): E.Either<GpuError, GpuLinear> => {
+  const fail = (d: string) => E.left(unsupportedCheckpoint(WEIGHTS, `${name}: ${d}`));
+  const w = get(`${name}.weight`);
+  const scale = get(`${name}.weight_scale`);
+  if (w === undefined || w.dtype !== "f8_e4m3fn" || w.shape.length !== 2) return E.left(invalidCheckpoint(WEIGHTS, `${name}: float-quantized needs an fp8 e4m3fn weight [N, K]`));
+  if (scale === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_scale is missing`));
+  if (scale.dtype === "f16") return fail("f16 scales (dequantized weights would round to f16, which the kernel does not do yet)");
+  if (s.input === "int8") return fail("fp8 weights with int8 inputs are not implemented on the GPU");
+  const [n, k] = w.shape as [number, number];
+  const perChannel = s.w.strategy === "channel";
+  if (!perChannel && s.w.strategy !== "tensor") return fail(`fp8 weights with strategy ${s.w.strategy} (only channel and tensor)`);
+  if (scale.size !== (perChannel ? n : 1)) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_scale: expected ${perChannel ? n : 1} values, got [${scale.shape}]`));
+  const bytes = w.data as Uint8Array;
+  const codes = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
+  codes.set(bytes);
+  return E.right({
+    kind: "fp8",
+    l: { n, k, codes: storageBuffer(ctx, new Uint32Array(codes.buffer)), scale: storageBuffer(ctx, f32Of(scale)), perChannel, bf16: scale.dtype === "bf16", fp8Input: s.input === "fp8" },
+  });
 };
 
 /** int-quantized int8 weights [N, K] as the pack-quantized words of the same codes (4 per u32, offset by 128). */
@@ -87,8 +119,11 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
   const fail = (d: string) => E.left(unsupportedCheckpoint(WEIGHTS, `${name}: ${d}`));
   const sch = quantizedScheme(name, get, qc, get(`${name}.weight_packed`) !== undefined ? "weight_packed" : "weight");
   if (E.isLeft(sch)) return sch;
-  const { w, int8Input, format } = sch.right;
-  if (format !== "pack-quantized" && format !== "int-quantized") return fail(`format ${format} (only pack-quantized and int-quantized)`);
+  const { w, input, format } = sch.right;
+  // compressed-tensors stores fp8 weights as e4m3fn codes in both formats (naive-quantized: one scale per tensor, no activations)
+  if ((format === "float-quantized" || format === "naive-quantized") && w.type === "float") return fp8Linear(ctx, name, get, sch.right);
+  if (format !== "pack-quantized" && format !== "int-quantized") return fail(`format ${format} (only pack-quantized, int-quantized and float-quantized)`);
+  if (input === "fp8") return fail("int weights with fp8 inputs are not implemented on the GPU");
   const int8 = get(`${name}.weight`);
   if (format === "int-quantized" && (int8 === undefined || int8.dtype !== "i8" || w.num_bits !== 8))
     return E.left(invalidCheckpoint(WEIGHTS, `${name}: int-quantized needs an int8 weight and 8-bit args`));
@@ -121,7 +156,7 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
       packed: storageBuffer(ctx, packed.data as Int32Array),
       scale: storageBuffer(ctx, f32Of(scale)),
       zeroPoint: storageBuffer(ctx, new Int32Array(n * groups)),
-      int8Input,
+      int8Input: input === "int8",
     },
   });
 };

@@ -5,6 +5,12 @@
 const PARAMS = "struct P { a: u32, b: u32, c: u32, d: u32, e: u32, f: u32, g: u32, h: u32 }\n@group(0) @binding(BINDING) var<uniform> p: P;\n";
 const params = (binding: number): string => PARAMS.replace("BINDING", String(binding));
 
+/** An f32 rounded to bf16 (nearest, ties to even), as torch casts a dequantized weight to bf16 scales' dtype. */
+const BF16 = `fn bf16(v: f32) -> f32 {
+  let u = bitcast<u32>(v);
+  return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
+}`;
+
 /**
  * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' pack-quantized layout: row n holds
  * `words` u32 words, element k in bits [(k mod per)·bits, …) of word ⌊k / per⌋ offset by 2^(bits−1) (per = 32 / bits),
@@ -17,10 +23,7 @@ export const MATMUL_PACKED = `${params(5)}
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read> zp: array<i32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-fn bf16(v: f32) -> f32 {
-  let u = bitcast<u32>(v);
-  return bitcast<f32>((u + 0x7fffu + ((u >> 16u) & 1u)) & 0xffff0000u);
-}
+${BF16}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let n = id.x;
@@ -126,19 +129,6 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   }
 }`;
 
-/** out = (g / (1 + exp(−g))) · u elementwise. a=n. */
-export const SILU_MUL = `${params(3)}
-@group(0) @binding(0) var<storage, read> gate: array<f32>;
-@group(0) @binding(1) var<storage, read> up: array<f32>;
-@group(0) @binding(2) var<storage, read_write> o: array<f32>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let i = id.x + id.y * 65535u * 64u;
-  if (i >= p.a) { return; }
-  let g = gate[i];
-  o[i] = (g / (1.0 + exp(-g))) * up[i];
-}`;
-
 /** a += b elementwise (the residual stream). a=n. */
 export const ADD = `${params(2)}
 @group(0) @binding(0) var<storage, read_write> a: array<f32>;
@@ -163,17 +153,108 @@ fn main() {
 }`;
 
 /**
+ * a / b rounded like IEEE division (WGSL allows 2.5 ulp): the quotient corrected by the exact remainder a − q·b, with
+ * q·b's rounding error from Dekker's two-product (Veltkamp splits) instead of fma, which WGSL does not require to be
+ * fused (SwiftShader's is not: with it the correction moved correctly rounded quotients by an ulp).
+ */
+const DIV = `fn twoProductError(a: f32, b: f32, p: f32) -> f32 {
+  let ca = 4097.0 * a;
+  let ah = ca - (ca - a);
+  let al = a - ah;
+  let cb = 4097.0 * b;
+  let bh = cb - (cb - b);
+  let bl = b - bh;
+  return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+}
+fn div(a0: f32, b0: f32) -> f32 {
+  if (abs(b0) > 3.4028234e38) { return a0 / b0; }
+  // a huge divisor is scaled by 2^-64 first (exact) so that the Veltkamp split of q·b cannot overflow
+  let big = abs(b0) > 1e30;
+  let a = select(a0, a0 * 5.421010862427522e-20, big);
+  let b = select(b0, b0 * 5.421010862427522e-20, big);
+  let q = a / b;
+  let qb = q * b;
+  let c = ((a - qb) - twoProductError(q, b, qb)) / b;
+  return select(q + c, q, c == 0.0); // keeps q's sign when exact (−0 / b)
+}`;
+
+/**
+ * eˣ rounded to f32 as llmq's CPU kernels round it (fround of @llmq/tensor's expF64): the same reduction (n = rint(x·log₂e),
+ * r = x − n·ln2) and degree-13 Taylor polynomial, evaluated in float-float (pairs of f32, ~2⁻⁴⁴ relative, TwoSum and
+ * Dekker products: no fma, which WGSL does not require to be fused), then rounded once. It differs from expF64's
+ * rounding only where eˣ lies within ~2⁻⁴⁴ of the midpoint between two f32 values. x clamped to [−110, 89] as there.
+ */
+const EXP_F32 = `fn twoSum(a: f32, b: f32) -> vec2<f32> {
+  let s = a + b;
+  let bb = s - a;
+  return vec2<f32>(s, (a - (s - bb)) + (b - bb));
+}
+fn fastTwoSum(a: f32, b: f32) -> vec2<f32> {
+  let s = a + b;
+  return vec2<f32>(s, b - (s - a));
+}
+fn ffMul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  let p = a.x * b.x;
+  return fastTwoSum(p, twoProductError(a.x, b.x, p) + (a.x * b.y + a.y * b.x));
+}
+fn ffAdd(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  let s = twoSum(a.x, b.x);
+  return fastTwoSum(s.x, s.y + (a.y + b.y));
+}
+fn expF32(x: f32) -> f32 {
+  if (x != x) { return x; }
+  let xc = clamp(x, -110.0, 89.0);
+  let n = round(xc * 1.4426950216293335);
+  // ln2 = c1 + c2 + c3 with c1 of 16 bits: n·c1 is exact and xc − n·c1 too (Sterbenz); n·c2 exactly by Dekker
+  let t = xc - n * 0.693145751953125;
+  let m2 = n * 1.428606765330187e-06;
+  let s = twoSum(t, -m2);
+  let r = fastTwoSum(s.x, s.y - twoProductError(n, 1.428606765330187e-06, m2) - n * 5.497923148104107e-14);
+  var acc = vec2<f32>(1.6059044372074283e-10, -5.352526511562726e-18);
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(2.0876755879584152e-09, 1.1082839147459852e-16));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(2.5052107943679403e-08, 4.4176230446483665e-16));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(2.755731998149713e-07, -7.575112209051195e-15));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(2.7557318844628753e-06, 3.793571224297229e-14));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(2.4801587642286904e-05, -3.40699609366682e-13));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(0.00019841270113829523, -2.725596874933456e-12));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(0.0013888889225199819, -3.3631094437103215e-11));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(0.008333333767950535, -4.34617203337595e-10));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(0.0416666679084301, -1.2417634698280722e-09));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(0.1666666716337204, -4.967053879312289e-09));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(0.5, 0.0));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(1.0, 0.0));
+  acc = ffAdd(ffMul(acc, r), vec2<f32>(1.0, 0.0));
+  return ldexp(acc.x + acc.y, i32(n));
+}`;
+
+/**
+ * out = (g / (1 + exp(−g))) · u elementwise, rounded as the js kernel rounds it: fr(fr(g / fr(1 + fr(expF64(−g)))) · u)
+ * with EXP_F32 and DIV (IEEE division). a=n.
+ */
+export const SILU_MUL = `${params(3)}
+@group(0) @binding(0) var<storage, read> gate: array<f32>;
+@group(0) @binding(1) var<storage, read> up: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+${DIV}
+${EXP_F32}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let i = id.x + id.y * 65535u * 64u;
+  if (i >= p.a) { return; }
+  let g = gate[i];
+  let d = 1.0 + expF32(-g);
+  o[i] = div(g, d) * up[i];
+}`;
+
+/**
  * Dynamic per-token symmetric int8 fake quantization of x [T, K] in place of a W8A8 linear's input, as
  * compressed-tensors computes it in f32: s = amax / 127.5 (2^−23 when 0), x ← round_half_even(clamp(x / s, −128, 127)) · s.
- * Both divisions are corrected with an fma residual so they round like IEEE division (WGSL allows 2.5 ulp). a=T b=K.
+ * Both divisions round like IEEE division (DIV). a=T b=K.
  */
 export const QUANTIZE_INPUT_INT8 = `${params(2)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-fn div(a: f32, b: f32) -> f32 {
-  let q = a / b;
-  return q + fma(-q, b, a) / b;
-}
+${DIV}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let t = id.x;
@@ -183,4 +264,67 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   var s = div(amax, 127.5);
   if (s == 0.0) { s = 1.1920929e-7; }
   for (var k = 0u; k < p.b; k++) { y[t * p.b + k] = round(clamp(div(x[t * p.b + k], s), -128.0, 127.0)) * s; }
+}`;
+
+/**
+ * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' float-quantized layout: fp8 e4m3fn codes
+ * [N, K] (four per u32, little-endian), w = f32(code) · scale (scale[n] per channel, scale[0] per tensor), rounded to
+ * bf16 when the scales are bf16 (decompression casts to the scale dtype). a=T b=N c=K d=per-channel g=bf16.
+ */
+export const MATMUL_FP8 = `${params(4)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> s: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+${BF16}
+fn fp8(code: u32) -> f32 {
+  let e = (code >> 3u) & 15u;
+  let m = code & 7u;
+  var v = f32(m) * 0.001953125;
+  if (e != 0u) { v = bitcast<f32>(((e + 120u) << 23u) | (m << 20u)); }
+  return select(v, -v, (code & 0x80u) != 0u);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let n = id.x;
+  let t = id.y;
+  if (n >= p.b || t >= p.a) { return; }
+  let sc = s[select(0u, n, p.d == 1u)];
+  var acc = 0.0;
+  for (var k = 0u; k < p.c; k++) {
+    let i = n * p.c + k;
+    var wv = fp8((w[i / 4u] >> ((i % 4u) * 8u)) & 255u) * sc;
+    if (p.g == 1u) { wv = bf16(wv); }
+    acc = acc + x[t * p.c + k] * wv;
+  }
+  y[t * p.b + n] = acc;
+}`;
+
+/**
+ * Dynamic per-token fp8 e4m3fn fake quantization of x [T, K] (FP8_DYNAMIC inputs), as compressed-tensors computes it
+ * in f32: s = amax / 448 (2^−23 when 0), x ← fp8(clamp(x / s, −448, 448)) · s, where fp8 rounds to nearest even
+ * (subnormals below 2^−6 on the 2^−9 grid). Divisions round like IEEE division (DIV). a=T b=K.
+ */
+export const QUANTIZE_INPUT_FP8 = `${params(2)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${DIV}
+fn fp8(v: f32) -> f32 {
+  let a = abs(v);
+  if (a < 0.015625) {
+    let r = round(a * 512.0) / 512.0;
+    return select(r, -r, v < 0.0);
+  }
+  let u = bitcast<u32>(v);
+  return bitcast<f32>((u + 0x7ffffu + ((u >> 20u) & 1u)) & 0xfff00000u);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let t = id.x;
+  if (t >= p.a) { return; }
+  var amax = 0.0;
+  for (var k = 0u; k < p.b; k++) { amax = max(amax, abs(x[t * p.b + k])); }
+  var s = div(amax, 448.0);
+  if (s == 0.0) { s = 1.1920929e-7; }
+  for (var k = 0u; k < p.b; k++) { y[t * p.b + k] = fp8(clamp(div(x[t * p.b + k], s), -448.0, 448.0)) * s; }
 }`;

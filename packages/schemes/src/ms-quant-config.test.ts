@@ -30,7 +30,7 @@ describe("QuantConfig defaults and quant types", () => {
       w_bit: 8, a_bit: 8, disable_names: [], dev_type: "cpu", dev_id: null, act_method: 1, pr: 1.0, w_sym: true, mm_tensor: true,
       w_method: "MinMax", co_sparse: false, fraction: 0.01, nonuniform: false, is_lowbit: false, do_smooth: false, use_sigma: false,
       sigma_factor: 3.0, disable_last_linear: true, use_kvcache_quant: false, is_dynamic: false, open_outlier: true, group_size: 64,
-      percdamp: 0.01, pdmix: false, disable_level: "L0", save_type: ["numpy"], simulate_tp: null,
+      percdamp: 0.01, pdmix: false, disable_level: "L0", save_type: ["numpy"], part_file_size: null, simulate_tp: null,
     });
     expect(msQuantType(c)).toBe("W8A8");
   });
@@ -110,6 +110,7 @@ describe("validation: one rule each, with its message", () => {
     ["tp_size required", () => fails(msBuilder(ok(msQuantConfig()), "simulate_tp", {})), "simulate_tp.tp_size", "is required"],
     ["disable_level L<n>", () => fails(decodeMsQuantConfig({ disable_level: "5" })), "disable_level", 'must match L<n> (e.g. "L0", "L5"), got "5"'],
     ["save_type names", () => fails(decodeMsQuantConfig({ save_type: ["onnx"] })), "save_type", "numpy, safe_tensor or ascendV1"],
+    ["part_file_size ≥ 1", () => fails(decodeMsQuantConfig({ part_file_size: 0 })), "part_file_size", "must be an integer ≥ 1 (GB per file), got 0"],
     ["not an object", () => fails(decodeMsQuantConfig([1, 2])), "", "expected an object of parameters"],
     ["bad syntax", () => fails(parseMsQuantConfig("{w_bit: [")), "(file)", "not valid JSON or YAML"],
   ];

@@ -61,6 +61,8 @@ export interface MsQuantConfig {
   readonly disable_level: string;
   /** Calibrator.save(save_type): msModelSlim's code default is ["numpy"]. */
   readonly save_type: ReadonlyArray<MsSaveType>;
+  /** Calibrator.save(part_file_size): shard the weights into files of at most this many GiB (int ≥ 1); null = one file. */
+  readonly part_file_size: number | null;
   /** Parameters the user set (rules about parameters that only matter in one mode apply to explicit values only). */
   readonly explicit: ReadonlySet<string>;
 }
@@ -120,7 +122,11 @@ export const MS_BUILDERS: Readonly<Record<string, Readonly<Record<string, readon
 };
 
 /** Calibrator / save options accepted beside the constructor parameters in a config file. */
-const CALIBRATOR: Readonly<Record<string, readonly [Kind, unknown]>> = { disable_level: ["string", "L0"], save_type: ["strings", ["numpy"]] };
+const CALIBRATOR: Readonly<Record<string, readonly [Kind, unknown]>> = {
+  disable_level: ["string", "L0"],
+  save_type: ["strings", ["numpy"]],
+  part_file_size: ["intOrNull", null],
+};
 
 export const MS_PARAMETERS: ReadonlyArray<string> = [...Object.keys(CONSTRUCTOR), ...Object.keys(MS_BUILDERS), ...Object.keys(CALIBRATOR)];
 
@@ -132,6 +138,7 @@ const defaults = (): MsQuantConfig =>
     simulate_tp: null,
     disable_level: "L0",
     save_type: ["numpy"],
+    part_file_size: null,
     explicit: new Set<string>(),
   }) as unknown as MsQuantConfig;
 
@@ -216,6 +223,7 @@ const rangeRules = (c: MsQuantConfig): ReadonlyArray<MsConfigError | null> => [
   c.save_type.every((t) => ["numpy", "safe_tensor", "ascendV1"].includes(t))
     ? null
     : msConfigError("save_type", "range", `each entry must be numpy, safe_tensor or ascendV1, got ${JSON.stringify(c.save_type)}`),
+  c.part_file_size === null || c.part_file_size >= 1 ? null : msConfigError("part_file_size", "range", `must be an integer ≥ 1 (GB per file), got ${c.part_file_size}`),
 ];
 
 /** The couplings between parameters (MSL config_utils / quant_config checks). */
@@ -291,7 +299,7 @@ const omit = (o: Readonly<Record<string, unknown>>, k: string) => Object.fromEnt
 /**
  * A config file (JSON or YAML object): QuantConfig's constructor parameters, builder calls as objects of their
  * parameters (`"kv_quant": {"kv_sym": true}`, applied in the order weight_quant, weight_activation_quant,
- * sparse_quant, kv_quant, simulate_tp), and the Calibrator's `disable_level` and `save_type`.
+ * sparse_quant, kv_quant, simulate_tp), and the Calibrator's `disable_level`, `save_type` and `part_file_size`.
  */
 export const decodeMsQuantConfig = (raw: unknown): E.Either<MsConfigError, MsQuantConfig> =>
   pipe2(readFields("", raw, FILE_FIELDS), (fields) => {

@@ -1,5 +1,6 @@
 import { type Tensor, Tensor as TensorClass, cast, roundHalfEven, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
+import { msUnpackW4A16 } from "./ms-model-slim-save.js";
 
 // msModelSlim's safe_tensor output (reference/formats.md §1.5; MSL save/saver/safetensors.py, complex_quantifier.py,
 // docs quantized_weight_format.md): one `quant_model_weight_<type>.safetensors` with every tensor of the model and a
@@ -122,13 +123,22 @@ const quantizedLinears = (description: Readonly<Record<string, string>>, has: (n
     .filter((n) => n.endsWith(".weight") && description[n] !== "FLOAT" && has(`${n}_scale`))
     .map((n) => n.slice(0, -".weight".length));
 
+/** Whether a description's W4A16 weights are ascendV1's packed int4 pairs. */
+const isPacked = (description: Readonly<Record<string, unknown>>): boolean => typeof description.version === "string" && description.model_quant_type === "W4A16";
+
+/** The signed int8 codes [n, k] of a quantized linear `l` of a layout (ascendV1 int4 pairs unpacked). */
+export const msWeightCodes = (description: Readonly<Record<string, unknown>>, tensors: ReadonlyMap<string, Tensor>, l: string): E.Either<string, { readonly q: Int8Array; readonly n: number; readonly k: number }> => {
+  const [w, s] = [tensors.get(`${l}.weight`), tensors.get(`${l}.weight_scale`)];
+  return w === undefined || s === undefined ? E.left(`${l}: no weight / weight_scale`) : codesOf(l, w, s, isPacked(description));
+};
+
 const DERIVED = ["weight_scale", "weight_offset", "input_scale", "input_offset", "deq_scale", "quant_bias"];
 
 /**
  * Reads a layout back to dense f32 weights: each quantized linear's `weight` = (W − offset)·scale (per channel, or per
  * group of in/cols consecutive elements), its derived tensors dropped; the C8 KV parameters set aside (`kvCache`: a
  * dense model has no place for them); every other tensor as stored. Every tensor must be described (msModelSlim's own
- * check), and the description must name model_quant_type.
+ * check), and the description must name model_quant_type. A versioned (ascendV1) W4A16 description means packed int4.
  */
 export const dequantizeMsModelSlim = (
   description: Readonly<Record<string, unknown>>,
@@ -142,27 +152,37 @@ export const dequantizeMsModelSlim = (
   const out = new Map<string, Tensor>();
   const derived = new Set(linears.flatMap((l) => DERIVED.map((d) => `${l}.${d}`)));
   for (const [n, t] of tensors) if (!derived.has(n) && !isKv(n)) out.set(n, t);
+  const packed = isPacked(description);
   for (const l of linears) {
-    const w = dequantizeMsWeight(l, tensors);
+    const w = dequantizeMsWeight(l, tensors, packed);
     if (E.isLeft(w)) return w;
     out.set(`${l}.weight`, w.right);
   }
   return E.right({ tensors: out, type, dequantized: linears, kvCache: [...tensors.keys()].filter(isKv) });
 };
 
-const dequantizeMsWeight = (l: string, tensors: ReadonlyMap<string, Tensor>): E.Either<string, Tensor> => {
+/** The int8 codes [n, k] of a weight, unpacking ascendV1's int4 pairs (`packed`): n from the scale's rows. */
+const codesOf = (l: string, w: Tensor, s: Tensor, packed: boolean): E.Either<string, { q: Int8Array; n: number; k: number }> => {
+  if (w.dtype !== "i8" || w.rank !== 2) return E.left(`${l}.weight must be int8 [n, k], got ${w.dtype} [${w.shape}]`);
+  if (!packed) return E.right({ q: w.data as Int8Array, n: w.shape[0]!, k: w.shape[1]! });
+  const n = s.shape[0]!;
+  const k = w.shape[0] === n ? 2 * w.shape[1]! : w.shape[1]!;
+  return E.bimap((e: string) => `${l}.weight: ${e}`, (q: Int8Array) => ({ q, n, k }))(msUnpackW4A16(w, n, k));
+};
+
+const dequantizeMsWeight = (l: string, tensors: ReadonlyMap<string, Tensor>, packed: boolean): E.Either<string, Tensor> => {
   const w = tensors.get(`${l}.weight`)!;
   const s = tensors.get(`${l}.weight_scale`)!;
   const o = tensors.get(`${l}.weight_offset`);
-  if (w.dtype !== "i8" || w.rank !== 2) return E.left(`${l}.weight must be int8 [n, k], got ${w.dtype} [${w.shape}]`);
-  const [n, k] = [w.shape[0]!, w.shape[1]!];
+  const codes = codesOf(l, w, s, packed);
+  if (E.isLeft(codes)) return codes;
+  const { q, n, k } = codes.right;
   const cols = s.size / n;
   if (!Number.isInteger(cols) || cols < 1 || k % cols !== 0) return E.left(`${l}.weight_scale [${s.shape}] is neither per channel nor per group of [${n}, ${k}]`);
   if (o !== undefined && o.size !== s.size) return E.left(`${l}.weight_offset [${o.shape}] does not match weight_scale [${s.shape}]`);
   const sv = toFloat32(s).data;
   const ov = o === undefined ? new Float32Array(s.size) : toFloat32(o).data;
   const g = k / cols;
-  const q = w.data as Int8Array;
   const y = new Float32Array(n * k);
   for (let r = 0; r < n; r++)
     for (let c = 0; c < k; c++) {

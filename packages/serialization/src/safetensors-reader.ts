@@ -113,26 +113,21 @@ export const openSafetensors = (path: string): TE.TaskEither<SerializationError,
     }),
   );
 
-const makeFile = (path: string, fh: FileHandle, header: SafetensorsHeader): SafetensorsFile => {
+/**
+ * A safetensors file over any way to read a byte range of it (a file handle, bytes in memory): `readRange(name,
+ * position, length)` returns exactly those bytes in a buffer of their own.
+ */
+export const safetensorsFileOver = (
+  path: string,
+  header: SafetensorsHeader,
+  readRange: (name: string, position: number, length: number) => TE.TaskEither<SerializationError, Uint8Array>,
+  close: () => Promise<void>,
+): SafetensorsFile => {
   const readBytes = (name: string): TE.TaskEither<SerializationError, Uint8Array> => {
     const t = header.byName.get(name);
     if (t === undefined) return TE.left(tensorNotFound(path, name));
     const [b, e] = t.dataOffsets;
-    const len = e - b;
-    return pipe(
-      tryIo(
-        path,
-        "read",
-        async () => {
-          // allocUnsafeSlow: an own, 8-byte-aligned ArrayBuffer that is not zero-filled first (it is overwritten).
-          const buf = new Uint8Array(Buffer.allocUnsafeSlow(len).buffer, 0, len);
-          const got = await readFully(fh, buf, header.dataOffset + b);
-          return { buf, got };
-        },
-        name,
-      ),
-      TE.chainEitherK(({ buf, got }) => (got < len ? E.left(truncatedFile(path, header.dataOffset + e, header.dataOffset + b + got, name)) : E.right(buf))),
-    );
+    return readRange(name, header.dataOffset + b, e - b);
   };
   const read = (name: string): TE.TaskEither<SerializationError, Tensor> => {
     const t = header.byName.get(name);
@@ -144,17 +139,30 @@ const makeFile = (path: string, fh: FileHandle, header: SafetensorsHeader): Safe
       TE.map((buf) => tensorFromBytes(dtype, t.shape, buf)),
     );
   };
-  return {
+  return { path, header, metadata: header.metadata, names: header.tensors.map((t) => t.name), info: (name) => header.byName.get(name), read, readBytes, close };
+};
+
+const makeFile = (path: string, fh: FileHandle, header: SafetensorsHeader): SafetensorsFile =>
+  safetensorsFileOver(
     path,
     header,
-    metadata: header.metadata,
-    names: header.tensors.map((t) => t.name),
-    info: (name) => header.byName.get(name),
-    read,
-    readBytes,
-    close: () => fh.close().catch(() => undefined),
-  };
-};
+    (name, position, len) =>
+      pipe(
+        tryIo(
+          path,
+          "read",
+          async () => {
+            // allocUnsafeSlow: an own, 8-byte-aligned ArrayBuffer that is not zero-filled first (it is overwritten).
+            const buf = new Uint8Array(Buffer.allocUnsafeSlow(len).buffer, 0, len);
+            const got = await readFully(fh, buf, position);
+            return { buf, got };
+          },
+          name,
+        ),
+        TE.chainEitherK(({ buf, got }) => (got < len ? E.left(truncatedFile(path, position + len, position + got, name)) : E.right(buf))),
+      ),
+    () => fh.close().catch(() => undefined),
+  );
 
 /** A Tensor over bytes that start at offset 0 of their own buffer (always aligned, so no copy). */
 export const tensorFromBytes = (dtype: DType, shape: ReadonlyArray<number>, buf: Uint8Array): Tensor =>
@@ -245,21 +253,24 @@ export const openCheckpoint = (dir: string): TE.TaskEither<SerializationError, C
   );
 };
 
+/** A checkpoint of one safetensors file. */
+export const singleFileCheckpoint = (dir: string, f: SafetensorsFile): Checkpoint => ({
+  dir,
+  files: [f],
+  names: f.names,
+  indexMetadata: null,
+  info: (name: string) => {
+    const info = f.info(name);
+    return info === undefined ? undefined : { file: f, info };
+  },
+  read: (name: string) => f.read(name),
+  close: () => f.close(),
+});
+
 const openSingle = (dir: string): TE.TaskEither<SerializationError, Checkpoint> =>
   pipe(
     openSafetensors(join(dir, SAFE_WEIGHTS_NAME)),
-    TE.map((f) => ({
-      dir,
-      files: [f],
-      names: f.names,
-      indexMetadata: null,
-      info: (name: string) => {
-        const info = f.info(name);
-        return info === undefined ? undefined : { file: f, info };
-      },
-      read: (name: string) => f.read(name),
-      close: () => f.close(),
-    })),
+    TE.map((f) => singleFileCheckpoint(dir, f)),
   );
 
 const openSharded = (dir: string, indexFile: string): TE.TaskEither<SerializationError, Checkpoint> =>

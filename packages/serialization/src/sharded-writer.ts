@@ -55,9 +55,12 @@ export interface ShardedWriter {
 const SIZE_UNITS: Readonly<Record<string, number>> = { TB: 1e12, GB: 1e9, MB: 1e6, KB: 1e3 };
 
 /** huggingface_hub's parse_size_to_int: "5GB" → 5·10^9 (decimal units, int() truncation). */
-export const parseShardSize = (size: number | string): E.Either<string, number> => {
+export const parseShardSize = (size: number | string): E.Either<string, number> => parseByteSize(size, "max_shard_size");
+
+/** A byte count as transformers writes sizes ("5GB", "1.5MB", 1234): decimal units, truncated to whole bytes. */
+export const parseByteSize = (size: number | string, what: string): E.Either<string, number> => {
   if (typeof size === "number")
-    return Number.isSafeInteger(size) && size > 0 ? E.right(size) : E.left(`max_shard_size must be a positive integer, got ${size}`);
+    return Number.isSafeInteger(size) && size > 0 ? E.right(size) : E.left(`${what} must be a positive integer, got ${size}`);
   const s = size.trim();
   const unit = s.slice(-2).toUpperCase();
   const mult = SIZE_UNITS[unit];
@@ -65,7 +68,7 @@ export const parseShardSize = (size: number | string): E.Either<string, number> 
   const num = s.slice(0, -2).trim();
   if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(num)) return E.left(`cannot parse the size value of ${JSON.stringify(size)}`);
   const v = Math.trunc(Number(num) * mult);
-  return Number.isSafeInteger(v) && v > 0 ? E.right(v) : E.left(`max_shard_size ${JSON.stringify(size)} is not a positive size`);
+  return Number.isSafeInteger(v) && v > 0 ? E.right(v) : E.left(`${what} ${JSON.stringify(size)} is not a positive size`);
 };
 
 /** transformers' shard names: model-00001-of-00003.safetensors. */

@@ -467,7 +467,7 @@ static void attn_task(void* v, int tid, int nthr) {
   range_of(H * blocks, tid, nthr, &b, &e);
   if (e <= b) return;
   float* qh = (float*)xmalloc((size_t)(ATTN_QB * d) * sizeof(float));
-  float* kh = (float*)xmalloc((size_t)(N * d) * sizeof(float));
+  float* kt = (float*)xmalloc((size_t)(N * d) * sizeof(float)); /* the KV head's keys transposed, [d, N] */
   float* vh = (float*)xmalloc((size_t)(N * d) * sizeof(float));
   float* oh = (float*)xmalloc((size_t)(ATTN_QB * d) * sizeof(float));
   float* sc = (float*)xmalloc((size_t)ATTN_QB * (size_t)N * sizeof(float));
@@ -476,7 +476,8 @@ static void attn_task(void* v, int tid, int nthr) {
     const long h = u / blocks, i0 = (u % blocks) * ATTN_QB, rows = T - i0 < ATTN_QB ? T - i0 : ATTN_QB, g = h / group;
     if (g != loaded) {
       for (long t = 0; t < N; t++) {
-        memcpy(kh + t * d, c->k + (t * KV + g) * d, (size_t)d * sizeof(float));
+        const float* kr = c->k + (t * KV + g) * d;
+        for (long x = 0; x < d; x++) kt[x * N + t] = kr[x];
         memcpy(vh + t * d, c->v + (t * KV + g) * d, (size_t)d * sizeof(float));
       }
       loaded = g;
@@ -484,7 +485,11 @@ static void attn_task(void* v, int tid, int nthr) {
     const long first = P + i0, last = P + i0 + rows - 1;
     const long lo = c->window == 0 || first - c->window + 1 < 0 ? 0 : first - c->window + 1, cols = last - lo + 1;
     for (long t = 0; t < rows; t++) memcpy(qh + t * d, c->q + ((i0 + t) * H + h) * d, (size_t)d * sizeof(float));
-    spub_gemm(rows, cols, d, qh, 0, kh + lo * d, 1, sc, c->scale, 0.0f);
+    /* Q·Kᵀ with Kᵀ stored row-major: the GEMM packs B by contiguous rows (a per-block gather from K cost more than
+     * the product); every score is the same k-ordered sum as before. */
+    sgemm_args sa = sargs(rows, cols, d, c->scale, qh, d, 1, kt + lo, N, 1, sc, cols);
+    sa.beta = 0.0f;
+    sgemm_run(&sa);
     for (long i = 0; i < rows; i++) {
       const long pos = first + i;
       const long wlo = c->window == 0 || pos - c->window + 1 < 0 ? 0 : pos - c->window + 1;
@@ -494,7 +499,7 @@ static void attn_task(void* v, int tid, int nthr) {
     for (long t = 0; t < rows; t++) memcpy(c->out + ((i0 + t) * H + h) * d, oh + t * d, (size_t)d * sizeof(float));
   }
   free(qh);
-  free(kh);
+  free(kt);
   free(vh);
   free(oh);
   free(sc);

@@ -90,7 +90,7 @@ export const activeBackend = (): BackendName => {
     const why = nativeState?.error ?? "not built";
     const msg = `llmq: native tensor addon unavailable (${why.split("\n")[0]}); using the pure-TypeScript backend (slower)`;
     if (want === "native") throw new Error(msg);
-    if (typeof process !== "undefined" && process.emitWarning) process.emitWarning(msg);
+    if (typeof process !== "undefined") process.emitWarning?.(msg);
   }
   return "js";
 };

@@ -574,6 +574,35 @@ const suite = (isa: NativeIsa, threads: number | null) => {
       }
     });
 
+    it("logitStats finds the first argmax as the scalar scan does (ties across SIMD lanes, NaN, ±0, all −∞)", () => {
+      const vocab = 53; // three 16-lane vectors and a tail of 5
+      const put = (l: Float32Array, at: ReadonlyArray<readonly [number, number]>): void => {
+        for (const [j, v] of at) l[j] = v;
+      };
+      const rows: Array<(l: Float32Array) => void> = [
+        (l) => put(l, [[35, 9], [3, 9], [50, 9]]), // ties in different lanes and the tail: index 3
+        (l) => put(l, [[20, 9], [4, 9]]), // a later lane's tie comes first in the row
+        (l) => put(l, [[0, Number.NaN], [17, 4], [1, 4]]), // NaN skipped
+        (l) => void l.fill(-0).fill(0, 30), // -0 then +0: equal, the first wins
+        (l) => void l.fill(Number.NEGATIVE_INFINITY), // no maximum: index 0
+        (l) => put(l, [[51, 7], [52, 7]]), // only in the tail
+      ];
+      const lq = new Float32Array(rows.length * vocab).fill(-3);
+      const lr = new Float32Array(rows.length * vocab).fill(-3);
+      for (const [r, f] of rows.entries()) f(lq.subarray(r * vocab, (r + 1) * vocab));
+      // The reference's argmax sits where the scalar scan puts the model's, so top-1 is 1 exactly when they agree.
+      const first = [3, 4, 1, 0, 0, 51];
+      put(lr, first.map((j, r) => [r * vocab + j, 5] as const));
+      const targets = new Int32Array(rows.length).fill(3);
+      const want = new Float64Array(rows.length * 4);
+      const got = new Float64Array(rows.length * 4);
+      jsKernels.logitStats(lq, lr, rows.length, vocab, targets, want);
+      nk.logitStats(lq, lr, rows.length, vocab, targets, got);
+      expect(Array.from({ length: rows.length }, (_, r) => want[r * 4 + 3])).toEqual([1, 1, 1, 1, 1, 1]);
+      expect(Array.from({ length: rows.length }, (_, r) => got[r * 4 + 3])).toEqual(Array.from({ length: rows.length }, (_, r) => want[r * 4 + 3]));
+      for (let i = 0; i < want.length; i++) if (!Number.isNaN(want[i]!)) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-13 * (1 + Math.abs(want[i]!)));
+    });
+
     it("lutDequant is exact (fp8 and int8 tables, per-row / per-head / one scale, with and without zero points)", () => {
       const lutF8 = Float32Array.from({ length: 256 }, (_, c) => miniFloatToNumber(FP8_E4M3FN, c));
       const lutI8 = Float32Array.from({ length: 256 }, (_, c) => (c < 128 ? c : c - 256));
