@@ -5,7 +5,12 @@
 # agreement, perplexity, model.safetensors size.
 # stories260K (llama2.c, f32) and SmolLM2-135M-Instruct (its Q4_1 GGUF dequantized to f32 by llmq convert — the
 # reference is that dense model, so the rows measure the method, not the GGUF). Prints a Markdown table.
-# Run from the repo root after `pnpm build`: bash tooling/quality-hf-quantizers.sh [out_dir] (MODELS="stories260k" for one)
+# GPTQConfig / AwqConfig rows are calibrated by llmq's GPTQ / AWQ on WikiText-2 validation text (64 windows of 256
+# tokens; the eval windows are the test split) and written in the AutoGPTQ / GPTQModel / AutoAWQ layout (float16); a
+# row's models column ("all" or one model) says where it runs: stories260K's MLP (172 wide) cannot be packed at 4
+# bits, SmolLM2's 576-wide inputs take whole groups of 64, not 128.
+# Run from the repo root after `pnpm build`: bash tooling/quality-hf-quantizers.sh [out_dir] (MODELS="stories260k" for
+# one model, ROWS=<regex> for the rows whose label matches)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 llmq() { node packages/llmq/dist/cli.js "$@"; }
@@ -19,23 +24,36 @@ if [[ " $MODELS " == *" smollm2 "* ]]; then
   llmq convert --from gguf "$smol" --output "$out/smollm2" --overwrite >/dev/null
 fi
 declare -A SAMPLES=([stories260k]=32 [smollm2]=8)
+ATTENTION='"modules_in_block_to_quantize": [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["self_attn.o_proj"]]'
 CONFIGS=(
-  'bnb NF4|{"load_in_4bit": true, "bnb_4bit_quant_type": "nf4"}'
-  'bnb NF4 + double quant|{"load_in_4bit": true, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": true}'
-  'bnb FP4|{"load_in_4bit": true}'
-  'bnb LLM.int8|{"load_in_8bit": true}'
-  'HQQ 4-bit g64|{"quant_method": "hqq", "nbits": 4, "group_size": 64}'
-  'HQQ 3-bit g64|{"quant_method": "hqq", "nbits": 3, "group_size": 64}'
-  'HQQ 2-bit g16|{"quant_method": "hqq", "nbits": 2, "group_size": 16}'
+  'bnb NF4|all|{"load_in_4bit": true, "bnb_4bit_quant_type": "nf4"}'
+  'bnb NF4 + double quant|all|{"load_in_4bit": true, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": true}'
+  'bnb FP4|all|{"load_in_4bit": true}'
+  'bnb LLM.int8|all|{"load_in_8bit": true}'
+  'HQQ 4-bit g64|all|{"quant_method": "hqq", "nbits": 4, "group_size": 64}'
+  'HQQ 3-bit g64|all|{"quant_method": "hqq", "nbits": 3, "group_size": 64}'
+  'HQQ 2-bit g16|all|{"quant_method": "hqq", "nbits": 2, "group_size": 16}'
+  'GPTQ 8-bit per channel, desc_act (v1)|all|{"quant_method": "gptq", "bits": 8, "group_size": -1, "desc_act": true}'
+  "GPTQ 4-bit g32, attention only (v1)|stories260k|{\"quant_method\": \"gptq\", \"bits\": 4, \"group_size\": 32, $ATTENTION}"
+  'GPTQ 4-bit g64 asym, desc_act (v2)|smollm2|{"quant_method": "gptq", "bits": 4, "group_size": 64, "sym": false, "desc_act": true, "format": "gptq_v2"}'
+  'AWQ GEMM 4-bit g32, attention only|stories260k|{"quant_method": "awq", "group_size": 32, "modules_to_not_convert": ["mlp"]}'
+  'AWQ GEMM 4-bit g64|smollm2|{"quant_method": "awq", "group_size": 64}'
 )
+ROWS=${ROWS:-.}
 echo "| model | method (quantization_config) | KL divergence (mean, nats/token) | top-1 agreement | perplexity (fp32) | model.safetensors |"
 echo "|---|---|---|---|---|---|"
 for model in $MODELS; do
   for entry in "${CONFIGS[@]}"; do
     label=${entry%%|*}
-    cfg=${entry#*|}
+    rest=${entry#*|}
+    models=${rest%%|*}
+    cfg=${rest#*|}
+    [[ "$models" == all || "$models" == "$model" ]] || continue
+    [[ "$label" =~ $ROWS ]] || continue
     q="$out/$model-$(echo "$label" | tr -c 'A-Za-z0-9' '-')"
-    llmq quantize --model "$out/$model" --hf-config "$cfg" --output "$q" --overwrite --json >/dev/null 2>&1
+    calib=()
+    [[ "$label" == GPTQ* || "$label" == AWQ* ]] && calib=(--dataset fixtures/wikitext-2/valid.txt --num-samples 64 --seq-len 256)
+    llmq quantize --model "$out/$model" --hf-config "$cfg" "${calib[@]}" --output "$q" --overwrite --json >/dev/null 2>&1
     e=$(llmq eval --model "$q" --reference "$out/$model" --dataset fixtures/wikitext-2/test.txt --seq-len 256 \
       --num-samples "${SAMPLES[$model]}" --json 2>/dev/null)
     node -e '

@@ -18,45 +18,18 @@
 #
 # Outputs (packages/serialization/fixtures/gptq-awq/): cases.safetensors (per case: qweight, qzeros, scales,
 # [g_idx], expected), manifest.json (per case: method, bits, group_size, format/version, sym, desc_act, shapes).
-import glob
-import logging
 import os
-import subprocess
 import sys
-import tarfile
-import tempfile
-import types
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
 from fixture_cases import save_cases
+from sdist_modules import load_sdists
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "packages", "serialization", "fixtures", "gptq-awq")
 os.makedirs(OUT, exist_ok=True)
-tmp = tempfile.mkdtemp()
-subprocess.check_call([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet", "-d", tmp, "autoawq==0.2.9", "gptqmodel==7.7.0"])
-for sd in glob.glob(f"{tmp}/*.tar.gz"):
-    with tarfile.open(sd) as t:
-        t.extractall(tmp, filter="data")
-
-
-def stub(name, path=None, **attrs):
-    m = types.ModuleType(name)
-    if path:
-        m.__path__ = [path]
-    m.__dict__.update(attrs)
-    sys.modules[name] = m
-
-
-AWQ = f"{tmp}/autoawq-0.2.9/awq"
-GQM = f"{tmp}/gptqmodel-7.7.0/gptqmodel"
-stub("awq", AWQ)
-stub("gptqmodel", GQM)
-stub("gptqmodel.utils", GQM + "/utils")
-stub("gptqmodel.quantization", GQM + "/quantization")
-stub("gptqmodel.utils.logger", setup_logger=lambda *a, **k: logging.getLogger("gptqmodel"))
-stub("gptqmodel.utils.torch", HAS_NPU=False)
+tmp = load_sdists("autoawq==0.2.9", "gptqmodel==7.7.0")
 from awq.modules.linear.gemm import WQLinear_GEMM  # noqa: E402
 from awq.modules.linear.gemv import WQLinear_GEMV  # noqa: E402
 from awq.utils.packing_utils import dequantize_gemm  # noqa: E402

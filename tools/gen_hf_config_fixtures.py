@@ -117,6 +117,23 @@ CASES = [
     ("CompressedTensorsConfig", "init", {}),
     ("CompressedTensorsConfig", "auto", {"quant_method": "compressed-tensors", "run_compressed": False}),
     ("CompressedTensorsConfig", "from_dict", {"dequantize": True, "use_optimized_inference": True}),
+    # with a scheme: to_dict is compressed-tensors' QuantizationConfig.model_dump() (every default filled in)
+    ("CompressedTensorsConfig", "init", {"config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+        "num_bits": 4, "type": "int", "symmetric": True, "strategy": "group", "group_size": 128}}},
+        "format": "pack-quantized", "ignore": ["lm_head"]}),
+    ("CompressedTensorsConfig", "auto", {"quant_method": "compressed-tensors", "version": "0.20.0", "sparsity_config": {},
+        "transform_config": {}, "format": "float-quantized", "quantization_status": "compressed",
+        "global_compression_ratio": None, "ignore": ["lm_head"], "kv_cache_scheme": None,
+        "config_groups": {"group_0": {"targets": ["Linear"], "format": "float-quantized",
+            "weights": {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "channel", "dynamic": False,
+                        "observer": "minmax"},
+            "input_activations": {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "token",
+                                  "dynamic": True, "observer": None}}}}),
+    ("CompressedTensorsConfig", "from_dict", {"quantization_config": {"kv_cache_scheme": {"num_bits": 8, "type": "float",
+        "symmetric": True, "strategy": "tensor", "dynamic": False}, "quantization_status": "frozen"}}),
+    ("CompressedTensorsConfig", "init", {"config_groups": {"group_0": {"targets": ["re:.*q_proj$"], "weights": {
+        "num_bits": 4, "type": "int", "symmetric": False, "strategy": "group", "group_size": 32, "actorder": "weight"}}},
+        "global_compression_ratio": 1.5, "dequantize": True}),
     # dispatch errors
     (None, "auto", {"bits": 4}),
     (None, "auto", {"quant_method": "int3-magic"}),

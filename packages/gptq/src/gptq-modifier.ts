@@ -95,9 +95,9 @@ export const gptqModule = (
     return gptqQuantizeModule(name, w, hessian.h, hessian.nSamples, args, { blockSize: opts.blockSize, dampeningFrac: opts.dampeningFrac });
   }
   const globalScale = fused.globalScale;
-  const observe = (w: Tensor<"f32">): E.Either<string, WeightQParams> =>
+  const observe = (w: Tensor<"f32" | "f16" | "bf16">): E.Either<string, WeightQParams> =>
     pipe(
-      rtnQuantizeWeight(w, args, { name, globalScale }),
+      rtnQuantizeWeight(w.dtype === "f32" ? (w as Tensor<"f32">) : toFloat32(w), args, { name, globalScale }),
       E.bimap(formatSchemeError, (q) => ({ scale: q.scale as Tensor<ScaleDType>, zeroPoint: args.symmetric ? null : q.zeroPoint, globalScale })),
     );
   const qp = observe(w32);

@@ -50,6 +50,7 @@ export const gptqQuantizeModule = (
       module: name,
       observe,
       actorder,
+      weightDType: weight.dtype,
       ...(qparams ? { qparams } : {}),
       ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
       ...(opts.dampeningFrac !== undefined ? { dampeningFrac: opts.dampeningFrac } : {}),

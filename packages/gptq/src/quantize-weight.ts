@@ -1,7 +1,7 @@
 import type { ScaleDType, WeightQParams } from "@llmq/observers";
 import { type QuantizationArgs, quantize } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
-import { type DType, Tensor, castFromNumbers, kernels, roundHalfEven, roundToDType, toFloat64 } from "@llmq/tensor";
+import { type DType, Tensor, cast, castFromNumbers, kernels, roundHalfEven, roundToDType, toFloat64 } from "@llmq/tensor";
 import {
   type GptqError,
   groupSizeMismatch,
@@ -30,7 +30,7 @@ export type GptqArgs = QuantizationArgs;
 export type { ScaleDType, WeightQParams };
 
 /** Computes qparams for a weight (an observer). Returns a message on failure. */
-export type ObserveWeight = (weight: Tensor<"f32">) => E.Either<string, WeightQParams>;
+export type ObserveWeight = (weight: Tensor<"f32" | "f16" | "bf16">) => E.Either<string, WeightQParams>;
 
 /** "weight" ≡ "static"; "group" ≡ "dynamic" (removed in compressed-tensors 0.20; kept here as an extension). */
 export type ResolvedActorder = "weight" | "group" | null;
@@ -46,6 +46,11 @@ export interface QuantizeWeightOptions {
   readonly qparams?: WeightQParams;
   /** Observer used when `qparams` is absent, and for actorder "group" (which observes the permuted weight). */
   readonly observe?: ObserveWeight;
+  /**
+   * The dtype the module stores its weight in (f16 / bf16; default f32): actorder "group" observes the permuted weight
+   * in it, as the other orders observe the original, so a half-precision model gets scales in its own dtype.
+   */
+  readonly weightDType?: "f32" | "f16" | "bf16";
   /** Module name for errors and warnings. */
   readonly module?: string;
   /** Threads for the column loop (int grids): default LLMQ_THREADS or the CPU count. Results do not depend on it. */
@@ -316,6 +321,9 @@ const fromPanels = <T extends NumArray>(panels: NumArray, rows: number, cols: nu
   return out;
 };
 
+/** A widened weight back in its stored dtype (exact: it holds values of that dtype). */
+const asStored = (t: Tensor<"f32">, d: QuantizeWeightOptions["weightDType"]): Tensor<"f32" | "f16" | "bf16"> => (d === undefined || d === "f32" ? t : cast(t, d));
+
 /**
  * GPTQ-quantizes one weight W [rows, cols] against its normalised Hessian H [cols, cols] (LC 0.14 `quantize_weight`
  * for a batch of one). Neither input is modified. Errors are values: shapes, group size, NaN/Inf, unsupported args.
@@ -376,7 +384,7 @@ export const quantizeWeight = (
     if (!opts.observe) return E.left(invalidOption(module, "observe", 'actorder "group" observes the permuted weight; pass an observer'));
     const wp = new Float32Array(rows * cols);
     for (let r = 0; r < rows; r++) gatherRow(W.data, r * cols, wp, r * cols, orig);
-    const r = opts.observe(new Tensor("f32", [rows, cols], wp));
+    const r = opts.observe(asStored(new Tensor("f32", [rows, cols], wp), opts.weightDType));
     if (E.isLeft(r)) return E.left(qparamsFailed(module, r.left));
     qp = r.right;
   } else if (opts.qparams) {

@@ -22,3 +22,4 @@ export { type QuantizeOnLoadResult, checkQuantizeOnLoad, quantizeOnLoad } from "
 export { BNB_4BIT_BLOCKSIZE, Bnb4BitQuantizer, Bnb8BitQuantizer } from "./quantizers/bnb-quantizers.js";
 export { DECLARED_QUANTIZERS } from "./quantizers/declared-quantizers.js";
 export { HqqQuantizer, hqqParamsOf } from "./quantizers/hqq-quantizer.js";
+export { type UnsignedLinear, awqModule, awqPackable, gptqModule, gptqPackable, gptqV1LostZeros, unsignedLinear } from "./gptq-awq-writers.js";

@@ -206,24 +206,35 @@ const addGenerateCommand = (program: Command): void => {
     });
 };
 
-/** Options of `llmq quantize` that belong to the compressed-tensors path, not to --hf-config's quantize on load. */
-const ONESHOT_ONLY = ["scheme", "method", "recipe", "dataset", "numSamples", "seqLen", "ignore", "targets", "seed", "pipeline", "report", "maxMemory", "spillDir"];
+/** Options of `llmq quantize` that belong to the compressed-tensors path, not to --hf-config. */
+const ONESHOT_ONLY = ["scheme", "method", "recipe", "ignore", "targets", "pipeline", "report", "maxMemory", "spillDir"];
+/** Calibration options: used by --hf-config's calibrated methods (GPTQConfig, AwqConfig), refused by the data-free ones. */
+const CALIBRATION = ["dataset", "numSamples", "seqLen", "seed"];
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 /** `llmq quantize --hf-config`: every option it would not use is refused before any work. */
 const hfQuantizeFromCli =
-  (o: Record<string, unknown>, cmd: Command): TE.TaskEither<LlmqError, HfQuantizeResult> =>
+  (o: Record<string, unknown>, cmd: Command, signal: AbortSignal, progress: ProgressSink): TE.TaskEither<LlmqError, HfQuantizeResult> =>
   async () => {
     if (o.hfConfig === undefined) return E.left(usageError("--dtype", "only applies with --hf-config", "drop --dtype or add --hf-config"));
     const clash = ONESHOT_ONLY.find((k) => cmd.getOptionValueSource(k) === "cli");
     if (clash !== undefined)
-      return E.left(usageError(`--${kebab(clash)}`, "does not apply with --hf-config (the quantization_config says everything and quantize on load is data-free)", `drop --${kebab(clash)}`));
+      return E.left(usageError(`--${kebab(clash)}`, "does not apply with --hf-config (the quantization_config says everything)", `drop --${kebab(clash)}`));
     return hfQuantizeCommand({
       model: o.model as string,
       output: o.output as string,
       hfConfig: o.hfConfig as string,
       dtype: o.dtype as HfQuantizeResult["dtype"] | undefined,
       overwrite: o.overwrite === true,
+      calibration: {
+        dataset: o.dataset as string | undefined,
+        numSamples: o.numSamples as number,
+        seqLen: o.seqLen as number,
+        seed: o.seed as number,
+        given: CALIBRATION.filter((k) => cmd.getOptionValueSource(k) === "cli").map((k) => `--${kebab(k)}`),
+      },
+      signal,
+      progress,
     })();
   };
 
@@ -252,14 +263,14 @@ const addQuantizeCommand = (program: Command): void => {
     .option("--report <file>", "write an HTML report with per-layer error plots")
     .option("--max-memory <size>", 'calibration activations kept in memory ("2GB"); the windows beyond it spill to a temporary file')
     .option("--spill-dir <dir>", "where --max-memory's spill file goes (default: the OS temp directory)")
-    .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig…): quantize on load and save as transformers does")
-    .addOption(new Option("--dtype <dtype>", "load dtype with --hf-config (transformers' dtype=); default: the model's").choices(["float32", "float16", "bfloat16"]))
+    .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig, HqqConfig, or GPTQConfig / AwqConfig with --dataset): quantize (on load, or with llmq's GPTQ / AWQ) and save in the method's layout")
+    .addOption(new Option("--dtype <dtype>", "load dtype with --hf-config (transformers' dtype=); default: the model's (GPTQConfig / AwqConfig: float16)").choices(["float32", "float16", "bfloat16"]))
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")
     .option("-q, --quiet", "no progress on stderr")
     .action(async (o, cmd: Command) => {
       if (o.hfConfig !== undefined || o.dtype !== undefined) {
-        await run(o, () => hfQuantizeFromCli(o, cmd), formatHfQuantize);
+        await run(o, (signal, progress) => hfQuantizeFromCli(o, cmd, signal, progress), formatHfQuantize);
         return;
       }
       await run(o, (signal, progress) =>

@@ -12,16 +12,20 @@ import {
   formatHfQuantizerError,
   quantizeOnLoad,
   quantizerNameOf,
+  toDict,
 } from "@llmq/hf-quantizers";
-import { type ModelHandle, formatModelError } from "@llmq/models";
-import { type PyJson, type PyJsonObject, type TorchFloat, dumpPythonJson, parsePythonJson, stageDirectory, writeSafetensors } from "@llmq/serialization";
-import type { Tensor } from "@llmq/tensor";
+import type { ModelHandle } from "@llmq/models";
+import { type PyJsonObject, type TorchFloat, dumpPythonJson, parsePythonJson } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
-import { type LlmqError, ioErrorFrom, modelError, outputFailure, usageError } from "./errors.js";
+import { checkOutputPath } from "./check-output-path.js";
+import { type LlmqError, ioErrorFrom, outputExists, usageError } from "./errors.js";
+import { runAwqConfig } from "./hf-awq-command.js";
+import { runGptqConfig } from "./hf-gptq-command.js";
+import type { ProgressSink } from "./progress.js";
+import { configText, isModelDirectory, readAll, writeOutput } from "./hf-output.js";
 import { openModelDir } from "./open-model.js";
-const { copyFile, readFile, readdir, stat, writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
-const { join } = nodeBuiltin<typeof import("node:path")>("node:path");
+const { readFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
 
 export interface HfQuantizeOptions {
   readonly model: string;
@@ -30,6 +34,15 @@ export interface HfQuantizeOptions {
   readonly hfConfig: string;
   readonly dtype?: TorchFloat | undefined;
   readonly overwrite: boolean;
+  /**
+   * Calibration for the calibrated methods (GPTQConfig, AwqConfig): llmq's --dataset / --num-samples / --seq-len / --seed.
+   * `given` lists the flags the user set, which a data-free method refuses.
+   */
+  readonly calibration?: { readonly dataset?: string | undefined; readonly numSamples: number; readonly seqLen: number; readonly seed: number; readonly given: ReadonlyArray<string> } | undefined;
+  /** Calibrated methods: also keep the compressed-tensors checkpoint of the same run in this directory. */
+  readonly keepCompressedTensors?: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly progress?: ProgressSink | undefined;
 }
 
 export interface HfQuantizeResult {
@@ -41,6 +54,8 @@ export interface HfQuantizeResult {
   readonly kept_dense: ReadonlyArray<string>;
   readonly quantization_config: unknown;
   readonly seconds: number;
+  /** Calibrated methods: the windows llmq's GPTQ / AWQ ran on. */
+  readonly calibration?: { readonly samples: number; readonly tokens: number };
   readonly warnings: ReadonlyArray<string>;
 }
 
@@ -63,6 +78,9 @@ const readHfConfig = async (arg: string): Promise<E.Either<LlmqError, PyJsonObje
   return E.right(d as PyJsonObject);
 };
 
+/** transformers methods llmq runs with calibration (its own GPTQ / AWQ) instead of quantizing on load. */
+export const CALIBRATED_HF_METHODS: ReadonlyArray<string> = ["gptq", "awq"];
+
 /** The config and its quantizer, with every refusal made before any tensor is read. */
 export const resolveHfQuantizer = async (arg: string): Promise<E.Either<LlmqError, { readonly config: HfQuantizationConfig; readonly quantizer: Quantizer }>> => {
   const d = await readHfConfig(arg);
@@ -71,6 +89,7 @@ export const resolveHfQuantizer = async (arg: string): Promise<E.Either<LlmqErro
   if (E.isLeft(c)) return E.left(hfConfigError(formatHfQuantizerError(c.left)));
   const q = autoQuantizer(c.right);
   if (E.isLeft(q)) return E.left(hfConfigError(formatHfQuantizerError(q.left)));
+  if (CALIBRATED_HF_METHODS.includes(quantizerNameOf(c.right))) return E.right({ config: c.right, quantizer: q.right });
   const ok = checkQuantizeOnLoad(q.right, c.right);
   return E.isLeft(ok) ? E.left(hfConfigError(formatHfQuantizerError(ok.left))) : E.right({ config: c.right, quantizer: q.right });
 };
@@ -87,53 +106,26 @@ const factsOf = (h: ModelHandle): ModelFacts => {
   };
 };
 
-const readAll = async (h: ModelHandle): Promise<E.Either<LlmqError, Map<string, Tensor>>> => {
-  const out = new Map<string, Tensor>();
-  for (const n of h.tensorNames()) {
-    const t = await h.readTensor(n)();
-    if (E.isLeft(t)) return E.left(modelError(formatModelError(t.left)));
-    out.set(n, t.right);
-  }
-  return E.right(out);
-};
-
-const isModelDirectory = async (dir: string): Promise<boolean> => {
-  try {
-    return (await stat(join(dir, "config.json"))).isFile();
-  } catch {
-    return false;
-  }
-};
-
-/** Files save_pretrained would carry beside the weights (tokenizer, generation config). */
-const CARRIED = /^(generation_config\.json|tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\.json|merges\.txt|chat_template.*)$/;
-
-const configText = async (model: string, qc: PyJsonObject, dtype: TorchFloat): Promise<E.Either<LlmqError, string>> => {
-  const raw = parsePythonJson(await readFile(join(model, "config.json"), "utf8"));
-  if (E.isLeft(raw)) return E.left(usageError("--model", `config.json is not JSON: ${raw.left}`, "check the model directory"));
-  const cfg: Record<string, PyJson> = { ...(raw.right as PyJsonObject), quantization_config: qc };
-  if ("torch_dtype" in cfg || !("dtype" in cfg)) cfg.torch_dtype = dtype;
-  if ("dtype" in cfg) cfg.dtype = dtype;
-  return E.right(`${dumpPythonJson(cfg, { indent: 2, sortKeys: true })}\n`);
-};
-
-/** Writes the quantized model into a staged sibling of the output, then moves it into place. */
-const writeOutput = async (o: HfQuantizeOptions, tensors: ReadonlyMap<string, Tensor>, config: string): Promise<E.Either<LlmqError, void>> => {
-  const stage = await stageDirectory(o.output, { overwrite: o.overwrite, protect: [o.model] })();
-  if (E.isLeft(stage)) return E.left(outputFailure(o.output, stage.left));
-  const s = stage.right;
-  try {
-    const w = await writeSafetensors(join(s.staging, "model.safetensors"), tensors, { format: "pt" })();
-    if (E.isLeft(w)) return E.left(outputFailure(o.output, w.left));
-    await writeFile(join(s.staging, "config.json"), config);
-    for (const f of (await readdir(o.model)).filter((n) => CARRIED.test(n))) await copyFile(join(o.model, f), join(s.staging, f));
-    const c = await s.commit()();
-    return E.isLeft(c) ? E.left(outputFailure(o.output, c.left)) : E.right(undefined);
-  } catch (e) {
-    return E.left(ioErrorFrom(o.output, "cannot write the quantized model", e));
-  } finally {
-    await s.discard();
-  }
+/** GPTQConfig / AwqConfig: llmq's GPTQ / AWQ on the calibration data, written in the method's layout. */
+const calibratedCommand = async (o: HfQuantizeOptions, config: HfQuantizationConfig, t0: number): Promise<E.Either<LlmqError, HfQuantizeResult>> => {
+  const paths = await checkOutputPath(o.output, [o.model, ...(o.calibration?.dataset !== undefined ? [o.calibration.dataset] : [])]);
+  if (E.isLeft(paths)) return paths;
+  if (!o.overwrite && paths.right === "non-empty") return E.left(outputExists(o.output));
+  const cal = o.calibration ?? { numSamples: 64, seqLen: 512, seed: 42, given: [] };
+  const r = await (quantizerNameOf(config) === "awq" ? runAwqConfig : runGptqConfig)(config, { model: o.model, output: o.output, overwrite: o.overwrite, dtype: o.dtype, dataset: cal.dataset, numSamples: cal.numSamples, seqLen: cal.seqLen, seqLenGiven: cal.given.includes("--seq-len"), seed: cal.seed, keepCompressedTensors: o.keepCompressedTensors, signal: o.signal, progress: o.progress });
+  if (E.isLeft(r)) return r;
+  return E.right({
+    output: o.output,
+    quantizer: quantizerNameOf(config),
+    config_class: config.className,
+    dtype: "float16",
+    converted: r.right.converted.length,
+    kept_dense: r.right.kept,
+    quantization_config: JSON.parse(dumpPythonJson(toDict(config))),
+    seconds: (performance.now() - t0) / 1000,
+    calibration: r.right.calibration,
+    warnings: r.right.warnings,
+  });
 };
 
 export const hfQuantizeCommand = (o: HfQuantizeOptions): TE.TaskEither<LlmqError, HfQuantizeResult> => async () => {
@@ -141,6 +133,9 @@ export const hfQuantizeCommand = (o: HfQuantizeOptions): TE.TaskEither<LlmqError
   const resolved = await resolveHfQuantizer(o.hfConfig);
   if (E.isLeft(resolved)) return resolved;
   const { config, quantizer } = resolved.right;
+  if (CALIBRATED_HF_METHODS.includes(quantizerNameOf(config))) return calibratedCommand(o, config, t0);
+  const given = o.calibration?.given ?? [];
+  if (given.length > 0) return E.left(usageError(given[0]!, `does not apply to ${config.className}: it quantizes on load without calibration data`, `drop ${given[0]}`));
   if (!(await isModelDirectory(o.model)))
     return E.left(usageError("--model", `${o.model} is not a model directory with a config.json`, "give a Hugging Face directory (convert a GGUF file first with llmq convert --from gguf)"));
   const h = await openModelDir(o.model)();
@@ -172,6 +167,7 @@ export const formatHfQuantize = (r: HfQuantizeResult): string =>
   [
     `quantized ${r.converted} linears with ${r.config_class} (${r.quantizer}, ${r.dtype}) → ${r.output}`,
     ...(r.kept_dense.length > 0 ? [`kept dense: ${r.kept_dense.join(", ")}`] : []),
+    ...(r.calibration !== undefined ? [`calibrated on ${r.calibration.samples} samples (${r.calibration.tokens} tokens)`] : []),
     `time ${r.seconds.toFixed(2)} s`,
     ...r.warnings.map((w) => `warning: ${w}`),
   ].join("\n");

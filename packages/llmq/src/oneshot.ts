@@ -53,6 +53,11 @@ export interface OneshotOptions {
   readonly dataset?: Dataset | null;
   /** LC's `pipeline`: "independent" (default), "sequential" or "datafree". */
   readonly pipeline?: PipelineName;
+  /**
+   * With the sequential pipeline: the calibrated modifiers calibrate each layer in turn, each on the layer as the
+   * previous one left it (GPTQConfig's true_sequential, one GPTQModifier per subset of modules).
+   */
+  readonly inTurn?: boolean;
   readonly overwrite?: boolean;
   /** Paths besides the model that the output may not equal, contain or lie inside (the dataset, the report). */
   readonly protect?: ReadonlyArray<string>;
@@ -321,7 +326,7 @@ export const prepare = (opts: OneshotCore, h: ModelHandle): E.Either<LlmqError, 
           mods.map((m) => m.requiresCalibrationData),
           opts.pipeline ?? "independent",
         ),
-        E.bimap(recipeError, (passes) => ({ runs, passes, plan, kvCacheScheme: kv.right })),
+        E.bimap(recipeError, (passes) => ({ runs, passes: opts.inTurn === true ? passes.map((p) => ({ ...p, inTurn: true })) : passes, plan, kvCacheScheme: kv.right })),
       ),
     ),
   );

@@ -67,6 +67,11 @@ export interface Pass {
   readonly pre: ReadonlyArray<number>;
   readonly data: ReadonlyArray<number>;
   readonly post: ReadonlyArray<number>;
+  /**
+   * The calibrated modifiers of a layer calibrate in turn, each on the layer as the previous one left it (GPTQ's
+   * true_sequential: optimum forwards the block again for every subset of modules), instead of all on one forward.
+   */
+  readonly inTurn?: boolean;
 }
 
 export interface LayerReport {
@@ -348,6 +353,40 @@ const reportOf = (layer: LayerState, relErr: number | null, arch: Architecture, 
   };
 };
 
+type Epoch = { readonly runs: ReadonlyArray<AnyRun> } & EpochAcc;
+
+/**
+ * The calibrated modifiers' part of a layer step: calibration forward(s) and their sequential_epoch_end — one forward
+ * for all, or one per modifier when the pass calibrates them in turn. `fpOut` comes from the first forward (the layer
+ * before any calibrated edit); `asLoaded` is the layer the error report compares with in a data-free pass.
+ */
+const calibrateInTurn = async (
+  ctx: PipelineContext,
+  pass: Pass,
+  hidden: WindowStore,
+  start: Epoch,
+  asLoaded: LayerState | null,
+  tick: (b: number) => void,
+): Promise<E.Either<LlmqError, Epoch & { readonly fpOut: ReadonlyArray<Tensor<"f32">> }>> => {
+  const groups = pass.inTurn === true && pass.data.length > 1 ? pass.data.map((d) => [d]) : [pass.data];
+  let at: Epoch = start;
+  let fpOut: ReadonlyArray<Tensor<"f32">> | null = null;
+  for (const group of groups) {
+    const cal = calibrations(at.runs, group, at.layer);
+    const calibrated =
+      hidden.lengths.length === 0
+        ? E.right({ folded: new Map<number, unknown>(), fpOut: [] as ReadonlyArray<Tensor<"f32">> })
+        : await lastValueFrom(calibrate(ctx, asLoaded ?? at.layer, hidden, cal, tick));
+    if (E.isLeft(calibrated)) return calibrated;
+    if (ctx.signal?.aborted) return E.left(abortedBy(ctx.signal));
+    fpOut ??= calibrated.right.fpOut;
+    const ended = await epochEnds(at.runs, group, at.layer, calibrated.right.folded, ctx.signal);
+    if (E.isLeft(ended)) return ended;
+    at = { ...ended.right, warnings: [...at.warnings, ...ended.right.warnings], records: [...at.records, ...ended.right.records] };
+  }
+  return E.right({ ...at, fpOut: fpOut ?? [] });
+};
+
 const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boolean, reportOnly: boolean) => async (s: PassState, index: number): Promise<E.Either<LlmqError, PassState>> => {
   const total = ctx.numLayers + 1;
   const tick = (phase: number, label: string) => (b: number) =>
@@ -356,21 +395,14 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
   if (E.isLeft(loaded)) return loaded;
   const pre = await epochEnds(s.runs, pass.pre, loaded.right, new Map(), ctx.signal);
   if (E.isLeft(pre)) return pre;
-  const cal = calibrations(pre.right.runs, pass.data, pre.right.layer);
-  // The error report compares with the layer as loaded when no calibrated modifier runs in this pass.
-  const calibrated =
-    s.hidden.lengths.length === 0
-      ? E.right({ folded: new Map<number, unknown>(), fpOut: [] as ReadonlyArray<Tensor<"f32">> })
-      : await lastValueFrom(calibrate(ctx, reportOnly ? loaded.right : pre.right.layer, s.hidden, cal, tick(0, `layer ${index} · calibrating`)));
+  const calibrated = await calibrateInTurn(ctx, pass, s.hidden, { runs: pre.right.runs, layer: pre.right.layer, warnings: [], records: [] }, reportOnly ? loaded.right : null, tick(0, `layer ${index} · calibrating`));
   if (E.isLeft(calibrated)) return calibrated;
-  if (ctx.signal?.aborted) return E.left(abortedBy(ctx.signal));
-  const data = await epochEnds(pre.right.runs, pass.data, pre.right.layer, calibrated.right.folded, ctx.signal);
-  if (E.isLeft(data)) return data;
-  const post = await epochEnds(data.right.runs, pass.post, data.right.layer, new Map(), ctx.signal);
+  const data = calibrated.right;
+  const post = await epochEnds(data.runs, pass.post, data.layer, new Map(), ctx.signal);
   if (E.isLeft(post)) return post;
   const layer = post.right.layer;
-  const records = [...(s.records.get(index) ?? []), ...pre.right.records, ...data.right.records, ...post.right.records];
-  const prop = await propagate(ctx, layer, s.hidden, last ? calibrated.right.fpOut : [], reportOnly, tick(1, `layer ${index} · propagating`));
+  const records = [...(s.records.get(index) ?? []), ...pre.right.records, ...data.records, ...post.right.records];
+  const prop = await propagate(ctx, layer, s.hidden, last ? data.fpOut : [], reportOnly, tick(1, `layer ${index} · propagating`));
   if (E.isLeft(prop)) return prop;
   if (ctx.signal?.aborted) return E.left(abortedBy(ctx.signal));
   const saved = last ? await ctx.io.save(layer) : E.right(undefined);
@@ -382,7 +414,7 @@ const layerStep = (ctx: PipelineContext, pass: Pass, first: boolean, last: boole
     kept: last ? s.kept : new Map([...s.kept, [index, layer]]),
     reports: last && layer.quantized.size + (index < ctx.numLayers ? 1 : 0) > 0 ? [...s.reports, reportOf(layer, prop.right.relErr, ctx.architecture, records)] : s.reports,
     records: records.length > 0 ? new Map([...s.records, [index, records]]) : s.records,
-    warnings: [...s.warnings, ...pre.right.warnings, ...data.right.warnings, ...post.right.warnings],
+    warnings: [...s.warnings, ...pre.right.warnings, ...data.warnings, ...post.right.warnings],
   });
 };
 

@@ -130,7 +130,7 @@ const checkNumSamples = (n: number): E.Either<LlmqError, void> =>
     : E.left(usageError("--num-samples", `must be an integer in [1, ${MAX_NUM_SAMPLES}], got ${n}`, "pass a smaller --num-samples"));
 
 /** Calibration windows checked against the model: --seq-len allocatable, their activations within memory. */
-const loadCalibration = async (o: QuantizeCommandOptions, dataset: string): Promise<E.Either<LlmqError, { readonly data: Dataset; readonly warnings: ReadonlyArray<string> }>> => {
+export const loadCalibration = async (o: Pick<QuantizeCommandOptions, "model" | "seqLen" | "numSamples" | "seed">, dataset: string): Promise<E.Either<LlmqError, { readonly data: Dataset; readonly warnings: ReadonlyArray<string> }>> => {
   const h = await openModelDir(o.model)();
   if (E.isLeft(h)) return h;
   const config = h.right.config;

@@ -1,6 +1,7 @@
+import { toFloat32 } from "@llmq/tensor";
 import { describe, expect, it } from "vitest";
-import { unpackCols, unpackRows } from "./gptq-awq-dequantize.js";
-import { packAwqGemm, packGptq } from "./gptq-awq-pack.js";
+import { awqGemvZerosWidth, unpackCols, unpackRows } from "./gptq-awq-dequantize.js";
+import { packAwqGemm, packAwqGemv, packGptq } from "./gptq-awq-pack.js";
 import { quantFixture } from "./test-support/fixtures.js";
 
 // The packers against the bytes GPTQModel 7.7.0 / AutoGPTQ's v1 rule / AutoAWQ 0.2.9 wrote for issue 14's fixtures
@@ -19,6 +20,7 @@ interface Case {
 
 const { cases, tensors } = quantFixture<Case>("gptq-awq");
 const i32 = (n: string) => tensors.get(n)!.data as Int32Array;
+const f32 = (n: string) => toFloat32(tensors.get(n)!).data;
 
 describe("GPTQ packing (qweight: GPTQModel pack_original; qzeros: GPTQModel pack_cols v2 / AutoGPTQ v1 OR rule)", () => {
   for (const [name, c] of Object.entries(cases).filter(([, c]) => c.method === "gptq")) {
@@ -59,6 +61,30 @@ describe("AWQ GEMM packing (AutoAWQ WQLinear_GEMM.from_linear)", () => {
       expect(p.qweight.data).toEqual(i32(`${name}.qweight`));
       expect(p.qzeros.data).toEqual(i32(`${name}.qzeros`));
       expect(p.qweight.shape).toEqual(tensors.get(`${name}.qweight`)!.shape);
+    });
+  }
+});
+
+describe("AWQ GEMV packing (AutoAWQ WQLinear_GEMV.from_linear)", () => {
+  for (const [name, c] of Object.entries(cases).filter(([, c]) => c.method === "awq" && c.version === "gemv")) {
+    it(name, () => {
+      const [n, k] = c.shape;
+      const groups = k / c.group_size;
+      const width = awqGemvZerosWidth(k, c.group_size);
+      if (width._tag === "Left") throw new Error(width.left);
+      // Codes [in, out] and zeros / scales [groups, out] from the stored tensors (the reader's unpacking), packed again.
+      const qT = unpackCols(i32(`${name}.qweight`), n, k / 8, 4);
+      const zT = unpackCols(i32(`${name}.qzeros`), n, width.right, 4);
+      const sT = f32(`${name}.scales`);
+      const q = Int32Array.from({ length: k * n }, (_, i) => qT[(i % n) * k + Math.floor(i / n)]!);
+      const z = Int32Array.from({ length: groups * n }, (_, i) => zT[(i % n) * width.right * 8 + Math.floor(i / n)]!);
+      const s = Float32Array.from({ length: groups * n }, (_, i) => sT[(i % n) * width.right * 8 + Math.floor(i / n)]!);
+      const p = packAwqGemv(q, z, s, k, n, width.right);
+      expect(p.qweight.data).toEqual(i32(`${name}.qweight`));
+      expect(p.qzeros.data).toEqual(i32(`${name}.qzeros`));
+      expect(p.scales.data).toEqual(sT);
+      expect(p.qweight.shape).toEqual(tensors.get(`${name}.qweight`)!.shape);
+      expect(p.qzeros.shape).toEqual(tensors.get(`${name}.qzeros`)!.shape);
     });
   }
 });

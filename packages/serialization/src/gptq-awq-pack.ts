@@ -124,3 +124,26 @@ export const packAwqGemm = (q: ArrayLike<number>, zeros: ArrayLike<number>, scal
     scales: { data: scales, shape: [groups, outFeatures] },
   };
 };
+
+/**
+ * AWQ GEMV (4-bit, zero point; AutoAWQ WQLinear_GEMV.from_linear): qweight [out, in/8] and qzeros [out, width] packed
+ * along their rows in natural nibble order, scales [out, width·8] — width = awqGemvZerosWidth, the groups padded for
+ * the kernel with zero scales and zero points. Inputs as packAwqGemm's: q [in, out], zeros and scales [groups, out].
+ */
+export const packAwqGemv = (q: ArrayLike<number>, zeros: ArrayLike<number>, scales: Float32Array, inFeatures: number, outFeatures: number, width: number): AwqParts => {
+  const groups = zeros.length / outFeatures;
+  const qT = new Int32Array(outFeatures * inFeatures);
+  for (let k = 0; k < inFeatures; k++) for (let n = 0; n < outFeatures; n++) qT[n * inFeatures + k] = q[k * outFeatures + n]!;
+  const zT = new Int32Array(outFeatures * width * 8);
+  const sT = new Float32Array(outFeatures * width * 8);
+  for (let g = 0; g < groups; g++)
+    for (let n = 0; n < outFeatures; n++) {
+      zT[n * width * 8 + g] = zeros[g * outFeatures + n]!;
+      sT[n * width * 8 + g] = scales[g * outFeatures + n]!;
+    }
+  return {
+    qweight: { data: packCols(qT, outFeatures, inFeatures, 4), shape: [outFeatures, inFeatures / 8] },
+    qzeros: { data: packCols(zT, outFeatures, width * 8, 4), shape: [outFeatures, width] },
+    scales: { data: sT, shape: [outFeatures, width * 8] },
+  };
+};

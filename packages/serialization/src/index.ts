@@ -95,5 +95,5 @@ export { BNB_FP4_CODE, BNB_NF4_CODE, bnbDynamicMap, bnbQuantStateBytes, quantize
 export type { Bnb4bitOptions, Bnb4bitQuantized, BnbFloat } from "./bnb-quantize.js";
 export { promoteFloat, roundTo } from "./float-rounding.js";
 export type { TorchFloat } from "./float-rounding.js";
-export { packAwqGemm, packAwqGemmWords, packCols, packGptq, packRows } from "./gptq-awq-pack.js";
+export { packAwqGemm, packAwqGemmWords, packAwqGemv, packCols, packGptq, packRows } from "./gptq-awq-pack.js";
 export type { GptqPackInput } from "./gptq-awq-pack.js";

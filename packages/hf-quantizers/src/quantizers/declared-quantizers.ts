@@ -37,8 +37,8 @@ const declared = (d: Declared): Quantizer => ({
 const CT = "write compressed-tensors instead (llmq quantize --scheme …), which vLLM and transformers load";
 
 export const DECLARED_QUANTIZERS: ReadonlyArray<Quantizer> = [
-  declared({ name: "gptq", requiresCalibration: false, isSerializable: true, isTrainable: true, skipKey: null, refusal: "GPTQConfig's on-load GPTQ (optimum + gptqmodel) is not run by llmq yet; llmq reads GPTQ checkpoints (llmq convert --from gptq) and runs GPTQ into compressed-tensors (llmq quantize --method gptq)" }),
-  declared({ name: "awq", requiresCalibration: true, isSerializable: true, isTrainable: true, skipKey: "modules_to_not_convert", refusal: "AwqConfig requires calibration in transformers (AutoAWQ makes the checkpoint); llmq's AWQ writes compressed-tensors (llmq quantize --recipe with an AWQModifier)" }),
+  declared({ name: "gptq", requiresCalibration: false, isSerializable: true, isTrainable: true, skipKey: null, refusal: "GPTQConfig is not a quantize-on-load step in llmq: it runs llmq's GPTQ on calibration data (llmq quantize --hf-config '{\"quant_method\": \"gptq\", …}' --dataset <file>, or hfQuantizeCommand with calibration) and writes the AutoGPTQ / GPTQModel layout" }),
+  declared({ name: "awq", requiresCalibration: true, isSerializable: true, isTrainable: true, skipKey: "modules_to_not_convert", refusal: "AwqConfig requires calibration in transformers (AutoAWQ makes the checkpoint): llmq runs its own AWQ on calibration data (llmq quantize --hf-config '{\"quant_method\": \"awq\", …}' --dataset <file>) and writes AutoAWQ's GEMM / GEMV layout" }),
   declared({ name: "aqlm", requiresCalibration: true, isSerializable: true, isTrainable: true, skipKey: "linear_weights_not_to_quantize", refusal: "AQLM needs calibration (transformers' AqlmHfQuantizer requires_calibration): llmq reads AQLM checkpoints (llmq convert --from aqlm) but does not make them" }),
   declared({ name: "compressed-tensors", requiresCalibration: true, isSerializable: true, isTrainable: false, skipKey: null, refusal: "compressed-tensors checkpoints are made by llmq quantize --scheme / --recipe" }),
   declared({
