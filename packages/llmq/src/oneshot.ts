@@ -73,7 +73,7 @@ export interface OneshotOptions {
 }
 
 /** The options that do not name files: what a run over a model held in memory takes too. */
-export type OneshotCore = Pick<OneshotOptions, "recipe" | "modifiers" | "dataset" | "pipeline" | "signal" | "progress">;
+export type OneshotCore = Pick<OneshotOptions, "recipe" | "modifiers" | "dataset" | "pipeline" | "inTurn" | "signal" | "progress">;
 
 export type { LayerReport };
 export type ModuleReport = LayerReport["modules"][number];

@@ -45,7 +45,7 @@ export interface QuantizeCommandOptions {
 }
 
 /** --max-memory in bytes (absent: everything in memory). */
-const maxMemoryOf = (o: QuantizeCommandOptions): E.Either<LlmqError, number | undefined> =>
+const maxMemoryOf = (o: Pick<QuantizeCommandOptions, "maxMemory">): E.Either<LlmqError, number | undefined> =>
   o.maxMemory === undefined ? E.right(undefined) : E.mapLeft((d: string) => usageError("--max-memory", d, 'pass a size such as "2GB" or "512MB"'))(parseByteSize(o.maxMemory, "--max-memory"));
 
 const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, Recipe>> => {
@@ -130,7 +130,7 @@ const checkNumSamples = (n: number): E.Either<LlmqError, void> =>
     : E.left(usageError("--num-samples", `must be an integer in [1, ${MAX_NUM_SAMPLES}], got ${n}`, "pass a smaller --num-samples"));
 
 /** Calibration windows checked against the model: --seq-len allocatable, their activations within memory. */
-export const loadCalibration = async (o: Pick<QuantizeCommandOptions, "model" | "seqLen" | "numSamples" | "seed">, dataset: string): Promise<E.Either<LlmqError, { readonly data: Dataset; readonly warnings: ReadonlyArray<string> }>> => {
+export const loadCalibration = async (o: Pick<QuantizeCommandOptions, "model" | "seqLen" | "numSamples" | "seed" | "maxMemory">, dataset: string): Promise<E.Either<LlmqError, { readonly data: Dataset; readonly warnings: ReadonlyArray<string> }>> => {
   const h = await openModelDir(o.model)();
   if (E.isLeft(h)) return h;
   const config = h.right.config;
