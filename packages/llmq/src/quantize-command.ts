@@ -44,9 +44,20 @@ export interface QuantizeCommandOptions {
   readonly progress?: ProgressSink;
 }
 
-/** --max-memory in bytes (absent: everything in memory). */
-const maxMemoryOf = (o: Pick<QuantizeCommandOptions, "maxMemory">): E.Either<LlmqError, number | undefined> =>
-  o.maxMemory === undefined ? E.right(undefined) : E.mapLeft((d: string) => usageError("--max-memory", d, 'pass a size such as "2GB" or "512MB"'))(parseByteSize(o.maxMemory, "--max-memory"));
+/** oneshot's maxMemory (bytes) and spillDir: what --max-memory / --spill-dir ask for, parsed and checked once. */
+interface Spill {
+  readonly maxMemory?: number;
+  readonly spillDir?: string;
+}
+
+const spillOf = (o: QuantizeCommandOptions): E.Either<LlmqError, Spill> => {
+  if (o.maxMemory === undefined)
+    return o.spillDir !== undefined ? E.left(usageError("--spill-dir", "only applies with --max-memory", "add --max-memory or drop --spill-dir")) : E.right({});
+  const bytes = parseByteSize(o.maxMemory, "--max-memory");
+  if (E.isLeft(bytes)) return E.left(usageError("--max-memory", bytes.left, 'pass a size such as "2GB" or "512MB"'));
+  if (o.dataset === undefined) return E.left(usageError("--max-memory", "bounds the calibration activations, and there is no --dataset", "drop --max-memory or pass --dataset"));
+  return E.right({ maxMemory: bytes.right, ...(o.spillDir !== undefined ? { spillDir: o.spillDir } : {}) });
+};
 
 const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqError, Recipe>> => {
   if (o.recipe !== undefined) {
@@ -130,7 +141,11 @@ const checkNumSamples = (n: number): E.Either<LlmqError, void> =>
     : E.left(usageError("--num-samples", `must be an integer in [1, ${MAX_NUM_SAMPLES}], got ${n}`, "pass a smaller --num-samples"));
 
 /** Calibration windows checked against the model: --seq-len allocatable, their activations within memory. */
-export const loadCalibration = async (o: Pick<QuantizeCommandOptions, "model" | "seqLen" | "numSamples" | "seed" | "maxMemory">, dataset: string): Promise<E.Either<LlmqError, { readonly data: Dataset; readonly warnings: ReadonlyArray<string> }>> => {
+export const loadCalibration = async (
+  o: Pick<QuantizeCommandOptions, "model" | "seqLen" | "numSamples" | "seed">,
+  dataset: string,
+  maxMemory?: number,
+): Promise<E.Either<LlmqError, { readonly data: Dataset; readonly warnings: ReadonlyArray<string> }>> => {
   const h = await openModelDir(o.model)();
   if (E.isLeft(h)) return h;
   const config = h.right.config;
@@ -141,7 +156,7 @@ export const loadCalibration = async (o: Pick<QuantizeCommandOptions, "model" | 
   if (E.isLeft(tok)) return tok;
   const ds = await loadDataset(dataset, tok.right, { numSamples: o.numSamples, seqLen: o.seqLen, seed: o.seed, sampling: "shuffle", vocabSize: config.vocab_size })();
   if (E.isLeft(ds)) return ds;
-  const mem = checkWindowMemory(config, ds.right.windows, { copies: 1, logits: false, maxMemory: E.getOrElseW(() => undefined)(maxMemoryOf(o)) });
+  const mem = checkWindowMemory(config, ds.right.windows, { copies: 1, logits: false, maxMemory });
   return E.isLeft(mem) ? mem : E.right({ data: ds.right, warnings: seqLenWarning(config, o.seqLen) });
 };
 
@@ -149,21 +164,19 @@ export const loadCalibration = async (o: Pick<QuantizeCommandOptions, "model" | 
 export const quantizeCommand = (o: QuantizeCommandOptions): TE.TaskEither<LlmqError, OneshotResult> => async () => {
   const checked = checkNumSamples(o.numSamples);
   if (E.isLeft(checked)) return checked;
-  const budget = maxMemoryOf(o);
-  if (E.isLeft(budget)) return budget;
-  if (budget.right !== undefined && o.dataset === undefined) return E.left(usageError("--max-memory", "bounds the calibration activations, and there is no --dataset", "drop --max-memory or pass --dataset"));
-  if (o.spillDir !== undefined && budget.right === undefined) return E.left(usageError("--spill-dir", "only applies with --max-memory", "add --max-memory or drop --spill-dir"));
+  const spill = spillOf(o);
+  if (E.isLeft(spill)) return spill;
   const paths = await checkPaths(o);
   if (E.isLeft(paths)) return paths;
-  if (o.msmodelslimConfig !== undefined) return quantizeMsModelSlim(o, o.msmodelslimConfig);
+  if (o.msmodelslimConfig !== undefined) return quantizeMsModelSlim(o, o.msmodelslimConfig, spill.right);
   const recipe = await resolveRecipe(o);
   if (E.isLeft(recipe)) return recipe;
   const from = await sourceFormatOf(o.model);
-  if (from === null) return quantizeDense(o, o, recipe.right, []);
+  if (from === null) return quantizeDense(o, o, recipe.right, [], spill.right);
   const src = await dequantizedSource(o, from);
   if (E.isLeft(src)) return src;
   try {
-    return await quantizeDense({ ...o, model: src.right.model }, o, recipe.right, [src.right.warning]);
+    return await quantizeDense({ ...o, model: src.right.model }, o, recipe.right, [src.right.warning], spill.right);
   } finally {
     await rm(src.right.dir, { recursive: true, force: true });
   }
@@ -179,7 +192,7 @@ const MS_CONFLICTS: ReadonlyArray<readonly [keyof QuantizeCommandOptions, string
 ];
 
 /** `llmq quantize --msmodelslim-config cfg`: the QuantConfig decoded, calibration loaded, quantizeWithMsModelSlim. */
-const quantizeMsModelSlim = async (o: QuantizeCommandOptions, file: string): Promise<E.Either<LlmqError, OneshotResult>> => {
+const quantizeMsModelSlim = async (o: QuantizeCommandOptions, file: string, spill: Spill): Promise<E.Either<LlmqError, OneshotResult>> => {
   const clash = MS_CONFLICTS.find(([k]) => o[k] !== undefined && !(Array.isArray(o[k]) && (o[k] as unknown[]).length === 0));
   if (clash) return E.left(usageError(clash[1], `cannot be combined with --msmodelslim-config: ${clash[2]}`, `drop ${clash[1]}`));
   if (o.method !== "rtn") return E.left(usageError("--method", "cannot be combined with --msmodelslim-config: the QuantConfig's w_method chooses it", "drop --method"));
@@ -191,7 +204,7 @@ const quantizeMsModelSlim = async (o: QuantizeCommandOptions, file: string): Pro
   }
   const cfg = parseMsQuantConfig(text);
   if (E.isLeft(cfg)) return E.left(recipeError(`${file}: ${formatMsConfigError(cfg.left)}`));
-  const calib = o.dataset !== undefined ? await loadCalibration(o, o.dataset) : E.right(null);
+  const calib = o.dataset !== undefined ? await loadCalibration(o, o.dataset, spill.maxMemory) : E.right(null);
   if (E.isLeft(calib)) return calib;
   const r = await quantizeWithMsModelSlim(cfg.right, {
     model: o.model,
@@ -199,7 +212,7 @@ const quantizeMsModelSlim = async (o: QuantizeCommandOptions, file: string): Pro
     dataset: calib.right?.data ?? null,
     overwrite: o.overwrite,
     ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
-    ...spillOptions(o),
+    ...spill,
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
   })();
@@ -209,8 +222,14 @@ const quantizeMsModelSlim = async (o: QuantizeCommandOptions, file: string): Pro
 };
 
 /** Calibration, oneshot and the report for a dense (or compressed-tensors) model `run.model`; `o` is what the user gave. */
-const quantizeDense = async (run: QuantizeCommandOptions, o: QuantizeCommandOptions, recipe: Recipe, warnings: ReadonlyArray<string>): Promise<E.Either<LlmqError, OneshotResult>> => {
-  const calib = run.dataset !== undefined ? await loadCalibration(run, run.dataset) : E.right(null);
+const quantizeDense = async (
+  run: QuantizeCommandOptions,
+  o: QuantizeCommandOptions,
+  recipe: Recipe,
+  warnings: ReadonlyArray<string>,
+  spill: Spill,
+): Promise<E.Either<LlmqError, OneshotResult>> => {
+  const calib = run.dataset !== undefined ? await loadCalibration(run, run.dataset, spill.maxMemory) : E.right(null);
   if (E.isLeft(calib)) return calib;
   const r = await oneshot({
     model: run.model,
@@ -218,7 +237,7 @@ const quantizeDense = async (run: QuantizeCommandOptions, o: QuantizeCommandOpti
     recipe,
     dataset: calib.right?.data ?? null,
     ...(o.pipeline !== undefined ? { pipeline: o.pipeline } : {}),
-    ...spillOptions(o),
+    ...spill,
     overwrite: o.overwrite,
     protect: protectedPaths(o),
     ...(o.signal ? { signal: o.signal } : {}),
@@ -229,12 +248,6 @@ const quantizeDense = async (run: QuantizeCommandOptions, o: QuantizeCommandOpti
   if (o.report === undefined) return E.right(result);
   const written = await writeQuantizeReport(o.report, o.model, recipe, result);
   return E.isLeft(written) ? E.left(reportAfterCommit(written.left, result.output)) : E.right(result);
-};
-
-/** oneshot's maxMemory / spillDir from the (already checked) flags. */
-export const spillOptions = (o: QuantizeCommandOptions): { readonly maxMemory?: number; readonly spillDir?: string } => {
-  const m = E.getOrElseW(() => undefined)(maxMemoryOf(o));
-  return { ...(m !== undefined ? { maxMemory: m } : {}), ...(o.spillDir !== undefined ? { spillDir: o.spillDir } : {}) };
 };
 
 /** A report that failed although it was checked: the checkpoint is complete, say so. */
