@@ -49,7 +49,7 @@ import {
 } from "./layer-forward.js";
 import { mergeHooks, onlineHooks } from "./online-transforms.js";
 import { BATCH_ROWS, type WindowBatch, batchable, splitRows, windowBatches$ } from "./window-batches.js";
-import { type WindowStore, type WindowStoreOptions, windowStore } from "./window-store.js";
+import { NO_WINDOWS_STORE, type WindowStore, type WindowStoreOptions, windowStore } from "./window-store.js";
 import type { ProgressSink } from "./progress.js";
 
 // llm-compressor's calibration pipelines over an in-memory model, layer by layer. A pass runs the layers in order; in a
@@ -445,7 +445,6 @@ export interface CalibrationWindows {
 /** No calibration data (a data-free run): nothing is ever embedded. */
 export const NO_CALIBRATION: CalibrationWindows = { lengths: [], embedded: () => new Tensor("f32", [0, 0], new Float32Array(0)), release: () => undefined };
 
-const NO_WINDOWS: WindowStore = { lengths: [], spilled: 0, get: () => E.left(internal("no window")), set: () => E.right(undefined), close: () => undefined };
 
 const runPass =
   (ctx: PipelineContext, passes: ReadonlyArray<Pass>, windows: CalibrationWindows, storeOpts: WindowStoreOptions) =>
@@ -462,14 +461,14 @@ const runPass =
     // Calibrated passes start again from the embedded windows; a data-free pass with a dataset only reports.
     const reportOnly = pass.data.length === 0;
     const count = reportOnly ? (last ? Math.min(ERROR_WINDOWS, windows.lengths.length) : 0) : windows.lengths.length;
-    const store = count === 0 ? E.right(NO_WINDOWS) : windowStore(windows.lengths.slice(0, count), ctx.config.hidden_size, windows.embedded, storeOpts);
+    const store = windowStore(windows.lengths.slice(0, count), ctx.config.hidden_size, windows.embedded, storeOpts);
     if (E.isLeft(store)) return store;
     if (last) windows.release();
     ctx.progress({ kind: "stage", stage: "quantize", total: ctx.numLayers + 1 });
     try {
       const done = await foldSteps(ctx.numLayers + 1, { ...s, runs: started.right, hidden: store.right }, layerStep(ctx, pass, first, last, reportOnly));
       if (E.isLeft(done)) return done;
-      return E.map((runs: ReadonlyArray<AnyRun>) => ({ ...done.right, runs, hidden: NO_WINDOWS }))(await passEvents(done.right.runs, pass, calibrationEpochEnd));
+      return E.map((runs: ReadonlyArray<AnyRun>) => ({ ...done.right, runs, hidden: NO_WINDOWS_STORE }))(await passEvents(done.right.runs, pass, calibrationEpochEnd));
     } finally {
       // The spill file goes whatever happened (an error, an abort, an exception from a modifier).
       store.right.close();
@@ -488,7 +487,7 @@ export const runPipeline = async (
   windows: CalibrationWindows,
   storeOpts: WindowStoreOptions = {},
 ): Promise<E.Either<LlmqError, { readonly runs: ReadonlyArray<AnyRun>; readonly reports: ReadonlyArray<LayerReport>; readonly warnings: ReadonlyArray<string> }>> => {
-  const init: PassState = { runs, hidden: NO_WINDOWS, kept: new Map(), reports: [], warnings: [], records: new Map() };
+  const init: PassState = { runs, hidden: NO_WINDOWS_STORE, kept: new Map(), reports: [], warnings: [], records: new Map() };
   const r = await foldSteps(passes.length, init, runPass(ctx, passes, windows, storeOpts));
   return E.map((s: PassState) => ({ runs: s.runs, reports: s.reports, warnings: s.warnings }))(r);
 };

@@ -124,15 +124,20 @@ const spillStore = (lengths: ReadonlyArray<number>, width: number, memory: (Tens
   };
 };
 
-const memoryStore = (lengths: ReadonlyArray<number>, memory: (Tensor<"f32"> | undefined)[]): WindowStore => ({
-  lengths,
-  spilled: 0,
-  get: (i) => E.right(memory[i]!),
-  set: (i, t) => {
-    memory[i] = t;
-    return E.right(undefined);
-  },
-  close: () => {
-    memory.length = 0;
-  },
-});
+/** A store of no windows (a data-free pass, and the state between passes). */
+export const NO_WINDOWS_STORE: WindowStore = memoryStore([], []);
+
+function memoryStore(lengths: ReadonlyArray<number>, memory: (Tensor<"f32"> | undefined)[]): WindowStore {
+  return {
+    lengths,
+    spilled: 0,
+    get: (i) => E.right(memory[i]!),
+    set: (i, t) => {
+      memory[i] = t;
+      return E.right(undefined);
+    },
+    close: () => {
+      memory.length = 0;
+    },
+  };
+}
