@@ -311,8 +311,10 @@ export const embed = (table: Tensor<"f32">, tokens: Int32Array): Tensor<"f32"> =
 };
 
 /** Final RMSNorm and lm_head: hidden [T, hidden] → logits [T, vocab]. */
-export const headForward = (cfg: LlamaConfig, head: HeadWeights, hidden: Tensor<"f32">): Tensor<"f32"> =>
-  linear(rmsNorm(hidden, head.norm, cfg.rms_norm_eps), head.lmHead);
+export const headForward = (cfg: LlamaConfig, head: HeadWeights, hidden: Tensor<"f32">): Tensor<"f32"> => {
+  const [t, vocab] = [hidden.shape[0]!, head.lmHead.shape[0]!];
+  return new Tensor("f32", [t, vocab], headLogitRows(cfg, head, hidden, 0, t, new Float32Array(t * vocab)));
+};
 
 /**
  * The logits of rows [r0, r1) of hidden, into `out` ([r1 − r0, vocab] floats): headForward's values for those rows
