@@ -1,6 +1,7 @@
 // Dequantization of GPTQ (AutoGPTQ v1 / GPTQModel v2) and AWQ (AutoAWQ GEMM / GEMV) packed linears to an f32
 // [out, in] weight. W = (q − z)·scale is exact in f32 (|q − z| < 2^9, scale fp16), so the result is the one value both
-// GPTQModel's `convert_gptq_file` (f32) and AutoAWQ's `dequantize_gemm` (with f32 scales) give.
+// GPTQModel's `convert_gptq_file` (f32) and AutoAWQ's `dequantize_gemm` (with f32 scales) give. Reading a checkpoint
+// (quantized-checkpoint.ts) then rounds it to the stored scales' dtype, as the runtimes' f16 multiply does.
 import * as E from "fp-ts/lib/Either.js";
 
 /** One packed linear's tensors: int32 words and f32 scales (fp16 widened), each with its stored shape. */

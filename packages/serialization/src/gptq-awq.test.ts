@@ -2,6 +2,8 @@ import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { dequantizeModule, quantMethodOf, quantizedFormatOf } from "./quantized-checkpoint.js";
 import { bitExactCases, f32Bits as bits } from "./test-support/fixtures.js";
+import type { Tensor } from "@llmq/tensor";
+import { roundTo } from "./float-rounding.js";
 
 interface Case {
   readonly method: "gptq" | "awq";
@@ -18,15 +20,20 @@ const configOf = (c: Case): Record<string, unknown> =>
     ? { quant_method: "gptq", bits: c.bits, group_size: c.group_size, checkpoint_format: c.checkpoint_format, desc_act: true, sym: true }
     : { quant_method: "awq", bits: 4, group_size: c.group_size, zero_point: true, version: c.version!.toUpperCase() };
 
+// The fixtures hold GPTQModel's convert_gptq_file / AutoAWQ's values in f32 (exact products of the f16 scales).
+// Reading a checkpoint rounds them once to the scales' dtype, f16 here, as GPTQModel's QuantLinear (what
+// transformers runs) and AutoAWQ multiply: `scales[g_idx] * (q − z)` in half precision.
+const toF16 = (t: Tensor) => ({ data: (t.data as Float32Array).map(roundTo("float16")), size: t.size });
+
 describe("GPTQ / AWQ dequantization: bit for bit GPTQModel's convert_gptq_file and AutoAWQ's packers", () => {
-  const { tensors } = bitExactCases<Case>("gptq-awq", configOf, (name, c) => `${name}${c.v1_quirk_corrupts === true ? " (v1 −1 quirk: corrupted zeros reproduced)" : ""}`);
+  const { tensors } = bitExactCases<Case>("gptq-awq", configOf, (name, c) => `${name}${c.v1_quirk_corrupts === true ? " (v1 −1 quirk: corrupted zeros reproduced)" : ""}`, toF16);
 
   it("without g_idx, GPTQ groups are k // group_size (equal to the fixture's act-order-free case)", () => {
     const name = "gptq_b4_sym_v1_act0";
     const parts = new Map(["qweight", "qzeros", "scales"].map((p) => [p, tensors.get(`${name}.${p}`)!] as const));
     const fmt = quantizedFormatOf("c", { quant_method: "gptq", bits: 4, group_size: 32 });
     const w = E.isRight(fmt) ? dequantizeModule("c", name, parts, fmt.right) : fmt;
-    expect(E.isRight(w) && bits(w.right)).toEqual(bits(tensors.get(`${name}.expected`)!));
+    expect(E.isRight(w) && bits(w.right)).toEqual(bits(toF16(tensors.get(`${name}.expected`)!)));
   });
 });
 

@@ -12,6 +12,7 @@ import { type HqqFloat, type HqqFloatTensor, dequantizeHqq } from "./hqq-dequant
 import { dequantizeAqlm } from "./aqlm-dequantize.js";
 import { type AwqOptions, type DenseWeight, type GptqOptions, type PackedTensor, GPTQ_BITS, dequantizeAwq, dequantizeGptq } from "./gptq-awq-dequantize.js";
 import type { Checkpoint } from "./safetensors-reader.js";
+import { roundTo } from "./float-rounding.js";
 
 /** Methods llmq reads back from a pre-quantized checkpoint ("compressed-tensors" through decompressModule). */
 export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "fp8", "fbgemm_fp8", "hqq", "aqlm", "compressed-tensors"];
@@ -203,10 +204,16 @@ const packedLinear = (parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat &
   if (missing.length > 0) return E.left(`missing ${missing.join(", ")}`);
   const bad = (["qweight", "qzeros", "g_idx"] as const).find((p) => parts.has(p) && !["i32", "i64"].includes(parts.get(p)!.dtype));
   if (bad !== undefined) return E.left(`${bad} must be an integer tensor, got ${parts.get(bad)!.dtype}`);
-  const common = { qweight: packed(parts.get("qweight")!, i32), qzeros: packed(parts.get("qzeros")!, i32), scales: packed(parts.get("scales")!, f32) };
-  return fmt.method === "gptq"
-    ? dequantizeGptq({ ...common, gIdx: parts.has("g_idx") ? packed(parts.get("g_idx")!, i32) : undefined }, fmt.options)
-    : dequantizeAwq(common, fmt.options);
+  const scales = parts.get("scales")!;
+  const common = { qweight: packed(parts.get("qweight")!, i32), qzeros: packed(parts.get("qzeros")!, i32), scales: packed(scales, f32) };
+  const w =
+    fmt.method === "gptq"
+      ? dequantizeGptq({ ...common, gIdx: parts.has("g_idx") ? packed(parts.get("g_idx")!, i32) : undefined }, fmt.options)
+      : dequantizeAwq(common, fmt.options);
+  // What runs the checkpoint (GPTQModel's QuantLinear under transformers, AutoAWQ, vLLM) multiplies in the scales'
+  // dtype: scales · (q − z) is the exact product rounded once to f16 / bf16, so that is the weight llmq evaluates.
+  const dt = scales.dtype === "f16" ? "float16" : scales.dtype === "bf16" ? "bfloat16" : null;
+  return dt === null ? w : E.map((d: DenseWeight) => ({ ...d, data: d.data.map(roundTo(dt)) }))(w);
 };
 
 const fp8 = (parts: ReadonlyMap<string, Tensor>, perRow: boolean): E.Either<string, DenseWeight> => {
