@@ -36,7 +36,8 @@ export interface CalibratedRun {
 
 /** One calibrated method: its plan from the config, the modifiers that run it, and its repacking. */
 export interface CalibratedMethod<P> {
-  readonly plan: (blockPrefix: string, blockLinears: ReadonlyArray<string>) => E.Either<LlmqError, P & { readonly warnings: ReadonlyArray<string>; readonly subsets: ReadonlyArray<ReadonlyArray<string>> }>;
+  /** blockLinears: one block's linears relative to it; linearNames: every linear's full name. */
+  readonly plan: (blockPrefix: string, blockLinears: ReadonlyArray<string>, linearNames: ReadonlyArray<string>) => E.Either<LlmqError, P & { readonly warnings: ReadonlyArray<string>; readonly subsets: ReadonlyArray<ReadonlyArray<string>> }>;
   /** Why a linear of this shape cannot be stored in the method's layout, or null. */
   readonly packable: (p: P, inFeatures: number, outFeatures: number) => string | null;
   readonly modifiers: (p: P, blockPrefix: string) => ReadonlyArray<{ readonly type: string } & Readonly<Record<string, unknown>>>;
@@ -134,7 +135,7 @@ export const calibratedRun = async <P>(run: CalibratedRun, m: CalibratedMethod<P
   const facts = await readModel(run.model);
   if (E.isLeft(facts)) return facts;
   const { blockPrefix, blockLinears, linears } = facts.right;
-  const plan = m.plan(blockPrefix, blockLinears);
+  const plan = m.plan(blockPrefix, blockLinears, linears.map((l) => l.name));
   if (E.isLeft(plan)) return plan;
   const seqLen = m.seqLen(plan.right);
   if (seqLen !== null && run.seqLenGiven === true && seqLen !== run.seqLen)

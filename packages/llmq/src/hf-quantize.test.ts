@@ -3,13 +3,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { forwardLogits } from "@llmq/models";
 import { writeSafetensors } from "@llmq/serialization";
 import { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLlmqError, hfQuantizeCommand, inspectCommand, openModelDir } from "./index.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
+import { logitsFile } from "./test-support/logits-file.js";
 
 // `llmq quantize --hf-config` on stories260K. With LLMQ_PYTHON, tools/check_hf_quantized.py also has transformers
 // quantize the same model on load (bytes and config must match) and load llmq's directory (logits within 1e-4):
@@ -27,21 +27,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const quantize = (name: string, hfConfig: string, dtype?: "float32" | "bfloat16" | "float16") =>
   hfQuantizeCommand({ model: fp, output: join(dir, name), hfConfig, dtype, overwrite: false })();
-
-/** Two token windows and llmq's logits on them, for the Python side. */
-const logitsFile = async (model: string): Promise<string> => {
-  const h = must(await openModelDir(model)());
-  const tensors = new Map<string, Tensor>();
-  for (let w = 0; w < 2; w++) {
-    const tokens = Int32Array.from({ length: 48 }, (_, i) => (i === 0 ? 1 : (i * 37 + w * 101) % 512));
-    tensors.set(`llmq.tokens.${w}`, new Tensor("i32", [tokens.length], tokens));
-    tensors.set(`llmq.logits.${w}`, must(await forwardLogits(h, tokens)()));
-  }
-  await h.close();
-  const path = `${model}.llmq.safetensors`;
-  must(await writeSafetensors(path, tensors, null)());
-  return path;
-};
 
 const CASES: ReadonlyArray<readonly [string, string, ("float32" | "bfloat16" | "float16")?]> = [
   ["nf4-dq", '{"load_in_4bit": true, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": true}'],

@@ -7,6 +7,7 @@ import { formatLlmqError, inspectCommand, loadDataset, modelLogits, oneshot, ope
 import { formatInspect } from "./inspect-command.js";
 import { readTensors } from "./test-support/read-tensors.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
+import { relErr } from "./test-support/rel-err.js";
 
 // SpinQuant and QuIP against llm-compressor 0.14 / compressed-tensors 0.20 (packages/transforms/fixtures/rotations,
 // tools/gen_rotation_fixtures.py): llmq runs LC's own saved recipe.yaml on the same tiny models and must write the same
@@ -37,17 +38,6 @@ beforeAll(() => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const bytesOf = (t: tensor.Tensor): Uint8Array => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-
-/** max |a − b| / max |b|. */
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
-};
 
 const run = async (model: string, recipe: string, name: string, dataset?: Parameters<typeof oneshot>[0]["dataset"]): Promise<string> => {
   const out = join(tmp, name);
