@@ -112,6 +112,7 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
   // Weight-only schemes: the GPU and the CPU differ by f32 summation order only.
   for (const [name, recipe] of [
     ["W4A16 g32", "stories260k-w4a16-g32.yaml"],
+    ["W4A16 asymmetric g32 (packed zero points)", "stories260k-w4a16-asym-g32.yaml"],
     ["fp8 weights with one scale per tensor (weight-only)", "stories260k-fp8-tensor-w8a16.yaml"],
   ] as const)
     it(`${name}: 200 greedy tokens identical, every step's logits within 1e-3 relative`, async () => {

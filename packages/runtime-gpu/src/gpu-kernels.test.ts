@@ -1,5 +1,5 @@
 import { linear, rmsNorm, ropeInvFreq } from "@llmq/models";
-import { decompressModule, packRowsToInt32 } from "@llmq/serialization";
+import { decompressModule, packColsToInt32, packRowsToInt32 } from "@llmq/serialization";
 import { computeDynamicQParams, fakeQuantize, presetScheme } from "@llmq/schemes";
 import { Tensor, cast, castFromNumbers, jsKernels, ropeCosSin, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
@@ -19,6 +19,7 @@ import {
   encodeRope,
   encodeSiluMul,
 } from "./gpu-kernels.js";
+import { zeroPointsOf } from "./linear-params.js";
 import { relErr, seeded, testGpu } from "./test-support/gpu.js";
 
 // Conformance: every kernel of the registry against its reference (the js backend of @llmq/tensor, @llmq/models'
@@ -47,6 +48,8 @@ interface PackedCase {
   readonly strategy: "group" | "channel";
   readonly group: number;
   readonly scaleDType: "f32" | "bf16";
+  /** Asymmetric: zero points in the weights' code range, packed along dim 0 as compressed-tensors stores them. */
+  readonly asym?: boolean;
 }
 
 const packedCase = async (g: GpuContext, c: PackedCase): Promise<number> => {
@@ -59,7 +62,9 @@ const packedCase = async (g: GpuContext, c: PackedCase): Promise<number> => {
     ["weight_scale", scale],
     ["weight_shape", new Tensor("i64", [2], BigInt64Array.of(BigInt(c.n), BigInt(c.k)))],
   ]);
-  const args = { num_bits: c.bits, type: "int", symmetric: true, strategy: c.strategy, group_size: c.strategy === "group" ? c.group : null };
+  const zp = Array.from(seeded(c.n * groups, c.bits + 31, -half, half), Math.floor);
+  if (c.asym) state.set("weight_zero_point", new Tensor("i32", [Math.ceil((c.n * c.bits) / 32), groups], packColsToInt32(zp, c.n, groups, c.bits)));
+  const args = { ...must(presetScheme("W4A16", ["Linear"])).weights!, num_bits: c.bits, symmetric: !c.asym, strategy: c.strategy, group_size: c.strategy === "group" ? c.group : null };
   const dec = decompressModule("pack-quantized", { weights: args }, state);
   if (E.isLeft(dec)) throw new Error(JSON.stringify(dec.left));
   const t = 3;
@@ -77,7 +82,7 @@ const packedCase = async (g: GpuContext, c: PackedCase): Promise<number> => {
       bf16: c.scaleDType === "bf16",
       packed: storageBuffer(g, state.get("weight_packed")!.data as Int32Array),
       scale: storageBuffer(g, cast(scale, "f32").data),
-      zeroPoint: storageBuffer(g, new Int32Array(c.n * groups)),
+      zeroPoint: storageBuffer(g, must(zeroPointsOf("w", state.get("weight_zero_point"), args, "pack-quantized", c.n, groups))),
       int8Input: false,
     },
   };
@@ -148,6 +153,10 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
       { bits: 8, n: 24, k: 96, strategy: "group", group: 32, scaleDType: "bf16" },
       { bits: 8, n: 16, k: 64, strategy: "channel", group: 64, scaleDType: "bf16" },
       { bits: 2, n: 8, k: 48, strategy: "group", group: 16, scaleDType: "f32" },
+      { bits: 4, n: 48, k: 64, strategy: "group", group: 32, scaleDType: "f32", asym: true },
+      { bits: 4, n: 40, k: 172, strategy: "channel", group: 172, scaleDType: "bf16", asym: true },
+      { bits: 8, n: 24, k: 96, strategy: "group", group: 32, scaleDType: "bf16", asym: true },
+      { bits: 8, n: 20, k: 64, strategy: "channel", group: 64, scaleDType: "f32", asym: true },
     ] as const)
       expect(await packedCase(g, c), JSON.stringify(c)).toBeLessThan(TOL);
   },

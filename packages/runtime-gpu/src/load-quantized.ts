@@ -6,6 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, storageBuffer } from "./gpu-context.js";
 import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
 import type { GpuLinear } from "./gpu-kernels.js";
+import { zeroPointsOf } from "./linear-params.js";
 
 // A compressed-tensors checkpoint straight onto the GPU: pack-quantized linears keep their packed int32 words and
 // float-quantized ones their fp8 codes (the WGSL matmuls dequantize them on the fly), everything else is uploaded as f32. The embedding stays on the CPU (one
@@ -76,7 +77,6 @@ const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, 
   const intOk = w.type === "int" && 32 % w.num_bits === 0;
   const fp8Ok = w.type === "float" && w.num_bits === 8;
   if (!intOk && !fp8Ok) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits and fp8; NVFP4 / other float widths are not implemented yet)`);
-  if (!w.symmetric) return fail("asymmetric weights (zero points) are not implemented on the GPU yet");
   if (get(`${name}.weight_g_idx`) !== undefined) return fail("activation ordering (weight_g_idx) is not implemented on the GPU yet");
   const a = scheme.input_activations;
   const input = a === null ? null : dynamicTokenInput(a);
@@ -94,6 +94,7 @@ const fp8Linear = (ctx: GpuContext, name: string, get: Get, s: LinearScheme): E.
   if (scale === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_scale is missing`));
   if (scale.dtype === "f16") return fail("f16 scales (dequantized weights would round to f16, which the kernel does not do yet)");
   if (s.input === "int8") return fail("fp8 weights with int8 inputs are not implemented on the GPU");
+  if (!s.w.symmetric) return fail("asymmetric fp8 weights (zero points) are not implemented on the GPU");
   const [n, k] = w.shape as [number, number];
   const perChannel = s.w.strategy === "channel";
   if (!perChannel && s.w.strategy !== "tensor") return fail(`fp8 weights with strategy ${s.w.strategy} (only channel and tensor)`);
@@ -143,6 +144,8 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
   const groups = Math.ceil(k / group);
   if (packed.dtype !== "i32" || packed.size !== n * words) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_packed: expected int32 [${n}, ${words}], got ${packed.dtype} [${packed.shape}]`));
   if (scale.size !== n * groups) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_scale: expected ${n}×${groups} values, got [${scale.shape}]`));
+  const zp = zeroPointsOf(name, get(`${name}.weight_zero_point`), w, format, n, groups);
+  if (E.isLeft(zp)) return zp;
   return E.right({
     kind: "packed",
     l: {
@@ -155,7 +158,7 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
       bf16: scale.dtype === "bf16",
       packed: storageBuffer(ctx, packed.data as Int32Array),
       scale: storageBuffer(ctx, f32Of(scale)),
-      zeroPoint: storageBuffer(ctx, new Int32Array(n * groups)),
+      zeroPoint: storageBuffer(ctx, zp.right),
       int8Input: input === "int8",
     },
   });
