@@ -114,6 +114,7 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
     ["W4A16 g32", "stories260k-w4a16-g32.yaml"],
     ["W4A16 asymmetric g32 (packed zero points)", "stories260k-w4a16-asym-g32.yaml"],
     ["fp8 weights with one scale per tensor (weight-only)", "stories260k-fp8-tensor-w8a16.yaml"],
+    ["NVFP4A16 (fp4 weights, fp8 group scales, global scale)", "stories260k-nvfp4a16.yaml"],
   ] as const)
     it(`${name}: 200 greedy tokens identical, every step's logits within 1e-3 relative`, async () => {
       const r = await compare(await quantize(recipe, recipe), 200);
@@ -154,11 +155,11 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
     expect(other).not.toEqual(sampled);
   }, 600_000);
 
-  it("refuses what the kernels do not implement yet (NVFP4) with a message", async () => {
-    const out = join(tmp, "nvfp4");
-    const recipe = must(recipeFromYaml("quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {targets: [\"re:.*(q|k|v|o|gate|up)_proj$\"], scheme: NVFP4A16, ignore: [lm_head]}\n"));
+  it("refuses what the kernels do not implement yet (MXFP4) with a message", async () => {
+    const out = join(tmp, "mxfp4");
+    const recipe = must(recipeFromYaml("quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {targets: [\"re:.*(q|k|v|o|gate|up)_proj$\"], scheme: MXFP4A16, ignore: [lm_head]}\n"));
     must(await oneshot({ model: fp, output: out, recipe })());
     const r = await loadQuantizedDir(gpu!, out)();
-    expect(E.isLeft(r) && formatGpuError(r.left)).toMatch(/not supported by @llmq\/runtime-gpu yet: .*NVFP4/);
+    expect(E.isLeft(r) && formatGpuError(r.left)).toMatch(/not supported by @llmq\/runtime-gpu yet: .*mxfp4-pack-quantized/);
   }, 120_000);
 });

@@ -19,7 +19,7 @@ import {
   encodeRope,
   encodeSiluMul,
 } from "./gpu-kernels.js";
-import { zeroPointsOf } from "./linear-params.js";
+import { nvfp4Linear, zeroPointsOf } from "./linear-params.js";
 import { relErr, seeded, testGpu } from "./test-support/gpu.js";
 
 // Conformance: every kernel of the registry against its reference (the js backend of @llmq/tensor, @llmq/models'
@@ -126,6 +126,31 @@ const fp8Case = async (g: GpuContext, c: Fp8Case): Promise<number> => {
   };
   const y = storageBuffer(g, t * c.n * 4);
   return relErr(await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, x), y, t), y, t * c.n), ref);
+};
+
+/** An nvfp4-pack-quantized linear (random fp4 codes and fp8 group scales, NaN excluded) against decompressModule + linear. */
+const nvfp4Case = async (g: GpuContext, n: number, k: number, globalScale: number | null): Promise<void> => {
+  const bytes = (len: number, seed: number, lo: number, hi: number) => Uint8Array.from(seeded(len, seed, lo, hi), Math.floor);
+  const state = new Map<string, Tensor>([
+    ["weight_packed", new Tensor("u8", [n, k / 2], bytes((n * k) / 2, k + 41, 0, 256))],
+    ["weight_scale", new Tensor("f8_e4m3fn", [n, k / 16], bytes((n * k) / 16, k + 43, 0x08, 0x7f))], // subnormal … 448
+  ]);
+  if (globalScale !== null) state.set("weight_global_scale", new Tensor("f32", [1], Float32Array.of(globalScale)));
+  const args = must(presetScheme("NVFP4A16", ["Linear"])).weights!;
+  const dec = must(decompressModule("nvfp4-pack-quantized", { weights: args }, state));
+  const t = 3;
+  const x = seeded(t * k, 13);
+  const ref = linear(new Tensor("f32", [t, k], x), dec.get("weight") as Tensor<"f32">).data;
+  const lin = must(nvfp4Linear(g, "w", (name) => state.get(name.slice(2)), args));
+  const y = storageBuffer(g, t * n * 4);
+  const got = await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, x), y, t), y, t * n);
+  expect(relErr(got, ref), `n ${n} k ${k} global ${globalScale}`).toBeLessThan(TOL);
+  // one-hot inputs read the dequantized weights back: bit-identical to the decompressor's (division and bf16 rounding)
+  const eye = new Float32Array(k * k).map((_, i) => (i % (k + 1) === 0 ? 1 : 0));
+  const wt = storageBuffer(g, k * n * 4);
+  const back = await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, eye), wt, k), wt, k * n);
+  const w = (dec.get("weight") as Tensor<"f32">).data;
+  expect(Array.from({ length: n * k }, (_, i) => back[(i % k) * n + Math.floor(i / k)]! - w[i]!).filter((d) => d !== 0)).toEqual([]);
 };
 
 /** A dynamic per-token input quantizer against computeDynamicQParams + fakeQuantize of the preset's input args: exact. */
@@ -236,6 +261,11 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
       { n: 16, k: 96, strategy: "channel", scaleDType: "bf16" },
     ] as const)
       expect(await fp8Case(g, c), JSON.stringify(c)).toBeLessThan(TOL);
+  },
+  nvfp4Matmul: async (g) => {
+    await nvfp4Case(g, 40, 64, 2688 / 0.37);
+    await nvfp4Case(g, 24, 176, 1234.5678);
+    await nvfp4Case(g, 16, 32, null);
   },
   argmax: async (g) => {
     const x = seeded(2 * 97, 14);

@@ -1,5 +1,5 @@
 import { type GpuContext, bitsOf, dispatch } from "./gpu-context.js";
-import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_PACKED, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
+import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_NVFP4, MATMUL_PACKED, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
 
 // The kernel registry: one WGSL source per kernel name, named like @llmq/tensor's kernel table where one exists there
 // (siluMul, causalAttention). The js backend and @llmq/models' forward stay the definition: gpu-kernels.test.ts
@@ -8,6 +8,7 @@ import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_PACKED,
 export const GPU_KERNELS = {
   packedMatmul: MATMUL_PACKED,
   fp8Matmul: MATMUL_FP8,
+  nvfp4Matmul: MATMUL_NVFP4,
   denseMatmul: MATMUL_DENSE,
   rmsNorm: RMS_NORM,
   rope: ROPE,
@@ -59,9 +60,22 @@ export interface Fp8Linear {
   readonly fp8Input: boolean;
 }
 
+/** An NVFP4 linear on the GPU: fp4 e2m1 codes [N, K] eight per u32, fp8 e4m3fn group scales [N, K/group] four per u32. */
+export interface Nvfp4Linear {
+  readonly n: number;
+  readonly k: number;
+  /** 16 for NVFP4. */
+  readonly group: number;
+  readonly codes: GPUBuffer;
+  readonly scale: GPUBuffer;
+  /** weight_global_scale (the group scales are divided by it). */
+  readonly globalScale: number;
+}
+
 export type GpuLinear =
   | { readonly kind: "packed"; readonly l: PackedLinear }
   | { readonly kind: "fp8"; readonly l: Fp8Linear }
+  | { readonly kind: "nvfp4"; readonly l: Nvfp4Linear }
   | { readonly kind: "dense"; readonly l: DenseLinear };
 
 type Enc = GPUCommandEncoder;
@@ -71,9 +85,13 @@ const quantizedInput = (xq: GPUBuffer | undefined): GPUBuffer => {
   return xq;
 };
 
+const encodeNvfp4 = (ctx: GpuContext, enc: Enc, l: Nvfp4Linear, x: GPUBuffer, y: GPUBuffer, t: number): void =>
+  dispatch(ctx, enc, GPU_KERNELS.nvfp4Matmul, [x, l.codes, l.scale, y], [t, l.n, l.k, l.group, bitsOf(l.globalScale)], l.n, t);
+
 /** y [T, N] = x [T, K] · Wᵀ; `xq` (≥ T·K f32) holds the quantized input of a W8A8 / FP8_DYNAMIC linear. */
 export const encodeLinear = (ctx: GpuContext, enc: Enc, lin: GpuLinear, x: GPUBuffer, y: GPUBuffer, t: number, xq?: GPUBuffer): void => {
   if (lin.kind === "dense") dispatch(ctx, enc, GPU_KERNELS.denseMatmul, [x, lin.l.weight, y], [t, lin.l.n, lin.l.k], lin.l.n, t);
+  else if (lin.kind === "nvfp4") encodeNvfp4(ctx, enc, lin.l, x, y, t);
   else if (lin.kind === "fp8") {
     const l = lin.l;
     const input = l.fp8Input ? quantizedInput(xq) : x;

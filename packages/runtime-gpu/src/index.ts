@@ -3,8 +3,10 @@ export { type GpuContext, bitsOf, dispatch, readBuffer, requestGpuContext, stora
 export {
   type AttentionShape,
   type DenseLinear,
+  type Fp8Linear,
   type GpuKernelName,
   type GpuLinear,
+  type Nvfp4Linear,
   type PackedLinear,
   GPU_KERNELS,
   encodeAdd,

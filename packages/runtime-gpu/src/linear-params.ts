@@ -1,11 +1,14 @@
 import type { QuantizationArgs } from "@llmq/schemes";
 import { packedWords, unpackColsFromInt32 } from "@llmq/serialization";
-import type { Tensor } from "@llmq/tensor";
+import { type Tensor, getNumber } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
-import { type GpuError, invalidCheckpoint } from "./gpu-error.js";
+import { type GpuContext, storageBuffer } from "./gpu-context.js";
+import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
+import type { GpuLinear } from "./gpu-kernels.js";
 
 // The per-group parameters of a quantized linear beyond its scales, read from a compressed-tensors checkpoint into
-// the plain arrays the WGSL kernels index (zero points [N, groups] as int32).
+// the plain arrays the WGSL kernels index (zero points [N, groups] as int32), and the NVFP4 linears, whose codes and
+// scales go up as stored.
 
 const WEIGHTS = "model.safetensors";
 
@@ -27,4 +30,34 @@ export const zeroPointsOf = (name: string, z: Tensor | undefined, w: Quantizatio
   // int8 zero points: the codes minus them are exact in every scale dtype, so dequantization rounds once, as on the CPU
   if (z.dtype !== "i8" || z.size !== n * groups) return bad(`expected int8 [${n}, ${groups}], got ${z.dtype} [${z.shape}]`);
   return E.right(Int32Array.from(z.data as Int8Array));
+};
+
+/** Bytes as u32 words (little-endian, zero-padded to a whole word), how the kernels read packed codes. */
+const wordsOf = (bytes: Uint8Array): Uint32Array => {
+  const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
+  padded.set(bytes);
+  return new Uint32Array(padded.buffer);
+};
+
+/**
+ * An nvfp4-pack-quantized linear (`get` reads the checkpoint's tensors by full name): fp4 e2m1 codes [N, K/2] uint8,
+ * fp8 e4m3fn group scales [N, K/group], weight_global_scale [1] (compressed-tensors' decompressor divides by 1 when
+ * it is absent, and so does this), all uploaded as stored.
+ */
+export const nvfp4Linear = (ctx: GpuContext, name: string, get: (n: string) => Tensor | undefined, w: QuantizationArgs): E.Either<GpuError, GpuLinear> => {
+  const bad = (d: string) => E.left(invalidCheckpoint(WEIGHTS, `${name}: ${d}`));
+  const packed = get(`${name}.weight_packed`);
+  const scale = get(`${name}.weight_scale`);
+  const global = get(`${name}.weight_global_scale`);
+  const group = w.group_size ?? 0;
+  if (w.strategy !== "tensor_group" || group <= 0) return E.left(unsupportedCheckpoint(WEIGHTS, `${name}: fp4 weights with strategy ${w.strategy} (only NVFP4's tensor_group)`));
+  if (packed === undefined || packed.dtype !== "u8" || packed.shape.length !== 2) return bad("nvfp4-pack-quantized needs a uint8 weight_packed [N, K/2]");
+  const [n, k] = [packed.shape[0]!, packed.shape[1]! * 2];
+  if (k % group !== 0) return bad(`${k} input features are not a multiple of group_size ${group}`);
+  if (scale === undefined || scale.dtype !== "f8_e4m3fn" || scale.size !== (n * k) / group)
+    return bad(`weight_scale: expected fp8 e4m3fn [${n}, ${k / group}], got ${scale?.dtype} [${scale?.shape ?? ""}]`);
+  if (global !== undefined && global.size !== 1) return bad(`weight_global_scale: expected one value, got [${global.shape}]`);
+  const codes = storageBuffer(ctx, wordsOf(packed.data as Uint8Array));
+  const globalScale = global === undefined ? 1 : getNumber(global, 0);
+  return E.right({ kind: "nvfp4", l: { n, k, group, codes, scale: storageBuffer(ctx, wordsOf(scale.data as Uint8Array)), globalScale } });
 };

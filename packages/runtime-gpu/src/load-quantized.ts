@@ -6,7 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, storageBuffer } from "./gpu-context.js";
 import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
 import type { GpuLinear } from "./gpu-kernels.js";
-import { zeroPointsOf } from "./linear-params.js";
+import { nvfp4Linear, zeroPointsOf } from "./linear-params.js";
 
 // A compressed-tensors checkpoint straight onto the GPU: pack-quantized linears keep their packed int32 words and
 // float-quantized ones their fp8 codes (the WGSL matmuls dequantize them on the fly), everything else is uploaded as f32. The embedding stays on the CPU (one
@@ -75,8 +75,8 @@ const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, 
   if (scheme === undefined || w === null || w === undefined) return E.left(invalidCheckpoint(CONFIG, `${name} is quantized but no config group quantizes its weights`));
   if (scheme.output_activations !== null) return fail("output activation quantization is not implemented on the GPU");
   const intOk = w.type === "int" && 32 % w.num_bits === 0;
-  const fp8Ok = w.type === "float" && w.num_bits === 8;
-  if (!intOk && !fp8Ok) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits and fp8; NVFP4 / other float widths are not implemented yet)`);
+  const fpOk = w.type === "float" && (w.num_bits === 8 || w.num_bits === 4);
+  if (!intOk && !fpOk) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits, fp8 and NVFP4)`);
   if (get(`${name}.weight_g_idx`) !== undefined) return fail("activation ordering (weight_g_idx) is not implemented on the GPU yet");
   const a = scheme.input_activations;
   const input = a === null ? null : dynamicTokenInput(a);
@@ -123,7 +123,8 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
   const { w, input, format } = sch.right;
   // compressed-tensors stores fp8 weights as e4m3fn codes in both formats (naive-quantized: one scale per tensor, no activations)
   if ((format === "float-quantized" || format === "naive-quantized") && w.type === "float") return fp8Linear(ctx, name, get, sch.right);
-  if (format !== "pack-quantized" && format !== "int-quantized") return fail(`format ${format} (only pack-quantized, int-quantized and float-quantized)`);
+  if (format === "nvfp4-pack-quantized" && w.type === "float" && w.num_bits === 4 && input === null) return nvfp4Linear(ctx, name, get, w);
+  if (format !== "pack-quantized" && format !== "int-quantized") return fail(`format ${format} (only pack-quantized, int-quantized, float-quantized and nvfp4-pack-quantized)`);
   if (input === "fp8") return fail("int weights with fp8 inputs are not implemented on the GPU");
   const int8 = get(`${name}.weight`);
   if (format === "int-quantized" && (int8 === undefined || int8.dtype !== "i8" || w.num_bits !== 8))

@@ -266,6 +266,15 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   for (var k = 0u; k < p.b; k++) { y[t * p.b + k] = round(clamp(div(x[t * p.b + k], s), -128.0, 127.0)) * s; }
 }`;
 
+/** The value of an fp8 e4m3fn code (NaN codes are not expected: compressed-tensors never writes them). */
+const FP8_DECODE = `fn fp8(code: u32) -> f32 {
+  let e = (code >> 3u) & 15u;
+  let m = code & 7u;
+  var v = f32(m) * 0.001953125;
+  if (e != 0u) { v = bitcast<f32>(((e + 120u) << 23u) | (m << 20u)); }
+  return select(v, -v, (code & 0x80u) != 0u);
+}`;
+
 /**
  * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' float-quantized layout: fp8 e4m3fn codes
  * [N, K] (four per u32, little-endian), w = f32(code) · scale (scale[n] per channel, scale[0] per tensor), rounded to
@@ -277,13 +286,7 @@ export const MATMUL_FP8 = `${params(4)}
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 ${BF16}
-fn fp8(code: u32) -> f32 {
-  let e = (code >> 3u) & 15u;
-  let m = code & 7u;
-  var v = f32(m) * 0.001953125;
-  if (e != 0u) { v = bitcast<f32>(((e + 120u) << 23u) | (m << 20u)); }
-  return select(v, -v, (code & 0x80u) != 0u);
-}
+${FP8_DECODE}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let n = id.x;
@@ -327,4 +330,45 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   var s = div(amax, 448.0);
   if (s == 0.0) { s = 1.1920929e-7; }
   for (var k = 0u; k < p.b; k++) { y[t * p.b + k] = fp8(clamp(div(x[t * p.b + k], s), -448.0, 448.0)) * s; }
+}`;
+
+/**
+ * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' nvfp4-pack-quantized layout: fp4 e2m1
+ * codes [N, K] two per byte (low nibble first, eight per u32), fp8 e4m3fn group scales [N, K/16] (four per u32) and a
+ * global scale g, as compressed-tensors 0.20 dequantizes: s = f32(scale / g) (IEEE division, DIV), w = bf16(f32(code · s)).
+ * a=T b=N c=K d=group size e=g bits.
+ */
+export const MATMUL_NVFP4 = `${params(4)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> s: array<u32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+${BF16}
+${FP8_DECODE}
+${DIV}
+fn fp4(code: u32) -> f32 {
+  let e = (code >> 1u) & 3u;
+  let m = f32(code & 1u);
+  let v = select((1.0 + 0.5 * m) * f32(1u << (e - 1u)), 0.5 * m, e == 0u);
+  return select(v, -v, (code & 8u) != 0u);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let n = id.x;
+  let t = id.y;
+  if (n >= p.b || t >= p.a) { return; }
+  let gs = bitcast<f32>(p.e);
+  let groups = p.c / p.d;
+  var acc = 0.0;
+  var sc = 0.0;
+  for (var k = 0u; k < p.c; k++) {
+    if (k % p.d == 0u) {
+      let j = n * groups + k / p.d;
+      sc = div(fp8((s[j / 4u] >> ((j % 4u) * 8u)) & 255u), gs);
+    }
+    let i = n * p.c + k;
+    let wv = bf16(fp4((w[i / 8u] >> ((i % 8u) * 4u)) & 15u) * sc);
+    acc = acc + x[t * p.c + k] * wv;
+  }
+  y[t * p.b + n] = acc;
 }`;
