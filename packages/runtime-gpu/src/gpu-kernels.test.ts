@@ -15,6 +15,7 @@ import {
   encodeLinear,
   encodeQuantizeInputFp8,
   encodeQuantizeInputInt8,
+  encodeQuantizeInputNvfp4,
   encodeRmsNorm,
   encodeRope,
   encodeSiluMul,
@@ -154,16 +155,19 @@ const nvfp4Case = async (g: GpuContext, n: number, k: number, globalScale: numbe
 };
 
 /** A dynamic per-token input quantizer against computeDynamicQParams + fakeQuantize of the preset's input args: exact. */
-const inputQuantCase = async (g: GpuContext, preset: string, encode: typeof encodeQuantizeInputInt8): Promise<void> => {
+const inputQuantCase = async (g: GpuContext, preset: string, encode: typeof encodeQuantizeInputInt8, globalScale?: number, k = 172): Promise<void> => {
   const args = must(presetScheme(preset, ["Linear"])).input_activations!;
-  const [t, k] = [64, 172];
+  const t = 64;
   const x = seeded(t * k, 15, -4, 4);
   x.fill(0, k, 2 * k); // an all-zero token takes the 2^-23 scale
   for (let r = 4; r < t; r++) for (let i = r * k; i < (r + 1) * k; i++) x[i] = x[i]! * 2 ** ((r % 24) - 12); // scales across 2^±12
   for (let i = 3 * k; i < 3 * k + 40; i++) x[i] = x[i]! * 1e-4; // small values beside large ones: fp8 subnormals
+  // NVFP4 with global scale 512: a group of amax 6 gets s = 448 and s / 512 = 0.875, so ±m·0.875 are exact fp4 ties
+  if (globalScale === 512) x.set([6, ...[0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5].flatMap((m) => [m * 0.875, -m * 0.875]), 0.1], 5 * k);
   const x3 = new Tensor("f32", [1, t, k], x);
-  const qp = must(computeDynamicQParams(x3, args));
-  const ref = toFloat32(must(fakeQuantize(x3, qp.scale, null, args))).data;
+  const gs = globalScale === undefined ? {} : { globalScale: new Tensor("f32", [1], Float32Array.of(globalScale)) };
+  const qp = must(computeDynamicQParams(x3, args, gs));
+  const ref = toFloat32(must(fakeQuantize(x3, qp.scale, null, args, gs))).data;
   const out = storageBuffer(g, t * k * 4);
   const got = await run(g, (enc) => encode(g, enc, storageBuffer(g, x), out, t, k), out, t * k);
   expect(Array.from(got)).toEqual(Array.from(ref)); // exact: the same f32 operations, divisions corrected to IEEE
@@ -254,6 +258,11 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
   },
   quantizeInputInt8: (g) => inputQuantCase(g, "W8A8", encodeQuantizeInputInt8),
   quantizeInputFp8: (g) => inputQuantCase(g, "FP8_DYNAMIC", encodeQuantizeInputFp8),
+  // global scales 448·6 / 4 (calibrated-looking) and 512 (fp4 ties): large tokens saturate the fp8 group scale at 448,
+  // tiny ones take 0.125
+  quantizeInputNvfp4: async (g) => {
+    for (const gs of [672, 512]) await inputQuantCase(g, "NVFP4", (c, enc, x, y, t, k) => encodeQuantizeInputNvfp4(c, enc, x, y, t, k, gs), gs, 176);
+  },
   fp8Matmul: async (g) => {
     for (const c of [
       { n: 40, k: 172, strategy: "channel", scaleDType: "f32" },

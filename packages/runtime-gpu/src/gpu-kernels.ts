@@ -1,5 +1,5 @@
 import { type GpuContext, bitsOf, dispatch } from "./gpu-context.js";
-import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_NVFP4, MATMUL_PACKED, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
+import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_NVFP4, MATMUL_PACKED, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, QUANTIZE_INPUT_NVFP4, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
 
 // The kernel registry: one WGSL source per kernel name, named like @llmq/tensor's kernel table where one exists there
 // (siluMul, causalAttention). The js backend and @llmq/models' forward stay the definition: gpu-kernels.test.ts
@@ -18,6 +18,7 @@ export const GPU_KERNELS = {
   argmax: ARGMAX,
   quantizeInputInt8: QUANTIZE_INPUT_INT8,
   quantizeInputFp8: QUANTIZE_INPUT_FP8,
+  quantizeInputNvfp4: QUANTIZE_INPUT_NVFP4,
 } as const;
 
 export type GpuKernelName = keyof typeof GPU_KERNELS;
@@ -70,6 +71,8 @@ export interface Nvfp4Linear {
   readonly scale: GPUBuffer;
   /** weight_global_scale (the group scales are divided by it). */
   readonly globalScale: number;
+  /** NVFP4 inputs: input_global_scale (the input is fake-quantized per group of 16 first), else null (NVFP4A16). */
+  readonly inputGlobalScale: number | null;
 }
 
 export type GpuLinear =
@@ -85,13 +88,20 @@ const quantizedInput = (xq: GPUBuffer | undefined): GPUBuffer => {
   return xq;
 };
 
-const encodeNvfp4 = (ctx: GpuContext, enc: Enc, l: Nvfp4Linear, x: GPUBuffer, y: GPUBuffer, t: number): void =>
-  dispatch(ctx, enc, GPU_KERNELS.nvfp4Matmul, [x, l.codes, l.scale, y], [t, l.n, l.k, l.group, bitsOf(l.globalScale)], l.n, t);
+const encodeNvfp4 = (ctx: GpuContext, enc: Enc, l: Nvfp4Linear, x: GPUBuffer, y: GPUBuffer, t: number, xq?: GPUBuffer): void => {
+  const input = l.inputGlobalScale === null ? x : quantizedInput(xq);
+  if (l.inputGlobalScale !== null) encodeQuantizeInputNvfp4(ctx, enc, x, input, t, l.k, l.inputGlobalScale);
+  dispatch(ctx, enc, GPU_KERNELS.nvfp4Matmul, [input, l.codes, l.scale, y], [t, l.n, l.k, l.group, bitsOf(l.globalScale)], l.n, t);
+};
+
+/** y [T, K] = x fake-quantized to NVFP4 per group of 16 (dynamic group scales under the calibrated global scale). */
+export const encodeQuantizeInputNvfp4 = (ctx: GpuContext, enc: Enc, x: GPUBuffer, y: GPUBuffer, t: number, k: number, globalScale: number): void =>
+  dispatch(ctx, enc, GPU_KERNELS.quantizeInputNvfp4, [x, y], [t, k, 16, bitsOf(globalScale)], (t * k) / 16);
 
 /** y [T, N] = x [T, K] · Wᵀ; `xq` (≥ T·K f32) holds the quantized input of a W8A8 / FP8_DYNAMIC linear. */
 export const encodeLinear = (ctx: GpuContext, enc: Enc, lin: GpuLinear, x: GPUBuffer, y: GPUBuffer, t: number, xq?: GPUBuffer): void => {
   if (lin.kind === "dense") dispatch(ctx, enc, GPU_KERNELS.denseMatmul, [x, lin.l.weight, y], [t, lin.l.n, lin.l.k], lin.l.n, t);
-  else if (lin.kind === "nvfp4") encodeNvfp4(ctx, enc, lin.l, x, y, t);
+  else if (lin.kind === "nvfp4") encodeNvfp4(ctx, enc, lin.l, x, y, t, xq);
   else if (lin.kind === "fp8") {
     const l = lin.l;
     const input = l.fp8Input ? quantizedInput(xq) : x;

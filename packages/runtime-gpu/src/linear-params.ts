@@ -39,12 +39,20 @@ const wordsOf = (bytes: Uint8Array): Uint32Array => {
   return new Uint32Array(padded.buffer);
 };
 
+/** NVFP4's input args (the NVFP4 preset): fp4 per group of 16 with fp8 e4m3 scales under a calibrated global scale. */
+export const isNvfp4Input = (a: QuantizationArgs): boolean =>
+  a.type === "float" && a.num_bits === 4 && a.symmetric && a.strategy === "tensor_group" && a.group_size === 16 && a.dynamic === "local" && a.scale_dtype === "torch.float8_e4m3fn";
+
+/** A float [1] parameter's value (a global scale), or a message. */
+const oneValue = (t: Tensor | undefined, what: string): E.Either<string, number> =>
+  t === undefined ? E.left(`${what} is missing`) : t.size !== 1 ? E.left(`${what}: expected one value, got [${t.shape}]`) : E.right(getNumber(t, 0));
+
 /**
  * An nvfp4-pack-quantized linear (`get` reads the checkpoint's tensors by full name): fp4 e2m1 codes [N, K/2] uint8,
  * fp8 e4m3fn group scales [N, K/group], weight_global_scale [1] (compressed-tensors' decompressor divides by 1 when
- * it is absent, and so does this), all uploaded as stored.
+ * it is absent, and so does this), all uploaded as stored; with NVFP4 inputs also input_global_scale [1].
  */
-export const nvfp4Linear = (ctx: GpuContext, name: string, get: (n: string) => Tensor | undefined, w: QuantizationArgs): E.Either<GpuError, GpuLinear> => {
+export const nvfp4Linear = (ctx: GpuContext, name: string, get: (n: string) => Tensor | undefined, w: QuantizationArgs, nvfp4Input = false): E.Either<GpuError, GpuLinear> => {
   const bad = (d: string) => E.left(invalidCheckpoint(WEIGHTS, `${name}: ${d}`));
   const packed = get(`${name}.weight_packed`);
   const scale = get(`${name}.weight_scale`);
@@ -56,8 +64,10 @@ export const nvfp4Linear = (ctx: GpuContext, name: string, get: (n: string) => T
   if (k % group !== 0) return bad(`${k} input features are not a multiple of group_size ${group}`);
   if (scale === undefined || scale.dtype !== "f8_e4m3fn" || scale.size !== (n * k) / group)
     return bad(`weight_scale: expected fp8 e4m3fn [${n}, ${k / group}], got ${scale?.dtype} [${scale?.shape ?? ""}]`);
-  if (global !== undefined && global.size !== 1) return bad(`weight_global_scale: expected one value, got [${global.shape}]`);
-  const codes = storageBuffer(ctx, wordsOf(packed.data as Uint8Array));
-  const globalScale = global === undefined ? 1 : getNumber(global, 0);
-  return E.right({ kind: "nvfp4", l: { n, k, group, codes, scale: storageBuffer(ctx, wordsOf(scale.data as Uint8Array)), globalScale } });
+  const globalScale = global === undefined ? E.right(1) : oneValue(global, "weight_global_scale");
+  if (E.isLeft(globalScale)) return bad(globalScale.left);
+  const inputGlobalScale = nvfp4Input ? oneValue(get(`${name}.input_global_scale`), "input_global_scale") : E.right(null);
+  if (E.isLeft(inputGlobalScale)) return bad(inputGlobalScale.left);
+  const [codes, scales] = [storageBuffer(ctx, wordsOf(packed.data as Uint8Array)), storageBuffer(ctx, wordsOf(scale.data as Uint8Array))];
+  return E.right({ kind: "nvfp4", l: { n, k, group, codes, scale: scales, globalScale: globalScale.right, inputGlobalScale: inputGlobalScale.right } });
 };

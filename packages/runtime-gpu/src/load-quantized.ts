@@ -6,7 +6,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, storageBuffer } from "./gpu-context.js";
 import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
 import type { GpuLinear } from "./gpu-kernels.js";
-import { nvfp4Linear, zeroPointsOf } from "./linear-params.js";
+import { isNvfp4Input, nvfp4Linear, zeroPointsOf } from "./linear-params.js";
 
 // A compressed-tensors checkpoint straight onto the GPU: pack-quantized linears keep their packed int32 words and
 // float-quantized ones their fp8 codes (the WGSL matmuls dequantize them on the fly), everything else is uploaded as f32. The embedding stays on the CPU (one
@@ -55,12 +55,13 @@ const denseLinear = (ctx: GpuContext, name: string, w: Tensor): E.Either<GpuErro
 };
 
 /** Dynamic per-token symmetric input quantization: int8 (W8A8) or fp8 e4m3 (FP8_DYNAMIC), what the kernels implement. */
-const dynamicTokenInput = (a: QuantizationArgs): "int8" | "fp8" | null =>
+const dynamicTokenInput = (a: QuantizationArgs): "int8" | "fp8" | "nvfp4" | null =>
+  isNvfp4Input(a) ? "nvfp4" :
   a.num_bits === 8 && a.symmetric && a.strategy === "token" && a.dynamic === true && a.scale_dtype === null ? (a.type === "int" ? "int8" : a.type === "float" ? "fp8" : null) : null;
 
 interface LinearScheme {
   readonly w: QuantizationArgs;
-  readonly input: "int8" | "fp8" | null;
+  readonly input: "int8" | "fp8" | "nvfp4" | null;
   readonly format: string;
 }
 
@@ -81,7 +82,7 @@ const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, 
   const a = scheme.input_activations;
   const input = a === null ? null : dynamicTokenInput(a);
   if (a !== null && input === null)
-    return fail("input activation quantization other than dynamic per-token int8 (W8A8) or fp8 (FP8_DYNAMIC) is not implemented on the GPU yet");
+    return fail("input activation quantization other than dynamic per-token int8 (W8A8), fp8 (FP8_DYNAMIC) or NVFP4 is not implemented on the GPU yet");
   return E.right({ w, input, format: scheme.format ?? qc.format });
 };
 
@@ -93,7 +94,7 @@ const fp8Linear = (ctx: GpuContext, name: string, get: Get, s: LinearScheme): E.
   if (w === undefined || w.dtype !== "f8_e4m3fn" || w.shape.length !== 2) return E.left(invalidCheckpoint(WEIGHTS, `${name}: float-quantized needs an fp8 e4m3fn weight [N, K]`));
   if (scale === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_scale is missing`));
   if (scale.dtype === "f16") return fail("f16 scales (dequantized weights would round to f16, which the kernel does not do yet)");
-  if (s.input === "int8") return fail("fp8 weights with int8 inputs are not implemented on the GPU");
+  if (s.input === "int8" || s.input === "nvfp4") return fail(`fp8 weights with ${s.input} inputs are not implemented on the GPU`);
   if (!s.w.symmetric) return fail("asymmetric fp8 weights (zero points) are not implemented on the GPU");
   const [n, k] = w.shape as [number, number];
   const perChannel = s.w.strategy === "channel";
@@ -123,9 +124,12 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
   const { w, input, format } = sch.right;
   // compressed-tensors stores fp8 weights as e4m3fn codes in both formats (naive-quantized: one scale per tensor, no activations)
   if ((format === "float-quantized" || format === "naive-quantized") && w.type === "float") return fp8Linear(ctx, name, get, sch.right);
-  if (format === "nvfp4-pack-quantized" && w.type === "float" && w.num_bits === 4 && input === null) return nvfp4Linear(ctx, name, get, w);
+  if (format === "nvfp4-pack-quantized" && w.type === "float" && w.num_bits === 4) {
+    if (input !== null && input !== "nvfp4") return fail(`NVFP4 weights with ${input} inputs are not implemented on the GPU`);
+    return nvfp4Linear(ctx, name, get, w, input === "nvfp4");
+  }
   if (format !== "pack-quantized" && format !== "int-quantized") return fail(`format ${format} (only pack-quantized, int-quantized, float-quantized and nvfp4-pack-quantized)`);
-  if (input === "fp8") return fail("int weights with fp8 inputs are not implemented on the GPU");
+  if (input === "fp8" || input === "nvfp4") return fail(`int weights with ${input} inputs are not implemented on the GPU`);
   const int8 = get(`${name}.weight`);
   if (format === "int-quantized" && (int8 === undefined || int8.dtype !== "i8" || w.num_bits !== 8))
     return E.left(invalidCheckpoint(WEIGHTS, `${name}: int-quantized needs an int8 weight and 8-bit args`));

@@ -303,6 +303,17 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   y[t * p.b + n] = acc;
 }`;
 
+/** An f32 in the fp8 e4m3fn range rounded to its nearest fp8 value, ties to even (subnormals below 2^−6 on the 2^−9 grid). */
+const FP8_ROUND = `fn fp8(v: f32) -> f32 {
+  let a = abs(v);
+  if (a < 0.015625) {
+    let r = round(a * 512.0) / 512.0;
+    return select(r, -r, v < 0.0);
+  }
+  let u = bitcast<u32>(v);
+  return bitcast<f32>((u + 0x7ffffu + ((u >> 20u) & 1u)) & 0xfff00000u);
+}`;
+
 /**
  * Dynamic per-token fp8 e4m3fn fake quantization of x [T, K] (FP8_DYNAMIC inputs), as compressed-tensors computes it
  * in f32: s = amax / 448 (2^−23 when 0), x ← fp8(clamp(x / s, −448, 448)) · s, where fp8 rounds to nearest even
@@ -312,15 +323,7 @@ export const QUANTIZE_INPUT_FP8 = `${params(2)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${DIV}
-fn fp8(v: f32) -> f32 {
-  let a = abs(v);
-  if (a < 0.015625) {
-    let r = round(a * 512.0) / 512.0;
-    return select(r, -r, v < 0.0);
-  }
-  let u = bitcast<u32>(v);
-  return bitcast<f32>((u + 0x7ffffu + ((u >> 20u) & 1u)) & 0xfff00000u);
-}
+${FP8_ROUND}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let t = id.x;
@@ -371,4 +374,36 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     acc = acc + x[t * p.c + k] * wv;
   }
   y[t * p.b + n] = acc;
+}`;
+
+/**
+ * NVFP4 input activations (dynamic "local" tensor_group): x [T, K] fake-quantized per group of 16 with the calibrated
+ * global scale g, as compressed-tensors computes it in f32: s = fp8(min(g · (amax / 6), 448)) (0.125 when 0), then
+ * with s' = s / g: x ← fp4(clamp(x / s', −6, 6)) · s', where fp4 rounds to the e2m1 grid {0, .5, 1, 1.5, 2, 3, 4, 6}
+ * half to even (cast_to_fp4's thresholds). Divisions round like IEEE division (DIV). a=T b=K c=group size d=g bits.
+ */
+export const QUANTIZE_INPUT_NVFP4 = `${params(2)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${DIV}
+${FP8_ROUND}
+fn fp4(v: f32) -> f32 {
+  let a = abs(v);
+  var m = 6.0;
+  if (a <= 0.25) { m = 0.0; } else if (a < 0.75) { m = 0.5; } else if (a <= 1.25) { m = 1.0; } else if (a < 1.75) { m = 1.5; }
+  else if (a <= 2.5) { m = 2.0; } else if (a < 3.5) { m = 3.0; } else if (a <= 5.0) { m = 4.0; }
+  return select(m, -m, v < 0.0);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let i = id.x + id.y * 65535u * 64u;
+  if (i >= p.a * (p.b / p.c)) { return; }
+  let base = i * p.c;
+  let g = bitcast<f32>(p.d);
+  var amax = 0.0;
+  for (var j = 0u; j < p.c; j++) { amax = max(amax, abs(x[base + j])); }
+  var s = fp8(min(g * div(amax, 6.0), 448.0));
+  if (s == 0.0) { s = 0.125; }
+  let se = div(s, g);
+  for (var j = 0u; j < p.c; j++) { y[base + j] = fp4(clamp(div(x[base + j], se), -6.0, 6.0)) * se; }
 }`;
