@@ -31,13 +31,13 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** The recipe's checkpoint of stories260K; `calibrate` runs it on 16 windows of 128 tokens of WikiText-2 (static scales). */
-const quantize = async (recipeFile: string, name: string, calibrate = false): Promise<string> => {
+const quantize = async (recipeFile: string, name: string, calibrate = false, model = fp): Promise<string> => {
   const out = join(tmp, name);
   const recipe = must(recipeFromYaml(readFileSync(join(ROOT, "fixtures/recipes", recipeFile), "utf8")));
   const tok = calibrate ? must(await optionalTokenizer(fp)()) : null;
   const windows = { numSamples: 16, seqLen: 128, sampling: "sequential", vocabSize: 512 } as const;
   const dataset = calibrate ? must(await loadDataset(join(ROOT, "fixtures/wikitext-2/valid.txt"), tok, windows)()) : undefined;
-  must(await oneshot({ model: fp, output: out, recipe, ...(dataset ? { dataset } : {}) })());
+  must(await oneshot({ model, output: out, recipe, ...(dataset ? { dataset } : {}) })());
   return out;
 };
 
@@ -130,6 +130,17 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
       expect(r.gpu).toEqual(r.cpu);
       expect(r.worst).toBeLessThan(1e-3);
     }, 600_000);
+
+  // An f16 model: its scales are f16 and the dequantized weights round to f16 (bit-identically to the decompressor:
+  // gpu-kernels.test.ts reads them back), which the GPU refused before.
+  it("W4A16 asymmetric g32 of the model in f16 (f16 scales): 200 greedy tokens identical, every step's logits within 1e-3 relative", async () => {
+    const fp16 = join(tmp, "fp16");
+    await convertStories(fp16, "f16");
+    const r = await compare(await quantize("stories260k-w4a16-asym-g32.yaml", "asym-f16", false, fp16), 200);
+    report("W4A16 asymmetric g32, f16 model", r);
+    expect(r.gpu).toEqual(r.cpu);
+    expect(r.worst).toBeLessThan(1e-3);
+  }, 600_000);
 
   // Quantized inputs: the input quantizers and siluMul are bit-exact (gpu-kernels.test.ts), but the values feeding the
   // quantizers are not (GPU matmuls and RMSNorm sum in f32 in their own order, the CPU in f64 over 8 lanes; attention's

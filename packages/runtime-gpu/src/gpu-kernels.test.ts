@@ -9,6 +9,7 @@ import {
   GPU_KERNELS,
   type GpuKernelName,
   type GpuLinear,
+  type ScaleDType,
   encodeAdd,
   encodeArgmax,
   encodeCausalAttention,
@@ -42,22 +43,35 @@ const run = async (g: GpuContext, record: (enc: GPUCommandEncoder) => void, out:
   return new Float32Array(await readBuffer(g, out, n * 4));
 };
 
+/**
+ * One-hot inputs read a linear's dequantized weights back (y = I · Wᵀ sums one product): they must equal the
+ * decompressor's bit for bit (zero points, divisions, rounding to the scale dtype).
+ */
+const expectExactWeights = async (g: GpuContext, lin: GpuLinear, n: number, k: number, w: Tensor<"f32">): Promise<void> => {
+  const eye = new Float32Array(k * k).map((_, i) => (i % (k + 1) === 0 ? 1 : 0));
+  const wt = storageBuffer(g, k * n * 4);
+  const back = await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, eye), wt, k), wt, k * n);
+  expect(Array.from({ length: n * k }, (_, i) => back[(i % k) * n + Math.floor(i / k)]! - w.data[i]!).filter((d) => d !== 0)).toEqual([]);
+};
+
 interface PackedCase {
   readonly bits: number;
   readonly n: number;
   readonly k: number;
   readonly strategy: "group" | "channel";
   readonly group: number;
-  readonly scaleDType: "f32" | "bf16";
+  readonly scaleDType: ScaleDType;
   /** Asymmetric: zero points in the weights' code range, packed along dim 0 as compressed-tensors stores them. */
   readonly asym?: boolean;
+  /** Scales in [lo, hi) (default [0.01, 0.1)); tiny f16 ones make f16-subnormal weights. */
+  readonly scales?: readonly [number, number];
 }
 
 const packedCase = async (g: GpuContext, c: PackedCase): Promise<number> => {
   const half = 1 << (c.bits - 1);
   const codes = Array.from(seeded(c.n * c.k, c.bits * 7 + c.k), (v) => Math.min(half - 1, Math.floor(v * half)));
   const groups = Math.ceil(c.k / c.group);
-  const scale = castFromNumbers(c.scaleDType, seeded(c.n * groups, 3, 0.01, 0.1), [c.n, groups]);
+  const scale = castFromNumbers(c.scaleDType, seeded(c.n * groups, 3, ...(c.scales ?? [0.01, 0.1])), [c.n, groups]);
   const state = new Map<string, Tensor>([
     ["weight_packed", new Tensor("i32", [c.n, Math.ceil((c.k * c.bits) / 32)], packRowsToInt32(codes, c.n, c.k, c.bits))],
     ["weight_scale", scale],
@@ -70,7 +84,8 @@ const packedCase = async (g: GpuContext, c: PackedCase): Promise<number> => {
   if (E.isLeft(dec)) throw new Error(JSON.stringify(dec.left));
   const t = 3;
   const x = seeded(t * c.k, 11);
-  const ref = linear(new Tensor("f32", [t, c.k], x), dec.right.get("weight") as Tensor<"f32">).data;
+  const weight = dec.right.get("weight") as Tensor<"f32">;
+  const ref = linear(new Tensor("f32", [t, c.k], x), weight).data;
   const lin: GpuLinear = {
     kind: "packed",
     l: {
@@ -80,13 +95,14 @@ const packedCase = async (g: GpuContext, c: PackedCase): Promise<number> => {
       group: c.group,
       groups,
       words: Math.ceil((c.k * c.bits) / 32),
-      bf16: c.scaleDType === "bf16",
+      scaleDType: c.scaleDType,
       packed: storageBuffer(g, state.get("weight_packed")!.data as Int32Array),
       scale: storageBuffer(g, cast(scale, "f32").data),
       zeroPoint: storageBuffer(g, must(zeroPointsOf("w", state.get("weight_zero_point"), args, "pack-quantized", c.n, groups))),
       int8Input: false,
     },
   };
+  await expectExactWeights(g, lin, c.n, c.k, weight);
   const y = storageBuffer(g, t * c.n * 4);
   return relErr(await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, x), y, t), y, t * c.n), ref);
 };
@@ -95,7 +111,7 @@ interface Fp8Case {
   readonly n: number;
   readonly k: number;
   readonly strategy: "channel" | "tensor";
-  readonly scaleDType: "f32" | "bf16";
+  readonly scaleDType: ScaleDType;
 }
 
 /** A float-quantized linear (random fp8 codes, NaN codes excluded) against decompressModule + linear. */
@@ -110,7 +126,8 @@ const fp8Case = async (g: GpuContext, c: Fp8Case): Promise<number> => {
   const dec = must(decompressModule("float-quantized", { weights: args }, state));
   const t = 3;
   const x = seeded(t * c.k, 12);
-  const ref = linear(new Tensor("f32", [t, c.k], x), dec.get("weight") as Tensor<"f32">).data;
+  const weight = dec.get("weight") as Tensor<"f32">;
+  const ref = linear(new Tensor("f32", [t, c.k], x), weight).data;
   const padded = new Uint8Array(Math.ceil(codes.length / 4) * 4);
   padded.set(codes);
   const lin: GpuLinear = {
@@ -121,10 +138,11 @@ const fp8Case = async (g: GpuContext, c: Fp8Case): Promise<number> => {
       codes: storageBuffer(g, new Uint32Array(padded.buffer)),
       scale: storageBuffer(g, cast(scale, "f32").data),
       perChannel: c.strategy === "channel",
-      bf16: c.scaleDType === "bf16",
+      scaleDType: c.scaleDType,
       fp8Input: false,
     },
   };
+  await expectExactWeights(g, lin, c.n, c.k, weight);
   const y = storageBuffer(g, t * c.n * 4);
   return relErr(await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, x), y, t), y, t * c.n), ref);
 };
@@ -146,12 +164,7 @@ const nvfp4Case = async (g: GpuContext, n: number, k: number, globalScale: numbe
   const y = storageBuffer(g, t * n * 4);
   const got = await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, x), y, t), y, t * n);
   expect(relErr(got, ref), `n ${n} k ${k} global ${globalScale}`).toBeLessThan(TOL);
-  // one-hot inputs read the dequantized weights back: bit-identical to the decompressor's (division and bf16 rounding)
-  const eye = new Float32Array(k * k).map((_, i) => (i % (k + 1) === 0 ? 1 : 0));
-  const wt = storageBuffer(g, k * n * 4);
-  const back = await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, eye), wt, k), wt, k * n);
-  const w = (dec.get("weight") as Tensor<"f32">).data;
-  expect(Array.from({ length: n * k }, (_, i) => back[(i % k) * n + Math.floor(i / k)]! - w[i]!).filter((d) => d !== 0)).toEqual([]);
+  await expectExactWeights(g, lin, n, k, dec.get("weight") as Tensor<"f32">);
 };
 
 /** A dynamic per-token input quantizer against computeDynamicQParams + fakeQuantize of the preset's input args: exact. */
@@ -186,6 +199,9 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
       { bits: 4, n: 40, k: 172, strategy: "channel", group: 172, scaleDType: "bf16", asym: true },
       { bits: 8, n: 24, k: 96, strategy: "group", group: 32, scaleDType: "bf16", asym: true },
       { bits: 8, n: 20, k: 64, strategy: "channel", group: 64, scaleDType: "f32", asym: true },
+      { bits: 4, n: 48, k: 64, strategy: "group", group: 32, scaleDType: "f16", asym: true },
+      { bits: 8, n: 16, k: 64, strategy: "channel", group: 64, scaleDType: "f16" },
+      { bits: 8, n: 16, k: 64, strategy: "group", group: 32, scaleDType: "f16", asym: true, scales: [1e-7, 2e-5] },
     ] as const)
       expect(await packedCase(g, c), JSON.stringify(c)).toBeLessThan(TOL);
   },
@@ -268,6 +284,7 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
       { n: 40, k: 172, strategy: "channel", scaleDType: "f32" },
       { n: 24, k: 64, strategy: "tensor", scaleDType: "f32" },
       { n: 16, k: 96, strategy: "channel", scaleDType: "bf16" },
+      { n: 16, k: 96, strategy: "channel", scaleDType: "f16" },
     ] as const)
       expect(await fp8Case(g, c), JSON.stringify(c)).toBeLessThan(TOL);
   },

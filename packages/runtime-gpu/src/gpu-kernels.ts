@@ -23,6 +23,11 @@ export const GPU_KERNELS = {
 
 export type GpuKernelName = keyof typeof GPU_KERNELS;
 
+/** A quantized linear's scale dtype (the dtype compressed-tensors dequantizes in). */
+export type ScaleDType = "f32" | "bf16" | "f16";
+
+const SCALE_DTYPE_CODE: Readonly<Record<ScaleDType, number>> = { f32: 0, bf16: 1, f16: 2 };
+
 /** A pack-quantized linear on the GPU: words [N, words] u32, scales and zero points [N, groups]. */
 export interface PackedLinear {
   readonly n: number;
@@ -31,8 +36,8 @@ export interface PackedLinear {
   readonly group: number;
   readonly groups: number;
   readonly words: number;
-  /** Dequantized weights are rounded to bf16 (the checkpoint's scales are bf16). */
-  readonly bf16: boolean;
+  /** The checkpoint's scale dtype: dequantized weights are rounded to it (bf16 / f16), as decompression does. */
+  readonly scaleDType: ScaleDType;
   readonly packed: GPUBuffer;
   readonly scale: GPUBuffer;
   readonly zeroPoint: GPUBuffer;
@@ -55,8 +60,8 @@ export interface Fp8Linear {
   readonly scale: GPUBuffer;
   /** A scale per output channel (else one per tensor). */
   readonly perChannel: boolean;
-  /** Dequantized weights are rounded to bf16 (the checkpoint's scales are bf16). */
-  readonly bf16: boolean;
+  /** The checkpoint's scale dtype: dequantized weights are rounded to it (bf16 / f16), as decompression does. */
+  readonly scaleDType: ScaleDType;
   /** The input is fake-quantized first (FP8_DYNAMIC: dynamic per-token fp8). */
   readonly fp8Input: boolean;
 }
@@ -106,12 +111,12 @@ export const encodeLinear = (ctx: GpuContext, enc: Enc, lin: GpuLinear, x: GPUBu
     const l = lin.l;
     const input = l.fp8Input ? quantizedInput(xq) : x;
     if (l.fp8Input) encodeQuantizeInputFp8(ctx, enc, x, input, t, l.k);
-    dispatch(ctx, enc, GPU_KERNELS.fp8Matmul, [input, l.codes, l.scale, y], [t, l.n, l.k, l.perChannel ? 1 : 0, 0, 0, l.bf16 ? 1 : 0], l.n, t);
+    dispatch(ctx, enc, GPU_KERNELS.fp8Matmul, [input, l.codes, l.scale, y], [t, l.n, l.k, l.perChannel ? 1 : 0, 0, 0, SCALE_DTYPE_CODE[l.scaleDType]], l.n, t);
   } else {
     const l = lin.l;
     const input = l.int8Input ? quantizedInput(xq) : x;
     if (l.int8Input) encodeQuantizeInputInt8(ctx, enc, x, input, t, l.k);
-    dispatch(ctx, enc, GPU_KERNELS.packedMatmul, [input, l.packed, l.scale, l.zeroPoint, y], [t, l.n, l.k, l.words, l.group, l.bits, l.bf16 ? 1 : 0, l.groups], l.n, t);
+    dispatch(ctx, enc, GPU_KERNELS.packedMatmul, [input, l.packed, l.scale, l.zeroPoint, y], [t, l.n, l.k, l.words, l.group, l.bits, SCALE_DTYPE_CODE[l.scaleDType], l.groups], l.n, t);
   }
 };
 

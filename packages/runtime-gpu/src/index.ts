@@ -8,6 +8,7 @@ export {
   type GpuLinear,
   type Nvfp4Linear,
   type PackedLinear,
+  type ScaleDType,
   GPU_KERNELS,
   encodeAdd,
   encodeArgmax,

@@ -5,7 +5,7 @@ import { Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, storageBuffer } from "./gpu-context.js";
 import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
-import type { GpuLinear } from "./gpu-kernels.js";
+import type { GpuLinear, ScaleDType } from "./gpu-kernels.js";
 import { isNvfp4Input, nvfp4Linear, zeroPointsOf } from "./linear-params.js";
 
 // A compressed-tensors checkpoint straight onto the GPU: pack-quantized linears keep their packed int32 words and
@@ -54,6 +54,8 @@ const denseLinear = (ctx: GpuContext, name: string, w: Tensor): E.Either<GpuErro
   return E.right({ kind: "dense", l: { n, k, weight: storageBuffer(ctx, f32Of(w)) } });
 };
 
+const isScaleDType = (d: string): d is ScaleDType => d === "f32" || d === "bf16" || d === "f16";
+
 /** Dynamic per-token symmetric input quantization: int8 (W8A8) or fp8 e4m3 (FP8_DYNAMIC), what the kernels implement. */
 const dynamicTokenInput = (a: QuantizationArgs): "int8" | "fp8" | "nvfp4" | null =>
   isNvfp4Input(a) ? "nvfp4" :
@@ -93,7 +95,7 @@ const fp8Linear = (ctx: GpuContext, name: string, get: Get, s: LinearScheme): E.
   const scale = get(`${name}.weight_scale`);
   if (w === undefined || w.dtype !== "f8_e4m3fn" || w.shape.length !== 2) return E.left(invalidCheckpoint(WEIGHTS, `${name}: float-quantized needs an fp8 e4m3fn weight [N, K]`));
   if (scale === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_scale is missing`));
-  if (scale.dtype === "f16") return fail("f16 scales (dequantized weights would round to f16, which the kernel does not do yet)");
+  if (!isScaleDType(scale.dtype)) return fail(`${scale.dtype} scales (only f32, bf16 and f16)`);
   if (s.input === "int8" || s.input === "nvfp4") return fail(`fp8 weights with ${s.input} inputs are not implemented on the GPU`);
   if (!s.w.symmetric) return fail("asymmetric fp8 weights (zero points) are not implemented on the GPU");
   const [n, k] = w.shape as [number, number];
@@ -105,7 +107,7 @@ const fp8Linear = (ctx: GpuContext, name: string, get: Get, s: LinearScheme): E.
   codes.set(bytes);
   return E.right({
     kind: "fp8",
-    l: { n, k, codes: storageBuffer(ctx, new Uint32Array(codes.buffer)), scale: storageBuffer(ctx, f32Of(scale)), perChannel, bf16: scale.dtype === "bf16", fp8Input: s.input === "fp8" },
+    l: { n, k, codes: storageBuffer(ctx, new Uint32Array(codes.buffer)), scale: storageBuffer(ctx, f32Of(scale)), perChannel, scaleDType: scale.dtype, fp8Input: s.input === "fp8" },
   });
 };
 
@@ -141,7 +143,7 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
   if (packed === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_packed is missing`));
   const scale = get(`${name}.weight_scale`);
   if (scale === undefined || shape === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}: weight_scale or weight_shape is missing`));
-  if (scale.dtype === "f16") return fail("f16 scales (dequantized weights would round to f16, which the kernel does not do yet)");
+  if (!isScaleDType(scale.dtype)) return fail(`${scale.dtype} scales (only f32, bf16 and f16)`);
   const [n, k] = intsOf(shape) as [number, number];
   const words = Math.ceil((k * w.num_bits) / 32);
   const group = w.strategy === "group" ? w.group_size! : w.strategy === "channel" ? k : 0;
@@ -160,7 +162,7 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
       group,
       groups,
       words,
-      bf16: scale.dtype === "bf16",
+      scaleDType: scale.dtype,
       packed: storageBuffer(ctx, packed.data as Int32Array),
       scale: storageBuffer(ctx, f32Of(scale)),
       zeroPoint: storageBuffer(ctx, zp.right),

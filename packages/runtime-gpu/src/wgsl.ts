@@ -12,10 +12,34 @@ const BF16 = `fn bf16(v: f32) -> f32 {
 }`;
 
 /**
+ * An f32 rounded to f16 (nearest, ties to even; below 2^−14 on the subnormal 2^−24 grid; beyond 65504 to ±inf), as
+ * torch casts a dequantized weight to f16 scales' dtype; then `toScaleDType(v, d)`: v as it is (d = 0, f32 scales),
+ * rounded to bf16 (1) or f16 (2).
+ */
+const SCALE_DTYPE = `${BF16}
+fn f16(v: f32) -> f32 {
+  let u = bitcast<u32>(v);
+  let e = (u >> 23u) & 255u;
+  if (e == 255u) { return v; }
+  if (e >= 113u) {
+    let r = (u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u;
+    return select(bitcast<f32>(r), bitcast<f32>((u & 0x80000000u) | 0x7f800000u), (r & 0x7fffffffu) > 0x477fe000u);
+  }
+  let m = round(abs(v) * 16777216.0) / 16777216.0;
+  return select(m, -m, v < 0.0);
+}
+fn toScaleDType(v: f32, d: u32) -> f32 {
+  if (d == 1u) { return bf16(v); }
+  if (d == 2u) { return f16(v); }
+  return v;
+}`;
+
+/**
  * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' pack-quantized layout: row n holds
  * `words` u32 words, element k in bits [(k mod per)·bits, …) of word ⌊k / per⌋ offset by 2^(bits−1) (per = 32 / bits),
- * w = f32(q − zp) · scale[n, ⌊k / group⌋], rounded to bf16 when the checkpoint's scales are bf16 (as decompression
- * casts to the scale dtype). a=T b=N c=K d=words e=group f=bits g=bf16 h=groups. Zero points: binding 3 (0 if none).
+ * w = f32(q − zp) · scale[n, ⌊k / group⌋], rounded to bf16 / f16 when the checkpoint's scales are (as decompression
+ * casts to the scale dtype). a=T b=N c=K d=words e=group f=bits g=scale dtype (SCALE_DTYPE) h=groups. Zero points:
+ * binding 3 (0 if none).
  */
 export const MATMUL_PACKED = `${params(5)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -23,7 +47,7 @@ export const MATMUL_PACKED = `${params(5)}
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read> zp: array<i32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-${BF16}
+${SCALE_DTYPE}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let n = id.x;
@@ -37,7 +61,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let g = n * p.h + k / p.e;
     let q = i32((w[n * p.d + k / per] >> ((k % per) * p.f)) & mask) - half - zp[g];
     var wv = f32(q) * s[g];
-    if (p.g == 1u) { wv = bf16(wv); }
+    wv = toScaleDType(wv, p.g);
     acc = acc + x[t * p.c + k] * wv;
   }
   y[t * p.b + n] = acc;
@@ -278,14 +302,15 @@ const FP8_DECODE = `fn fp8(code: u32) -> f32 {
 /**
  * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' float-quantized layout: fp8 e4m3fn codes
  * [N, K] (four per u32, little-endian), w = f32(code) · scale (scale[n] per channel, scale[0] per tensor), rounded to
- * bf16 when the scales are bf16 (decompression casts to the scale dtype). a=T b=N c=K d=per-channel g=bf16.
+ * bf16 / f16 when the scales are (decompression casts to the scale dtype). a=T b=N c=K d=per-channel g=scale dtype
+ * (SCALE_DTYPE).
  */
 export const MATMUL_FP8 = `${params(4)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-${BF16}
+${SCALE_DTYPE}
 ${FP8_DECODE}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -297,7 +322,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   for (var k = 0u; k < p.c; k++) {
     let i = n * p.c + k;
     var wv = fp8((w[i / 4u] >> ((i % 4u) * 8u)) & 255u) * sc;
-    if (p.g == 1u) { wv = bf16(wv); }
+    wv = toScaleDType(wv, p.g);
     acc = acc + x[t * p.c + k] * wv;
   }
   y[t * p.b + n] = acc;
