@@ -3,11 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type GpuContext, type GpuModel, createGpuKvCache, formatGpuError, generate as gpuGenerate, gpuStep, requestGpuContext } from "@llmq/runtime-gpu";
 import { loadQuantizedDir, nodeGpu } from "@llmq/runtime-gpu/node";
+import { openCheckpoint } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { lastValueFrom, toArray } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKvCache } from "@llmq/kv-cache";
-import { generate, lastLogits, loadDataset, loadForGeneration, oneshot, optionalTokenizer, recipeFromYaml, sampleToken } from "./index.js";
+import { generate, hfQuantizeCommand, lastLogits, loadDataset, loadForGeneration, oneshot, optionalTokenizer, recipeFromYaml, sampleToken } from "./index.js";
 import { openModelDir } from "./open-model.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
@@ -130,6 +131,23 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
       expect(r.gpu).toEqual(r.cpu);
       expect(r.worst).toBeLessThan(1e-3);
     }, 600_000);
+
+  // GPTQ with desc_act (act order): llmq's GPTQConfig path writes the GPTQ v2 layout with g_idx, each column's group
+  // in activation order (the MLP stays dense: 172 features do not pack). The GPU repacks it and looks groups up by g_idx.
+  it("GPTQ W4A16 g32 asymmetric with desc_act (g_idx): 200 greedy tokens identical, every step's logits within 1e-3 relative", async () => {
+    const out = join(tmp, "gptq-act");
+    const cfg = `{"quant_method": "gptq", "bits": 4, "group_size": 32, "sym": false, "desc_act": true, "format": "gptq_v2", "modules_in_block_to_quantize": [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["self_attn.o_proj"]]}`;
+    const calibration = { dataset: join(ROOT, "fixtures/wikitext-2/valid.txt"), numSamples: 16, seqLen: 128, seed: 42, given: [] };
+    must(await hfQuantizeCommand({ model: fp, output: out, hfConfig: cfg, overwrite: false, calibration })());
+    const ck = must(await openCheckpoint(out)());
+    const gIdx = must(await ck.read("model.layers.0.self_attn.q_proj.g_idx")()).data as Int32Array;
+    await ck.close();
+    expect(gIdx.some((g, k) => g !== Math.floor(k / 32))).toBe(true); // the groups really are in activation order
+    const r = await compare(out, 200);
+    report("GPTQ W4A16 g32 asym desc_act", r);
+    expect(r.gpu).toEqual(r.cpu);
+    expect(r.worst).toBeLessThan(1e-3);
+  }, 600_000);
 
   // An f16 model: its scales are f16 and the dequantized weights round to f16 (bit-identically to the decompressor:
   // gpu-kernels.test.ts reads them back), which the GPU refused before.

@@ -1,5 +1,5 @@
 import { linear, rmsNorm, ropeInvFreq } from "@llmq/models";
-import { decompressModule, packColsToInt32, packRowsToInt32 } from "@llmq/serialization";
+import { decompressModule, dequantizeGptq, packColsToInt32, packGptq, packRowsToInt32 } from "@llmq/serialization";
 import { computeDynamicQParams, fakeQuantize, presetScheme } from "@llmq/schemes";
 import { Tensor, cast, castFromNumbers, jsKernels, ropeCosSin, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
@@ -21,6 +21,7 @@ import {
   encodeRope,
   encodeSiluMul,
 } from "./gpu-kernels.js";
+import { gptqLinear } from "./gptq-linear.js";
 import { nvfp4Linear, zeroPointsOf } from "./linear-params.js";
 import { relErr, seeded, testGpu } from "./test-support/gpu.js";
 
@@ -167,6 +168,50 @@ const nvfp4Case = async (g: GpuContext, n: number, k: number, globalScale: numbe
   await expectExactWeights(g, lin, n, k, dec.get("weight") as Tensor<"f32">);
 };
 
+interface GptqCase {
+  readonly bits: 2 | 4 | 8;
+  readonly n: number;
+  readonly k: number;
+  /** −1: one group over all inputs. */
+  readonly group: number;
+  /** Activation-ordered groups (desc_act): g_idx stored, the columns of each group scattered. */
+  readonly actOrder: boolean;
+  readonly v1: boolean;
+}
+
+/** A GPTQ linear (random codes, zero points, f16 scales, shuffled g_idx) repacked by gptqLinear, against dequantizeGptq + linear. */
+const gptqCase = async (g: GpuContext, c: GptqCase): Promise<void> => {
+  const top = (1 << c.bits) - 1;
+  const gs = c.group === -1 ? c.k : c.group;
+  const groups = c.k / gs;
+  const ints = (len: number, seed: number, lo: number, hi: number) => Int32Array.from(seeded(len, seed, lo, hi + 1), Math.floor);
+  // desc_act: the columns in a seeded order, group = position / group_size (how GPTQ's act order assigns g_idx)
+  const order = Array.from({ length: c.k }, (_, i) => i).sort((a, b) => seeded(c.k, 51)[a]! - seeded(c.k, 51)[b]!);
+  const gIdx = new Int32Array(c.k);
+  order.forEach((col, pos) => {
+    gIdx[col] = c.actOrder ? Math.floor(pos / gs) : Math.floor(col / gs);
+  });
+  const scales = toFloat32(castFromNumbers("f16", seeded(groups * c.n, 53, 0.001, 0.05), [groups, c.n])).data;
+  // v1 stores zeros minus one and loses a zero of 0 (dequantizeGptq reproduces that): zeros from 1 keep the case exact
+  const parts = packGptq({ q: ints(c.k * c.n, 55, 0, top), zeros: ints(groups * c.n, 57, 1, top), scales, gIdx, inFeatures: c.k, outFeatures: c.n, bits: c.bits, v1: c.v1 });
+  const o = { bits: c.bits, groupSize: c.group, v1: c.v1 };
+  const w = must(dequantizeGptq(parts, o));
+  const state = new Map<string, Tensor>([
+    ["qweight", new Tensor("i32", parts.qweight.shape, parts.qweight.data)],
+    ["qzeros", new Tensor("i32", parts.qzeros.shape, parts.qzeros.data)],
+    ["scales", castFromNumbers("f16", parts.scales.data, parts.scales.shape)],
+  ]);
+  if (c.actOrder) state.set("g_idx", new Tensor("i32", [c.k], gIdx));
+  const lin = must(gptqLinear(g, "w", (name) => state.get(name.slice(2)), o));
+  expect(lin.kind === "packed" && lin.l.gIdx !== undefined).toBe(c.actOrder);
+  await expectExactWeights(g, lin, c.n, c.k, new Tensor("f32", [c.n, c.k], w.data));
+  const t = 3;
+  const x = seeded(t * c.k, 59);
+  const y = storageBuffer(g, t * c.n * 4);
+  const got = await run(g, (enc) => encodeLinear(g, enc, lin, storageBuffer(g, x), y, t), y, t * c.n);
+  expect(relErr(got, linear(new Tensor("f32", [t, c.k], x), new Tensor("f32", [c.n, c.k], w.data)).data), JSON.stringify(c)).toBeLessThan(TOL);
+};
+
 /** A dynamic per-token input quantizer against computeDynamicQParams + fakeQuantize of the preset's input args: exact. */
 const inputQuantCase = async (g: GpuContext, preset: string, encode: typeof encodeQuantizeInputInt8, globalScale?: number, k = 172): Promise<void> => {
   const args = must(presetScheme(preset, ["Linear"])).input_activations!;
@@ -204,6 +249,17 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
       { bits: 8, n: 16, k: 64, strategy: "group", group: 32, scaleDType: "f16", asym: true, scales: [1e-7, 2e-5] },
     ] as const)
       expect(await packedCase(g, c), JSON.stringify(c)).toBeLessThan(TOL);
+  },
+  // the GPTQ loader's cases: activation-ordered ones take this kernel, the others packedMatmul
+  packedMatmulGIdx: async (g) => {
+    for (const c of [
+      { bits: 4, n: 48, k: 64, group: 32, actOrder: true, v1: false },
+      { bits: 8, n: 24, k: 64, group: 16, actOrder: true, v1: true },
+      { bits: 2, n: 32, k: 48, group: 16, actOrder: true, v1: false },
+      { bits: 4, n: 16, k: 64, group: 32, actOrder: false, v1: true },
+      { bits: 8, n: 16, k: 40, group: -1, actOrder: false, v1: false },
+    ] as const)
+      await gptqCase(g, c);
   },
   denseMatmul: async (g) => {
     const [t, n, k] = [4, 33, 70];

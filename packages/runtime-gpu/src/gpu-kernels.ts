@@ -1,5 +1,5 @@
 import { type GpuContext, bitsOf, dispatch } from "./gpu-context.js";
-import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_NVFP4, MATMUL_PACKED, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, QUANTIZE_INPUT_NVFP4, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
+import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_NVFP4, MATMUL_PACKED, MATMUL_PACKED_GIDX, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, QUANTIZE_INPUT_NVFP4, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
 
 // The kernel registry: one WGSL source per kernel name, named like @llmq/tensor's kernel table where one exists there
 // (siluMul, causalAttention). The js backend and @llmq/models' forward stay the definition: gpu-kernels.test.ts
@@ -7,6 +7,7 @@ import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_NVFP4, 
 
 export const GPU_KERNELS = {
   packedMatmul: MATMUL_PACKED,
+  packedMatmulGIdx: MATMUL_PACKED_GIDX,
   fp8Matmul: MATMUL_FP8,
   nvfp4Matmul: MATMUL_NVFP4,
   denseMatmul: MATMUL_DENSE,
@@ -43,6 +44,8 @@ export interface PackedLinear {
   readonly zeroPoint: GPUBuffer;
   /** The input is fake-quantized first (W8A8: dynamic per-token symmetric int8). */
   readonly int8Input: boolean;
+  /** Activation-ordered groups: u32 [K], the group of each input column (GPTQ g_idx); absent → ⌊k / group⌋. */
+  readonly gIdx?: GPUBuffer;
 }
 
 /** An unquantized linear on the GPU: w [N, K] f32. */
@@ -116,7 +119,9 @@ export const encodeLinear = (ctx: GpuContext, enc: Enc, lin: GpuLinear, x: GPUBu
     const l = lin.l;
     const input = l.int8Input ? quantizedInput(xq) : x;
     if (l.int8Input) encodeQuantizeInputInt8(ctx, enc, x, input, t, l.k);
-    dispatch(ctx, enc, GPU_KERNELS.packedMatmul, [input, l.packed, l.scale, l.zeroPoint, y], [t, l.n, l.k, l.words, l.group, l.bits, SCALE_DTYPE_CODE[l.scaleDType], l.groups], l.n, t);
+    const params = [t, l.n, l.k, l.words, l.group, l.bits, SCALE_DTYPE_CODE[l.scaleDType], l.groups];
+    if (l.gIdx === undefined) dispatch(ctx, enc, GPU_KERNELS.packedMatmul, [input, l.packed, l.scale, l.zeroPoint, y], params, l.n, t);
+    else dispatch(ctx, enc, GPU_KERNELS.packedMatmulGIdx, [input, l.packed, l.scale, l.zeroPoint, l.gIdx, y], params, l.n, t);
   }
 };
 

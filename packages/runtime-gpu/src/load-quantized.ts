@@ -1,16 +1,18 @@
 import { type LlamaConfig, decodeLlamaConfig, formatModelError, ropeInvFreq } from "@llmq/models";
 import { type QuantizationArgs, type QuantizationConfig, decodeQuantizationConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
-import { deserializeSafetensors, formatSerializationError } from "@llmq/serialization";
+import { type GptqOptions, deserializeSafetensors, formatSerializationError } from "@llmq/serialization";
 import { Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, storageBuffer } from "./gpu-context.js";
 import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
 import type { GpuLinear, ScaleDType } from "./gpu-kernels.js";
+import { gptqLinear, gptqOptionsOf } from "./gptq-linear.js";
 import { isNvfp4Input, nvfp4Linear, zeroPointsOf } from "./linear-params.js";
 
 // A compressed-tensors checkpoint straight onto the GPU: pack-quantized linears keep their packed int32 words and
 // float-quantized ones their fp8 codes (the WGSL matmuls dequantize them on the fly), everything else is uploaded as f32. The embedding stays on the CPU (one
 // row per token is copied up). What the kernels do not implement yet is refused by name, never run approximately.
+// GPTQ checkpoints (quant_method "gptq") load too: their linears are repacked into the pack-quantized layout (gptq-linear.ts).
 
 /** A checkpoint's bytes, from a directory (Node: loadQuantizedDir in "@llmq/runtime-gpu/node"), fetch or File objects. */
 export interface QuantizedFiles {
@@ -171,16 +173,17 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
   });
 };
 
-const linearOf = (ctx: GpuContext, name: string, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLinear> => {
+const linearOf = (ctx: GpuContext, name: string, get: Get, qc: QuantizationConfig | null, gptq: GptqOptions | null): E.Either<GpuError, GpuLinear> => {
+  if (gptq !== null && get(`${name}.qweight`) !== undefined) return gptqLinear(ctx, name, get, gptq);
   if (get(`${name}.weight_packed`) !== undefined || get(`${name}.weight_scale`) !== undefined) return packedLinear(ctx, name, get, qc);
   const w = get(`${name}.weight`);
   return w === undefined ? E.left(invalidCheckpoint(WEIGHTS, `${name}.weight is missing`)) : denseLinear(ctx, name, w);
 };
 
-const checkConfig = (raw: Record<string, unknown>, cfg: LlamaConfig): E.Either<GpuError, QuantizationConfig | null> => {
+const checkConfig = (raw: Record<string, unknown>, cfg: LlamaConfig, gptq: GptqOptions | null): E.Either<GpuError, QuantizationConfig | null> => {
   if (cfg.attention_bias || cfg.mlp_bias) return E.left(unsupportedCheckpoint(CONFIG, "linear biases are not implemented on the GPU yet"));
   if (cfg.hidden_act !== "silu") return E.left(unsupportedCheckpoint(CONFIG, `hidden_act ${cfg.hidden_act} (only silu)`));
-  if (raw.quantization_config === undefined) return E.right(null);
+  if (raw.quantization_config === undefined || gptq !== null) return E.right(null);
   const qc = decodeQuantizationConfig(raw.quantization_config, "quantization_config");
   if (E.isLeft(qc)) return E.left(invalidCheckpoint(CONFIG, formatSchemeError(qc.left)));
   if (qc.right.kv_cache_scheme !== null) return E.left(unsupportedCheckpoint(CONFIG, "kv_cache_scheme: the GPU KV cache is f32 only so far"));
@@ -192,14 +195,14 @@ const checkConfig = (raw: Record<string, unknown>, cfg: LlamaConfig): E.Either<G
   return E.right(qc.right);
 };
 
-const loadLayer = (ctx: GpuContext, i: number, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLayer> => {
+const loadLayer = (ctx: GpuContext, i: number, get: Get, qc: QuantizationConfig | null, gptq: GptqOptions | null): E.Either<GpuError, GpuLayer> => {
   const p = `model.layers.${i}`;
   const inputNorm = get(`${p}.input_layernorm.weight`);
   const postNorm = get(`${p}.post_attention_layernorm.weight`);
   if (inputNorm === undefined || postNorm === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${p}: a layer norm weight is missing`));
   const linears = new Map<string, GpuLinear>();
   for (const local of LAYER_LINEARS) {
-    const l = linearOf(ctx, `${p}.${local}`, get, qc);
+    const l = linearOf(ctx, `${p}.${local}`, get, qc, gptq);
     if (E.isLeft(l)) return l;
     linears.set(local, l.right);
   }
@@ -223,7 +226,9 @@ export const loadQuantized = (ctx: GpuContext, files: QuantizedFiles): E.Either<
   const parsed = parseConfig(files.config);
   if (E.isLeft(parsed)) return parsed;
   const { raw, cfg } = parsed.right;
-  const qc = checkConfig(raw, cfg);
+  const gptq = gptqOptionsOf(raw);
+  if (E.isLeft(gptq)) return gptq;
+  const qc = checkConfig(raw, cfg, gptq.right);
   if (E.isLeft(qc)) return qc;
   const st = deserializeSafetensors(WEIGHTS, files.weights);
   if (E.isLeft(st)) return E.left(invalidCheckpoint(WEIGHTS, formatSerializationError(st.left)));
@@ -233,11 +238,11 @@ export const loadQuantized = (ctx: GpuContext, files: QuantizedFiles): E.Either<
   if (emb === undefined || norm === undefined) return E.left(invalidCheckpoint(WEIGHTS, "model.embed_tokens.weight or model.norm.weight is missing"));
   const layers: GpuLayer[] = [];
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const l = loadLayer(ctx, i, get, qc.right);
+    const l = loadLayer(ctx, i, get, qc.right, gptq.right);
     if (E.isLeft(l)) return l;
     layers.push(l.right);
   }
-  const head = cfg.tie_word_embeddings && get("lm_head.weight") === undefined ? denseLinear(ctx, "model.embed_tokens", emb) : linearOf(ctx, "lm_head", get, qc.right);
+  const head = cfg.tie_word_embeddings && get("lm_head.weight") === undefined ? denseLinear(ctx, "model.embed_tokens", emb) : linearOf(ctx, "lm_head", get, qc.right, gptq.right);
   if (E.isLeft(head)) return head;
   return E.right({ ctx, config: cfg, embedding: f32Of(emb), layers, norm: storageBuffer(ctx, f32Of(norm)), lmHead: head.right, invFreq: ropeInvFreq(cfg) });
 };

@@ -34,19 +34,13 @@ fn toScaleDType(v: f32, d: u32) -> f32 {
   return v;
 }`;
 
-/**
- * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' pack-quantized layout: row n holds
- * `words` u32 words, element k in bits [(k mod per)·bits, …) of word ⌊k / per⌋ offset by 2^(bits−1) (per = 32 / bits),
- * w = f32(q − zp) · scale[n, ⌊k / group⌋], rounded to bf16 / f16 when the checkpoint's scales are (as decompression
- * casts to the scale dtype). a=T b=N c=K d=words e=group f=bits g=scale dtype (SCALE_DTYPE) h=groups. Zero points:
- * binding 3 (0 if none).
- */
-export const MATMUL_PACKED = `${params(5)}
+/** The pack-quantized matmul; with `gIdx` the group of column k is g_idx[k] (binding 4) instead of ⌊k / group⌋. */
+const packedMatmul = (gIdx: boolean): string => `${params(gIdx ? 6 : 5)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read> zp: array<i32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+${gIdx ? "@group(0) @binding(4) var<storage, read> gi: array<u32>;\n" : ""}@group(0) @binding(${gIdx ? 5 : 4}) var<storage, read_write> y: array<f32>;
 ${SCALE_DTYPE}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -58,7 +52,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let half = i32(1u << (p.f - 1u));
   var acc = 0.0;
   for (var k = 0u; k < p.c; k++) {
-    let g = n * p.h + k / p.e;
+    let g = n * p.h + ${gIdx ? "gi[k]" : "k / p.e"};
     let q = i32((w[n * p.d + k / per] >> ((k % per) * p.f)) & mask) - half - zp[g];
     var wv = f32(q) * s[g];
     wv = toScaleDType(wv, p.g);
@@ -66,6 +60,21 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   }
   y[t * p.b + n] = acc;
 }`;
+
+/**
+ * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' pack-quantized layout: row n holds
+ * `words` u32 words, element k in bits [(k mod per)·bits, …) of word ⌊k / per⌋ offset by 2^(bits−1) (per = 32 / bits),
+ * w = f32(q − zp) · scale[n, ⌊k / group⌋], rounded to bf16 / f16 when the checkpoint's scales are (as decompression
+ * casts to the scale dtype). a=T b=N c=K d=words e=group f=bits g=scale dtype (SCALE_DTYPE) h=groups. Zero points:
+ * binding 3 (0 if none).
+ */
+export const MATMUL_PACKED = packedMatmul(false);
+
+/**
+ * MATMUL_PACKED with activation-ordered groups (GPTQ desc_act / act-order "group"): column k takes the scale and zero
+ * point of group g_idx[k] (u32 [K], binding 4), as GPTQ's dequantization reads them. Params as MATMUL_PACKED.
+ */
+export const MATMUL_PACKED_GIDX = packedMatmul(true);
 
 /** y[t, n] = Σ_k x[t, k] · w[n, k] (an unquantized linear, e.g. the ignored lm_head). a=T b=N c=K. */
 export const MATMUL_DENSE = `${params(3)}
