@@ -82,7 +82,8 @@ const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, 
   const intOk = w.type === "int" && 32 % w.num_bits === 0;
   const fpOk = w.type === "float" && (w.num_bits === 8 || w.num_bits === 4);
   if (!intOk && !fpOk) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits, fp8 and NVFP4)`);
-  if (get(`${name}.weight_g_idx`) !== undefined) return fail("activation ordering (weight_g_idx) is not implemented on the GPU yet");
+  if (get(`${name}.weight_g_idx`) !== undefined)
+    return fail('weight_g_idx: compressed-tensors 0.20 removed actorder "group" and no longer applies weight_g_idx, so its meaning here is ambiguous (GPTQ-format checkpoints with desc_act / g_idx do run on the GPU)');
   const a = scheme.input_activations;
   const input = a === null ? null : dynamicTokenInput(a);
   if (a !== null && input === null)
