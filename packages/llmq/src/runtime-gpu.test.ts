@@ -168,6 +168,7 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
   // wherever the CPU's top-2 margin exceeds twice the logits difference.
   for (const [name, recipe] of [
     ["W8A8 (int8 channel weights, dynamic per-token int8 inputs)", "stories260k-w8a8.yaml"],
+    ["W8A8 with asymmetric int8 weights (int8 zero points)", "stories260k-w8a8-asym.yaml"],
     ["FP8_DYNAMIC (fp8 channel weights, dynamic per-token fp8 inputs)", "stories260k-fp8-dynamic.yaml"],
   ] as const)
     it(`${name}: teacher-forced logits within 1e-1 and the same argmax wherever the margin exceeds the difference`, async () => {
