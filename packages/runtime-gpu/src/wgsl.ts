@@ -386,7 +386,7 @@ ${DIV}
 fn fp4(code: u32) -> f32 {
   let e = (code >> 1u) & 3u;
   let m = f32(code & 1u);
-  let v = select((1.0 + 0.5 * m) * f32(1u << (e - 1u)), 0.5 * m, e == 0u);
+  let v = select((1.0 + 0.5 * m) * f32(1u << (max(e, 1u) - 1u)), 0.5 * m, e == 0u);
   return select(v, -v, (code & 8u) != 0u);
 }
 @compute @workgroup_size(64)
