@@ -8,7 +8,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { lastValueFrom, toArray } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKvCache } from "@llmq/kv-cache";
-import { generate, hfQuantizeCommand, lastLogits, loadDataset, loadForGeneration, oneshot, optionalTokenizer, recipeFromYaml, sampleToken } from "./index.js";
+import { type Dataset, generate, hfQuantizeCommand, lastLogits, loadDataset, loadForGeneration, oneshot, optionalTokenizer, recipeFromYaml, sampleToken } from "./index.js";
 import { openModelDir } from "./open-model.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
@@ -31,15 +31,18 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** The recipe's checkpoint of stories260K; `calibrate` runs it on 16 windows of 128 tokens of WikiText-2 (static scales). */
-const quantize = async (recipeFile: string, name: string, calibrate = false, model = fp): Promise<string> => {
+const quantize = async (recipeFile: string, name: string, dataset?: Dataset, model = fp): Promise<string> => {
   const out = join(tmp, name);
-  const recipe = must(recipeFromYaml(readFileSync(join(ROOT, "fixtures/recipes", recipeFile), "utf8")));
-  const tok = calibrate ? must(await optionalTokenizer(fp)()) : null;
-  const windows = { numSamples: 16, seqLen: 128, sampling: "sequential", vocabSize: 512 } as const;
-  const dataset = calibrate ? must(await loadDataset(join(ROOT, "fixtures/wikitext-2/valid.txt"), tok, windows)()) : undefined;
-  must(await oneshot({ model, output: out, recipe, ...(dataset ? { dataset } : {}) })());
+  must(await oneshot({ model, output: out, recipe: must(recipeFromYaml(readFileSync(join(ROOT, "fixtures/recipes", recipeFile), "utf8"))), ...(dataset ? { dataset } : {}) })());
   return out;
+};
+
+/** The calibration windows kv-cache.test.ts uses for stories260K (GPTQ and the k/v scale observers need data). */
+const calibration = async (): Promise<Dataset> => {
+  const file = new URL("../fixtures/transforms/stories260k-windows.json", import.meta.url).pathname;
+  const windows = JSON.parse(readFileSync(file, "utf8")) as number[][];
+  const tok = must(await optionalTokenizer(fp)());
+  return must(await loadDataset(file, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
 };
 
 /** Largest |gpu − cpu| over the largest |cpu| of one row of logits. */
@@ -126,7 +129,7 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
     ["NVFP4 (fp4 weights, fp4 inputs per group of 16 under a calibrated global scale)", "stories260k-nvfp4.yaml", true],
   ] as const)
     it(`${name}: 200 greedy tokens identical, every step's logits within 1e-3 relative`, async () => {
-      const r = await compare(await quantize(recipe, recipe, calibrate), 200);
+      const r = await compare(await quantize(recipe, recipe, calibrate ? await calibration() : undefined), 200);
       report(name, r);
       expect(r.gpu).toEqual(r.cpu);
       expect(r.worst).toBeLessThan(1e-3);
@@ -154,7 +157,7 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
   it("W4A16 asymmetric g32 of the model in f16 (f16 scales): 200 greedy tokens identical, every step's logits within 1e-3 relative", async () => {
     const fp16 = join(tmp, "fp16");
     await convertStories(fp16, "f16");
-    const r = await compare(await quantize("stories260k-w4a16-asym-g32.yaml", "asym-f16", false, fp16), 200);
+    const r = await compare(await quantize("stories260k-w4a16-asym-g32.yaml", "asym-f16", undefined, fp16), 200);
     report("W4A16 asymmetric g32, f16 model", r);
     expect(r.gpu).toEqual(r.cpu);
     expect(r.worst).toBeLessThan(1e-3);

@@ -299,8 +299,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   for (var k = 0u; k < p.b; k++) { y[t * p.b + k] = round(clamp(div(x[t * p.b + k], s), -128.0, 127.0)) * s; }
 }`;
 
-/** The value of an fp8 e4m3fn code (NaN codes are not expected: compressed-tensors never writes them). */
-const FP8_DECODE = `fn fp8(code: u32) -> f32 {
+/** The value of an fp8 e4m3fn code (its low byte): exact in f32; subnormals are m · 2^−9. */
+export const FP8_DECODE = `fn fp8(code: u32) -> f32 {
   let e = (code >> 3u) & 15u;
   let m = code & 7u;
   var v = f32(m) * 0.001953125;
