@@ -3,11 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type GpuContext, type GpuModel, createGpuKvCache, formatGpuError, generate as gpuGenerate, gpuStep, requestGpuContext } from "@llmq/runtime-gpu";
 import { loadQuantizedDir, nodeGpu } from "@llmq/runtime-gpu/node";
+import { openCheckpoint } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { lastValueFrom, toArray } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKvCache } from "@llmq/kv-cache";
-import { generate, lastLogits, loadForGeneration, oneshot, recipeFromYaml, sampleToken } from "./index.js";
+import { type Dataset, generate, hfQuantizeCommand, lastLogits, loadDataset, loadForGeneration, oneshot, optionalTokenizer, recipeFromYaml, sampleToken } from "./index.js";
 import { openModelDir } from "./open-model.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
@@ -30,10 +31,18 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const quantize = async (recipeFile: string, name: string): Promise<string> => {
+const quantize = async (recipeFile: string, name: string, dataset?: Dataset, model = fp): Promise<string> => {
   const out = join(tmp, name);
-  must(await oneshot({ model: fp, output: out, recipe: must(recipeFromYaml(readFileSync(join(ROOT, "fixtures/recipes", recipeFile), "utf8"))) })());
+  must(await oneshot({ model, output: out, recipe: must(recipeFromYaml(readFileSync(join(ROOT, "fixtures/recipes", recipeFile), "utf8"))), ...(dataset ? { dataset } : {}) })());
   return out;
+};
+
+/** The calibration windows kv-cache.test.ts uses for stories260K (GPTQ and the k/v scale observers need data). */
+const calibration = async (): Promise<Dataset> => {
+  const file = new URL("../fixtures/transforms/stories260k-windows.json", import.meta.url).pathname;
+  const windows = JSON.parse(readFileSync(file, "utf8")) as number[][];
+  const tok = must(await optionalTokenizer(fp)());
+  return must(await loadDataset(file, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
 };
 
 /** Largest |gpu − cpu| over the largest |cpu| of one row of logits. */
@@ -109,17 +118,50 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
   const report = (name: string, r: Comparison): void =>
     console.log(`${name}: free-running greedy tokens ${r.diverges < 0 ? "identical for all 200" : `identical for the first ${r.diverges}`}; teacher-forced worst relative logits difference ${r.worst.toExponential(2)}`);
 
-  // Weight-only schemes: the GPU and the CPU differ by f32 summation order only.
-  for (const [name, recipe] of [
-    ["W4A16 g32", "stories260k-w4a16-g32.yaml"],
-    ["fp8 weights with one scale per tensor (weight-only)", "stories260k-fp8-tensor-w8a16.yaml"],
+  // Weight-only schemes: the GPU and the CPU differ by f32 summation order only. NVFP4's fp4 inputs are quantized too
+  // (bit-identically, gpu-kernels.test.ts), but on a grid so coarse (8 magnitudes) that the GPU's ulp-different inputs
+  // crossed no rounding boundary on this checkpoint and prompt.
+  for (const [name, recipe, calibrate] of [
+    ["W4A16 g32", "stories260k-w4a16-g32.yaml", false],
+    ["W4A16 asymmetric g32 (packed zero points)", "stories260k-w4a16-asym-g32.yaml", false],
+    ["fp8 weights with one scale per tensor (weight-only)", "stories260k-fp8-tensor-w8a16.yaml", false],
+    ["NVFP4A16 (fp4 weights, fp8 group scales, global scale)", "stories260k-nvfp4a16.yaml", false],
+    ["NVFP4 (fp4 weights, fp4 inputs per group of 16 under a calibrated global scale)", "stories260k-nvfp4.yaml", true],
   ] as const)
     it(`${name}: 200 greedy tokens identical, every step's logits within 1e-3 relative`, async () => {
-      const r = await compare(await quantize(recipe, recipe), 200);
+      const r = await compare(await quantize(recipe, recipe, calibrate ? await calibration() : undefined), 200);
       report(name, r);
       expect(r.gpu).toEqual(r.cpu);
       expect(r.worst).toBeLessThan(1e-3);
     }, 600_000);
+
+  // GPTQ with desc_act (act order): llmq's GPTQConfig path writes the GPTQ v2 layout with g_idx, each column's group
+  // in activation order (the MLP stays dense: 172 features do not pack). The GPU repacks it and looks groups up by g_idx.
+  it("GPTQ W4A16 g32 asymmetric with desc_act (g_idx): 200 greedy tokens identical, every step's logits within 1e-3 relative", async () => {
+    const out = join(tmp, "gptq-act");
+    const cfg = `{"quant_method": "gptq", "bits": 4, "group_size": 32, "sym": false, "desc_act": true, "format": "gptq_v2", "modules_in_block_to_quantize": [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["self_attn.o_proj"]]}`;
+    const calibration = { dataset: join(ROOT, "fixtures/wikitext-2/valid.txt"), numSamples: 16, seqLen: 128, seed: 42, given: [] };
+    must(await hfQuantizeCommand({ model: fp, output: out, hfConfig: cfg, overwrite: false, calibration })());
+    const ck = must(await openCheckpoint(out)());
+    const gIdx = must(await ck.read("model.layers.0.self_attn.q_proj.g_idx")()).data as Int32Array;
+    await ck.close();
+    expect(gIdx.some((g, k) => g !== Math.floor(k / 32))).toBe(true); // the groups really are in activation order
+    const r = await compare(out, 200);
+    report("GPTQ W4A16 g32 asym desc_act", r);
+    expect(r.gpu).toEqual(r.cpu);
+    expect(r.worst).toBeLessThan(1e-3);
+  }, 600_000);
+
+  // An f16 model: its scales are f16 and the dequantized weights round to f16 (bit-identically to the decompressor:
+  // gpu-kernels.test.ts reads them back), which the GPU refused before.
+  it("W4A16 asymmetric g32 of the model in f16 (f16 scales): 200 greedy tokens identical, every step's logits within 1e-3 relative", async () => {
+    const fp16 = join(tmp, "fp16");
+    await convertStories(fp16, "f16");
+    const r = await compare(await quantize("stories260k-w4a16-asym-g32.yaml", "asym-f16", undefined, fp16), 200);
+    report("W4A16 asymmetric g32, f16 model", r);
+    expect(r.gpu).toEqual(r.cpu);
+    expect(r.worst).toBeLessThan(1e-3);
+  }, 600_000);
 
   // Quantized inputs: the input quantizers and siluMul are bit-exact (gpu-kernels.test.ts), but the values feeding the
   // quantizers are not (GPU matmuls and RMSNorm sum in f32 in their own order, the CPU in f64 over 8 lanes; attention's
@@ -129,6 +171,7 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
   // wherever the CPU's top-2 margin exceeds twice the logits difference.
   for (const [name, recipe] of [
     ["W8A8 (int8 channel weights, dynamic per-token int8 inputs)", "stories260k-w8a8.yaml"],
+    ["W8A8 with asymmetric int8 weights (int8 zero points)", "stories260k-w8a8-asym.yaml"],
     ["FP8_DYNAMIC (fp8 channel weights, dynamic per-token fp8 inputs)", "stories260k-fp8-dynamic.yaml"],
   ] as const)
     it(`${name}: teacher-forced logits within 1e-1 and the same argmax wherever the margin exceeds the difference`, async () => {
@@ -153,11 +196,11 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
     expect(other).not.toEqual(sampled);
   }, 600_000);
 
-  it("refuses what the kernels do not implement yet (NVFP4) with a message", async () => {
-    const out = join(tmp, "nvfp4");
-    const recipe = must(recipeFromYaml("quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {targets: [\"re:.*(q|k|v|o|gate|up)_proj$\"], scheme: NVFP4A16, ignore: [lm_head]}\n"));
+  it("refuses what the kernels do not implement yet (MXFP4) with a message", async () => {
+    const out = join(tmp, "mxfp4");
+    const recipe = must(recipeFromYaml("quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {targets: [\"re:.*(q|k|v|o|gate|up)_proj$\"], scheme: MXFP4A16, ignore: [lm_head]}\n"));
     must(await oneshot({ model: fp, output: out, recipe })());
     const r = await loadQuantizedDir(gpu!, out)();
-    expect(E.isLeft(r) && formatGpuError(r.left)).toMatch(/not supported by @llmq\/runtime-gpu yet: .*NVFP4/);
+    expect(E.isLeft(r) && formatGpuError(r.left)).toMatch(/not supported by @llmq\/runtime-gpu yet: .*mxfp4-pack-quantized/);
   }, 120_000);
 });

@@ -1,15 +1,18 @@
 import { type LlamaConfig, decodeLlamaConfig, formatModelError, ropeInvFreq } from "@llmq/models";
 import { type QuantizationArgs, type QuantizationConfig, decodeQuantizationConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
-import { deserializeSafetensors, formatSerializationError } from "@llmq/serialization";
+import { type GptqOptions, deserializeSafetensors, formatSerializationError } from "@llmq/serialization";
 import { Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, storageBuffer } from "./gpu-context.js";
 import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
-import type { GpuLinear } from "./gpu-kernels.js";
+import type { GpuLinear, ScaleDType } from "./gpu-kernels.js";
+import { gptqLinear, gptqOptionsOf } from "./gptq-linear.js";
+import { isNvfp4Input, nvfp4Linear, zeroPointsOf } from "./linear-params.js";
 
 // A compressed-tensors checkpoint straight onto the GPU: pack-quantized linears keep their packed int32 words and
 // float-quantized ones their fp8 codes (the WGSL matmuls dequantize them on the fly), everything else is uploaded as f32. The embedding stays on the CPU (one
 // row per token is copied up). What the kernels do not implement yet is refused by name, never run approximately.
+// GPTQ checkpoints (quant_method "gptq") load too: their linears are repacked into the pack-quantized layout (gptq-linear.ts).
 
 /** A checkpoint's bytes, from a directory (Node: loadQuantizedDir in "@llmq/runtime-gpu/node"), fetch or File objects. */
 export interface QuantizedFiles {
@@ -53,13 +56,16 @@ const denseLinear = (ctx: GpuContext, name: string, w: Tensor): E.Either<GpuErro
   return E.right({ kind: "dense", l: { n, k, weight: storageBuffer(ctx, f32Of(w)) } });
 };
 
+const isScaleDType = (d: string): d is ScaleDType => d === "f32" || d === "bf16" || d === "f16";
+
 /** Dynamic per-token symmetric input quantization: int8 (W8A8) or fp8 e4m3 (FP8_DYNAMIC), what the kernels implement. */
-const dynamicTokenInput = (a: QuantizationArgs): "int8" | "fp8" | null =>
+const dynamicTokenInput = (a: QuantizationArgs): "int8" | "fp8" | "nvfp4" | null =>
+  isNvfp4Input(a) ? "nvfp4" :
   a.num_bits === 8 && a.symmetric && a.strategy === "token" && a.dynamic === true && a.scale_dtype === null ? (a.type === "int" ? "int8" : a.type === "float" ? "fp8" : null) : null;
 
 interface LinearScheme {
   readonly w: QuantizationArgs;
-  readonly input: "int8" | "fp8" | null;
+  readonly input: "int8" | "fp8" | "nvfp4" | null;
   readonly format: string;
 }
 
@@ -74,14 +80,14 @@ const quantizedScheme = (name: string, get: Get, qc: QuantizationConfig | null, 
   if (scheme === undefined || w === null || w === undefined) return E.left(invalidCheckpoint(CONFIG, `${name} is quantized but no config group quantizes its weights`));
   if (scheme.output_activations !== null) return fail("output activation quantization is not implemented on the GPU");
   const intOk = w.type === "int" && 32 % w.num_bits === 0;
-  const fp8Ok = w.type === "float" && w.num_bits === 8;
-  if (!intOk && !fp8Ok) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits and fp8; NVFP4 / other float widths are not implemented yet)`);
-  if (!w.symmetric) return fail("asymmetric weights (zero points) are not implemented on the GPU yet");
-  if (get(`${name}.weight_g_idx`) !== undefined) return fail("activation ordering (weight_g_idx) is not implemented on the GPU yet");
+  const fpOk = w.type === "float" && (w.num_bits === 8 || w.num_bits === 4);
+  if (!intOk && !fpOk) return fail(`${w.type} ${w.num_bits}-bit weights (only int with 2, 4 or 8 bits, fp8 and NVFP4)`);
+  if (get(`${name}.weight_g_idx`) !== undefined)
+    return fail('weight_g_idx: compressed-tensors 0.20 removed actorder "group" and no longer applies weight_g_idx, so its meaning here is ambiguous (GPTQ-format checkpoints with desc_act / g_idx do run on the GPU)');
   const a = scheme.input_activations;
   const input = a === null ? null : dynamicTokenInput(a);
   if (a !== null && input === null)
-    return fail("input activation quantization other than dynamic per-token int8 (W8A8) or fp8 (FP8_DYNAMIC) is not implemented on the GPU yet");
+    return fail("input activation quantization other than dynamic per-token int8 (W8A8), fp8 (FP8_DYNAMIC) or NVFP4 is not implemented on the GPU yet");
   return E.right({ w, input, format: scheme.format ?? qc.format });
 };
 
@@ -92,8 +98,9 @@ const fp8Linear = (ctx: GpuContext, name: string, get: Get, s: LinearScheme): E.
   const scale = get(`${name}.weight_scale`);
   if (w === undefined || w.dtype !== "f8_e4m3fn" || w.shape.length !== 2) return E.left(invalidCheckpoint(WEIGHTS, `${name}: float-quantized needs an fp8 e4m3fn weight [N, K]`));
   if (scale === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_scale is missing`));
-  if (scale.dtype === "f16") return fail("f16 scales (dequantized weights would round to f16, which the kernel does not do yet)");
-  if (s.input === "int8") return fail("fp8 weights with int8 inputs are not implemented on the GPU");
+  if (!isScaleDType(scale.dtype)) return fail(`${scale.dtype} scales (only f32, bf16 and f16)`);
+  if (s.input === "int8" || s.input === "nvfp4") return fail(`fp8 weights with ${s.input} inputs are not implemented on the GPU`);
+  if (!s.w.symmetric) return fail("asymmetric fp8 weights (zero points) are not implemented on the GPU");
   const [n, k] = w.shape as [number, number];
   const perChannel = s.w.strategy === "channel";
   if (!perChannel && s.w.strategy !== "tensor") return fail(`fp8 weights with strategy ${s.w.strategy} (only channel and tensor)`);
@@ -103,7 +110,7 @@ const fp8Linear = (ctx: GpuContext, name: string, get: Get, s: LinearScheme): E.
   codes.set(bytes);
   return E.right({
     kind: "fp8",
-    l: { n, k, codes: storageBuffer(ctx, new Uint32Array(codes.buffer)), scale: storageBuffer(ctx, f32Of(scale)), perChannel, bf16: scale.dtype === "bf16", fp8Input: s.input === "fp8" },
+    l: { n, k, codes: storageBuffer(ctx, new Uint32Array(codes.buffer)), scale: storageBuffer(ctx, f32Of(scale)), perChannel, scaleDType: scale.dtype, fp8Input: s.input === "fp8" },
   });
 };
 
@@ -122,8 +129,12 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
   const { w, input, format } = sch.right;
   // compressed-tensors stores fp8 weights as e4m3fn codes in both formats (naive-quantized: one scale per tensor, no activations)
   if ((format === "float-quantized" || format === "naive-quantized") && w.type === "float") return fp8Linear(ctx, name, get, sch.right);
-  if (format !== "pack-quantized" && format !== "int-quantized") return fail(`format ${format} (only pack-quantized, int-quantized and float-quantized)`);
-  if (input === "fp8") return fail("int weights with fp8 inputs are not implemented on the GPU");
+  if (format === "nvfp4-pack-quantized" && w.type === "float" && w.num_bits === 4) {
+    if (input !== null && input !== "nvfp4") return fail(`NVFP4 weights with ${input} inputs are not implemented on the GPU`);
+    return nvfp4Linear(ctx, name, get, w, input === "nvfp4");
+  }
+  if (format !== "pack-quantized" && format !== "int-quantized") return fail(`format ${format} (only pack-quantized, int-quantized, float-quantized and nvfp4-pack-quantized)`);
+  if (input === "fp8" || input === "nvfp4") return fail(`int weights with ${input} inputs are not implemented on the GPU`);
   const int8 = get(`${name}.weight`);
   if (format === "int-quantized" && (int8 === undefined || int8.dtype !== "i8" || w.num_bits !== 8))
     return E.left(invalidCheckpoint(WEIGHTS, `${name}: int-quantized needs an int8 weight and 8-bit args`));
@@ -135,7 +146,7 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
   if (packed === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_packed is missing`));
   const scale = get(`${name}.weight_scale`);
   if (scale === undefined || shape === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${name}: weight_scale or weight_shape is missing`));
-  if (scale.dtype === "f16") return fail("f16 scales (dequantized weights would round to f16, which the kernel does not do yet)");
+  if (!isScaleDType(scale.dtype)) return fail(`${scale.dtype} scales (only f32, bf16 and f16)`);
   const [n, k] = intsOf(shape) as [number, number];
   const words = Math.ceil((k * w.num_bits) / 32);
   const group = w.strategy === "group" ? w.group_size! : w.strategy === "channel" ? k : 0;
@@ -143,6 +154,8 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
   const groups = Math.ceil(k / group);
   if (packed.dtype !== "i32" || packed.size !== n * words) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_packed: expected int32 [${n}, ${words}], got ${packed.dtype} [${packed.shape}]`));
   if (scale.size !== n * groups) return E.left(invalidCheckpoint(WEIGHTS, `${name}.weight_scale: expected ${n}×${groups} values, got [${scale.shape}]`));
+  const zp = zeroPointsOf(name, get(`${name}.weight_zero_point`), w, format, n, groups);
+  if (E.isLeft(zp)) return zp;
   return E.right({
     kind: "packed",
     l: {
@@ -152,25 +165,26 @@ const packedLinear = (ctx: GpuContext, name: string, get: Get, qc: QuantizationC
       group,
       groups,
       words,
-      bf16: scale.dtype === "bf16",
+      scaleDType: scale.dtype,
       packed: storageBuffer(ctx, packed.data as Int32Array),
       scale: storageBuffer(ctx, f32Of(scale)),
-      zeroPoint: storageBuffer(ctx, new Int32Array(n * groups)),
+      zeroPoint: storageBuffer(ctx, zp.right),
       int8Input: input === "int8",
     },
   });
 };
 
-const linearOf = (ctx: GpuContext, name: string, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLinear> => {
+const linearOf = (ctx: GpuContext, name: string, get: Get, qc: QuantizationConfig | null, gptq: GptqOptions | null): E.Either<GpuError, GpuLinear> => {
+  if (gptq !== null && get(`${name}.qweight`) !== undefined) return gptqLinear(ctx, name, get, gptq);
   if (get(`${name}.weight_packed`) !== undefined || get(`${name}.weight_scale`) !== undefined) return packedLinear(ctx, name, get, qc);
   const w = get(`${name}.weight`);
   return w === undefined ? E.left(invalidCheckpoint(WEIGHTS, `${name}.weight is missing`)) : denseLinear(ctx, name, w);
 };
 
-const checkConfig = (raw: Record<string, unknown>, cfg: LlamaConfig): E.Either<GpuError, QuantizationConfig | null> => {
+const checkConfig = (raw: Record<string, unknown>, cfg: LlamaConfig, gptq: GptqOptions | null): E.Either<GpuError, QuantizationConfig | null> => {
   if (cfg.attention_bias || cfg.mlp_bias) return E.left(unsupportedCheckpoint(CONFIG, "linear biases are not implemented on the GPU yet"));
   if (cfg.hidden_act !== "silu") return E.left(unsupportedCheckpoint(CONFIG, `hidden_act ${cfg.hidden_act} (only silu)`));
-  if (raw.quantization_config === undefined) return E.right(null);
+  if (raw.quantization_config === undefined || gptq !== null) return E.right(null);
   const qc = decodeQuantizationConfig(raw.quantization_config, "quantization_config");
   if (E.isLeft(qc)) return E.left(invalidCheckpoint(CONFIG, formatSchemeError(qc.left)));
   if (qc.right.kv_cache_scheme !== null) return E.left(unsupportedCheckpoint(CONFIG, "kv_cache_scheme: the GPU KV cache is f32 only so far"));
@@ -182,14 +196,14 @@ const checkConfig = (raw: Record<string, unknown>, cfg: LlamaConfig): E.Either<G
   return E.right(qc.right);
 };
 
-const loadLayer = (ctx: GpuContext, i: number, get: Get, qc: QuantizationConfig | null): E.Either<GpuError, GpuLayer> => {
+const loadLayer = (ctx: GpuContext, i: number, get: Get, qc: QuantizationConfig | null, gptq: GptqOptions | null): E.Either<GpuError, GpuLayer> => {
   const p = `model.layers.${i}`;
   const inputNorm = get(`${p}.input_layernorm.weight`);
   const postNorm = get(`${p}.post_attention_layernorm.weight`);
   if (inputNorm === undefined || postNorm === undefined) return E.left(invalidCheckpoint(WEIGHTS, `${p}: a layer norm weight is missing`));
   const linears = new Map<string, GpuLinear>();
   for (const local of LAYER_LINEARS) {
-    const l = linearOf(ctx, `${p}.${local}`, get, qc);
+    const l = linearOf(ctx, `${p}.${local}`, get, qc, gptq);
     if (E.isLeft(l)) return l;
     linears.set(local, l.right);
   }
@@ -213,7 +227,9 @@ export const loadQuantized = (ctx: GpuContext, files: QuantizedFiles): E.Either<
   const parsed = parseConfig(files.config);
   if (E.isLeft(parsed)) return parsed;
   const { raw, cfg } = parsed.right;
-  const qc = checkConfig(raw, cfg);
+  const gptq = gptqOptionsOf(raw);
+  if (E.isLeft(gptq)) return gptq;
+  const qc = checkConfig(raw, cfg, gptq.right);
   if (E.isLeft(qc)) return qc;
   const st = deserializeSafetensors(WEIGHTS, files.weights);
   if (E.isLeft(st)) return E.left(invalidCheckpoint(WEIGHTS, formatSerializationError(st.left)));
@@ -223,11 +239,11 @@ export const loadQuantized = (ctx: GpuContext, files: QuantizedFiles): E.Either<
   if (emb === undefined || norm === undefined) return E.left(invalidCheckpoint(WEIGHTS, "model.embed_tokens.weight or model.norm.weight is missing"));
   const layers: GpuLayer[] = [];
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const l = loadLayer(ctx, i, get, qc.right);
+    const l = loadLayer(ctx, i, get, qc.right, gptq.right);
     if (E.isLeft(l)) return l;
     layers.push(l.right);
   }
-  const head = cfg.tie_word_embeddings && get("lm_head.weight") === undefined ? denseLinear(ctx, "model.embed_tokens", emb) : linearOf(ctx, "lm_head", get, qc.right);
+  const head = cfg.tie_word_embeddings && get("lm_head.weight") === undefined ? denseLinear(ctx, "model.embed_tokens", emb) : linearOf(ctx, "lm_head", get, qc.right, gptq.right);
   if (E.isLeft(head)) return head;
   return E.right({ ctx, config: cfg, embedding: f32Of(emb), layers, norm: storageBuffer(ctx, f32Of(norm)), lmHead: head.right, invFreq: ropeInvFreq(cfg) });
 };

@@ -12,18 +12,36 @@ const BF16 = `fn bf16(v: f32) -> f32 {
 }`;
 
 /**
- * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' pack-quantized layout: row n holds
- * `words` u32 words, element k in bits [(k mod per)·bits, …) of word ⌊k / per⌋ offset by 2^(bits−1) (per = 32 / bits),
- * w = f32(q − zp) · scale[n, ⌊k / group⌋], rounded to bf16 when the checkpoint's scales are bf16 (as decompression
- * casts to the scale dtype). a=T b=N c=K d=words e=group f=bits g=bf16 h=groups. Zero points: binding 3 (0 if none).
+ * An f32 rounded to f16 (nearest, ties to even; below 2^−14 on the subnormal 2^−24 grid; beyond 65504 to ±inf), as
+ * torch casts a dequantized weight to f16 scales' dtype; then `toScaleDType(v, d)`: v as it is (d = 0, f32 scales),
+ * rounded to bf16 (1) or f16 (2).
  */
-export const MATMUL_PACKED = `${params(5)}
+const SCALE_DTYPE = `${BF16}
+fn f16(v: f32) -> f32 {
+  let u = bitcast<u32>(v);
+  let e = (u >> 23u) & 255u;
+  if (e == 255u) { return v; }
+  if (e >= 113u) {
+    let r = (u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u;
+    return select(bitcast<f32>(r), bitcast<f32>((u & 0x80000000u) | 0x7f800000u), (r & 0x7fffffffu) > 0x477fe000u);
+  }
+  let m = round(abs(v) * 16777216.0) / 16777216.0;
+  return select(m, -m, v < 0.0);
+}
+fn toScaleDType(v: f32, d: u32) -> f32 {
+  if (d == 1u) { return bf16(v); }
+  if (d == 2u) { return f16(v); }
+  return v;
+}`;
+
+/** The pack-quantized matmul; with `gIdx` the group of column k is g_idx[k] (binding 4) instead of ⌊k / group⌋. */
+const packedMatmul = (gIdx: boolean): string => `${params(gIdx ? 6 : 5)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read> zp: array<i32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-${BF16}
+${gIdx ? "@group(0) @binding(4) var<storage, read> gi: array<u32>;\n" : ""}@group(0) @binding(${gIdx ? 5 : 4}) var<storage, read_write> y: array<f32>;
+${SCALE_DTYPE}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let n = id.x;
@@ -34,14 +52,29 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let half = i32(1u << (p.f - 1u));
   var acc = 0.0;
   for (var k = 0u; k < p.c; k++) {
-    let g = n * p.h + k / p.e;
+    let g = n * p.h + ${gIdx ? "gi[k]" : "k / p.e"};
     let q = i32((w[n * p.d + k / per] >> ((k % per) * p.f)) & mask) - half - zp[g];
     var wv = f32(q) * s[g];
-    if (p.g == 1u) { wv = bf16(wv); }
+    wv = toScaleDType(wv, p.g);
     acc = acc + x[t * p.c + k] * wv;
   }
   y[t * p.b + n] = acc;
 }`;
+
+/**
+ * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' pack-quantized layout: row n holds
+ * `words` u32 words, element k in bits [(k mod per)·bits, …) of word ⌊k / per⌋ offset by 2^(bits−1) (per = 32 / bits),
+ * w = f32(q − zp) · scale[n, ⌊k / group⌋], rounded to bf16 / f16 when the checkpoint's scales are (as decompression
+ * casts to the scale dtype). a=T b=N c=K d=words e=group f=bits g=scale dtype (SCALE_DTYPE) h=groups. Zero points:
+ * binding 3 (0 if none).
+ */
+export const MATMUL_PACKED = packedMatmul(false);
+
+/**
+ * MATMUL_PACKED with activation-ordered groups (GPTQ desc_act / act-order "group"): column k takes the scale and zero
+ * point of group g_idx[k] (u32 [K], binding 4), as GPTQ's dequantization reads them. Params as MATMUL_PACKED.
+ */
+export const MATMUL_PACKED_GIDX = packedMatmul(true);
 
 /** y[t, n] = Σ_k x[t, k] · w[n, k] (an unquantized linear, e.g. the ignored lm_head). a=T b=N c=K. */
 export const MATMUL_DENSE = `${params(3)}
@@ -266,24 +299,28 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   for (var k = 0u; k < p.b; k++) { y[t * p.b + k] = round(clamp(div(x[t * p.b + k], s), -128.0, 127.0)) * s; }
 }`;
 
+/** The value of an fp8 e4m3fn code (its low byte): exact in f32; subnormals are m · 2^−9. */
+export const FP8_DECODE = `fn fp8(code: u32) -> f32 {
+  let e = (code >> 3u) & 15u;
+  let m = code & 7u;
+  var v = f32(m) * 0.001953125;
+  if (e != 0u) { v = bitcast<f32>(((e + 120u) << 23u) | (m << 20u)); }
+  return select(v, -v, (code & 0x80u) != 0u);
+}`;
+
 /**
  * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' float-quantized layout: fp8 e4m3fn codes
  * [N, K] (four per u32, little-endian), w = f32(code) · scale (scale[n] per channel, scale[0] per tensor), rounded to
- * bf16 when the scales are bf16 (decompression casts to the scale dtype). a=T b=N c=K d=per-channel g=bf16.
+ * bf16 / f16 when the scales are (decompression casts to the scale dtype). a=T b=N c=K d=per-channel g=scale dtype
+ * (SCALE_DTYPE).
  */
 export const MATMUL_FP8 = `${params(4)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-${BF16}
-fn fp8(code: u32) -> f32 {
-  let e = (code >> 3u) & 15u;
-  let m = code & 7u;
-  var v = f32(m) * 0.001953125;
-  if (e != 0u) { v = bitcast<f32>(((e + 120u) << 23u) | (m << 20u)); }
-  return select(v, -v, (code & 0x80u) != 0u);
-}
+${SCALE_DTYPE}
+${FP8_DECODE}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let n = id.x;
@@ -294,10 +331,21 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   for (var k = 0u; k < p.c; k++) {
     let i = n * p.c + k;
     var wv = fp8((w[i / 4u] >> ((i % 4u) * 8u)) & 255u) * sc;
-    if (p.g == 1u) { wv = bf16(wv); }
+    wv = toScaleDType(wv, p.g);
     acc = acc + x[t * p.c + k] * wv;
   }
   y[t * p.b + n] = acc;
+}`;
+
+/** An f32 in the fp8 e4m3fn range rounded to its nearest fp8 value, ties to even (subnormals below 2^−6 on the 2^−9 grid). */
+const FP8_ROUND = `fn fp8(v: f32) -> f32 {
+  let a = abs(v);
+  if (a < 0.015625) {
+    let r = round(a * 512.0) / 512.0;
+    return select(r, -r, v < 0.0);
+  }
+  let u = bitcast<u32>(v);
+  return bitcast<f32>((u + 0x7ffffu + ((u >> 20u) & 1u)) & 0xfff00000u);
 }`;
 
 /**
@@ -309,15 +357,7 @@ export const QUANTIZE_INPUT_FP8 = `${params(2)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${DIV}
-fn fp8(v: f32) -> f32 {
-  let a = abs(v);
-  if (a < 0.015625) {
-    let r = round(a * 512.0) / 512.0;
-    return select(r, -r, v < 0.0);
-  }
-  let u = bitcast<u32>(v);
-  return bitcast<f32>((u + 0x7ffffu + ((u >> 20u) & 1u)) & 0xfff00000u);
-}
+${FP8_ROUND}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let t = id.x;
@@ -327,4 +367,77 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   var s = div(amax, 448.0);
   if (s == 0.0) { s = 1.1920929e-7; }
   for (var k = 0u; k < p.b; k++) { y[t * p.b + k] = fp8(clamp(div(x[t * p.b + k], s), -448.0, 448.0)) * s; }
+}`;
+
+/**
+ * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' nvfp4-pack-quantized layout: fp4 e2m1
+ * codes [N, K] two per byte (low nibble first, eight per u32), fp8 e4m3fn group scales [N, K/16] (four per u32) and a
+ * global scale g, as compressed-tensors 0.20 dequantizes: s = f32(scale / g) (IEEE division, DIV), w = bf16(f32(code · s)).
+ * a=T b=N c=K d=group size e=g bits.
+ */
+export const MATMUL_NVFP4 = `${params(4)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> s: array<u32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+${BF16}
+${FP8_DECODE}
+${DIV}
+fn fp4(code: u32) -> f32 {
+  let e = (code >> 1u) & 3u;
+  let m = f32(code & 1u);
+  let v = select((1.0 + 0.5 * m) * f32(1u << (max(e, 1u) - 1u)), 0.5 * m, e == 0u);
+  return select(v, -v, (code & 8u) != 0u);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let n = id.x;
+  let t = id.y;
+  if (n >= p.b || t >= p.a) { return; }
+  let gs = bitcast<f32>(p.e);
+  let groups = p.c / p.d;
+  var acc = 0.0;
+  var sc = 0.0;
+  for (var k = 0u; k < p.c; k++) {
+    if (k % p.d == 0u) {
+      let j = n * groups + k / p.d;
+      sc = div(fp8((s[j / 4u] >> ((j % 4u) * 8u)) & 255u), gs);
+    }
+    let i = n * p.c + k;
+    let wv = bf16(fp4((w[i / 8u] >> ((i % 8u) * 4u)) & 15u) * sc);
+    acc = acc + x[t * p.c + k] * wv;
+  }
+  y[t * p.b + n] = acc;
+}`;
+
+/**
+ * NVFP4 input activations (dynamic "local" tensor_group): x [T, K] fake-quantized per group of 16 with the calibrated
+ * global scale g, as compressed-tensors computes it in f32: s = fp8(min(g · (amax / 6), 448)) (0.125 when 0), then
+ * with s' = s / g: x ← fp4(clamp(x / s', −6, 6)) · s', where fp4 rounds to the e2m1 grid {0, .5, 1, 1.5, 2, 3, 4, 6}
+ * half to even (cast_to_fp4's thresholds). Divisions round like IEEE division (DIV). a=T b=K c=group size d=g bits.
+ */
+export const QUANTIZE_INPUT_NVFP4 = `${params(2)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${DIV}
+${FP8_ROUND}
+fn fp4(v: f32) -> f32 {
+  let a = abs(v);
+  var m = 6.0;
+  if (a <= 0.25) { m = 0.0; } else if (a < 0.75) { m = 0.5; } else if (a <= 1.25) { m = 1.0; } else if (a < 1.75) { m = 1.5; }
+  else if (a <= 2.5) { m = 2.0; } else if (a < 3.5) { m = 3.0; } else if (a <= 5.0) { m = 4.0; }
+  return select(m, -m, v < 0.0);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let i = id.x + id.y * 65535u * 64u;
+  if (i >= p.a * (p.b / p.c)) { return; }
+  let base = i * p.c;
+  let g = bitcast<f32>(p.d);
+  var amax = 0.0;
+  for (var j = 0u; j < p.c; j++) { amax = max(amax, abs(x[base + j])); }
+  var s = fp8(min(g * div(amax, 6.0), 448.0));
+  if (s == 0.0) { s = 0.125; }
+  let se = div(s, g);
+  for (var j = 0u; j < p.c; j++) { y[base + j] = fp4(clamp(div(x[base + j], se), -6.0, 6.0)) * se; }
 }`;

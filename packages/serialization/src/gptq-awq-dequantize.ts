@@ -136,19 +136,39 @@ const pipeE = <A, B>(e: E.Either<string, A>, f: (a: A) => E.Either<string, B>): 
  * lost — AutoGPTQ's OR-packing of −1 also sets every higher field of its word; both are reproduced, not repaired).
  */
 export const dequantizeGptq = (p: GptqParts, o: GptqOptions): E.Either<string, DenseWeight> =>
+  pipeE(unpackGptq(p, o), ({ k, n, q, z, gIdx }) => {
+    const s = p.scales.data;
+    const w = new Float32Array(n * k);
+    for (let kk = 0; kk < k; kk++) {
+      const g = gIdx[kk]!;
+      for (let nn = 0; nn < n; nn++) w[nn * k + kk] = (q[kk * n + nn]! - z[g * n + nn]!) * s[g * n + nn]!;
+    }
+    return E.right({ data: w, shape: [n, k] as const });
+  });
+
+/** A GPTQ linear's codes unpacked, checked against each other's shapes (scales stay as stored: [groups, N]). */
+export interface UnpackedGptq {
+  readonly k: number;
+  readonly n: number;
+  readonly groups: number;
+  /** Unsigned codes [K, N]. */
+  readonly q: Int32Array;
+  /** Zero points [groups, N], v1's stored-minus-one corrected. */
+  readonly z: Int32Array;
+  /** Column → group [K]: the stored g_idx, else k / group_size. */
+  readonly gIdx: Int32Array;
+}
+
+/** qweight / qzeros / g_idx of a GPTQ linear unpacked (what dequantizeGptq multiplies out; runtimes repack it). */
+export const unpackGptq = (p: GptqParts, o: GptqOptions): E.Either<string, UnpackedGptq> =>
   pipeE(gptqShapes(p, o), ({ k, n, groups }) => {
     const q = unpackRows(p.qweight.data, p.qweight.shape[0]!, n, o.bits);
     const z = unpackCols(p.qzeros.data, groups, p.qzeros.shape[1]!, o.bits);
     const mask = (1 << o.bits) - 1;
     if (o.v1) for (let i = 0; i < z.length; i++) z[i] = (z[i]! + 1) & mask;
-    const s = p.scales.data;
     const gs = o.groupSize === -1 ? k : o.groupSize;
-    const w = new Float32Array(n * k);
-    for (let kk = 0; kk < k; kk++) {
-      const g = p.gIdx === undefined ? Math.floor(kk / gs) : p.gIdx.data[kk]!;
-      for (let nn = 0; nn < n; nn++) w[nn * k + kk] = (q[kk * n + nn]! - z[g * n + nn]!) * s[g * n + nn]!;
-    }
-    return E.right({ data: w, shape: [n, k] as const });
+    const gIdx = p.gIdx === undefined ? Int32Array.from({ length: k }, (_, kk) => Math.floor(kk / gs)) : p.gIdx.data;
+    return E.right({ k, n, groups, q, z, gIdx });
   });
 
 // ----- AWQ -----

@@ -76,8 +76,8 @@ export type { GgufHeader, GgufScalar, GgufTensorInfo, GgufValue, GgufValueType }
 export { GGUF_DEQUANTIZABLE, canDequantizeGguf, dequantizeGguf } from "./gguf-dequantize.js";
 export { ggufTensorFromBytes, openGguf } from "./gguf-reader.js";
 export type { GgufFile } from "./gguf-reader.js";
-export { GPTQ_BITS, awqGemvZerosWidth, dequantizeAwq, dequantizeGptq, unpackCols, unpackRows } from "./gptq-awq-dequantize.js";
-export type { AwqOptions, AwqParts, DenseWeight, GptqOptions, GptqParts, PackedTensor } from "./gptq-awq-dequantize.js";
+export { GPTQ_BITS, awqGemvZerosWidth, dequantizeAwq, dequantizeGptq, unpackCols, unpackGptq, unpackRows } from "./gptq-awq-dequantize.js";
+export type { AwqOptions, AwqParts, DenseWeight, GptqOptions, GptqParts, PackedTensor, UnpackedGptq } from "./gptq-awq-dequantize.js";
 export { READABLE_QUANT_METHODS, dequantizeCheckpoint, dequantizeModule, quantMethodOf, quantizedFormatOf, quantizedPartsOf } from "./quantized-checkpoint.js";
 export type { QuantizedFormat } from "./quantized-checkpoint.js";
 export { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-dequantize.js";

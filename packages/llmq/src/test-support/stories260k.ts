@@ -13,8 +13,8 @@ export const must = <A>(e: E.Either<unknown, A>): A => {
   return e.right;
 };
 
-/** llama2.c stories260K (+ tok512) → an HF directory at `output`. */
-export const convertStories = async (output: string): Promise<void> => {
+/** llama2.c stories260K (+ tok512) → an HF directory at `output` (tensors in `dtype`, default f32 as stored). */
+export const convertStories = async (output: string, dtype?: "f32" | "bf16" | "f16"): Promise<void> => {
   must(
     await convertCommand({
       from: "llama2c",
@@ -22,6 +22,7 @@ export const convertStories = async (output: string): Promise<void> => {
       tokenizer: join(ROOT, "fixtures/stories260K/tok512.bin"),
       output,
       overwrite: false,
+      ...(dtype === undefined ? {} : { dtype }),
     })(),
   );
 };
