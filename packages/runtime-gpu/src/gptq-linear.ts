@@ -59,8 +59,8 @@ export const gptqLinear = (ctx: GpuContext, name: string, get: (n: string) => Te
     group: o.groupSize === -1 ? k : o.groupSize,
     groups,
     words: packedWords(k, o.bits),
-    // (q − z)·s is exact in f32 (|q − z| < 2^8, f16 scales), which is what GPTQ's f32 dequantization computes
-    scaleDType: "f32" as const,
+    // (q − z)·s rounded once to the scales' dtype, as GPTQModel's QuantLinear and llmq's CPU reader compute it
+    scaleDType: scales.dtype === "f16" || scales.dtype === "bf16" ? scales.dtype : ("f32" as const),
     packed: storageBuffer(ctx, packRowsToInt32(codes, n, k, o.bits)),
     scale: storageBuffer(ctx, scale),
     zeroPoint: storageBuffer(ctx, zp),
