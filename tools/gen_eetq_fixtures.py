@@ -9,7 +9,7 @@ No GPU is involved: EETQ's GEMM (w8_a16_gemm) is CUDA-only, so transformers cann
 
     git clone https://github.com/huggingface/kernels-community /tmp/kernels-community
     git -C /tmp/kernels-community checkout 40d4194f48b6775c4be4776ed08035fabb0e758f
-    $LLMQ_PYTHON tools/gen_eetq_fixtures.py /tmp/kernels-community   # ~5 s; writes packages/hf-quantizers/fixtures/eetq/
+    $LLMQ_PYTHON tools/gen_eetq_fixtures.py /tmp/kernels-community   # ~5 s; writes packages/serialization/fixtures/eetq/
 """
 
 import json
@@ -23,7 +23,7 @@ import torch
 from safetensors.numpy import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "packages", "hf-quantizers", "fixtures", "eetq")
+OUT = os.path.join(HERE, "..", "packages", "serialization", "fixtures", "eetq")
 KERNEL_COMMIT = "40d4194f48b6775c4be4776ed08035fabb0e758f"
 # SM versions whose preprocessing must agree byte for byte (EETQ picks cutlass::arch::Sm75 / Sm80 layout traits,
 # which are the same for int8); 70 (Volta, row-major) differs and 90+ is refused ("Unsupported Arch").
