@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { forwardLogits } from "@llmq/models";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatLlmqError, hfQuantizeCommand, inspectCommand, openModelDir } from "./index.js";
+import { convertCommand, formatLlmqError, hfQuantizeCommand, inspectCommand, openModelDir } from "./index.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // `llmq quantize --hf-config '{"quant_method": "eetq", …}'` on stories260K, read back by llmq. transformers cannot load
@@ -52,6 +52,12 @@ describe("llmq quantize --hf-config (EETQ int8)", () => {
     expect(lq.shape).toEqual(lf.shape);
     await q.close();
     await f.close();
+    // convert --from eetq writes the same dense weights llmq runs.
+    const c = must(await convertCommand({ from: "eetq", model: out, output: join(dir, "dense"), overwrite: false })());
+    expect(c.sourceTypes).toEqual({ "eetq linears": 10 });
+    const d = must(await openModelDir(join(dir, "dense"))());
+    expect(Array.from(must(await d.readTensor(name)()).data as Float32Array)).toEqual(Array.from(a));
+    await d.close();
     if (PY === undefined || KERNELS === undefined) return;
     const run = await promisify(execFile)(PY, [join(ROOT, "tools/check_eetq_dir.py"), fp, out, KERNELS], { maxBuffer: 1 << 24 }).catch(
       (e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? "", stderr: e.stderr ?? "" }),

@@ -3,6 +3,7 @@ import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { dequantizeEetq, eetqPreprocess, eetqQuantize, eetqShapeError, eetqUnpreprocess } from "./eetq.js";
+import { dequantizeModule, quantizedFormatOf, quantizedPartsOf } from "./quantized-checkpoint.js";
 import { hex, quantFixture, readJson } from "./test-support/fixtures.js";
 
 // tools/gen_eetq_fixtures.py: kernels-community/quantization-eetq's cutlass_preprocessors.cc (symmetric_quantize +
@@ -48,5 +49,20 @@ describe("EETQ int8: byte for byte EETQ's symmetric_quantize and preprocess_weig
       const [out, inF] = shape.split("x").map(Number) as [number, number];
       expect([shape, message, eetqShapeError(inF, out)]).toEqual([shape, expect.stringContaining("[FT][ERROR]"), expect.any(String)]);
     }
+  });
+
+  it("a transformers EETQ directory is a quantized checkpoint: weight + weight_scales per linear, dequantized as code × scale", () => {
+    const fmt = quantizedFormatOf("config.json", { quant_method: "eetq", weights: "int8", modules_to_not_convert: null });
+    if (E.isLeft(fmt)) throw new Error(JSON.stringify(fmt.left));
+    const names = ["m.weight", "m.weight_scales", "n.weight", "norm.weight"];
+    expect([...quantizedPartsOf(fmt.right, names)]).toEqual([["m.weight", ["m", "weight"]], ["m.weight_scales", ["m", "weight_scales"]]]);
+    const parts = new Map([["weight", get("f16-64x128/weight")], ["weight_scales", get("f16-64x128/weight_scales")]]);
+    const w = dequantizeModule("f", "m", parts, fmt.right);
+    if (E.isLeft(w)) throw new Error(JSON.stringify(w.left));
+    const [codes, scales] = [i8(get("f16-64x128/codes")), Float32Array.from(get("f16-64x128/weight_scales").data as Uint16Array, f16ToNumber)];
+    expect(w.right.shape).toEqual([64, 128]);
+    expect(Array.from(w.right.data)).toEqual(Array.from({ length: 64 * 128 }, (_, j) => Math.fround(codes[(j % 128) * 64 + Math.floor(j / 128)]! * scales[Math.floor(j / 128)]!)));
+    const noScales = dequantizeModule("f", "m", new Map([["weight", get("f16-64x128/weight")]]), fmt.right);
+    expect(E.isLeft(noScales) && noScales.left).toMatchObject({ _tag: "CompressorError", tensor: "m.weight", format: "eetq" });
   });
 });

@@ -50,11 +50,7 @@ export const EetqQuantizer: Quantizer = {
   validateEnvironment: () => E.right([LOAD]),
   updateDtype: (_c, dtype) => dtype ?? "float32",
   quantizeLinear: quantizeEetq,
+  // llmq's built-in EETQ reader (@llmq/serialization's quantized checkpoints) opens the directory for eval / inspect /
+  // convert --from eetq; this is the same dequantization for the Quantizer contract.
   dequantizeLinear: dequantize,
-  // weight_scales marks an EETQ linear (its `weight` name is every dense module's too).
-  storedParts: ["weight_scales", "weight"],
-  denseShape: (shapes) => {
-    const w = shapes.get("weight");
-    return w?.length === 2 ? [w[1]!, w[0]!] : undefined;
-  },
 };
