@@ -28,6 +28,15 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** tools/check_eetq_dir.py on a directory llmq wrote (when LLMQ_PYTHON and LLMQ_EETQ_KERNELS are set). */
+const checkWithEetq = async (out: string): Promise<void> => {
+  if (PY === undefined || KERNELS === undefined) return;
+  const run = await promisify(execFile)(PY, [join(ROOT, "tools/check_eetq_dir.py"), fp, out, KERNELS], { maxBuffer: 1 << 24 }).catch(
+    (e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? "", stderr: e.stderr ?? "" }),
+  );
+  expect(run.stdout.trim().split("\n").pop(), run.stderr.slice(-2000)).toContain('"ok": true');
+};
+
 describe("llmq quantize --hf-config (EETQ int8)", () => {
   it("writes EetqLinear's tensors and to_dict(); llmq reads the directory back as code × scale", async () => {
     const out = join(dir, "eetq");
@@ -58,11 +67,16 @@ describe("llmq quantize --hf-config (EETQ int8)", () => {
     const d = must(await openModelDir(join(dir, "dense"))());
     expect(Array.from(must(await d.readTensor(name)()).data as Float32Array)).toEqual(Array.from(a));
     await d.close();
-    if (PY === undefined || KERNELS === undefined) return;
-    const run = await promisify(execFile)(PY, [join(ROOT, "tools/check_eetq_dir.py"), fp, out, KERNELS], { maxBuffer: 1 << 24 }).catch(
-      (e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? "", stderr: e.stderr ?? "" }),
-    );
-    expect(run.stdout.trim().split("\n").pop(), run.stderr.slice(-2000)).toContain('"ok": true');
+    await checkWithEetq(out);
+  }, 120_000);
+
+  it("float16: weight_scales in float16, every other float tensor too", async () => {
+    const out = join(dir, "eetq16");
+    must(await hfQuantizeCommand({ model: fp, output: out, hfConfig: CONFIG, dtype: "float16", overwrite: false })());
+    const info = must(await inspectCommand(out)());
+    const dtypes = new Map(info.tensors.map((t) => [t.name, t.dtype]));
+    expect([dtypes.get("model.layers.0.self_attn.q_proj.weight_scales"), dtypes.get("model.layers.0.self_attn.q_proj.weight"), dtypes.get("model.norm.weight")]).toEqual(["F16", "I8", "F16"]);
+    await checkWithEetq(out);
   }, 120_000);
 
   it("refuses, before writing, what transformers' EETQ cannot quantize", async () => {
