@@ -8,7 +8,8 @@
 # GPTQConfig / AwqConfig rows are calibrated by llmq's GPTQ / AWQ on WikiText-2 validation text (64 windows of 256
 # tokens; the eval windows are the test split) and written in the AutoGPTQ / GPTQModel / AutoAWQ layout (float16); a
 # row's models column ("all" or one model) says where it runs: stories260K's MLP (172 wide) cannot be packed at 4
-# bits, SmolLM2's 576-wide inputs take whole groups of 64, not 128.
+# bits, SmolLM2's 576-wide inputs take whole groups of 64, not 128. EETQ needs in and out features in multiples of 64
+# (its SM 75-89 weight layout): on stories260K only q_proj / o_proj fit (k/v have 32 outputs, the MLP is 172 wide).
 # Run from the repo root after `pnpm build`: bash tooling/quality-hf-quantizers.sh [out_dir] (MODELS="stories260k" for
 # one model, ROWS=<regex> for the rows whose label matches)
 set -euo pipefail
@@ -33,6 +34,8 @@ CONFIGS=(
   'HQQ 4-bit g64|all|{"quant_method": "hqq", "nbits": 4, "group_size": 64}'
   'HQQ 3-bit g64|all|{"quant_method": "hqq", "nbits": 3, "group_size": 64}'
   'HQQ 2-bit g16|all|{"quant_method": "hqq", "nbits": 2, "group_size": 16}'
+  'EETQ int8, q/o_proj only|stories260k|{"quant_method": "eetq", "modules_to_not_convert": ["lm_head", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]}'
+  'EETQ int8|smollm2|{"quant_method": "eetq"}'
   'GPTQ 8-bit per channel, desc_act (v1)|all|{"quant_method": "gptq", "bits": 8, "group_size": -1, "desc_act": true}'
   "GPTQ 4-bit g32, attention only (v1)|stories260k|{\"quant_method\": \"gptq\", \"bits\": 4, \"group_size\": 32, $ATTENTION}"
   'GPTQ 4-bit g64 asym, desc_act (v2)|smollm2|{"quant_method": "gptq", "bits": 4, "group_size": 64, "sym": false, "desc_act": true, "format": "gptq_v2"}'

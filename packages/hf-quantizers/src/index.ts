@@ -22,4 +22,5 @@ export { type QuantizeOnLoadResult, checkQuantizeOnLoad, quantizeOnLoad } from "
 export { BNB_4BIT_BLOCKSIZE, Bnb4BitQuantizer, Bnb8BitQuantizer } from "./quantizers/bnb-quantizers.js";
 export { DECLARED_QUANTIZERS } from "./quantizers/declared-quantizers.js";
 export { HqqQuantizer, hqqParamsOf } from "./quantizers/hqq-quantizer.js";
+export { EetqQuantizer } from "./quantizers/eetq-quantizer.js";
 export { type UnsignedLinear, awqModule, awqPackable, gptqModule, gptqPackable, gptqV1LostZeros, unsignedLinear } from "./gptq-awq-writers.js";

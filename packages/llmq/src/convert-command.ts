@@ -8,7 +8,7 @@ import { type LlmqError, displayPath, ioError, modelError, outputExists, usageEr
 import { type CtToMsResult, compressedTensorsDirToMsModelSlim } from "./ct-to-ms-model-slim.js";
 import { type MsToCompressedTensorsResult, msModelSlimToCompressedTensors } from "./ms-to-compressed-tensors.js";
 
-export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq", "aqlm", "msmodelslim", "compressed-tensors"] as const;
+export const CONVERT_FORMATS = ["llama2c", "gguf", "gptq", "awq", "bnb", "fp8", "hqq", "aqlm", "eetq", "msmodelslim", "compressed-tensors"] as const;
 export type ConvertFormat = (typeof CONVERT_FORMATS)[number];
 
 export interface ConvertOptions {
@@ -53,8 +53,8 @@ const checkOutput = (o: ConvertOptions): TE.TaskEither<LlmqError, void> => async
   E.map(() => undefined)(await checkOutputPath(o.output, [o.model, ...(o.tokenizer !== undefined ? [o.tokenizer] : [])]));
 
 /**
- * `llmq convert --from llama2c|gguf|gptq|awq|bnb|fp8|hqq|aqlm|msmodelslim`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
- * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM / msModelSlim (safe_tensor layout) directory (packed linears dequantized,
+ * `llmq convert --from llama2c|gguf|gptq|awq|bnb|fp8|hqq|aqlm|eetq|msmodelslim`: a llama2.c checkpoint (+ tokenizer.bin), a llama.cpp GGUF Llama (any of
+ * the dequantized ggml types; tokenizer from its metadata) or a GPTQ / AWQ / bitsandbytes / FP8 / HQQ / AQLM / EETQ / msModelSlim (safe_tensor layout) directory (packed linears dequantized,
  * tokenizer files carried over) → a dense HF directory in the asked dtype.
  */
 /** The source / target / option combinations convert refuses, before anything is read. */

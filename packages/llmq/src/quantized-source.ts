@@ -29,6 +29,11 @@ const denseShape = (fmt: QuantizedFormat, shapes: ReadonlyMap<string, ReadonlyAr
     case "bitsandbytes_4bit":
     case "hqq":
       return storedShape;
+    case "eetq": {
+      // EETQ stores the weight transposed: [in, out].
+      const w = shapes.get("weight");
+      return w && [w[1]!, w[0]!];
+    }
     case "aqlm": {
       const [codes, books] = [shapes.get("codes"), shapes.get("codebooks")];
       return codes && books && [codes[0]! * books[2]!, codes[1]! * books[3]!];

@@ -53,12 +53,12 @@ const readJsonFiles = (dir: string): TE.TaskEither<ModelError, Record<string, Re
 };
 
 /**
- * Reads a GPTQ, AWQ, bitsandbytes (4-bit NF4/FP4, LLM.int8), FP8 (fine-grained, FBGEMM), HQQ or AQLM directory (method from config.json's quantization_config, as transformers dispatches it;
+ * Reads a GPTQ, AWQ, bitsandbytes (4-bit NF4/FP4, LLM.int8), FP8 (fine-grained, FBGEMM), HQQ, AQLM or EETQ directory (method from config.json's quantization_config, as transformers dispatches it;
  * `expect` refuses a directory of the other method) into dense tensors of `dtype`.
  */
 /** The `--from` name of a quantization method. */
-const flagOf = (m: QuantizedFormat["method"]): QuantizedSource => (m === "gptq" || m === "awq" || m === "hqq" || m === "aqlm" ? m : m === "fp8" || m === "fbgemm_fp8" ? "fp8" : "bnb");
-export type QuantizedSource = "gptq" | "awq" | "bnb" | "fp8" | "hqq" | "aqlm";
+const flagOf = (m: QuantizedFormat["method"]): QuantizedSource => (m === "gptq" || m === "awq" || m === "hqq" || m === "aqlm" || m === "eetq" ? m : m === "fp8" || m === "fbgemm_fp8" ? "fp8" : "bnb");
+export type QuantizedSource = "gptq" | "awq" | "bnb" | "fp8" | "hqq" | "aqlm" | "eetq";
 
 /** Float tensors cast to `dtype`; integer tensors as they are. */
 const denseIn = (tensors: ReadonlyMap<string, Tensor>, dtype: GgufOutputDType): Map<string, Tensor> => {

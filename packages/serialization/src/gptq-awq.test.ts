@@ -47,7 +47,7 @@ describe("quantization_config dispatch (transformers' AutoQuantizationConfig.fro
     for (const qc of [{}, { quant_method: "nope" }, { quant_method: "quanto" }]) {
       const r = m(qc);
       expect(E.isLeft(r) && r.left._tag).toBe("InvalidConfig");
-      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain("gptq, awq, bitsandbytes_4bit, bitsandbytes_8bit, fp8, fbgemm_fp8, hqq, aqlm, compressed-tensors");
+      expect(E.isLeft(r) && JSON.stringify(r.left)).toContain("gptq, awq, bitsandbytes_4bit, bitsandbytes_8bit, fp8, fbgemm_fp8, hqq, aqlm, eetq, compressed-tensors");
     }
     expect(JSON.stringify(m({ quant_method: "quanto" }))).toContain("transformers knows it");
     expect(m({ quant_method: "awq" })).toEqual(E.right("awq"));

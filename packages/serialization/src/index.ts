@@ -85,6 +85,7 @@ export type { Bnb4bitParts, Bnb4bitState } from "./bnb-dequantize.js";
 export { dequantizeFp8Blocks, dequantizeFp8Rows } from "./fp8-dequantize.js";
 export { HQQ_PACKINGS, dequantizeHqq, hqqPacking, hqqUnpack } from "./hqq-dequantize.js";
 export { hqqPack } from "./hqq-pack.js";
+export { type EetqQuantized, dequantizeEetq, eetqPreprocess, eetqQuantize, eetqShapeError, eetqUnpreprocess } from "./eetq.js";
 export type { HqqFloat, HqqFloatTensor, HqqParts } from "./hqq-dequantize.js";
 export { dequantizeAqlm } from "./aqlm-dequantize.js";
 export type { AqlmParts } from "./aqlm-dequantize.js";

@@ -10,12 +10,13 @@ import { dequantizeBnb4bit, dequantizeBnbInt8, parseBnbQuantState } from "./bnb-
 import { dequantizeFp8Blocks, dequantizeFp8Rows } from "./fp8-dequantize.js";
 import { type HqqFloat, type HqqFloatTensor, dequantizeHqq } from "./hqq-dequantize.js";
 import { dequantizeAqlm } from "./aqlm-dequantize.js";
+import { dequantizeEetq } from "./eetq.js";
 import { type AwqOptions, type DenseWeight, type GptqOptions, type PackedTensor, GPTQ_BITS, dequantizeAwq, dequantizeGptq } from "./gptq-awq-dequantize.js";
 import type { Checkpoint } from "./safetensors-reader.js";
 import { roundTo } from "./float-rounding.js";
 
 /** Methods llmq reads back from a pre-quantized checkpoint ("compressed-tensors" through decompressModule). */
-export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "fp8", "fbgemm_fp8", "hqq", "aqlm", "compressed-tensors"];
+export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "fp8", "fbgemm_fp8", "hqq", "aqlm", "eetq", "compressed-tensors"];
 /** Methods transformers knows (HF ~4.56 AUTO_QUANTIZER_MAPPING), for the message when one is not readable yet. */
 const TRANSFORMERS_METHODS: ReadonlyArray<string> = [
   "awq",
@@ -52,7 +53,9 @@ export type QuantizedFormat =
   /** Per-module meta (nbits, group size, axis, packing, compute dtype) is stored beside each W_q. */
   | { readonly method: "hqq" }
   /** Group sizes and codebook counts are in each module's tensor shapes. */
-  | { readonly method: "aqlm" };
+  | { readonly method: "aqlm" }
+  /** EETQ int8: `weight` [in, out] in EETQ's SM 75–89 layout + `weight_scales` per output. */
+  | { readonly method: "eetq" };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -99,7 +102,7 @@ export const quantizedFormatOf = (file: string, qc: unknown): E.Either<Serializa
         ? gptqOptions(file, qc as Record<string, unknown>)
         : m === "awq"
           ? awqOptions(file, qc as Record<string, unknown>)
-          : m === "bitsandbytes_4bit" || m === "bitsandbytes_8bit" || m === "fp8" || m === "fbgemm_fp8" || m === "hqq" || m === "aqlm"
+          : m === "bitsandbytes_4bit" || m === "bitsandbytes_8bit" || m === "fp8" || m === "fbgemm_fp8" || m === "hqq" || m === "aqlm" || m === "eetq"
             ? E.right({ method: m })
             : E.left(invalidConfig(file, "quantization_config.quant_method", `${m} checkpoints are opened with the compressed-tensors reader, not as GPTQ/AWQ`)),
     ),
@@ -156,7 +159,7 @@ export const quantizedPartsOf = (fmt: QuantizedFormat, names: ReadonlyArray<stri
       const i = name.lastIndexOf(".");
       if (i > 0 && HQQ_PARTS.includes(name.slice(i + 1)) && all.has(`${name.slice(0, i)}.W_q`)) out.set(name, [name.slice(0, i), name.slice(i + 1)]);
     } else {
-      const aux = fmt.method === "bitsandbytes_8bit" ? "SCB" : fmt.method === "fp8" ? "weight_scale_inv" : "weight_scale";
+      const aux = fmt.method === "bitsandbytes_8bit" ? "SCB" : fmt.method === "fp8" ? "weight_scale_inv" : fmt.method === "eetq" ? "weight_scales" : "weight_scale";
       const m = new RegExp(`^(.*)\\.(${aux}|weight_format)$`).exec(name);
       if (m !== null) out.set(name, [m[1]!, m[2]!]);
       else if (name.endsWith(".weight") && all.has(`${name.slice(0, -7)}.${aux}`)) out.set(name, [name.slice(0, -7), "weight"]);
@@ -281,6 +284,13 @@ const aqlm = (parts: ReadonlyMap<string, Tensor>): E.Either<string, DenseWeight>
   return dequantizeAqlm({ codes: i32(codes), codesShape: codes.shape, codebooks: f32(codebooks), codebooksShape: codebooks.shape, scales: f32(scales), dtype });
 };
 
+const eetq = (parts: ReadonlyMap<string, Tensor>): E.Either<string, DenseWeight> => {
+  const [w, s] = [parts.get("weight"), parts.get("weight_scales")];
+  if (w === undefined || s === undefined) return E.left("missing weight or weight_scales");
+  if (w.dtype !== "i8") return E.left(`weight must be int8, got ${w.dtype}`);
+  return dequantizeEetq(w.data as Int8Array, w.shape, f32(s));
+};
+
 /** One quantized linear (its tensors already read, keyed by part) → its dense f32 weight. */
 export const dequantizeModule = (file: string, prefix: string, parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat): E.Either<SerializationError, Tensor<"f32">> => {
   const r =
@@ -294,7 +304,9 @@ export const dequantizeModule = (file: string, prefix: string, parts: ReadonlyMa
             ? hqq(parts)
             : fmt.method === "aqlm"
               ? aqlm(parts)
-              : packedLinear(parts, fmt);
+              : fmt.method === "eetq"
+                ? eetq(parts)
+                : packedLinear(parts, fmt);
   return E.isLeft(r) ? E.left(compressorError(file, `${prefix}.weight`, fmt.method, r.left)) : E.right(new TensorClass("f32", r.right.shape, r.right.data));
 };
 
