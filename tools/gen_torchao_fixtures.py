@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+# transformers' TorchAoConfig quantize-on-load + save_pretrained on stories260K (torchao 0.18's Int8Tensor), as
+# @llmq/hf-quantizers must reproduce it: per case the TorchAoConfig dict, the load dtype, config.json's saved
+# quantization_config, the safetensors header of model.safetensors (its __metadata__ as a map: the torchao per-tensor
+# JSON, "tensor_names", "format"; every tensor entry with dtype / shape / data_offsets; the header length), the
+# sha256 of the whole data section (every tensor's bytes in layout order), and every tensor saved for layer 0's
+# linears with the dense source weights they came from (and Int8Tensor.dequantize(float32) of each in one case).
+#
+# Command (from the repo root; deterministic except the __metadata__ key order, which safetensors' Rust HashMap
+# shuffles per process — the manifest keeps it as a map):
+#   node packages/llmq/dist/cli.js convert --from llama2c fixtures/stories260K/stories260K.bin \
+#     --tokenizer fixtures/stories260K/tok512.bin --output /tmp/s260
+#   $LLMQ_PYTHON tools/gen_torchao_fixtures.py /tmp/s260
+#
+# Versions: transformers 5.24.0, torchao 0.18.0, torch 2.13.0 (CPU). Int4WeightOnlyConfig is not among the cases: on
+# CPU torchao 0.18 cannot make any of its int4 layouts (plain / preshuffled need mslk, plain_int32 has no CPU path,
+# tile_packed_to_4d needs bfloat16 and CUDA's _convert_weight_to_int4pack); this script records those errors.
+#
+# Outputs (packages/hf-quantizers/fixtures/torchao/): cases.safetensors, manifest.json.
+import hashlib
+import json
+import os
+import struct
+import sys
+import tempfile
+import warnings
+from importlib.metadata import version
+
+import torch
+import transformers
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM, TorchAoConfig
+from transformers.quantizers.auto import AutoQuantizationConfig
+from fixture_cases import save_cases
+
+transformers.logging.set_verbosity_error()
+warnings.simplefilter("ignore")
+assert version("torchao") == "0.18.0", version("torchao")
+from torchao.quantization import Int4WeightOnlyConfig, quantize_  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "packages", "hf-quantizers", "fixtures", "torchao")
+DT = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PER_ROW = {"_type": "PerRow", "_version": 1, "_data": {"dim": -1}}
+PER_TENSOR = {"_type": "PerTensor", "_version": 1, "_data": {}}
+
+
+def ao(t, **data):
+    return {"quant_method": "torchao", "quant_type": {"default": {"_type": t, "_version": 2, "_data": data}}}
+
+
+DEQUANTIZED = ("int8wo-group4",)
+WO, DYN = "Int8WeightOnlyConfig", "Int8DynamicActivationInt8WeightConfig"
+CASES = [
+    ("int8wo", ao(WO), "float32"),
+    ("int8wo-bf16", ao(WO), "bfloat16"),
+    ("int8wo-f16-tensor", ao(WO, granularity=PER_TENSOR), "float16"),
+    ("int8wo-group4", ao(WO, granularity={"_type": "PerGroup", "_version": 1, "_data": {"group_size": 4}}), "float32"),
+    # should_convert_module sees the parameter name ("….mlp.down_proj.weight"): "mlp.down_proj" matches nothing (neither
+    # a prefix nor a suffix of it), "model.layers.1" skips layer 1, "up_proj.weight" every up_proj.
+    ("int8wo-skip", {**ao(WO), "modules_to_not_convert": ["mlp.down_proj", "model.layers.1", "up_proj.weight"]}, "float32"),
+    ("int8dyn", ao(DYN), "float32"),
+    ("int8dyn-bf16-asym-rr", ao(DYN, act_mapping_type={"_type": "MappingType", "_data": "ASYMMETRIC"}, reduce_range=True), "bfloat16"),
+    ("int8dyn-tensor", ao(DYN, granularity=[PER_ROW, PER_TENSOR]), "float32"),
+]
+
+
+def header(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    h = json.loads(raw[8:8 + n])
+    return n, h, hashlib.sha256(raw[8 + n:]).hexdigest()
+
+
+def int4_errors():
+    """What torchao 0.18 says for each int4 packing format on this CPU."""
+    out = {}
+    for fmt in ("plain", "preshuffled", "plain_int32", "tile_packed_to_4d"):
+        for dt in (torch.float32, torch.bfloat16):
+            lin = torch.nn.Sequential(torch.nn.Linear(64, 32, bias=False, dtype=dt))
+            try:
+                quantize_(lin, Int4WeightOnlyConfig(group_size=32, int4_packing_format=fmt))
+                out[f"{fmt}/{dt}"] = "ok"
+            except Exception as e:  # noqa: BLE001 — the message is the record
+                out[f"{fmt}/{dt}"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    return out
+
+
+def main(src):
+    tensors, manifest = {}, {"transformers": version("transformers"), "torchao": version("torchao"), "torch": torch.__version__,
+                             "cases": {}, "int4_on_cpu": int4_errors()}
+    with safe_open(os.path.join(src, "model.safetensors"), "pt") as f:
+        for k in f.keys():
+            if k.startswith("model.layers.0.") and k.endswith("_proj.weight"):
+                tensors[f"src/{k}"] = f.get_tensor(k).contiguous()
+    for name, cfg, dtype in CASES:
+        qc = AutoQuantizationConfig.from_dict(cfg)
+        assert isinstance(qc, TorchAoConfig)
+        m = AutoModelForCausalLM.from_pretrained(src, quantization_config=qc, device_map="cpu", dtype=DT[dtype])
+        for mod, sub in m.named_modules():
+            w = getattr(sub, "weight", None)
+            if name in DEQUANTIZED and mod.startswith("model.layers.0.") and w.__class__.__name__ == "Int8Tensor":
+                tensors[f"{name}/dequantized/{mod}"] = w.dequantize(torch.float32).contiguous()  # Int8Tensor.dequantize
+        with tempfile.TemporaryDirectory() as d:
+            m.save_pretrained(d)
+            with open(os.path.join(d, "config.json")) as c:
+                saved = json.load(c)
+            n, h, sha = header(os.path.join(d, "model.safetensors"))
+            with safe_open(os.path.join(d, "model.safetensors"), "pt") as f:
+                for k in f.keys():
+                    if k.startswith("model.layers.0.") and "_proj." in k:
+                        tensors[f"{name}/{k}"] = f.get_tensor(k).contiguous()
+        meta = h.pop("__metadata__")
+        manifest["cases"][name] = {"config": cfg, "dtype": dtype, "quantization_config": saved["quantization_config"],
+                                   "saved_dtype": saved.get("dtype"), "header_length": n, "metadata": meta, "entries": h,
+                                   "data_sha256": sha}
+    save_cases(OUT, tensors, manifest)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
