@@ -4,7 +4,8 @@
 # quantization_config, the safetensors header of model.safetensors (its __metadata__ as a map: the torchao per-tensor
 # JSON, "tensor_names", "format"; every tensor entry with dtype / shape / data_offsets; the header length), the
 # sha256 of the whole data section (every tensor's bytes in layout order), and every tensor saved for layer 0's
-# linears with the dense source weights they came from (and Int8Tensor.dequantize(float32) of each in one case).
+# linears with the dense source weights they came from (and Int8Tensor.dequantize(float32) of each in one case);
+# and Int8Tensor.from_hp on a few activations (dynamic activation quantization), dequantized.
 #
 # Command (from the repo root; deterministic except the __metadata__ key order, which safetensors' Rust HashMap
 # shuffles per process — the manifest keeps it as a map):
@@ -86,6 +87,22 @@ def int4_errors():
     return out
 
 
+def act_cases(tensors, manifest):
+    """Int8Tensor.from_hp on activations [1, 6, 64] (the act_quant_kwargs path of torchao's int8 linear), dequantized."""
+    from torchao.quantization import MappingType, PerRow, PerTensor
+    from torchao.quantization.quantize_.workflows.int8.int8_tensor import Int8Tensor
+    torch.manual_seed(19)
+    x = torch.randn(1, 6, 64) * torch.tensor([0.01, 0.3, 1.0, 4.0, 30.0, 0.5]).view(1, 6, 1)
+    x[0, 5] = x[0, 5].abs()  # a token with no negative value (asymmetric zero point at qmin)
+    tensors["act/x"] = x.contiguous()
+    manifest["activations"] = {}
+    for name, gran, mapping, rr in (("sym-token", PerRow(), MappingType.SYMMETRIC, False), ("asym-token", PerRow(), MappingType.ASYMMETRIC, False),
+                                    ("asym-token-rr", PerRow(), MappingType.ASYMMETRIC, True), ("sym-tensor", PerTensor(), MappingType.SYMMETRIC, False)):
+        t = Int8Tensor.from_hp(x, gran, mapping_type=mapping, reduce_range=rr)
+        tensors[f"act/{name}"] = t.dequantize(torch.float32).contiguous()
+        manifest["activations"][name] = {"per_token": isinstance(gran, PerRow), "symmetric": mapping == MappingType.SYMMETRIC, "reduce_range": rr}
+
+
 def main(src):
     tensors, manifest = {}, {"transformers": version("transformers"), "torchao": version("torchao"), "torch": torch.__version__,
                              "cases": {}, "int4_on_cpu": int4_errors()}
@@ -114,6 +131,7 @@ def main(src):
         manifest["cases"][name] = {"config": cfg, "dtype": dtype, "quantization_config": saved["quantization_config"],
                                    "saved_dtype": saved.get("dtype"), "header_length": n, "metadata": meta, "entries": h,
                                    "data_sha256": sha}
+    act_cases(tensors, manifest)
     save_cases(OUT, tensors, manifest)
 
 

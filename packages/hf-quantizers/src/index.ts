@@ -23,4 +23,4 @@ export { BNB_4BIT_BLOCKSIZE, Bnb4BitQuantizer, Bnb8BitQuantizer } from "./quanti
 export { DECLARED_QUANTIZERS } from "./quantizers/declared-quantizers.js";
 export { HqqQuantizer, hqqParamsOf } from "./quantizers/hqq-quantizer.js";
 export { type UnsignedLinear, awqModule, awqPackable, gptqModule, gptqPackable, gptqV1LostZeros, unsignedLinear } from "./gptq-awq-writers.js";
-export { type TorchAoActivation, type TorchAoInt8Params, TorchAoQuantizer, torchaoInt8Weight, torchaoMetadata, torchaoParamsOf } from "./quantizers/torchao-quantizer.js";
+export { type TorchAoActivation, type TorchAoInt8Params, TorchAoQuantizer, torchaoFakeQuantizeInput, torchaoInt8Weight, torchaoMetadata, torchaoParamsOf } from "./quantizers/torchao-quantizer.js";

@@ -66,6 +66,11 @@ export interface Quantizer {
     converted: ReadonlyMap<string, ReadonlyArray<number>>,
     dtype: TorchFloat,
   ) => E.Either<HfQuantizerError, Record<string, string>>;
+  /**
+   * Run-time quantization of each converted linear's input (torchao's dynamic int8 activations), as a fake-quantize
+   * of an f32 [rows, cols] input; null when the method is weight-only. `llmq eval` applies it.
+   */
+  readonly inputQuantizer?: (c: HfQuantizationConfig) => E.Either<HfQuantizerError, ((x: Float32Array, rows: number, cols: number) => Float32Array) | null>;
   /** What config.json's quantization_config becomes (to_dict unless the method rewrites it). */
   readonly savedConfig?: (c: HfQuantizationConfig) => PyJsonObject;
 }

@@ -3,7 +3,7 @@ import { type PyJson, type PyJsonObject, deserializeSafetensors, dumpPythonJson,
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { type ModelFacts, TorchAoQuantizer, autoQuantizer, configFromUserDict, formatHfQuantizerError, preprocessModel, quantizeOnLoad } from "../index.js";
+import { type ModelFacts, type TorchAoActivation, TorchAoQuantizer, autoQuantizer, configFromUserDict, formatHfQuantizerError, preprocessModel, quantizeOnLoad, torchaoFakeQuantizeInput } from "../index.js";
 
 // tools/gen_torchao_fixtures.py: transformers 5.24 + torchao 0.18 quantizing stories260K on load with TorchAoConfig
 // and saving it (the safetensors header and metadata of the whole file, layer 0's tensors).
@@ -75,6 +75,17 @@ describe("TorchAoConfig quantize on load = transformers 5.24 + torchao 0.18 (Int
       const d = TorchAoQuantizer.dequantizeLinear!(config, parts);
       if (E.isLeft(d)) throw new Error(d.left.message);
       expect(bytes(d.right), m).toBe(bytes(stored.get(`int8wo-group4/dequantized/${m}`)!));
+    }
+  });
+
+  it("fake-quantizes activations as Int8Tensor.from_hp(x).dequantize() (dynamic int8 activations)", () => {
+    const x = stored.get("act/x")!;
+    const acts = (manifest.right as PyJsonObject).activations as PyJsonObject;
+    for (const [name, a] of Object.entries(acts)) {
+      const p = a as PyJsonObject;
+      const act: TorchAoActivation = { perToken: p.per_token === true, symmetric: p.symmetric === true, reduceRange: p.reduce_range === true };
+      const got = torchaoFakeQuantizeInput(x.data as Float32Array, 6, 64, act);
+      expect(Buffer.from(got.buffer).toString("hex"), name).toBe(bytes(stored.get(`act/${name}`)!));
     }
   });
 

@@ -119,6 +119,27 @@ export const torchaoInt8Weight = (w: Float32Array, out: number, inF: number, blo
   return { qdata, scale, scaleShape: [sr, sc] as const };
 };
 
+/**
+ * Int8Tensor.from_hp on a linear's input [rows, cols] (the act_quant_kwargs path of torchao's int8 linear), returned
+ * dequantized, (q − zero_point) · scale: the int8 matmul torchao runs, y = (x_q − z)·s_x · (w_q·s_w)ᵀ, is this input
+ * times the dequantized weight. Per token (PerRow(-1)) or per tensor, computed in f32 (llmq's forward dtype).
+ */
+export const torchaoFakeQuantizeInput = (x: Float32Array, rows: number, cols: number, a: TorchAoActivation): Float32Array => {
+  const [qmin, qmax] = a.reduceRange ? [-64, 63] : [-128, 127];
+  const out = new Float32Array(x.length);
+  const [blocks, len] = a.perToken ? [rows, cols] : [1, rows * cols];
+  for (let b = 0; b < blocks; b++) {
+    let [lo, hi] = [0, 0]; // min(min, 0), max(max, 0)
+    for (let i = b * len; i < (b + 1) * len; i++) [lo, hi] = [Math.min(lo, x[i]!), Math.max(hi, x[i]!)];
+    let s = Math.fround(a.symmetric ? Math.max(-lo, hi) / ((qmax - qmin) / 2) : Math.fround(hi - lo) / (qmax - qmin));
+    s = s < EPS ? EPS : s;
+    const z = a.symmetric ? 0 : Math.min(qmax, Math.max(qmin, qmin - roundHalfEven(Math.fround(lo / s))));
+    const inv = Math.fround(1 / s);
+    for (let i = b * len; i < (b + 1) * len; i++) out[i] = Math.fround((Math.min(qmax, Math.max(qmin, roundHalfEven(Math.fround(x[i]! * inv)) + z)) - z) * s);
+  }
+  return out;
+};
+
 const quantizeTorchAo = (c: HfQuantizationConfig, w: Tensor, dtype: TorchFloat): E.Either<HfQuantizerError, QuantizedTensors> => {
   const p = torchaoParamsOf(c);
   if (E.isLeft(p)) return p;
@@ -220,4 +241,6 @@ export const TorchAoQuantizer: Quantizer = {
   storedParts: ["_weight_qdata", "_weight_scale", "_weight_zero_point"],
   denseShape: (shapes) => shapes.get("_weight_qdata"),
   safetensorsMetadata: torchaoMetadata,
+  inputQuantizer: (c) =>
+    E.map((p: TorchAoInt8Params) => (p.activation === null ? null : (x: Float32Array, rows: number, cols: number) => torchaoFakeQuantizeInput(x, rows, cols, p.activation!)))(torchaoParamsOf(c)),
 };
