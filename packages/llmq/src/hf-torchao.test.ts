@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +8,7 @@ import { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLlmqError, hfQuantizeCommand, inspectCommand, modelLogits, openModelDir } from "./index.js";
+import { safetensorsParts } from "./test-support/safetensors-parts.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // `llmq quantize --hf-config` with TorchAoConfig on stories260K against transformers 5.24 + torchao 0.18
@@ -30,14 +30,6 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const split = (path: string) => {
-  const raw = readFileSync(path);
-  const n = Number(raw.readBigUInt64LE(0));
-  const header = JSON.parse(raw.subarray(8, 8 + n).toString("utf8")) as Record<string, unknown>;
-  const { __metadata__: metadata, ...entries } = header;
-  return { n, metadata: metadata as Record<string, string>, entries, sha: createHash("sha256").update(raw.subarray(8 + n)).digest("hex") };
-};
-const sorted = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).sort());
 
 /** Two token windows and llmq's logits on them (as `llmq eval` runs the model: torchao's activation quantization included). */
 const logitsFile = async (model: string): Promise<string> => {
@@ -69,11 +61,8 @@ describe("llmq quantize --hf-config (TorchAoConfig, torchao 0.18 Int8Tensor)", (
       const r = must(await hfQuantizeCommand({ model: fp, output: join(dir, name), hfConfig: cfg, dtype: want.dtype as "float32", overwrite: false })());
       expect([r.quantizer, r.config_class, r.dtype]).toEqual(["torchao", "TorchAoConfig", want.saved_dtype]);
       // model.safetensors = transformers' save_pretrained: header length, entries, metadata (as a map), data bytes.
-      const got = split(join(dir, name, "model.safetensors"));
-      expect(got.n).toBe(want.header_length);
-      expect(got.entries).toEqual(want.entries);
-      expect(sorted(got.metadata)).toEqual(sorted(want.metadata as Record<string, string>));
-      expect(got.sha).toBe(want.data_sha256);
+      const got = safetensorsParts(join(dir, name, "model.safetensors"));
+      expect(got).toEqual({ n: want.header_length, entries: want.entries, metadata: Object.fromEntries(Object.entries(want.metadata as Record<string, string>).sort()), sha: want.data_sha256 });
       const qc = (JSON.parse(readFileSync(join(dir, name, "config.json"), "utf8")) as { quantization_config: unknown }).quantization_config;
       expect(qc).toEqual(want.quantization_config);
       const info = must(await inspectCommand(join(dir, name))()).hf_quantizer;

@@ -51,5 +51,4 @@ export const DECLARED_QUANTIZERS: ReadonlyArray<Quantizer> = [
     notSerializable: `transformers cannot save quanto models (QuantoHfQuantizer.is_serializable is False): ${CT}, e.g. --scheme W8A16 for quanto's int8 weights`,
   }),
   declared({ name: "eetq", requiresCalibration: false, isSerializable: true, isTrainable: true, skipKey: "modules_to_not_convert", refusal: `EETQ's weight layout comes from its CUDA-only preprocessing kernel, which llmq does not reproduce; ${CT} (--scheme W8A16)` }),
-  declared({ name: "fbgemm_fp8", requiresCalibration: false, isSerializable: true, isTrainable: false, skipKey: "modules_to_not_convert", refusal: `FbgemmFp8Config's on-load quantization is not run by llmq yet; ${CT} (--scheme FP8_DYNAMIC: per-channel fp8 weights, dynamic per-token activations)` }),
 ];
