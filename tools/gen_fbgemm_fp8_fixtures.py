@@ -18,22 +18,18 @@
 #   $LLMQ_PYTHON tools/gen_fbgemm_fp8_fixtures.py /tmp/s260
 #
 # Outputs (packages/hf-quantizers/fixtures/fbgemm-fp8/): cases.safetensors, manifest.json.
-import hashlib
 import json
 import os
-import struct
 import sys
-import tempfile
 import warnings
 from importlib.metadata import version
 
 import torch
 import transformers
-from safetensors import safe_open
 from transformers import AutoModelForCausalLM, FbgemmFp8Config
 from transformers.integrations import fbgemm_fp8
 from transformers.quantizers import quantizer_fbgemm_fp8
-from fixture_cases import save_cases
+from fixture_cases import layer0_sources, save_cases, saved_case
 
 transformers.logging.set_verbosity_error()
 warnings.simplefilter("ignore")
@@ -62,34 +58,14 @@ CASES = [
 ]
 
 
-def header(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    return n, json.loads(raw[8:8 + n]), hashlib.sha256(raw[8 + n:]).hexdigest()
-
 
 def main(src):
     tensors, manifest = {}, {"transformers": version("transformers"), "torch": torch.__version__, "cases": {}}
-    with safe_open(os.path.join(src, "model.safetensors"), "pt") as f:
-        for k in f.keys():
-            if k.startswith("model.layers.0.") and k.endswith("_proj.weight"):
-                tensors[f"src/{k}"] = f.get_tensor(k).contiguous()
+    layer0_sources(src, tensors)
     for name, cfg in CASES:
         qc = FbgemmFp8Config(**{k: v for k, v in cfg.items() if k != "quant_method"})
         m = AutoModelForCausalLM.from_pretrained(src, quantization_config=qc, device_map="cpu", dtype=torch.float32)
-        with tempfile.TemporaryDirectory() as d:
-            m.save_pretrained(d)
-            with open(os.path.join(d, "config.json")) as c:
-                saved = json.load(c)
-            n, h, sha = header(os.path.join(d, "model.safetensors"))
-            with safe_open(os.path.join(d, "model.safetensors"), "pt") as f:
-                for k in f.keys():
-                    if k.startswith("model.layers.0.") and "_proj." in k:
-                        tensors[f"{name}/{k}"] = f.get_tensor(k).contiguous()
-        meta = h.pop("__metadata__")
-        manifest["cases"][name] = {"config": cfg, "quantization_config": saved["quantization_config"], "saved_dtype": saved.get("dtype"),
-                                   "header_length": n, "metadata": meta, "entries": h, "data_sha256": sha}
+        manifest["cases"][name] = {"config": cfg, **saved_case(m, name, tensors)}
     # The run-time input quantization (scale_ub = activation_scale_ub), dequantized: e4m3(x / s) · s per row.
     torch.manual_seed(19)
     x = (torch.randn(6, 64) * torch.tensor([0.01, 0.3, 1.0, 4.0, 30.0, 0.0]).view(6, 1)).bfloat16()

@@ -18,21 +18,17 @@
 # tile_packed_to_4d needs bfloat16 and CUDA's _convert_weight_to_int4pack); this script records those errors.
 #
 # Outputs (packages/hf-quantizers/fixtures/torchao/): cases.safetensors, manifest.json.
-import hashlib
 import json
 import os
-import struct
 import sys
-import tempfile
 import warnings
 from importlib.metadata import version
 
 import torch
 import transformers
-from safetensors import safe_open
 from transformers import AutoModelForCausalLM, TorchAoConfig
 from transformers.quantizers.auto import AutoQuantizationConfig
-from fixture_cases import save_cases
+from fixture_cases import layer0_sources, save_cases, saved_case
 
 transformers.logging.set_verbosity_error()
 warnings.simplefilter("ignore")
@@ -64,13 +60,6 @@ CASES = [
     ("int8dyn-tensor", ao(DYN, granularity=[PER_ROW, PER_TENSOR]), "float32"),
 ]
 
-
-def header(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    h = json.loads(raw[8:8 + n])
-    return n, h, hashlib.sha256(raw[8 + n:]).hexdigest()
 
 
 def int4_errors():
@@ -106,10 +95,7 @@ def act_cases(tensors, manifest):
 def main(src):
     tensors, manifest = {}, {"transformers": version("transformers"), "torchao": version("torchao"), "torch": torch.__version__,
                              "cases": {}, "int4_on_cpu": int4_errors()}
-    with safe_open(os.path.join(src, "model.safetensors"), "pt") as f:
-        for k in f.keys():
-            if k.startswith("model.layers.0.") and k.endswith("_proj.weight"):
-                tensors[f"src/{k}"] = f.get_tensor(k).contiguous()
+    layer0_sources(src, tensors)
     for name, cfg, dtype in CASES:
         qc = AutoQuantizationConfig.from_dict(cfg)
         assert isinstance(qc, TorchAoConfig)
@@ -118,19 +104,7 @@ def main(src):
             w = getattr(sub, "weight", None)
             if name in DEQUANTIZED and mod.startswith("model.layers.0.") and w.__class__.__name__ == "Int8Tensor":
                 tensors[f"{name}/dequantized/{mod}"] = w.dequantize(torch.float32).contiguous()  # Int8Tensor.dequantize
-        with tempfile.TemporaryDirectory() as d:
-            m.save_pretrained(d)
-            with open(os.path.join(d, "config.json")) as c:
-                saved = json.load(c)
-            n, h, sha = header(os.path.join(d, "model.safetensors"))
-            with safe_open(os.path.join(d, "model.safetensors"), "pt") as f:
-                for k in f.keys():
-                    if k.startswith("model.layers.0.") and "_proj." in k:
-                        tensors[f"{name}/{k}"] = f.get_tensor(k).contiguous()
-        meta = h.pop("__metadata__")
-        manifest["cases"][name] = {"config": cfg, "dtype": dtype, "quantization_config": saved["quantization_config"],
-                                   "saved_dtype": saved.get("dtype"), "header_length": n, "metadata": meta, "entries": h,
-                                   "data_sha256": sha}
+        manifest["cases"][name] = {"config": cfg, "dtype": dtype, **saved_case(m, name, tensors)}
     act_cases(tensors, manifest)
     save_cases(OUT, tensors, manifest)
 

@@ -1,26 +1,21 @@
-import { readFileSync } from "node:fs";
-import { type PyJson, type PyJsonObject, deserializeSafetensors, dumpPythonJson, parsePythonJson } from "@llmq/serialization";
+import { type PyJson, type PyJsonObject, dumpPythonJson } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
+import { hexBytes, loadFixtureCases } from "./test-support/fixture-cases.js";
 import { type ModelFacts, autoQuantizer, configFromUserDict, quantizeOnLoad } from "./index.js";
 
 // tools/gen_hf_quantize_fixtures.py: transformers 5.24 + bitsandbytes 0.50.2 quantizing stories260K on load, and
 // hqq 0.2.8's HQQLinear on the same weights (what transformers 4.x's HQQ integration saved; 5.24 cannot).
 const DIR = new URL("../fixtures/quantize-on-load/", import.meta.url);
-const manifest = parsePythonJson(readFileSync(new URL("manifest.json", DIR), "utf8"));
-if (E.isLeft(manifest)) throw new Error(manifest.left);
-const cases = (manifest.right as PyJsonObject).cases as PyJsonObject;
-const file = deserializeSafetensors("cases.safetensors", new Uint8Array(readFileSync(new URL("cases.safetensors", DIR))));
-if (E.isLeft(file)) throw new Error(JSON.stringify(file.left));
-const stored = file.right.tensors;
+const { cases, stored } = loadFixtureCases(DIR);
 
 const LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"].map((m) => `model.layers.0.${m}`);
 // stories260K ties its head: transformers' get_keys_to_not_convert sees both tied keys, model.norm last, lm_head.
 const FACTS: ModelFacts = { linears: LINEARS, tiedKeys: ["lm_head.weight", "model.embed_tokens.weight"], lastParameter: "model.norm.weight", outputEmbedding: "lm_head" };
 
 const source = new Map<string, Tensor>(LINEARS.map((m) => [`${m}.weight`, stored.get(`src/${m}.weight`) as Tensor]));
-const bytes = (t: Tensor) => Buffer.from(t.bytes()).toString("hex");
+const bytes = hexBytes;
 
 /**
  * Double quant's second step is not reproducible bit for bit across machines: torch's f32 mean of the absmax sums in

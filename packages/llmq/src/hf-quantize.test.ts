@@ -5,10 +5,11 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { forwardLogits } from "@llmq/models";
 import { writeSafetensors } from "@llmq/serialization";
-import { Tensor } from "@llmq/tensor";
+import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLlmqError, hfQuantizeCommand, inspectCommand, openModelDir } from "./index.js";
+import { logitsFile } from "./test-support/logits-file.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // `llmq quantize --hf-config` on stories260K. With LLMQ_PYTHON, tools/check_hf_quantized.py also has transformers
@@ -28,21 +29,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const quantize = (name: string, hfConfig: string, dtype?: "float32" | "bfloat16" | "float16") =>
   hfQuantizeCommand({ model: fp, output: join(dir, name), hfConfig, dtype, overwrite: false })();
 
-/** Two token windows and llmq's logits on them, for the Python side. */
-const logitsFile = async (model: string): Promise<string> => {
-  const h = must(await openModelDir(model)());
-  const tensors = new Map<string, Tensor>();
-  for (let w = 0; w < 2; w++) {
-    const tokens = Int32Array.from({ length: 48 }, (_, i) => (i === 0 ? 1 : (i * 37 + w * 101) % 512));
-    tensors.set(`llmq.tokens.${w}`, new Tensor("i32", [tokens.length], tokens));
-    tensors.set(`llmq.logits.${w}`, must(await forwardLogits(h, tokens)()));
-  }
-  await h.close();
-  const path = `${model}.llmq.safetensors`;
-  must(await writeSafetensors(path, tensors, null)());
-  return path;
-};
-
 const CASES: ReadonlyArray<readonly [string, string, ("float32" | "bfloat16" | "float16")?]> = [
   ["nf4-dq", '{"load_in_4bit": true, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": true}'],
   ["fp4-bf16", '{"quant_method": "bitsandbytes", "load_in_4bit": true, "bnb_4bit_compute_dtype": "bfloat16"}', "bfloat16"],
@@ -59,7 +45,7 @@ describe("llmq quantize --hf-config (bitsandbytes)", () => {
       expect(readFileSync(join(dir, name, "config.json"), "utf8")).toContain('"llm_int8_threshold": 6.0');
       const info = must(await inspectCommand(join(dir, name))()).hf_quantizer;
       expect(info).toMatchObject({ method: r.quantizer, config_class: "BitsAndBytesConfig", requires_calibration: false, is_serializable: true });
-      const logits = await logitsFile(join(dir, name));
+      const logits = await logitsFile(join(dir, name), forwardLogits);
       if (PY === undefined) return;
       const run = await promisify(execFile)(PY, [join(ROOT, "tools/check_hf_quantized.py"), fp, join(dir, name), logits, cfg], { maxBuffer: 1 << 24 }).catch(
         (e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? "", stderr: e.stderr ?? "" }),

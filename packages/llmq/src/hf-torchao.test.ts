@@ -3,12 +3,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type PyJsonObject, dumpPythonJson, parsePythonJson, writeSafetensors } from "@llmq/serialization";
-import { Tensor } from "@llmq/tensor";
+import { type PyJsonObject, dumpPythonJson, parsePythonJson } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLlmqError, hfQuantizeCommand, inspectCommand, modelLogits, openModelDir } from "./index.js";
 import { safetensorsParts } from "./test-support/safetensors-parts.js";
+import { logitsFile } from "./test-support/logits-file.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // `llmq quantize --hf-config` with TorchAoConfig on stories260K against transformers 5.24 + torchao 0.18
@@ -31,21 +31,6 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 
-/** Two token windows and llmq's logits on them (as `llmq eval` runs the model: torchao's activation quantization included). */
-const logitsFile = async (model: string): Promise<string> => {
-  const h = must(await openModelDir(model)());
-  const tensors = new Map<string, Tensor>();
-  for (let w = 0; w < 2; w++) {
-    const tokens = Int32Array.from({ length: 48 }, (_, i) => (i === 0 ? 1 : (i * 37 + w * 101) % 512));
-    tensors.set(`llmq.tokens.${w}`, new Tensor("i32", [tokens.length], tokens));
-    tensors.set(`llmq.logits.${w}`, must(await modelLogits(h, tokens)()));
-  }
-  await h.close();
-  const path = `${model}.llmq.safetensors`;
-  must(await writeSafetensors(path, tensors, null)());
-  return path;
-};
-
 const pythonCheck = async (name: string, cfg: string, logits: string): Promise<Record<string, unknown>> => {
   const args = [join(ROOT, "tools/check_torchao_dir.py"), fp, join(dir, name), logits, cfg, join(dir, `${name}.transformers`)];
   const run = await promisify(execFile)(PY!, args, { maxBuffer: 1 << 24 }).catch((e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? "", stderr: e.stderr ?? "" }));
@@ -67,7 +52,7 @@ describe("llmq quantize --hf-config (TorchAoConfig, torchao 0.18 Int8Tensor)", (
       expect(qc).toEqual(want.quantization_config);
       const info = must(await inspectCommand(join(dir, name))()).hf_quantizer;
       expect(info).toMatchObject({ method: "torchao", config_class: "TorchAoConfig", requires_calibration: false, is_serializable: true });
-      const logits = await logitsFile(join(dir, name));
+      const logits = await logitsFile(join(dir, name), modelLogits);
       if (PY === undefined) return;
       const report = await pythonCheck(name, cfg, logits);
       expect(report.ok, JSON.stringify(report)).toBe(true);

@@ -1,21 +1,16 @@
-import { readFileSync } from "node:fs";
-import { type PyJson, type PyJsonObject, deserializeSafetensors, dumpPythonJson, parsePythonJson } from "@llmq/serialization";
+import { type PyJson, type PyJsonObject, dumpPythonJson } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
+import { hexBytes, loadFixtureCases } from "../test-support/fixture-cases.js";
 import { FbgemmFp8Quantizer, type ModelFacts, autoQuantizer, configFromUserDict, fbgemmFakeQuantizeInput, formatHfQuantizerError, quantizeOnLoad } from "../index.js";
 
 // tools/gen_fbgemm_fp8_fixtures.py: transformers 5.24's FbgemmFp8Config load + save_pretrained on stories260K with
 // FBGEMM's CUDA quantize op replaced by a torch transliteration of its kernel (no GPU / fbgemm_gpu here): the layout and
 // config are transformers', the numerics the kernel source's as torch computes them.
 const DIR = new URL("../../fixtures/fbgemm-fp8/", import.meta.url);
-const manifest = parsePythonJson(readFileSync(new URL("manifest.json", DIR), "utf8"));
-if (E.isLeft(manifest)) throw new Error(manifest.left);
-const cases = (manifest.right as PyJsonObject).cases as PyJsonObject;
-const file = deserializeSafetensors("cases.safetensors", new Uint8Array(readFileSync(new URL("cases.safetensors", DIR))));
-if (E.isLeft(file)) throw new Error(JSON.stringify(file.left));
-const stored = file.right.tensors;
-const bytes = (t: Tensor) => Buffer.from(t.bytes()).toString("hex");
+const { cases, stored } = loadFixtureCases(DIR);
+const bytes = hexBytes;
 
 const LAYER0 = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"].map((m) => `model.layers.0.${m}`);
 const FACTS: ModelFacts = { linears: LAYER0, tiedKeys: ["lm_head.weight", "model.embed_tokens.weight"], lastParameter: "model.norm.weight", outputEmbedding: "lm_head" };

@@ -1,24 +1,19 @@
-import { readFileSync } from "node:fs";
-import { type PyJson, type PyJsonObject, deserializeSafetensors, dumpPythonJson, parsePythonJson } from "@llmq/serialization";
+import { type PyJson, type PyJsonObject, dumpPythonJson } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
+import { hexBytes, loadFixtureCases } from "../test-support/fixture-cases.js";
 import { type ModelFacts, type TorchAoActivation, TorchAoQuantizer, autoQuantizer, configFromUserDict, formatHfQuantizerError, preprocessModel, quantizeOnLoad, torchaoFakeQuantizeInput } from "../index.js";
 
 // tools/gen_torchao_fixtures.py: transformers 5.24 + torchao 0.18 quantizing stories260K on load with TorchAoConfig
 // and saving it (the safetensors header and metadata of the whole file, layer 0's tensors).
 const DIR = new URL("../../fixtures/torchao/", import.meta.url);
-const manifest = parsePythonJson(readFileSync(new URL("manifest.json", DIR), "utf8"));
-if (E.isLeft(manifest)) throw new Error(manifest.left);
-const cases = (manifest.right as PyJsonObject).cases as PyJsonObject;
-const file = deserializeSafetensors("cases.safetensors", new Uint8Array(readFileSync(new URL("cases.safetensors", DIR))));
-if (E.isLeft(file)) throw new Error(JSON.stringify(file.left));
-const stored = file.right.tensors;
+const { manifest, cases, stored } = loadFixtureCases(DIR);
 
 const SUBS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
 const LAYER0 = SUBS.map((m) => `model.layers.0.${m}`);
 const source = new Map<string, Tensor>(LAYER0.map((m) => [`${m}.weight`, stored.get(`src/${m}.weight`) as Tensor]));
-const bytes = (t: Tensor) => Buffer.from(t.bytes()).toString("hex");
+const bytes = hexBytes;
 
 /** The whole stories260K model as transformers sees it: 5 layers, tied head, state dict in module order. */
 const stateDictOf = (c: PyJsonObject): ReadonlyArray<string> => JSON.parse((c.metadata as PyJsonObject).tensor_names as string) as string[];
@@ -80,7 +75,7 @@ describe("TorchAoConfig quantize on load = transformers 5.24 + torchao 0.18 (Int
 
   it("fake-quantizes activations as Int8Tensor.from_hp(x).dequantize() (dynamic int8 activations)", () => {
     const x = stored.get("act/x")!;
-    const acts = (manifest.right as PyJsonObject).activations as PyJsonObject;
+    const acts = manifest.activations as PyJsonObject;
     for (const [name, a] of Object.entries(acts)) {
       const p = a as PyJsonObject;
       const act: TorchAoActivation = { perToken: p.per_token === true, symmetric: p.symmetric === true, reduceRange: p.reduce_range === true };
