@@ -50,5 +50,12 @@ export const DECLARED_QUANTIZERS: ReadonlyArray<Quantizer> = [
     refusal: `transformers cannot save quanto models (QuantoHfQuantizer.is_serializable is False); ${CT}`,
     notSerializable: `transformers cannot save quanto models (QuantoHfQuantizer.is_serializable is False): ${CT}, e.g. --scheme W8A16 for quanto's int8 weights`,
   }),
-  declared({ name: "eetq", requiresCalibration: false, isSerializable: true, isTrainable: true, skipKey: "modules_to_not_convert", refusal: `EETQ's weight layout comes from its CUDA-only preprocessing kernel, which llmq does not reproduce; ${CT} (--scheme W8A16)` }),
+  declared({
+    name: "eetq",
+    requiresCalibration: false,
+    isSerializable: true,
+    isTrainable: true,
+    skipKey: "modules_to_not_convert",
+    refusal: `transformers 5.24 quantizes EETQ with the hub kernel kernels-community/quantization-eetq (quant_weights: FasterTransformer's per-channel int8 plus CUTLASS's mixed-GEMM weight preprocessing, an interleaving that depends on the GPU architecture), which needs CUDA; llmq does not reproduce that preprocessed layout; ${CT} (--scheme W8A16: the same per-channel symmetric int8 weights)`,
+  }),
 ];
