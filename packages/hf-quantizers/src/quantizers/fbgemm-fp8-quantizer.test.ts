@@ -2,8 +2,8 @@ import { type PyJson, type PyJsonObject, dumpPythonJson } from "@llmq/serializat
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { hexBytes, loadFixtureCases } from "../test-support/fixture-cases.js";
-import { FbgemmFp8Quantizer, type ModelFacts, autoQuantizer, configFromUserDict, fbgemmFakeQuantizeInput, formatHfQuantizerError, quantizeOnLoad } from "../index.js";
+import { caseConfig, hexBytes, loadFixtureCases } from "../test-support/fixture-cases.js";
+import { FbgemmFp8Quantizer, type ModelFacts, fbgemmFakeQuantizeInput, formatHfQuantizerError, quantizeOnLoad } from "../index.js";
 
 // tools/gen_fbgemm_fp8_fixtures.py: transformers 5.24's FbgemmFp8Config load + save_pretrained on stories260K with
 // FBGEMM's CUDA quantize op replaced by a torch transliteration of its kernel (no GPU / fbgemm_gpu here): the layout and
@@ -20,11 +20,9 @@ describe("FbgemmFp8Config quantize on load = transformers 5.24's layout, FBGEMM 
   for (const [name, c] of Object.entries(cases)) {
     const want = c as PyJsonObject;
     it(name, () => {
-      const config = configFromUserDict(want.config as PyJsonObject);
-      if (E.isLeft(config)) throw new Error(config.left.message);
-      const q = autoQuantizer(config.right);
-      expect(E.isRight(q) && q.right).toBe(FbgemmFp8Quantizer);
-      const r = quantizeOnLoad(FbgemmFp8Quantizer, config.right, source, FACTS, "float32");
+      const { config, quantizer } = caseConfig(want);
+      expect(quantizer).toBe(FbgemmFp8Quantizer);
+      const r = quantizeOnLoad(FbgemmFp8Quantizer, config, source, FACTS, "float32");
       if (E.isLeft(r)) throw new Error(formatHfQuantizerError(r.left));
       expect(r.right.dtype).toBe(want.saved_dtype); // update_dtype forces bfloat16
       expect(dumpPythonJson(r.right.quantizationConfig, { sortKeys: true })).toBe(dumpPythonJson(want.quantization_config as PyJson, { sortKeys: true }));
