@@ -71,5 +71,7 @@ export const quantizeOnLoad = (
   const metadata = metadataOf(q, c, facts, shapes, dtype);
   if (E.isLeft(metadata)) return metadata;
   const savedConfig = q.savedConfig?.(c) ?? toDict(c);
-  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings: checked.right, metadata: metadata.right });
+  // update_dtype overriding the user's dtype (FbgemmFp8 forces bfloat16): transformers warns, so does llmq.
+  const overridden = requestedDtype !== null && requestedDtype !== dtype ? [`${q.name} loads and saves the model in ${dtype}: the requested ${requestedDtype} is overridden (update_dtype)`] : [];
+  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings: [...checked.right, ...overridden], metadata: metadata.right });
 };

@@ -24,7 +24,8 @@ describe("FbgemmFp8Config quantize on load = transformers 5.24's layout, FBGEMM 
       expect(quantizer).toBe(FbgemmFp8Quantizer);
       const r = quantizeOnLoad(FbgemmFp8Quantizer, config, source, FACTS, "float32");
       if (E.isLeft(r)) throw new Error(formatHfQuantizerError(r.left));
-      expect(r.right.dtype).toBe(want.saved_dtype); // update_dtype forces bfloat16
+      expect(r.right.dtype).toBe(want.saved_dtype); // update_dtype forces bfloat16, and says so
+      expect(r.right.warnings.join("\n")).toContain("the requested float32 is overridden");
       expect(dumpPythonJson(r.right.quantizationConfig, { sortKeys: true })).toBe(dumpPythonJson(want.quantization_config as PyJson, { sortKeys: true }));
       expect(r.right.metadata).toEqual(want.metadata);
       const expected = [...stored.keys()].filter((k) => k.startsWith(`${name}/`)).map((k) => k.slice(name.length + 1));
