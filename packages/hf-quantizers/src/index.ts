@@ -16,7 +16,7 @@ export {
   quantizationConfigMethods,
   registerQuantizationConfig,
 } from "./config-registry.js";
-export { type ModelFacts, type QuantizedTensors, type Quantizer, defaultKeysToNotConvert, modulesToNotConvert, preprocessModel, shouldConvertModule } from "./quantizer.js";
+export { type ModelFacts, type QuantizedTensors, type Quantizer, defaultKeysToNotConvert, modulesToNotConvert, parameterOnlySkipWarnings, preprocessModel, shouldConvertModule } from "./quantizer.js";
 export { autoQuantizer, quantizerNameOf, quantizerNames, registerQuantizer } from "./quantizer-registry.js";
 export { type QuantizeOnLoadResult, checkQuantizeOnLoad, quantizeOnLoad } from "./quantize-on-load.js";
 export { BNB_4BIT_BLOCKSIZE, Bnb4BitQuantizer, Bnb8BitQuantizer } from "./quantizers/bnb-quantizers.js";

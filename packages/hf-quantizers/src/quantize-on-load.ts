@@ -6,7 +6,7 @@ import { Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type HfQuantizerError, hfQuantizeFailed, unsupportedHfQuantization } from "./errors.js";
 import { type HfQuantizationConfig, toDict } from "./quantization-config.js";
-import { type ModelFacts, type Quantizer, preprocessModel } from "./quantizer.js";
+import { type ModelFacts, type Quantizer, parameterOnlySkipWarnings, preprocessModel } from "./quantizer.js";
 
 export interface QuantizeOnLoadResult {
   readonly tensors: ReadonlyMap<string, Tensor>;
@@ -73,5 +73,5 @@ export const quantizeOnLoad = (
   const savedConfig = q.savedConfig?.(c) ?? toDict(c);
   // update_dtype overriding the user's dtype (FbgemmFp8 forces bfloat16): transformers warns, so does llmq.
   const overridden = requestedDtype !== null && requestedDtype !== dtype ? [`${q.name} loads and saves the model in ${dtype}: the requested ${requestedDtype} is overridden (update_dtype)`] : [];
-  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings: [...checked.right, ...overridden], metadata: metadata.right });
+  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings: [...checked.right, ...parameterOnlySkipWarnings(q, c, facts), ...overridden], metadata: metadata.right });
 };

@@ -108,3 +108,15 @@ export const preprocessModel = (q: Quantizer, c: HfQuantizationConfig, m: ModelF
   const converts = (l: string) => shouldConvertModule(q.skipMatchesParameter === true ? `${l}.weight` : l, skip);
   return { convert: m.linears.filter(converts), keep: m.linears.filter((l) => !converts(l)) };
 };
+
+/**
+ * Skip patterns that would leave a module dense by its module name but match none of the parameter names a
+ * skipMatchesParameter quantizer tests (TorchAoHfQuantizer: "mlp.down_proj" is neither a prefix nor a suffix of
+ * "….mlp.down_proj.weight"): transformers converts those modules anyway, and so does llmq — with a warning.
+ */
+export const parameterOnlySkipWarnings = (q: Quantizer, c: HfQuantizationConfig, m: ModelFacts): ReadonlyArray<string> =>
+  q.skipMatchesParameter !== true
+    ? []
+    : (q.skipModules(c) ?? [])
+        .filter((p) => m.linears.some((l) => !shouldConvertModule(l, [p])) && m.linears.every((l) => shouldConvertModule(`${l}.weight`, [p])))
+        .map((p) => `modules_to_not_convert entry ${JSON.stringify(p)} skips nothing: ${q.name} matches parameter names (as transformers does), so write ${JSON.stringify(`${p}.weight`)} or a module prefix`);
