@@ -10,6 +10,9 @@
 # row's models column ("all" or one model) says where it runs: stories260K's MLP (172 wide) cannot be packed at 4
 # bits, SmolLM2's 576-wide inputs take whole groups of 64, not 128. EETQ needs in and out features in multiples of 64
 # (its SM 75-89 weight layout): on stories260K only q_proj / o_proj fit (k/v have 32 outputs, the MLP is 172 wide).
+# TorchAo's dynamic-activation and FbgemmFp8's rows are evaluated with their run-time input quantization (int8 per
+# token / fp8 per row); FbgemmFp8 saves the rest of the model in bfloat16 (transformers forces it), so its row
+# includes that cast.
 # Run from the repo root after `pnpm build`: bash tooling/quality-hf-quantizers.sh [out_dir] (MODELS="stories260k" for
 # one model, ROWS=<regex> for the rows whose label matches)
 set -euo pipefail
@@ -39,8 +42,11 @@ CONFIGS=(
   'GPTQ 8-bit per channel, desc_act (v1)|all|{"quant_method": "gptq", "bits": 8, "group_size": -1, "desc_act": true}'
   "GPTQ 4-bit g32, attention only (v1)|stories260k|{\"quant_method\": \"gptq\", \"bits\": 4, \"group_size\": 32, $ATTENTION}"
   'GPTQ 4-bit g64 asym, desc_act (v2)|smollm2|{"quant_method": "gptq", "bits": 4, "group_size": 64, "sym": false, "desc_act": true, "format": "gptq_v2"}'
-  'AWQ GEMM 4-bit g32, attention only|stories260k|{"quant_method": "awq", "group_size": 32, "modules_to_not_convert": ["mlp"]}'
+  'AWQ GEMM 4-bit g32, attention only|stories260k|{"quant_method": "awq", "group_size": 32, "modules_to_not_convert": ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]}'
   'AWQ GEMM 4-bit g64|smollm2|{"quant_method": "awq", "group_size": 64}'
+  'TorchAo int8 weight-only (per row)|all|{"quant_method": "torchao", "quant_type": {"default": {"_type": "Int8WeightOnlyConfig", "_version": 2, "_data": {}}}}'
+  'TorchAo int8 dynamic activations + int8 weights|all|{"quant_method": "torchao", "quant_type": {"default": {"_type": "Int8DynamicActivationInt8WeightConfig", "_version": 2, "_data": {}}}}'
+  'FbgemmFp8 (bf16 model, fp8 weights and inputs)|all|{"quant_method": "fbgemm_fp8"}'
 )
 ROWS=${ROWS:-.}
 echo "| model | method (quantization_config) | KL divergence (mean, nats/token) | top-1 agreement | perplexity (fp32) | model.safetensors |"

@@ -16,7 +16,7 @@ export {
   quantizationConfigMethods,
   registerQuantizationConfig,
 } from "./config-registry.js";
-export { type ModelFacts, type QuantizedTensors, type Quantizer, defaultKeysToNotConvert, modulesToNotConvert, preprocessModel, shouldConvertModule } from "./quantizer.js";
+export { type ModelFacts, type QuantizedTensors, type Quantizer, defaultKeysToNotConvert, modulesToNotConvert, parameterOnlySkipWarnings, preprocessModel, shouldConvertModule } from "./quantizer.js";
 export { autoQuantizer, quantizerNameOf, quantizerNames, registerQuantizer } from "./quantizer-registry.js";
 export { type QuantizeOnLoadResult, checkQuantizeOnLoad, quantizeOnLoad } from "./quantize-on-load.js";
 export { BNB_4BIT_BLOCKSIZE, Bnb4BitQuantizer, Bnb8BitQuantizer } from "./quantizers/bnb-quantizers.js";
@@ -24,3 +24,5 @@ export { DECLARED_QUANTIZERS } from "./quantizers/declared-quantizers.js";
 export { HqqQuantizer, hqqParamsOf } from "./quantizers/hqq-quantizer.js";
 export { EetqQuantizer } from "./quantizers/eetq-quantizer.js";
 export { type UnsignedLinear, awqModule, awqPackable, gptqModule, gptqPackable, gptqV1LostZeros, unsignedLinear } from "./gptq-awq-writers.js";
+export { type TorchAoActivation, type TorchAoInt8Params, TorchAoQuantizer, torchaoFakeQuantizeInput, torchaoInt8Weight, torchaoMetadata, torchaoParamsOf } from "./quantizers/torchao-quantizer.js";
+export { FbgemmFp8Quantizer, fbgemmFakeQuantizeInput, fbgemmQuantizeFp8PerRow } from "./quantizers/fbgemm-fp8-quantizer.js";

@@ -1,26 +1,21 @@
-import { readFileSync } from "node:fs";
-import { type PyJson, type PyJsonObject, deserializeSafetensors, dumpPythonJson, parsePythonJson } from "@llmq/serialization";
+import { type PyJson, type PyJsonObject, dumpPythonJson } from "@llmq/serialization";
 import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
-import { type ModelFacts, autoQuantizer, configFromUserDict, quantizeOnLoad } from "./index.js";
+import { caseConfig, hexBytes, loadFixtureCases } from "./test-support/fixture-cases.js";
+import { type ModelFacts, quantizeOnLoad } from "./index.js";
 
 // tools/gen_hf_quantize_fixtures.py: transformers 5.24 + bitsandbytes 0.50.2 quantizing stories260K on load, and
 // hqq 0.2.8's HQQLinear on the same weights (what transformers 4.x's HQQ integration saved; 5.24 cannot).
 const DIR = new URL("../fixtures/quantize-on-load/", import.meta.url);
-const manifest = parsePythonJson(readFileSync(new URL("manifest.json", DIR), "utf8"));
-if (E.isLeft(manifest)) throw new Error(manifest.left);
-const cases = (manifest.right as PyJsonObject).cases as PyJsonObject;
-const file = deserializeSafetensors("cases.safetensors", new Uint8Array(readFileSync(new URL("cases.safetensors", DIR))));
-if (E.isLeft(file)) throw new Error(JSON.stringify(file.left));
-const stored = file.right.tensors;
+const { cases, stored } = loadFixtureCases(DIR);
 
 const LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"].map((m) => `model.layers.0.${m}`);
 // stories260K ties its head: transformers' get_keys_to_not_convert sees both tied keys, model.norm last, lm_head.
 const FACTS: ModelFacts = { linears: LINEARS, tiedKeys: ["lm_head.weight", "model.embed_tokens.weight"], lastParameter: "model.norm.weight", outputEmbedding: "lm_head" };
 
 const source = new Map<string, Tensor>(LINEARS.map((m) => [`${m}.weight`, stored.get(`src/${m}.weight`) as Tensor]));
-const bytes = (t: Tensor) => Buffer.from(t.bytes()).toString("hex");
+const bytes = hexBytes;
 
 /**
  * Double quant's second step is not reproducible bit for bit across machines: torch's f32 mean of the absmax sums in
@@ -48,11 +43,8 @@ describe("quantize on load = transformers' BitsAndBytesConfig load + save_pretra
   for (const [name, c] of Object.entries(cases)) {
     const want = c as PyJsonObject;
     it(name, () => {
-      const config = configFromUserDict(want.config as PyJsonObject);
-      if (E.isLeft(config)) throw new Error(config.left.message);
-      const q = autoQuantizer(config.right);
-      if (E.isLeft(q)) throw new Error(q.left.message);
-      const r = quantizeOnLoad(q.right, config.right, source, FACTS, want.dtype as "float32");
+      const { config, quantizer: q } = caseConfig(want);
+      const r = quantizeOnLoad(q, config, source, FACTS, want.dtype as "float32");
       if (E.isLeft(r)) throw new Error(r.left.message);
       expect(r.right.dtype).toBe(want.saved_dtype);
       expect(dumpPythonJson(r.right.quantizationConfig, { sortKeys: true })).toBe(dumpPythonJson(want.quantization_config as PyJson, { sortKeys: true }));
@@ -68,9 +60,9 @@ describe("quantize on load = transformers' BitsAndBytesConfig load + save_pretra
         if (name.startsWith("hqq") && k.endsWith(".zero") && t.dtype === "f32") expect(ulps(t, ref), k).toBeLessThanOrEqual(4);
         else if (!(doubleQuant && DOUBLE_QUANT_STATS.some((s) => k.endsWith(s)))) expect(bytes(t), k).toBe(bytes(ref));
       }
-      for (const m of q.right.dequantizeLinear === undefined ? [] : r.right.converted) {
+      for (const m of q.dequantizeLinear === undefined ? [] : r.right.converted) {
         const dq = (p: Map<string, Tensor>) => {
-          const d = q.right.dequantizeLinear!(config.right, p);
+          const d = q.dequantizeLinear!(config, p);
           if (E.isLeft(d)) throw new Error(`${m} does not dequantize: ${d.left.message}`);
           return d;
         };

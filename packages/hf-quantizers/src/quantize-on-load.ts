@@ -6,7 +6,7 @@ import { Tensor, cast } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type HfQuantizerError, hfQuantizeFailed, unsupportedHfQuantization } from "./errors.js";
 import { type HfQuantizationConfig, toDict } from "./quantization-config.js";
-import { type ModelFacts, type Quantizer, preprocessModel } from "./quantizer.js";
+import { type ModelFacts, type Quantizer, parameterOnlySkipWarnings, preprocessModel } from "./quantizer.js";
 
 export interface QuantizeOnLoadResult {
   readonly tensors: ReadonlyMap<string, Tensor>;
@@ -16,6 +16,8 @@ export interface QuantizeOnLoadResult {
   readonly converted: ReadonlyArray<string>;
   readonly kept: ReadonlyArray<string>;
   readonly warnings: ReadonlyArray<string>;
+  /** model.safetensors' __metadata__ (the method's, then "format": "pt"). */
+  readonly metadata: Readonly<Record<string, string>>;
 }
 
 const LLMQ_DTYPE: Readonly<Record<TorchFloat, "f32" | "f16" | "bf16">> = { float32: "f32", float16: "f16", bfloat16: "bf16" };
@@ -36,6 +38,12 @@ export const checkQuantizeOnLoad = (q: Quantizer, c: HfQuantizationConfig): E.Ei
   return E.right([...ignored, ...env.right]);
 };
 
+const metadataOf = (q: Quantizer, c: HfQuantizationConfig, facts: ModelFacts, shapes: ReadonlyMap<string, ReadonlyArray<number>>, dtype: TorchFloat) => {
+  if (q.safetensorsMetadata === undefined) return E.right({ format: "pt" });
+  if (facts.stateDict === undefined) return E.left(hfQuantizeFailed(q.name, "its safetensors metadata lists the model's state dict, which the model facts do not give"));
+  return q.safetensorsMetadata(c, facts.stateDict, shapes, dtype);
+};
+
 export const quantizeOnLoad = (
   q: Quantizer,
   c: HfQuantizationConfig,
@@ -48,9 +56,11 @@ export const quantizeOnLoad = (
   const dtype = q.updateDtype(c, requestedDtype);
   const { convert, keep } = preprocessModel(q, c, facts);
   const converting = new Set(convert.map((m) => `${m}.weight`));
+  const shapes = new Map<string, ReadonlyArray<number>>();
   const out = new Map<string, Tensor>();
   for (const [name, t] of tensors) {
     if (converting.has(name)) {
+      shapes.set(name, t.shape);
       if (t.rank !== 2) return E.left(hfQuantizeFailed(q.name, `${name} has shape [${t.shape.join(", ")}], not a 2-D linear weight`));
       const parts = q.quantizeLinear!(c, loadValues(t, dtype), dtype);
       if (E.isLeft(parts)) return parts;
@@ -58,6 +68,10 @@ export const quantizeOnLoad = (
       for (const [rel, p] of parts.right) out.set(`${module}.${rel}`, p);
     } else out.set(name, isFloat(t) && t.dtype !== LLMQ_DTYPE[dtype] ? cast(t, LLMQ_DTYPE[dtype]) : t);
   }
+  const metadata = metadataOf(q, c, facts, shapes, dtype);
+  if (E.isLeft(metadata)) return metadata;
   const savedConfig = q.savedConfig?.(c) ?? toDict(c);
-  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings: checked.right });
+  // update_dtype overriding the user's dtype (FbgemmFp8 forces bfloat16): transformers warns, so does llmq.
+  const overridden = requestedDtype !== null && requestedDtype !== dtype ? [`${q.name} loads and saves the model in ${dtype}: the requested ${requestedDtype} is overridden (update_dtype)`] : [];
+  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings: [...checked.right, ...parameterOnlySkipWarnings(q, c, facts), ...overridden], metadata: metadata.right });
 };

@@ -9,8 +9,10 @@ import { Bnb4BitQuantizer, Bnb8BitQuantizer } from "./quantizers/bnb-quantizers.
 import { DECLARED_QUANTIZERS } from "./quantizers/declared-quantizers.js";
 import { EetqQuantizer } from "./quantizers/eetq-quantizer.js";
 import { HqqQuantizer } from "./quantizers/hqq-quantizer.js";
+import { FbgemmFp8Quantizer } from "./quantizers/fbgemm-fp8-quantizer.js";
+import { TorchAoQuantizer } from "./quantizers/torchao-quantizer.js";
 
-const quantizers = new Map<string, Quantizer>([Bnb4BitQuantizer, Bnb8BitQuantizer, HqqQuantizer, EetqQuantizer, ...DECLARED_QUANTIZERS].map((q) => [q.name, q]));
+const quantizers = new Map<string, Quantizer>([Bnb4BitQuantizer, Bnb8BitQuantizer, HqqQuantizer, EetqQuantizer, TorchAoQuantizer, FbgemmFp8Quantizer, ...DECLARED_QUANTIZERS].map((q) => [q.name, q]));
 
 /** register_quantizer(name): a name already taken is refused. */
 export const registerQuantizer = (name: string, q: Quantizer): E.Either<HfQuantizerError, void> => {

@@ -19,6 +19,8 @@ export interface ModelFacts {
   readonly lastParameter: string;
   /** The output embedding module ("lm_head"), null when the model has none. */
   readonly outputEmbedding: string | null;
+  /** model.state_dict() keys in order, tied ones included (what torchao's safetensors metadata lists); optional. */
+  readonly stateDict?: ReadonlyArray<string>;
 }
 
 /** Tensors one quantized linear stores, by name relative to the module ("weight", "weight.absmax", "SCB"…). */
@@ -37,6 +39,8 @@ export interface Quantizer {
   readonly skipModules: (c: HfQuantizationConfig) => ReadonlyArray<string> | null;
   /** get_modules_to_not_convert(add_default_skips=…): the tied/output-head defaults are added even with a list. */
   readonly addDefaultSkips: boolean;
+  /** should_convert_module sees the parameter name ("….q_proj.weight"), not the module's (TorchAoHfQuantizer). */
+  readonly skipMatchesParameter?: boolean;
   /** validate_environment: refuse what llmq cannot run, with the reason; warnings otherwise. */
   readonly validateEnvironment: (c: HfQuantizationConfig) => E.Either<HfQuantizerError, ReadonlyArray<string>>;
   /** update_dtype: the dtype of the loaded (and saved) floating tensors when the user picks none. */
@@ -52,6 +56,21 @@ export interface Quantizer {
    */
   readonly storedParts?: ReadonlyArray<string>;
   readonly denseShape?: (shapes: ReadonlyMap<string, ReadonlyArray<number>>) => ReadonlyArray<number> | undefined;
+  /**
+   * The safetensors __metadata__ save_pretrained writes (get_state_dict_and_metadata + "format"), from the state dict's
+   * names, the dense shapes of the converted weights (by parameter name) and the load dtype; absent: {"format": "pt"}.
+   */
+  readonly safetensorsMetadata?: (
+    c: HfQuantizationConfig,
+    stateDict: ReadonlyArray<string>,
+    converted: ReadonlyMap<string, ReadonlyArray<number>>,
+    dtype: TorchFloat,
+  ) => E.Either<HfQuantizerError, Record<string, string>>;
+  /**
+   * Run-time quantization of each converted linear's input (torchao's dynamic int8 activations), as a fake-quantize
+   * of an f32 [rows, cols] input; null when the method is weight-only. `llmq eval` applies it.
+   */
+  readonly inputQuantizer?: (c: HfQuantizationConfig) => E.Either<HfQuantizerError, ((x: Float32Array, rows: number, cols: number) => Float32Array) | null>;
   /** What config.json's quantization_config becomes (to_dict unless the method rewrites it). */
   readonly savedConfig?: (c: HfQuantizationConfig) => PyJsonObject;
 }
@@ -86,5 +105,18 @@ export const shouldConvertModule = (fullName: string, patterns: ReadonlyArray<st
 /** The linears a quantizer converts and the ones it leaves dense (preprocess_model's split). */
 export const preprocessModel = (q: Quantizer, c: HfQuantizationConfig, m: ModelFacts): { readonly convert: ReadonlyArray<string>; readonly keep: ReadonlyArray<string> } => {
   const skip = modulesToNotConvert(q, c, m);
-  return { convert: m.linears.filter((l) => shouldConvertModule(l, skip)), keep: m.linears.filter((l) => !shouldConvertModule(l, skip)) };
+  const converts = (l: string) => shouldConvertModule(q.skipMatchesParameter === true ? `${l}.weight` : l, skip);
+  return { convert: m.linears.filter(converts), keep: m.linears.filter((l) => !converts(l)) };
 };
+
+/**
+ * Skip patterns that would leave a module dense by its module name but match none of the parameter names a
+ * skipMatchesParameter quantizer tests (TorchAoHfQuantizer: "mlp.down_proj" is neither a prefix nor a suffix of
+ * "….mlp.down_proj.weight"): transformers converts those modules anyway, and so does llmq — with a warning.
+ */
+export const parameterOnlySkipWarnings = (q: Quantizer, c: HfQuantizationConfig, m: ModelFacts): ReadonlyArray<string> =>
+  q.skipMatchesParameter !== true
+    ? []
+    : (q.skipModules(c) ?? [])
+        .filter((p) => m.linears.some((l) => !shouldConvertModule(l, [p])) && m.linears.every((l) => shouldConvertModule(`${l}.weight`, [p])))
+        .map((p) => `modules_to_not_convert entry ${JSON.stringify(p)} skips nothing: ${q.name} matches parameter names (as transformers does), so write ${JSON.stringify(`${p}.weight`)} or a module prefix`);

@@ -17,6 +17,11 @@ export interface InputQuantSpec {
   readonly zeroPoint: Tensor | null;
   /** tensor_group global scale ("local" NVFP4 inputs), else null. */
   readonly globalScale: Tensor | null;
+  /**
+   * A method's own fake quantization of an f32 [rows, cols] input (torchao's Int8Tensor activations: x · (1/s), not
+   * compressed-tensors' x / s), used instead of compressed-tensors' with `args` (which then only describe it).
+   */
+  readonly own?: (x: Float32Array, rows: number, cols: number) => Float32Array;
 }
 
 // ----- functions -----
@@ -26,6 +31,10 @@ export interface InputQuantSpec {
  * so the per-token strategy reduces over the last axis of each token: the input is viewed as [1, T, in].
  */
 export const fakeQuantizeInput = (module: string, spec: InputQuantSpec, x: Tensor<"f32">): E.Either<string, Tensor<"f32">> => {
+  if (spec.own !== undefined) {
+    const cols = x.shape[x.shape.length - 1]!;
+    return E.right(new Tensor("f32", x.shape, spec.own(x.data, x.data.length / cols, cols)));
+  }
   const x3 = new Tensor("f32", [1, ...x.shape], x.data);
   const view = spec.args.strategy === "token" ? x3 : x;
   const gs = spec.globalScale !== null ? { globalScale: spec.globalScale } : {};

@@ -141,7 +141,7 @@ describe("llmq quantize --hf-config (GPTQConfig / AwqConfig, llmq's GPTQ / AWQ)"
       // (GEMV too: GPTQModel 7.7.0 has no CPU kernel for AutoAWQ's GEMV layout — "No valid quant linear")
       if (GPTQMODEL && !c.lossy && !c.name.includes("gemv")) {
         // transformers loads the directory through GPTQModel's CPU kernels and runs it: llmq's logits within 1e-4
-        const { stdout } = await promisify(execFile)(PY!, [join(ROOT, "tools/check_gptq_awq_load.py"), out, await logitsFile(out)], { maxBuffer: 1 << 24 });
+        const { stdout } = await promisify(execFile)(PY!, [join(ROOT, "tools/check_gptq_awq_load.py"), out, await logitsFile(out, forwardLogits)], { maxBuffer: 1 << 24 });
         const py = JSON.parse(stdout.trim().split("\n").at(-1)!);
         expect(py.quantized_linears, stdout).toBe(c.converted);
         expect(py.logits_rel_diff, stdout).toBeLessThanOrEqual(1e-4);

@@ -48,12 +48,17 @@ export const configText = async (model: string, qc: PyJsonObject | null, dtype: 
 };
 
 /** Writes the quantized model into a staged sibling of the output, then moves it into place. */
-export const writeOutput = async (o: HfOutput, tensors: ReadonlyMap<string, Tensor>, config: string): Promise<E.Either<LlmqError, void>> => {
+export const writeOutput = async (
+  o: HfOutput,
+  tensors: ReadonlyMap<string, Tensor>,
+  config: string,
+  metadata: Readonly<Record<string, string>> = { format: "pt" },
+): Promise<E.Either<LlmqError, void>> => {
   const stage = await stageDirectory(o.output, { overwrite: o.overwrite, protect: [o.model] })();
   if (E.isLeft(stage)) return E.left(outputFailure(o.output, stage.left));
   const s = stage.right;
   try {
-    const w = await writeSafetensors(join(s.staging, "model.safetensors"), tensors, { format: "pt" })();
+    const w = await writeSafetensors(join(s.staging, "model.safetensors"), tensors, metadata)();
     if (E.isLeft(w)) return E.left(outputFailure(o.output, w.left));
     await writeFile(join(s.staging, "config.json"), config);
     for (const f of (await readdir(o.model)).filter((n) => CARRIED.test(n))) await copyFile(join(o.model, f), join(s.staging, f));

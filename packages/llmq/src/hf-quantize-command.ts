@@ -94,6 +94,23 @@ export const resolveHfQuantizer = async (arg: string): Promise<E.Either<LlmqErro
   return E.isLeft(ok) ? E.left(hfConfigError(formatHfQuantizerError(ok.left))) : E.right({ config: c.right, quantizer: q.right });
 };
 
+/** A decoder layer's parameters in the order LlamaDecoderLayer registers them (self_attn, mlp, the two norms). */
+const LAYER_ORDER = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "input_layernorm", "post_attention_layernorm"].flatMap((m) => [`${m}.weight`, `${m}.bias`]);
+
+/** model.state_dict()'s key order for a LlamaForCausalLM: embeddings, layers in order, the final norm, lm_head (tied too). */
+export const llamaStateDict = (names: ReadonlyArray<string>, tied: boolean): ReadonlyArray<string> => {
+  const key = (n: string): readonly [number, number, number, string] => {
+    const m = /^model\.layers\.(\d+)\.(.+)$/.exec(n);
+    if (m !== null) {
+      const i = LAYER_ORDER.indexOf(m[2]!);
+      return [1, Number(m[1]), i < 0 ? LAYER_ORDER.length : i, n];
+    }
+    return [n === "model.embed_tokens.weight" ? 0 : n === "model.norm.weight" ? 2 : n.startsWith("lm_head.") ? 3 : 4, 0, 0, n];
+  };
+  const all = tied && !names.includes("lm_head.weight") ? [...names, "lm_head.weight"] : [...names];
+  return all.map((n) => [key(n), n] as const).sort(([a], [b]) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2] || (a[3] < b[3] ? -1 : a[3] > b[3] ? 1 : 0)).map(([, n]) => n);
+};
+
 /** get_keys_to_not_convert's view of an llmq model: a tied Llama lists lm_head once (as model.norm comes last). */
 const factsOf = (h: ModelHandle): ModelFacts => {
   const names = new Set(h.tensorNames());
@@ -103,6 +120,7 @@ const factsOf = (h: ModelHandle): ModelFacts => {
     tiedKeys: tied ? ["lm_head.weight", "model.embed_tokens.weight"] : [],
     lastParameter: tied || !names.has("lm_head.weight") ? "model.norm.weight" : "lm_head.weight",
     outputEmbedding: "lm_head",
+    stateDict: llamaStateDict([...names], tied),
   };
 };
 
@@ -148,7 +166,7 @@ export const hfQuantizeCommand = (o: HfQuantizeOptions): TE.TaskEither<LlmqError
   if (E.isLeft(r)) return E.left(hfConfigError(formatHfQuantizerError(r.left)));
   const text = await configText(o.model, r.right.quantizationConfig, r.right.dtype);
   if (E.isLeft(text)) return text;
-  const written = await writeOutput(o, r.right.tensors, text.right);
+  const written = await writeOutput(o, r.right.tensors, text.right, r.right.metadata);
   if (E.isLeft(written)) return written;
   return E.right({
     output: o.output,

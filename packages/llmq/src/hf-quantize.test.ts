@@ -3,13 +3,14 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { forwardLogits } from "@llmq/models";
 import { writeSafetensors } from "@llmq/serialization";
-import { Tensor } from "@llmq/tensor";
+import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLlmqError, hfQuantizeCommand, inspectCommand, openModelDir } from "./index.js";
-import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 import { logitsFile } from "./test-support/logits-file.js";
+import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // `llmq quantize --hf-config` on stories260K. With LLMQ_PYTHON, tools/check_hf_quantized.py also has transformers
 // quantize the same model on load (bytes and config must match) and load llmq's directory (logits within 1e-4):
@@ -44,7 +45,7 @@ describe("llmq quantize --hf-config (bitsandbytes)", () => {
       expect(readFileSync(join(dir, name, "config.json"), "utf8")).toContain('"llm_int8_threshold": 6.0');
       const info = must(await inspectCommand(join(dir, name))()).hf_quantizer;
       expect(info).toMatchObject({ method: r.quantizer, config_class: "BitsAndBytesConfig", requires_calibration: false, is_serializable: true });
-      const logits = await logitsFile(join(dir, name));
+      const logits = await logitsFile(join(dir, name), forwardLogits);
       if (PY === undefined) return;
       const run = await promisify(execFile)(PY, [join(ROOT, "tools/check_hf_quantized.py"), fp, join(dir, name), logits, cfg], { maxBuffer: 1 << 24 }).catch(
         (e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? "", stderr: e.stderr ?? "" }),

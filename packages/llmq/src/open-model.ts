@@ -306,7 +306,14 @@ const openCompressed = (dir: string, raw: Record<string, unknown>): TE.TaskEithe
         );
       // A method a registered (third-party) quantizer reads back.
       const registered = registeredReader(qc);
-      if (registered !== null) return openRegisteredDir(dir, raw, registered);
+      if (registered !== null)
+        return pipe(
+          openRegisteredDir(dir, raw, registered),
+          TE.map(({ handle, inputs }) => {
+            if (inputs.size > 0) inputSpecsByHandle.set(handle, inputs);
+            return handle;
+          }),
+        );
       // transformers' dispatch first: a method llmq does not read is named as such (compressed-tensors goes on below).
       const method = typeof qc === "object" && "quant_method" in qc ? quantMethodOf(configPath(dir), qc) : E.right("compressed-tensors");
       if (E.isLeft(method)) return TE.left(modelError(formatSerializationError(method.left)));

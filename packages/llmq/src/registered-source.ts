@@ -7,6 +7,8 @@ import type { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import * as TE from "fp-ts/lib/TaskEither.js";
+import { decodeQuantizationArgs, formatSchemeError } from "@llmq/schemes";
+import type { InputQuantSpec } from "./activation-quant.js";
 import { type LlmqError, modelError } from "./errors.js";
 
 /** The registered quantizer that can read this quantization_config back, or null (built-in methods, unknown ones). */
@@ -52,17 +54,36 @@ const registeredSource = (ck: Checkpoint, c: HfQuantizationConfig, q: Quantizer)
   };
 };
 
-/** Opens a directory a registered quantizer wrote. */
-export const openRegisteredDir = (dir: string, raw: Record<string, unknown>, r: NonNullable<ReturnType<typeof registeredReader>>): TE.TaskEither<LlmqError, ModelHandle> =>
+/** The quantizer's run-time input quantization on each of its quantized linears (none for weight-only methods). */
+const inputSpecs = (ck: Checkpoint, r: NonNullable<ReturnType<typeof registeredReader>>): E.Either<LlmqError, ReadonlyMap<string, InputQuantSpec>> => {
+  const own = r.quantizer.inputQuantizer?.(r.config) ?? E.right(null);
+  if (E.isLeft(own)) return E.left(modelError(formatHfQuantizerError(own.left)));
+  if (own.right === null) return E.right(new Map());
+  // What compressed-tensors would call it, for display: 8-bit int, dynamic, per token.
+  const args = decodeQuantizationArgs({ num_bits: 8, type: "int", symmetric: true, strategy: "token", dynamic: true });
+  if (E.isLeft(args)) return E.left(modelError(formatSchemeError(args.left)));
+  const marker = `.${r.quantizer.storedParts![0]}`;
+  const spec: InputQuantSpec = { args: args.right, scale: null, zeroPoint: null, globalScale: null, own: own.right };
+  return E.right(new Map(ck.names.filter((n) => n.endsWith(marker)).map((n) => [n.slice(0, -marker.length), spec])));
+};
+
+/** Opens a directory a registered quantizer wrote: the handle and the run-time input quantization of its linears. */
+export const openRegisteredDir = (
+  dir: string,
+  raw: Record<string, unknown>,
+  r: NonNullable<ReturnType<typeof registeredReader>>,
+): TE.TaskEither<LlmqError, { readonly handle: ModelHandle; readonly inputs: ReadonlyMap<string, InputQuantSpec> }> =>
   pipe(
     openCheckpoint(dir),
     TE.mapLeft((e) => modelError(formatSerializationError(e))),
     TE.chain((ck) =>
       pipe(
-        modelFromSource(dir, raw, registeredSource(ck, r.config, r.quantizer), dir, () => ck.close()),
+        E.Do,
+        E.bind("inputs", () => inputSpecs(ck, r)),
+        E.bind("handle", () => pipe(modelFromSource(dir, raw, registeredSource(ck, r.config, r.quantizer), dir, () => ck.close()), E.mapLeft((e) => modelError(formatModelError(e))))),
         E.fold(
-          (e) => pipe(TE.fromTask(() => ck.close()), TE.chain(() => TE.left(modelError(formatModelError(e))))),
-          (h) => TE.right(h),
+          (e) => pipe(TE.fromTask(() => ck.close()), TE.chain(() => TE.left(e))),
+          (x) => TE.right(x),
         ),
       ),
     ),

@@ -50,6 +50,4 @@ export const DECLARED_QUANTIZERS: ReadonlyArray<Quantizer> = [
     refusal: `transformers cannot save quanto models (QuantoHfQuantizer.is_serializable is False); ${CT}`,
     notSerializable: `transformers cannot save quanto models (QuantoHfQuantizer.is_serializable is False): ${CT}, e.g. --scheme W8A16 for quanto's int8 weights`,
   }),
-  declared({ name: "fbgemm_fp8", requiresCalibration: false, isSerializable: true, isTrainable: false, skipKey: "modules_to_not_convert", refusal: `FbgemmFp8Config's on-load quantization is not run by llmq yet; ${CT} (--scheme FP8_DYNAMIC: per-channel fp8 weights, dynamic per-token activations)` }),
-  declared({ name: "torchao", requiresCalibration: false, isSerializable: true, isTrainable: true, skipKey: "modules_to_not_convert", refusal: `TorchAoConfig's tensor-subclass checkpoints are not written by llmq yet; ${CT}` }),
 ];

@@ -1,20 +1,21 @@
-import { forwardLogits } from "@llmq/models";
 import { writeSafetensors } from "@llmq/serialization";
 import { Tensor } from "@llmq/tensor";
-import { openModelDir } from "../open-model.js";
+import type * as E from "fp-ts/lib/Either.js";
+import type { ModelHandle } from "@llmq/models";
+import { openModelDir } from "../index.js";
 import { must } from "./stories260k.js";
 
 /**
- * Two token windows of 48 stories260K tokens and llmq's logits on them for the model directory, written beside it as
- * `<model>.llmq.safetensors` (llmq.tokens.i / llmq.logits.i) for the Python checks that run the same directory.
+ * Two 48-token windows and llmq's logits on them, written beside `model` as `<model>.llmq.safetensors` for the Python
+ * side (llmq.tokens.i / llmq.logits.i). `logits` picks the forward (with or without the run-time input quantization).
  */
-export const logitsFile = async (model: string): Promise<string> => {
+export const logitsFile = async (model: string, logits: (h: ModelHandle, tokens: Int32Array) => () => Promise<E.Either<unknown, Tensor>>): Promise<string> => {
   const h = must(await openModelDir(model)());
   const tensors = new Map<string, Tensor>();
   for (let w = 0; w < 2; w++) {
     const tokens = Int32Array.from({ length: 48 }, (_, i) => (i === 0 ? 1 : (i * 37 + w * 101) % 512));
     tensors.set(`llmq.tokens.${w}`, new Tensor("i32", [tokens.length], tokens));
-    tensors.set(`llmq.logits.${w}`, must(await forwardLogits(h, tokens)()));
+    tensors.set(`llmq.logits.${w}`, must(await logits(h, tokens)()));
   }
   await h.close();
   const path = `${model}.llmq.safetensors`;
