@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type GpuContext, type GpuModel, createGpuKvCache, formatGpuError, generate as gpuGenerate, gpuStep, requestGpuContext } from "@llmq/runtime-gpu";
@@ -7,7 +7,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { lastValueFrom, toArray } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKvCache } from "@llmq/kv-cache";
-import { generate, lastLogits, loadForGeneration, oneshot, recipeFromYaml, sampleToken } from "./index.js";
+import { type Dataset, convertCommand, generate, lastLogits, layerKvFormat, loadDataset, loadForGeneration, oneshot, optionalTokenizer, recipeFromYaml, sampleToken } from "./index.js";
 import { openModelDir } from "./open-model.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
@@ -30,10 +30,18 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const quantize = async (recipeFile: string, name: string): Promise<string> => {
+const quantize = async (recipeFile: string, name: string, dataset?: Dataset, model = fp): Promise<string> => {
   const out = join(tmp, name);
-  must(await oneshot({ model: fp, output: out, recipe: must(recipeFromYaml(readFileSync(join(ROOT, "fixtures/recipes", recipeFile), "utf8"))) })());
+  must(await oneshot({ model, output: out, recipe: must(recipeFromYaml(readFileSync(join(ROOT, "fixtures/recipes", recipeFile), "utf8"))), ...(dataset ? { dataset } : {}) })());
   return out;
+};
+
+/** The calibration windows kv-cache.test.ts uses for stories260K (GPTQ and the k/v scale observers need data). */
+const calibration = async (): Promise<Dataset> => {
+  const file = new URL("../fixtures/transforms/stories260k-windows.json", import.meta.url).pathname;
+  const windows = JSON.parse(readFileSync(file, "utf8")) as number[][];
+  const tok = must(await optionalTokenizer(fp)());
+  return must(await loadDataset(file, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
 };
 
 /** Largest |gpu − cpu| over the largest |cpu| of one row of logits. */
@@ -60,14 +68,18 @@ interface Comparison {
   readonly unexplained: number[];
 }
 
-/** The CPU's greedy tokens and each step's logits, run as `llmq generate` runs it: prefill, then one token at a time over an f32 KV cache. */
-const cpuRun = async (dir: string, maxTokens: number): Promise<{ tokens: number[]; logits: Float32Array[] }> => {
+/**
+ * The CPU's greedy tokens and each step's logits, run as `llmq generate` runs it: prefill, then one token at a time
+ * over a KV cache in the checkpoint's kv_cache_scheme (else f32), or over an f32 one when `f32Cache`.
+ */
+const cpuRun = async (dir: string, maxTokens: number, f32Cache = false, prompt = PROMPT): Promise<{ tokens: number[]; logits: Float32Array[] }> => {
   const m = must(await loadForGeneration(must(await openModelDir(dir)()))());
   const c = m.handle.config;
-  const caches = createKvCache(m.layers.map(() => ({ kind: "f32" }) as const), { layers: c.num_hidden_layers, kvHeads: c.num_key_value_heads, headDim: c.head_dim, capacity: PROMPT.length + maxTokens });
+  const formats = m.layers.map((_, i) => (f32Cache ? null : layerKvFormat(m.handle, i)) ?? ({ kind: "f32" } as const));
+  const caches = createKvCache(formats, { layers: c.num_hidden_layers, kvHeads: c.num_key_value_heads, headDim: c.head_dim, capacity: prompt.length + maxTokens });
   const tokens: number[] = [];
   const logits: Float32Array[] = [];
-  for (let next = PROMPT; tokens.length < maxTokens; next = Int32Array.of(tokens[tokens.length - 1]!)) {
+  for (let next = prompt; tokens.length < maxTokens; next = Int32Array.of(tokens[tokens.length - 1]!)) {
     logits.push(must(lastLogits(m, next, caches)));
     tokens.push(sampleToken(logits[logits.length - 1]!, 0, 1, 0));
   }
@@ -85,13 +97,13 @@ const top2Margin = (l: Float32Array): number => {
  * llmq's CPU forward against the GPU on the same checkpoint: free-running greedy tokens (each side its own), and the
  * GPU fed the CPU's tokens step by step, so every step's logits compare the same computation.
  */
-const compare = async (dir: string, maxTokens: number): Promise<Comparison> => {
-  const cpu = await cpuRun(dir, maxTokens);
+const compare = async (dir: string, maxTokens: number, prompt = PROMPT): Promise<Comparison> => {
+  const cpu = await cpuRun(dir, maxTokens, false, prompt);
   const model: GpuModel = must(await loadQuantizedDir(gpu!, dir)());
-  const free = (await lastValueFrom(gpuGenerate(model, PROMPT, { maxTokens }).pipe(toArray()))).map((s) => s.id);
-  const cache = createGpuKvCache(model, PROMPT.length + maxTokens);
+  const free = (await lastValueFrom(gpuGenerate(model, prompt, { maxTokens }).pipe(toArray()))).map((s) => s.id);
+  const cache = createGpuKvCache(model, prompt.length + maxTokens);
   const forced: Float32Array[] = [];
-  for (let i = 0; i < maxTokens; i++) forced.push((await gpuStep(model, i === 0 ? PROMPT : Int32Array.of(cpu.tokens[i - 1]!), cache, true)).logits!);
+  for (let i = 0; i < maxTokens; i++) forced.push((await gpuStep(model, i === 0 ? prompt : Int32Array.of(cpu.tokens[i - 1]!), cache, true)).logits!);
   const unexplained = forced.flatMap((l, i) => {
     const ref = cpu.logits[i]!;
     return sampleToken(l, 0, 1, 0) !== cpu.tokens[i] && top2Margin(ref) > 2 * maxAbsDiff(l, ref) ? [i] : [];
@@ -105,9 +117,12 @@ const compare = async (dir: string, maxTokens: number): Promise<Comparison> => {
   };
 };
 
+const report = (name: string, r: Comparison): void =>
+  console.log(
+    `${name}: free-running greedy tokens ${r.diverges < 0 ? `identical for all ${r.cpu.length}` : `identical for the first ${r.diverges}`}; teacher-forced worst relative logits difference ${r.worst.toExponential(2)}`,
+  );
+
 describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories260K)", () => {
-  const report = (name: string, r: Comparison): void =>
-    console.log(`${name}: free-running greedy tokens ${r.diverges < 0 ? "identical for all 200" : `identical for the first ${r.diverges}`}; teacher-forced worst relative logits difference ${r.worst.toExponential(2)}`);
 
   // Weight-only schemes: the GPU and the CPU differ by f32 summation order only.
   for (const [name, recipe] of [
@@ -138,6 +153,38 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
       expect(r.unexplained).toEqual([]);
     }, 600_000);
 
+  // A calibrated KV cache (kv_cache_scheme: k_scale / v_scale): the GPU stores the codes and dequantizes them as llmq's
+  // CPU cache does (bit-identical codes and values for the same keys and values: gpu-kernels.test.ts). Per tensor the
+  // comparison is then the weight-only one's. Per head it is not: the keys and values written to the cache differ from
+  // the CPU's by f32 ulps (matmul summation order, as for W8A8), and one of them (layer 2, prompt) lies on an fp8
+  // rounding boundary, so its code is one fp8 step apart and the logits differ by ~5e-3 from the prompt on (every
+  // cached value of layers 0–1 is identical; the free-running 200 tokens still are). Asserted there as for W8A8.
+  // Checked too: the quantized cache is in use on both sides (the CPU's logits over an f32 cache are much further from
+  // its quantized-cache ones than the GPU's are).
+  for (const [name, recipe, exact] of [
+    ["W4A16 g32 GPTQ, fp8 KV cache per tensor", "stories260k-w4a16-g32-gptq-kv-fp8.yaml", true],
+    ["W4A16 g32 GPTQ, int8 KV cache per tensor", "stories260k-w4a16-g32-gptq-kv-int8.yaml", true],
+    ["W4A16 g32 GPTQ, fp8 KV cache per head", "stories260k-w4a16-g32-gptq-kv-fp8-head.yaml", false],
+  ] as const)
+    it(`${name}: ${exact ? "200 greedy tokens identical, every step's logits within 1e-3 relative" : "teacher-forced logits within 1e-1, the same argmax wherever the margin exceeds the difference"}`, async () => {
+      const dir = await quantize(recipe, recipe, await calibration());
+      const model: GpuModel = must(await loadQuantizedDir(gpu!, dir)());
+      expect(model.layers.every((l) => l.kv !== null)).toBe(true);
+      const r = await compare(dir, 200);
+      const [f32, quantized] = [await cpuRun(dir, 200, true), await cpuRun(dir, 200)];
+      const kvEffect = Math.max(...quantized.logits.map((l, i) => rowErr(f32.logits[i]!, l)));
+      report(name, r);
+      console.log(`${name}: the CPU's own logits over an f32 cache differ from its quantized-cache ones by up to ${kvEffect.toExponential(2)} relative`);
+      expect(r.worst).toBeLessThan(kvEffect / 10);
+      if (exact) {
+        expect(r.gpu).toEqual(r.cpu);
+        expect(r.worst).toBeLessThan(1e-3);
+      } else {
+        expect(r.worst).toBeLessThan(1e-1);
+        expect(r.unexplained).toEqual([]);
+      }
+    }, 600_000);
+
   it("temperature / top-p sampling: the same 100 tokens as llmq generate for the same seed (W4A16 g32)", async () => {
     const dir = await quantize("stories260k-w4a16-g32.yaml", "w4a16-sampled");
     const opts = { maxTokens: 100, temperature: 0.8, topP: 0.9, seed: 7 };
@@ -160,4 +207,33 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
     const r = await loadQuantizedDir(gpu!, out)();
     expect(E.isLeft(r) && formatGpuError(r.left)).toMatch(/not supported by @llmq\/runtime-gpu yet: .*NVFP4/);
   }, 120_000);
+});
+
+// SmolLM2-135M-Instruct (fetched by tools/fetch_smollm2.sh into .models/: tied embeddings, GQA 9/3 heads, head_dim 64,
+// vocab 49152), converted from its GGUF and quantized W4A16 g64 RTN (the W4A16 preset's group of 128 does not divide
+// its 576 input features) against llmq's CPU forward. About 15 minutes on the SwiftShader software adapter of a shared
+// 2-core machine (~10 s per GPU token), so it runs only with LLMQ_SMOLLM2_GPU=1.
+const SMOLLM2 = join(ROOT, ".models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+const smolSkip =
+  gpu === null
+    ? "no WebGPU adapter"
+    : !existsSync(SMOLLM2)
+      ? `${SMOLLM2} is absent (bash tools/fetch_smollm2.sh)`
+      : process.env.LLMQ_SMOLLM2_GPU !== "1"
+        ? "set LLMQ_SMOLLM2_GPU=1 to run it (about 15 minutes on the SwiftShader software adapter)"
+        : null;
+if (smolSkip !== null) console.warn(`runtime-gpu SmolLM2-135M W4A16 comparison SKIPPED: ${smolSkip}`);
+
+describe.skipIf(smolSkip !== null)("runtime-gpu against llmq's CPU forward (SmolLM2-135M)", () => {
+  it("W4A16 g64: 40 greedy tokens identical, every step's logits within 1e-3 relative", async () => {
+    const f32 = join(tmp, "smollm2-f32");
+    must(await convertCommand({ from: "gguf", model: SMOLLM2, output: f32, overwrite: false })());
+    const dir = await quantize("smollm2-w4a16-g64-rtn.yaml", "smollm2-w4a16-g64", undefined, f32);
+    const t0 = performance.now();
+    const r = await compare(dir, 40, Int32Array.of(504, 3575, 282, 4649, 314)); // "The capital of France is"
+    report("SmolLM2-135M W4A16 g64", r);
+    console.log(`SmolLM2-135M W4A16 g64: CPU run + GPU free-running and teacher-forced 40 tokens each in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    expect(r.gpu).toEqual(r.cpu);
+    expect(r.worst).toBeLessThan(1e-3);
+  }, 3_600_000);
 });

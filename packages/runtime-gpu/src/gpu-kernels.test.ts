@@ -20,6 +20,7 @@ import {
   encodeSiluMul,
 } from "./gpu-kernels.js";
 import { relErr, seeded, testGpu } from "./test-support/gpu.js";
+import { KV_CASES, type KvRun, runKvCase } from "./test-support/kv-cases.js";
 
 // Conformance: every kernel of the registry against its reference (the js backend of @llmq/tensor, @llmq/models'
 // forward pieces, @llmq/serialization's compressed-tensors decompression). The GPU sums in f32 in its own order, so
@@ -139,6 +140,17 @@ const inputQuantCase = async (g: GpuContext, preset: string, encode: typeof enco
   expect(Array.from(got)).toEqual(Array.from(ref)); // exact: the same f32 operations, divisions corrected to IEEE
 };
 
+/** The quantized KV-cache cases, run once for the three kernels they exercise. */
+let kvRuns: Promise<ReadonlyArray<readonly [string, KvRun]>> | null = null;
+const kvCases = (g: GpuContext) => {
+  kvRuns ??= (async () => {
+    const out: [string, KvRun][] = [];
+    for (const c of KV_CASES) out.push([c.name, await runKvCase(g, c)]);
+    return out;
+  })();
+  return kvRuns;
+};
+
 /** One case per registry entry; the suite fails when a kernel has none. */
 const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
   packedMatmul: async (g) => {
@@ -227,6 +239,18 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
       { n: 16, k: 96, strategy: "channel", scaleDType: "bf16" },
     ] as const)
       expect(await fp8Case(g, c), JSON.stringify(c)).toBeLessThan(TOL);
+  },
+  // codes bit-identical to compressed-tensors' quantize (@llmq/schemes) of the same rows
+  kvQuantize: async (g) => {
+    for (const [name, r] of await kvCases(g)) expect(r.codes.gpu, name).toEqual(r.codes.ref);
+  },
+  // the values attention reads bit-identical to @llmq/kv-cache's dequantized cache (compared as f32 bits: ±0 too)
+  kvDequantize: async (g) => {
+    const bits = (v: number[]) => Array.from(new Uint32Array(Float32Array.from(v).buffer));
+    for (const [name, r] of await kvCases(g)) expect(bits(r.values.gpu), name).toEqual(bits(r.values.ref));
+  },
+  causalAttentionQuantizedKv: async (g) => {
+    for (const [name, r] of await kvCases(g)) expect(r.attention, name).toBeLessThan(TOL);
   },
   argmax: async (g) => {
     const x = seeded(2 * 97, 14);

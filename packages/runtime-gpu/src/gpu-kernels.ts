@@ -1,5 +1,6 @@
 import { type GpuContext, bitsOf, dispatch } from "./gpu-context.js";
-import { ADD, ARGMAX, CAUSAL_ATTENTION, MATMUL_DENSE, MATMUL_FP8, MATMUL_PACKED, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
+import { ADD, ARGMAX, MATMUL_DENSE, MATMUL_FP8, MATMUL_PACKED, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
+import { CAUSAL_ATTENTION, CAUSAL_ATTENTION_QUANTIZED_KV, KV_DEQUANTIZE, KV_QUANTIZE } from "./wgsl-attention.js";
 
 // The kernel registry: one WGSL source per kernel name, named like @llmq/tensor's kernel table where one exists there
 // (siluMul, causalAttention). The js backend and @llmq/models' forward stay the definition: gpu-kernels.test.ts
@@ -12,6 +13,9 @@ export const GPU_KERNELS = {
   rmsNorm: RMS_NORM,
   rope: ROPE,
   causalAttention: CAUSAL_ATTENTION,
+  causalAttentionQuantizedKv: CAUSAL_ATTENTION_QUANTIZED_KV,
+  kvQuantize: KV_QUANTIZE,
+  kvDequantize: KV_DEQUANTIZE,
   siluMul: SILU_MUL,
   add: ADD,
   argmax: ARGMAX,

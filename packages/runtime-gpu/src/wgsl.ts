@@ -3,7 +3,7 @@
 // gpu-kernels.ts); the comments say where the GPU order of operations differs.
 
 const PARAMS = "struct P { a: u32, b: u32, c: u32, d: u32, e: u32, f: u32, g: u32, h: u32 }\n@group(0) @binding(BINDING) var<uniform> p: P;\n";
-const params = (binding: number): string => PARAMS.replace("BINDING", String(binding));
+export const params = (binding: number): string => PARAMS.replace("BINDING", String(binding));
 
 /** An f32 rounded to bf16 (nearest, ties to even), as torch casts a dequantized weight to bf16 scales' dtype. */
 const BF16 = `fn bf16(v: f32) -> f32 {
@@ -94,41 +94,6 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   x[o + half + i] = x2 * c + x1 * s;
 }`;
 
-/**
- * Causal grouped-query attention of T new tokens after \`past\` cached ones; one invocation per (token, head), three
- * passes over the keys (max, Σexp, weighted values). a=T b=past c=heads d=kvHeads e=headDim f=window g=scale bits.
- */
-export const CAUSAL_ATTENTION = `${params(4)}
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o: array<f32>;
-fn score(t: u32, h: u32, g: u32, j: u32) -> f32 {
-  var acc = 0.0;
-  for (var i = 0u; i < p.e; i++) { acc = acc + q[(t * p.c + h) * p.e + i] * k[(j * p.d + g) * p.e + i]; }
-  return acc * bitcast<f32>(p.g);
-}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let h = id.x;
-  let t = id.y;
-  if (h >= p.c || t >= p.a) { return; }
-  let g = h / (p.c / p.d);
-  let hi = p.b + t;
-  var lo = 0u;
-  if (p.f != 0u && hi + 1u > p.f) { lo = hi + 1u - p.f; }
-  var mx = score(t, h, g, lo);
-  for (var j = lo + 1u; j <= hi; j++) { mx = max(mx, score(t, h, g, j)); }
-  var sum = 0.0;
-  for (var j = lo; j <= hi; j++) { sum = sum + exp(score(t, h, g, j) - mx); }
-  let inv = 1.0 / sum;
-  for (var i = 0u; i < p.e; i++) { o[(t * p.c + h) * p.e + i] = 0.0; }
-  for (var j = lo; j <= hi; j++) {
-    let pj = exp(score(t, h, g, j) - mx) * inv;
-    for (var i = 0u; i < p.e; i++) { o[(t * p.c + h) * p.e + i] = o[(t * p.c + h) * p.e + i] + pj * v[(j * p.d + g) * p.e + i]; }
-  }
-}`;
-
 /** a += b elementwise (the residual stream). a=n. */
 export const ADD = `${params(2)}
 @group(0) @binding(0) var<storage, read_write> a: array<f32>;
@@ -157,7 +122,7 @@ fn main() {
  * q·b's rounding error from Dekker's two-product (Veltkamp splits) instead of fma, which WGSL does not require to be
  * fused (SwiftShader's is not: with it the correction moved correctly rounded quotients by an ulp).
  */
-const DIV = `fn twoProductError(a: f32, b: f32, p: f32) -> f32 {
+export const DIV = `fn twoProductError(a: f32, b: f32, p: f32) -> f32 {
   let ca = 4097.0 * a;
   let ah = ca - (ca - a);
   let al = a - ah;
@@ -266,6 +231,15 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   for (var k = 0u; k < p.b; k++) { y[t * p.b + k] = round(clamp(div(x[t * p.b + k], s), -128.0, 127.0)) * s; }
 }`;
 
+/** The value of an fp8 e4m3fn code (its low byte): exact in f32; subnormals are m · 2^−9. */
+export const FP8_DECODE = `fn fp8(code: u32) -> f32 {
+  let e = (code >> 3u) & 15u;
+  let m = code & 7u;
+  var v = f32(m) * 0.001953125;
+  if (e != 0u) { v = bitcast<f32>(((e + 120u) << 23u) | (m << 20u)); }
+  return select(v, -v, (code & 0x80u) != 0u);
+}`;
+
 /**
  * y[t, n] = Σ_k x[t, k] · w(n, k) with w dequantized from compressed-tensors' float-quantized layout: fp8 e4m3fn codes
  * [N, K] (four per u32, little-endian), w = f32(code) · scale (scale[n] per channel, scale[0] per tensor), rounded to
@@ -277,13 +251,7 @@ export const MATMUL_FP8 = `${params(4)}
 @group(0) @binding(2) var<storage, read> s: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 ${BF16}
-fn fp8(code: u32) -> f32 {
-  let e = (code >> 3u) & 15u;
-  let m = code & 7u;
-  var v = f32(m) * 0.001953125;
-  if (e != 0u) { v = bitcast<f32>(((e + 120u) << 23u) | (m << 20u)); }
-  return select(v, -v, (code & 0x80u) != 0u);
-}
+${FP8_DECODE}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let n = id.x;
@@ -301,6 +269,20 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 }`;
 
 /**
+ * An f32 rounded to the fp8 e4m3fn grid, nearest with ties to even (subnormals below 2^−6 on the 2^−9 grid), as
+ * @llmq/schemes' fp8Round; |v| ≤ 448 (the callers clamp first).
+ */
+export const FP8_ROUND = `fn fp8(v: f32) -> f32 {
+  let a = abs(v);
+  if (a < 0.015625) {
+    let r = round(a * 512.0) / 512.0;
+    return select(r, -r, v < 0.0);
+  }
+  let u = bitcast<u32>(v);
+  return bitcast<f32>((u + 0x7ffffu + ((u >> 20u) & 1u)) & 0xfff00000u);
+}`;
+
+/**
  * Dynamic per-token fp8 e4m3fn fake quantization of x [T, K] (FP8_DYNAMIC inputs), as compressed-tensors computes it
  * in f32: s = amax / 448 (2^−23 when 0), x ← fp8(clamp(x / s, −448, 448)) · s, where fp8 rounds to nearest even
  * (subnormals below 2^−6 on the 2^−9 grid). Divisions round like IEEE division (DIV). a=T b=K.
@@ -309,15 +291,7 @@ export const QUANTIZE_INPUT_FP8 = `${params(2)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${DIV}
-fn fp8(v: f32) -> f32 {
-  let a = abs(v);
-  if (a < 0.015625) {
-    let r = round(a * 512.0) / 512.0;
-    return select(r, -r, v < 0.0);
-  }
-  let u = bitcast<u32>(v);
-  return bitcast<f32>((u + 0x7ffffu + ((u >> 20u) & 1u)) & 0xfff00000u);
-}
+${FP8_ROUND}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let t = id.x;
