@@ -160,7 +160,7 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
   // rounding boundary, so its code is one fp8 step apart and the logits differ by ~5e-3 from the prompt on (every
   // cached value of layers 0–1 is identical; the free-running 200 tokens still are). Asserted there as for W8A8.
   // Checked too: the quantized cache is in use on both sides (the CPU's logits over an f32 cache are much further from
-  // its quantized-cache ones than the GPU's are).
+  // its quantized-cache ones than the GPU's are), and kvCache "f32" decodes the CPU's f32-cache tokens.
   for (const [name, recipe, exact] of [
     ["W4A16 g32 GPTQ, fp8 KV cache per tensor", "stories260k-w4a16-g32-gptq-kv-fp8.yaml", true],
     ["W4A16 g32 GPTQ, int8 KV cache per tensor", "stories260k-w4a16-g32-gptq-kv-int8.yaml", true],
@@ -176,6 +176,9 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
       report(name, r);
       console.log(`${name}: the CPU's own logits over an f32 cache differ from its quantized-cache ones by up to ${kvEffect.toExponential(2)} relative`);
       expect(r.worst).toBeLessThan(kvEffect / 10);
+      // kvCache "f32" on the GPU is `--kv-cache f32` on the CPU: the weight-only comparison again
+      const f32Gpu = (await lastValueFrom(gpuGenerate(model, PROMPT, { maxTokens: 200, kvCache: "f32" }).pipe(toArray()))).map((t) => t.id);
+      expect(f32Gpu).toEqual(f32.tokens);
       if (exact) {
         expect(r.gpu).toEqual(r.cpu);
         expect(r.worst).toBeLessThan(1e-3);

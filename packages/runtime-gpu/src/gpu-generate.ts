@@ -119,6 +119,8 @@ export interface GpuGenerateOptions {
   readonly topP?: number;
   /** The sampler's seed (llmq's Rng): the same seed and logits give the same tokens as `llmq generate`. */
   readonly seed?: number;
+  /** "f32" keeps an f32 KV cache even where the checkpoint calibrated a quantized one (`llmq generate --kv-cache f32`). */
+  readonly kvCache?: "f32";
 }
 
 export interface GpuToken {
@@ -135,7 +137,7 @@ export interface GpuToken {
 export const generate = (m: GpuModel, prompt: Int32Array, o: GpuGenerateOptions): Observable<GpuToken> =>
   new Observable<GpuToken>((sub) => {
     let stopped = false;
-    const cache = createGpuKvCache(m, prompt.length + o.maxTokens);
+    const cache = createGpuKvCache(m, prompt.length + o.maxTokens, o.kvCache);
     const run = async (): Promise<void> => {
       const sampled = (o.temperature ?? 0) > 0;
       const rng = new Rng(o.seed ?? 0);

@@ -55,10 +55,10 @@ const flagsOf = (f: GpuKvQuant): number => (f.fp8 ? 1 : 0) | (f.zeroPoint ? 2 : 
 /** Bytes of one layer's keys (or values) for `positions` rows of n channels: 4 per f32, 1 per code (words of 4). */
 const halfBytes = (f: GpuKvQuant | null, positions: number, n: number): number => (f === null ? 4 * positions * n : Math.ceil((positions * n) / 4) * 4);
 
-/** A cache for `capacity` positions in each layer's format (the checkpoint's kv_cache_scheme, else f32). */
-export const createGpuKvCache = (m: GpuModel, capacity: number): GpuKvCache => {
+/** A cache for `capacity` positions in each layer's format (the checkpoint's kv_cache_scheme, else f32), or all f32. */
+export const createGpuKvCache = (m: GpuModel, capacity: number, override?: "f32"): GpuKvCache => {
   const n = m.config.num_key_value_heads * m.config.head_dim;
-  const formats = m.layers.map((l) => l.kv);
+  const formats = m.layers.map((l) => (override === "f32" ? null : l.kv));
   return {
     capacity,
     formats,
