@@ -119,8 +119,11 @@ export interface GpuGenerateOptions {
   readonly topP?: number;
   /** The sampler's seed (llmq's Rng): the same seed and logits give the same tokens as `llmq generate`. */
   readonly seed?: number;
-  /** "f32" keeps an f32 KV cache even where the checkpoint calibrated a quantized one (`llmq generate --kv-cache f32`). */
-  readonly kvCache?: "f32";
+  /**
+   * The KV cache's format instead of the checkpoint's (its kv_cache_scheme, else f32), as `llmq generate --kv-cache`:
+   * "f32", or "f16" (values rounded to f16 as @llmq/kv-cache's f16 cache rounds them).
+   */
+  readonly kvCache?: "f32" | "f16";
 }
 
 export interface GpuToken {

@@ -6,8 +6,8 @@ import { type GpuContext, bitsOf, dispatch, readBuffer, storageBuffer } from "./
 import { type AttentionShape, GPU_KERNELS, encodeCausalAttention } from "./gpu-kernels.js";
 import type { GpuModel } from "./load-quantized.js";
 
-// The KV cache on the GPU: per layer the keys (after RoPE) and values of every position so far, either f32 or, for a
-// checkpoint with a kv_cache_scheme, the codes of @llmq/kv-cache's static format (fp8 e4m3 or int, one byte each,
+// The KV cache on the GPU: per layer the keys (after RoPE) and values of every position so far, either f32, f16 (asked
+// for, as `llmq generate --kv-cache f16`) or, for a checkpoint with a kv_cache_scheme, the codes of @llmq/kv-cache's static format (fp8 e4m3 or int, one byte each,
 // four per u32) quantized with the checkpoint's k_scale / v_scale exactly as the CPU cache quantizes them, and
 // dequantized exactly as it dequantizes them while attention reads them: the values attention sees are the CPU's.
 
@@ -21,11 +21,13 @@ export interface GpuKvQuant {
   readonly qparams: GPUBuffer;
 }
 
-/** Per layer, keys and values of every position so far: [capacity, kvHeads · headDim] f32, or codes (four per u32). */
+/** A layer's cache format: quantized (the checkpoint's), "f16", or null for f32. */
+export type GpuKvFormat = GpuKvQuant | "f16" | null;
+
+/** Per layer, keys and values of every position so far: [capacity, kvHeads · headDim] f32, f16 (two per u32) or codes (four per u32). */
 export interface GpuKvCache {
   readonly capacity: number;
-  /** Per layer its quantized format, null for f32. */
-  readonly formats: ReadonlyArray<GpuKvQuant | null>;
+  readonly formats: ReadonlyArray<GpuKvFormat>;
   readonly k: ReadonlyArray<GPUBuffer>;
   readonly v: ReadonlyArray<GPUBuffer>;
   length: number;
@@ -52,13 +54,14 @@ export const gpuKvQuant = (ctx: GpuContext, args: QuantizationArgs, k: KvQParams
 
 const flagsOf = (f: GpuKvQuant): number => (f.fp8 ? 1 : 0) | (f.zeroPoint ? 2 : 0);
 
-/** Bytes of one layer's keys (or values) for `positions` rows of n channels: 4 per f32, 1 per code (words of 4). */
-const halfBytes = (f: GpuKvQuant | null, positions: number, n: number): number => (f === null ? 4 * positions * n : Math.ceil((positions * n) / 4) * 4);
+/** Bytes of one layer's keys (or values) for `positions` rows of n channels: 4 per f32, 2 per f16, 1 per code (in u32 words). */
+const halfBytes = (f: GpuKvFormat, positions: number, n: number): number =>
+  f === null ? 4 * positions * n : f === "f16" ? Math.ceil((positions * n) / 2) * 4 : Math.ceil((positions * n) / 4) * 4;
 
-/** A cache for `capacity` positions in each layer's format (the checkpoint's kv_cache_scheme, else f32), or all f32. */
-export const createGpuKvCache = (m: GpuModel, capacity: number, override?: "f32"): GpuKvCache => {
+/** A cache for `capacity` positions in each layer's format (the checkpoint's kv_cache_scheme, else f32), or all f32 / f16. */
+export const createGpuKvCache = (m: GpuModel, capacity: number, override?: "f32" | "f16"): GpuKvCache => {
   const n = m.config.num_key_value_heads * m.config.head_dim;
-  const formats = m.layers.map((l) => (override === "f32" ? null : l.kv));
+  const formats = m.layers.map((l): GpuKvFormat => (override === "f32" ? null : override === "f16" ? "f16" : l.kv));
   return {
     capacity,
     formats,
@@ -87,6 +90,11 @@ export const encodeKvAppend = (ctx: GpuContext, enc: GPUCommandEncoder, cache: G
     enc.copyBufferToBuffer(v, 0, cache.v[i]!, cache.length * n * 4, t * n * 4);
     return;
   }
+  if (f === "f16") {
+    const words = Math.ceil(((cache.length + t) * n) / 2) - Math.floor((cache.length * n) / 2);
+    for (const [x, y] of [[k, cache.k[i]!], [v, cache.v[i]!]] as const) dispatch(ctx, enc, GPU_KERNELS.kvToF16, [x, y], [t, cache.length, n], words);
+    return;
+  }
   encodeKvQuantize(ctx, enc, f, 0, k, cache.k[i]!, t, cache.length, n, headDim);
   encodeKvQuantize(ctx, enc, f, 1, v, cache.v[i]!, t, cache.length, n, headDim);
 };
@@ -95,7 +103,10 @@ export const encodeKvAppend = (ctx: GpuContext, enc: GPUCommandEncoder, cache: G
 export const encodeCachedAttention = (ctx: GpuContext, enc: GPUCommandEncoder, cache: GpuKvCache, i: number, q: GPUBuffer, out: GPUBuffer, s: AttentionShape): void => {
   const f = cache.formats[i]!;
   if (f === null) encodeCausalAttention(ctx, enc, q, cache.k[i]!, cache.v[i]!, out, s);
-  else {
+  else if (f === "f16") {
+    const p = [s.tokens, s.past, s.heads, s.kvHeads, s.headDim, s.window, bitsOf(s.scale)];
+    dispatch(ctx, enc, GPU_KERNELS.causalAttentionF16Kv, [q, cache.k[i]!, cache.v[i]!, out], p, s.heads, s.tokens);
+  } else {
     const p = [s.tokens, s.past, s.heads, s.kvHeads, s.headDim, s.window, bitsOf(s.scale), flagsOf(f)];
     dispatch(ctx, enc, GPU_KERNELS.causalAttentionQuantizedKv, [q, cache.k[i]!, cache.v[i]!, f.qparams, out], p, s.heads, s.tokens);
   }
@@ -110,7 +121,8 @@ export const readGpuKvCache = async (ctx: GpuContext, cache: GpuKvCache, i: numb
     if (f === null) return new Float32Array(await readBuffer(ctx, buf, rows * n * 4));
     const y = storageBuffer(ctx, rows * n * 4);
     const enc = ctx.device.createCommandEncoder();
-    encodeKvDequantize(ctx, enc, f, half, buf, y, rows, n, headDim);
+    if (f === "f16") dispatch(ctx, enc, GPU_KERNELS.kvFromF16, [buf, y], [rows * n], rows * n);
+    else encodeKvDequantize(ctx, enc, f, half, buf, y, rows, n, headDim);
     ctx.device.queue.submit([enc.finish()]);
     const out = new Float32Array(await readBuffer(ctx, y, rows * n * 4));
     y.destroy();

@@ -20,6 +20,7 @@ export { type GpuLayer, type GpuModel, type QuantizedFiles, LAYER_LINEARS, loadQ
 export { type GpuGenerateOptions, type GpuToken, type StepResult, generate, gpuStep } from "./gpu-generate.js";
 export {
   type GpuKvCache,
+  type GpuKvFormat,
   type GpuKvQuant,
   createGpuKvCache,
   encodeCachedAttention,

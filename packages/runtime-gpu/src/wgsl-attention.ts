@@ -1,8 +1,8 @@
 import { DIV, FP8_DECODE, FP8_ROUND, params } from "./wgsl.js";
 
-// WGSL of attention and of the KV cache: causal attention over an f32 cache or over a quantized one (the codes of
-// @llmq/kv-cache's static fp8 / int formats, dequantized while attention reads them), and the kernels that write and
-// read such a cache. The quantized kernels share one qparams buffer per layer: [k scale, v scale, k zero point,
+// WGSL of attention and of the KV cache: causal attention over an f32 cache, an f16 one, or a quantized one (the codes
+// of @llmq/kv-cache's static fp8 / int formats, dequantized while attention reads them), and the kernels that write
+// and read such caches. The quantized kernels share one qparams buffer per layer: [k scale, v scale, k zero point,
 // v zero point] × kvHeads f32 (a per-tensor scale repeated over the heads), and one flags word: bit 0 fp8 codes (else
 // int codes, one signed byte each), bit 1 zero points.
 
@@ -79,6 +79,28 @@ fn vAt(j: u32, g: u32, i: u32) -> f32 { let e = (j * p.d + g) * p.e + i; return 
 );
 
 /**
+ * The main of a kernel appending rows x [T, n] at positions past… to an array of u32 words of `per` lanes (32 / per
+ * bits each): one invocation per word, so a word shared with earlier positions keeps their lanes; lane(r) gives the
+ * bits of element r of the new rows. a=T b=past c=n.
+ */
+const appendLanes = (per: 2 | 4): string => `@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let lo = p.b * p.c;
+  let hi = (p.b + p.a) * p.c;
+  let w = lo / ${per}u + id.x + id.y * 65535u * 64u;
+  if (w * ${per}u >= hi) { return; }
+  let bits = ${32 / per}u;
+  let mask = (1u << bits) - 1u;
+  var word = out[w];
+  for (var b = 0u; b < ${per}u; b++) {
+    let e = w * ${per}u + b;
+    if (e < lo || e >= hi) { continue; }
+    word = (word & ~(mask << (b * bits))) | (lane(e - lo) << (b * bits));
+  }
+  out[w] = word;
+}`;
+
+/**
  * Writes T new rows x [T, n] (n = kvHeads · headDim) of keys (half 0) or values (half 1) as codes at positions
  * past…: compressed-tensors' quantize as @llmq/schemes computes it in f32: y = x / s (IEEE division, DIV), + z with
  * zero points, clamped to [qMin, qMax], rounded half to even (int) or to the fp8 grid; stored as the code's byte. One
@@ -87,7 +109,7 @@ fn vAt(j: u32, g: u32, i: u32) -> f32 { let e = (j * p.d + g) * p.e + i; return 
  */
 export const KV_QUANTIZE = `${params(3)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
 @group(0) @binding(2) var<storage, read> qp: array<f32>;
 ${DIV}
 ${FP8_ROUND}
@@ -98,27 +120,16 @@ fn fp8Code(y: f32) -> u32 {
   let b = bitcast<u32>(a);
   return sign | (((b >> 23u) - 120u) << 3u) | ((b >> 20u) & 7u);
 }
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let lo = p.b * p.c;
-  let hi = (p.b + p.a) * p.c;
-  let w = lo / 4u + id.x + id.y * 65535u * 64u;
-  if (w * 4u >= hi) { return; }
+fn lane(r: u32) -> u32 {
+  let g = (r % p.c) / p.d;
   let heads = p.c / p.d;
-  var word = codes[w];
-  for (var b = 0u; b < 4u; b++) {
-    let e = w * 4u + b;
-    if (e < lo || e >= hi) { continue; }
-    let g = ((e - lo) % p.c) / p.d;
-    var y = div(x[e - lo], qp[p.f * heads + g]);
-    if ((p.e & 2u) != 0u) { y = y + qp[(2u + p.f) * heads + g]; }
-    y = clamp(y, bitcast<f32>(p.g), bitcast<f32>(p.h));
-    var code = u32(i32(round(y))) & 255u;
-    if ((p.e & 1u) != 0u) { code = fp8Code(y); }
-    word = (word & ~(255u << (b * 8u))) | (code << (b * 8u));
-  }
-  codes[w] = word;
-}`;
+  var y = div(x[r], qp[p.f * heads + g]);
+  if ((p.e & 2u) != 0u) { y = y + qp[(2u + p.f) * heads + g]; }
+  y = clamp(y, bitcast<f32>(p.g), bitcast<f32>(p.h));
+  if ((p.e & 1u) != 0u) { return fp8Code(y); }
+  return u32(i32(round(y))) & 255u;
+}
+${appendLanes(4)}`;
 
 /** The f32 values of `rows` cached rows [rows, n] of keys (half 0) or values (half 1). a=rows b=n c=headDim e=flags f=half. */
 export const KV_DEQUANTIZE = `${params(3)}
@@ -133,4 +144,60 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let heads = p.b / p.c;
   let g = (e % p.b) / p.c;
   y[e] = deq(codeAt(codes[e / 4u], e), qp[p.f * heads + g], qp[(2u + p.f) * heads + g], p.e);
+}`;
+
+/**
+ * f32 ↔ f16 bits as @llmq/tensor's f16FromNumber / f16ToNumber: nearest with ties to even, subnormals on the 2^−24
+ * grid, ≥ 65520 to infinity, NaN to 0x7e00; every f16 is exact in f32.
+ */
+const F16 = `fn f16Bits(v: f32) -> u32 {
+  let u = bitcast<u32>(v);
+  let sign = (u >> 16u) & 0x8000u;
+  let a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) { return 0x7e00u; }
+  if (a >= 0x477ff000u) { return sign | 0x7c00u; }
+  if (a < 0x38800000u) { return sign | u32(round(bitcast<f32>(a) * 16777216.0)); }
+  return sign | ((a + 0xfffu + ((a >> 13u) & 1u) - 0x38000000u) >> 13u);
+}
+fn f16Value(h: u32) -> f32 {
+  let e = (h >> 10u) & 31u;
+  let m = h & 1023u;
+  var v = f32(m) * 5.9604644775390625e-8;
+  if (e == 31u) { v = bitcast<f32>(select(0x7fc00000u, 0x7f800000u, m == 0u)); }
+  else if (e != 0u) { v = bitcast<f32>(((e + 112u) << 23u) | (m << 13u)); }
+  return select(v, -v, (h & 0x8000u) != 0u);
+}
+fn halfAt(w: u32, e: u32) -> f32 { return f16Value((w >> ((e % 2u) * 16u)) & 0xffffu); }`;
+
+/** Attention over an f16 cache: k, v [positions, kvHeads · headDim] two halves per u32. */
+export const CAUSAL_ATTENTION_F16_KV = attention(
+  3,
+  `@group(0) @binding(1) var<storage, read> k: array<u32>;
+@group(0) @binding(2) var<storage, read> v: array<u32>;
+${F16}
+fn kAt(j: u32, g: u32, i: u32) -> f32 { let e = (j * p.d + g) * p.e + i; return halfAt(k[e / 2u], e); }
+fn vAt(j: u32, g: u32, i: u32) -> f32 { let e = (j * p.d + g) * p.e + i; return halfAt(v[e / 2u], e); }`,
+);
+
+/**
+ * Writes T new rows x [T, n] as f16 at positions past… (`llmq generate --kv-cache f16`); one invocation per u32 word
+ * (the other position's half in a shared word is kept). a=T b=past c=n.
+ */
+export const KV_TO_F16 = `${params(2)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+${F16}
+fn lane(r: u32) -> u32 { return f16Bits(x[r]); }
+${appendLanes(2)}`;
+
+/** The f32 values of the first n cached f16 values. a=n. */
+export const KV_FROM_F16 = `${params(2)}
+@group(0) @binding(0) var<storage, read> halves: array<u32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${F16}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let e = id.x + id.y * 65535u * 64u;
+  if (e >= p.a) { return; }
+  y[e] = halfAt(halves[e / 2u], e);
 }`;

@@ -1,15 +1,16 @@
 import { type KvQParams, createKvCache, transposeHeads } from "@llmq/kv-cache";
 import { type QuantizationArgs, decodeQuantizationArgs, quantize } from "@llmq/schemes";
-import { Tensor, castFromNumbers, jsKernels } from "@llmq/tensor";
+import { Tensor, castFromNumbers, f16FromNumber, jsKernels } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, readBuffer, storageBuffer } from "../gpu-context.js";
-import { type GpuKvCache, encodeCachedAttention, encodeKvAppend, gpuKvQuant, readGpuKvCache } from "../gpu-kv-cache.js";
+import { type GpuKvCache, type GpuKvFormat, encodeCachedAttention, encodeKvAppend, gpuKvQuant, readGpuKvCache } from "../gpu-kv-cache.js";
 import { relErr, seeded } from "./gpu.js";
 
-// The quantized KV cache on the GPU against @llmq/kv-cache's static format (what `llmq generate` uses for a checkpoint
-// with a kv_cache_scheme): the same rows appended in three steps (5, 1, 2 positions; rows of 18 channels, so a u32
-// word of codes straddles two positions), then codes against @llmq/schemes' quantize, values against the CPU cache,
-// attention against the js kernel over the CPU cache's values.
+// The quantized and f16 KV caches on the GPU against @llmq/kv-cache's static and f16 formats (what `llmq generate`
+// uses for a checkpoint with a kv_cache_scheme, and with --kv-cache f16): the same rows appended in three steps (5, 1,
+// 2 positions; rows of 18 channels, so a u32 word of codes straddles two positions), then codes against @llmq/schemes'
+// quantize (f16 bits against f16FromNumber), values against the CPU cache, attention against the js kernel over the
+// CPU cache's values.
 
 const must = <A>(e: E.Either<unknown, A>): A => {
   if (E.isLeft(e)) throw new Error(JSON.stringify(e.left));
@@ -18,7 +19,8 @@ const must = <A>(e: E.Either<unknown, A>): A => {
 
 export interface KvCase {
   readonly name: string;
-  readonly args: Record<string, unknown>;
+  /** The kv_cache_scheme; null for the f16 cache. */
+  readonly args: Record<string, unknown> | null;
   readonly scaleDType: "f32" | "bf16";
   /** One value (strategy tensor) or one per KV head (attn_head). */
   readonly k: ReadonlyArray<number>;
@@ -41,6 +43,7 @@ export const KV_CASES: ReadonlyArray<KvCase> = [
     kZp: [-3, 0, 2],
     vZp: [1, -8, 7],
   },
+  { name: "f16", args: null, scaleDType: "f32", k: [], v: [] },
 ];
 
 const [KV_HEADS, D, HEADS] = [3, 6, 6];
@@ -49,7 +52,8 @@ const APPENDS = [5, 1, 2];
 const POSITIONS = APPENDS.reduce((a, b) => a + b);
 
 export interface KvRun {
-  /** Code bytes on the GPU and from @llmq/schemes' quantize, keys then values. */
+  readonly f16: boolean;
+  /** Code bytes (f16: bits) on the GPU and from @llmq/schemes' quantize (f16FromNumber), keys then values. */
   readonly codes: { readonly gpu: number[]; readonly ref: number[] };
   /** Every append's cached values on the GPU (dequantized) and from the CPU cache, keys then values. */
   readonly values: { readonly gpu: number[]; readonly ref: number[] };
@@ -91,15 +95,19 @@ const attentionErr = async (g: GpuContext, cache: GpuKvCache, k: Float32Array, v
 
 /** Appends the same keys and values to a GPU cache and to @llmq/kv-cache's, step by step. */
 export const runKvCase = async (g: GpuContext, c: KvCase): Promise<KvRun> => {
-  const args = must(decodeQuantizationArgs(c.args));
+  const args = c.args === null ? null : must(decodeQuantizationArgs(c.args));
   const [kq, vq] = [qparams(c, c.k, c.kZp), qparams(c, c.v, c.vZp)];
   // keys across the whole code range and past it (clamped), values mostly small
   const k = seeded(POSITIONS * N, 41, -4, 4);
   const v = seeded(POSITIONS * N, 42, -0.9, 0.9);
   for (let i = 0; i < k.length; i += 7) k[i] = k[i]! * 1e-3; // fp8 subnormals
-  const format = must(gpuKvQuant(g, args, kq, vq, KV_HEADS));
-  const cache: GpuKvCache = { capacity: POSITIONS, formats: [format], k: [storageBuffer(g, Math.ceil((POSITIONS * N) / 4) * 4)], v: [storageBuffer(g, Math.ceil((POSITIONS * N) / 4) * 4)], length: 0 };
-  const [cpu] = createKvCache([{ kind: "static", args, k: kq, v: vq }], { layers: 1, kvHeads: KV_HEADS, headDim: D, capacity: POSITIONS });
+  for (let i = 3; i < k.length; i += 11) k[i] = k[i]! * 1e-5; // f16 subnormals
+  v.set([1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 2 ** -11), 2 ** -24 * 2.5], 0); // f16 ties: to even, both ways
+  const format: GpuKvFormat = args === null ? "f16" : must(gpuKvQuant(g, args, kq, vq, KV_HEADS));
+  const size = args === null ? Math.ceil((POSITIONS * N) / 2) * 4 : Math.ceil((POSITIONS * N) / 4) * 4;
+  const cache: GpuKvCache = { capacity: POSITIONS, formats: [format], k: [storageBuffer(g, size)], v: [storageBuffer(g, size)], length: 0 };
+  const cpuFormat = args === null ? ({ kind: "f16" } as const) : ({ kind: "static", args, k: kq, v: vq } as const);
+  const [cpu] = createKvCache([cpuFormat], { layers: 1, kvHeads: KV_HEADS, headDim: D, capacity: POSITIONS });
   const values = { gpu: [] as number[], ref: [] as number[] };
   let last = { k: new Float32Array(), v: new Float32Array() };
   for (const t of APPENDS) {
@@ -114,7 +122,11 @@ export const runKvCase = async (g: GpuContext, c: KvCase): Promise<KvRun> => {
     values.ref.push(...ref.k, ...ref.v);
     last = { k: ref.k.slice(), v: ref.v.slice() };
   }
-  const bytes = async (b: GPUBuffer) => Array.from(new Uint8Array(await readBuffer(g, b, Math.ceil((POSITIONS * N) / 4) * 4)).subarray(0, POSITIONS * N));
-  const codes = { gpu: [...(await bytes(cache.k[0]!)), ...(await bytes(cache.v[0]!))], ref: [...refCodes(args, kq, k), ...refCodes(args, vq, v)] };
-  return { codes, values, attention: await attentionErr(g, cache, last.k, last.v) };
+  const stored = async (b: GPUBuffer) => {
+    const raw = await readBuffer(g, b, size);
+    return Array.from((args === null ? new Uint16Array(raw) : new Uint8Array(raw)).subarray(0, POSITIONS * N));
+  };
+  const ref = (x: Float32Array, qp: KvQParams) => (args === null ? Array.from(x, f16FromNumber) : refCodes(args, qp, x));
+  const codes = { gpu: [...(await stored(cache.k[0]!)), ...(await stored(cache.v[0]!))], ref: [...ref(k, kq), ...ref(v, vq)] };
+  return { f16: args === null, codes, values, attention: await attentionErr(g, cache, last.k, last.v) };
 };
