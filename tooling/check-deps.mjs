@@ -15,8 +15,9 @@ export const ALLOWED = {
   "@llmq/serialization": ["@llmq/tensor", "@llmq/schemes"],
   // models names modules and matches targets, which needs the scheme vocabulary (schemes sits below serialization).
   "@llmq/models": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization"],
-  // runtime-gpu reads the safetensors bytes of a checkpoint itself (a browser has no directory to hand to models).
-  "@llmq/runtime-gpu": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization", "@llmq/models"],
+  // runtime-gpu reads the safetensors bytes of a checkpoint itself (a browser has no directory to hand to models), and
+  // takes a checkpoint's kv_cache_scheme and k/v scales as kv-cache reads them (the quantized KV cache on the GPU).
+  "@llmq/runtime-gpu": ["@llmq/tensor", "@llmq/schemes", "@llmq/serialization", "@llmq/models", "@llmq/kv-cache"],
   // QAT differentiates the Llama forward (models' config and RoPE tables) and drives modifiers (observers' contract).
   "@llmq/train": ["@llmq/tensor", "@llmq/schemes", "@llmq/observers", "@llmq/models"],
   // transformers' quantization configs and HfQuantizer contract: configs are JSON (serialization's Python JSON), the

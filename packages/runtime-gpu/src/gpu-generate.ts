@@ -2,30 +2,14 @@ import { sampleToken } from "@llmq/models";
 import { Rng, ropeCosSin } from "@llmq/tensor";
 import { Observable } from "rxjs";
 import { type GpuContext, readBuffer, storageBuffer } from "./gpu-context.js";
-import { encodeAdd, encodeArgmax, encodeCausalAttention, encodeLinear, encodeRmsNorm, encodeRope, encodeSiluMul } from "./gpu-kernels.js";
+import { encodeAdd, encodeArgmax, encodeLinear, encodeRmsNorm, encodeRope, encodeSiluMul } from "./gpu-kernels.js";
+import { type GpuKvCache, createGpuKvCache, encodeCachedAttention, encodeKvAppend } from "./gpu-kv-cache.js";
 import type { GpuModel } from "./load-quantized.js";
 
-// Decoding on the GPU: the prompt runs through every layer at once, each layer's keys and values go to an f32 KV cache
-// on the GPU, then each new token is one position through the layers. Only the chosen token (4 bytes) comes back per
-// step; logits are read back only when asked for (tests, the KLD view).
-
-/** Per layer, keys and values of every position so far: [capacity, kvHeads · headDim] f32 each. */
-export interface GpuKvCache {
-  readonly capacity: number;
-  readonly k: ReadonlyArray<GPUBuffer>;
-  readonly v: ReadonlyArray<GPUBuffer>;
-  length: number;
-}
-
-export const createGpuKvCache = (m: GpuModel, capacity: number): GpuKvCache => {
-  const row = m.config.num_key_value_heads * m.config.head_dim * 4;
-  return {
-    capacity,
-    k: m.layers.map(() => storageBuffer(m.ctx, capacity * row)),
-    v: m.layers.map(() => storageBuffer(m.ctx, capacity * row)),
-    length: 0,
-  };
-};
+// Decoding on the GPU: the prompt runs through every layer at once, each layer's keys and values go to the KV cache on
+// the GPU (f32, or the checkpoint's quantized kv_cache_scheme: gpu-kv-cache.ts), then each new token is one position
+// through the layers. Only the chosen token (4 bytes) comes back per step; logits are read back only when asked for
+// (tests, the KLD view).
 
 interface Scratch {
   readonly h: GPUBuffer;
@@ -71,17 +55,15 @@ const encodeLayer = (m: GpuModel, enc: GPUCommandEncoder, i: number, s: Scratch,
   const ctx = m.ctx;
   const L = m.layers[i]!;
   const lin = (name: string) => L.linears.get(name)!;
-  const kvRow = c.num_key_value_heads * c.head_dim * 4;
   encodeRmsNorm(ctx, enc, s.h, L.inputNorm, s.a, t, c.hidden_size, c.rms_norm_eps);
   encodeLinear(ctx, enc, lin("self_attn.q_proj"), s.a, s.q, t, s.xq);
   encodeLinear(ctx, enc, lin("self_attn.k_proj"), s.a, s.k, t, s.xq);
   encodeLinear(ctx, enc, lin("self_attn.v_proj"), s.a, s.v, t, s.xq);
   encodeRope(ctx, enc, s.q, rope.cos, rope.sin, t, c.num_attention_heads, c.head_dim);
   encodeRope(ctx, enc, s.k, rope.cos, rope.sin, t, c.num_key_value_heads, c.head_dim);
-  enc.copyBufferToBuffer(s.k, 0, cache.k[i]!, cache.length * kvRow, t * kvRow);
-  enc.copyBufferToBuffer(s.v, 0, cache.v[i]!, cache.length * kvRow, t * kvRow);
+  encodeKvAppend(ctx, enc, cache, i, s.k, s.v, t, c.num_key_value_heads, c.head_dim);
   const shape = { tokens: t, past: cache.length, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim: c.head_dim, window: c.sliding_window ?? 0, scale: 1 / Math.sqrt(c.head_dim) };
-  encodeCausalAttention(ctx, enc, s.q, cache.k[i]!, cache.v[i]!, s.o, shape);
+  encodeCachedAttention(ctx, enc, cache, i, s.q, s.o, shape);
   encodeLinear(ctx, enc, lin("self_attn.o_proj"), s.o, s.a, t, s.xq);
   encodeAdd(ctx, enc, s.h, s.a, t * c.hidden_size);
   encodeRmsNorm(ctx, enc, s.h, L.postNorm, s.a, t, c.hidden_size, c.rms_norm_eps);
@@ -137,6 +119,11 @@ export interface GpuGenerateOptions {
   readonly topP?: number;
   /** The sampler's seed (llmq's Rng): the same seed and logits give the same tokens as `llmq generate`. */
   readonly seed?: number;
+  /**
+   * The KV cache's format instead of the checkpoint's (its kv_cache_scheme, else f32), as `llmq generate --kv-cache`:
+   * "f32", or "f16" (values rounded to f16 as @llmq/kv-cache's f16 cache rounds them).
+   */
+  readonly kvCache?: "f32" | "f16";
 }
 
 export interface GpuToken {
@@ -153,7 +140,7 @@ export interface GpuToken {
 export const generate = (m: GpuModel, prompt: Int32Array, o: GpuGenerateOptions): Observable<GpuToken> =>
   new Observable<GpuToken>((sub) => {
     let stopped = false;
-    const cache = createGpuKvCache(m, prompt.length + o.maxTokens);
+    const cache = createGpuKvCache(m, prompt.length + o.maxTokens, o.kvCache);
     const run = async (): Promise<void> => {
       const sampled = (o.temperature ?? 0) > 0;
       const rng = new Rng(o.seed ?? 0);

@@ -24,6 +24,7 @@ import {
 import { gptqLinear } from "./gptq-linear.js";
 import { nvfp4Linear, zeroPointsOf } from "./linear-params.js";
 import { relErr, seeded, testGpu } from "./test-support/gpu.js";
+import { KV_CASES, type KvRun, runKvCase } from "./test-support/kv-cases.js";
 
 // Conformance: every kernel of the registry against its reference (the js backend of @llmq/tensor, @llmq/models'
 // forward pieces, @llmq/serialization's compressed-tensors decompression). The GPU sums in f32 in its own order, so
@@ -231,6 +232,19 @@ const inputQuantCase = async (g: GpuContext, preset: string, encode: typeof enco
   expect(Array.from(got)).toEqual(Array.from(ref)); // exact: the same f32 operations, divisions corrected to IEEE
 };
 
+const f32Bits = (v: number[]): number[] => Array.from(new Uint32Array(Float32Array.from(v).buffer));
+
+/** The quantized and f16 KV-cache cases, run once for the kernels they exercise. */
+let kvRuns: Promise<ReadonlyArray<readonly [string, KvRun]>> | null = null;
+const kvCases = (g: GpuContext) => {
+  kvRuns ??= (async () => {
+    const out: [string, KvRun][] = [];
+    for (const c of KV_CASES) out.push([c.name, await runKvCase(g, c)]);
+    return out;
+  })();
+  return kvRuns;
+};
+
 /** One case per registry entry; the suite fails when a kernel has none. */
 const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
   packedMatmul: async (g) => {
@@ -348,6 +362,27 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
     await nvfp4Case(g, 40, 64, 2688 / 0.37);
     await nvfp4Case(g, 24, 176, 1234.5678);
     await nvfp4Case(g, 16, 32, null);
+  },
+  // codes bit-identical to compressed-tensors' quantize (@llmq/schemes) of the same rows
+  kvQuantize: async (g) => {
+    for (const [name, r] of await kvCases(g)) if (!r.f16) expect(r.codes.gpu, name).toEqual(r.codes.ref);
+  },
+  // the values attention reads bit-identical to @llmq/kv-cache's dequantized cache (compared as f32 bits: ±0 too)
+  kvDequantize: async (g) => {
+    for (const [name, r] of await kvCases(g)) if (!r.f16) expect(f32Bits(r.values.gpu), name).toEqual(f32Bits(r.values.ref));
+  },
+  causalAttentionQuantizedKv: async (g) => {
+    for (const [name, r] of await kvCases(g)) if (!r.f16) expect(r.attention, name).toBeLessThan(TOL);
+  },
+  // f16 bits as @llmq/tensor's f16FromNumber (subnormals included), values as @llmq/kv-cache's f16 cache reads them
+  kvToF16: async (g) => {
+    for (const [, r] of await kvCases(g)) if (r.f16) expect(r.codes.gpu).toEqual(r.codes.ref);
+  },
+  kvFromF16: async (g) => {
+    for (const [, r] of await kvCases(g)) if (r.f16) expect(f32Bits(r.values.gpu)).toEqual(f32Bits(r.values.ref));
+  },
+  causalAttentionF16Kv: async (g) => {
+    for (const [, r] of await kvCases(g)) if (r.f16) expect(r.attention).toBeLessThan(TOL);
   },
   argmax: async (g) => {
     const x = seeded(2 * 97, 14);

@@ -22,4 +22,16 @@ export {
   encodeSiluMul,
 } from "./gpu-kernels.js";
 export { type GpuLayer, type GpuModel, type QuantizedFiles, LAYER_LINEARS, loadQuantized } from "./load-quantized.js";
-export { type GpuGenerateOptions, type GpuKvCache, type GpuToken, type StepResult, createGpuKvCache, generate, gpuStep } from "./gpu-generate.js";
+export { type GpuGenerateOptions, type GpuToken, type StepResult, generate, gpuStep } from "./gpu-generate.js";
+export {
+  type GpuKvCache,
+  type GpuKvFormat,
+  type GpuKvQuant,
+  createGpuKvCache,
+  encodeCachedAttention,
+  encodeKvAppend,
+  encodeKvDequantize,
+  encodeKvQuantize,
+  gpuKvQuant,
+  readGpuKvCache,
+} from "./gpu-kv-cache.js";

@@ -1,3 +1,4 @@
+import { checkKvCacheScheme, formatKvCacheError, kvQParamsOf, kvScaleNames } from "@llmq/kv-cache";
 import { type LlamaConfig, decodeLlamaConfig, formatModelError, ropeInvFreq } from "@llmq/models";
 import { type QuantizationArgs, type QuantizationConfig, decodeQuantizationConfig, formatSchemeError, resolveSchemeForModule } from "@llmq/schemes";
 import { type GptqOptions, deserializeSafetensors, formatSerializationError } from "@llmq/serialization";
@@ -6,6 +7,7 @@ import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, storageBuffer } from "./gpu-context.js";
 import { type GpuError, invalidCheckpoint, unsupportedCheckpoint } from "./gpu-error.js";
 import type { GpuLinear, ScaleDType } from "./gpu-kernels.js";
+import { type GpuKvQuant, gpuKvQuant } from "./gpu-kv-cache.js";
 import { gptqLinear, gptqOptionsOf } from "./gptq-linear.js";
 import { isNvfp4Input, nvfp4Linear, zeroPointsOf } from "./linear-params.js";
 
@@ -26,6 +28,8 @@ export interface GpuLayer {
   readonly inputNorm: GPUBuffer;
   readonly postNorm: GPUBuffer;
   readonly linears: ReadonlyMap<string, GpuLinear>;
+  /** The layer's quantized KV cache (the checkpoint's kv_cache_scheme and k/v scales), null for f32. */
+  readonly kv: GpuKvQuant | null;
 }
 
 export interface GpuModel {
@@ -187,7 +191,10 @@ const checkConfig = (raw: Record<string, unknown>, cfg: LlamaConfig, gptq: GptqO
   if (raw.quantization_config === undefined || gptq !== null) return E.right(null);
   const qc = decodeQuantizationConfig(raw.quantization_config, "quantization_config");
   if (E.isLeft(qc)) return E.left(invalidCheckpoint(CONFIG, formatSchemeError(qc.left)));
-  if (qc.right.kv_cache_scheme !== null) return E.left(unsupportedCheckpoint(CONFIG, "kv_cache_scheme: the GPU KV cache is f32 only so far"));
+  if (qc.right.kv_cache_scheme !== null) {
+    const kv = checkKvCacheScheme(qc.right.kv_cache_scheme);
+    if (E.isLeft(kv)) return E.left(unsupportedCheckpoint(CONFIG, formatKvCacheError(kv.left)));
+  }
   const nonEmpty = (v: unknown): boolean => typeof v === "object" && v !== null && Object.keys(v).length > 0;
   const qraw = raw.quantization_config as Record<string, unknown>;
   if (nonEmpty(raw.transform_config) || nonEmpty(qraw.transform_config))
@@ -196,7 +203,26 @@ const checkConfig = (raw: Record<string, unknown>, cfg: LlamaConfig, gptq: GptqO
   return E.right(qc.right);
 };
 
-const loadLayer = (ctx: GpuContext, i: number, get: Get, qc: QuantizationConfig | null, gptq: GptqOptions | null): E.Either<GpuError, GpuLayer> => {
+/**
+ * Layer i's KV-cache format as llmq's CPU runtime takes it (open-model's kvCacheOf): the kv_cache_scheme with the
+ * k/v scales stored beside the layer's attention module; a layer without them keeps an f32 cache, as on the CPU.
+ */
+const layerKv = (ctx: GpuContext, i: number, get: Get, names: ReadonlyArray<string>, qc: QuantizationConfig | null, kvHeads: number): E.Either<GpuError, GpuKvQuant | null> => {
+  const args = qc?.kv_cache_scheme ?? null;
+  if (args === null) return E.right(null);
+  const attention = `model.layers.${i}.self_attn`;
+  const n = kvScaleNames(names.filter((x) => x.startsWith(`${attention}.`))).get(attention);
+  if (n === undefined) return E.right(null);
+  const opt = (name: string | null): Tensor | null => (name === null ? null : (get(name) ?? null));
+  const k = kvQParamsOf(args, n.k, get(n.k)!, opt(n.kZeroPoint), kvHeads);
+  const v = kvQParamsOf(args, n.v, get(n.v)!, opt(n.vZeroPoint), kvHeads);
+  if (E.isLeft(k)) return E.left(invalidCheckpoint(WEIGHTS, formatKvCacheError(k.left)));
+  if (E.isLeft(v)) return E.left(invalidCheckpoint(WEIGHTS, formatKvCacheError(v.left)));
+  const q = gpuKvQuant(ctx, args, k.right, v.right, kvHeads);
+  return E.isLeft(q) ? E.left(unsupportedCheckpoint(WEIGHTS, `${attention}: ${q.left}`)) : E.right(q.right);
+};
+
+const loadLayer = (ctx: GpuContext, i: number, get: Get, qc: QuantizationConfig | null, gptq: GptqOptions | null, kv: GpuKvQuant | null): E.Either<GpuError, GpuLayer> => {
   const p = `model.layers.${i}`;
   const inputNorm = get(`${p}.input_layernorm.weight`);
   const postNorm = get(`${p}.post_attention_layernorm.weight`);
@@ -207,7 +233,7 @@ const loadLayer = (ctx: GpuContext, i: number, get: Get, qc: QuantizationConfig 
     if (E.isLeft(l)) return l;
     linears.set(local, l.right);
   }
-  return E.right({ inputNorm: storageBuffer(ctx, f32Of(inputNorm)), postNorm: storageBuffer(ctx, f32Of(postNorm)), linears });
+  return E.right({ inputNorm: storageBuffer(ctx, f32Of(inputNorm)), postNorm: storageBuffer(ctx, f32Of(postNorm)), linears, kv });
 };
 
 const parseConfig = (text: string): E.Either<GpuError, { raw: Record<string, unknown>; cfg: LlamaConfig }> => {
@@ -238,8 +264,13 @@ export const loadQuantized = (ctx: GpuContext, files: QuantizedFiles): E.Either<
   const norm = get("model.norm.weight");
   if (emb === undefined || norm === undefined) return E.left(invalidCheckpoint(WEIGHTS, "model.embed_tokens.weight or model.norm.weight is missing"));
   const layers: GpuLayer[] = [];
+  const names = [...st.right.tensors.keys()];
+  if (qc.right?.kv_cache_scheme != null && kvScaleNames(names).size === 0)
+    return E.left(invalidCheckpoint(WEIGHTS, "config.json has a kv_cache_scheme but the checkpoint stores no self_attn.k_scale / v_scale (nor legacy k_proj.output_scale)"));
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const l = loadLayer(ctx, i, get, qc.right, gptq.right);
+    const kv = layerKv(ctx, i, get, names, qc.right, cfg.num_key_value_heads);
+    if (E.isLeft(kv)) return kv;
+    const l = loadLayer(ctx, i, get, qc.right, gptq.right, kv.right);
     if (E.isLeft(l)) return l;
     layers.push(l.right);
   }

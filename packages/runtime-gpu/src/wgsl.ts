@@ -3,7 +3,7 @@
 // gpu-kernels.ts); the comments say where the GPU order of operations differs.
 
 const PARAMS = "struct P { a: u32, b: u32, c: u32, d: u32, e: u32, f: u32, g: u32, h: u32 }\n@group(0) @binding(BINDING) var<uniform> p: P;\n";
-const params = (binding: number): string => PARAMS.replace("BINDING", String(binding));
+export const params = (binding: number): string => PARAMS.replace("BINDING", String(binding));
 
 /** An f32 rounded to bf16 (nearest, ties to even), as torch casts a dequantized weight to bf16 scales' dtype. */
 const BF16 = `fn bf16(v: f32) -> f32 {
@@ -127,41 +127,6 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   x[o + half + i] = x2 * c + x1 * s;
 }`;
 
-/**
- * Causal grouped-query attention of T new tokens after \`past\` cached ones; one invocation per (token, head), three
- * passes over the keys (max, Σexp, weighted values). a=T b=past c=heads d=kvHeads e=headDim f=window g=scale bits.
- */
-export const CAUSAL_ATTENTION = `${params(4)}
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o: array<f32>;
-fn score(t: u32, h: u32, g: u32, j: u32) -> f32 {
-  var acc = 0.0;
-  for (var i = 0u; i < p.e; i++) { acc = acc + q[(t * p.c + h) * p.e + i] * k[(j * p.d + g) * p.e + i]; }
-  return acc * bitcast<f32>(p.g);
-}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let h = id.x;
-  let t = id.y;
-  if (h >= p.c || t >= p.a) { return; }
-  let g = h / (p.c / p.d);
-  let hi = p.b + t;
-  var lo = 0u;
-  if (p.f != 0u && hi + 1u > p.f) { lo = hi + 1u - p.f; }
-  var mx = score(t, h, g, lo);
-  for (var j = lo + 1u; j <= hi; j++) { mx = max(mx, score(t, h, g, j)); }
-  var sum = 0.0;
-  for (var j = lo; j <= hi; j++) { sum = sum + exp(score(t, h, g, j) - mx); }
-  let inv = 1.0 / sum;
-  for (var i = 0u; i < p.e; i++) { o[(t * p.c + h) * p.e + i] = 0.0; }
-  for (var j = lo; j <= hi; j++) {
-    let pj = exp(score(t, h, g, j) - mx) * inv;
-    for (var i = 0u; i < p.e; i++) { o[(t * p.c + h) * p.e + i] = o[(t * p.c + h) * p.e + i] + pj * v[(j * p.d + g) * p.e + i]; }
-  }
-}`;
-
 /** a += b elementwise (the residual stream). a=n. */
 export const ADD = `${params(2)}
 @group(0) @binding(0) var<storage, read_write> a: array<f32>;
@@ -190,7 +155,7 @@ fn main() {
  * q·b's rounding error from Dekker's two-product (Veltkamp splits) instead of fma, which WGSL does not require to be
  * fused (SwiftShader's is not: with it the correction moved correctly rounded quotients by an ulp).
  */
-const DIV = `fn twoProductError(a: f32, b: f32, p: f32) -> f32 {
+export const DIV = `fn twoProductError(a: f32, b: f32, p: f32) -> f32 {
   let ca = 4097.0 * a;
   let ah = ca - (ca - a);
   let al = a - ah;
@@ -337,8 +302,11 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   y[t * p.b + n] = acc;
 }`;
 
-/** An f32 in the fp8 e4m3fn range rounded to its nearest fp8 value, ties to even (subnormals below 2^−6 on the 2^−9 grid). */
-const FP8_ROUND = `fn fp8(v: f32) -> f32 {
+/**
+ * An f32 rounded to the fp8 e4m3fn grid, nearest with ties to even (subnormals below 2^−6 on the 2^−9 grid), as
+ * @llmq/schemes' fp8Round; |v| ≤ 448 (the callers clamp first).
+ */
+export const FP8_ROUND = `fn fp8(v: f32) -> f32 {
   let a = abs(v);
   if (a < 0.015625) {
     let r = round(a * 512.0) / 512.0;
