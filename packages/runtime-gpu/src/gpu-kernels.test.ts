@@ -1,5 +1,5 @@
 import { linear, rmsNorm, ropeInvFreq } from "@llmq/models";
-import { decompressModule, dequantizeGptq, packColsToInt32, packGptq, packRowsToInt32 } from "@llmq/serialization";
+import { decompressModule, dequantizeGptq, packColsToInt32, packGptq, packRowsToInt32, roundTo } from "@llmq/serialization";
 import { computeDynamicQParams, fakeQuantize, presetScheme } from "@llmq/schemes";
 import { Tensor, cast, castFromNumbers, jsKernels, ropeCosSin, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
@@ -180,7 +180,7 @@ interface GptqCase {
   readonly v1: boolean;
 }
 
-/** A GPTQ linear (random codes, zero points, f16 scales, shuffled g_idx) repacked by gptqLinear, against dequantizeGptq + linear. */
+/** A GPTQ linear (random codes, zero points, f16 scales, shuffled g_idx) repacked by gptqLinear, against the CPU reader + linear. */
 const gptqCase = async (g: GpuContext, c: GptqCase): Promise<void> => {
   const top = (1 << c.bits) - 1;
   const gs = c.group === -1 ? c.k : c.group;
@@ -196,7 +196,8 @@ const gptqCase = async (g: GpuContext, c: GptqCase): Promise<void> => {
   // v1 stores zeros minus one and loses a zero of 0 (dequantizeGptq reproduces that): zeros from 1 keep the case exact
   const parts = packGptq({ q: ints(c.k * c.n, 55, 0, top), zeros: ints(groups * c.n, 57, 1, top), scales, gIdx, inFeatures: c.k, outFeatures: c.n, bits: c.bits, v1: c.v1 });
   const o = { bits: c.bits, groupSize: c.group, v1: c.v1 };
-  const w = must(dequantizeGptq(parts, o));
+  // llmq's CPU reader: the exact product rounded once to the f16 scales' dtype (GPTQModel's QuantLinear)
+  const w = { data: must(dequantizeGptq(parts, o)).data.map(roundTo("float16")) };
   const state = new Map<string, Tensor>([
     ["qweight", new Tensor("i32", parts.qweight.shape, parts.qweight.data)],
     ["qzeros", new Tensor("i32", parts.qzeros.shape, parts.qzeros.data)],
