@@ -62,9 +62,10 @@ export const quantizeOnLoad = (
     if (converting.has(name)) {
       shapes.set(name, t.shape);
       if (t.rank !== 2) return E.left(hfQuantizeFailed(q.name, `${name} has shape [${t.shape.join(", ")}], not a 2-D linear weight`));
-      const parts = q.quantizeLinear!(c, loadValues(t, dtype), dtype);
-      if (E.isLeft(parts)) return parts;
       const module = name.slice(0, -".weight".length);
+      const parts = q.quantizeLinear!(c, loadValues(t, dtype), dtype);
+      // a quantizer judges one weight; the message names the module it belongs to
+      if (E.isLeft(parts)) return E.left(parts.left._tag === "HfQuantizeFailed" ? hfQuantizeFailed(q.name, `${module}: ${parts.left.message}`) : parts.left);
       for (const [rel, p] of parts.right) out.set(`${module}.${rel}`, p);
     } else out.set(name, isFloat(t) && t.dtype !== LLMQ_DTYPE[dtype] ? cast(t, LLMQ_DTYPE[dtype]) : t);
   }
