@@ -18,7 +18,7 @@ import warnings
 
 import torch
 import transformers
-from safetensors.torch import load_file
+from fixture_cases import logits_rel_diff
 from transformers import AutoModelForCausalLM
 
 transformers.logging.set_verbosity_error()
@@ -28,13 +28,7 @@ warnings.simplefilter("ignore")
 def main(ours, logits_file):
     model = AutoModelForCausalLM.from_pretrained(ours, device_map="cpu", dtype=torch.float32)
     kernels = sorted({type(m).__name__ for m in model.modules() if hasattr(m, "qweight")})
-    ll = load_file(logits_file)
-    rel = 0.0
-    with torch.no_grad():
-        for i in range(len([k for k in ll if k.startswith("llmq.tokens.")])):
-            got = model(ll[f"llmq.tokens.{i}"].long().unsqueeze(0)).logits[0].float()
-            want = ll[f"llmq.logits.{i}"]
-            rel = max(rel, ((got - want).abs().max() / want.abs().max()).item())
+    rel = logits_rel_diff(model, logits_file)
     quantized = sum(1 for m in model.modules() if hasattr(m, "qweight"))
     report = {"kernels": kernels, "quantized_linears": quantized, "logits_rel_diff": rel,
               "gptqmodel": __import__("gptqmodel").__version__, "transformers": transformers.__version__}

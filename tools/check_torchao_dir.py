@@ -31,7 +31,7 @@ import warnings
 
 import torch
 import transformers
-from safetensors.torch import load_file
+from fixture_cases import logits_rel_diff
 from transformers import AutoModelForCausalLM
 from transformers.quantizers.auto import AutoQuantizationConfig
 
@@ -73,13 +73,7 @@ def main(fp_dir, ours, logits_file, qc_json, save_dir):
     report["loaded_linear_weight_types"] = kinds
     ok = ok and "Int8Tensor" in kinds
     if dtype_name == "float32":
-        ll = load_file(logits_file)
-        rel = 0.0
-        with torch.no_grad():
-            for i in range(len([k for k in ll if k.startswith("llmq.tokens.")])):
-                got = loaded(ll[f"llmq.tokens.{i}"].long().unsqueeze(0)).logits[0].float()
-                want = ll[f"llmq.logits.{i}"]
-                rel = max(rel, ((got - want).abs().max() / want.abs().max()).item())
+        rel = logits_rel_diff(loaded, logits_file)
         dynamic = any(getattr(m.weight, "act_quant_kwargs", None) is not None for m in loaded.modules() if isinstance(m, torch.nn.Linear))
         report["logits_rel_diff"] = rel
         report["logits_tolerance"] = 5e-2 if dynamic else 1e-4

@@ -49,3 +49,18 @@ def saved_case(model, name: str, tensors: dict) -> dict:
     meta = entries.pop("__metadata__")
     return {"quantization_config": saved["quantization_config"], "saved_dtype": saved.get("dtype"), "header_length": n,
             "metadata": meta, "entries": entries, "data_sha256": hashlib.sha256(raw[8 + n:]).hexdigest()}
+
+
+def logits_rel_diff(model, logits_file: str) -> float:
+    """max |a − b| / max |b| of `model`'s logits against llmq's on the windows of a logits file (llmq.tokens.i /
+    llmq.logits.i, packages/llmq/src/test-support/logits-file.ts), worst over the windows."""
+    import torch
+    from safetensors.torch import load_file
+    ll = load_file(logits_file)
+    rel = 0.0
+    with torch.no_grad():
+        for i in range(len([k for k in ll if k.startswith("llmq.tokens.")])):
+            got = model(ll[f"llmq.tokens.{i}"].long().unsqueeze(0)).logits[0].float()
+            want = ll[f"llmq.logits.{i}"]
+            rel = max(rel, ((got - want).abs().max() / want.abs().max()).item())
+    return rel
