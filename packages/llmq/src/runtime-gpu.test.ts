@@ -129,6 +129,34 @@ const compare = async (dir: string, maxTokens: number, prompt = PROMPT, kv: Cach
   };
 };
 
+/**
+ * How far the CPU's own logits over an f32 cache are from its logits over the cache chosen (relative): the GPU/CPU
+ * difference must be far below it for the comparison to show the cache in use on both sides.
+ */
+const kvEffectOf = async (dir: string, kv: CacheChoice): Promise<{ kvEffect: number; f32Tokens: number[] }> => {
+  const [f32, quantized] = [await cpuRun(dir, 200, "f32"), await cpuRun(dir, 200, kv)];
+  return { kvEffect: Math.max(...quantized.logits.map((l, i) => rowErr(f32.logits[i]!, l))), f32Tokens: f32.tokens };
+};
+
+/** `llmq generate`'s greedy tokens (its own cache construction) with a `--kv-cache` override. */
+const cliTokens = async (dir: string, kv: "f16" | "fp8" | "int8"): Promise<number[]> => {
+  const cpu = must(await loadForGeneration(must(await openModelDir(dir)()))());
+  const ids = (await lastValueFrom(generate(cpu, PROMPT, { maxTokens: 200, eosId: null, kvCache: kv }).pipe(toArray()))).map((t) => must(t).id);
+  await cpu.handle.close();
+  return ids;
+};
+
+/** exact: 200 identical tokens and logits within 1e-3; else as W8A8: within 1e-1, no unexplained argmax change. */
+const expectAgreement = (r: Comparison, exact: boolean): void => {
+  if (exact) {
+    expect(r.gpu).toEqual(r.cpu);
+    expect(r.worst).toBeLessThan(1e-3);
+  } else {
+    expect(r.worst).toBeLessThan(1e-1);
+    expect(r.unexplained).toEqual([]);
+  }
+};
+
 const report = (name: string, r: Comparison): void =>
   console.log(
     `${name}: free-running greedy tokens ${r.diverges < 0 ? `identical for all ${r.cpu.length}` : `identical for the first ${r.diverges}`}; teacher-forced worst relative logits difference ${r.worst.toExponential(2)}`,
@@ -217,21 +245,14 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
       const model: GpuModel = must(await loadQuantizedDir(gpu!, dir)());
       expect(model.layers.every((l) => l.kv !== null)).toBe(true);
       const r = await compare(dir, 200);
-      const [f32, quantized] = [await cpuRun(dir, 200, "f32"), await cpuRun(dir, 200)];
-      const kvEffect = Math.max(...quantized.logits.map((l, i) => rowErr(f32.logits[i]!, l)));
+      const { kvEffect, f32Tokens } = await kvEffectOf(dir, "checkpoint");
       report(name, r);
       console.log(`${name}: the CPU's own logits over an f32 cache differ from its quantized-cache ones by up to ${kvEffect.toExponential(2)} relative`);
       expect(r.worst).toBeLessThan(kvEffect / 10);
       // kvCache "f32" on the GPU is `--kv-cache f32` on the CPU: the weight-only comparison again
       const f32Gpu = (await lastValueFrom(gpuGenerate(model, PROMPT, { maxTokens: 200, kvCache: "f32" }).pipe(toArray()))).map((t) => t.id);
-      expect(f32Gpu).toEqual(f32.tokens);
-      if (exact) {
-        expect(r.gpu).toEqual(r.cpu);
-        expect(r.worst).toBeLessThan(1e-3);
-      } else {
-        expect(r.worst).toBeLessThan(1e-1);
-        expect(r.unexplained).toEqual([]);
-      }
+      expect(f32Gpu).toEqual(f32Tokens);
+      expectAgreement(r, exact);
     }, 600_000);
 
   // f16 rounds every cached value to 11 bits, so some key or value that reaches the cache an f32 ulp away from the CPU's
@@ -241,10 +262,7 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
     const dir = await quantize("stories260k-w4a16-g32.yaml", "w4a16-f16-kv");
     const r = await compare(dir, 200, PROMPT, "f16");
     report("W4A16 g32, f16 KV cache", r);
-    const cpu = must(await loadForGeneration(must(await openModelDir(dir)()))());
-    const cli = (await lastValueFrom(generate(cpu, PROMPT, { maxTokens: 200, eosId: null, kvCache: "f16" }).pipe(toArray()))).map((t) => must(t).id);
-    await cpu.handle.close();
-    expect(cli).toEqual(r.cpu); // the comparison's CPU side is llmq generate's
+    expect(await cliTokens(dir, "f16")).toEqual(r.cpu); // the comparison's CPU side is llmq generate's
     expect(r.worst).toBeLessThan(1e-2);
     expect(r.unexplained).toEqual([]);
   }, 600_000);
@@ -265,22 +283,12 @@ describe.skipIf(gpu === null)("runtime-gpu against llmq's CPU forward (stories26
     it(`a dynamic ${kv} KV cache (generate's kvCache "${kv}" = llmq generate --kv-cache ${kv}), W4A16 g32: ${exact ? "200 greedy tokens identical, every step's logits within 1e-3 relative" : "logits within 1e-1, the same argmax wherever the margin exceeds the difference"}`, async () => {
       const dir = await quantize("stories260k-w4a16-g32.yaml", `w4a16-${kv}-kv`);
       const r = await compare(dir, 200, PROMPT, kv);
-      const [f32, quantized] = [await cpuRun(dir, 200, "f32"), await cpuRun(dir, 200, kv)];
-      const kvEffect = Math.max(...quantized.logits.map((l, i) => rowErr(f32.logits[i]!, l)));
+      const { kvEffect } = await kvEffectOf(dir, kv);
       report(`W4A16 g32, dynamic ${kv} KV cache`, r);
       console.log(`dynamic ${kv}: the CPU's own logits over an f32 cache differ from its ${kv}-cache ones by up to ${kvEffect.toExponential(2)} relative`);
-      const cpu = must(await loadForGeneration(must(await openModelDir(dir)()))());
-      const cli = (await lastValueFrom(generate(cpu, PROMPT, { maxTokens: 200, eosId: null, kvCache: kv }).pipe(toArray()))).map((t) => must(t).id);
-      await cpu.handle.close();
-      expect(cli).toEqual(r.cpu); // the comparison's CPU side is llmq generate's
+      expect(await cliTokens(dir, kv)).toEqual(r.cpu); // the comparison's CPU side is llmq generate's
       expect(r.worst).toBeLessThan(kvEffect / 10); // the dynamic cache is in use on both sides
-      if (exact) {
-        expect(r.gpu).toEqual(r.cpu);
-        expect(r.worst).toBeLessThan(1e-3);
-      } else {
-        expect(r.worst).toBeLessThan(1e-1);
-        expect(r.unexplained).toEqual([]);
-      }
+      expectAgreement(r, exact);
     }, 600_000);
 
   it("temperature / top-p sampling: the same 100 tokens as llmq generate for the same seed (W4A16 g32)", async () => {
