@@ -2,7 +2,7 @@ export { type KvCacheError, formatKvCacheError, kvQuantizeFailed, kvScaleMismatc
 export { headsMajor, transposeHeads } from "./heads-major.js";
 export { ASYMMETRIC_KV_WARNING, type KvCacheScheme, checkKvCacheScheme } from "./kv-cache-scheme.js";
 export { type KvCacheState, type ObservedKv, KvCacheModifier, kvCacheSchemeOf, kvTensors } from "./kv-cache-modifier.js";
-export { type KvCacheFormat, type KvCacheShape, type KvQParams, type LayerKvCache, createKvCache, kvBytesPerToken } from "./kv-store.js";
+export { DYNAMIC_KV_ARGS, type KvCacheFormat, type KvCacheShape, type KvQParams, type LayerKvCache, createKvCache, kvBytesPerToken } from "./kv-store.js";
 export { type KvScaleNames, kvScaleNames, kvQParamsOf } from "./kv-scales.js";
 export {
   type ChannelRange,

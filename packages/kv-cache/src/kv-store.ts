@@ -53,7 +53,8 @@ const dynamicArgs = (type: "fp8" | "int8"): QuantizationArgs => {
   if (E.isLeft(a)) throw new Error(`llmq internal: dynamic kv args: ${formatSchemeError(a.left)}`);
   return a.right;
 };
-const DYNAMIC = { fp8: dynamicArgs("fp8"), int8: dynamicArgs("int8") } as const;
+/** The args of the dynamic formats' per-(token, KV head) scales: symmetric 8-bit, strategy token, dynamic. */
+export const DYNAMIC_KV_ARGS: Readonly<Record<"fp8" | "int8", QuantizationArgs>> = { fp8: dynamicArgs("fp8"), int8: dynamicArgs("int8") };
 
 const FP8_LUT = Float32Array.from({ length: 256 }, (_, c) => miniFloatToNumber(FP8_E4M3FN, c));
 /** An int8 code's value, indexed by its byte. */
@@ -131,7 +132,7 @@ const staticHalf = (args: QuantizationArgs, qp: KvQParams, name: string, kvHeads
 /** Codes with one symmetric scale per (token, KV head), from compressed-tensors' dynamic per-token qparams. */
 const dynamicHalf = (type: "fp8" | "int8", name: string, kvHeads: number, d: number, capacity: number): Half => {
   const n = kvHeads * d;
-  const args = DYNAMIC[type];
+  const args = DYNAMIC_KV_ARGS[type];
   const codes = type === "fp8" ? new Uint8Array(capacity * n) : new Int8Array(capacity * n);
   const scales = new Float32Array(capacity * kvHeads);
   return {

@@ -3,7 +3,7 @@ import { Rng, ropeCosSin } from "@llmq/tensor";
 import { Observable } from "rxjs";
 import { type GpuContext, readBuffer, storageBuffer } from "./gpu-context.js";
 import { encodeAdd, encodeArgmax, encodeLinear, encodeRmsNorm, encodeRope, encodeSiluMul } from "./gpu-kernels.js";
-import { type GpuKvCache, createGpuKvCache, encodeCachedAttention, encodeKvAppend } from "./gpu-kv-cache.js";
+import { type GpuKvCache, type GpuKvOverride, createGpuKvCache, destroyGpuKvCache, encodeCachedAttention, encodeKvAppend } from "./gpu-kv-cache.js";
 import type { GpuModel } from "./load-quantized.js";
 
 // Decoding on the GPU: the prompt runs through every layer at once, each layer's keys and values go to the KV cache on
@@ -121,9 +121,10 @@ export interface GpuGenerateOptions {
   readonly seed?: number;
   /**
    * The KV cache's format instead of the checkpoint's (its kv_cache_scheme, else f32), as `llmq generate --kv-cache`:
-   * "f32", or "f16" (values rounded to f16 as @llmq/kv-cache's f16 cache rounds them).
+   * "f32", "f16" (values rounded to f16 as @llmq/kv-cache's f16 cache rounds them), or "fp8" / "int8" (its dynamic
+   * formats: codes with a scale per token and KV head).
    */
-  readonly kvCache?: "f32" | "f16";
+  readonly kvCache?: GpuKvOverride;
 }
 
 export interface GpuToken {
@@ -155,7 +156,7 @@ export const generate = (m: GpuModel, prompt: Int32Array, o: GpuGenerateOptions)
     };
     run().then(
       () => {
-        for (const b of [...cache.k, ...cache.v]) b.destroy();
+        destroyGpuKvCache(cache);
         sub.complete();
       },
       (e) => sub.error(e),

@@ -372,6 +372,15 @@ const CASES: Record<GpuKernelName, (g: GpuContext) => Promise<void>> = {
   kvDequantize: async (g) => {
     for (const [name, r] of await kvCases(g)) if (!r.f16) expect(f32Bits(r.values.gpu), name).toEqual(f32Bits(r.values.ref));
   },
+  // the dynamic formats' scales per (token, KV head) bit-identical to computeDynamicQParams' (a zero head: eps)
+  kvScales: async (g) => {
+    const runs = (await kvCases(g)).filter(([name]) => name.startsWith("dynamic"));
+    expect(runs.length).toBe(2);
+    for (const [name, r] of runs) {
+      expect(r.scales.gpu.length, name).toBe(2 * 8 * 3);
+      expect(f32Bits(r.scales.gpu), name).toEqual(f32Bits(r.scales.ref));
+    }
+  },
   causalAttentionQuantizedKv: async (g) => {
     for (const [name, r] of await kvCases(g)) if (!r.f16) expect(r.attention, name).toBeLessThan(TOL);
   },

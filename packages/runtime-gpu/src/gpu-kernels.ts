@@ -1,6 +1,6 @@
 import { type GpuContext, bitsOf, dispatch } from "./gpu-context.js";
 import { ADD, ARGMAX, MATMUL_DENSE, MATMUL_FP8, MATMUL_NVFP4, MATMUL_PACKED, MATMUL_PACKED_GIDX, QUANTIZE_INPUT_FP8, QUANTIZE_INPUT_INT8, QUANTIZE_INPUT_NVFP4, RMS_NORM, ROPE, SILU_MUL } from "./wgsl.js";
-import { CAUSAL_ATTENTION, CAUSAL_ATTENTION_F16_KV, CAUSAL_ATTENTION_QUANTIZED_KV, KV_DEQUANTIZE, KV_FROM_F16, KV_QUANTIZE, KV_TO_F16 } from "./wgsl-attention.js";
+import { CAUSAL_ATTENTION, CAUSAL_ATTENTION_F16_KV, CAUSAL_ATTENTION_QUANTIZED_KV, KV_DEQUANTIZE, KV_FROM_F16, KV_QUANTIZE, KV_SCALES, KV_TO_F16 } from "./wgsl-attention.js";
 
 // The kernel registry: one WGSL source per kernel name, named like @llmq/tensor's kernel table where one exists there
 // (siluMul, causalAttention). The js backend and @llmq/models' forward stay the definition: gpu-kernels.test.ts
@@ -17,6 +17,7 @@ export const GPU_KERNELS = {
   causalAttention: CAUSAL_ATTENTION,
   causalAttentionQuantizedKv: CAUSAL_ATTENTION_QUANTIZED_KV,
   kvQuantize: KV_QUANTIZE,
+  kvScales: KV_SCALES,
   kvDequantize: KV_DEQUANTIZE,
   causalAttentionF16Kv: CAUSAL_ATTENTION_F16_KV,
   kvToF16: KV_TO_F16,

@@ -1,25 +1,35 @@
-import type { KvQParams } from "@llmq/kv-cache";
+import { DYNAMIC_KV_ARGS, type KvQParams } from "@llmq/kv-cache";
 import { type QuantizationArgs, calculateRange, formatSchemeError } from "@llmq/schemes";
-import { toFloat32 } from "@llmq/tensor";
+import { FLOAT_EPS, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type GpuContext, bitsOf, dispatch, readBuffer, storageBuffer } from "./gpu-context.js";
 import { type AttentionShape, GPU_KERNELS, encodeCausalAttention } from "./gpu-kernels.js";
 import type { GpuModel } from "./load-quantized.js";
 
 // The KV cache on the GPU: per layer the keys (after RoPE) and values of every position so far, either f32, f16 (asked
-// for, as `llmq generate --kv-cache f16`) or, for a checkpoint with a kv_cache_scheme, the codes of @llmq/kv-cache's static format (fp8 e4m3 or int, one byte each,
-// four per u32) quantized with the checkpoint's k_scale / v_scale exactly as the CPU cache quantizes them, and
-// dequantized exactly as it dequantizes them while attention reads them: the values attention sees are the CPU's.
+// for, as `llmq generate --kv-cache f16`) or codes (fp8 e4m3 or int, one byte each, four per u32): for a checkpoint
+// with a kv_cache_scheme @llmq/kv-cache's static format, quantized with the checkpoint's k_scale / v_scale, or, asked
+// for as `--kv-cache fp8|int8`, its dynamic format, with a scale per (token, KV head) computed on the GPU as the token
+// is appended. Codes and scales are the CPU cache's, dequantized exactly as it dequantizes them while attention reads
+// them: the values attention sees are the CPU's.
 
-/** A layer's quantized cache format: @llmq/kv-cache's "static" format (calibrated k/v qparams) on the GPU. */
+/** A layer's quantized cache format: @llmq/kv-cache's "static" (calibrated k/v qparams) or "dynamic" format on the GPU. */
 export interface GpuKvQuant {
   readonly fp8: boolean;
   readonly zeroPoint: boolean;
   readonly qMin: number;
   readonly qMax: number;
-  /** [k scale, v scale, k zero point, v zero point] × kvHeads f32 (a per-tensor scale repeated over the heads). */
+  /** Scales per (token, KV head), written as tokens are appended (the dynamic format). */
+  readonly dynamic: boolean;
+  /**
+   * Static: [k scale, v scale, k zero point, v zero point] × kvHeads f32 (a per-tensor scale repeated over the heads).
+   * Dynamic: [position, k | v, kvHeads] f32 scales.
+   */
   readonly qparams: GPUBuffer;
 }
+
+/** `generate`'s kvCache override, as `llmq generate --kv-cache`. */
+export type GpuKvOverride = "f32" | "f16" | "fp8" | "int8";
 
 /** A layer's cache format: quantized (the checkpoint's), "f16", or null for f32. */
 export type GpuKvFormat = GpuKvQuant | "f16" | null;
@@ -49,19 +59,31 @@ export const gpuKvQuant = (ctx: GpuContext, args: QuantizationArgs, k: KvQParams
   [k.zeroPoint, v.zeroPoint].forEach((z, half) => {
     if (z !== null) qp.set(toFloat32(z).data, (2 + half) * kvHeads);
   });
-  return E.right({ fp8: args.type === "float", zeroPoint: !args.symmetric, ...range.right, qparams: storageBuffer(ctx, qp) });
+  return E.right({ fp8: args.type === "float", zeroPoint: !args.symmetric, dynamic: false, ...range.right, qparams: storageBuffer(ctx, qp) });
 };
 
-const flagsOf = (f: GpuKvQuant): number => (f.fp8 ? 1 : 0) | (f.zeroPoint ? 2 : 0);
+/** @llmq/kv-cache's dynamic fp8 / int8 format for `capacity` positions: the scales are written as tokens are appended. */
+export const gpuKvDynamic = (ctx: GpuContext, type: "fp8" | "int8", capacity: number, kvHeads: number): GpuKvQuant => {
+  const args = DYNAMIC_KV_ARGS[type];
+  const range = calculateRange(args);
+  if (E.isLeft(range)) throw new Error(`llmq internal: dynamic kv range: ${formatSchemeError(range.left)}`);
+  // at least two positions: the attention kernels index a static layout's zero points (unused) inside the buffer
+  return { fp8: type === "fp8", zeroPoint: false, dynamic: true, ...range.right, qparams: storageBuffer(ctx, 2 * Math.max(capacity, 2) * kvHeads * 4) };
+};
+
+const flagsOf = (f: GpuKvQuant): number => (f.fp8 ? 1 : 0) | (f.zeroPoint ? 2 : 0) | (f.dynamic ? 4 : 0);
 
 /** Bytes of one layer's keys (or values) for `positions` rows of n channels: 4 per f32, 2 per f16, 1 per code (in u32 words). */
 const halfBytes = (f: GpuKvFormat, positions: number, n: number): number =>
   f === null ? 4 * positions * n : f === "f16" ? Math.ceil((positions * n) / 2) * 4 : Math.ceil((positions * n) / 4) * 4;
 
-/** A cache for `capacity` positions in each layer's format (the checkpoint's kv_cache_scheme, else f32), or all f32 / f16. */
-export const createGpuKvCache = (m: GpuModel, capacity: number, override?: "f32" | "f16"): GpuKvCache => {
+/** A cache for `capacity` positions in each layer's format (the checkpoint's kv_cache_scheme, else f32), or the override's. */
+export const createGpuKvCache = (m: GpuModel, capacity: number, override?: GpuKvOverride): GpuKvCache => {
   const n = m.config.num_key_value_heads * m.config.head_dim;
-  const formats = m.layers.map((l): GpuKvFormat => (override === "f32" ? null : override === "f16" ? "f16" : l.kv));
+  const formats = m.layers.map((l): GpuKvFormat => {
+    if (override === "fp8" || override === "int8") return gpuKvDynamic(m.ctx, override, capacity, m.config.num_key_value_heads);
+    return override === "f32" ? null : override === "f16" ? "f16" : l.kv;
+  });
   return {
     capacity,
     formats,
@@ -71,8 +93,22 @@ export const createGpuKvCache = (m: GpuModel, capacity: number, override?: "f32"
   };
 };
 
-/** Codes of rows x [T, n] of keys (half 0) or values (half 1) written at positions past… of `codes`. */
+/** The buffers a cache holds (its dynamic scales included). */
+export const destroyGpuKvCache = (cache: GpuKvCache): void => {
+  for (const b of [...cache.k, ...cache.v]) b.destroy();
+  for (const f of cache.formats) if (f !== null && f !== "f16" && f.dynamic) f.qparams.destroy();
+};
+
+/**
+ * Codes of rows x [T, n] of keys (half 0) or values (half 1) written at positions past… of `codes`; a dynamic format
+ * first writes the rows' scales (one per token and KV head), as @llmq/kv-cache's dynamic cache computes them.
+ */
 export const encodeKvQuantize = (ctx: GpuContext, enc: GPUCommandEncoder, f: GpuKvQuant, half: 0 | 1, x: GPUBuffer, codes: GPUBuffer, t: number, past: number, n: number, headDim: number): void => {
+  if (f.dynamic) {
+    // calculateQParams' symmetric divisor in f32: f32(f32(qMax − qMin) / 2)
+    const halfRange = Math.fround(Math.fround(f.qMax - f.qMin) / 2);
+    dispatch(ctx, enc, GPU_KERNELS.kvScales, [x, f.qparams], [t, past, n, headDim, half, bitsOf(halfRange), bitsOf(FLOAT_EPS.f32)], (t * n) / headDim);
+  }
   const words = Math.ceil(((past + t) * n) / 4) - Math.floor((past * n) / 4);
   dispatch(ctx, enc, GPU_KERNELS.kvQuantize, [x, codes, f.qparams], [t, past, n, headDim, flagsOf(f), half, bitsOf(f.qMin), bitsOf(f.qMax)], words);
 };

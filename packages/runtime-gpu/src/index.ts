@@ -26,12 +26,15 @@ export { type GpuGenerateOptions, type GpuToken, type StepResult, generate, gpuS
 export {
   type GpuKvCache,
   type GpuKvFormat,
+  type GpuKvOverride,
   type GpuKvQuant,
   createGpuKvCache,
+  destroyGpuKvCache,
   encodeCachedAttention,
   encodeKvAppend,
   encodeKvDequantize,
   encodeKvQuantize,
+  gpuKvDynamic,
   gpuKvQuant,
   readGpuKvCache,
 } from "./gpu-kv-cache.js";

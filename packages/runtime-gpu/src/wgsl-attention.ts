@@ -1,10 +1,11 @@
 import { DIV, FP8_DECODE, FP8_ROUND, params } from "./wgsl.js";
 
 // WGSL of attention and of the KV cache: causal attention over an f32 cache, an f16 one, or a quantized one (the codes
-// of @llmq/kv-cache's static fp8 / int formats, dequantized while attention reads them), and the kernels that write
-// and read such caches. The quantized kernels share one qparams buffer per layer: [k scale, v scale, k zero point,
-// v zero point] × kvHeads f32 (a per-tensor scale repeated over the heads), and one flags word: bit 0 fp8 codes (else
-// int codes, one signed byte each), bit 1 zero points.
+// of @llmq/kv-cache's static fp8 / int formats or of its dynamic fp8 / int8 ones, dequantized while attention reads
+// them), and the kernels that write and read such caches. The quantized kernels share one qparams buffer per layer:
+// static, [k scale, v scale, k zero point, v zero point] × kvHeads f32 (a per-tensor scale repeated over the heads);
+// dynamic, [position, k | v, kvHeads] f32 scales, written by KV_SCALES as tokens are appended; and one flags word:
+// bit 0 fp8 codes (else int codes, one signed byte each), bit 1 zero points, bit 2 dynamic (per-token) scales.
 
 /**
  * Causal grouped-query attention of T new tokens after `past` cached ones; one invocation per (token, head), three
@@ -51,11 +52,18 @@ fn kAt(j: u32, g: u32, i: u32) -> f32 { return k[(j * p.d + g) * p.e + i]; }
 fn vAt(j: u32, g: u32, i: u32) -> f32 { return v[(j * p.d + g) * p.e + i]; }`,
 );
 
+/** The index in the qparams of the scale of keys (half 0) or values (half 1) at position j, KV head g. */
+const SCALE_AT = `fn scaleAt(half: u32, j: u32, g: u32, heads: u32, flags: u32) -> u32 {
+  if ((flags & 4u) != 0u) { return (2u * j + half) * heads + g; }
+  return half * heads + g;
+}`;
+
 /**
  * A cached value from its code, as @llmq/kv-cache decodes it (the js backend's lutDequant): f32(code · s), or
  * f32(f32(code − z) · s) with zero points; the code is an fp8 e4m3fn value or a signed byte.
  */
 const KV_DEQUANT = `${FP8_DECODE}
+${SCALE_AT}
 fn codeAt(w: u32, e: u32) -> u32 { return (w >> ((e % 4u) * 8u)) & 255u; }
 fn deq(code: u32, s: f32, z: f32, flags: u32) -> f32 {
   var c = f32(i32(code << 24u) >> 24u);
@@ -74,8 +82,8 @@ export const CAUSAL_ATTENTION_QUANTIZED_KV = attention(
 @group(0) @binding(2) var<storage, read> vc: array<u32>;
 @group(0) @binding(3) var<storage, read> qp: array<f32>;
 ${KV_DEQUANT}
-fn kAt(j: u32, g: u32, i: u32) -> f32 { let e = (j * p.d + g) * p.e + i; return deq(codeAt(kc[e / 4u], e), qp[g], qp[2u * p.d + g], p.h); }
-fn vAt(j: u32, g: u32, i: u32) -> f32 { let e = (j * p.d + g) * p.e + i; return deq(codeAt(vc[e / 4u], e), qp[p.d + g], qp[3u * p.d + g], p.h); }`,
+fn kAt(j: u32, g: u32, i: u32) -> f32 { let e = (j * p.d + g) * p.e + i; return deq(codeAt(kc[e / 4u], e), qp[scaleAt(0u, j, g, p.d, p.h)], qp[2u * p.d + g], p.h); }
+fn vAt(j: u32, g: u32, i: u32) -> f32 { let e = (j * p.d + g) * p.e + i; return deq(codeAt(vc[e / 4u], e), qp[scaleAt(1u, j, g, p.d, p.h)], qp[3u * p.d + g], p.h); }`,
 );
 
 /**
@@ -113,6 +121,7 @@ export const KV_QUANTIZE = `${params(3)}
 @group(0) @binding(2) var<storage, read> qp: array<f32>;
 ${DIV}
 ${FP8_ROUND}
+${SCALE_AT}
 fn fp8Code(y: f32) -> u32 {
   let a = abs(fp8(y));
   let sign = (bitcast<u32>(y) >> 24u) & 0x80u;
@@ -123,7 +132,7 @@ fn fp8Code(y: f32) -> u32 {
 fn lane(r: u32) -> u32 {
   let g = (r % p.c) / p.d;
   let heads = p.c / p.d;
-  var y = div(x[r], qp[p.f * heads + g]);
+  var y = div(x[r], qp[scaleAt(p.f, p.b + r / p.c, g, heads, p.e)]);
   if ((p.e & 2u) != 0u) { y = y + qp[(2u + p.f) * heads + g]; }
   y = clamp(y, bitcast<f32>(p.g), bitcast<f32>(p.h));
   if ((p.e & 1u) != 0u) { return fp8Code(y); }
@@ -143,7 +152,32 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   if (e >= p.a * p.b) { return; }
   let heads = p.b / p.c;
   let g = (e % p.b) / p.c;
-  y[e] = deq(codeAt(codes[e / 4u], e), qp[p.f * heads + g], qp[(2u + p.f) * heads + g], p.e);
+  y[e] = deq(codeAt(codes[e / 4u], e), qp[scaleAt(p.f, e / p.b, g, heads, p.e)], qp[(2u + p.f) * heads + g], p.e);
+}`;
+
+/**
+ * @llmq/kv-cache's dynamic scales of T new rows x [T, n] of keys (half 0) or values (half 1), one per (token, KV head),
+ * as @llmq/schemes' computeDynamicQParams computes a symmetric per-token scale from f32 statistics:
+ * s = f32(amax / ((qMax − qMin) / 2)) (IEEE division, DIV), amax = max |x| over the head's channels; a zero scale
+ * becomes f32's eps. Written to the dynamic qparams at [past + t, half, g]. a=T b=past c=n d=headDim e=half
+ * f=(qMax − qMin) / 2 bits g=eps bits.
+ */
+export const KV_SCALES = `${params(2)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> qp: array<f32>;
+${DIV}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let heads = p.c / p.d;
+  let r = id.x + id.y * 65535u * 64u;
+  if (r >= p.a * heads) { return; }
+  let t = r / heads;
+  let g = r % heads;
+  var amax = 0.0;
+  for (var i = 0u; i < p.d; i++) { amax = max(amax, abs(x[t * p.c + g * p.d + i])); }
+  var s = div(amax, bitcast<f32>(p.f));
+  if (s == 0.0) { s = bitcast<f32>(p.g); }
+  qp[(2u * (p.b + t) + p.e) * heads + g] = s;
 }`;
 
 /**
