@@ -137,7 +137,7 @@ export const runGptqConfig = (c: HfQuantizationConfig, run: CalibratedRun): Prom
         tensors: x.tensors,
         warnings:
           x.lostZeros > 0
-            ? [`checkpoint_format "gptq" (v1) stores zero points minus one, and a zero point of 0 (stored −1) sets the higher fields of its int32 word: ${x.lostZeros} zero point(s) read back as 0 in every v1 reader (llmq's too) — "gptq_v2" keeps them`]
+            ? [`checkpoint_format "gptq" (v1) stores zero points minus one, and a zero point of 0 (stored −1) sets the higher fields of its int32 word: ${x.lostZeros} zero point(s) read back as 0 by GPTQModel's convert_gptq_file and llmq (GPTQModel's loader, which adds 0x55…5 to whole words, carries and reads some of them as 1) — "gptq_v2" keeps them`]
             : [],
       }))(await repackGptq(ctDir, p, quantized)),
     quantizationConfig: () => toDict(c),
