@@ -1,7 +1,7 @@
 // Pre-quantized HF checkpoints (GPTQ, AWQ) read back to dense f32 weights. The method comes from config.json's
 // `quantization_config` exactly as transformers' AutoQuantizationConfig.from_dict picks it (load_in_4bit/8bit win over
 // quant_method; a missing or unknown method is an error naming the supported ones).
-import { type Tensor, Tensor as TensorClass, cast } from "@llmq/tensor";
+import { type Tensor, Tensor as TensorClass, cast, roundToDType } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import type * as TE from "fp-ts/lib/TaskEither.js";
@@ -13,7 +13,6 @@ import { dequantizeAqlm } from "./aqlm-dequantize.js";
 import { dequantizeEetq } from "./eetq.js";
 import { type AwqOptions, type DenseWeight, type GptqOptions, type PackedTensor, GPTQ_BITS, dequantizeAwq, dequantizeGptq } from "./gptq-awq-dequantize.js";
 import type { Checkpoint } from "./safetensors-reader.js";
-import { roundTo } from "./float-rounding.js";
 
 /** Methods llmq reads back from a pre-quantized checkpoint ("compressed-tensors" through decompressModule). */
 export const READABLE_QUANT_METHODS: ReadonlyArray<string> = ["gptq", "awq", "bitsandbytes_4bit", "bitsandbytes_8bit", "fp8", "fbgemm_fp8", "hqq", "aqlm", "eetq", "compressed-tensors"];
@@ -215,8 +214,8 @@ const packedLinear = (parts: ReadonlyMap<string, Tensor>, fmt: QuantizedFormat &
       : dequantizeAwq(common, fmt.options);
   // What runs the checkpoint (GPTQModel's QuantLinear under transformers, AutoAWQ, vLLM) multiplies in the scales'
   // dtype: scales · (q − z) is the exact product rounded once to f16 / bf16, so that is the weight llmq evaluates.
-  const dt = scales.dtype === "f16" ? "float16" : scales.dtype === "bf16" ? "bfloat16" : null;
-  return dt === null ? w : E.map((d: DenseWeight) => ({ ...d, data: d.data.map(roundTo(dt)) }))(w);
+  const dt = scales.dtype;
+  return dt === "f16" || dt === "bf16" ? E.map((d: DenseWeight) => ({ ...d, data: d.data.map((x) => roundToDType(dt, x)) }))(w) : w;
 };
 
 const fp8 = (parts: ReadonlyMap<string, Tensor>, perRow: boolean): E.Either<string, DenseWeight> => {
