@@ -28,6 +28,7 @@ import torch
 import transformers
 from safetensors import safe_open
 from safetensors.torch import load_file
+from fixture_cases import logits_rel_diff
 from transformers import AutoModelForCausalLM
 from transformers.quantizers.auto import AutoQuantizationConfig
 
@@ -93,8 +94,6 @@ def main(fp_dir, ours, logits_file, qc_json):
     for k, w in theirs_w.items():
         worst = max(worst, ((ours_w[k] - w).abs().max() / w.abs().max().clamp(min=1e-30)).item())
     report["dequantized_rel_diff"] = worst
-    ll = load_file(logits_file)
-    rel = 0.0
     # bitsandbytes' CPU forward cannot run these shapes (4-bit: "N must be divisible by block_n" for 172 outputs) and
     # LLM.int8 quantizes activations at runtime: transformers' Llama runs on the dequantized weights instead.
     for name in ours_w:
@@ -112,13 +111,7 @@ def main(fp_dir, ours, logits_file, qc_json):
     for b in loaded.buffers():
         if b.is_floating_point():
             b.data = b.data.float()
-    with torch.no_grad():
-        for i in range(len([k for k in ll if k.startswith("llmq.tokens.")])):
-            t = ll[f"llmq.tokens.{i}"].long().unsqueeze(0)
-            got = loaded(t).logits[0].float()
-            want = ll[f"llmq.logits.{i}"]
-            rel = max(rel, ((got - want).abs().max() / want.abs().max()).item())
-    report["logits_rel_diff"] = rel
+    report["logits_rel_diff"] = rel = logits_rel_diff(loaded, logits_file)
     report["logits_route"] = "transformers' Llama on bitsandbytes' reference dequantization of llmq's tensors"
     codes = report["double_quant_absmax_codes_differing"]
     ok = (report["tensor_names_equal"] and not report["tensor_mismatches"] and report["quantization_config_equal"]
