@@ -1,6 +1,6 @@
 // `llmq quantize --hf-config '{"quant_method": "awq", …}'`: AwqConfig run by llmq's AWQ (the AWQModifier of
 // @llmq/transforms — llm-compressor 0.14's: AutoAWQ's per-block scale search with duo scaling over 20 grid points,
-// without AutoAWQ's clipping search — followed by 4-bit asymmetric group quantization) on a float16 copy of the
+// here with AutoAWQ's float32 grid loss, without AutoAWQ's clipping search — followed by 4-bit asymmetric group quantization) on a float16 copy of the
 // model, then the codes repacked unchanged into AutoAWQ's WQLinear_GEMM or WQLinear_GEMV layout with config.json's
 // quantization_config = AwqConfig.to_dict().
 import { type HfQuantizationConfig, awqModule, awqPackable, pyEqual, pyNumber, shouldConvertModule, toDict, unsignedLinear } from "@llmq/hf-quantizers";
@@ -111,6 +111,8 @@ export const runAwqConfig = (c: HfQuantizationConfig, run: CalibratedRun): Promi
     plan: (blockPrefix, blockLinears, names) => awqPlan(c, blockPrefix, blockLinears, names),
     packable: (p, inF, outF) => awqPackable(p.version, inF, outF, p.groupSize),
     modifiers: awqModifiers,
+    // AutoAWQ sums the squares in float32: llm-compressor's float16 sums overflow on real models (SmolLM2's layer 23)
+    modifierOptions: { awqLoss: "autoawq" },
     dataset: (given) => calibrationDataset("AwqConfig", c.dict, given),
     writeTexts,
     inTurn: () => false,

@@ -13,7 +13,7 @@ import { oneshot } from "./oneshot.js";
 import { openModelDir } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
 import { loadCalibration } from "./quantize-command.js";
-import { type Recipe, recipeFromLc } from "./recipe.js";
+import { type ModifierOptions, type Recipe, awqProgress, recipeFromLc } from "./recipe.js";
 const { mkdtemp, rename, rm, writeFile } = nodeBuiltin<typeof import("node:fs/promises")>("node:fs/promises");
 const { dirname, join, resolve } = nodeBuiltin<typeof import("node:path")>("node:path");
 
@@ -41,6 +41,8 @@ export interface CalibratedMethod<P> {
   /** Why a linear of this shape cannot be stored in the method's layout, or null. */
   readonly packable: (p: P, inFeatures: number, outFeatures: number) => string | null;
   readonly modifiers: (p: P, blockPrefix: string) => ReadonlyArray<{ readonly type: string } & Readonly<Record<string, unknown>>>;
+  /** How the method's modifiers run beyond their recipe entries (AwqConfig: AutoAWQ's grid loss). */
+  readonly modifierOptions?: ModifierOptions;
   /** Edits of the decoded recipe that its YAML cannot express (GPTQ's act-order groups). */
   readonly patchRecipe?: (p: P, r: LcRecipe) => LcRecipe;
   readonly dataset: (given: string | undefined) => E.Either<LlmqError, { readonly file: string | null; readonly texts: ReadonlyArray<string> | null; readonly warnings: ReadonlyArray<string> }>;
@@ -144,7 +146,7 @@ export const calibratedRun = async <P>(run: CalibratedRun, m: CalibratedMethod<P
   if (E.isLeft(chosen)) return chosen;
   const decoded = recipeFromModifiers(m.modifiers(plan.right, blockPrefix));
   if (E.isLeft(decoded)) return E.left(recipeError(formatRecipeError(decoded.left)));
-  const recipe = recipeFromLc(m.patchRecipe?.(plan.right, decoded.right) ?? decoded.right);
+  const recipe = recipeFromLc(m.patchRecipe?.(plan.right, decoded.right) ?? decoded.right, { ...m.modifierOptions, ...(run.progress ? { onGridPoint: awqProgress(run.progress) } : {}) });
   if (E.isLeft(recipe)) return recipe;
   let tmp: string;
   try {

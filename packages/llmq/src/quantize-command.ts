@@ -12,7 +12,7 @@ import { type OneshotResult, oneshot } from "./oneshot.js";
 import type { PipelineName } from "./pipeline.js";
 import { isGgufPath, openModelDir, optionalTokenizer } from "./open-model.js";
 import type { ProgressSink } from "./progress.js";
-import { type Recipe, recipeFromScheme, recipeFromYaml } from "./recipe.js";
+import { type Recipe, awqProgress, recipeFromScheme, recipeFromYaml } from "./recipe.js";
 import { quantizeWithMsModelSlim } from "./ms-model-slim.js";
 import { checkReportPath, writeReportFile } from "./report-file.js";
 import { type ReportSection, barChartSvg, renderReport } from "./report.js";
@@ -71,7 +71,7 @@ const resolveRecipe = async (o: QuantizeCommandOptions): Promise<E.Either<LlmqEr
     return recipeFromYaml(
       text,
       { ignore: o.ignore, targets: o.targets },
-      progress ? { onGridPoint: (mapping, done, total) => progress({ kind: "detail", stage: "quantize", label: `AWQ ${mapping} · grid ${done}/${total}` }) } : {},
+      progress ? { onGridPoint: awqProgress(progress) } : {},
     );
   }
   if (o.method !== "rtn" && o.method !== "gptq") return E.left(recipeError(`--method must be rtn or gptq, got "${o.method}" (other methods are given with --recipe)`));

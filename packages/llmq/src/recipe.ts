@@ -1,11 +1,12 @@
 import { GPTQModifier } from "@llmq/gptq";
 import { KvCacheModifier } from "@llmq/kv-cache";
 import { type Modifier, QuantizationModifier, combineModifiers } from "@llmq/observers";
-import { AWQModifier, QuIPModifier, SmoothQuantModifier, SpinQuantModifier } from "@llmq/transforms";
+import { AWQModifier, type AwqLoss, QuIPModifier, SmoothQuantModifier, SpinQuantModifier } from "@llmq/transforms";
 import { type Recipe as LcRecipe, type RecipeModifier, encodeRecipeYaml, formatRecipeError, parseRecipe, recipeFromModifiers } from "@llmq/schemes";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { type LlmqError, recipeError } from "./errors.js";
+import type { ProgressSink } from "./progress.js";
 
 // An llm-compressor recipe turned into modifier values, in recipe order (stages in order, modifiers of a stage in
 // order), each built by the package that owns its math. What llmq cannot run yet is refused here, before anything
@@ -35,10 +36,18 @@ export interface SchemeRecipeOptions {
 /** Modifiers llmq can run today; the others parse (their configs are validated) but are refused with this list. */
 export const RUNNABLE_MODIFIERS = ["QuantizationModifier", "GPTQModifier", "SmoothQuantModifier", "AWQModifier", "SpinQuantModifier", "QuIPModifier"] as const;
 
-/** Hooks the modifiers report progress through (the CLI's progress bar). */
-export interface ModifierHooks {
+/** What the modifiers take besides their recipe entry: progress hooks (the CLI's progress bar) and AWQ's loss. */
+export interface ModifierOptions {
   readonly onGridPoint?: (mapping: string, done: number, total: number) => void;
+  /** AutoAWQ's grid loss for transformers' AwqConfig; recipes keep llm-compressor's. */
+  readonly awqLoss?: AwqLoss;
 }
+
+/** The progress bar's line for one AWQ grid point. */
+export const awqProgress =
+  (progress: ProgressSink) =>
+  (mapping: string, done: number, total: number): void =>
+    progress({ kind: "detail", stage: "quantize", label: `AWQ ${mapping} · grid ${done}/${total}` });
 
 // ----- constructors -----
 
@@ -56,7 +65,7 @@ const mixinModifiers = (m: Extract<RecipeModifier, { type: "QuantizationModifier
 };
 
 /** The modifier values of one recipe entry (the registry of runnable modifiers). */
-const modifierOf = (hooks: ModifierHooks) => (m: RecipeModifier): E.Either<LlmqError, ReadonlyArray<Modifier>> => {
+const modifierOf = (hooks: ModifierOptions) => (m: RecipeModifier): E.Either<LlmqError, ReadonlyArray<Modifier>> => {
   switch (m.type) {
     case "QuantizationModifier":
     case "GPTQModifier":
@@ -64,7 +73,7 @@ const modifierOf = (hooks: ModifierHooks) => (m: RecipeModifier): E.Either<LlmqE
     case "SmoothQuantModifier":
       return E.right([SmoothQuantModifier(m) as Modifier]);
     case "AWQModifier":
-      return E.right([AWQModifier(m, hooks.onGridPoint ? { onGridPoint: hooks.onGridPoint } : {}) as Modifier]);
+      return E.right([AWQModifier(m, { ...(hooks.onGridPoint ? { onGridPoint: hooks.onGridPoint } : {}), ...(hooks.awqLoss ? { loss: hooks.awqLoss } : {}) }) as Modifier]);
     case "SpinQuantModifier":
       return E.right([SpinQuantModifier(m) as Modifier]);
     case "QuIPModifier":
@@ -109,7 +118,7 @@ const schemeLabel = (mods: ReadonlyArray<RecipeModifier>): string => {
 };
 
 /** The runnable Recipe of a decoded llm-compressor recipe. */
-export const recipeFromLc = (r: LcRecipe, hooks: ModifierHooks = {}): E.Either<LlmqError, Recipe> =>
+export const recipeFromLc = (r: LcRecipe, hooks: ModifierOptions = {}): E.Either<LlmqError, Recipe> =>
   pipe(
     r.modifiers,
     E.traverseArray(modifierOf(hooks)),
@@ -126,7 +135,7 @@ export const recipeFromLc = (r: LcRecipe, hooks: ModifierHooks = {}): E.Either<L
 export const recipeFromYaml = (
   text: string,
   overrides: { readonly targets?: ReadonlyArray<string> | undefined; readonly ignore?: ReadonlyArray<string> | undefined } = {},
-  hooks: ModifierHooks = {},
+  hooks: ModifierOptions = {},
 ): E.Either<LlmqError, Recipe> =>
   pipe(
     parseRecipe(text),

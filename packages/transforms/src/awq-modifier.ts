@@ -16,7 +16,7 @@ import { type Tensor, roundToDType, toFloat32 } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { pipe } from "fp-ts/lib/function.js";
 import { type LayerFloatDType, floatDTypeOf, scaleRange, smoothingEdits } from "./apply-smoothing.js";
-import { type AwqResult, type BalanceLayer, awqSearch, referenceOutputs } from "./awq-search.js";
+import { type AwqLoss, type AwqResult, type BalanceLayer, awqSearch, referenceOutputs } from "./awq-search.js";
 import { type MappingSpec, type ResolvedMapping, lowestCommonAncestor, mappingsOfLayer, resolveMappings } from "./resolve-mappings.js";
 
 // llm-compressor 0.14's AWQModifier (modifiers/transform/awq/base.py) on the modifier contract. A transform only:
@@ -53,6 +53,8 @@ export interface AwqCache {
 export interface AwqOptions {
   /** Progress of the grid search: mapping (smooth layer's full name), grid points done and total. */
   readonly onGridPoint?: (mapping: string, done: number, total: number) => void;
+  /** How grid losses are summed (awq-search.ts `AwqLoss`); llm-compressor's when absent. */
+  readonly loss?: AwqLoss;
 }
 
 const TYPE = "AWQModifier";
@@ -211,6 +213,7 @@ const smoothMapping = async (s: AwqState, layer: LayerState, m: AwqMapping, cach
     fusedGroups: s.model.architecture.fusedGroups,
     inputs: cache.inputs,
     outputDType: modelDType(layer, m.balance[0]!),
+    ...(opts.loss !== undefined ? { loss: opts.loss } : {}),
     parent,
     ...(opts.onGridPoint ? { onGridPoint: (d: number, t: number) => opts.onGridPoint!(name, d, t) } : {}),
   };

@@ -19,6 +19,14 @@ import { torchPow } from "./torch-pow.js";
 
 export type DuoScaling = boolean | "both";
 
+/**
+ * How a grid point's loss is summed. "llm-compressor" (0.14's `_compute_loss`): each batch's
+ * `mse_loss(reduction="sum")` is a number in the outputs' dtype — a float16 sum past 65504 is inf — added up in f32.
+ * "autoawq" (AutoAWQ's `_compute_loss`): the squares are summed in f32 (`.float().pow(2).sum()`) and added up in a
+ * Python float, so a float16 model cannot overflow it.
+ */
+export type AwqLoss = "llm-compressor" | "autoawq";
+
 /** A balance layer of the mapping: its weight as it is now and the weight args of the scheme that will quantize it. */
 export interface BalanceLayer {
   readonly local: string;
@@ -44,6 +52,8 @@ export interface AwqSearch {
   readonly parent: (balance: ReadonlyMap<string, Tensor<"f32">>) => (x: Tensor<"f32">) => E.Either<string, Tensor<"f32">>;
   /** The dtype the parent's outputs have in the model (torch's mse_loss of a bf16 batch is a bf16 number). */
   readonly outputDType: LayerFloatDType;
+  /** llm-compressor's loss when absent. */
+  readonly loss?: AwqLoss;
   /** Called after each grid point (progress). */
   readonly onGridPoint?: (done: number, total: number) => void;
 }
@@ -180,18 +190,20 @@ const sumSquares = (a: Tensor<"f32">, b: Tensor<"f32">, dtype: LayerFloatDType):
   return roundToDType(dtype, s);
 };
 
-/** `_compute_loss`: Σ over batches (f32) / element count. */
+/** `_compute_loss`: Σ over batches / element count, in f32 (llm-compressor) or f64 (AutoAWQ's Python float). */
 const lossOver = (search: AwqSearch, weights: ReadonlyMap<string, Tensor<"f32">>, reference: ReadonlyArray<Tensor<"f32">>, mapping: string): E.Either<ModifierError, number> => {
+  const lc = (search.loss ?? "llm-compressor") === "llm-compressor";
+  const total = lc ? Math.fround : (v: number) => v;
   const forward = search.parent(weights);
   let loss = 0;
   let count = 0;
   for (const [i, x] of search.inputs.entries()) {
     const y = forward(x);
     if (E.isLeft(y)) return E.left(modifierError("AWQModifier", mapping, y.left));
-    loss = Math.fround(loss + sumSquares(reference[i]!, y.right, search.outputDType));
+    loss = total(loss + sumSquares(reference[i]!, y.right, lc ? search.outputDType : "f32"));
     count += y.right.size;
   }
-  return E.right(Math.fround(loss / count));
+  return E.right(total(loss / count));
 };
 
 /** The parent's outputs with the weights as they are: null when some output is not finite (LC skips the mapping). */
@@ -206,6 +218,12 @@ export const referenceOutputs = (search: AwqSearch, mapping: string): E.Either<M
   }
   return E.right(out);
 };
+
+/** Why no grid point won: every loss +inf in a 16-bit model is a batch's squared error past the dtype's range. */
+const noFiniteLoss = (search: AwqSearch, history: ReadonlyArray<GridPoint>): string =>
+  (search.loss ?? "llm-compressor") === "llm-compressor" && search.outputDType === "f16" && history.every((h) => h.loss === Number.POSITIVE_INFINITY)
+    ? "no finite loss was found in the grid search: every grid point's loss is inf, because some batch's summed squared error passed float16's range (65504) — llm-compressor 0.14 sums it in the model's dtype, and fails the same way; quantize a bfloat16 or float32 copy of the model, or use shorter calibration windows"
+    : "no finite loss was found in the grid search (NaN values in the forward pass of the parent module, or mappings that do not fit the model)";
 
 /** One macrotask: lets a signal handler run between two grid points (the search can take minutes per layer). */
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -235,9 +253,6 @@ export const awqSearch = async (
     await yieldToEventLoop();
     if (signal?.aborted) return E.left(modifierError("AWQModifier", mapping, "interrupted"));
   }
-  if (best === null)
-    return E.left(
-      modifierError("AWQModifier", mapping, "no finite loss was found in the grid search (NaN values in the forward pass of the parent module, or mappings that do not fit the model)"),
-    );
+  if (best === null) return E.left(modifierError("AWQModifier", mapping, noFiniteLoss(search, history)));
   return E.right({ scales: best.scales, ratio: best.ratio, duoScaling: best.duo, loss: best.loss, initialLoss: history[0]!.loss, history });
 };

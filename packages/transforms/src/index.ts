@@ -5,7 +5,7 @@ export { divideColumns, divideOutputs, floatDTypeOf, scaleColumns, scaleRange, s
 export { torchPow } from "./torch-pow.js";
 export type { ChannelRange, SmoothQuantState } from "./smooth-quant.js";
 export { SmoothQuantModifier, foldChannelRange, smoothQuantScales } from "./smooth-quant.js";
-export type { AwqResult, AwqSearch, BalanceLayer, DuoScaling, GridPoint } from "./awq-search.js";
+export type { AwqLoss, AwqResult, AwqSearch, BalanceLayer, DuoScaling, GridPoint } from "./awq-search.js";
 export { awqGrid, awqScales, awqSearch, awqWeightMean, referenceOutputs } from "./awq-search.js";
 export type { AwqCache, AwqMapping, AwqOptions, AwqState } from "./awq-modifier.js";
 export { AWQModifier } from "./awq-modifier.js";
