@@ -86,6 +86,20 @@ describe("awqSearch on a linear parent", () => {
     expect(points).toBe(3);
   });
 
+  it("float16 outputs: llm-compressor's per-batch sums overflow past 65504 and say so; AutoAWQ's float32 sums do not", async () => {
+    const big = { ...search, inputs: search.inputs.map((x) => new Tensor("f32", x.shape, x.data.map((v) => v * 60))) };
+    const ref = referenceOutputs(big, "m");
+    if (E.isLeft(ref) || ref.right === null) throw new Error("ref");
+    const lc = await awqSearch({ ...big, outputDType: "f16" }, ref.right, "m");
+    expect(E.isLeft(lc) && lc.left.detail).toMatch(/every grid point's loss is inf, because some batch's summed squared error passed float16's range \(65504\)/);
+    const f32 = await awqSearch(big, ref.right, "m");
+    const auto = await awqSearch({ ...big, outputDType: "f16", loss: "autoawq" }, ref.right, "m");
+    if (E.isLeft(auto) || E.isLeft(f32)) throw new Error("search");
+    expect(auto.right.initialLoss).toBeGreaterThan(65504 / (32 * 8));
+    expect(auto.right.ratio).toBe(f32.right.ratio);
+    expect(Math.abs(auto.right.loss / f32.right.loss - 1)).toBeLessThan(1e-6);
+  });
+
   it("a forward that always gives NaN is a typed error (no finite loss)", async () => {
     const nan = { ...search, parent: () => (x: Tensor<"f32">) => E.right(new Tensor("f32", [x.shape[0]!, 8], new Float32Array(x.shape[0]! * 8).fill(Number.NaN))) };
     const r = await awqSearch(nan, search.inputs.map((x) => linear(x, w)), "m");
