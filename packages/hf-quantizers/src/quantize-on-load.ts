@@ -20,7 +20,7 @@ export interface QuantizeOnLoadResult {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-const LLMQ_DTYPE: Readonly<Record<TorchFloat, "f32" | "f16" | "bf16">> = { float32: "f32", float16: "f16", bfloat16: "bf16" };
+export const LLMQ_DTYPE: Readonly<Record<TorchFloat, "f32" | "f16" | "bf16">> = { float32: "f32", float16: "f16", bfloat16: "bf16" };
 
 /** A tensor's values as f32, rounded to the load dtype (what the module holds before it quantizes). */
 const loadValues = (t: Tensor, dtype: TorchFloat): Tensor => new Tensor("f32", t.shape, (cast(t, "f32").data as Float32Array).map(roundTo(dtype)));
@@ -54,7 +54,10 @@ export const quantizeOnLoad = (
   const checked = checkQuantizeOnLoad(q, c);
   if (E.isLeft(checked)) return checked;
   const dtype = q.updateDtype(c, requestedDtype);
-  const { convert, keep } = preprocessModel(q, c, facts);
+  const split = preprocessModel(q, c, facts);
+  // weights the quantize step leaves as they are (torchao's int4 on in_features % group_size != 0) stay dense
+  const dense = new Set(split.convert.filter((m) => q.keepsDense?.(c, tensors.get(`${m}.weight`)?.shape ?? []) === true));
+  const [convert, keep] = [split.convert.filter((m) => !dense.has(m)), [...split.keep, ...split.convert.filter((m) => dense.has(m))]];
   const converting = new Set(convert.map((m) => `${m}.weight`));
   const shapes = new Map<string, ReadonlyArray<number>>();
   const out = new Map<string, Tensor>();
