@@ -44,6 +44,13 @@ const metadataOf = (q: Quantizer, c: HfQuantizationConfig, facts: ModelFacts, sh
   return q.safetensorsMetadata(c, facts.stateDict, shapes, dtype);
 };
 
+/** One warning per reason: "<first module> (+n more) stay dense: <reason>". */
+const denseWarnings = (dense: ReadonlyMap<string, string | null>): ReadonlyArray<string> => {
+  const byReason = new Map<string, string[]>();
+  for (const [m, why] of dense) byReason.set(why!, [...(byReason.get(why!) ?? []), m]);
+  return [...byReason].map(([why, ms]) => `${ms[0]}${ms.length > 1 ? ` (+${ms.length - 1} more)` : ""} ${ms.length > 1 ? "stay" : "stays"} dense: ${why}`);
+};
+
 export const quantizeOnLoad = (
   q: Quantizer,
   c: HfQuantizationConfig,
@@ -56,8 +63,8 @@ export const quantizeOnLoad = (
   const dtype = q.updateDtype(c, requestedDtype);
   const split = preprocessModel(q, c, facts);
   // weights the quantize step leaves as they are (torchao's int4 on in_features % group_size != 0) stay dense
-  const dense = new Set(split.convert.filter((m) => q.keepsDense?.(c, tensors.get(`${m}.weight`)?.shape ?? []) === true));
-  const [convert, keep] = [split.convert.filter((m) => !dense.has(m)), [...split.keep, ...split.convert.filter((m) => dense.has(m))]];
+  const dense = new Map(split.convert.map((m) => [m, q.keepsDense?.(c, tensors.get(`${m}.weight`)?.shape ?? []) ?? null] as const).filter(([, why]) => why !== null));
+  const [convert, keep] = [split.convert.filter((m) => !dense.has(m)), [...split.keep, ...dense.keys()]];
   const converting = new Set(convert.map((m) => `${m}.weight`));
   const shapes = new Map<string, ReadonlyArray<number>>();
   const out = new Map<string, Tensor>();
@@ -77,5 +84,6 @@ export const quantizeOnLoad = (
   const savedConfig = q.savedConfig?.(c) ?? toDict(c);
   // update_dtype overriding the user's dtype (FbgemmFp8 forces bfloat16): transformers warns, so does llmq.
   const overridden = requestedDtype !== null && requestedDtype !== dtype ? [`${q.name} loads and saves the model in ${dtype}: the requested ${requestedDtype} is overridden (update_dtype)`] : [];
-  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings: [...checked.right, ...parameterOnlySkipWarnings(q, c, facts), ...overridden], metadata: metadata.right });
+  const warnings = [...checked.right, ...parameterOnlySkipWarnings(q, c, facts), ...denseWarnings(dense), ...overridden];
+  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings, metadata: metadata.right });
 };

@@ -46,10 +46,11 @@ export interface Quantizer {
   /** update_dtype: the dtype of the loaded (and saved) floating tensors when the user picks none. */
   readonly updateDtype: (c: HfQuantizationConfig, dtype: TorchFloat | null) => TorchFloat;
   /**
-   * A weight the method's quantize step hands back unchanged although the linear is converted (torchao's int4
-   * leaves one whose in_features is not a multiple of group_size dense): saved as a plain weight in the load dtype.
+   * Why the method's quantize step hands this weight back unchanged although the linear is converted (torchao's int4
+   * leaves one whose in_features is not a multiple of group_size dense), or null: such a weight is saved as a plain
+   * weight in the load dtype, and the reason is a warning.
    */
-  readonly keepsDense?: (c: HfQuantizationConfig, shape: ReadonlyArray<number>) => boolean;
+  readonly keepsDense?: (c: HfQuantizationConfig, shape: ReadonlyArray<number>) => string | null;
   /** One linear's weight (f32 values already in `dtype`) → the tensors transformers saves for it. */
   readonly quantizeLinear?: (c: HfQuantizationConfig, weight: Tensor, dtype: TorchFloat) => E.Either<HfQuantizerError, QuantizedTensors>;
   /** The dense weight back (f32) from the tensors quantizeLinear wrote (by relative name). */

@@ -77,8 +77,9 @@ export const torchaoInt4Weight = (w: Float32Array, out: number, inF: number, gro
   return { qdata, scale, zero, scaleShape: [groups, out] as const };
 };
 
-/** torchao leaves a weight dense unless in_features is a multiple of group_size. */
-export const int4KeepsDense = (p: TorchAoInt4Params, shape: ReadonlyArray<number>): boolean => (shape[1] ?? 0) % p.groupSize !== 0;
+/** torchao leaves a weight dense unless in_features is a multiple of group_size (the reason, or null). */
+export const int4KeepsDense = (p: TorchAoInt4Params, shape: ReadonlyArray<number>): string | null =>
+  (shape[1] ?? 0) % p.groupSize === 0 ? null : `in_features ${shape[1]} is not a multiple of group_size ${p.groupSize}, which torchao's Int4WeightOnlyConfig leaves unquantized`;
 
 export const quantizeInt4 = (p: TorchAoInt4Params, w: Tensor, dtype: TorchFloat): E.Either<HfQuantizerError, ReadonlyArray<readonly [string, Tensor]>> => {
   const [out, inF] = w.shape as [number, number];

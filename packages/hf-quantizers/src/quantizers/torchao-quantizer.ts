@@ -248,7 +248,7 @@ export const TorchAoQuantizer: Quantizer = {
   updateDtype: (_c, dtype) => dtype ?? "float32",
   keepsDense: (c, shape) => {
     const p = torchaoParamsOf(c);
-    return E.isRight(p) && p.right.configType === "Int4WeightOnlyConfig" && int4KeepsDense(p.right, shape);
+    return E.isRight(p) && p.right.configType === "Int4WeightOnlyConfig" ? int4KeepsDense(p.right, shape) : null;
   },
   quantizeLinear: quantizeTorchAo,
   dequantizeLinear: dequantizeTorchAo,
