@@ -12,7 +12,9 @@
 # (its SM 75-89 weight layout): on stories260K only q_proj / o_proj fit (k/v have 32 outputs, the MLP is 172 wide).
 # TorchAo's dynamic-activation and FbgemmFp8's rows are evaluated with their run-time input quantization (int8 per
 # token / fp8 per row); FbgemmFp8 saves the rest of the model in bfloat16 (transformers forces it), so its row
-# includes that cast.
+# includes that cast. TorchAo's int4 rows (torchao's Int4Tensor, plain layout, in float32 like the int8 rows) take
+# group sizes that divide the models' inputs: torchao leaves a weight whose in_features is not a multiple of group_size
+# dense (stories260K's 172-wide down_proj at 32; at the default 128 nothing of either model but SmolLM2's down_proj).
 # Run from the repo root after `pnpm build`: bash tooling/quality-hf-quantizers.sh [out_dir] (MODELS="stories260k" for
 # one model, ROWS=<regex> for the rows whose label matches)
 set -euo pipefail
@@ -46,6 +48,8 @@ CONFIGS=(
   'AWQ GEMM 4-bit g64|smollm2|{"quant_method": "awq", "group_size": 64}'
   'TorchAo int8 weight-only (per row)|all|{"quant_method": "torchao", "quant_type": {"default": {"_type": "Int8WeightOnlyConfig", "_version": 2, "_data": {}}}}'
   'TorchAo int8 dynamic activations + int8 weights|all|{"quant_method": "torchao", "quant_type": {"default": {"_type": "Int8DynamicActivationInt8WeightConfig", "_version": 2, "_data": {}}}}'
+  'TorchAo int4 weight-only g32 (plain; down_proj stays dense: 172 % 32 != 0)|stories260k|{"quant_method": "torchao", "quant_type": {"default": {"_type": "Int4WeightOnlyConfig", "_version": 2, "_data": {"group_size": 32}}}}'
+  'TorchAo int4 weight-only g64 (plain)|smollm2|{"quant_method": "torchao", "quant_type": {"default": {"_type": "Int4WeightOnlyConfig", "_version": 2, "_data": {"group_size": 64}}}}'
   'FbgemmFp8 (bf16 model, fp8 weights and inputs)|all|{"quant_method": "fbgemm_fp8"}'
 )
 ROWS=${ROWS:-.}

@@ -24,5 +24,6 @@ export { DECLARED_QUANTIZERS } from "./quantizers/declared-quantizers.js";
 export { HqqQuantizer, hqqParamsOf } from "./quantizers/hqq-quantizer.js";
 export { EetqQuantizer } from "./quantizers/eetq-quantizer.js";
 export { type UnsignedLinear, awqModule, awqPackable, gptqModule, gptqPackable, gptqV1LostZeros, unsignedLinear } from "./gptq-awq-writers.js";
-export { type TorchAoActivation, type TorchAoInt8Params, TorchAoQuantizer, torchaoFakeQuantizeInput, torchaoInt8Weight, torchaoMetadata, torchaoParamsOf } from "./quantizers/torchao-quantizer.js";
+export { type TorchAoActivation, type TorchAoInt8Params, type TorchAoParams, TorchAoQuantizer, torchaoFakeQuantizeInput, torchaoInt8Weight, torchaoMetadata, torchaoParamsOf } from "./quantizers/torchao-quantizer.js";
+export { type TorchAoInt4Params, torchaoInt4Weight } from "./quantizers/torchao-int4.js";
 export { FbgemmFp8Quantizer, fbgemmFakeQuantizeInput, fbgemmQuantizeFp8PerRow } from "./quantizers/fbgemm-fp8-quantizer.js";

@@ -20,7 +20,7 @@ export interface QuantizeOnLoadResult {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-const LLMQ_DTYPE: Readonly<Record<TorchFloat, "f32" | "f16" | "bf16">> = { float32: "f32", float16: "f16", bfloat16: "bf16" };
+export const LLMQ_DTYPE: Readonly<Record<TorchFloat, "f32" | "f16" | "bf16">> = { float32: "f32", float16: "f16", bfloat16: "bf16" };
 
 /** A tensor's values as f32, rounded to the load dtype (what the module holds before it quantizes). */
 const loadValues = (t: Tensor, dtype: TorchFloat): Tensor => new Tensor("f32", t.shape, (cast(t, "f32").data as Float32Array).map(roundTo(dtype)));
@@ -44,6 +44,13 @@ const metadataOf = (q: Quantizer, c: HfQuantizationConfig, facts: ModelFacts, sh
   return q.safetensorsMetadata(c, facts.stateDict, shapes, dtype);
 };
 
+/** One warning per reason: "<first module> (+n more) stay dense: <reason>". */
+const denseWarnings = (dense: ReadonlyMap<string, string | null>): ReadonlyArray<string> => {
+  const byReason = new Map<string, string[]>();
+  for (const [m, why] of dense) byReason.set(why!, [...(byReason.get(why!) ?? []), m]);
+  return [...byReason].map(([why, ms]) => `${ms[0]}${ms.length > 1 ? ` (+${ms.length - 1} more)` : ""} ${ms.length > 1 ? "stay" : "stays"} dense: ${why}`);
+};
+
 export const quantizeOnLoad = (
   q: Quantizer,
   c: HfQuantizationConfig,
@@ -54,7 +61,10 @@ export const quantizeOnLoad = (
   const checked = checkQuantizeOnLoad(q, c);
   if (E.isLeft(checked)) return checked;
   const dtype = q.updateDtype(c, requestedDtype);
-  const { convert, keep } = preprocessModel(q, c, facts);
+  const split = preprocessModel(q, c, facts);
+  // weights the quantize step leaves as they are (torchao's int4 on in_features % group_size != 0) stay dense
+  const dense = new Map(split.convert.map((m) => [m, q.keepsDense?.(c, tensors.get(`${m}.weight`)?.shape ?? []) ?? null] as const).filter(([, why]) => why !== null));
+  const [convert, keep] = [split.convert.filter((m) => !dense.has(m)), [...split.keep, ...dense.keys()]];
   const converting = new Set(convert.map((m) => `${m}.weight`));
   const shapes = new Map<string, ReadonlyArray<number>>();
   const out = new Map<string, Tensor>();
@@ -74,5 +84,6 @@ export const quantizeOnLoad = (
   const savedConfig = q.savedConfig?.(c) ?? toDict(c);
   // update_dtype overriding the user's dtype (FbgemmFp8 forces bfloat16): transformers warns, so does llmq.
   const overridden = requestedDtype !== null && requestedDtype !== dtype ? [`${q.name} loads and saves the model in ${dtype}: the requested ${requestedDtype} is overridden (update_dtype)`] : [];
-  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings: [...checked.right, ...parameterOnlySkipWarnings(q, c, facts), ...overridden], metadata: metadata.right });
+  const warnings = [...checked.right, ...parameterOnlySkipWarnings(q, c, facts), ...denseWarnings(dense), ...overridden];
+  return E.right({ tensors: out, quantizationConfig: savedConfig, dtype, converted: convert, kept: keep, warnings, metadata: metadata.right });
 };

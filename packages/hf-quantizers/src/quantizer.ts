@@ -45,6 +45,12 @@ export interface Quantizer {
   readonly validateEnvironment: (c: HfQuantizationConfig) => E.Either<HfQuantizerError, ReadonlyArray<string>>;
   /** update_dtype: the dtype of the loaded (and saved) floating tensors when the user picks none. */
   readonly updateDtype: (c: HfQuantizationConfig, dtype: TorchFloat | null) => TorchFloat;
+  /**
+   * Why the method's quantize step hands this weight back unchanged although the linear is converted (torchao's int4
+   * leaves one whose in_features is not a multiple of group_size dense), or null: such a weight is saved as a plain
+   * weight in the load dtype, and the reason is a warning.
+   */
+  readonly keepsDense?: (c: HfQuantizationConfig, shape: ReadonlyArray<number>) => string | null;
   /** One linear's weight (f32 values already in `dtype`) → the tensors transformers saves for it. */
   readonly quantizeLinear?: (c: HfQuantizationConfig, weight: Tensor, dtype: TorchFloat) => E.Either<HfQuantizerError, QuantizedTensors>;
   /** The dense weight back (f32) from the tensors quantizeLinear wrote (by relative name). */
@@ -55,7 +61,7 @@ export interface Quantizer {
    * dequantizeLinear, these let `llmq eval` / `inspect` / `convert` open such a directory.
    */
   readonly storedParts?: ReadonlyArray<string>;
-  readonly denseShape?: (shapes: ReadonlyMap<string, ReadonlyArray<number>>) => ReadonlyArray<number> | undefined;
+  readonly denseShape?: (shapes: ReadonlyMap<string, ReadonlyArray<number>>, c: HfQuantizationConfig) => ReadonlyArray<number> | undefined;
   /**
    * The safetensors __metadata__ save_pretrained writes (get_state_dict_and_metadata + "format"), from the state dict's
    * names, the dense shapes of the converted weights (by parameter name) and the load dtype; absent: {"format": "pt"}.

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type PyJsonObject, dumpPythonJson, parsePythonJson } from "@llmq/serialization";
+import { type PyJsonObject, dumpPythonJson, parsePythonJson, writeSafetensors } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatLlmqError, hfQuantizeCommand, inspectCommand, modelLogits, openModelDir } from "./index.js";
@@ -16,7 +16,9 @@ import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 // LLMQ_PYTHON, tools/check_torchao_dir.py also quantizes live and loads llmq's directory with torchao (logits within 1e-4
 // for weight-only; dynamic int8 activations within 5e-2: torchao's per-token scale puts each token's largest |x| on a
 // rounding tie, so the last ulp of an activation decides a code — see the script):
-//   LLMQ_PYTHON=$LLMQ_PYTHON npx vitest run src/hf-torchao.test.ts
+// Int4WeightOnlyConfig (Int4Tensor): its forward is a CUDA kernel, so the script checks llmq's dequantized weights
+// against torchao's int4 dequantization instead of logits; it needs LLMQ_MSLK (tools/mslk_shim.py):
+//   LLMQ_PYTHON=$LLMQ_PYTHON LLMQ_MSLK=<MSLK clone> npx vitest run src/hf-torchao.test.ts
 const PY = process.env.LLMQ_PYTHON;
 const manifest = must(parsePythonJson(readFileSync(join(ROOT, "packages/hf-quantizers/fixtures/torchao/manifest.json"), "utf8"))) as PyJsonObject;
 const cases = manifest.cases as Record<string, PyJsonObject>;
@@ -31,8 +33,19 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 
-const pythonCheck = async (name: string, cfg: string, logits: string): Promise<Record<string, unknown>> => {
-  const args = [join(ROOT, "tools/check_torchao_dir.py"), fp, join(dir, name), logits, cfg, join(dir, `${name}.transformers`)];
+/** llmq's reader on an Int4WeightOnlyConfig directory: every quantized linear's weight, dequantized (f32). */
+const denseWeights = async (model: string): Promise<string> => {
+  const h = must(await openModelDir(model)());
+  const names = h.tensorNames().filter((n) => n.endsWith("_proj.weight"));
+  const tensors = new Map(await Promise.all(names.map(async (n) => [n, must(await h.readTensor(n)())] as const)));
+  await h.close();
+  const path = `${model}.weights.safetensors`;
+  must(await writeSafetensors(path, tensors, null)());
+  return path;
+};
+
+const pythonCheck = async (name: string, cfg: string, logits: string, weights: string[]): Promise<Record<string, unknown>> => {
+  const args = [join(ROOT, "tools/check_torchao_dir.py"), fp, join(dir, name), logits, cfg, join(dir, `${name}.transformers`), ...weights];
   const run = await promisify(execFile)(PY!, args, { maxBuffer: 1 << 24 }).catch((e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? "", stderr: e.stderr ?? "" }));
   const last = run.stdout.trim().split("\n").pop() ?? "";
   if (!last.startsWith("{")) throw new Error(`check_torchao_dir.py: ${run.stderr.slice(-3000)}`);
@@ -54,7 +67,8 @@ describe("llmq quantize --hf-config (TorchAoConfig, torchao 0.18 Int8Tensor)", (
       expect(info).toMatchObject({ method: "torchao", config_class: "TorchAoConfig", requires_calibration: false, is_serializable: true });
       const logits = await logitsFile(join(dir, name), modelLogits);
       if (PY === undefined) return;
-      const report = await pythonCheck(name, cfg, logits);
+      const int4 = ((want.config as PyJsonObject).quant_type as { default: PyJsonObject }).default._type === "Int4WeightOnlyConfig";
+      const report = await pythonCheck(name, cfg, logits, int4 ? [await denseWeights(join(dir, name))] : []);
       expect(report.ok, JSON.stringify(report)).toBe(true);
       // llmq reads what transformers + torchao saved: the same logits as from its own (byte-identical) directory.
       const theirs = must(await openModelDir(join(dir, `${name}.transformers`))());
@@ -65,9 +79,9 @@ describe("llmq quantize --hf-config (TorchAoConfig, torchao 0.18 Int8Tensor)", (
     }, 180_000);
   }
 
-  it("refuses Int4WeightOnlyConfig before any work, with the reason", async () => {
-    const cfg = '{"quant_method": "torchao", "quant_type": {"default": {"_type": "Int4WeightOnlyConfig", "_version": 2, "_data": {"group_size": 32}}}}';
+  it("refuses an int4 layout it cannot match (preshuffled) before any work, with the reason", async () => {
+    const cfg = '{"quant_method": "torchao", "quant_type": {"default": {"_type": "Int4WeightOnlyConfig", "_version": 2, "_data": {"group_size": 32, "int4_packing_format": "preshuffled"}}}}';
     const r = await hfQuantizeCommand({ model: fp, output: join(dir, "never"), hfConfig: cfg, overwrite: false })();
-    expect(E.isLeft(r) && formatLlmqError(r.left)).toContain("torchao 0.18 cannot quantize int4 on CPU");
+    expect(E.isLeft(r) && formatLlmqError(r.left)).toContain("int4_packing_format preshuffled");
   });
 });

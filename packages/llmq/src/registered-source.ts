@@ -26,7 +26,7 @@ const registeredSource = (ck: Checkpoint, c: HfQuantizationConfig, q: Quantizer)
   const modules = new Set(ck.names.filter((n) => n.endsWith(marker)).map((n) => n.slice(0, -marker.length)));
   const owned = new Set([...modules].flatMap((m) => parts.map((p) => `${m}.${p}`)));
   const names = [...ck.names.filter((n) => !owned.has(n)), ...[...modules].map((m) => `${m}.weight`)];
-  const denseOf = (m: string) => q.denseShape?.(new Map(parts.map((p) => [p, ck.info(`${m}.${p}`)?.info.shape ?? []])));
+  const denseOf = (m: string) => q.denseShape?.(new Map(parts.map((p) => [p, ck.info(`${m}.${p}`)?.info.shape ?? []])), c);
   const fromSer = (e: Parameters<typeof formatSerializationError>[0]): ModelError => checkpointError(e.file, e.tensor, formatSerializationError(e));
   const read = (name: string): TE.TaskEither<ModelError, Tensor> => {
     const m = name.endsWith(".weight") ? name.slice(0, -".weight".length) : "";

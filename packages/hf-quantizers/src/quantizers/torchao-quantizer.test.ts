@@ -1,5 +1,5 @@
 import { type PyJson, type PyJsonObject, dumpPythonJson } from "@llmq/serialization";
-import type { Tensor } from "@llmq/tensor";
+import { Tensor } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { describe, expect, it } from "vitest";
 import { hexBytes, loadFixtureCases } from "../test-support/fixture-cases.js";
@@ -31,7 +31,7 @@ const configOf = (want: PyJsonObject) => {
   return c.right;
 };
 
-describe("TorchAoConfig quantize on load = transformers 5.24 + torchao 0.18 (Int8Tensor)", () => {
+describe("TorchAoConfig quantize on load = transformers 5.24 + torchao 0.18 (Int8Tensor, Int4Tensor)", () => {
   for (const [name, c] of Object.entries(cases)) {
     const want = c as PyJsonObject;
     it(name, () => {
@@ -41,14 +41,19 @@ describe("TorchAoConfig quantize on load = transformers 5.24 + torchao 0.18 (Int
       expect(q.right).toBe(TorchAoQuantizer);
       const stateDict = stateDictOf(want);
       const facts = factsOf(stateDict);
-      // Which linears convert, over the whole model: the modules that got an Int8Tensor in transformers' file.
-      const entries = want.entries as PyJsonObject;
-      const theirs = Object.keys(entries).filter((k) => k.endsWith("._weight_qdata")).map((k) => k.slice(0, -"._weight_qdata".length)).sort();
-      expect([...preprocessModel(q.right, config, facts).convert].sort()).toEqual(theirs);
       // Layer 0 quantized with the whole model's facts (its metadata lists every state-dict entry).
       const shapes = new Map(stateDict.filter((n) => n.endsWith("_proj.weight")).map((n) => [n, source.get(`model.layers.0.${n.split(".").slice(3).join(".")}`)!]));
       const r = quantizeOnLoad(q.right, config, new Map([...source, ...[...shapes].filter(([n]) => !source.has(n))]), facts, want.dtype as "float32");
       if (E.isLeft(r)) throw new Error(formatHfQuantizerError(r.left));
+      // Which linears convert, over the whole model: the modules that got an Int8Tensor / Int4Tensor in transformers'
+      // file (int4 leaves those whose in_features is not a multiple of group_size dense, as torchao does).
+      const entries = want.entries as PyJsonObject;
+      const theirs = Object.keys(entries).filter((k) => k.endsWith("._weight_qdata")).map((k) => k.slice(0, -"._weight_qdata".length)).sort();
+      expect([...r.right.converted].sort()).toEqual(theirs);
+      // what stays dense for its shape (int4) is said once per reason
+      const dense = r.right.warnings.filter((w) => w.includes("dense: in_features"));
+      expect(dense).toEqual(name === "int4-default" ? [expect.stringContaining("q_proj (+29 more) stay dense: in_features 64 is not a multiple of group_size 128"), expect.stringContaining("down_proj (+4 more) stay dense: in_features 172")] : name === "int4-bf16-g32" || name === "int4-g64-plain-str" ? [expect.stringContaining("(+4 more) stay dense: in_features 172")] : []);
+      expect(r.right.converted.length + r.right.kept.length).toBe(preprocessModel(q.right, config, facts).convert.length + preprocessModel(q.right, config, facts).keep.length);
       expect(r.right.dtype).toBe(want.saved_dtype);
       // "mlp.down_proj" converts anyway (transformers matches parameter names): said, not silent.
       expect(r.right.warnings.some((w) => w.includes('"mlp.down_proj" skips nothing'))).toBe(name === "int8wo-skip");
@@ -65,13 +70,19 @@ describe("TorchAoConfig quantize on load = transformers 5.24 + torchao 0.18 (Int
     });
   }
 
-  it("dequantizes as Int8Tensor.dequantize(float32) (per-group scales)", () => {
-    const config = configOf(cases["int8wo-group4"] as PyJsonObject);
-    for (const m of LAYER0.filter((l) => stored.has(`int8wo-group4/${l}._weight_qdata`))) {
-      const parts = new Map(TorchAoQuantizer.storedParts!.map((p) => [p, stored.get(`int8wo-group4/${m}.${p}`)!]));
+  // Int8Tensor.dequantize(float32) (int8wo-group4); for Int4Tensor, which has no dequantize in torchao 0.18, torchao's
+  // _int4_row_dequantize_zp on the stored scale / zero point as f32 (every int4 case: bf16, f32 and f16 scales).
+  const dequantized = [...new Set([...stored.keys()].filter((k) => k.includes("/dequantized/")).map((k) => k.split("/")[0]!))];
+  it.each(dequantized)("dequantizes %s as torchao does, bit for bit", (name) => {
+    const config = configOf(cases[name] as PyJsonObject);
+    const mods = LAYER0.filter((l) => stored.has(`${name}/${l}._weight_qdata`));
+    expect(mods.length).toBeGreaterThan(0);
+    for (const m of mods) {
+      const parts = new Map(TorchAoQuantizer.storedParts!.map((p) => [p, stored.get(`${name}/${m}.${p}`)!]));
       const d = TorchAoQuantizer.dequantizeLinear!(config, parts);
       if (E.isLeft(d)) throw new Error(d.left.message);
-      expect(bytes(d.right), m).toBe(bytes(stored.get(`int8wo-group4/dequantized/${m}`)!));
+      expect(d.right.shape).toEqual(TorchAoQuantizer.denseShape!(new Map([...parts].map(([p, t]) => [p, t.shape])), config));
+      expect(bytes(d.right), m).toBe(bytes(stored.get(`${name}/dequantized/${m}`)!));
     }
   });
 
@@ -93,7 +104,24 @@ describe("TorchAoConfig quantize on load = transformers 5.24 + torchao 0.18 (Int
       const v = TorchAoQuantizer.validateEnvironment(c.right);
       return E.isLeft(v) ? v.left.message : "";
     };
-    expect(refusal({ group_size: 32 }, "Int4WeightOnlyConfig")).toContain("mslk");
+    // Int4WeightOnlyConfig: the plain layout only (manifest.int4_on_cpu: what torchao 0.18 says for the others here)
+    const W4 = "Int4WeightOnlyConfig";
+    const fmt = (name: string) => ({ group_size: 32, int4_packing_format: { _type: "Int4PackingFormat", _data: name } });
+    expect(refusal(fmt("PRESHUFFLED"), W4)).toContain("preshuffle_i4");
+    expect(refusal(fmt("PLAIN_INT32"), W4)).toContain("does not support device 'cpu'");
+    expect(refusal(fmt("TILE_PACKED_TO_4D"), W4)).toContain("_convert_weight_to_int4pack");
+    expect(refusal({ group_size: 32, int4_packing_format: "plain_int32" }, W4)).toContain("plain_int32");
+    expect(refusal({ group_size: 32, int4_packing_format: { _type: "Int4PackingFormat", _data: "plain" } }, W4)).toContain("is not an Int4PackingFormat");
+    const hqq = refusal({ group_size: 32, int4_choose_qparams_algorithm: { _type: "Int4ChooseQParamsAlgorithm", _data: "HQQ" } }, W4);
+    expect(hqq).toContain((manifest.int4_on_cpu as PyJsonObject)["plain/hqq/torch.float32"]!.toString().replace("AssertionError: ", ""));
+    expect(refusal({ group_size: 1 }, W4)).toContain("Only groupwise quant");
+    expect(refusal({ group_size: 32, int4_tile_packed_ntile: 4 }, W4)).toContain("must be either 8 or 16");
+    expect(refusal({ group_size: 32 }, W4)).toBe("");
+    const c4 = configOf({ config: { quant_method: "torchao", quant_type: { default: { _type: W4, _version: 2, _data: { group_size: 3, int4_tile_packed_ntile: 16 } } } } });
+    expect(E.isRight(TorchAoQuantizer.validateEnvironment(c4)) && TorchAoQuantizer.validateEnvironment(c4)).toEqual(E.right([expect.stringContaining("int4_tile_packed_ntile=16")]));
+    // group_size 3 on 63 columns: torchao quantizes (63 % 3 == 0) and pack_int4 fails on the odd row, as torch does
+    const odd = quantizeOnLoad(TorchAoQuantizer, c4, new Map([["a.weight", new Tensor("f32", [2, 63], new Float32Array(126))]]), { linears: ["a"], tiedKeys: [], lastParameter: "b", outputEmbedding: null, stateDict: ["a.weight"] }, null);
+    expect(E.isLeft(odd) && odd.left.message).toContain("The size of tensor a (32) must match the size of tensor b (31) at non-singleton dimension 1");
     expect(refusal({}, "Int8WeightOnlyConfig", { include_input_output_embeddings: true })).toContain("include_input_output_embeddings");
     expect(refusal({ group_size: 32 })).toContain("only takes group_size=None");
     expect(refusal({ granularity: { _type: "PerGroup", _version: 1, _data: { group_size: 32 } } }, "Int8DynamicActivationInt8WeightConfig")).toContain("PerTensor and PerRow only");

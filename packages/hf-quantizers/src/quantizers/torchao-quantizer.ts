@@ -1,5 +1,5 @@
 // transformers' TorchAoHfQuantizer with torchao 0.18's Int8Tensor (Int8WeightOnlyConfig,
-// Int8DynamicActivationInt8WeightConfig): each converted linear's weight becomes Int8Tensor.from_hp — torchao's
+// Int8DynamicActivationInt8WeightConfig) and Int4Tensor (Int4WeightOnlyConfig, ./torchao-int4.ts): each converted linear's weight becomes Int8Tensor.from_hp — torchao's
 // choose_qparams_affine (symmetric, f32 eps, scale computed in the load dtype then stored as f32) and quantize_affine
 // (x · (1/scale), round half to even, clamp) — and save_pretrained flattens it as torchao's safetensors support does:
 // `<m>._weight_qdata` / `_weight_scale` / `_weight_zero_point` plus per-tensor JSON in the file's __metadata__.
@@ -10,6 +10,7 @@ import { type HfQuantizerError, hfQuantizeFailed, unsupportedHfQuantization } fr
 import { isPyDict, pyRepr } from "../py-values.js";
 import type { HfQuantizationConfig } from "../quantization-config.js";
 import type { QuantizedTensors, Quantizer } from "../quantizer.js";
+import { type TorchAoInt4Params, dequantizeInt4, int4DenseShape, int4KeepsDense, int4MetadataEntry, int4ParamsOf, quantizeInt4 } from "./torchao-int4.js";
 
 const NAME = "torchao";
 
@@ -33,9 +34,8 @@ export interface TorchAoInt8Params {
 
 const bad = (m: string): E.Either<HfQuantizerError, never> => E.left(unsupportedHfQuantization(NAME, m));
 
-/** On CPU torchao 0.18 makes none of Int4WeightOnlyConfig's layouts (tools/gen_torchao_fixtures.py records the errors). */
-const INT4_REFUSAL =
-  "Int4WeightOnlyConfig: torchao 0.18 cannot quantize int4 on CPU (int4_packing_format plain / preshuffled need the mslk package, plain_int32 has no CPU path, tile_packed_to_4d needs bfloat16 and CUDA's _convert_weight_to_int4pack), so there is no reference llmq could match byte for byte; use Int8WeightOnlyConfig, or compressed-tensors (llmq quantize --scheme W4A16)";
+/** The torchao config llmq runs: Int8Tensor's (two configs) or Int4Tensor's. */
+export type TorchAoParams = TorchAoInt8Params | TorchAoInt4Params;
 
 const granularityOf = (v: PyJson | undefined, what: string): E.Either<HfQuantizerError, Granularity> => {
   if (!isPyDict(v)) return bad(`${what} must be a torchao granularity (PerRow, PerTensor, PerGroup), got ${pyRepr(v ?? null)}`);
@@ -70,13 +70,13 @@ const dynamicParams = (d: PyJsonObject): E.Either<HfQuantizerError, TorchAoInt8P
 };
 
 /** The torchao config inside TorchAoConfig's quant_type, as llmq runs it. */
-export const torchaoParamsOf = (c: HfQuantizationConfig): E.Either<HfQuantizerError, TorchAoInt8Params> => {
+export const torchaoParamsOf = (c: HfQuantizationConfig): E.Either<HfQuantizerError, TorchAoParams> => {
   const qt = c.dict.quant_type;
   const ao = isPyDict(qt) ? qt.default : undefined;
   if (!isPyDict(ao) || !isPyDict(ao._data)) return bad(`quant_type must be {"default": <torchao config dict>}, got ${pyRepr(qt ?? null)}`);
   if (c.dict.include_input_output_embeddings === true)
     return bad("include_input_output_embeddings=true quantizes nn.Embedding weights, which llmq does not write (torchao's embedding layout); leave it false");
-  if (ao._type === "Int4WeightOnlyConfig") return bad(INT4_REFUSAL);
+  if (ao._type === "Int4WeightOnlyConfig") return int4ParamsOf(ao._data);
   if (ao._type === "Int8DynamicActivationInt8WeightConfig") return dynamicParams(ao._data);
   if (ao._type !== "Int8WeightOnlyConfig") return bad(`${pyRepr(ao._type ?? null)} is not a torchao config llmq quantizes`);
   if ((ao._data.group_size ?? null) !== null) return bad(`Int8WeightOnlyConfig group_size ${pyRepr(ao._data.group_size ?? null)}: torchao 0.18 only takes group_size=None (use granularity PerGroup)`);
@@ -143,6 +143,7 @@ export const torchaoFakeQuantizeInput = (x: Float32Array, rows: number, cols: nu
 const quantizeTorchAo = (c: HfQuantizationConfig, w: Tensor, dtype: TorchFloat): E.Either<HfQuantizerError, QuantizedTensors> => {
   const p = torchaoParamsOf(c);
   if (E.isLeft(p)) return p;
+  if (p.right.configType === "Int4WeightOnlyConfig") return quantizeInt4(p.right, w, dtype);
   const [out, inF] = w.shape as [number, number];
   const block = blockOf(p.right.weight, out, inF);
   if (E.isLeft(block)) return E.left(hfQuantizeFailed(NAME, block.left));
@@ -154,8 +155,11 @@ const quantizeTorchAo = (c: HfQuantizationConfig, w: Tensor, dtype: TorchFloat):
   ]);
 };
 
-/** Int8Tensor.dequantize as f32: (qdata − zero_point) · scale per block. */
-const dequantizeTorchAo = (_c: HfQuantizationConfig, parts: ReadonlyMap<string, Tensor>): E.Either<HfQuantizerError, Tensor> => {
+/** Int8Tensor.dequantize as f32: (qdata − zero_point) · scale per block (Int4Tensor: ./torchao-int4.ts). */
+const dequantizeTorchAo = (c: HfQuantizationConfig, parts: ReadonlyMap<string, Tensor>): E.Either<HfQuantizerError, Tensor> => {
+  const p = torchaoParamsOf(c);
+  if (E.isLeft(p)) return p;
+  if (p.right.configType === "Int4WeightOnlyConfig") return dequantizeInt4(parts);
   const [q, s, z] = ["_weight_qdata", "_weight_scale", "_weight_zero_point"].map((n) => parts.get(n));
   if (q === undefined || s === undefined) return E.left(hfQuantizeFailed(NAME, "an Int8Tensor needs _weight_qdata and _weight_scale"));
   if (q.dtype !== "i8" || q.rank !== 2 || s.rank !== 2 || s.dtype !== "f32") return E.left(hfQuantizeFailed(NAME, `Int8Tensor parts: qdata ${q.dtype}[${q.shape}], scale ${s.dtype}[${s.shape}] (want int8 2-D, f32 2-D)`));
@@ -204,6 +208,10 @@ export const torchaoMetadata = (
       meta[name] = dumpPythonJson({ _type: "Tensor" });
       continue;
     }
+    if (p.right.configType === "Int4WeightOnlyConfig") {
+      meta[name] = dumpPythonJson(int4MetadataEntry(p.right, shape));
+      continue;
+    }
     const block = blockOf(p.right.weight, shape[0]!, shape[1]!);
     if (E.isLeft(block)) return E.left(hfQuantizeFailed(NAME, block.left));
     meta[name] = dumpPythonJson({
@@ -217,12 +225,14 @@ export const torchaoMetadata = (
   return E.right(meta);
 };
 
-const warnings = (c: HfQuantizationConfig, p: TorchAoInt8Params): ReadonlyArray<string> => {
+const warnings = (c: HfQuantizationConfig, p: TorchAoParams): ReadonlyArray<string> => {
   const ao = ((c.dict.quant_type as PyJsonObject).default as PyJsonObject)._data as PyJsonObject;
+  const int4 = p.configType === "Int4WeightOnlyConfig";
   return [
     ...(ao.weight_only_decode === true ? ["weight_only_decode=true is saved in the config but torchao 0.18 does not read it (no effect on the weights or the forward)"] : []),
+    ...(int4 && ao.int4_tile_packed_ntile === 16 ? ["int4_tile_packed_ntile=16 only applies to int4_packing_format tile_packed_to_4d: saved, no effect on the plain layout"] : []),
     ...(c.dict.untie_embedding_weights === true ? ["untie_embedding_weights only acts with include_input_output_embeddings=true: saved, no effect"] : []),
-    ...(p.activation !== null ? ["Int8DynamicActivationInt8WeightConfig quantizes each linear's input at run time: llmq eval runs torchao's per-token (or per-tensor) int8 activation quantization on the inputs"] : []),
+    ...(!int4 && p.activation !== null ? ["Int8DynamicActivationInt8WeightConfig quantizes each linear's input at run time: llmq eval runs torchao's per-token (or per-tensor) int8 activation quantization on the inputs"] : []),
   ];
 };
 
@@ -234,13 +244,20 @@ export const TorchAoQuantizer: Quantizer = {
   skipModules: (c) => (Array.isArray(c.dict.modules_to_not_convert) ? c.dict.modules_to_not_convert.map(String) : null),
   addDefaultSkips: false,
   skipMatchesParameter: true,
-  validateEnvironment: (c) => E.map((p: TorchAoInt8Params) => warnings(c, p))(torchaoParamsOf(c)),
+  validateEnvironment: (c) => E.map((p: TorchAoParams) => warnings(c, p))(torchaoParamsOf(c)),
   updateDtype: (_c, dtype) => dtype ?? "float32",
+  keepsDense: (c, shape) => {
+    const p = torchaoParamsOf(c);
+    return E.isRight(p) && p.right.configType === "Int4WeightOnlyConfig" ? int4KeepsDense(p.right, shape) : null;
+  },
   quantizeLinear: quantizeTorchAo,
   dequantizeLinear: dequantizeTorchAo,
   storedParts: ["_weight_qdata", "_weight_scale", "_weight_zero_point"],
-  denseShape: (shapes) => shapes.get("_weight_qdata"),
+  denseShape: (shapes, c) => {
+    const p = torchaoParamsOf(c);
+    return E.isRight(p) && p.right.configType === "Int4WeightOnlyConfig" ? int4DenseShape(shapes.get("_weight_qdata")) : shapes.get("_weight_qdata");
+  },
   safetensorsMetadata: torchaoMetadata,
   inputQuantizer: (c) =>
-    E.map((p: TorchAoInt8Params) => (p.activation === null ? null : (x: Float32Array, rows: number, cols: number) => torchaoFakeQuantizeInput(x, rows, cols, p.activation!)))(torchaoParamsOf(c)),
+    E.map((p: TorchAoParams) => (p.configType === "Int4WeightOnlyConfig" || p.activation === null ? null : (x: Float32Array, rows: number, cols: number) => torchaoFakeQuantizeInput(x, rows, cols, p.activation!)))(torchaoParamsOf(c)),
 };
