@@ -9,6 +9,8 @@ export const isPyFloat = (v: PyJson | undefined): boolean => v instanceof PyFloa
 export const isPyNumber = (v: PyJson | undefined): boolean => isPyInt(v) || isPyFloat(v);
 export const isPyDict = (v: PyJson | undefined): v is PyJsonObject => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof PyFloat);
 export const isPyList = (v: PyJson | undefined): v is ReadonlyArray<PyJson> => Array.isArray(v);
+/** A list as the str() of each element (a skip-module list), or null for anything else (the quantizer's default). */
+export const pyStrings = (v: PyJson | undefined): ReadonlyArray<string> | null => (Array.isArray(v) ? v.map(String) : null);
 
 /** The number behind an int, float or bool (NaN for anything else). */
 export const pyNumber = (v: PyJson | undefined): number =>

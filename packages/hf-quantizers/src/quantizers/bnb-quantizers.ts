@@ -1,7 +1,6 @@
 // transformers' Bnb4BitHfQuantizer / Bnb8BitHfQuantizer: quantize on load with bitsandbytes' math and save in
 // Linear4bit / Linear8bitLt's state-dict layout (serialization's quantizeBnb4bit / quantizeBnbInt8).
 import {
-  type PyJson,
   type TorchFloat,
   bnbQuantStateBytes,
   dequantizeBnb4bit,
@@ -15,17 +14,17 @@ import * as E from "fp-ts/lib/Either.js";
 import { hfQuantizeFailed, unsupportedHfQuantization } from "../errors.js";
 import type { HfQuantizationConfig } from "../quantization-config.js";
 import type { QuantizedTensors, Quantizer } from "../quantizer.js";
+import { pyStrings } from "../py-values.js";
 
 /** Linear4bit's blocksize in bitsandbytes 0.50 (BitsAndBytesConfig has no key for it). */
 export const BNB_4BIT_BLOCKSIZE = 64;
 
-const strings = (v: PyJson | undefined): ReadonlyArray<string> | null => (Array.isArray(v) ? v.map(String) : null);
 
 const common = {
   requiresCalibration: false,
   isSerializable: true,
   isTrainable: true,
-  skipModules: (c: HfQuantizationConfig) => strings(c.dict.llm_int8_skip_modules),
+  skipModules: (c: HfQuantizationConfig) => pyStrings(c.dict.llm_int8_skip_modules),
   addDefaultSkips: false,
   updateDtype: (_c: HfQuantizationConfig, dtype: TorchFloat | null): TorchFloat => dtype ?? "float32",
 } as const;

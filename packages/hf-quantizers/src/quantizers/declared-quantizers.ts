@@ -1,14 +1,13 @@
 // transformers 5.24's quantizers whose quantize-on-load step llmq does not run: their flags as transformers declares
 // them (requires_calibration, is_serializable, is_trainable, read from the installed classes) and the reason llmq
 // refuses, so `llmq inspect` names them and `llmq quantize --hf-config` says what to do instead.
-import type { PyJson } from "@llmq/serialization";
 import type { TorchFloat } from "@llmq/serialization";
 import * as E from "fp-ts/lib/Either.js";
 import { unsupportedHfQuantization } from "../errors.js";
 import type { HfQuantizationConfig } from "../quantization-config.js";
 import type { Quantizer } from "../quantizer.js";
+import { pyStrings } from "../py-values.js";
 
-const strings = (v: PyJson | undefined): ReadonlyArray<string> | null => (Array.isArray(v) ? v.map(String) : null);
 
 interface Declared {
   readonly name: string;
@@ -28,7 +27,7 @@ const declared = (d: Declared): Quantizer => ({
   isSerializable: d.isSerializable,
   ...(d.notSerializable !== undefined ? { notSerializable: d.notSerializable } : {}),
   isTrainable: d.isTrainable,
-  skipModules: (c: HfQuantizationConfig) => (d.skipKey === null ? null : strings(c.dict[d.skipKey])),
+  skipModules: (c: HfQuantizationConfig) => (d.skipKey === null ? null : pyStrings(c.dict[d.skipKey])),
   addDefaultSkips: false,
   validateEnvironment: () => E.left(unsupportedHfQuantization(d.name, d.refusal)),
   updateDtype: (_c: HfQuantizationConfig, dtype: TorchFloat | null): TorchFloat => dtype ?? "float32",

@@ -3,14 +3,14 @@
 // EETQ's preprocessed layout and `weight_scales` [out] in the weight's dtype (quant_weights returns scales of the
 // input's dtype) — saved under those names. The layout is the one EETQ writes on SM 75–89 (@llmq/serialization
 // eetqPreprocess, byte for byte EETQ's cutlass_preprocessors.cc); transformers loads it only on such a CUDA GPU.
-import { type PyJson, dequantizeEetq, eetqPreprocess, eetqQuantize, eetqShapeError } from "@llmq/serialization";
+import { dequantizeEetq, eetqPreprocess, eetqQuantize, eetqShapeError } from "@llmq/serialization";
 import { Tensor, f16FromNumber, f16ToNumber } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type HfQuantizerError, hfQuantizeFailed, unsupportedHfQuantization } from "../errors.js";
 import type { HfQuantizationConfig } from "../quantization-config.js";
 import type { QuantizedTensors, Quantizer } from "../quantizer.js";
+import { pyStrings } from "../py-values.js";
 
-const strings = (v: PyJson | undefined): ReadonlyArray<string> | null => (Array.isArray(v) ? v.map(String) : null);
 
 const LOAD =
   "transformers loads EETQ checkpoints only on a CUDA GPU of SM 75-89 (its EetqHfQuantizer needs CUDA; EETQ's GEMM is CUDA-only and its preprocessing refuses SM 90+): llmq writes the SM 75-89 weight layout";
@@ -45,7 +45,7 @@ export const EetqQuantizer: Quantizer = {
   requiresCalibration: false,
   isSerializable: true,
   isTrainable: true,
-  skipModules: (c) => strings(c.dict.modules_to_not_convert),
+  skipModules: (c) => pyStrings(c.dict.modules_to_not_convert),
   addDefaultSkips: false,
   validateEnvironment: () => E.right([LOAD]),
   updateDtype: (_c, dtype) => dtype ?? "float32",

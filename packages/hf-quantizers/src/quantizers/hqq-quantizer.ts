@@ -4,13 +4,13 @@
 // transformers 5.24 itself cannot quantize with HQQ on load (get_quantize_ops raises "not available yet"), so the
 // layout is hqq's own (what transformers 4.x saved) and the reference is the hqq package.
 import { HQQ_BITS, type HqqBits, formatSchemeError, hqqQuantize } from "@llmq/schemes";
-import { type PyJson, type PyJsonObject, type TorchFloat, hqqPack, roundTo } from "@llmq/serialization";
+import { type PyJsonObject, type TorchFloat, hqqPack, roundTo } from "@llmq/serialization";
 import { Tensor, bf16FromNumber, f16FromNumber } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type HfQuantizerError, hfQuantizeFailed, unsupportedHfQuantization } from "../errors.js";
 import type { HfQuantizationConfig } from "../quantization-config.js";
 import type { QuantizedTensors, Quantizer } from "../quantizer.js";
-import { isPyDict, pyRepr } from "../py-values.js";
+import { isPyDict, pyRepr, pyStrings } from "../py-values.js";
 
 /** hqq's Quantizer.bit_to_packing. */
 const PACKING: Readonly<Record<number, string>> = { 8: "8bit_u8", 6: "8bit_u8", 5: "8bit_u8", 4: "4bit_u8", 3: "3bit_32", 2: "2bit_u8", 1: "1bit_u8" };
@@ -104,14 +104,13 @@ const quantizeHqq = (c: HfQuantizationConfig, w: Tensor, dtype: TorchFloat): E.E
   ]);
 };
 
-const strings = (v: PyJson | undefined): ReadonlyArray<string> | null => (Array.isArray(v) ? v.map(String) : null);
 
 export const HqqQuantizer: Quantizer = {
   name: "hqq",
   requiresCalibration: false,
   isSerializable: true,
   isTrainable: true,
-  skipModules: (c) => strings(c.dict.skip_modules),
+  skipModules: (c) => pyStrings(c.dict.skip_modules),
   addDefaultSkips: false,
   validateEnvironment: (c) => E.map(() => ["transformers 5.24 cannot quantize with HQQ on load nor load HQQ checkpoints (its HqqHfQuantizer has no load ops): the directory follows hqq's HQQLinear.state_dict layout (transformers 4.x)"])(hqqParamsOf(c)),
   updateDtype: (_c, dtype) => dtype ?? "float32",
