@@ -263,7 +263,7 @@ const addQuantizeCommand = (program: Command): void => {
     .option("--report <file>", "write an HTML report with per-layer error plots")
     .option("--max-memory <size>", 'calibration activations kept in memory ("2GB"); the windows beyond it spill to a temporary file')
     .option("--spill-dir <dir>", "where --max-memory's spill file goes (default: the OS temp directory)")
-    .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig, HqqConfig, TorchAoConfig int8, FbgemmFp8Config, or GPTQConfig / AwqConfig with --dataset): quantize (on load, or with llmq's GPTQ / AWQ) and save in the method's layout")
+    .option("--hf-config <json|file>", "a transformers quantization_config dict (BitsAndBytesConfig, HqqConfig, EetqConfig, TorchAoConfig int8 / int4, FbgemmFp8Config, or GPTQConfig / AwqConfig with --dataset): quantize (on load, or with llmq's GPTQ / AWQ) and save in the method's layout")
     .addOption(new Option("--dtype <dtype>", "load dtype with --hf-config (transformers' dtype=); default: the model's (GPTQConfig / AwqConfig: float16)").choices(["float32", "float16", "bfloat16"]))
     .option("--overwrite", "replace a non-empty output directory")
     .option("--json", "print the result as JSON on stdout")
