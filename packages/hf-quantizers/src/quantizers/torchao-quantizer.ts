@@ -7,7 +7,7 @@ import { type PyJson, type PyJsonObject, type TorchFloat, dumpPythonJson, roundT
 import { Tensor, roundHalfEven } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type HfQuantizerError, hfQuantizeFailed, unsupportedHfQuantization } from "../errors.js";
-import { isPyDict, pyRepr } from "../py-values.js";
+import { isPyDict, pyRepr, pyStrings } from "../py-values.js";
 import type { HfQuantizationConfig } from "../quantization-config.js";
 import type { QuantizedTensors, Quantizer } from "../quantizer.js";
 import { type TorchAoInt4Params, dequantizeInt4, int4DenseShape, int4KeepsDense, int4MetadataEntry, int4ParamsOf, quantizeInt4 } from "./torchao-int4.js";
@@ -241,7 +241,7 @@ export const TorchAoQuantizer: Quantizer = {
   requiresCalibration: false,
   isSerializable: true,
   isTrainable: true,
-  skipModules: (c) => (Array.isArray(c.dict.modules_to_not_convert) ? c.dict.modules_to_not_convert.map(String) : null),
+  skipModules: (c) => pyStrings(c.dict.modules_to_not_convert),
   addDefaultSkips: false,
   skipMatchesParameter: true,
   validateEnvironment: (c) => E.map((p: TorchAoParams) => warnings(c, p))(torchaoParamsOf(c)),
