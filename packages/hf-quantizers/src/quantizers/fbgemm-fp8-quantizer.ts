@@ -9,7 +9,7 @@ import { type TorchFloat, dequantizeFp8Rows } from "@llmq/serialization";
 import { FP8_E4M3FN_VALUES, Tensor, fp8e4m3FromNumber } from "@llmq/tensor";
 import * as E from "fp-ts/lib/Either.js";
 import { type HfQuantizerError, hfQuantizeFailed, unsupportedHfQuantization } from "../errors.js";
-import { isPyNumber, pyNumber, pyRepr } from "../py-values.js";
+import { isPyNumber, pyNumber, pyRepr, pyStrings } from "../py-values.js";
 import type { HfQuantizationConfig } from "../quantization-config.js";
 import type { Quantizer } from "../quantizer.js";
 
@@ -54,7 +54,7 @@ export const FbgemmFp8Quantizer: Quantizer = {
   requiresCalibration: false,
   isSerializable: true,
   isTrainable: false,
-  skipModules: (c) => (Array.isArray(c.dict.modules_to_not_convert) ? c.dict.modules_to_not_convert.map(String) : null),
+  skipModules: (c) => pyStrings(c.dict.modules_to_not_convert),
   addDefaultSkips: false,
   validateEnvironment: (c) =>
     E.map(() => [
