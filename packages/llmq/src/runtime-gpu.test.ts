@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type KvCacheFormat, createKvCache } from "@llmq/kv-cache";
 import { type Dataset, type LoadedModel, convertCommand, generate, hfQuantizeCommand, lastLogits, layerKvFormat, loadDataset, loadForGeneration, oneshot, optionalTokenizer, recipeFromYaml, sampleToken } from "./index.js";
 import { openModelDir } from "./open-model.js";
+import { relErr } from "./test-support/rel-err.js";
 import { ROOT, convertStories, must } from "./test-support/stories260k.js";
 
 // @llmq/runtime-gpu (WGSL kernels on WebGPU; a software SwiftShader adapter in CI) against llmq's CPU forward on the
@@ -43,17 +44,6 @@ const calibration = async (): Promise<Dataset> => {
   const windows = JSON.parse(readFileSync(file, "utf8")) as number[][];
   const tok = must(await optionalTokenizer(fp)());
   return must(await loadDataset(file, tok, { numSamples: windows.length, seqLen: windows[0]!.length, sampling: "sequential", vocabSize: 512 })());
-};
-
-/** Largest |gpu − cpu| over the largest |cpu| of one row of logits. */
-const rowErr = (a: Float32Array, b: Float32Array): number => {
-  let err = 0;
-  let mag = 0;
-  for (let i = 0; i < b.length; i++) {
-    err = Math.max(err, Math.abs(a[i]! - b[i]!));
-    mag = Math.max(mag, Math.abs(b[i]!));
-  }
-  return err / mag;
 };
 
 const PROMPT = Int32Array.of(1, 403, 407, 261, 378); // BOS "Once upon a time"
@@ -124,7 +114,7 @@ const compare = async (dir: string, maxTokens: number, prompt = PROMPT, kv: Cach
     cpu: cpu.tokens,
     gpu: free,
     diverges: free.findIndex((t, i) => t !== cpu.tokens[i]),
-    worst: Math.max(...forced.map((l, i) => rowErr(l, cpu.logits[i]!))),
+    worst: Math.max(...forced.map((l, i) => relErr(l, cpu.logits[i]!))),
     unexplained,
   };
 };
@@ -135,7 +125,7 @@ const compare = async (dir: string, maxTokens: number, prompt = PROMPT, kv: Cach
  */
 const kvEffectOf = async (dir: string, kv: CacheChoice): Promise<{ kvEffect: number; f32Tokens: number[] }> => {
   const [f32, quantized] = [await cpuRun(dir, 200, "f32"), await cpuRun(dir, 200, kv)];
-  return { kvEffect: Math.max(...quantized.logits.map((l, i) => rowErr(f32.logits[i]!, l))), f32Tokens: f32.tokens };
+  return { kvEffect: Math.max(...quantized.logits.map((l, i) => relErr(f32.logits[i]!, l))), f32Tokens: f32.tokens };
 };
 
 /** `llmq generate`'s greedy tokens (its own cache construction) with a `--kv-cache` override. */
