@@ -96,7 +96,7 @@ export const dispatch = (ctx: GpuContext, enc: GPUCommandEncoder, code: string, 
   pass.setBindGroup(0, ctx.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
   const wg = code.includes("@workgroup_size(1)") ? 1 : 64;
   const groups = Math.ceil(x / wg);
-  // more than 65535 workgroups along x spill into y (the elementwise kernels fold y back into the index)
+  // more than 65535 workgroups along x spill into y (the elementwise kernels fold y back into the index: wgsl.ts FLAT_ID)
   if (y === 1 && groups > 65535) pass.dispatchWorkgroups(65535, Math.ceil(groups / 65535));
   else pass.dispatchWorkgroups(Math.max(1, groups), Math.max(1, y));
   pass.end();

@@ -1,4 +1,4 @@
-import { DIV, FP8_DECODE, FP8_ROUND, params } from "./wgsl.js";
+import { DIV, FLAT_ID, FP8_DECODE, FP8_ROUND, params } from "./wgsl.js";
 
 // WGSL of attention and of the KV cache: causal attention over an f32 cache, an f16 one, or a quantized one (the codes
 // of @llmq/kv-cache's static fp8 / int formats or of its dynamic fp8 / int8 ones, dequantized while attention reads
@@ -95,7 +95,7 @@ const appendLanes = (per: 2 | 4): string => `@compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let lo = p.b * p.c;
   let hi = (p.b + p.a) * p.c;
-  let w = lo / ${per}u + id.x + id.y * 65535u * 64u;
+  let w = lo / ${per}u + ${FLAT_ID};
   if (w * ${per}u >= hi) { return; }
   let bits = ${32 / per}u;
   let mask = (1u << bits) - 1u;
@@ -148,7 +148,7 @@ export const KV_DEQUANTIZE = `${params(3)}
 ${KV_DEQUANT}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let e = id.x + id.y * 65535u * 64u;
+  let e = ${FLAT_ID};
   if (e >= p.a * p.b) { return; }
   let heads = p.b / p.c;
   let g = (e % p.b) / p.c;
@@ -169,7 +169,7 @@ ${DIV}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   let heads = p.c / p.d;
-  let r = id.x + id.y * 65535u * 64u;
+  let r = ${FLAT_ID};
   if (r >= p.a * heads) { return; }
   let t = r / heads;
   let g = r % heads;
@@ -231,7 +231,7 @@ export const KV_FROM_F16 = `${params(2)}
 ${F16}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let e = id.x + id.y * 65535u * 64u;
+  let e = ${FLAT_ID};
   if (e >= p.a) { return; }
   y[e] = halfAt(halves[e / 2u], e);
 }`;

@@ -5,6 +5,9 @@
 const PARAMS = "struct P { a: u32, b: u32, c: u32, d: u32, e: u32, f: u32, g: u32, h: u32 }\n@group(0) @binding(BINDING) var<uniform> p: P;\n";
 export const params = (binding: number): string => PARAMS.replace("BINDING", String(binding));
 
+/** An elementwise kernel's flat invocation index: gpu-context.ts spills more than 65535 workgroups of 64 along x into y. */
+export const FLAT_ID = "id.x + id.y * 65535u * 64u";
+
 /** An f32 rounded to bf16 (nearest, ties to even), as torch casts a dequantized weight to bf16 scales' dtype. */
 const BF16 = `fn bf16(v: f32) -> f32 {
   let u = bitcast<u32>(v);
@@ -133,7 +136,7 @@ export const ADD = `${params(2)}
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let i = id.x + id.y * 65535u * 64u;
+  let i = ${FLAT_ID};
   if (i >= p.a) { return; }
   a[i] = a[i] + b[i];
 }`;
@@ -237,7 +240,7 @@ ${DIV}
 ${EXP_F32}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let i = id.x + id.y * 65535u * 64u;
+  let i = ${FLAT_ID};
   if (i >= p.a) { return; }
   let g = gate[i];
   let d = 1.0 + expF32(-g);
@@ -398,7 +401,7 @@ fn fp4(v: f32) -> f32 {
 }
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let i = id.x + id.y * 65535u * 64u;
+  let i = ${FLAT_ID};
   if (i >= p.a * (p.b / p.c)) { return; }
   let base = i * p.c;
   let g = bitcast<f32>(p.d);
